@@ -1,0 +1,142 @@
+"""Builds the `_pfe_core` Cython kernels against the system OpenSSL libcrypto (>= 3.0).
+
+Everything else (metadata, dependencies) lives in pyproject.toml. libcrypto is found in this
+order, and the first candidate that compiles and links a probe program wins:
+  1. INLINE_IPSEC_OPENSSL_PREFIX  (headers in PREFIX/include, library in PREFIX/lib[64])
+  2. `pkg-config --cflags --libs libcrypto`
+  3. the compiler's default search paths
+The search runs inside build_ext, so `sdist` and metadata work on a machine without the headers,
+and a failure prints one clear `error:` naming the package to install.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+try:  # setuptools >= 59
+    from setuptools.errors import PlatformError
+except ImportError:  # pragma: no cover
+    from distutils.errors import DistutilsPlatformError as PlatformError
+
+HERE = Path(__file__).parent
+CORE = HERE / "src" / "_pfe_core"
+MODULES = ["status", "replay", "esp_outb", "esp_inb", "table", "calibrate"]
+
+PROBE = r"""
+#include <openssl/evp.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+#if OPENSSL_VERSION_NUMBER < 0x30000000L
+#error "OpenSSL >= 3.0 is required"
+#endif
+int main(void) {
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int ok = ctx != NULL && EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, NULL, NULL) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? 0 : 1;
+}
+"""
+
+INSTALL_HINT = """
+inline-ipsec needs the OpenSSL (>= 3.0) libcrypto headers and library to build its
+_pfe_core extension, and could not compile and link a test program against them.
+  Debian/Ubuntu:  apt-get install libssl-dev pkg-config
+  Fedora/RHEL:    dnf install openssl-devel pkgconf-pkg-config
+  Alpine:         apk add openssl-dev pkgconf
+  macOS:          brew install openssl@3, then INLINE_IPSEC_OPENSSL_PREFIX=$(brew --prefix openssl@3)
+Or point INLINE_IPSEC_OPENSSL_PREFIX at an OpenSSL installation (with include/ and lib/).
+"""
+
+
+def _candidates() -> list[tuple[str, list[str], list[str]]]:
+    """(label, include dirs, library dirs) in the documented order."""
+    found = []
+    prefix = os.environ.get("INLINE_IPSEC_OPENSSL_PREFIX")
+    if prefix:
+        libdirs = [str(Path(prefix, d)) for d in ("lib", "lib64") if Path(prefix, d).is_dir()]
+        found.append((f"INLINE_IPSEC_OPENSSL_PREFIX={prefix}", [str(Path(prefix, "include"))],
+                      libdirs))
+    if shutil.which("pkg-config"):
+        try:
+            cflags = subprocess.run(["pkg-config", "--cflags-only-I", "libcrypto"], check=True,
+                                    capture_output=True, text=True).stdout.split()
+            libs = subprocess.run(["pkg-config", "--libs-only-L", "libcrypto"], check=True,
+                                  capture_output=True, text=True).stdout.split()
+            found.append(("pkg-config libcrypto", [f[2:] for f in cflags], [f[2:] for f in libs]))
+        except (subprocess.CalledProcessError, OSError):
+            pass
+    found.append(("compiler defaults", [], []))
+    return found
+
+
+class BuildExt(build_ext):
+    """Find libcrypto, prove it with a probe, then build (rules in the module docstring)."""
+
+    def run(self) -> None:
+        label, incs, libdirs = self._find_libcrypto()
+        print(f"inline-ipsec: building _pfe_core against libcrypto from {label}")
+        for ext in self.extensions:
+            if "crypto" in ext.libraries:
+                ext.include_dirs = incs + list(ext.include_dirs)
+                ext.library_dirs = libdirs + list(ext.library_dirs)
+                if libdirs:
+                    ext.runtime_library_dirs = libdirs + list(ext.runtime_library_dirs or [])
+        super().run()
+
+    def _find_libcrypto(self) -> tuple[str, list[str], list[str]]:
+        from distutils.ccompiler import new_compiler
+        from distutils.sysconfig import customize_compiler
+
+        errors = []
+        for label, incs, libdirs in _candidates():
+            cc = new_compiler()
+            customize_compiler(cc)
+            with tempfile.TemporaryDirectory() as tmp:
+                src = Path(tmp, "probe_openssl.c")
+                src.write_text(PROBE)
+                try:
+                    objs = cc.compile([str(src)], output_dir=tmp, include_dirs=incs)
+                    cc.link_executable(objs, str(Path(tmp, "probe")), libraries=["crypto"],
+                                       library_dirs=libdirs)
+                    return label, incs, libdirs
+                except Exception as exc:  # compile or link failed: try the next candidate
+                    errors.append(f"  {label}: {exc}")
+        raise PlatformError(INSTALL_HINT + "Tried:\n" + "\n".join(errors))
+
+
+def extensions() -> list[Extension]:
+    from Cython.Build import cythonize
+
+    exts = [
+        Extension(
+            f"_pfe_core.{name}",
+            [str(Path("src", "_pfe_core", f"{name}.pyx"))],
+            libraries=["crypto"],
+            extra_compile_args=["-O2", "-Wall", "-Wno-unused-function",
+                                "-Wno-unreachable-code"],
+        )
+        for name in MODULES
+    ]
+    return cythonize(
+        exts,
+        compiler_directives={
+            "language_level": "3",
+            "boundscheck": False,
+            "wraparound": False,
+            "initializedcheck": False,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+        annotate=bool(os.environ.get("INLINE_IPSEC_CYTHON_ANNOTATE")),
+        include_path=[str(Path("src"))],
+    )
+
+
+if __name__ == "__main__":
+    setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

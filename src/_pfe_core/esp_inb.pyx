@@ -1,0 +1,216 @@
+# cython: language_level=3
+"""ESP tunnel-mode decapsulation of a burst, in place (RFC 4303 §3.4, RFC 4106, RFC 3948).
+
+Per packet: bound-check the outer header (every length read is checked before use), demux
+NAT-T, look the SPI up, check the anti-replay window (read-only), open with AES-GCM, check the
+window again and advance it, then verify the trailer. The slot's offset/length then describe
+the inner packet; `sa_index` says which inbound SA opened it (-1 if none)."""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
+from libc.string cimport memcpy
+from _pfe_core.status cimport *
+from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN
+from _pfe_core.replay cimport replay_infer, replay_check, replay_advance
+from _pfe_core.gcm cimport gcm_open, GCM_ICV_LEN, GCM_NONCE_LEN
+from _pfe_core.wire cimport load16, load32, store32, ipv4_set_checksum, ip_tos, ip_set_tos
+
+cdef enum:
+    PROTO_ESP = 50
+    PROTO_UDP = 17
+    NH_IPV4 = 4
+    NH_IPV6 = 41
+    NH_NONE = 59
+    ECN_MASK = 0x03
+    ECN_CE = 0x03
+
+
+cdef inline void copy_outer_ds(uint8_t *inner, uint8_t outer_tos) noexcept nogil:
+    """Junos copy-outer-dscp: the outer DSCP replaces the inner one; an outer CE mark is kept
+    when the inner packet is ECN-capable (RFC 6040 §4.2)."""
+    cdef uint8_t inner_tos = ip_tos(inner)
+    cdef uint8_t ecn = inner_tos & ECN_MASK
+    if (outer_tos & ECN_MASK) == ECN_CE and ecn != 0:
+        ecn = ECN_CE
+    ip_set_tos(inner, <uint8_t>((outer_tos & 0xFC) | ecn))
+    if (inner[0] >> 4) == 4:
+        ipv4_set_checksum(inner)
+
+
+cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
+                               uint32_t *offset, uint32_t *length, int32_t *sa_out) noexcept nogil:
+    cdef uint32_t off = offset[0]
+    cdef uint32_t ln = length[0]
+    cdef uint8_t *pkt
+    cdef uint8_t *esp
+    cdef uint8_t *ct
+    cdef uint32_t l4, ihl, esp_len, ct_len, ulen, pad_len, inner_len, k
+    cdef uint8_t proto, outer_tos, nh
+    cdef int32_t idx
+    cdef sa_t *sa
+    cdef uint64_t seq
+    cdef uint8_t nonce[GCM_NONCE_LEN]
+    cdef uint8_t aad[12]
+    cdef int rc
+    cdef Status st
+
+    sa_out[0] = -1
+    if off > slot_size or ln > slot_size - off or ln == 0:
+        t.c.malformed += 1
+        return MALFORMED
+    pkt = slot + off
+    if (pkt[0] >> 4) == 4:
+        if ln < 20:
+            t.c.malformed += 1
+            return MALFORMED
+        ihl = (pkt[0] & 0x0F) * 4
+        if ihl < 20 or load16(pkt + 2) < ihl or load16(pkt + 2) > ln:
+            t.c.malformed += 1
+            return MALFORMED
+        ln = load16(pkt + 2)              # ignore link-layer padding beyond the IP packet
+        if load16(pkt + 6) & 0x3FFF:      # MF or a fragment offset: the PFE does not reassemble
+            t.c.malformed += 1
+            return MALFORMED
+        proto = pkt[9]
+        l4 = ihl
+    elif (pkt[0] >> 4) == 6:
+        if ln < 40 or 40 + <uint32_t>load16(pkt + 4) > ln:
+            t.c.malformed += 1
+            return MALFORMED
+        ln = 40 + load16(pkt + 4)
+        proto = pkt[6]
+        l4 = 40
+    else:
+        t.c.malformed += 1
+        return MALFORMED
+    outer_tos = ip_tos(pkt)
+
+    if proto == PROTO_UDP:                 # RFC 3948 §2: UDP-encapsulated ESP, IKE or keepalive
+        if ln - l4 < 8:
+            t.c.malformed += 1
+            return MALFORMED
+        ulen = load16(pkt + l4 + 4)
+        if ulen < 8 or ulen > ln - l4:
+            t.c.malformed += 1
+            return MALFORMED
+        esp_len = ulen - 8
+        esp = pkt + l4 + 8
+        if esp_len == 1 and esp[0] == 0xFF:
+            t.c.keepalive += 1
+            return KEEPALIVE
+        if esp_len >= 4 and load32(esp) == 0:
+            t.c.not_esp += 1
+            return NOT_ESP
+    elif proto == PROTO_ESP:
+        esp_len = ln - l4
+        esp = pkt + l4
+    else:
+        t.c.malformed += 1
+        return MALFORMED
+
+    if esp_len < 8:
+        t.c.malformed += 1
+        return MALFORMED
+    idx = sa_lookup_inbound(t, load32(esp))
+    if idx < 0:
+        t.c.unknown_spi += 1
+        return UNKNOWN_SPI
+    sa = &t.sas[idx]
+    sa_out[0] = idx
+    # SPI, seq, IV, at least pad length + next header, ICV.
+    if esp_len < ESP_HDR_LEN + 2 + GCM_ICV_LEN:
+        sa.c.malformed += 1
+        return MALFORMED
+
+    if not replay_infer(&sa.replay, load32(esp + 4), &seq):
+        sa.c.replay_below_window += 1
+        return REPLAY_BELOW_WINDOW
+    st = replay_check(&sa.replay, seq)
+    if st != OK:
+        if st == REPLAY_DUPLICATE:
+            sa.c.replay_duplicate += 1
+        else:
+            sa.c.replay_below_window += 1
+        return st
+
+    ct = esp + ESP_HDR_LEN
+    ct_len = esp_len - ESP_HDR_LEN - GCM_ICV_LEN
+    memcpy(nonce, sa.salt, 4)
+    memcpy(nonce + 4, esp + 8, 8)
+    if sa.esn:
+        memcpy(aad, esp, 4)
+        store32(aad + 4, <uint32_t>(seq >> 32))
+        memcpy(aad + 8, esp + 4, 4)
+        rc = gcm_open(sa.ctx, nonce, aad, 12, ct, ct_len, ct + ct_len)
+    else:
+        rc = gcm_open(sa.ctx, nonce, esp, 8, ct, ct_len, ct + ct_len)
+    if rc == 0:
+        sa.c.auth_failed += 1
+        return AUTH_FAILED
+    if rc < 0:
+        return CRYPTO_ERROR
+
+    # Second phase: a packet of the same burst may have taken this number meanwhile.
+    st = replay_check(&sa.replay, seq)
+    if st != OK:
+        if st == REPLAY_DUPLICATE:
+            sa.c.replay_duplicate += 1
+        else:
+            sa.c.replay_below_window += 1
+        return st
+    replay_advance(&sa.replay, seq)
+
+    pad_len = ct[ct_len - 2]
+    nh = ct[ct_len - 1]
+    if pad_len + 2 > ct_len:
+        sa.c.bad_trailer += 1
+        return BAD_TRAILER
+    inner_len = ct_len - 2 - pad_len
+    for k in range(pad_len):               # padding must be 1, 2, 3, ... (RFC 4303 §2.4)
+        if ct[inner_len + k] != k + 1:
+            sa.c.bad_trailer += 1
+            return BAD_TRAILER
+    if nh == NH_NONE:                      # dummy packet: drop without error (RFC 4303 §2.6)
+        sa.c.dummy += 1
+        return DUMMY
+    # The inner header's own length strips TFC padding (RFC 4303 §2.7) and must fit.
+    if nh == NH_IPV4:
+        if inner_len < 20 or (ct[0] >> 4) != 4:
+            sa.c.bad_trailer += 1
+            return BAD_TRAILER
+        if load16(ct + 2) < 20 or load16(ct + 2) > inner_len:
+            sa.c.malformed += 1
+            return MALFORMED
+        inner_len = load16(ct + 2)
+    elif nh == NH_IPV6:
+        if inner_len < 40 or (ct[0] >> 4) != 6:
+            sa.c.bad_trailer += 1
+            return BAD_TRAILER
+        if 40 + <uint32_t>load16(ct + 4) > inner_len:
+            sa.c.malformed += 1
+            return MALFORMED
+        inner_len = 40 + load16(ct + 4)
+    else:                                  # tunnel mode carries IP only
+        sa.c.bad_trailer += 1
+        return BAD_TRAILER
+
+    if sa.copy_outer_dscp:
+        copy_outer_ds(ct, outer_tos)
+    offset[0] = <uint32_t>(ct - slot)
+    length[0] = inner_len
+    sa.c.packets += 1
+    sa.c.bytes += inner_len
+    return OK
+
+
+cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_size,
+                                  uint32_t *offset, uint32_t *length, int32_t *sa_index,
+                                  uint8_t *status, Py_ssize_t n) noexcept nogil:
+    """Decrypt `n` slots; one status per slot; returns how many are OK."""
+    cdef Py_ssize_t i, good = 0
+    cdef Status st
+    for i in range(n):
+        st = decrypt_one(t, data + i * slot_size, slot_size, &offset[i], &length[i],
+                         &sa_index[i])
+        status[i] = st
+        if st == OK:
+            good += 1
+    return good

@@ -1,0 +1,271 @@
+# cython: language_level=3
+"""`SaTable`: the PFE's fixed-size SA table and the Python entry to the burst kernels.
+
+One table is one modelled PFE: at most 4000 SAs (both directions count), inbound SAs found by
+SPI in O(1), one EVP_CIPHER_CTX per SA keyed once at install. A table is not shared between
+threads: each worker thread owns its own (DESIGN.md §4); the burst calls release the GIL."""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset, memcpy
+from _pfe_core._openssl cimport (
+    EVP_CIPHER_CTX, EVP_CIPHER_CTX_new, EVP_CIPHER_CTX_free, EVP_CIPHER_CTX_ctrl,
+    EVP_EncryptInit_ex, EVP_DecryptInit_ex, EVP_aes_128_gcm, EVP_aes_256_gcm, EVP_CIPHER,
+    EVP_CTRL_AEAD_SET_IVLEN, OPENSSL_cleanse, ERR_clear_error, OPENSSL_VERSION_NUMBER,
+    OpenSSL_version, OPENSSL_VERSION_CONST,
+)
+from _pfe_core.sa cimport (
+    sa_t, sa_table_t, PFE_MAX_SAS, SPI_BUCKETS, SA_FREE, SA_OUTBOUND, SA_INBOUND, spi_bucket,
+    sa_lookup_inbound,
+)
+from _pfe_core.replay cimport replay_init, REPLAY_MAX_WINDOW, REPLAY_MIN_WINDOW
+from _pfe_core.gcm cimport GCM_NONCE_LEN
+from _pfe_core.esp_outb cimport esp_encrypt_burst
+from _pfe_core.esp_inb cimport esp_decrypt_burst
+from _pfe_core.wire cimport store16
+
+MAX_SAS = PFE_MAX_SAS
+MAX_REPLAY_WINDOW = REPLAY_MAX_WINDOW
+MIN_REPLAY_WINDOW = REPLAY_MIN_WINDOW
+OPENSSL_VERSION = OpenSSL_version(OPENSSL_VERSION_CONST).decode()
+OPENSSL_VERSION_NUMBER_ = OPENSSL_VERSION_NUMBER
+
+_COUNTER_NAMES = ("packets", "bytes", "auth_failed", "replay_duplicate", "replay_below_window",
+                  "malformed", "bad_trailer", "seq_overflow", "dummy", "no_room")
+
+
+class TableFull(Exception):
+    """No free slot left in the SA table."""
+
+
+class DuplicateSpi(Exception):
+    """An inbound SA with this SPI is installed already."""
+
+
+cdef class SaTable:
+    cdef sa_table_t t
+
+    def __cinit__(self):
+        self.t.sas = <sa_t *>calloc(PFE_MAX_SAS, sizeof(sa_t))
+        self.t.buckets = <int32_t *>calloc(SPI_BUCKETS, sizeof(int32_t))
+        if self.t.sas == NULL or self.t.buckets == NULL:
+            raise MemoryError()
+        for i in range(SPI_BUCKETS):
+            self.t.buckets[i] = -1
+        self.t.count = 0
+
+    def __dealloc__(self):
+        cdef int i
+        if self.t.sas != NULL:
+            for i in range(PFE_MAX_SAS):
+                if self.t.sas[i].direction != SA_FREE:
+                    self._wipe(i)
+            free(self.t.sas)
+        if self.t.buckets != NULL:
+            free(self.t.buckets)
+
+    def __len__(self):
+        return self.t.count
+
+    def add(self, int direction, uint32_t spi, bytes key, bytes salt, bint esn,
+            uint32_t replay_window, bint udp_encap, bytes src, bytes dst, uint16_t sport,
+            uint16_t dport, uint8_t ttl, int df_mode, bint copy_outer_dscp) -> int:
+        """Install one SA direction (1 outbound, 2 inbound); returns its handle.
+
+        `key` is the 16- or 32-byte AES key, `salt` the 4-byte RFC 4106 salt, `src`/`dst` the
+        packed outer addresses (4 or 16 bytes). Raises TableFull, DuplicateSpi or ValueError."""
+        cdef int h, i
+        cdef sa_t *sa
+        cdef const EVP_CIPHER *cipher
+        cdef EVP_CIPHER_CTX *ctx
+        if direction not in (SA_OUTBOUND, SA_INBOUND):
+            raise ValueError("direction must be 1 (outbound) or 2 (inbound)")
+        if len(key) == 16:
+            cipher = EVP_aes_128_gcm()
+        elif len(key) == 32:
+            cipher = EVP_aes_256_gcm()
+        else:
+            raise ValueError("the PFE carries AES-GCM with 128- or 256-bit keys only")
+        if len(salt) != 4:
+            raise ValueError("the AES-GCM salt is 4 bytes (RFC 4106 §8.1)")
+        if len(src) != len(dst) or len(src) not in (4, 16):
+            raise ValueError("outer addresses must both be IPv4 or both IPv6")
+        if replay_window != 0 and not REPLAY_MIN_WINDOW <= replay_window <= REPLAY_MAX_WINDOW:
+            raise ValueError(
+                f"anti-replay window {replay_window} is outside the PFE's range (0 or "
+                f"{REPLAY_MIN_WINDOW}..{REPLAY_MAX_WINDOW}); such an SA belongs on the CPU path")
+        if direction == SA_INBOUND and sa_lookup_inbound(&self.t, spi) >= 0:
+            raise DuplicateSpi(f"an inbound SA with SPI 0x{spi:08x} is installed already")
+        if self.t.count >= PFE_MAX_SAS:
+            raise TableFull(f"the PFE SA table is full ({PFE_MAX_SAS} SAs)")
+        h = -1
+        for i in range(PFE_MAX_SAS):
+            if self.t.sas[i].direction == SA_FREE:
+                h = i
+                break
+        if h < 0:
+            raise TableFull(f"the PFE SA table is full ({PFE_MAX_SAS} SAs)")
+
+        ctx = EVP_CIPHER_CTX_new()
+        if ctx == NULL:
+            raise MemoryError()
+        # Key once per SA direction; per packet only the nonce is set (STYLE §4 rule 7).
+        if direction == SA_OUTBOUND:
+            ok = (EVP_EncryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1
+                  and EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1
+                  and EVP_EncryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1)
+        else:
+            ok = (EVP_DecryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1
+                  and EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1
+                  and EVP_DecryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1)
+        if not ok:
+            ERR_clear_error()
+            EVP_CIPHER_CTX_free(ctx)
+            raise RuntimeError("OpenSSL refused to set up AES-GCM")
+
+        sa = &self.t.sas[h]
+        memset(sa, 0, sizeof(sa_t))
+        sa.ctx = ctx
+        sa.spi = spi
+        sa.direction = direction
+        sa.esn = esn
+        sa.udp_encap = udp_encap
+        sa.ipv6 = len(src) == 16
+        sa.df_mode = df_mode
+        sa.copy_outer_dscp = copy_outer_dscp
+        memcpy(sa.salt, <const char *>salt, 4)
+        self._build_header_template(sa, src, dst, sport, dport, ttl)
+        replay_init(&sa.replay, replay_window, esn)
+        sa.next_in_bucket = -1
+        if direction == SA_INBOUND:
+            b = spi_bucket(spi)
+            sa.next_in_bucket = self.t.buckets[b]
+            self.t.buckets[b] = h
+        self.t.count += 1
+        return h
+
+    cdef void _build_header_template(self, sa_t *sa, bytes src, bytes dst, uint16_t sport,
+                                     uint16_t dport, uint8_t ttl):
+        """The constant part of the outer header: addresses, TTL/hop limit, protocol, ports.
+        Lengths, DS field, identification, DF and checksums are filled per packet."""
+        cdef uint8_t *hdr = sa.hdr
+        cdef uint8_t proto = 17 if sa.udp_encap else 50
+        cdef int ip_len
+        memset(hdr, 0, sizeof(sa.hdr))
+        if sa.ipv6:
+            hdr[0] = 0x60
+            hdr[6] = proto
+            hdr[7] = ttl
+            memcpy(hdr + 8, <const char *>src, 16)
+            memcpy(hdr + 24, <const char *>dst, 16)
+            ip_len = 40
+        else:
+            hdr[0] = 0x45
+            hdr[8] = ttl
+            hdr[9] = proto
+            memcpy(hdr + 12, <const char *>src, 4)
+            memcpy(hdr + 16, <const char *>dst, 4)
+            ip_len = 20
+        if sa.udp_encap:
+            store16(hdr + ip_len, sport)
+            store16(hdr + ip_len + 2, dport)
+            ip_len += 8
+        sa.outer_len = ip_len
+
+    cdef void _wipe(self, int h):
+        cdef sa_t *sa = &self.t.sas[h]
+        if sa.ctx != NULL:
+            EVP_CIPHER_CTX_free(sa.ctx)   # frees and cleanses the key schedule
+        OPENSSL_cleanse(sa, sizeof(sa_t))
+        sa.direction = SA_FREE
+
+    cdef sa_t *_get(self, int h) except NULL:
+        if h < 0 or h >= PFE_MAX_SAS or self.t.sas[h].direction == SA_FREE:
+            raise KeyError(f"no SA with handle {h}")
+        return &self.t.sas[h]
+
+    def remove(self, int h) -> None:
+        """Uninstall an SA: unlink its SPI, free its cipher context, wipe its key material."""
+        cdef sa_t *sa = self._get(h)
+        cdef int32_t *link
+        if sa.direction == SA_INBOUND:
+            link = &self.t.buckets[spi_bucket(sa.spi)]
+            while link[0] >= 0:
+                if link[0] == h:
+                    link[0] = sa.next_in_bucket
+                    break
+                link = &self.t.sas[link[0]].next_in_bucket
+        self._wipe(h)
+        self.t.count -= 1
+
+    def direction(self, int h) -> int:
+        return self._get(h).direction
+
+    def lookup(self, uint32_t spi) -> int:
+        """The handle of the inbound SA with this SPI, or -1."""
+        return sa_lookup_inbound(&self.t, spi)
+
+    def counters(self, int h) -> dict:
+        cdef sa_t *sa = self._get(h)
+        c = sa.c
+        return {
+            "packets": c.packets, "bytes": c.bytes, "auth_failed": c.auth_failed,
+            "replay_duplicate": c.replay_duplicate,
+            "replay_below_window": c.replay_below_window, "malformed": c.malformed,
+            "bad_trailer": c.bad_trailer, "seq_overflow": c.seq_overflow, "dummy": c.dummy,
+            "no_room": c.no_room,
+        }
+
+    def engine_counters(self) -> dict:
+        c = self.t.c
+        return {"unknown_spi": c.unknown_spi, "malformed": c.malformed, "not_esp": c.not_esp,
+                "keepalive": c.keepalive, "no_sa": c.no_sa}
+
+    def rekey_needed(self, int h) -> bool:
+        return bool(self._get(h).rekey_needed)
+
+    def sequence(self, int h) -> int:
+        """Outbound: the last sequence number sent. Inbound: the highest one accepted."""
+        cdef sa_t *sa = self._get(h)
+        return sa.seq if sa.direction == SA_OUTBOUND else sa.replay.top
+
+    def set_sequence(self, int h, uint64_t last_sent) -> None:
+        """Outbound: pretend `last_sent` was the last sequence number sent (for tests of the
+        sequence-number limit and ESN; RFC 4303 §3.3.3)."""
+        cdef sa_t *sa = self._get(h)
+        if sa.direction != SA_OUTBOUND:
+            raise ValueError("only an outbound SA has a send sequence")
+        if not sa.esn and last_sent > 0xFFFFFFFF:
+            raise ValueError("without ESN the sequence number is 32-bit")
+        sa.seq = last_sent
+        sa.rekey_needed = 0
+
+    def encrypt_burst(self, uint8_t[:, ::1] data, uint32_t[::1] offset, uint32_t[::1] length,
+                      int32_t[::1] sa_index, uint8_t[::1] status, Py_ssize_t n) -> int:
+        """Encrypt slots 0..n-1 in place; returns the number of OK packets."""
+        cdef Py_ssize_t good
+        _check_burst(data, offset, length, sa_index, status, n)
+        if n == 0:
+            return 0
+        with nogil:
+            good = esp_encrypt_burst(&self.t, &data[0, 0], data.shape[1], &offset[0],
+                                     &length[0], &sa_index[0], &status[0], n)
+        return good
+
+    def decrypt_burst(self, uint8_t[:, ::1] data, uint32_t[::1] offset, uint32_t[::1] length,
+                      int32_t[::1] sa_index, uint8_t[::1] status, Py_ssize_t n) -> int:
+        """Decrypt slots 0..n-1 in place; returns the number of OK packets."""
+        cdef Py_ssize_t good
+        _check_burst(data, offset, length, sa_index, status, n)
+        if n == 0:
+            return 0
+        with nogil:
+            good = esp_decrypt_burst(&self.t, &data[0, 0], data.shape[1], &offset[0],
+                                     &length[0], &sa_index[0], &status[0], n)
+        return good
+
+
+cdef _check_burst(uint8_t[:, ::1] data, uint32_t[::1] offset, uint32_t[::1] length,
+                  int32_t[::1] sa_index, uint8_t[::1] status, Py_ssize_t n):
+    if n < 0 or n > data.shape[0] or n > offset.shape[0] or n > length.shape[0] \
+            or n > sa_index.shape[0] or n > status.shape[0]:
+        raise ValueError(f"burst of {n} packets does not fit the given arrays")

@@ -1,0 +1,41 @@
+"""inline-ipsec: a working software model of Juniper SRX inline IPsec.
+
+The PFE (`Pfe`) is the modelled ASIC: ESP tunnel mode with AES-GCM in C. Importing this package
+without its compiled `_pfe_core` extension fails: there is no silent pure-Python fallback.
+"""
+from __future__ import annotations
+
+try:
+    import _pfe_core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only on a broken install
+    raise ImportError(
+        "inline_ipsec needs its compiled _pfe_core extension (the modelled PFE), which failed "
+        f"to import: {exc}. Reinstall with `pip install .` on a machine with libssl-dev."
+    ) from exc
+
+from .engine import Engine, EngineCounters, SaCounters, Status
+from .errors import (
+    CapacityError,
+    ConfigError,
+    IntegrityError,
+    IpsecError,
+    MalformedPacketError,
+    NotEspError,
+    ReplayError,
+    SaExpiredError,
+    SequenceOverflowError,
+    UnknownSpiError,
+    UnsupportedSaError,
+)
+from .packet.burst import Burst
+from .pfe import Pfe
+from .sa import Lifetime, SaSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Burst", "CapacityError", "ConfigError", "Engine", "EngineCounters", "IntegrityError",
+    "IpsecError", "Lifetime", "MalformedPacketError", "NotEspError", "Pfe", "ReplayError",
+    "SaCounters", "SaExpiredError", "SaSpec", "SequenceOverflowError", "Status",
+    "UnknownSpiError", "UnsupportedSaError", "__version__",
+]

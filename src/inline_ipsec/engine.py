@@ -1,0 +1,116 @@
+"""The engine protocol shared by the PFE (`Pfe`) and the CPU path (`CpuEngine`).
+
+Both engines take the same `SaSpec`, return the same per-packet `Status` codes from their burst
+calls and raise the same typed errors from their single-packet calls, so the gateway can move a
+tunnel from one engine to the other without caring where it lives (DESIGN.md §1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Protocol, runtime_checkable
+
+from _pfe_core.status import Status
+
+from .errors import (
+    IntegrityError,
+    IpsecError,
+    MalformedPacketError,
+    NotEspError,
+    ReplayError,
+    SaExpiredError,
+    SequenceOverflowError,
+    UnknownSpiError,
+)
+from .packet.burst import Burst
+from .sa import SaSpec
+
+__all__ = ["Engine", "SaCounters", "EngineCounters", "Status", "raise_for_status"]
+
+
+@dataclass(frozen=True)
+class SaCounters:
+    """Counters of one SA. `packets`/`bytes` count packets that were encrypted (outbound) or
+    decrypted and accepted (inbound); `bytes` counts the inner (protected) packet bytes.
+    Every other field counts packets dropped for one reason."""
+
+    packets: int = 0
+    bytes: int = 0
+    auth_failed: int = 0
+    replay_duplicate: int = 0
+    replay_below_window: int = 0
+    malformed: int = 0
+    bad_trailer: int = 0
+    seq_overflow: int = 0
+    dummy: int = 0
+    no_room: int = 0
+    expired: int = 0
+
+    @property
+    def dropped(self) -> int:
+        return sum(getattr(self, f.name) for f in fields(self)) - self.packets - self.bytes
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, int]) -> "SaCounters":
+        return cls(**{f.name: int(values.get(f.name, 0)) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class EngineCounters:
+    """Counters of drops that belong to no SA (the packet named none)."""
+
+    unknown_spi: int = 0
+    malformed: int = 0
+    not_esp: int = 0
+    keepalive: int = 0
+    no_sa: int = 0
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, int]) -> "EngineCounters":
+        return cls(**{f.name: int(values.get(f.name, 0)) for f in fields(cls)})
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What every engine offers. Handles are small non-negative integers."""
+
+    #: "pfe" or "cpu"; shown as `Hardware Offloaded: Yes` for the PFE.
+    kind: str
+
+    def add_outbound(self, spec: SaSpec) -> int: ...
+    def add_inbound(self, spec: SaSpec) -> int: ...
+    def remove(self, handle: int) -> None: ...
+    def encrypt(self, handle: int, packet: bytes) -> bytes: ...
+    def decrypt(self, packet: bytes) -> bytes: ...
+    def encrypt_burst(self, burst: Burst) -> int: ...
+    def decrypt_burst(self, burst: Burst) -> int: ...
+    def counters(self, handle: int) -> SaCounters: ...
+    def engine_counters(self) -> EngineCounters: ...
+    def rekey_needed(self, handle: int) -> bool: ...
+    def __len__(self) -> int: ...
+
+
+_STATUS_ERRORS: dict[int, tuple[type[IpsecError], str]] = {
+    Status.AUTH_FAILED: (IntegrityError, "ICV verification failed"),
+    Status.REPLAY_DUPLICATE: (ReplayError, "duplicate sequence number"),
+    Status.REPLAY_BELOW_WINDOW: (ReplayError, "sequence number below the anti-replay window"),
+    Status.MALFORMED: (MalformedPacketError, "truncated or malformed packet"),
+    Status.BAD_TRAILER: (MalformedPacketError, "bad ESP padding or next header"),
+    Status.UNKNOWN_SPI: (UnknownSpiError, "no inbound SA with this SPI"),
+    Status.SEQ_OVERFLOW: (SequenceOverflowError,
+                          "sequence number space exhausted; the SA must be rekeyed"),
+    Status.NO_SA: (UnknownSpiError, "no installed SA of that direction for this handle"),
+    Status.NO_ROOM: (MalformedPacketError, "the packet is too large for the slot or for IP"),
+    Status.NOT_ESP: (NotEspError, "not ESP: IKE message behind the non-ESP marker"),
+    Status.KEEPALIVE: (NotEspError, "not ESP: NAT-T keepalive"),
+    Status.EXPIRED: (SaExpiredError, "the SA reached its hard lifetime"),
+    Status.CRYPTO_ERROR: (IpsecError, "the crypto library failed"),
+}
+
+
+def raise_for_status(status: int, what: str = "") -> None:
+    """Raise the typed error for a non-OK, non-dummy status (single-packet calls only)."""
+    if status == Status.OK or status == Status.DUMMY:
+        return
+    cls, text = _STATUS_ERRORS.get(status, (IpsecError, f"status {status}"))
+    raise cls(f"{what}: {text}" if what else text)
+

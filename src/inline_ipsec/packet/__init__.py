@@ -1,0 +1,4 @@
+"""Packet buffers and header helpers shared by the engines."""
+from .burst import Burst
+
+__all__ = ["Burst"]

@@ -1,0 +1,120 @@
+"""`Burst`: numpy-backed packet slots, the unit of work of every engine's burst call.
+
+Each packet lives in its own fixed-size slot (one row of `data`), starting at `offset[i]` and
+`length[i]` bytes long. The slot has headroom before the packet and tailroom after it, so an
+engine encrypts and decrypts in place: ESP encapsulation writes the outer header into the
+headroom and the trailer and ICV into the tailroom, and decapsulation just moves `offset` and
+`length` to the inner packet (DPDK's mbuf `data_off`). Nothing is allocated per packet.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+DEFAULT_SLOT_SIZE = 2048
+#: Room for the largest outer header we build: IPv6 (40) + UDP (8) + ESP (8) + IV (8) = 64,
+#: rounded up so that CPU-path headers (AH with long ICVs, CBC IVs) fit too.
+DEFAULT_HEADROOM = 128
+
+
+class Burst:
+    """A batch of packet slots.
+
+    Attributes (all numpy arrays of `capacity` rows):
+      data    uint8 [capacity, slot_size]  the slots
+      offset  uint32 [capacity]            where each packet starts in its slot
+      length  uint32 [capacity]            each packet's length
+      sa      int32  [capacity]            per packet: the outbound SA handle to encrypt with
+                                           (set by the caller), or the inbound SA that
+                                           decrypted it (set by the engine, -1 if none)
+      status  uint8  [capacity]            per packet result code (`Status`), set by the engine
+    `count` is the number of packets in use (slots 0..count-1).
+    """
+
+    def __init__(self, capacity: int, slot_size: int = DEFAULT_SLOT_SIZE,
+                 headroom: int = DEFAULT_HEADROOM) -> None:
+        if capacity < 1:
+            raise ValueError("a burst needs at least one slot")
+        if not 0 <= headroom < slot_size:
+            raise ValueError("headroom must lie inside the slot")
+        self.capacity = capacity
+        self.slot_size = slot_size
+        self.headroom = headroom
+        self.data = np.zeros((capacity, slot_size), dtype=np.uint8)
+        self.offset = np.full(capacity, headroom, dtype=np.uint32)
+        self.length = np.zeros(capacity, dtype=np.uint32)
+        self.sa = np.full(capacity, -1, dtype=np.int32)
+        self.status = np.zeros(capacity, dtype=np.uint8)
+        self.count = 0
+
+    @property
+    def max_packet(self) -> int:
+        """The longest packet `set` accepts (the rest of the slot is head- and tailroom)."""
+        return self.slot_size - self.headroom - 64
+
+    @classmethod
+    def from_packets(cls, packets: Sequence[bytes], sa: Union[int, Sequence[int]] = -1,
+                     slot_size: Optional[int] = None,
+                     headroom: int = DEFAULT_HEADROOM) -> "Burst":
+        """A burst holding `packets`, sized to fit the longest one."""
+        longest = max((len(p) for p in packets), default=0)
+        if slot_size is None:
+            slot_size = max(DEFAULT_SLOT_SIZE, headroom + longest + 64)
+        burst = cls(max(1, len(packets)), slot_size, headroom)
+        burst.load(packets, sa)
+        return burst
+
+    def load(self, packets: Iterable[bytes], sa: Union[int, Sequence[int]] = -1) -> None:
+        """Put `packets` into slots 0..n-1 (at the headroom) and set `count` to n."""
+        packets = list(packets)
+        if len(packets) > self.capacity:
+            raise ValueError(f"{len(packets)} packets do not fit a burst of {self.capacity}")
+        handles = [sa] * len(packets) if isinstance(sa, int) else list(sa)
+        if len(handles) != len(packets):
+            raise ValueError("one SA handle per packet, or one for all")
+        for i, (pkt, handle) in enumerate(zip(packets, handles)):
+            self.set(i, pkt, handle)
+        self.count = len(packets)
+
+    def set(self, i: int, packet: bytes, sa: int = -1) -> None:
+        """Put one packet into slot `i` at the headroom."""
+        if len(packet) > self.max_packet:
+            raise ValueError(
+                f"a {len(packet)}-byte packet does not fit a {self.slot_size}-byte slot "
+                f"with {self.headroom} bytes of headroom"
+            )
+        start = self.headroom
+        self.data[i, start:start + len(packet)] = np.frombuffer(packet, dtype=np.uint8)
+        self.offset[i] = start
+        self.length[i] = len(packet)
+        self.sa[i] = sa
+        self.status[i] = 0
+
+    def packet(self, i: int) -> bytes:
+        """The bytes of packet `i` as they are now (after an engine call: its result)."""
+        start = int(self.offset[i])
+        return self.data[i, start:start + int(self.length[i])].tobytes()
+
+    def packets(self) -> list[bytes]:
+        return [self.packet(i) for i in range(self.count)]
+
+    def ok_packets(self) -> list[bytes]:
+        """The packets whose status is OK, in order."""
+        return [self.packet(i) for i in range(self.count) if self.status[i] == 0]
+
+    def copy(self) -> "Burst":
+        """A deep copy (benchmarks restore a burst from one before every round)."""
+        other = Burst.__new__(Burst)
+        other.__dict__.update(self.__dict__)
+        for name in ("data", "offset", "length", "sa", "status"):
+            setattr(other, name, getattr(self, name).copy())
+        return other
+
+    def restore_from(self, other: "Burst") -> None:
+        """Copy `other`'s slots, offsets, lengths and handles into this burst, in place."""
+        np.copyto(self.data, other.data)
+        np.copyto(self.offset, other.offset)
+        np.copyto(self.length, other.length)
+        np.copyto(self.sa, other.sa)
+        self.count = other.count

@@ -1,0 +1,187 @@
+"""`Pfe`: the modelled Packet Forwarding Engine (the ASIC path, "Hardware Offloaded: Yes").
+
+A thin class over `_pfe_core`: it validates an `SaSpec` against what the ASIC can carry
+(DESIGN.md Table 1: ESP tunnel mode, AES-GCM-128/256, anti-replay window up to 4096, at most
+4000 SAs) and hands bursts to the C kernels, which run with the GIL released. Each `Pfe` is
+independent: run several in several threads, one per modelled PFE.
+"""
+from __future__ import annotations
+
+import ipaddress
+import threading
+
+import _pfe_core
+from _pfe_core.table import DuplicateSpi, SaTable, TableFull
+
+from .engine import EngineCounters, SaCounters, Status, raise_for_status
+from .errors import CapacityError, UnsupportedSaError
+from .packet.burst import DEFAULT_HEADROOM, Burst
+from .sa import SaSpec
+
+__all__ = ["Pfe", "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW"]
+
+PFE_MAX_SAS: int = _pfe_core.MAX_SAS
+PFE_MAX_REPLAY_WINDOW: int = _pfe_core.MAX_REPLAY_WINDOW
+PFE_MIN_REPLAY_WINDOW: int = _pfe_core.MIN_REPLAY_WINDOW
+PFE_CIPHERS = ("aes-gcm-128", "aes-gcm-256")
+_DF_MODES = {"clear": 0, "set": 1, "copy": 2}
+_OUTBOUND, _INBOUND = 1, 2
+
+
+def pfe_limitations(spec: SaSpec) -> list[str]:
+    """Every reason the PFE cannot carry this SA (empty when it can), per DESIGN.md Table 1."""
+    reasons = []
+    if spec.protocol != "esp":
+        reasons.append(f"{spec.protocol.upper()} is processed on the CPU; the PFE carries ESP only")
+    if spec.mode != "tunnel":
+        reasons.append(f"{spec.mode} mode is processed on the CPU; the PFE carries tunnel mode only")
+    if spec.cipher not in PFE_CIPHERS:
+        reasons.append(f"cipher {spec.cipher} is processed on the CPU; the PFE carries "
+                       "AES-GCM with 128- or 256-bit keys only")
+    if spec.replay_window > PFE_MAX_REPLAY_WINDOW:
+        reasons.append(f"anti-replay window {spec.replay_window} > {PFE_MAX_REPLAY_WINDOW}")
+    elif 0 < spec.replay_window < PFE_MIN_REPLAY_WINDOW:
+        reasons.append(f"anti-replay window {spec.replay_window} < {PFE_MIN_REPLAY_WINDOW}")
+    if spec.lifetime.has_kilobytes:
+        reasons.append("lifetime in kilobytes is processed on the CPU")
+    return reasons
+
+
+class Pfe:
+    """The ASIC model. Same engine protocol as `CpuEngine` (see `inline_ipsec.engine`).
+
+    >>> pfe = Pfe()
+    >>> h = pfe.add_outbound(spec); pfe.add_inbound(spec)
+    >>> wire = pfe.encrypt(h, inner_ip_packet)
+    >>> inner = pfe.decrypt(wire)
+    """
+
+    kind = "pfe"
+    capacity = PFE_MAX_SAS
+
+    def __init__(self, name: str = "pfe0") -> None:
+        self.name = name
+        self._table = SaTable()
+        self._specs: dict[int, SaSpec] = {}
+        # Bursts release the GIL; the lock keeps two threads off one table (each SA's
+        # cipher context belongs to one thread at a time). One PFE per thread scales.
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __repr__(self) -> str:
+        return f"Pfe({self.name!r}, {len(self)}/{PFE_MAX_SAS} SAs)"
+
+    # -- install -------------------------------------------------------------------------------
+
+    def add_outbound(self, spec: SaSpec) -> int:
+        """Install the sending direction of an SA; returns its handle for `encrypt`."""
+        return self._add(_OUTBOUND, spec)
+
+    def add_inbound(self, spec: SaSpec) -> int:
+        """Install the receiving direction of an SA; `decrypt` finds it by SPI."""
+        return self._add(_INBOUND, spec)
+
+    def _add(self, direction: int, spec: SaSpec) -> int:
+        reasons = pfe_limitations(spec)
+        if reasons:
+            raise UnsupportedSaError("the PFE cannot carry this SA: " + "; ".join(reasons)
+                                     + " (it belongs on the CPU path)")
+        src = ipaddress.ip_address(spec.tunnel_src).packed
+        dst = ipaddress.ip_address(spec.tunnel_dst).packed
+        with self._lock:
+            try:
+                handle = self._table.add(
+                    direction, spec.spi, spec.key[:-4], spec.key[-4:], spec.esn,
+                    spec.replay_window, spec.udp_encap, src, dst, spec.udp_sport,
+                    spec.udp_dport, spec.ttl, _DF_MODES[spec.df_bit], spec.copy_outer_dscp)
+            except TableFull as exc:
+                raise CapacityError(str(exc)) from None
+            except DuplicateSpi as exc:
+                raise UnsupportedSaError(str(exc)) from None
+            self._specs[handle] = spec
+        return handle
+
+    def remove(self, handle: int) -> None:
+        """Uninstall an SA and wipe its keys; its slot becomes free."""
+        with self._lock:
+            try:
+                self._table.remove(handle)
+            except KeyError:
+                raise KeyError(f"{self.name}: no SA with handle {handle}") from None
+            del self._specs[handle]
+
+    def spec(self, handle: int) -> SaSpec:
+        return self._specs[handle]
+
+    def handles(self) -> list[int]:
+        return sorted(self._specs)
+
+    def lookup_inbound(self, spi: int) -> int:
+        """The handle of the inbound SA with this SPI, or -1."""
+        return self._table.lookup(spi)
+
+    # -- packets ---------------------------------------------------------------------------------
+
+    def encrypt_burst(self, burst: Burst) -> int:
+        """Encrypt `burst.count` packets in place with the outbound SAs named in `burst.sa`.
+
+        One C call for the whole burst, GIL released. `burst.status` gets a `Status` per
+        packet; returns the number of packets encrypted."""
+        with self._lock:
+            return self._table.encrypt_burst(burst.data, burst.offset, burst.length, burst.sa,
+                                             burst.status, burst.count)
+
+    def decrypt_burst(self, burst: Burst) -> int:
+        """Decrypt `burst.count` outer packets in place, finding each SA by SPI.
+
+        `burst.sa` gets the inbound SA handle per packet (-1 if none), `burst.status` a
+        `Status`; returns the number of packets decrypted."""
+        with self._lock:
+            return self._table.decrypt_burst(burst.data, burst.offset, burst.length, burst.sa,
+                                             burst.status, burst.count)
+
+    def encrypt(self, handle: int, packet: bytes) -> bytes:
+        """Encrypt one inner IP packet: a burst of one. Raises the typed error on a drop."""
+        burst = _single(packet, handle)
+        self.encrypt_burst(burst)
+        raise_for_status(int(burst.status[0]), "encrypt")
+        return burst.packet(0)
+
+    def decrypt(self, packet: bytes) -> bytes:
+        """Decrypt one outer packet to its inner IP packet: a burst of one.
+
+        Raises the typed error on a drop; a dummy packet (next header 59) returns b""."""
+        burst = _single(packet, -1)
+        self.decrypt_burst(burst)
+        status = int(burst.status[0])
+        raise_for_status(status, "decrypt")
+        return b"" if status == Status.DUMMY else burst.packet(0)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def counters(self, handle: int) -> SaCounters:
+        return SaCounters.from_mapping(self._table.counters(handle))
+
+    def engine_counters(self) -> EngineCounters:
+        return EngineCounters.from_mapping(self._table.engine_counters())
+
+    def rekey_needed(self, handle: int) -> bool:
+        """True once an outbound SA used its last sequence number (RFC 4303 §3.3.3)."""
+        return self._table.rekey_needed(handle)
+
+    def sequence(self, handle: int) -> int:
+        """Outbound: the last sequence number sent; inbound: the highest accepted."""
+        return self._table.sequence(handle)
+
+    def set_sequence(self, handle: int, last_sent: int) -> None:
+        """Set an outbound SA's last-sent sequence number (tests of the 2^32 limit and ESN)."""
+        with self._lock:
+            self._table.set_sequence(handle, last_sent)
+
+
+def _single(packet: bytes, handle: int) -> Burst:
+    # A slot with the default headroom and room for the trailer and ICV.
+    return Burst.from_packets([packet], handle,
+                              slot_size=max(2048, DEFAULT_HEADROOM + len(packet) + 64))
