@@ -228,16 +228,19 @@ cdef class SaTable:
         cdef sa_t *sa = self._get(h)
         return sa.seq if sa.direction == SA_OUTBOUND else sa.replay.top
 
-    def set_sequence(self, int h, uint64_t last_sent) -> None:
-        """Outbound: pretend `last_sent` was the last sequence number sent (for tests of the
-        sequence-number limit and ESN; RFC 4303 §3.3.3)."""
+    def set_sequence(self, int h, uint64_t seq) -> None:
+        """Outbound: make `seq` the last sequence number sent. Inbound: make `seq` the highest
+        one received, with an empty window below it. For tests of the 2^32 limit and of ESN
+        (RFC 4303 §3.3.3, Appendix A) and for SAs moved between engines."""
         cdef sa_t *sa = self._get(h)
-        if sa.direction != SA_OUTBOUND:
-            raise ValueError("only an outbound SA has a send sequence")
-        if not sa.esn and last_sent > 0xFFFFFFFF:
+        if not sa.esn and seq > 0xFFFFFFFF:
             raise ValueError("without ESN the sequence number is 32-bit")
-        sa.seq = last_sent
-        sa.rekey_needed = 0
+        if sa.direction == SA_OUTBOUND:
+            sa.seq = seq
+            sa.rekey_needed = 0
+        else:
+            replay_init(&sa.replay, sa.replay.window, sa.esn)
+            sa.replay.top = seq
 
     def encrypt_burst(self, uint8_t[:, ::1] data, uint32_t[::1] offset, uint32_t[::1] length,
                       int32_t[::1] sa_index, uint8_t[::1] status, Py_ssize_t n) -> int:

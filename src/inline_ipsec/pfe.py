@@ -11,14 +11,15 @@ import ipaddress
 import threading
 
 import _pfe_core
+from _pfe_core import gcm as _pfe_gcm
 from _pfe_core.table import DuplicateSpi, SaTable, TableFull
 
 from .engine import EngineCounters, SaCounters, Status, raise_for_status
-from .errors import CapacityError, UnsupportedSaError
+from .errors import CapacityError, IntegrityError, MalformedPacketError, UnsupportedSaError
 from .packet.burst import DEFAULT_HEADROOM, Burst
 from .sa import SaSpec
 
-__all__ = ["Pfe", "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW"]
+__all__ = ["Pfe", "open_esp_gcm", "pfe_limitations", "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW"]
 
 PFE_MAX_SAS: int = _pfe_core.MAX_SAS
 PFE_MAX_REPLAY_WINDOW: int = _pfe_core.MAX_REPLAY_WINDOW
@@ -175,13 +176,29 @@ class Pfe:
         """Outbound: the last sequence number sent; inbound: the highest accepted."""
         return self._table.sequence(handle)
 
-    def set_sequence(self, handle: int, last_sent: int) -> None:
-        """Set an outbound SA's last-sent sequence number (tests of the 2^32 limit and ESN)."""
+    def set_sequence(self, handle: int, seq: int) -> None:
+        """Outbound: make `seq` the last sequence number sent; inbound: the highest received
+        (tests of the 2^32 limit and of ESN, and SAs moved between engines)."""
         with self._lock:
-            self._table.set_sequence(handle, last_sent)
+            self._table.set_sequence(handle, seq)
 
 
 def _single(packet: bytes, handle: int) -> Burst:
     # A slot with the default headroom and room for the trailer and ICV.
     return Burst.from_packets([packet], handle,
                               slot_size=max(2048, DEFAULT_HEADROOM + len(packet) + 64))
+
+
+def open_esp_gcm(key_material: bytes, esp_packet: bytes, esn_high: int | None = None) -> bytes:
+    """Open a bare ESP packet (SPI ‖ seq ‖ IV ‖ ciphertext ‖ ICV) with the PFE's AES-GCM layer
+    (RFC 4106), whatever its mode, and return the plaintext with its trailer.
+
+    `key_material` is key ‖ salt (20 or 36 bytes); `esn_high` the upper half of a 64-bit ESN.
+    Raises `IntegrityError` when the ICV does not verify. The PFE itself only forwards tunnel
+    mode; this is the same crypto, for published vectors and diagnostics."""
+    try:
+        return _pfe_gcm.esp_open(key_material, esp_packet, esn_high)
+    except _pfe_gcm.GcmAuthError:
+        raise IntegrityError("ICV verification failed") from None
+    except ValueError as exc:
+        raise MalformedPacketError(str(exc)) from None
