@@ -11,7 +11,9 @@ from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN
 from _pfe_core.replay cimport replay_infer, replay_check, replay_advance
 from _pfe_core.gcm cimport gcm_open, GCM_ICV_LEN, GCM_NONCE_LEN
-from _pfe_core.wire cimport load16, load32, store32, ipv4_set_checksum, ip_tos, ip_set_tos
+from _pfe_core.wire cimport (
+    load16, load32, store32, ipv4_set_checksum, ip_tos, ip_set_tos, csum_add, csum_fold,
+)
 
 cdef enum:
     PROTO_ESP = 50
@@ -63,6 +65,9 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
             return MALFORMED
         ihl = (pkt[0] & 0x0F) * 4
         if ihl < 20 or load16(pkt + 2) < ihl or load16(pkt + 2) > ln:
+            t.c.malformed += 1
+            return MALFORMED
+        if csum_fold(csum_add(0, pkt, ihl)) != 0:   # RFC 791 header checksum
             t.c.malformed += 1
             return MALFORMED
         ln = load16(pkt + 2)              # ignore link-layer padding beyond the IP packet
