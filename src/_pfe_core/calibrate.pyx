@@ -17,7 +17,7 @@ cdef class RawGcm:
 
     cdef EVP_CIPHER_CTX *ctx
     cdef bint encrypt
-    cdef uint64_t counter
+    cdef public uint64_t counter
 
     def __cinit__(self, bytes key, bint encrypt=True):
         if len(key) not in (16, 32):
@@ -62,6 +62,6 @@ cdef class RawGcm:
                     if gcm_seal(self.ctx, nonce, p - 8, 8, p, ln, p + ln) == 0:
                         ok += 1
                 else:
-                    if gcm_open(self.ctx, nonce, p - 8, 8, p, ln, p + ln) >= 0:
+                    if gcm_open(self.ctx, nonce, p - 8, 8, p, ln, p + ln) == 1:
                         ok += 1
         return ok

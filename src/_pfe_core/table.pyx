@@ -242,33 +242,47 @@ cdef class SaTable:
             replay_init(&sa.replay, sa.replay.window, sa.esn)
             sa.replay.top = seq
 
-    def encrypt_burst(self, uint8_t[:, ::1] data, uint32_t[::1] offset, uint32_t[::1] length,
-                      int32_t[::1] sa_index, uint8_t[::1] status, Py_ssize_t n) -> int:
+    def encrypt_burst(self, BurstArrays b, Py_ssize_t n) -> int:
         """Encrypt slots 0..n-1 in place; returns the number of OK packets."""
         cdef Py_ssize_t good
-        _check_burst(data, offset, length, sa_index, status, n)
+        b.check(n)
         if n == 0:
             return 0
         with nogil:
-            good = esp_encrypt_burst(&self.t, &data[0, 0], data.shape[1], &offset[0],
-                                     &length[0], &sa_index[0], &status[0], n)
+            good = esp_encrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
+                                     &b.length[0], &b.sa[0], &b.status[0], n)
         return good
 
-    def decrypt_burst(self, uint8_t[:, ::1] data, uint32_t[::1] offset, uint32_t[::1] length,
-                      int32_t[::1] sa_index, uint8_t[::1] status, Py_ssize_t n) -> int:
+    def decrypt_burst(self, BurstArrays b, Py_ssize_t n) -> int:
         """Decrypt slots 0..n-1 in place; returns the number of OK packets."""
         cdef Py_ssize_t good
-        _check_burst(data, offset, length, sa_index, status, n)
+        b.check(n)
         if n == 0:
             return 0
         with nogil:
-            good = esp_decrypt_burst(&self.t, &data[0, 0], data.shape[1], &offset[0],
-                                     &length[0], &sa_index[0], &status[0], n)
+            good = esp_decrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
+                                     &b.length[0], &b.sa[0], &b.status[0], n)
         return good
 
 
-cdef _check_burst(uint8_t[:, ::1] data, uint32_t[::1] offset, uint32_t[::1] length,
-                  int32_t[::1] sa_index, uint8_t[::1] status, Py_ssize_t n):
-    if n < 0 or n > data.shape[0] or n > offset.shape[0] or n > length.shape[0] \
-            or n > sa_index.shape[0] or n > status.shape[0]:
-        raise ValueError(f"burst of {n} packets does not fit the given arrays")
+cdef class BurstArrays:
+    """The five arrays of a burst, viewed once. Acquiring a typed memoryview costs about a
+    microsecond; a burst keeps one of these so that a call costs none of that per burst."""
+
+    cdef uint8_t[:, ::1] data
+    cdef uint32_t[::1] offset
+    cdef uint32_t[::1] length
+    cdef int32_t[::1] sa
+    cdef uint8_t[::1] status
+    cdef readonly object source   # the object whose arrays these are
+
+    def __init__(self, uint8_t[:, ::1] data, uint32_t[::1] offset, uint32_t[::1] length,
+                 int32_t[::1] sa, uint8_t[::1] status, source=None):
+        self.data, self.offset, self.length, self.sa, self.status = data, offset, length, sa, status
+        self.source = source
+
+    cdef int check(self, Py_ssize_t n) except -1:
+        if n < 0 or n > self.data.shape[0] or n > self.offset.shape[0] \
+                or n > self.length.shape[0] or n > self.sa.shape[0] or n > self.status.shape[0]:
+            raise ValueError(f"burst of {n} packets does not fit the given arrays")
+        return 0

@@ -12,7 +12,7 @@ import threading
 
 import _pfe_core
 from _pfe_core import gcm as _pfe_gcm
-from _pfe_core.table import DuplicateSpi, SaTable, TableFull
+from _pfe_core.table import BurstArrays, DuplicateSpi, SaTable, TableFull
 
 from .engine import EngineCounters, SaCounters, Status, raise_for_status
 from .errors import CapacityError, IntegrityError, MalformedPacketError, UnsupportedSaError
@@ -130,18 +130,18 @@ class Pfe:
 
         One C call for the whole burst, GIL released. `burst.status` gets a `Status` per
         packet; returns the number of packets encrypted."""
+        arrays = _arrays(burst)
         with self._lock:
-            return self._table.encrypt_burst(burst.data, burst.offset, burst.length, burst.sa,
-                                             burst.status, burst.count)
+            return self._table.encrypt_burst(arrays, burst.count)
 
     def decrypt_burst(self, burst: Burst) -> int:
         """Decrypt `burst.count` outer packets in place, finding each SA by SPI.
 
         `burst.sa` gets the inbound SA handle per packet (-1 if none), `burst.status` a
         `Status`; returns the number of packets decrypted."""
+        arrays = _arrays(burst)
         with self._lock:
-            return self._table.decrypt_burst(burst.data, burst.offset, burst.length, burst.sa,
-                                             burst.status, burst.count)
+            return self._table.decrypt_burst(arrays, burst.count)
 
     def encrypt(self, handle: int, packet: bytes) -> bytes:
         """Encrypt one inner IP packet: a burst of one. Raises the typed error on a drop."""
@@ -181,6 +181,15 @@ class Pfe:
         (tests of the 2^32 limit and of ESN, and SAs moved between engines)."""
         with self._lock:
             self._table.set_sequence(handle, seq)
+
+
+def _arrays(burst: Burst) -> BurstArrays:
+    """The burst's arrays as the kernels take them, viewed once and kept on the burst."""
+    arrays = burst.kernel_view
+    if arrays is None:
+        arrays = BurstArrays(burst.data, burst.offset, burst.length, burst.sa, burst.status)
+        burst.kernel_view = arrays
+    return arrays
 
 
 def _single(packet: bytes, handle: int) -> Burst:

@@ -47,6 +47,9 @@ class Burst:
         self.sa = np.full(capacity, -1, dtype=np.int32)
         self.status = np.zeros(capacity, dtype=np.uint8)
         self.count = 0
+        #: An engine's cached view of the arrays (engines set it; the arrays never change
+        #: identity: `load`, `set` and `restore_from` write into them).
+        self.kernel_view: object = None
 
     @property
     def max_packet(self) -> int:
@@ -109,6 +112,7 @@ class Burst:
         other.__dict__.update(self.__dict__)
         for name in ("data", "offset", "length", "sa", "status"):
             setattr(other, name, getattr(self, name).copy())
+        other.kernel_view = None
         return other
 
     def restore_from(self, other: "Burst") -> None:

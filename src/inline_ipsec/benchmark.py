@@ -1,0 +1,329 @@
+"""Throughput workloads of the ESP fast path, measured against references in the same run.
+
+Absolute packets per second depend on the machine and on whatever else it is running, so every
+figure here comes with a reference measured moments before it, on the same packets:
+  raw      the crypto limit of the backend: the very OpenSSL AES-GCM calls the PFE makes per
+           packet, with no ESP work (`_pfe_core.calibrate.RawGcm`);
+  naive    a per-packet Python loop with `cryptography`'s AESGCM building the same ESP packets;
+  scapy    scapy's ESP (`SecurityAssociation.encrypt`), when scapy is installed.
+Each workload is timed per burst (setup, such as restoring the clear-text packets, is not
+timed); the figure is the median over rounds.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from _pfe_core.calibrate import RawGcm
+
+from .packet.burst import DEFAULT_HEADROOM, Burst
+from .pfe import Pfe
+from .sa import SaSpec
+
+IMIX = "imix"
+#: Simple IMIX, 7:4:1 of 40/576/1500-byte packets.
+IMIX_PATTERN = (40,) * 7 + (576,) * 4 + (1500,)
+TUNNEL = ("192.0.2.1", "198.51.100.1")
+
+
+def packet_sizes(size: int | str, count: int) -> list[int]:
+    """`count` inner packet sizes: all `size`, or the IMIX pattern repeated."""
+    if size == IMIX:
+        return [IMIX_PATTERN[i % len(IMIX_PATTERN)] for i in range(count)]
+    return [int(size)] * count
+
+
+def _ipv4_checksum(header: bytes) -> bytes:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return struct.pack("!H", ~total & 0xFFFF)
+
+
+def inner_ipv4_udp(size: int, ident: int = 0) -> bytes:
+    """An IPv4/UDP packet of exactly `size` bytes (at least 28), checksum filled in."""
+    if size < 28:
+        raise ValueError("an IPv4/UDP packet is at least 28 bytes")
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, size, ident & 0xFFFF, 0, 64, 17, 0,
+                         bytes([10, 1, 0, 1]), bytes([10, 2, 0, 1]))
+    header = header[:10] + _ipv4_checksum(header) + header[12:]
+    udp = struct.pack("!HHHH", 1024, 5001, size - 20, 0)
+    return header + udp + bytes((i & 0xFF for i in range(size - 28)))
+
+
+def gcm_spec(bits: int = 128, spi: int = 0x1000, **kw) -> SaSpec:
+    key = bytes((spi + 7 * i) & 0xFF for i in range(bits // 8 + 4))
+    return SaSpec(spi=spi, cipher=f"aes-gcm-{bits}", key=key, tunnel_src=TUNNEL[0],
+                  tunnel_dst=TUNNEL[1], **kw)
+
+
+def esp_plain_len(size: int) -> int:
+    """Bytes of ESP payload + trailer for an inner packet (RFC 4303 4-byte alignment)."""
+    return size + 2 + (-(size + 2)) % 4
+
+
+class NaiveEsp:
+    """The naive per-packet reference: Python builds each ESP packet with `cryptography`'s
+    AESGCM, exactly the bytes the PFE emits for the same SA (docs/wire-format.md)."""
+
+    def __init__(self, spec: SaSpec) -> None:
+        self.aead = AESGCM(spec.key[:-4])
+        self.salt = spec.key[-4:]
+        self.spi = spec.spi
+        self.seq = 0
+        self.ttl = spec.ttl
+        self.src = bytes(int(x) for x in spec.tunnel_src.split("."))
+        self.dst = bytes(int(x) for x in spec.tunnel_dst.split("."))
+
+    def encrypt(self, inner: bytes) -> bytes:
+        self.seq += 1
+        seq = self.seq
+        pad = (-(len(inner) + 2)) % 4
+        plain = inner + bytes(range(1, pad + 1)) + bytes((pad, 4))
+        iv = struct.pack("!Q", seq)
+        esp = struct.pack("!II", self.spi, seq & 0xFFFFFFFF)
+        sealed = self.aead.encrypt(self.salt + iv, plain, esp)
+        header = struct.pack("!BBHHHBBH4s4s", 0x45, inner[1], 36 + len(sealed), seq & 0xFFFF,
+                             0, self.ttl, 50, 0, self.src, self.dst)
+        return header[:10] + _ipv4_checksum(header) + header[12:] + esp + iv + sealed
+
+
+@dataclass
+class Measurement:
+    """Median time of one burst and what it means in packets and bits per second."""
+
+    path: str
+    direction: str
+    cipher: str
+    size: int | str
+    burst: int
+    median_ns: float
+    rounds: int
+    packets: int
+    bytes: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pps(self) -> float:
+        return self.packets / (self.median_ns * 1e-9)
+
+    @property
+    def gbps(self) -> float:
+        return self.bytes * 8 / self.median_ns
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "direction": self.direction, "cipher": self.cipher,
+                "size": self.size, "burst": self.burst, "median_ns": self.median_ns,
+                "rounds": self.rounds, "pps": self.pps, "gbps": self.gbps, **self.extra}
+
+
+def _median_ns(timed: Callable[[], object], setup: Callable[[], object], rounds: int,
+               warmup: int = 3) -> float:
+    samples = []
+    for i in range(rounds + warmup):
+        setup()
+        t0 = time.perf_counter_ns()
+        timed()
+        t1 = time.perf_counter_ns()
+        if i >= warmup:
+            samples.append(t1 - t0)
+    return float(statistics.median(samples))
+
+
+class PfeWorkload:
+    """One SA on one PFE and a burst of inner packets; encrypt or decrypt it repeatedly."""
+
+    def __init__(self, bits: int = 128, size: int | str = 64, burst: int = 32,
+                 replay_window: int = 1024) -> None:
+        self.bits, self.size, self.burst_size = bits, size, burst
+        self.spec = gcm_spec(bits, replay_window=replay_window)
+        self.pfe = Pfe()
+        self.out = self.pfe.add_outbound(self.spec)
+        self.inb = self.pfe.add_inbound(self.spec)
+        self.sizes = packet_sizes(size, burst)
+        self.inner = [inner_ipv4_udp(n, i) for i, n in enumerate(self.sizes)]
+        self.burst = Burst.from_packets(self.inner, self.out)
+        self.pristine = self.burst.copy()
+        self.inner_bytes = sum(self.sizes)
+
+    def restore(self) -> None:
+        self.burst.restore_from(self.pristine)
+
+    def encrypt(self) -> int:
+        return self.pfe.encrypt_burst(self.burst)
+
+    def decrypt(self) -> int:
+        return self.pfe.decrypt_burst(self.burst)
+
+    def restore_and_encrypt(self) -> None:
+        self.restore()
+        self.encrypt()
+
+
+class RawWorkload:
+    """The crypto limit: the PFE's OpenSSL calls over the same lengths, nothing else.
+
+    For decryption the burst is sealed first (untimed) with the same nonces, so every open
+    verifies its tag, as the PFE's do."""
+
+    def __init__(self, bits: int = 128, size: int | str = 64, burst: int = 32,
+                 encrypt: bool = True) -> None:
+        sizes = packet_sizes(size, burst)
+        self.burst = Burst(burst)
+        self.burst.count = burst
+        self.burst.length[:] = [esp_plain_len(n) for n in sizes]
+        self.burst.offset[:] = DEFAULT_HEADROOM
+        key = gcm_spec(bits).key[:-4]
+        self.seal = RawGcm(key, True)
+        self.gcm = self.seal if encrypt else RawGcm(key, False)
+        self.inner_bytes = sum(sizes)
+
+    def prepare(self) -> None:
+        """Before an open: seal the burst with the nonces the open will use."""
+        if self.gcm is not self.seal:
+            self.seal.counter = self.gcm.counter
+            self._run(self.seal)
+
+    def run(self) -> int:
+        return self._run(self.gcm)
+
+    def _run(self, gcm: RawGcm) -> int:
+        b = self.burst
+        return gcm.run(b.data, b.offset, b.length, b.count)
+
+
+def measure_pfe(direction: str, bits: int, size: int | str, burst: int,
+                rounds: int) -> Measurement:
+    w = PfeWorkload(bits, size, burst)
+    if direction == "encrypt":
+        median = _median_ns(w.encrypt, w.restore, rounds)
+    else:
+        median = _median_ns(w.decrypt, w.restore_and_encrypt, rounds)
+    assert w.burst.status[:burst].max() == 0, "benchmark packets must all succeed"
+    return Measurement("pfe", direction, f"aes-gcm-{bits}", size, burst, median, rounds, burst,
+                       w.inner_bytes)
+
+
+def measure_raw(direction: str, bits: int, size: int | str, burst: int,
+                rounds: int) -> Measurement:
+    w = RawWorkload(bits, size, burst, encrypt=direction == "encrypt")
+    median = _median_ns(w.run, w.prepare, rounds)
+    return Measurement("raw", direction, f"aes-gcm-{bits}", size, burst, median, rounds, burst,
+                       w.inner_bytes)
+
+
+def measure_naive(bits: int, size: int | str, burst: int, rounds: int) -> Measurement:
+    spec = gcm_spec(bits)
+    naive = NaiveEsp(spec)
+    inner = [inner_ipv4_udp(n, i) for i, n in enumerate(packet_sizes(size, burst))]
+
+    def run() -> None:
+        enc = naive.encrypt
+        for p in inner:
+            enc(p)
+
+    median = _median_ns(run, lambda: None, rounds)
+    return Measurement("naive", "encrypt", f"aes-gcm-{bits}", size, burst, median, rounds,
+                       burst, sum(len(p) for p in inner))
+
+
+def measure_scapy(bits: int, size: int | str, packets: int = 64) -> Optional[Measurement]:
+    """scapy's ESP, per packet (slow: a few hundred to a few thousand packets per second)."""
+    try:
+        from scapy.layers.inet import IP
+        from scapy.layers.ipsec import ESP, SecurityAssociation
+    except ImportError:
+        return None
+    spec = gcm_spec(bits)
+    sa = SecurityAssociation(ESP, spi=spec.spi, crypt_algo="AES-GCM", crypt_key=spec.key,
+                             auth_algo="NULL",
+                             tunnel_header=IP(src=spec.tunnel_src, dst=spec.tunnel_dst))
+    inner = [IP(inner_ipv4_udp(n, i)) for i, n in enumerate(packet_sizes(size, packets))]
+    t0 = time.perf_counter_ns()
+    for p in inner:
+        sa.encrypt(p)
+    elapsed = time.perf_counter_ns() - t0
+    return Measurement("scapy", "encrypt", f"aes-gcm-{bits}", size, packets, float(elapsed), 1,
+                       packets, sum(len(p) for p in inner))
+
+
+def measure_threads(threads: int, bits: int = 128, size: int | str = 64, burst: int = 256,
+                    seconds: float = 1.0) -> float:
+    """Aggregate packets/s of `threads` PFEs, each in its own thread with its own SA, each
+    looping encrypt-then-decrypt on its own burst (both kernels release the GIL)."""
+    workloads = [PfeWorkload(bits, size, burst) for _ in range(threads)]
+    counts = [0] * threads
+    start = threading.Barrier(threads + 1)
+    stop = threading.Event()
+
+    def loop(k: int) -> None:
+        w = workloads[k]
+        start.wait()
+        n = 0
+        sa = w.burst.sa
+        while not stop.is_set():
+            sa.fill(w.out)          # decrypt wrote the inbound handles here
+            n += w.encrypt() + w.decrypt()
+        counts[k] = n
+
+    pool = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return sum(counts) / elapsed
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    import os
+
+    import _pfe_core
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "openssl": _pfe_core.OPENSSL_VERSION, "numpy": np.__version__,
+            "platform": platform.platform()}
+
+
+def quick_report(sizes: Sequence[int | str] = (64, 512, 1400, IMIX), bits: int = 128,
+                 burst: int = 32, rounds: int = 200,
+                 progress: Callable[[str], None] = lambda s: None) -> list[dict]:
+    """PFE encrypt/decrypt against the raw loop and the naive loop, per size: a short run."""
+    rows = []
+    for size in sizes:
+        progress(f"{size}")
+        raw_e = measure_raw("encrypt", bits, size, burst, rounds)
+        pfe_e = measure_pfe("encrypt", bits, size, burst, rounds)
+        raw_d = measure_raw("decrypt", bits, size, burst, rounds)
+        pfe_d = measure_pfe("decrypt", bits, size, burst, rounds)
+        naive = measure_naive(bits, size, burst, max(10, rounds // 10))
+        rows.append({
+            "size": size, "cipher": f"aes-gcm-{bits}", "burst": burst,
+            "pfe_encrypt_pps": pfe_e.pps, "pfe_encrypt_gbps": pfe_e.gbps,
+            "pfe_decrypt_pps": pfe_d.pps, "raw_encrypt_pps": raw_e.pps,
+            "raw_decrypt_pps": raw_d.pps, "naive_encrypt_pps": naive.pps,
+            "encrypt_vs_raw": pfe_e.pps / raw_e.pps, "decrypt_vs_raw": pfe_d.pps / raw_d.pps,
+            "encrypt_vs_naive": pfe_e.pps / naive.pps,
+        })
+    return rows
