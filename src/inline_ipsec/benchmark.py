@@ -59,6 +59,24 @@ def inner_ipv4_udp(size: int, ident: int = 0) -> bytes:
     return header + udp + bytes((i & 0xFF for i in range(size - 28)))
 
 
+def inner_ipv6_udp(size: int, ident: int = 0) -> bytes:
+    """An IPv6/UDP packet of exactly `size` bytes (at least 48), UDP checksum filled in
+    (mandatory over IPv6, RFC 8200 §8.1)."""
+    if size < 48:
+        raise ValueError("an IPv6/UDP packet is at least 48 bytes")
+    src = bytes.fromhex("20010db8000100000000000000000001")
+    dst = bytes.fromhex("20010db8000200000000000000000001")
+    payload = bytes(((i + ident) & 0xFF for i in range(size - 48)))
+    udp = struct.pack("!HHHH", 1024, 5001, size - 40, 0) + payload
+    pseudo = src + dst + struct.pack("!IxxxB", size - 40, 17)
+    data = pseudo + udp + (b"\0" if len(udp) % 2 else b"")
+    checksum = _ipv4_checksum(data)
+    if checksum == b"\0\0":
+        checksum = b"\xff\xff"
+    udp = udp[:6] + checksum + udp[8:]
+    return struct.pack("!IHBB", 0x60000000, size - 40, 17, 64) + src + dst + udp
+
+
 def gcm_spec(bits: int = 128, spi: int = 0x1000, **kw) -> SaSpec:
     key = bytes((spi + 7 * i) & 0xFF for i in range(bits // 8 + 4))
     return SaSpec(spi=spi, cipher=f"aes-gcm-{bits}", key=key, tunnel_src=TUNNEL[0],
