@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover
 
 HERE = Path(__file__).parent
 CORE = HERE / "src" / "_pfe_core"
-MODULES = ["status", "replay", "esp_outb", "esp_inb", "table", "calibrate"]
+MODULES = ["status", "replay", "gcm", "esp_outb", "esp_inb", "table", "calibrate"]
 
 PROBE = r"""
 #include <openssl/evp.h>
