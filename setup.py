@@ -7,6 +7,10 @@ order, and the first candidate that compiles and links a probe program wins:
   3. the compiler's default search paths
 The search runs inside build_ext, so `sdist` and metadata work on a machine without the headers,
 and a failure prints one clear `error:` naming the package to install.
+
+intel-ipsec-mb (Debian: libipsec-mb-dev) is an optional second AES-GCM backend: when a probe
+against intel-ipsec-mb.h and -lIPSec_MB compiles and links, the kernels are built with it too
+(INLINE_IPSEC_NO_IPSEC_MB=1 leaves it out). The build says which backends it built.
 """
 from __future__ import annotations
 
@@ -43,6 +47,15 @@ int main(void) {
 }
 """
 
+IMB_PROBE = r"""
+#include <intel-ipsec-mb.h>
+int main(void) {
+    IMB_MGR *m = alloc_mb_mgr(0);
+    free_mb_mgr(m);
+    return 0;
+}
+"""
+
 INSTALL_HINT = """
 inline-ipsec needs the OpenSSL (>= 3.0) libcrypto headers and library to build its
 _pfe_core extension, and could not compile and link a test program against them.
@@ -75,39 +88,64 @@ def _candidates() -> list[tuple[str, list[str], list[str]]]:
     return found
 
 
+def _probe(source: str, incs: list[str], libdirs: list[str], libraries: list[str]) -> str:
+    """Compile and link `source`; returns "" on success, else the error text."""
+    from distutils.ccompiler import new_compiler
+    from distutils.sysconfig import customize_compiler
+
+    cc = new_compiler()
+    customize_compiler(cc)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "probe.c")
+        src.write_text(source)
+        try:
+            objs = cc.compile([str(src)], output_dir=tmp, include_dirs=incs)
+            cc.link_executable(objs, str(Path(tmp, "probe")), libraries=libraries,
+                               library_dirs=libdirs)
+        except Exception as exc:  # compile or link failed
+            return str(exc) or exc.__class__.__name__
+    return ""
+
+
 class BuildExt(build_ext):
-    """Find libcrypto, prove it with a probe, then build (rules in the module docstring)."""
+    """Find libcrypto, prove it with a probe, look for intel-ipsec-mb, then build."""
 
     def run(self) -> None:
         label, incs, libdirs = self._find_libcrypto()
-        print(f"inline-ipsec: building _pfe_core against libcrypto from {label}")
+        with_imb = self._find_ipsec_mb(incs, libdirs)
+        backends = "openssl" + (", ipsec-mb" if with_imb else "")
+        print(f"inline-ipsec: building _pfe_core against libcrypto from {label}; "
+              f"crypto backends: {backends}")
         for ext in self.extensions:
             if "crypto" in ext.libraries:
                 ext.include_dirs = incs + list(ext.include_dirs)
                 ext.library_dirs = libdirs + list(ext.library_dirs)
                 if libdirs:
                     ext.runtime_library_dirs = libdirs + list(ext.runtime_library_dirs or [])
+                if with_imb:
+                    ext.libraries = list(ext.libraries) + ["IPSec_MB"]
+                    ext.define_macros = list(ext.define_macros) + [
+                        ("INLINE_IPSEC_HAVE_IPSEC_MB", "1")]
         super().run()
 
     def _find_libcrypto(self) -> tuple[str, list[str], list[str]]:
-        from distutils.ccompiler import new_compiler
-        from distutils.sysconfig import customize_compiler
-
         errors = []
         for label, incs, libdirs in _candidates():
-            cc = new_compiler()
-            customize_compiler(cc)
-            with tempfile.TemporaryDirectory() as tmp:
-                src = Path(tmp, "probe_openssl.c")
-                src.write_text(PROBE)
-                try:
-                    objs = cc.compile([str(src)], output_dir=tmp, include_dirs=incs)
-                    cc.link_executable(objs, str(Path(tmp, "probe")), libraries=["crypto"],
-                                       library_dirs=libdirs)
-                    return label, incs, libdirs
-                except Exception as exc:  # compile or link failed: try the next candidate
-                    errors.append(f"  {label}: {exc}")
+            error = _probe(PROBE, incs, libdirs, ["crypto"])
+            if not error:
+                return label, incs, libdirs
+            errors.append(f"  {label}: {error}")
         raise PlatformError(INSTALL_HINT + "Tried:\n" + "\n".join(errors))
+
+    def _find_ipsec_mb(self, incs: list[str], libdirs: list[str]) -> bool:
+        if os.environ.get("INLINE_IPSEC_NO_IPSEC_MB"):
+            print("inline-ipsec: INLINE_IPSEC_NO_IPSEC_MB is set: building without ipsec-mb")
+            return False
+        error = _probe(IMB_PROBE, incs, libdirs, ["IPSec_MB"])
+        if error:
+            print("inline-ipsec: intel-ipsec-mb not found (apt-get install libipsec-mb-dev "
+                  "for the faster AES-GCM backend); building with OpenSSL only")
+        return not error
 
 
 def extensions() -> list[Extension]:
@@ -118,6 +156,9 @@ def extensions() -> list[Extension]:
             f"_pfe_core.{name}",
             [str(Path("src", "_pfe_core", f"{name}.pyx"))],
             libraries=["crypto"],
+            include_dirs=[str(Path("src", "_pfe_core"))],
+            depends=[str(p) for p in Path("src", "_pfe_core").glob("*.p*d")]
+            + [str(Path("src", "_pfe_core", "imb_shim.h"))],
             extra_compile_args=["-O2", "-Wall", "-Wno-unused-function",
                                 "-Wno-unreachable-code"],
         )

@@ -1,10 +1,19 @@
-"""The modelled PFE (ASIC) of inline-ipsec: ESP kernels in Cython over OpenSSL libcrypto.
+"""The modelled PFE (ASIC) of inline-ipsec: ESP kernels in Cython over OpenSSL libcrypto, with
+intel-ipsec-mb as a second AES-GCM backend when it was found at build time.
 
 Private: imported only by `inline_ipsec.pfe`, the benchmarks and the tests."""
 from .status import Status
-from .table import SaTable, MAX_SAS, OPENSSL_VERSION, MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW
+from .table import (
+    BACKENDS,
+    IPSEC_MB_DESCRIPTION,
+    MAX_REPLAY_WINDOW,
+    MAX_SAS,
+    MIN_REPLAY_WINDOW,
+    OPENSSL_VERSION,
+    SaTable,
+)
 from .calibrate import RawGcm
 from .replay import ReplayWindow
 
 __all__ = ["Status", "SaTable", "RawGcm", "ReplayWindow", "MAX_SAS", "OPENSSL_VERSION",
-           "MAX_REPLAY_WINDOW", "MIN_REPLAY_WINDOW"]
+           "MAX_REPLAY_WINDOW", "MIN_REPLAY_WINDOW", "BACKENDS", "IPSEC_MB_DESCRIPTION"]

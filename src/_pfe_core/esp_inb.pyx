@@ -10,7 +10,8 @@ from libc.string cimport memcpy
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN
 from _pfe_core.replay cimport replay_infer, replay_check, replay_advance
-from _pfe_core.gcm cimport gcm_open, GCM_ICV_LEN, GCM_NONCE_LEN
+from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
+from _pfe_core.aead cimport sa_open
 from _pfe_core.wire cimport (
     load16, load32, store32, ipv4_set_checksum, ip_tos, ip_set_tos, csum_add, csum_fold,
 )
@@ -144,9 +145,9 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         memcpy(aad, esp, 4)
         store32(aad + 4, <uint32_t>(seq >> 32))
         memcpy(aad + 8, esp + 4, 4)
-        rc = gcm_open(sa.ctx, nonce, aad, 12, ct, ct_len, ct + ct_len)
+        rc = sa_open(t, sa, nonce, aad, 12, ct, ct_len, ct + ct_len)
     else:
-        rc = gcm_open(sa.ctx, nonce, esp, 8, ct, ct_len, ct + ct_len)
+        rc = sa_open(t, sa, nonce, esp, 8, ct, ct_len, ct + ct_len)
     if rc == 0:
         sa.c.auth_failed += 1
         return AUTH_FAILED

@@ -10,7 +10,8 @@ from _pfe_core.status cimport *
 from _pfe_core.sa cimport (
     sa_t, sa_table_t, SA_OUTBOUND, PFE_MAX_SAS, ESP_HDR_LEN, DF_SET, DF_COPY,
 )
-from _pfe_core.gcm cimport gcm_seal, GCM_ICV_LEN, GCM_NONCE_LEN
+from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
+from _pfe_core.aead cimport sa_seal
 from _pfe_core.wire cimport (
     load16, store16, store32, store64, csum_add, csum_fold, ipv4_set_checksum, ip_tos,
 )
@@ -97,10 +98,10 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         memcpy(aad, esp, 4)
         store32(aad + 4, <uint32_t>(seq >> 32))
         memcpy(aad + 8, esp + 4, 4)
-        if gcm_seal(sa.ctx, nonce, aad, 12, inner, plain_len, inner + plain_len) != 0:
+        if sa_seal(t, sa, nonce, aad, 12, inner, plain_len, inner + plain_len) != 0:
             return CRYPTO_ERROR
     else:                            # AAD = SPI || seq, exactly the ESP header's first 8 bytes
-        if gcm_seal(sa.ctx, nonce, esp, 8, inner, plain_len, inner + plain_len) != 0:
+        if sa_seal(t, sa, nonce, esp, 8, inner, plain_len, inner + plain_len) != 0:
             return CRYPTO_ERROR
 
     outer = inner - hdr_len

@@ -3,6 +3,7 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from _pfe_core._openssl cimport EVP_CIPHER_CTX
 from _pfe_core.replay cimport replay_t
+from _pfe_core.imb cimport pfe_imb, pfe_gcm_key
 
 cdef enum:
     PFE_MAX_SAS = 4000          # the ASIC's limit, both directions counted
@@ -14,6 +15,10 @@ cdef enum SaDirection:
     SA_FREE = 0
     SA_OUTBOUND = 1
     SA_INBOUND = 2
+
+cdef enum Backend:
+    BACKEND_OPENSSL = 0
+    BACKEND_IPSEC_MB = 1
 
 cdef enum DfMode:
     DF_CLEAR = 0
@@ -33,7 +38,9 @@ ctypedef struct sa_counters_t:
     uint64_t no_room
 
 ctypedef struct sa_t:
-    EVP_CIPHER_CTX *ctx
+    EVP_CIPHER_CTX *ctx       # OpenSSL backend: keyed once at install
+    pfe_gcm_key *imb_key      # intel-ipsec-mb backend: expanded keys and GHASH tables
+    uint8_t key_len           # 16 or 32
     uint32_t spi
     uint8_t direction         # SaDirection
     uint8_t esn
@@ -61,6 +68,8 @@ ctypedef struct sa_table_t:
     sa_t *sas                 # PFE_MAX_SAS slots
     int32_t *buckets          # SPI_BUCKETS chain heads, -1 = empty
     uint32_t count
+    uint8_t backend           # Backend, fixed for the table's life
+    pfe_imb *imb              # intel-ipsec-mb manager (one per table: not thread-safe)
     engine_counters_t c
 
 

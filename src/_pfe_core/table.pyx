@@ -15,7 +15,11 @@ from _pfe_core._openssl cimport (
 )
 from _pfe_core.sa cimport (
     sa_t, sa_table_t, PFE_MAX_SAS, SPI_BUCKETS, SA_FREE, SA_OUTBOUND, SA_INBOUND, spi_bucket,
-    sa_lookup_inbound,
+    sa_lookup_inbound, BACKEND_OPENSSL, BACKEND_IPSEC_MB,
+)
+from _pfe_core.imb cimport (
+    pfe_imb, pfe_gcm_key, pfe_imb_available, pfe_imb_new, pfe_imb_free, pfe_imb_key_new, pfe_imb_key_free,
+    pfe_imb_version, pfe_imb_arch_name,
 )
 from _pfe_core.replay cimport replay_init, REPLAY_MAX_WINDOW, REPLAY_MIN_WINDOW
 from _pfe_core.gcm cimport GCM_NONCE_LEN
@@ -28,6 +32,25 @@ MAX_REPLAY_WINDOW = REPLAY_MAX_WINDOW
 MIN_REPLAY_WINDOW = REPLAY_MIN_WINDOW
 OPENSSL_VERSION = OpenSSL_version(OPENSSL_VERSION_CONST).decode()
 OPENSSL_VERSION_NUMBER_ = OPENSSL_VERSION_NUMBER
+BACKEND_NAMES = {"openssl": BACKEND_OPENSSL, "ipsec-mb": BACKEND_IPSEC_MB}
+
+
+def _ipsec_mb_probe():
+    """(usable, description): built with intel-ipsec-mb, and a manager initialises here."""
+    cdef pfe_imb *m
+    if not pfe_imb_available:
+        return False, "not built (intel-ipsec-mb was not found when the extension was compiled)"
+    m = pfe_imb_new()
+    if m == NULL:
+        return False, "built, but the library did not initialise on this CPU (no AES-NI?)"
+    desc = f"intel-ipsec-mb {pfe_imb_version().decode()} ({pfe_imb_arch_name(m).decode()})"
+    pfe_imb_free(m)
+    return True, desc
+
+
+_IMB_USABLE, IPSEC_MB_DESCRIPTION = _ipsec_mb_probe()
+#: Crypto backends this build can use on this machine, the default first.
+BACKENDS = ("openssl", "ipsec-mb") if _IMB_USABLE else ("openssl",)
 
 _COUNTER_NAMES = ("packets", "bytes", "auth_failed", "replay_duplicate", "replay_below_window",
                   "malformed", "bad_trailer", "seq_overflow", "dummy", "no_room")
@@ -42,9 +65,23 @@ class DuplicateSpi(Exception):
 
 
 cdef class SaTable:
-    cdef sa_table_t t
+    """One modelled PFE's SAs, on one crypto backend ("openssl" or "ipsec-mb")."""
 
-    def __cinit__(self):
+    cdef sa_table_t t
+    cdef readonly str backend
+
+    def __cinit__(self, str backend="openssl"):
+        if backend not in BACKEND_NAMES:
+            raise ValueError(f"unknown crypto backend {backend!r}: expected one of "
+                             f"{sorted(BACKEND_NAMES)}")
+        if backend == "ipsec-mb":
+            if not _IMB_USABLE:
+                raise RuntimeError(f"the ipsec-mb backend is not available: {IPSEC_MB_DESCRIPTION}")
+            self.t.imb = pfe_imb_new()
+            if self.t.imb == NULL:
+                raise RuntimeError("intel-ipsec-mb failed to initialise")
+        self.t.backend = BACKEND_NAMES[backend]
+        self.backend = backend
         self.t.sas = <sa_t *>calloc(PFE_MAX_SAS, sizeof(sa_t))
         self.t.buckets = <int32_t *>calloc(SPI_BUCKETS, sizeof(int32_t))
         if self.t.sas == NULL or self.t.buckets == NULL:
@@ -62,6 +99,7 @@ cdef class SaTable:
             free(self.t.sas)
         if self.t.buckets != NULL:
             free(self.t.buckets)
+        pfe_imb_free(self.t.imb)
 
     def __len__(self):
         return self.t.count
@@ -77,6 +115,7 @@ cdef class SaTable:
         cdef sa_t *sa
         cdef const EVP_CIPHER *cipher
         cdef EVP_CIPHER_CTX *ctx
+        cdef pfe_gcm_key *imb_key
         if direction not in (SA_OUTBOUND, SA_INBOUND):
             raise ValueError("direction must be 1 (outbound) or 2 (inbound)")
         if len(key) == 16:
@@ -105,26 +144,20 @@ cdef class SaTable:
         if h < 0:
             raise TableFull(f"the PFE SA table is full ({PFE_MAX_SAS} SAs)")
 
-        ctx = EVP_CIPHER_CTX_new()
-        if ctx == NULL:
-            raise MemoryError()
-        # Key once per SA direction; per packet only the nonce is set (STYLE §4 rule 7).
-        if direction == SA_OUTBOUND:
-            ok = (EVP_EncryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1
-                  and EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1
-                  and EVP_EncryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1)
+        ctx = NULL
+        imb_key = NULL
+        if self.t.backend == BACKEND_IPSEC_MB:
+            imb_key = pfe_imb_key_new(self.t.imb, <const uint8_t *><const char *>key, len(key))
+            if imb_key == NULL:
+                raise MemoryError()
         else:
-            ok = (EVP_DecryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1
-                  and EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1
-                  and EVP_DecryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1)
-        if not ok:
-            ERR_clear_error()
-            EVP_CIPHER_CTX_free(ctx)
-            raise RuntimeError("OpenSSL refused to set up AES-GCM")
+            ctx = _new_gcm_ctx(cipher, key, direction == SA_OUTBOUND)
 
         sa = &self.t.sas[h]
         memset(sa, 0, sizeof(sa_t))
         sa.ctx = ctx
+        sa.imb_key = imb_key
+        sa.key_len = len(key)
         sa.spi = spi
         sa.direction = direction
         sa.esn = esn
@@ -175,6 +208,7 @@ cdef class SaTable:
         cdef sa_t *sa = &self.t.sas[h]
         if sa.ctx != NULL:
             EVP_CIPHER_CTX_free(sa.ctx)   # frees and cleanses the key schedule
+        pfe_imb_key_free(sa.imb_key)      # cleanses the expanded keys, then frees
         OPENSSL_cleanse(sa, sizeof(sa_t))
         sa.direction = SA_FREE
 
@@ -263,6 +297,26 @@ cdef class SaTable:
             good = esp_decrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
                                      &b.length[0], &b.sa[0], &b.status[0], n)
         return good
+
+
+cdef EVP_CIPHER_CTX *_new_gcm_ctx(const EVP_CIPHER *cipher, bytes key, bint encrypt) except NULL:
+    """An AES-GCM context keyed once, for the life of the SA (STYLE §4 rule 7)."""
+    cdef EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new()
+    if ctx == NULL:
+        raise MemoryError()
+    if encrypt:
+        ok = (EVP_EncryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1
+              and EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1
+              and EVP_EncryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1)
+    else:
+        ok = (EVP_DecryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1
+              and EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1
+              and EVP_DecryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1)
+    if not ok:
+        ERR_clear_error()
+        EVP_CIPHER_CTX_free(ctx)
+        raise RuntimeError("OpenSSL refused to set up AES-GCM")
+    return ctx
 
 
 cdef class BurstArrays:

@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
 
 from .engine import Engine, EngineCounters, SaCounters, Status
 from .errors import (
+    BackendUnavailableError,
     CapacityError,
     ConfigError,
     IntegrityError,
@@ -34,7 +35,7 @@ from .sa import Lifetime, SaSpec
 __version__ = "0.1.0"
 
 __all__ = [
-    "Burst", "CapacityError", "ConfigError", "Engine", "EngineCounters", "IntegrityError",
+    "BackendUnavailableError", "Burst", "CapacityError", "ConfigError", "Engine", "EngineCounters", "IntegrityError",
     "IpsecError", "Lifetime", "MalformedPacketError", "NotEspError", "Pfe", "ReplayError",
     "SaCounters", "SaExpiredError", "SaSpec", "SequenceOverflowError", "Status",
     "UnknownSpiError", "UnsupportedSaError", "__version__",

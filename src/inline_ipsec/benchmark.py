@@ -160,10 +160,10 @@ class PfeWorkload:
     """One SA on one PFE and a burst of inner packets; encrypt or decrypt it repeatedly."""
 
     def __init__(self, bits: int = 128, size: int | str = 64, burst: int = 32,
-                 replay_window: int = 1024) -> None:
+                 replay_window: int = 1024, backend: str = "openssl") -> None:
         self.bits, self.size, self.burst_size = bits, size, burst
         self.spec = gcm_spec(bits, replay_window=replay_window)
-        self.pfe = Pfe()
+        self.pfe = Pfe(backend=backend)
         self.out = self.pfe.add_outbound(self.spec)
         self.inb = self.pfe.add_inbound(self.spec)
         self.sizes = packet_sizes(size, burst)
@@ -193,15 +193,15 @@ class RawWorkload:
     verifies its tag, as the PFE's do."""
 
     def __init__(self, bits: int = 128, size: int | str = 64, burst: int = 32,
-                 encrypt: bool = True) -> None:
+                 encrypt: bool = True, backend: str = "openssl") -> None:
         sizes = packet_sizes(size, burst)
         self.burst = Burst(burst)
         self.burst.count = burst
         self.burst.length[:] = [esp_plain_len(n) for n in sizes]
         self.burst.offset[:] = DEFAULT_HEADROOM
         key = gcm_spec(bits).key[:-4]
-        self.seal = RawGcm(key, True)
-        self.gcm = self.seal if encrypt else RawGcm(key, False)
+        self.seal = RawGcm(key, True, backend)
+        self.gcm = self.seal if encrypt else RawGcm(key, False, backend)
         self.inner_bytes = sum(sizes)
 
     def prepare(self) -> None:
@@ -219,23 +219,23 @@ class RawWorkload:
 
 
 def measure_pfe(direction: str, bits: int, size: int | str, burst: int,
-                rounds: int) -> Measurement:
-    w = PfeWorkload(bits, size, burst)
+                rounds: int, backend: str = "openssl") -> Measurement:
+    w = PfeWorkload(bits, size, burst, backend=backend)
     if direction == "encrypt":
         median = _median_ns(w.encrypt, w.restore, rounds)
     else:
         median = _median_ns(w.decrypt, w.restore_and_encrypt, rounds)
     assert w.burst.status[:burst].max() == 0, "benchmark packets must all succeed"
     return Measurement("pfe", direction, f"aes-gcm-{bits}", size, burst, median, rounds, burst,
-                       w.inner_bytes)
+                       w.inner_bytes, {"backend": backend})
 
 
 def measure_raw(direction: str, bits: int, size: int | str, burst: int,
-                rounds: int) -> Measurement:
-    w = RawWorkload(bits, size, burst, encrypt=direction == "encrypt")
+                rounds: int, backend: str = "openssl") -> Measurement:
+    w = RawWorkload(bits, size, burst, encrypt=direction == "encrypt", backend=backend)
     median = _median_ns(w.run, w.prepare, rounds)
     return Measurement("raw", direction, f"aes-gcm-{bits}", size, burst, median, rounds, burst,
-                       w.inner_bytes)
+                       w.inner_bytes, {"backend": backend})
 
 
 def measure_naive(bits: int, size: int | str, burst: int, rounds: int) -> Measurement:

@@ -51,3 +51,7 @@ class ConfigError(ValueError):
 class NotEspError(MalformedPacketError):
     """A UDP 4500 datagram that is not ESP: an IKE message behind the non-ESP marker or a NAT-T
     keepalive (RFC 3948 §2.2, §2.3). The gateway hands these to IKE or ignores them."""
+
+
+class BackendUnavailableError(IpsecError, RuntimeError):
+    """The requested PFE crypto backend was not built or does not run on this machine."""

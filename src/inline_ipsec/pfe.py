@@ -8,24 +8,52 @@ independent: run several in several threads, one per modelled PFE.
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
+from typing import Optional
 
 import _pfe_core
 from _pfe_core import gcm as _pfe_gcm
 from _pfe_core.table import BurstArrays, DuplicateSpi, SaTable, TableFull
 
 from .engine import EngineCounters, SaCounters, Status, raise_for_status
-from .errors import CapacityError, IntegrityError, MalformedPacketError, UnsupportedSaError
+from .errors import (
+    BackendUnavailableError,
+    CapacityError,
+    IntegrityError,
+    MalformedPacketError,
+    UnsupportedSaError,
+)
 from .packet.burst import DEFAULT_HEADROOM, Burst
 from .sa import SaSpec
 
-__all__ = ["Pfe", "open_esp_gcm", "pfe_limitations", "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW"]
+__all__ = ["Pfe", "PFE_BACKENDS", "resolve_backend", "open_esp_gcm", "pfe_limitations", "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW"]
 
 PFE_MAX_SAS: int = _pfe_core.MAX_SAS
 PFE_MAX_REPLAY_WINDOW: int = _pfe_core.MAX_REPLAY_WINDOW
 PFE_MIN_REPLAY_WINDOW: int = _pfe_core.MIN_REPLAY_WINDOW
 PFE_CIPHERS = ("aes-gcm-128", "aes-gcm-256")
 _DF_MODES = {"clear": 0, "set": 1, "copy": 2}
+
+#: Crypto backends of the PFE usable here ("openssl" always; "ipsec-mb" when built with
+#: intel-ipsec-mb and the CPU supports it).
+PFE_BACKENDS: tuple[str, ...] = _pfe_core.BACKENDS
+#: The backend of `Pfe()` when none is named: INLINE_IPSEC_PFE_BACKEND, else "openssl".
+DEFAULT_BACKEND: str = os.environ.get("INLINE_IPSEC_PFE_BACKEND", "openssl")
+
+
+def resolve_backend(backend: Optional[str] = None) -> str:
+    """The concrete backend for "openssl", "ipsec-mb", "auto" (the fastest here) or None."""
+    name = backend or DEFAULT_BACKEND
+    if name == "auto":
+        return "ipsec-mb" if "ipsec-mb" in PFE_BACKENDS else "openssl"
+    if name not in ("openssl", "ipsec-mb"):
+        raise ValueError(f"unknown PFE backend {name!r}: expected 'openssl', 'ipsec-mb' or "
+                         "'auto'")
+    if name not in PFE_BACKENDS:
+        raise BackendUnavailableError(
+            f"the {name} backend is not available: {_pfe_core.IPSEC_MB_DESCRIPTION}")
+    return name
 _OUTBOUND, _INBOUND = 1, 2
 
 
@@ -60,9 +88,12 @@ class Pfe:
     kind = "pfe"
     capacity = PFE_MAX_SAS
 
-    def __init__(self, name: str = "pfe0") -> None:
+    def __init__(self, name: str = "pfe0", backend: Optional[str] = None) -> None:
+        """`backend`: "openssl" (the default, always built), "ipsec-mb" (intel-ipsec-mb, when
+        built) or "auto" (the fastest available). Both emit byte-identical packets."""
         self.name = name
-        self._table = SaTable()
+        self.backend = resolve_backend(backend)
+        self._table = SaTable(self.backend)
         self._specs: dict[int, SaSpec] = {}
         # Bursts release the GIL; the lock keeps two threads off one table (each SA's
         # cipher context belongs to one thread at a time). One PFE per thread scales.
@@ -72,7 +103,7 @@ class Pfe:
         return len(self._table)
 
     def __repr__(self) -> str:
-        return f"Pfe({self.name!r}, {len(self)}/{PFE_MAX_SAS} SAs)"
+        return f"Pfe({self.name!r}, {self.backend}, {len(self)}/{PFE_MAX_SAS} SAs)"
 
     # -- install -------------------------------------------------------------------------------
 
