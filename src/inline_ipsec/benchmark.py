@@ -17,7 +17,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -156,14 +156,26 @@ def _median_ns(timed: Callable[[], object], setup: Callable[[], object], rounds:
     return float(statistics.median(samples))
 
 
+def make_engine(path: str, backend: str = "openssl", name: str = "bench") -> Any:
+    """A PFE on `backend` ("pfe") or the CPU engine ("cpu")."""
+    if path == "pfe":
+        return Pfe(name, backend=backend)
+    if path == "cpu":
+        from .cpu import CpuEngine
+        return CpuEngine(name)
+    raise ValueError(f"unknown path {path!r}: expected 'pfe' or 'cpu'")
+
+
 class PfeWorkload:
-    """One SA on one PFE and a burst of inner packets; encrypt or decrypt it repeatedly."""
+    """One SA on one engine (the PFE by default) and a burst of inner packets; encrypt or
+    decrypt it repeatedly."""
 
     def __init__(self, bits: int = 128, size: int | str = 64, burst: int = 32,
-                 replay_window: int = 1024, backend: str = "openssl") -> None:
+                 replay_window: int = 1024, backend: str = "openssl", path: str = "pfe",
+                 name: str = "bench") -> None:
         self.bits, self.size, self.burst_size = bits, size, burst
         self.spec = gcm_spec(bits, replay_window=replay_window)
-        self.pfe = Pfe(backend=backend)
+        self.pfe = make_engine(path, backend, name)
         self.out = self.pfe.add_outbound(self.spec)
         self.inb = self.pfe.add_inbound(self.spec)
         self.sizes = packet_sizes(size, burst)
@@ -319,9 +331,13 @@ def machine() -> dict:
                     break
     except OSError:
         pass
+    import cryptography
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "openssl": _pfe_core.OPENSSL_VERSION, "numpy": np.__version__,
-            "platform": platform.platform()}
+            "openssl": _pfe_core.OPENSSL_VERSION,
+            "ipsec_mb": _pfe_core.IPSEC_MB_DESCRIPTION if "ipsec-mb" in _pfe_core.BACKENDS
+            else None,
+            "backends": list(_pfe_core.BACKENDS), "numpy": np.__version__,
+            "cryptography": cryptography.__version__, "platform": platform.platform()}
 
 
 def quick_report(sizes: Sequence[int | str] = (64, 512, 1400, IMIX), bits: int = 128,

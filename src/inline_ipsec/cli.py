@@ -2,17 +2,15 @@
 
   inline-ipsec demo     the main job, no arguments: the PFE carrying tunnels between two
                         modelled gateways, its counters, and a short throughput run
-  inline-ipsec bench    PFE throughput against the raw OpenSSL loop and a naive loop
+  inline-ipsec bench    throughput tables, JSON, plot and the regression gate
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Callable, Optional, Sequence
 
 from . import __version__
-from .benchmark import IMIX, machine, quick_report
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {}
@@ -23,25 +21,6 @@ def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentPar
         COMMANDS[name] = (help_text, configure, run)
         return run
     return register
-
-
-def _size(text: str) -> int | str:
-    if text == IMIX:
-        return IMIX
-    value = int(text)
-    if not 28 <= value <= 1800:
-        raise argparse.ArgumentTypeError("packet sizes are 28..1800 bytes, or 'imix'")
-    return value
-
-
-def _bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sizes", type=_size, nargs="+", default=[64, 512, 1400, IMIX],
-                   help="inner packet sizes in bytes, or 'imix' (default: 64 512 1400 imix)")
-    p.add_argument("--bits", type=int, choices=(128, 256), default=128,
-                   help="AES-GCM key size (default 128)")
-    p.add_argument("--burst", type=int, default=32, help="packets per burst (default 32)")
-    p.add_argument("--rounds", type=int, default=300, help="bursts timed per figure")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
 
 
 def print_bench_table(rows: list[dict], out=sys.stdout) -> None:
@@ -56,21 +35,16 @@ def print_bench_table(rows: list[dict], out=sys.stdout) -> None:
                   f"{r['encrypt_vs_naive']:>8.1f}x\n")
 
 
-@command("bench", "PFE throughput against the raw OpenSSL loop and a naive Python loop",
-         _bench_args)
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    from .perf.cli import configure
+    configure(p)
+
+
+@command("bench", "throughput of the PFE (per crypto backend) and the CPU engine against the "
+         "raw-crypto limit; JSON, plot, and the regression gate", _bench_args)
 def run_bench(args: argparse.Namespace) -> int:
-    m = machine()
-    print(f"inline-ipsec {__version__} on {m['cpu']} ({m['cores']} cores), {m['openssl']}")
-    print(f"AES-GCM-{args.bits}, bursts of {args.burst}, median of {args.rounds} bursts "
-          "per figure; ratios are to references measured in the same run\n")
-    rows = quick_report(args.sizes, args.bits, args.burst, args.rounds,
-                        progress=lambda s: print(f"  measuring {s} ...", file=sys.stderr))
-    print_bench_table(rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": m, "version": __version__, "rows": rows}, f, indent=1)
-        print(f"\nwritten to {args.json}")
-    return 0
+    from .perf.cli import run
+    return run(args)
 
 
 @command("demo", "the main job: tunnels through the modelled PFE, counters, throughput",

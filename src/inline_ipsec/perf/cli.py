@@ -1,0 +1,143 @@
+"""`inline-ipsec bench`: the throughput table, JSON, plot, and the regression gate."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TextIO
+
+from ..benchmark import IMIX
+from ..pfe import PFE_BACKENDS
+from . import gate, report
+from .suite import ALL_SIZES, BenchConfig, BenchResult, Figure, run_suite
+
+DEFAULT_MAX_REGRESSION = 35.0
+QUICK = dict(sizes=(64, 1400, IMIX), bits=(128,), duration=0.1)
+
+
+def _size(text: str):
+    if text == IMIX:
+        return IMIX
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a packet size") from None
+    if not 28 <= value <= 1800:
+        raise argparse.ArgumentTypeError("packet sizes are 28..1800 bytes, or 'imix'")
+    return value
+
+
+def _cipher(text: str) -> int:
+    bits = {"aes-gcm-128": 128, "aes-gcm-256": 256}.get(text)
+    if bits is None:
+        raise argparse.ArgumentTypeError("the PFE ciphers are aes-gcm-128 and aes-gcm-256")
+    return bits
+
+
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError("a percentage between 0 and 100")
+    return value
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sizes", type=_size, nargs="+", metavar="SIZE",
+                   help="inner packet sizes in bytes, or 'imix' (7:4:1 of 40/576/1500); "
+                        "default: 64 128 256 512 1024 1400 imix")
+    p.add_argument("--ciphers", type=_cipher, nargs="+", metavar="CIPHER",
+                   help="aes-gcm-128 and/or aes-gcm-256 (default both)")
+    p.add_argument("--directions", nargs="+", choices=("encrypt", "decrypt"),
+                   help="default both")
+    p.add_argument("--backends", nargs="+", choices=("openssl", "ipsec-mb"),
+                   help=f"PFE crypto backends (default all built here: "
+                        f"{', '.join(PFE_BACKENDS)})")
+    p.add_argument("--paths", nargs="+", choices=("pfe", "cpu"),
+                   help="engines to measure besides the raw-crypto limit (default both)")
+    p.add_argument("--burst", type=int, default=32, help="packets per burst (default 32)")
+    p.add_argument("--duration", type=float, default=0.25,
+                   help="seconds per figure (default 0.25)")
+    p.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 8),
+                   help="PFEs in as many threads for the multi-core figure (default: the "
+                        "number of cores; 1 leaves it out)")
+    p.add_argument("--quick", action="store_true",
+                   help="a short run: 64, 1400 and IMIX, aes-gcm-128, 0.1 s per figure")
+    p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
+    p.add_argument("--plot", metavar="PNG", help="plot throughput against size (matplotlib)")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--baseline", metavar="FILE",
+                   help="compare with a saved result (ours or pytest-benchmark's JSON) and "
+                        "exit 1 if any ratio to the raw-crypto limit fell more than "
+                        "--max-regression percent")
+    p.add_argument("--max-regression", type=_percent, default=DEFAULT_MAX_REGRESSION,
+                   metavar="PCT", help=f"tolerance of the gate (default "
+                                        f"{DEFAULT_MAX_REGRESSION:g}%%)")
+    p.add_argument("--compare", metavar="FILE",
+                   help="gate the result stored in FILE instead of running (with --baseline)")
+
+
+def _progress(out: TextIO):
+    tty = out.isatty()
+    last = [-1]
+
+    def show(done: int, total: int, label: str) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}"
+        if tty:
+            out.write("\r" + bar[:100].ljust(100))
+            if done == total:
+                out.write("\n")
+        elif done * 10 // max(total, 1) != last[0]:
+            last[0] = done * 10 // max(total, 1)
+            out.write(bar + "\n")
+        out.flush()
+    return show
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    kw: dict = dict(QUICK) if args.quick else {}
+    if args.sizes:
+        kw["sizes"] = tuple(args.sizes)
+    if args.ciphers:
+        kw["bits"] = tuple(args.ciphers)
+    if args.directions:
+        kw["directions"] = tuple(args.directions)
+    if args.backends:
+        kw["backends"] = tuple(args.backends)
+    if args.paths:
+        kw["paths"] = tuple(args.paths)
+    if args.duration != 0.25 or "duration" not in kw:
+        kw["duration"] = args.duration if args.duration != 0.25 else kw.get("duration", 0.25)
+    return BenchConfig(burst=args.burst, threads=args.threads, **kw)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.compare:
+            if not args.baseline:
+                print("error: --compare needs --baseline", file=sys.stderr)
+                return 2
+            current = gate.load(args.compare)
+        else:
+            cfg = config_from_args(args)
+            result = run_suite(cfg, _progress(sys.stderr))
+            print(report.markdown(result) if args.markdown else report.table(result))
+            if args.json:
+                report.write_json(result, args.json)
+                print(f"\nwritten to {args.json}")
+            if args.plot:
+                error = report.plot(result, args.plot)
+                print(f"plot: {error}" if error else f"plot written to {args.plot}")
+            current = result.as_dict()
+        if args.baseline:
+            verdict = gate.compare(current, gate.load(args.baseline), args.max_regression)
+            print("\n" + verdict.summary())
+            return 0 if verdict.passed else 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+__all__ = ["configure", "run", "BenchResult", "Figure", "ALL_SIZES"]

@@ -1,0 +1,105 @@
+"""Rendering a benchmark result: a terminal table, Markdown for the README, JSON, a PNG plot."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from .suite import BenchResult, Figure
+
+
+def _size_key(size) -> tuple:
+    return (1, 0) if size == "imix" else (0, int(size))
+
+
+def table(result: BenchResult) -> str:
+    """One line per figure: packets/s, Gbit/s and the ratio to the raw-crypto limit."""
+    m = result.machine
+    lines = [f"inline-ipsec {result.version} on {m['cpu']} ({m['cores']} cores), "
+             f"{m['openssl']}; {result.started}",
+             f"bursts of {result.config['burst']}; each figure is the median burst over "
+             f"{result.config['duration']:g} s; 'vs raw' is the ratio to the raw-crypto limit "
+             "of the same backend measured in this run", ""]
+    lines.append(f"{'path':6} {'backend':13} {'cipher':12} {'dir':8} {'size':>5} "
+                 f"{'packets/s':>12} {'Gbit/s':>7} {'vs raw':>7}")
+    figs = sorted((f for f in result.figures if f.path != "pfe-threads"),
+                  key=lambda f: (f.cipher, f.direction, _size_key(f.size),
+                                 {"raw": 0, "pfe": 1, "cpu": 2}[f.path], f.backend))
+    for f in figs:
+        ratio = f"{f.ratio:7.2f}" if f.ratio is not None else " " * 7
+        lines.append(f"{f.path:6} {f.backend:13} {f.cipher:12} {f.direction:8} "
+                     f"{str(f.size):>5} {f.pps:>12,.0f} {f.gbps:>7.2f} {ratio}")
+    for f in result.figures:
+        if f.path == "pfe-threads":
+            lines.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.cipher}, "
+                         f"{f.size} B, encrypt+decrypt): {f.pps:,.0f} packets/s, "
+                         f"{f.ratio:.2f}x one thread, scaling efficiency "
+                         f"{f.efficiency * 100:.0f}%")
+    return "\n".join(lines)
+
+
+def markdown(result: BenchResult) -> str:
+    """The README's performance table: PFE per backend and CPU engine, as ratios."""
+    m = result.machine
+    out = [f"Measured with `inline-ipsec bench` on {result.started[:10]}: {m['cpu']}, "
+           f"{m['cores']} cores, Python {m['python']}, {m['openssl']}"
+           + (f", {m['ipsec_mb']}" if m.get("ipsec_mb") else "")
+           + f". Bursts of {result.config['burst']}, medians; "
+           "shared machine, so read the ratios, not the absolute rates.", ""]
+    out.append("| path | backend | cipher | direction | size (B) | packets/s | Gbit/s | vs raw |")
+    out.append("|---|---|---|---|---|---:|---:|---:|")
+    figs = sorted((f for f in result.figures if f.path != "pfe-threads"),
+                  key=lambda f: (f.cipher, f.direction, f.backend, _size_key(f.size),
+                                 {"raw": 0, "pfe": 1, "cpu": 2}[f.path]))
+    for f in figs:
+        ratio = f"{f.ratio:.2f}" if f.ratio is not None else "—"
+        out.append(f"| {f.path} | {f.backend} | {f.cipher} | {f.direction} | {f.size} | "
+                   f"{f.pps:,.0f} | {f.gbps:.2f} | {ratio} |")
+    for f in result.figures:
+        if f.path == "pfe-threads":
+            out.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.size} B, "
+                       f"encrypt+decrypt): {f.pps:,.0f} packets/s = {f.ratio:.2f}× one thread "
+                       f"(scaling efficiency {f.efficiency * 100:.0f}%).")
+    return "\n".join(out)
+
+
+def write_json(result: BenchResult, path: str) -> None:
+    Path(path).write_text(json.dumps(result.as_dict(), indent=1) + "\n")
+
+
+def plot(result: BenchResult, path: str) -> Optional[str]:
+    """Throughput against packet size, one line per path and backend (encrypt, first cipher).
+    Returns an error text when matplotlib is missing (`pip install inline-ipsec[plot]`)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install 'inline-ipsec[plot]')"
+    cipher = result.config and f"aes-gcm-{result.config['bits'][0]}"
+    fig, (ax_pps, ax_gbps) = plt.subplots(1, 2, figsize=(11, 4.2))
+    series: dict[str, list[Figure]] = {}
+    for f in result.figures:
+        if f.cipher == cipher and f.direction == "encrypt" and f.size != "imix" \
+                and f.path != "pfe-threads":
+            series.setdefault(f"{f.path} ({f.backend})", []).append(f)
+    for label, figs in sorted(series.items()):
+        figs.sort(key=lambda f: int(f.size))
+        xs = [int(f.size) for f in figs]
+        style = "--" if label.startswith("raw") else "-"
+        ax_pps.plot(xs, [f.pps / 1e6 for f in figs], style, marker="o", label=label)
+        ax_gbps.plot(xs, [f.gbps for f in figs], style, marker="o", label=label)
+    ax_pps.set(xlabel="inner packet size (bytes)", ylabel="Mpackets/s",
+               title=f"{cipher} encrypt, one core")
+    ax_gbps.set(xlabel="inner packet size (bytes)", ylabel="Gbit/s (inner bytes)",
+                title=f"{cipher} encrypt, one core")
+    for ax in (ax_pps, ax_gbps):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    m = result.machine
+    fig.suptitle(f"inline-ipsec {result.version} — {m['cpu']} — {result.started[:10]}",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None

@@ -1,0 +1,237 @@
+"""The benchmark matrix: paths × backends × ciphers × directions × sizes, one run.
+
+A figure is the median time of one burst over the rounds that fit in `duration` seconds (setup
+such as restoring clear text is not timed). Every PFE and CPU-engine figure is reported with the
+raw-crypto figure of the same backend, cipher, direction and size, measured in the same run
+just before it, and as a ratio of it: ratios survive noisy and different machines, absolute
+packet rates do not."""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Optional, Sequence
+
+from .. import __version__
+from ..benchmark import IMIX, PfeWorkload, RawWorkload, machine
+from ..pfe import PFE_BACKENDS
+
+ALL_SIZES: tuple = (64, 128, 256, 512, 1024, 1400, IMIX)
+PATHS = ("pfe", "cpu")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure. `threads` > 1 adds the multi-core figures (N PFEs in N threads)."""
+
+    sizes: Sequence = ALL_SIZES
+    bits: Sequence[int] = (128, 256)
+    directions: Sequence[str] = ("encrypt", "decrypt")
+    backends: Sequence[str] = PFE_BACKENDS
+    paths: Sequence[str] = PATHS
+    burst: int = 32
+    duration: float = 0.25
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for b in self.backends:
+            if b not in PFE_BACKENDS:
+                raise ValueError(f"backend {b!r} is not available here (have: "
+                                 f"{', '.join(PFE_BACKENDS)})")
+        for p in self.paths:
+            if p not in PATHS:
+                raise ValueError(f"path {p!r}: expected one of {PATHS}")
+        if self.burst < 1 or self.burst > 4096:
+            raise ValueError("burst size must be 1..4096")
+        if self.duration <= 0:
+            raise ValueError("duration must be positive")
+        if self.threads < 1:
+            raise ValueError("threads must be at least 1")
+
+
+@dataclass
+class Figure:
+    """One measured figure. `ratio` is to the raw-crypto figure of the same backend, cipher,
+    direction and size in the same run (None for the raw figures themselves)."""
+
+    path: str            # "pfe", "cpu", "raw", or "pfe-threads"
+    backend: str         # crypto backend ("openssl", "ipsec-mb"); the CPU engine: "cryptography"
+    cipher: str
+    direction: str       # "encrypt", "decrypt", or "both" (thread figures: encrypt + decrypt)
+    size: int | str
+    burst: int
+    pps: float
+    gbps: float
+    rounds: int
+    ratio: Optional[float] = None
+    threads: int = 1
+    efficiency: Optional[float] = None   # thread figures: pps / (threads × single-thread pps)
+
+    @property
+    def key(self) -> str:
+        """Identifies the figure across runs (for the regression gate)."""
+        t = f"/t{self.threads}" if self.path == "pfe-threads" else ""
+        return f"{self.path}/{self.backend}/{self.cipher}/{self.direction}/{self.size}{t}"
+
+
+@dataclass
+class BenchResult:
+    config: dict
+    machine: dict
+    version: str
+    started: str
+    seconds: float
+    figures: list[Figure] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"schema": "inline-ipsec-bench/1", "version": self.version,
+                "started": self.started, "seconds": round(self.seconds, 3),
+                "machine": self.machine, "config": self.config,
+                "figures": [dict(asdict(f), key=f.key) for f in self.figures]}
+
+    def find(self, key: str) -> Optional[Figure]:
+        return next((f for f in self.figures if f.key == key), None)
+
+
+def _time_bursts(workloads: Sequence[tuple[Callable[[], object], Callable[[], object]]],
+                 duration: float) -> list[tuple[float, int]]:
+    """Median ns of each (timed, setup) pair over as many rounds as fit in `duration` (at
+    least 5 each). The pairs take turns round by round, so a burst of load from elsewhere on
+    the machine hits the figure and its reference alike."""
+    for timed, setup in workloads:
+        for _ in range(3):  # warm caches and branch predictors
+            setup()
+            timed()
+    samples: list[list[int]] = [[] for _ in workloads]
+    deadline = time.perf_counter() + duration
+    while len(samples[0]) < 5 or time.perf_counter() < deadline:
+        for k, (timed, setup) in enumerate(workloads):
+            setup()
+            t0 = time.perf_counter_ns()
+            timed()
+            samples[k].append(time.perf_counter_ns() - t0)
+    return [(float(statistics.median(s)), len(s)) for s in samples]
+
+
+def _figure(path, backend, bits, direction, size, burst, median_ns, rounds, inner_bytes,
+            ratio_to=None) -> Figure:
+    pps = burst / (median_ns * 1e-9)
+    gbps = inner_bytes * 8 / median_ns
+    return Figure(path, backend, f"aes-gcm-{bits}", direction, size, burst, pps, gbps, rounds,
+                  ratio=(pps / ratio_to.pps) if ratio_to else None)
+
+
+def _measure_pair(path, backend, bits, direction, size, cfg) -> tuple[Figure, Figure]:
+    """The raw-crypto figure and the engine's, measured in alternation."""
+    raw = RawWorkload(bits, size, cfg.burst, encrypt=direction == "encrypt", backend=backend)
+    w = PfeWorkload(bits, size, cfg.burst, backend=backend, path=path)
+    engine = (w.encrypt, w.restore) if direction == "encrypt" else \
+        (w.decrypt, w.restore_and_encrypt)
+    (raw_ns, raw_rounds), (ns, rounds) = _time_bursts([(raw.run, raw.prepare), engine],
+                                                      cfg.duration)
+    if not (w.burst.status[:cfg.burst] == 0).all():
+        raise RuntimeError(f"{path} {direction} dropped benchmark packets: statuses "
+                           f"{sorted(set(w.burst.status[:cfg.burst].tolist()))}")
+    raw_fig = _figure("raw", backend, bits, direction, size, cfg.burst, raw_ns, raw_rounds,
+                      raw.inner_bytes)
+    label = "cryptography" if path == "cpu" else backend
+    return raw_fig, _figure(path, label, bits, direction, size, cfg.burst, ns, rounds,
+                            w.inner_bytes, ratio_to=raw_fig)
+
+
+def measure_threads(threads: int, backend: str, bits: int, size, burst: int,
+                    duration: float) -> tuple[float, list[int]]:
+    """Aggregate packets/s of `threads` PFEs, one per thread ("Anchorship: Thread k"), each
+    with its own tunnel, each encrypting and then decrypting its own bursts; both kernels run
+    without the GIL. Returns (packets/s, packets per thread)."""
+    workloads = [PfeWorkload(bits, size, burst, backend=backend, name=f"thread{k}")
+                 for k in range(threads)]
+    counts = [0] * threads
+    barrier = threading.Barrier(threads + 1)
+    stop = threading.Event()
+
+    def loop(k: int) -> None:
+        w = workloads[k]
+        sa = w.burst.sa
+        n = 0
+        barrier.wait()
+        while not stop.is_set():
+            sa.fill(w.out)  # decrypt wrote the inbound handles there
+            n += w.encrypt() + w.decrypt()
+        counts[k] = n
+
+    pool = [threading.Thread(target=loop, args=(k,), name=f"pfe-thread{k}")
+            for k in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    time.sleep(duration)
+    stop.set()
+    for t in pool:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0), counts
+
+
+def plan(cfg: BenchConfig) -> list[tuple]:
+    """The measurements `run_suite` makes, in order (for progress reporting). Each engine
+    figure comes with its own raw-crypto reference, measured alongside it."""
+    steps = []
+    for backend in cfg.backends:
+        for bits in cfg.bits:
+            for direction in cfg.directions:
+                for size in cfg.sizes:
+                    if "pfe" in cfg.paths:
+                        steps.append(("pfe", backend, bits, direction, size))
+                    if "cpu" in cfg.paths and backend == "openssl":
+                        steps.append(("cpu", backend, bits, direction, size))
+    if cfg.threads > 1 and "pfe" in cfg.paths:
+        for backend in cfg.backends:
+            steps.append(("pfe-threads", backend, cfg.bits[0], "both", cfg.sizes[0]))
+    return steps
+
+
+def run_suite(cfg: BenchConfig,
+              progress: Callable[[int, int, str], None] = lambda i, n, s: None) -> BenchResult:
+    """Measure everything `cfg` asks for; `progress(done, total, label)` after each step.
+
+    The raw-crypto figure reported for a (backend, cipher, direction, size) is the one measured
+    alongside the PFE; the CPU engine's ratio uses the reference measured alongside it."""
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    result = BenchResult(
+        config={"sizes": list(cfg.sizes), "bits": list(cfg.bits),
+                "directions": list(cfg.directions), "backends": list(cfg.backends),
+                "paths": list(cfg.paths), "burst": cfg.burst, "duration": cfg.duration,
+                "threads": cfg.threads},
+        machine=machine(), version=__version__, started=started, seconds=0.0)
+    steps = plan(cfg)
+    reported_raw: set = set()
+    for i, (path, backend, bits, direction, size) in enumerate(steps):
+        progress(i, len(steps), f"{path} {backend} aes-gcm-{bits} {direction} {size}")
+        if path == "pfe-threads":
+            result.figures.append(_measure_thread_scaling(cfg, backend, bits, size))
+            continue
+        raw, fig = _measure_pair(path, backend, bits, direction, size, cfg)
+        if (backend, bits, direction, size) not in reported_raw:
+            reported_raw.add((backend, bits, direction, size))
+            result.figures.append(raw)
+        result.figures.append(fig)
+    progress(len(steps), len(steps), "done")
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _measure_thread_scaling(cfg: BenchConfig, backend: str, bits: int, size) -> Figure:
+    burst = max(cfg.burst, 256)  # long bursts: the GIL is held only between them
+    duration = max(cfg.duration * 4, 1.0)
+    single, _ = measure_threads(1, backend, bits, size, burst, duration)
+    multi, per_thread = measure_threads(cfg.threads, backend, bits, size, burst, duration)
+    inner = sum(PfeWorkload(bits, size, 1).sizes) if size != IMIX else 0
+    fig = Figure("pfe-threads", backend, f"aes-gcm-{bits}", "both", size, burst, multi,
+                 multi * inner * 8 / 1e9 if inner else 0.0, len(per_thread),
+                 ratio=multi / single, threads=cfg.threads,
+                 efficiency=multi / (cfg.threads * single))
+    return fig

@@ -1,0 +1,93 @@
+"""`inline-ipsec bench`: the JSON schema, the table, the plot and the gate from the CLI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inline_ipsec.cli import main
+from inline_ipsec.pfe import PFE_BACKENDS
+
+TINY = ["bench", "--sizes", "64", "imix", "--ciphers", "aes-gcm-128", "--duration", "0.02",
+        "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "result.json"
+    assert main(TINY + ["--json", str(path)]) == 0
+    return path
+
+
+def test_json_schema(tiny_result):
+    data = json.loads(tiny_result.read_text())
+    assert data["schema"] == "inline-ipsec-bench/1"
+    for key in ("cpu", "cores", "python", "openssl", "backends", "numpy", "cryptography"):
+        assert key in data["machine"]
+    assert data["config"]["sizes"] == [64, "imix"] and data["config"]["burst"] == 32
+    figures = data["figures"]
+    fields = {"path", "backend", "cipher", "direction", "size", "burst", "pps", "gbps",
+              "rounds", "ratio", "threads", "efficiency", "key"}
+    assert all(set(f) == fields for f in figures)
+    # every PFE backend and the CPU engine, encrypt and decrypt, each with a raw reference
+    for backend in PFE_BACKENDS:
+        for direction in ("encrypt", "decrypt"):
+            for size in (64, "imix"):
+                pfe = [f for f in figures if f["key"] ==
+                       f"pfe/{backend}/aes-gcm-128/{direction}/{size}"]
+                raw = [f for f in figures if f["key"] ==
+                       f"raw/{backend}/aes-gcm-128/{direction}/{size}"]
+                assert len(pfe) == len(raw) == 1
+                assert pfe[0]["ratio"] == pytest.approx(pfe[0]["pps"] / raw[0]["pps"])
+                assert pfe[0]["rounds"] >= 5 and pfe[0]["gbps"] > 0
+    assert any(f["path"] == "cpu" and f["backend"] == "cryptography" for f in figures)
+
+
+def test_table_printed(capsys, tiny_result):
+    assert main(TINY + ["--paths", "pfe", "--backends", "openssl", "--directions",
+                        "encrypt"]) == 0
+    out = capsys.readouterr().out
+    assert "vs raw" in out and "pfe    openssl" in out and "cpu " not in out
+
+
+def test_gate_from_the_cli(tmp_path, tiny_result, capsys):
+    assert main(["bench", "--compare", str(tiny_result), "--baseline", str(tiny_result)]) == 0
+    slower = json.loads(tiny_result.read_text())
+    for f in slower["figures"]:
+        if f["ratio"] is not None:
+            f["ratio"] /= 2  # a synthetic 2x slowdown of every engine
+    path = tmp_path / "slower.json"
+    path.write_text(json.dumps(slower))
+    assert main(["bench", "--compare", str(path), "--baseline", str(tiny_result),
+                 "--max-regression", "35"]) == 1
+    assert "REGRESSION" in capsys.readouterr().out
+
+
+def test_gate_errors_are_clear(tmp_path, capsys):
+    assert main(["bench", "--compare", str(tmp_path / "nope.json"), "--baseline",
+                 str(tmp_path / "nope.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["bench", "--compare", str(tmp_path / "x.json")]) == 2
+
+
+def test_plot(tmp_path, tiny_result):
+    pytest.importorskip("matplotlib")
+    from inline_ipsec.perf import report
+    from inline_ipsec.perf.suite import BenchResult, Figure
+    data = json.loads(tiny_result.read_text())
+    result = BenchResult(data["config"], data["machine"], data["version"], data["started"],
+                         data["seconds"],
+                         [Figure(**{k: v for k, v in f.items() if k != "key"})
+                          for f in data["figures"]])
+    png = tmp_path / "plot.png"
+    assert report.plot(result, str(png)) is None
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| pfe | openssl |" in report.markdown(result)
+
+
+@pytest.mark.parametrize("args", [["--sizes", "12"], ["--ciphers", "aes-cbc-128"],
+                                  ["--max-regression", "200"]])
+def test_bad_options_exit_2(args):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench"] + args)
+    assert exc.value.code == 2
