@@ -1,4 +1,5 @@
-"""Throughput of the PFE's ESP kernels against the crypto limit and naive references.
+"""Throughput of the PFE's ESP kernels against the crypto limit and naive references, on every
+crypto backend built here (openssl, ipsec-mb).
 
 Sizes 64/512/1400 B and IMIX (7:4:1 of 40/576/1500), bursts of 32 and 256, AES-GCM-128/-256,
 encrypt and decrypt; in the same run: (a) the raw OpenSSL loop (`RawGcm`, the same calls with no
@@ -19,6 +20,7 @@ from inline_ipsec.benchmark import (
     inner_ipv4_udp,
     packet_sizes,
 )
+from inline_ipsec.pfe import PFE_BACKENDS
 
 SIZES = [64, 512, 1400, IMIX]
 BURSTS = [32, 256]
@@ -31,28 +33,43 @@ def ids(bits, size, burst):
     return f"gcm{bits}-{size}-b{burst}"
 
 
-MATRIX = [(d, b, s, n) for d in DIRECTIONS for b in BITS for s in SIZES for n in BURSTS]
-MATRIX_IDS = [f"{d}-{ids(b, s, n)}" for d, b, s, n in MATRIX]
+MATRIX = [(be, d, b, s, n) for be in PFE_BACKENDS for d in DIRECTIONS for b in BITS
+          for s in SIZES for n in BURSTS]
+MATRIX_IDS = [f"{be}-{d}-{ids(b, s, n)}" for be, d, b, s, n in MATRIX]
 
 
-@pytest.mark.parametrize("direction,bits,size,burst", MATRIX, ids=MATRIX_IDS)
-def test_raw_openssl_loop(benchmark, recorder, direction, bits, size, burst):
-    w = RawWorkload(bits, size, burst, encrypt=direction == "encrypt")
+@pytest.mark.parametrize("backend,direction,bits,size,burst", MATRIX, ids=MATRIX_IDS)
+def test_raw_crypto_loop(benchmark, recorder, backend, direction, bits, size, burst):
+    w = RawWorkload(bits, size, burst, encrypt=direction == "encrypt", backend=backend)
     benchmark.pedantic(w.run, setup=w.prepare, rounds=ROUNDS, warmup_rounds=5)
-    assert w.run() == burst if direction == "encrypt" else True
-    recorder(benchmark, ("raw", direction, bits, size, burst), burst)
+    w.prepare()
+    assert w.run() == burst
+    recorder(benchmark, ("raw", direction, bits, size, burst, backend), burst, backend)
 
 
-@pytest.mark.parametrize("direction,bits,size,burst", MATRIX, ids=MATRIX_IDS)
-def test_pfe(benchmark, recorder, direction, bits, size, burst):
-    w = PfeWorkload(bits, size, burst)
+@pytest.mark.parametrize("backend,direction,bits,size,burst", MATRIX, ids=MATRIX_IDS)
+def test_pfe(benchmark, recorder, backend, direction, bits, size, burst):
+    w = PfeWorkload(bits, size, burst, backend=backend)
     if direction == "encrypt":
         benchmark.pedantic(w.encrypt, setup=w.restore, rounds=ROUNDS, warmup_rounds=5)
     else:
         benchmark.pedantic(w.decrypt, setup=w.restore_and_encrypt, rounds=ROUNDS,
                            warmup_rounds=5)
     assert (w.burst.status[:burst] == 0).all()
-    recorder(benchmark, ("pfe", direction, bits, size, burst), burst)
+    recorder(benchmark, ("pfe", direction, bits, size, burst, backend), burst, backend)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("size", [64, 1400])
+def test_cpu_engine(benchmark, recorder, direction, size):
+    """The CPU engine on the same AES-GCM workload (the PFE's target: >= 3x at 64 B)."""
+    w = PfeWorkload(128, size, 32, path="cpu")
+    if direction == "encrypt":
+        benchmark.pedantic(w.encrypt, setup=w.restore, rounds=60, warmup_rounds=3)
+    else:
+        benchmark.pedantic(w.decrypt, setup=w.restore_and_encrypt, rounds=60, warmup_rounds=3)
+    assert (w.burst.status[:32] == 0).all()
+    recorder(benchmark, ("cpu", direction, 128, size, 32, "openssl"), 32, "openssl")
 
 
 @pytest.mark.parametrize("bits", BITS)
@@ -88,10 +105,11 @@ def test_scapy_esp(benchmark, recorder, size):
     recorder(benchmark, ("scapy", "encrypt", 128, size, 32), 32)
 
 
+@pytest.mark.parametrize("backend", PFE_BACKENDS)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_pfe_threads(benchmark, recorder, threads):
+def test_pfe_threads(benchmark, recorder, threads, backend):
     """N PFEs in N threads, each encrypting then decrypting its own 256-packet bursts."""
-    workloads = [PfeWorkload(128, 64, 256) for _ in range(threads)]
+    workloads = [PfeWorkload(128, 64, 256, backend=backend) for _ in range(threads)]
     loops = 200
 
     def work(w):
@@ -110,4 +128,5 @@ def test_pfe_threads(benchmark, recorder, threads):
 
     benchmark.pedantic(run, rounds=7, warmup_rounds=1)
     assert all((w.burst.status[:256] == 0).all() for w in workloads)
-    recorder(benchmark, ("threads", "both", 128, 64, threads), threads * loops * 256 * 2)
+    recorder(benchmark, ("threads", "both", 128, 64, threads, backend),
+             threads * loops * 256 * 2, backend)

@@ -51,6 +51,16 @@ class BenchConfig:
             raise ValueError("threads must be at least 1")
 
 
+def figure_key(path: str, backend: str, cipher: str, direction: str, size, burst: int = 32,
+               threads: int = 1) -> str:
+    """The name of a figure across runs: path/backend/cipher/direction/size, plus /bN for
+    bursts other than 32 and /tN for thread figures."""
+    key = f"{path}/{backend}/{cipher}/{direction}/{size}"
+    if path == "pfe-threads":
+        return f"{key}/t{threads}"
+    return key if burst == 32 else f"{key}/b{burst}"
+
+
 @dataclass
 class Figure:
     """One measured figure. `ratio` is to the raw-crypto figure of the same backend, cipher,
@@ -60,6 +70,7 @@ class Figure:
     backend: str         # crypto backend ("openssl", "ipsec-mb"); the CPU engine: "cryptography"
     cipher: str
     direction: str       # "encrypt", "decrypt", or "both" (thread figures: encrypt + decrypt)
+    # Thread figures: `ratio` is N threads over one thread, `efficiency` that over N.
     size: int | str
     burst: int
     pps: float
@@ -72,8 +83,8 @@ class Figure:
     @property
     def key(self) -> str:
         """Identifies the figure across runs (for the regression gate)."""
-        t = f"/t{self.threads}" if self.path == "pfe-threads" else ""
-        return f"{self.path}/{self.backend}/{self.cipher}/{self.direction}/{self.size}{t}"
+        return figure_key(self.path, self.backend, self.cipher, self.direction, self.size,
+                          self.burst, self.threads)
 
 
 @dataclass
