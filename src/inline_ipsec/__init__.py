@@ -1,6 +1,7 @@
 """inline-ipsec: a working software model of Juniper SRX inline IPsec.
 
-The PFE (`Pfe`) is the modelled ASIC: ESP tunnel mode with AES-GCM in C. Importing this package
+The PFE (`Pfe`) is the modelled ASIC: ESP tunnel mode with AES-GCM in C. The CPU engine
+(`CpuEngine`) carries everything else, in Python on `cryptography`. Importing this package
 without its compiled `_pfe_core` extension fails: there is no silent pure-Python fallback.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .errors import (
     UnknownSpiError,
     UnsupportedSaError,
 )
+from .cpu import CpuEngine, SaEvent
 from .packet.burst import Burst
 from .pfe import Pfe
 from .sa import Lifetime, SaSpec
@@ -35,8 +37,8 @@ from .sa import Lifetime, SaSpec
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendUnavailableError", "Burst", "CapacityError", "ConfigError", "Engine", "EngineCounters", "IntegrityError",
+    "BackendUnavailableError", "Burst", "CapacityError", "CpuEngine", "ConfigError", "Engine", "EngineCounters", "IntegrityError",
     "IpsecError", "Lifetime", "MalformedPacketError", "NotEspError", "Pfe", "ReplayError",
-    "SaCounters", "SaExpiredError", "SaSpec", "SequenceOverflowError", "Status",
+    "SaCounters", "SaEvent", "SaExpiredError", "SaSpec", "SequenceOverflowError", "Status",
     "UnknownSpiError", "UnsupportedSaError", "__version__",
 ]

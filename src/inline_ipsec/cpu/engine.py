@@ -1,0 +1,392 @@
+"""`CpuEngine`: the SRX CPU path (PowerMode IPsec / QAT style), "Hardware Offloaded: No".
+
+Same engine protocol as `Pfe` (inline_ipsec.engine): same `SaSpec`, same per-packet `Status`
+codes from the burst calls, same typed errors from the single-packet calls. It carries what
+the PFE cannot (DESIGN.md Table 1): every ESP cipher of `CIPHER_KEY_MATERIAL`, AH, transport
+mode, anti-replay windows of any size, any number of SAs and several child SAs per tunnel,
+and lifetimes in seconds, kilobytes and packets.
+
+Bursts are processed PMI-style: packets are grouped by SA and each group runs one tight loop
+with the SA's cipher objects and header templates, built once at install.
+"""
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections import deque
+from typing import Callable, Union
+
+from ..engine import EngineCounters, SaCounters, Status, raise_for_status
+from ..errors import UnsupportedSaError
+from ..packet.burst import DEFAULT_HEADROOM, Burst
+from ..packet.ip import PROTO_AH, PROTO_ESP, PROTO_UDP, ipv6_walk, ones_sum
+from ..sa import SaSpec
+from .ah import AhIn, AhOut
+from .esp import EspIn, EspOut
+from .lifetimes import SaEvent
+from .state import INBOUND, OUTBOUND
+
+__all__ = ["CpuEngine"]
+
+_H = struct.Struct("!H")
+_L = struct.Struct("!L")
+MALFORMED = int(Status.MALFORMED)
+UNKNOWN_SPI = int(Status.UNKNOWN_SPI)
+NO_SA = int(Status.NO_SA)
+NOT_ESP = int(Status.NOT_ESP)
+KEEPALIVE = int(Status.KEEPALIVE)
+DUMMY = int(Status.DUMMY)
+InState = Union[EspIn, AhIn]
+OutState = Union[EspOut, AhOut]
+
+
+class CpuEngine:
+    """The CPU path. Same engine protocol as `Pfe` (see `inline_ipsec.engine`).
+
+    >>> cpu = CpuEngine()
+    >>> h = cpu.add_outbound(spec); cpu.add_inbound(spec)
+    >>> wire = cpu.encrypt(h, inner_ip_packet)
+    >>> inner = cpu.decrypt(wire)
+    >>> cpu.next_event()          # lifetime events, polled
+
+    `clock` returns seconds (monotonic by default); tests inject their own.
+    """
+
+    kind = "cpu"
+    capacity = None  # no SA limit
+
+    def __init__(self, name: str = "cpu0", clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.clock = clock
+        self._out: dict[int, OutState] = {}
+        self._in: dict[int, InState] = {}
+        self._by_spi: dict[int, InState] = {}
+        self._next_handle = 0
+        self._events: deque[SaEvent] = deque()
+        self._c = {"unknown_spi": 0, "malformed": 0, "not_esp": 0, "keepalive": 0, "no_sa": 0}
+        # One burst at a time per engine (SA state, CBC chains, windows are not thread-safe);
+        # run one engine per thread to use several cores, as with the PFE.
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._out) + len(self._in)
+
+    def __repr__(self) -> str:
+        return f"CpuEngine({self.name!r}, {len(self)} SAs)"
+
+    # -- install -------------------------------------------------------------------------------
+
+    def add_outbound(self, spec: SaSpec) -> int:
+        """Install the sending direction of an SA; returns its handle for `encrypt`."""
+        cls = AhOut if spec.protocol == "ah" else EspOut
+        with self._lock:
+            h = self._new_handle()
+            self._out[h] = cls(h, spec, OUTBOUND, self.clock(), self._events.append)
+        return h
+
+    def add_inbound(self, spec: SaSpec) -> int:
+        """Install the receiving direction of an SA; `decrypt` finds it by SPI. A second
+        inbound SA with the same SPI is refused (RFC 4301 §4.1: the SPI names the SA)."""
+        cls = AhIn if spec.protocol == "ah" else EspIn
+        with self._lock:
+            if spec.spi in self._by_spi:
+                raise UnsupportedSaError(f"an inbound SA with SPI 0x{spec.spi:08x} is "
+                                         "installed already")
+            h = self._new_handle()
+            sa = cls(h, spec, INBOUND, self.clock(), self._events.append)
+            self._in[h] = sa
+            self._by_spi[spec.spi] = sa
+        return h
+
+    def _new_handle(self) -> int:
+        h = self._next_handle
+        self._next_handle += 1
+        return h
+
+    def remove(self, handle: int) -> None:
+        """Uninstall an SA; its keys go with its transform objects."""
+        with self._lock:
+            if handle in self._out:
+                del self._out[handle]
+            elif handle in self._in:
+                sa = self._in.pop(handle)
+                del self._by_spi[sa.spi]
+            else:
+                raise KeyError(f"{self.name}: no SA with handle {handle}")
+
+    def _sa(self, handle: int) -> InState | OutState:
+        sa = self._out.get(handle) or self._in.get(handle)
+        if sa is None:
+            raise KeyError(f"{self.name}: no SA with handle {handle}")
+        return sa
+
+    def spec(self, handle: int) -> SaSpec:
+        return self._sa(handle).spec
+
+    def handles(self) -> list[int]:
+        return sorted([*self._out, *self._in])
+
+    def lookup_inbound(self, spi: int) -> int:
+        """The handle of the inbound SA with this SPI, or -1."""
+        sa = self._by_spi.get(spi)
+        return -1 if sa is None else sa.handle
+
+    # -- packets ---------------------------------------------------------------------------------
+
+    def encrypt_burst(self, burst: Burst) -> int:
+        """Encrypt `burst.count` packets in place with the outbound SAs named in `burst.sa`.
+
+        Packets are grouped by SA, each group in one loop; `burst.status` gets a `Status` per
+        packet; returns the number of packets encrypted. Never raises per packet."""
+        with self._lock:
+            return self._encrypt_burst(burst)
+
+    def _encrypt_burst(self, burst: Burst) -> int:
+        n = _count(burst)
+        if n == 0:
+            return 0
+        slot = burst.slot_size
+        mv = burst.data.data.cast("B")
+        offs = burst.offset[:n].tolist()
+        lens = burst.length[:n].tolist()
+        handles = burst.sa[:n].tolist()
+        status = [0] * n
+        groups: dict[int, list[int]] = {}
+        for i, h in enumerate(handles):
+            g = groups.get(h)
+            if g is None:
+                groups[h] = [i]
+            else:
+                g.append(i)
+        now = self.clock()
+        for h, idx in groups.items():
+            sa = self._out.get(h)
+            if sa is None:
+                for i in idx:
+                    status[i] = NO_SA
+                self._c["no_sa"] += len(idx)
+                continue
+            sa.encrypt_group(mv, slot, idx, offs, lens, status, now)
+        burst.offset[:n] = offs
+        burst.length[:n] = lens
+        burst.status[:n] = status
+        return status.count(0)
+
+    def decrypt_burst(self, burst: Burst) -> int:
+        """Decrypt `burst.count` outer packets in place, finding each SA by SPI.
+
+        `burst.sa` gets the inbound SA handle per packet (-1 if none), `burst.status` a
+        `Status`; returns the number of packets decrypted. Never raises per packet."""
+        with self._lock:
+            return self._decrypt_burst(burst)
+
+    def _decrypt_burst(self, burst: Burst) -> int:
+        n = _count(burst)
+        if n == 0:
+            return 0
+        slot = burst.slot_size
+        mv = burst.data.data.cast("B")
+        offs = burst.offset[:n].tolist()
+        lens = burst.length[:n].tolist()
+        status = [0] * n
+        sa_out = [-1] * n
+        groups: dict[int, list] = {}
+        by_spi = self._by_spi
+        c = self._c
+        for i in range(n):
+            item = self._classify(mv, slot, i, offs[i], lens[i])
+            if type(item) is int:
+                status[i] = item
+                continue
+            sa = by_spi.get(item[8])
+            if sa is None or sa.proto_in != item[9]:
+                status[i] = UNKNOWN_SPI
+                c["unknown_spi"] += 1
+                continue
+            sa_out[i] = sa.handle
+            g = groups.get(sa.handle)
+            if g is None:
+                groups[sa.handle] = [item[:8]]
+            else:
+                g.append(item[:8])
+        now = self.clock()
+        for h, items in groups.items():
+            self._in[h].decrypt_group(mv, slot, items, offs, lens, status, now)
+        burst.offset[:n] = offs
+        burst.length[:n] = lens
+        burst.sa[:n] = sa_out
+        burst.status[:n] = status
+        return status.count(0)
+
+    def _classify(self, mv, slot: int, i: int, off: int, ln: int):
+        """Parse the outer header of packet `i` (RFC 4303 §3.4.1, RFC 3948 §2, RFC 4302 §3.4):
+        a tuple (i, p, ln, l4, nh_field, e, len, outer_tos, spi, proto) or a drop status."""
+        c = self._c
+        if off > slot or ln > slot - off or ln == 0:
+            c["malformed"] += 1
+            return MALFORMED
+        p = i * slot + off
+        b0 = mv[p]
+        if b0 >> 4 == 4:
+            if ln < 20:
+                c["malformed"] += 1
+                return MALFORMED
+            ihl = (b0 & 0x0F) * 4
+            total = _H.unpack_from(mv, p + 2)[0]
+            if ihl < 20 or total < ihl or total > ln:
+                c["malformed"] += 1
+                return MALFORMED
+            if ones_sum(mv[p:p + ihl]) != 0xFFFF:   # RFC 791 header checksum (RFC 1122)
+                c["malformed"] += 1
+                return MALFORMED
+            ln = total                    # ignore link-layer padding beyond the IP packet
+            if _H.unpack_from(mv, p + 6)[0] & 0x3FFF:   # a fragment: no reassembly here
+                c["malformed"] += 1
+                return MALFORMED
+            proto = mv[p + 9]
+            l4, nhf = ihl, p + 9
+            tos = mv[p + 1]
+        elif b0 >> 4 == 6:
+            if ln < 40 or 40 + _H.unpack_from(mv, p + 4)[0] > ln:
+                c["malformed"] += 1
+                return MALFORMED
+            ln = 40 + _H.unpack_from(mv, p + 4)[0]
+            try:
+                proto, pos, nhf = ipv6_walk(mv, p, p + ln)
+            except ValueError:
+                c["malformed"] += 1
+                return MALFORMED
+            l4 = pos - p
+            tos = ((b0 & 0x0F) << 4) | (mv[p + 1] >> 4)
+        else:
+            c["malformed"] += 1
+            return MALFORMED
+        if proto == PROTO_UDP:            # RFC 3948 §2: UDP-encapsulated ESP, IKE, keepalive
+            if ln - l4 < 8:
+                c["malformed"] += 1
+                return MALFORMED
+            ulen = _H.unpack_from(mv, p + l4 + 4)[0]
+            if ulen < 8 or ulen > ln - l4:
+                c["malformed"] += 1
+                return MALFORMED
+            e = p + l4 + 8
+            elen = ulen - 8
+            if elen == 1 and mv[e] == 0xFF:
+                c["keepalive"] += 1
+                return KEEPALIVE
+            if elen >= 4 and _L.unpack_from(mv, e)[0] == 0:
+                c["not_esp"] += 1
+                return NOT_ESP
+            ipsec = PROTO_ESP
+            min_len = 8
+        elif proto == PROTO_ESP:
+            e = p + l4
+            elen = ln - l4
+            ipsec = PROTO_ESP
+            min_len = 8
+        elif proto == PROTO_AH:
+            e = p + l4
+            elen = ln - l4
+            ipsec = PROTO_AH
+            min_len = 12
+        else:                             # PROTO_FRAGMENT and anything else
+            c["malformed"] += 1
+            return MALFORMED
+        if elen < min_len:
+            c["malformed"] += 1
+            return MALFORMED
+        spi = _L.unpack_from(mv, e + (4 if ipsec == PROTO_AH else 0))[0]
+        return (i, p, ln, l4, nhf, e, elen, tos, spi, ipsec)
+
+    def encrypt(self, handle: int, packet: bytes) -> bytes:
+        """Encrypt one inner IP packet: a burst of one. Raises the typed error on a drop."""
+        burst = _single(packet, handle)
+        self.encrypt_burst(burst)
+        raise_for_status(int(burst.status[0]), "encrypt")
+        return burst.packet(0)
+
+    def decrypt(self, packet: bytes) -> bytes:
+        """Decrypt one outer packet to its inner IP packet: a burst of one.
+
+        Raises the typed error on a drop; a dummy packet (next header 59) returns b""."""
+        burst = _single(packet, -1)
+        self.decrypt_burst(burst)
+        status = int(burst.status[0])
+        raise_for_status(status, "decrypt")
+        return b"" if status == DUMMY else burst.packet(0)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def counters(self, handle: int) -> SaCounters:
+        return self._sa(handle).counters()
+
+    def engine_counters(self) -> EngineCounters:
+        return EngineCounters.from_mapping(self._c)
+
+    def rekey_needed(self, handle: int) -> bool:
+        """True once an outbound SA used its last sequence number (RFC 4303 §3.3.3), or once
+        any SA crossed a soft or hard lifetime (RFC 4301 §4.4.2.1)."""
+        sa = self._sa(handle)
+        if not sa.unlimited:
+            sa.life.check_time(self.clock())
+        return sa.rekey or sa.life.soft_done
+
+    def expired(self, handle: int) -> bool:
+        """True once the SA crossed a hard lifetime and carries no more traffic."""
+        sa = self._sa(handle)
+        if not sa.unlimited:
+            sa.life.check_time(self.clock())
+        return sa.life.expired
+
+    def sequence(self, handle: int) -> int:
+        """Outbound: the last sequence number sent; inbound: the highest accepted."""
+        sa = self._sa(handle)
+        return sa.seq if handle in self._out else sa.replay.top
+
+    def set_sequence(self, handle: int, last_sent: int) -> None:
+        """Outbound: make `last_sent` the last sequence number sent. Inbound: make it the
+        highest one received, with an empty window below it (as `Pfe.set_sequence`). For tests
+        of the 2^32 limit and of ESN (RFC 4303 §3.3.3, Appendix A) and SAs moved between
+        engines."""
+        sa = self._sa(handle)
+        if last_sent < 0 or last_sent > sa.max_seq:
+            raise ValueError("without ESN the sequence number is 32-bit" if not sa.esn
+                             else "the sequence number is 64-bit")
+        with self._lock:
+            if handle in self._out:
+                sa.seq = last_sent
+                sa.rekey = False
+            else:
+                sa.replay.reset(last_sent)
+
+    def check_lifetimes(self) -> None:
+        """Apply the time-based lifetimes of every SA now (also done per burst and by
+        `next_event`), so an idle SA still expires."""
+        now = self.clock()
+        for sa in (*self._out.values(), *self._in.values()):
+            if not sa.unlimited:
+                sa.life.check_time(now)
+
+    def next_event(self) -> SaEvent | None:
+        """The oldest pending lifetime event (`SaEvent`), or None."""
+        if not self._events:
+            self.check_lifetimes()
+        return self._events.popleft() if self._events else None
+
+    def ecn_drops(self, handle: int) -> int:
+        """Packets of an inbound SA dropped for an outer CE mark over a Not-ECT inner packet
+        (RFC 6040 §4.2); they are also counted in `malformed`."""
+        return self._sa(handle).ecn_drops
+
+
+def _count(burst: Burst) -> int:
+    n = burst.count
+    if n < 0 or n > burst.capacity:
+        raise ValueError(f"burst of {n} packets does not fit its {burst.capacity} slots")
+    return n
+
+
+def _single(packet: bytes, handle: int) -> Burst:
+    return Burst.from_packets([packet], handle,
+                              slot_size=max(2048, DEFAULT_HEADROOM + len(packet) + 128))
