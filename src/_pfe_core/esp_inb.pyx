@@ -23,19 +23,45 @@ cdef enum:
     NH_IPV6 = 41
     NH_NONE = 59
     ECN_MASK = 0x03
+    ECN_NOT_ECT = 0x00
+    ECN_ECT1 = 0x01
+    ECN_ECT0 = 0x02
     ECN_CE = 0x03
 
 
-cdef inline void copy_outer_ds(uint8_t *inner, uint8_t outer_tos) noexcept nogil:
-    """Junos copy-outer-dscp: the outer DSCP replaces the inner one; an outer CE mark is kept
-    when the inner packet is ECN-capable (RFC 6040 §4.2)."""
+cdef inline int decap_ds(uint8_t *inner, uint8_t outer_tos, bint copy_dscp) noexcept nogil:
+    """Tunnel egress: the ECN field per RFC 6040 §4.2 (Figure 4), and with Junos
+    copy-outer-dscp the outer DSCP too (RFC 2983 §3.2). Fixes the inner IPv4 checksum when
+    anything changed. Returns -1 when the packet must be dropped (outer CE, inner Not-ECT)."""
     cdef uint8_t inner_tos = ip_tos(inner)
     cdef uint8_t ecn = inner_tos & ECN_MASK
-    if (outer_tos & ECN_MASK) == ECN_CE and ecn != 0:
+    cdef uint8_t outer_ecn = outer_tos & ECN_MASK
+    cdef uint8_t tos
+    if ecn == ECN_NOT_ECT:
+        if outer_ecn == ECN_CE:
+            return -1
+    elif outer_ecn == ECN_CE:
         ecn = ECN_CE
-    ip_set_tos(inner, <uint8_t>((outer_tos & 0xFC) | ecn))
-    if (inner[0] >> 4) == 4:
-        ipv4_set_checksum(inner)
+    elif outer_ecn == ECN_ECT1 and ecn == ECN_ECT0:
+        ecn = ECN_ECT1
+    tos = ((outer_tos if copy_dscp else inner_tos) & 0xFC) | ecn
+    if tos != inner_tos:
+        ip_set_tos(inner, tos)
+        if (inner[0] >> 4) == 4:
+            ipv4_set_checksum(inner)
+    return 0
+
+
+cdef inline bint udp6_checksum_ok(const uint8_t *ip6, const uint8_t *udp,
+                                  uint32_t ulen) noexcept nogil:
+    """RFC 8200 §8.1: over IPv6 the UDP checksum is mandatory; zero is invalid."""
+    cdef uint64_t acc
+    if udp[6] == 0 and udp[7] == 0:
+        return False
+    acc = csum_add(0, ip6 + 8, 32)
+    acc += ulen + 17
+    acc = csum_add(acc, udp, ulen)
+    return csum_fold(acc) == 0
 
 
 cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
@@ -95,6 +121,9 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
             return MALFORMED
         ulen = load16(pkt + l4 + 4)
         if ulen < 8 or ulen > ln - l4:
+            t.c.malformed += 1
+            return MALFORMED
+        if l4 == 40 and not udp6_checksum_ok(pkt, pkt + 40, ulen):
             t.c.malformed += 1
             return MALFORMED
         esp_len = ulen - 8
@@ -198,8 +227,9 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         sa.c.bad_trailer += 1
         return BAD_TRAILER
 
-    if sa.copy_outer_dscp:
-        copy_outer_ds(ct, outer_tos)
+    if decap_ds(ct, outer_tos, sa.copy_outer_dscp) < 0:
+        sa.c.ecn_drop += 1
+        return ECN_DROP
     offset[0] = <uint32_t>(ct - slot)
     length[0] = inner_len
     sa.c.packets += 1

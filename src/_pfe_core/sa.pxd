@@ -36,6 +36,7 @@ ctypedef struct sa_counters_t:
     uint64_t seq_overflow
     uint64_t dummy
     uint64_t no_room
+    uint64_t ecn_drop
 
 ctypedef struct sa_t:
     EVP_CIPHER_CTX *ctx       # OpenSSL backend: keyed once at install

@@ -17,3 +17,4 @@ cpdef enum Status:
     KEEPALIVE = 12           # NAT-T keepalive 0xFF (RFC 3948 §2.3)
     EXPIRED = 13             # hard lifetime reached (CPU engine)
     CRYPTO_ERROR = 14        # the crypto library failed for a reason other than the ICV
+    ECN_DROP = 15            # outer CE over a Not-ECT inner packet: MUST drop (RFC 6040 §4.2)

@@ -246,7 +246,7 @@ cdef class SaTable:
             "replay_duplicate": c.replay_duplicate,
             "replay_below_window": c.replay_below_window, "malformed": c.malformed,
             "bad_trailer": c.bad_trailer, "seq_overflow": c.seq_overflow, "dummy": c.dummy,
-            "no_room": c.no_room,
+            "no_room": c.no_room, "ecn_drop": c.ecn_drop,
         }
 
     def engine_counters(self) -> dict:

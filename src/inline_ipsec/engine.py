@@ -44,6 +44,7 @@ class SaCounters:
     dummy: int = 0
     no_room: int = 0
     expired: int = 0
+    ecn_drop: int = 0
 
     @property
     def dropped(self) -> int:
@@ -104,6 +105,8 @@ _STATUS_ERRORS: dict[int, tuple[type[IpsecError], str]] = {
     Status.KEEPALIVE: (NotEspError, "not ESP: NAT-T keepalive"),
     Status.EXPIRED: (SaExpiredError, "the SA reached its hard lifetime"),
     Status.CRYPTO_ERROR: (IpsecError, "the crypto library failed"),
+    Status.ECN_DROP: (MalformedPacketError,
+                      "outer CE mark over a Not-ECT inner packet: dropped (RFC 6040 §4.2)"),
 }
 
 

@@ -154,7 +154,8 @@ def test_decap_ds_field(proto, copy_dscp):
     not_ect = inner_v4(70, tos=0x28)
     with pytest.raises(MalformedPacketError):
         cpu.decrypt(remark(cpu.encrypt(h, not_ect), 0x03))
-    assert cpu.ecn_drops(hin) == 1 and cpu.counters(hin).malformed == 1
+    c = cpu.counters(hin)
+    assert c.ecn_drop == 1 and c.malformed == 0
 
 
 def test_transport_ipv6_with_extension_headers_scapy():
@@ -264,8 +265,11 @@ def test_natt_transport_fixes_the_l4_checksum(outer):
         wire[12:16] = ipaddress.ip_address(outer[0]).packed
         wire[10:12] = b"\x00\x00"
         wire[10:12] = internet_checksum(bytes(wire[:20])).to_bytes(2, "big")
-    else:
+    else:  # an IPv6 NAT updates the UDP checksum, which covers the addresses
         wire[8:24] = ipaddress.ip_address(outer[0]).packed
+        pkt = IPv6(bytes(wire))
+        del pkt[UDP].chksum
+        wire = bytearray(raw(pkt))
     got = cpu.decrypt(bytes(wire))
     parsed = family(got)
     assert parsed.src == outer[0] and parsed[TCP].load == b"data"

@@ -10,7 +10,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 
 from helpers import V4, esp_seal, inner_packet, outer_v4, spec, trailer
+from _pfe_core import Status
 from inline_ipsec import (
+    Burst,
     CapacityError,
     IntegrityError,
     Lifetime,
@@ -110,14 +112,58 @@ def test_copy_outer_dscp_on_decrypt_fixes_checksum():
     assert IP(bytes(got)).chksum == want
 
 
-def test_inner_untouched_without_copy_outer_dscp():
-    pfe, out, _, _ = pair()
-    inner = inner_packet(tos=0b01)
-    wire = bytearray(pfe.encrypt(out, inner))
-    ip = IP(bytes(wire))
-    ip.tos = 0xFF
+def remark(wire: bytes, tos: int) -> bytes:
+    """What a router on the path may do: rewrite the outer DS field (and fix the checksum)."""
+    ip = IP(wire)
+    ip.tos = tos
     del ip.chksum
-    assert pfe.decrypt(bytes(ip)) == inner
+    return bytes(IP(bytes(ip)))
+
+
+def test_inner_dscp_untouched_without_copy_outer_dscp():
+    pfe, out, _, _ = pair()
+    inner = inner_packet(tos=(10 << 2) | 0b10)  # AF11, ECT(0)
+    assert pfe.decrypt(remark(pfe.encrypt(out, inner), (46 << 2) | 0b10)) == inner
+
+
+@pytest.mark.parametrize("inner_ecn,outer_ecn,result", [
+    (0b10, 0b11, 0b11),   # ECT(0) + CE -> CE
+    (0b01, 0b11, 0b11),   # ECT(1) + CE -> CE
+    (0b10, 0b01, 0b01),   # ECT(0) + ECT(1) -> ECT(1)
+    (0b01, 0b10, 0b01),   # ECT(1) + ECT(0) -> ECT(1)
+    (0b11, 0b00, 0b11),   # CE stays CE
+    (0b00, 0b10, 0b00),   # Not-ECT stays Not-ECT
+])
+def test_ecn_decapsulation_rfc6040(inner_ecn, outer_ecn, result):
+    pfe, out, _, _ = pair()
+    inner = inner_packet(tos=(10 << 2) | inner_ecn)
+    got = IP(pfe.decrypt(remark(pfe.encrypt(out, inner), outer_ecn)))
+    assert got.tos == (10 << 2) | result
+    chk = got.chksum
+    del got.chksum
+    assert IP(bytes(got)).chksum == chk
+
+
+def test_outer_ce_over_not_ect_is_dropped():
+    pfe, out, inb, _ = pair()
+    burst = Burst.from_packets([remark(pfe.encrypt(out, inner_packet(tos=0)), 0b11)])
+    assert pfe.decrypt_burst(burst) == 0 and burst.status[0] == Status.ECN_DROP
+    assert pfe.counters(inb).ecn_drop == 1
+    with pytest.raises(MalformedPacketError, match="RFC 6040"):
+        pfe.decrypt(remark(pfe.encrypt(out, inner_packet(tos=0)), 0b11))
+
+
+def test_natt_ipv6_bad_or_zero_udp_checksum_is_dropped():
+    pfe, out, inb, _ = pair(outer6=True, udp_encap=True)
+    wire = bytearray(pfe.encrypt(out, inner_packet()))
+    zero = bytearray(wire)
+    zero[46:48] = b"\x00\x00"
+    wrong = bytearray(wire)
+    wrong[46] ^= 0x01
+    burst = Burst.from_packets([bytes(zero), bytes(wrong), bytes(wire)])
+    assert pfe.decrypt_burst(burst) == 1
+    assert list(burst.status[:3]) == [Status.MALFORMED, Status.MALFORMED, Status.OK]
+    assert pfe.engine_counters().malformed == 2
 
 
 def test_natt_ipv4_zero_checksum_and_ports():

@@ -30,6 +30,14 @@ def scapy_sa(s, esn: bool) -> SecurityAssociation:
         esn_en=esn, esn=ESN_HIGH if esn else 0)
 
 
+def with_udp6_checksum(wire: bytes) -> bytes:
+    """scapy leaves the NAT-T UDP checksum zero over IPv6; RFC 8200 §8.1 makes it mandatory
+    (the PFE drops zero), so fill it in as a conforming sender does."""
+    pkt = IPv6(wire)
+    del pkt[UDP].chksum
+    return raw(pkt)
+
+
 @pytest.mark.parametrize("outer6,inner6,bits,udp,esn", MATRIX, ids=IDS)
 def test_scapy_opens_pfe_packets(outer6, inner6, bits, udp, esn):
     s = spec(outer6=outer6, bits=bits, udp_encap=udp, esn=esn)
@@ -58,5 +66,7 @@ def test_pfe_opens_scapy_packets(outer6, inner6, bits, udp, esn):
     for n, size in enumerate((0, 333, 1400)):
         inner = inner_packet(v6=inner6, size=size)
         wire = raw(sa.encrypt((IPv6 if inner6 else IP)(inner), seq_num=41 + n))
+        if outer6 and udp:
+            wire = with_udp6_checksum(wire)
         assert pfe.decrypt(wire) == inner
     assert pfe.counters(h).packets == 3

@@ -28,6 +28,7 @@ from ..packet.ip import (
     set_tos,
 )
 from .state import (
+    ECN_DROP,
     AUTH_FAILED,
     BAD_TRAILER,
     BELOW,
@@ -329,9 +330,8 @@ class AhIn(SaState):
         if inner_tos != outer_tos:
             tos = decap_ds_field(inner_tos, outer_tos, self.copy_dscp)
             if tos is None:               # outer CE over Not-ECT: MUST drop (RFC 6040 §4.2)
-                self.malformed += 1
-                self.ecn_drops += 1
-                return MALFORMED, 0, 0
+                self.ecn_drop += 1
+                return ECN_DROP, 0, 0
             if tos != inner_tos:
                 set_tos(mv, inner, tos)
                 if nh == PROTO_IPIP:

@@ -270,6 +270,9 @@ class CpuEngine:
             if ulen < 8 or ulen > ln - l4:
                 c["malformed"] += 1
                 return MALFORMED
+            if b0 >> 4 == 6 and not _udp6_ok(mv, p, p + l4, ulen):
+                c["malformed"] += 1        # RFC 8200 §8.1: mandatory, and never zero
+                return MALFORMED
             e = p + l4 + 8
             elen = ulen - 8
             if elen == 1 and mv[e] == 0xFF:
@@ -374,10 +377,13 @@ class CpuEngine:
             self.check_lifetimes()
         return self._events.popleft() if self._events else None
 
-    def ecn_drops(self, handle: int) -> int:
-        """Packets of an inbound SA dropped for an outer CE mark over a Not-ECT inner packet
-        (RFC 6040 §4.2); they are also counted in `malformed`."""
-        return self._sa(handle).ecn_drops
+
+def _udp6_ok(mv, ip: int, udp: int, ulen: int) -> bool:
+    """The UDP checksum of an IPv6 datagram verifies (RFC 8200 §8.1); zero is invalid."""
+    if mv[udp + 6] == 0 and mv[udp + 7] == 0:
+        return False
+    acc = ones_sum(mv[ip + 8:ip + 40]) + ulen + PROTO_UDP + ones_sum(mv[udp:udp + ulen])
+    return acc % 0xFFFF == 0  # a correct checksum makes the ones'-complement sum all ones
 
 
 def _count(burst: Burst) -> int:

@@ -33,6 +33,7 @@ from ..packet.ip import (
     udp6_checksum,
 )
 from .state import (
+    ECN_DROP,
     AUTH_FAILED,
     BAD_TRAILER,
     BELOW,
@@ -443,9 +444,8 @@ class EspIn(SaState):
         if inner_tos != outer_tos:
             tos = decap_ds_field(inner_tos, outer_tos, self.copy_dscp)
             if tos is None:               # outer CE over Not-ECT: MUST drop (RFC 6040 §4.2)
-                self.malformed += 1
-                self.ecn_drops += 1
-                return -MALFORMED
+                self.ecn_drop += 1
+                return -ECN_DROP
             if tos != inner_tos:
                 set_tos(mv, out, tos)
                 if nh == PROTO_IPIP:

@@ -30,6 +30,7 @@ AUTH_FAILED = int(Status.AUTH_FAILED)
 DUPLICATE = int(Status.REPLAY_DUPLICATE)
 BELOW = int(Status.REPLAY_BELOW_WINDOW)
 MALFORMED = int(Status.MALFORMED)
+ECN_DROP = int(Status.ECN_DROP)
 BAD_TRAILER = int(Status.BAD_TRAILER)
 SEQ_OVERFLOW = int(Status.SEQ_OVERFLOW)
 DUMMY = int(Status.DUMMY)
@@ -87,7 +88,7 @@ class SaState:
         self.auth_failed = self.replay_duplicate = self.replay_below_window = 0
         self.malformed = self.bad_trailer = self.seq_overflow = 0
         self.dummy = self.no_room = self.expired = 0
-        self.ecn_drops = 0                # inside `malformed`: outer CE over Not-ECT (RFC 6040)
+        self.ecn_drop = 0                 # outer CE over a Not-ECT inner packet (RFC 6040)
 
     def counters(self) -> SaCounters:
         return SaCounters(
@@ -95,7 +96,7 @@ class SaState:
             replay_duplicate=self.replay_duplicate,
             replay_below_window=self.replay_below_window, malformed=self.malformed,
             bad_trailer=self.bad_trailer, seq_overflow=self.seq_overflow, dummy=self.dummy,
-            no_room=self.no_room, expired=self.expired)
+            no_room=self.no_room, expired=self.expired, ecn_drop=self.ecn_drop)
 
     def overflow(self, now: float) -> None:
         """The last sequence number was used (RFC 4303 §3.3.3): no more packets, rekey."""
