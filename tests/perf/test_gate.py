@@ -86,3 +86,11 @@ def test_documents_are_not_modified():
     a0, b0 = copy.deepcopy(a), copy.deepcopy(b)
     compare(b, a, 35)
     assert json.dumps(a) == json.dumps(a0) and json.dumps(b) == json.dumps(b0)
+
+
+def test_best_of_keeps_the_better_ratio_per_figure():
+    from inline_ipsec.perf.gate import best_of
+    slow, fast = doc(scale_pfe=0.5), doc()
+    merged = best_of(slow, fast)
+    assert ratios(merged) == ratios(fast)
+    assert ratios(slow) != ratios(fast)  # inputs untouched

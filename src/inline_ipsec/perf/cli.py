@@ -72,6 +72,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-regression", type=_percent, default=DEFAULT_MAX_REGRESSION,
                    metavar="PCT", help=f"tolerance of the gate (default "
                                         f"{DEFAULT_MAX_REGRESSION:g}%%)")
+    p.add_argument("--retries", type=int, default=1, metavar="N",
+                   help="with --baseline: measure again up to N times before declaring a "
+                        "regression, keeping each figure's best ratio (default 1)")
     p.add_argument("--compare", metavar="FILE",
                    help="gate the result stored in FILE instead of running (with --baseline)")
 
@@ -131,7 +134,19 @@ def run(args: argparse.Namespace) -> int:
                 print(f"plot: {error}" if error else f"plot written to {args.plot}")
             current = result.as_dict()
         if args.baseline:
-            verdict = gate.compare(current, gate.load(args.baseline), args.max_regression)
+            baseline = gate.load(args.baseline)
+            verdict = gate.compare(current, baseline, args.max_regression)
+            tries = 0
+            while not verdict.passed and verdict.regressions and not args.compare \
+                    and tries < args.retries:
+                # A real slowdown reproduces; a burst of load from elsewhere rarely does
+                # twice. Measure again and keep each figure's better ratio.
+                tries += 1
+                print(f"\n{len(verdict.regressions)} figure(s) below tolerance; measuring "
+                      f"again ({tries}/{args.retries})", file=sys.stderr)
+                again = run_suite(cfg, _progress(sys.stderr)).as_dict()
+                current = gate.best_of(current, again)
+                verdict = gate.compare(current, baseline, args.max_regression)
             print("\n" + verdict.summary())
             return 0 if verdict.passed else 1
     except ValueError as exc:

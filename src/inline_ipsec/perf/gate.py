@@ -76,6 +76,17 @@ def load(path: Union[str, Path]) -> dict:
         raise ValueError(f"{path} is not JSON: {exc}") from None
 
 
+def best_of(first: dict, second: dict) -> dict:
+    """`first` with each figure's ratio replaced by the better of the two runs' ratios."""
+    better = ratios(second)
+    merged = dict(first)
+    merged["figures"] = [
+        dict(f, ratio=max(f["ratio"], better.get(f["key"], f["ratio"])))
+        if f.get("ratio") is not None else f
+        for f in first["figures"]]
+    return merged
+
+
 def compare(current: dict, baseline: dict, max_regression: float) -> GateResult:
     """Compare two result documents (see `ratios`)."""
     if not 0 < max_regression < 100:
