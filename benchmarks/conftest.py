@@ -51,6 +51,8 @@ def record(benchmark, key: tuple, packets: int, backend: str = "openssl") -> Non
     also get `extra_info.key` and `extra_info.ratio` (to the raw-crypto figure of the same
     backend measured earlier in this session), which `inline-ipsec bench --compare FILE
     --baseline OLD` gates on, exactly like its own results."""
+    if benchmark.stats is None:  # --benchmark-disable: a smoke run, nothing to record
+        return
     median = benchmark.stats.stats.median
     pps = packets / median
     RESULTS[key] = pps

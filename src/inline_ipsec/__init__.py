@@ -37,8 +37,8 @@ from .sa import Lifetime, SaSpec
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendUnavailableError", "Burst", "CapacityError", "CpuEngine", "ConfigError", "Engine", "EngineCounters", "IntegrityError",
-    "IpsecError", "Lifetime", "MalformedPacketError", "NotEspError", "Pfe", "ReplayError",
-    "SaCounters", "SaEvent", "SaExpiredError", "SaSpec", "SequenceOverflowError", "Status",
-    "UnknownSpiError", "UnsupportedSaError", "__version__",
+    "BackendUnavailableError", "Burst", "CapacityError", "CpuEngine", "ConfigError", "Engine",
+    "EngineCounters", "IntegrityError", "IpsecError", "Lifetime", "MalformedPacketError",
+    "NotEspError", "Pfe", "ReplayError", "SaCounters", "SaEvent", "SaExpiredError", "SaSpec",
+    "SequenceOverflowError", "Status", "UnknownSpiError", "UnsupportedSaError", "__version__",
 ]

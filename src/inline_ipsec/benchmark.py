@@ -14,10 +14,9 @@ from __future__ import annotations
 import platform
 import statistics
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -263,58 +262,6 @@ def measure_naive(bits: int, size: int | str, burst: int, rounds: int) -> Measur
     median = _median_ns(run, lambda: None, rounds)
     return Measurement("naive", "encrypt", f"aes-gcm-{bits}", size, burst, median, rounds,
                        burst, sum(len(p) for p in inner))
-
-
-def measure_scapy(bits: int, size: int | str, packets: int = 64) -> Optional[Measurement]:
-    """scapy's ESP, per packet (slow: a few hundred to a few thousand packets per second)."""
-    try:
-        from scapy.layers.inet import IP
-        from scapy.layers.ipsec import ESP, SecurityAssociation
-    except ImportError:
-        return None
-    spec = gcm_spec(bits)
-    sa = SecurityAssociation(ESP, spi=spec.spi, crypt_algo="AES-GCM", crypt_key=spec.key,
-                             auth_algo="NULL",
-                             tunnel_header=IP(src=spec.tunnel_src, dst=spec.tunnel_dst))
-    inner = [IP(inner_ipv4_udp(n, i)) for i, n in enumerate(packet_sizes(size, packets))]
-    t0 = time.perf_counter_ns()
-    for p in inner:
-        sa.encrypt(p)
-    elapsed = time.perf_counter_ns() - t0
-    return Measurement("scapy", "encrypt", f"aes-gcm-{bits}", size, packets, float(elapsed), 1,
-                       packets, sum(len(p) for p in inner))
-
-
-def measure_threads(threads: int, bits: int = 128, size: int | str = 64, burst: int = 256,
-                    seconds: float = 1.0) -> float:
-    """Aggregate packets/s of `threads` PFEs, each in its own thread with its own SA, each
-    looping encrypt-then-decrypt on its own burst (both kernels release the GIL)."""
-    workloads = [PfeWorkload(bits, size, burst) for _ in range(threads)]
-    counts = [0] * threads
-    start = threading.Barrier(threads + 1)
-    stop = threading.Event()
-
-    def loop(k: int) -> None:
-        w = workloads[k]
-        start.wait()
-        n = 0
-        sa = w.burst.sa
-        while not stop.is_set():
-            sa.fill(w.out)          # decrypt wrote the inbound handles here
-            n += w.encrypt() + w.decrypt()
-        counts[k] = n
-
-    pool = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
-    for t in pool:
-        t.start()
-    start.wait()
-    t0 = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for t in pool:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    return sum(counts) / elapsed
 
 
 def machine() -> dict:

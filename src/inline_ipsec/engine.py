@@ -24,7 +24,8 @@ from .errors import (
 from .packet.burst import Burst
 from .sa import SaSpec
 
-__all__ = ["Engine", "SaCounters", "EngineCounters", "Status", "raise_for_status"]
+__all__ = ["Engine", "SaCounters", "EngineCounters", "Status", "raise_for_status",
+           "encrypt_one", "decrypt_one"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,24 @@ _STATUS_ERRORS: dict[int, tuple[type[IpsecError], str]] = {
     Status.ECN_DROP: (MalformedPacketError,
                       "outer CE mark over a Not-ECT inner packet: dropped (RFC 6040 §4.2)"),
 }
+
+
+def encrypt_one(engine: "Engine", handle: int, packet: bytes) -> bytes:
+    """An engine's single-packet encrypt: a burst of one; the typed error on a drop."""
+    burst = Burst.single(packet, handle)
+    engine.encrypt_burst(burst)
+    raise_for_status(int(burst.status[0]), "encrypt")
+    return burst.packet(0)
+
+
+def decrypt_one(engine: "Engine", packet: bytes) -> bytes:
+    """An engine's single-packet decrypt: a burst of one; the typed error on a drop, and b""
+    for a dummy packet (next header 59, RFC 4303 §2.6), which is dropped without an error."""
+    burst = Burst.single(packet, -1)
+    engine.decrypt_burst(burst)
+    status = int(burst.status[0])
+    raise_for_status(status, "decrypt")
+    return b"" if status == Status.DUMMY else burst.packet(0)
 
 
 def raise_for_status(status: int, what: str = "") -> None:

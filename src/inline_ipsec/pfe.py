@@ -16,7 +16,7 @@ import _pfe_core
 from _pfe_core import gcm as _pfe_gcm
 from _pfe_core.table import BurstArrays, DuplicateSpi, SaTable, TableFull
 
-from .engine import EngineCounters, SaCounters, Status, raise_for_status
+from .engine import EngineCounters, SaCounters, decrypt_one, encrypt_one
 from .errors import (
     BackendUnavailableError,
     CapacityError,
@@ -24,10 +24,11 @@ from .errors import (
     MalformedPacketError,
     UnsupportedSaError,
 )
-from .packet.burst import DEFAULT_HEADROOM, Burst
+from .packet.burst import Burst
 from .sa import SaSpec
 
-__all__ = ["Pfe", "PFE_BACKENDS", "resolve_backend", "open_esp_gcm", "pfe_limitations", "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW"]
+__all__ = ["Pfe", "PFE_BACKENDS", "resolve_backend", "open_esp_gcm", "pfe_limitations",
+           "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW"]
 
 PFE_MAX_SAS: int = _pfe_core.MAX_SAS
 PFE_MAX_REPLAY_WINDOW: int = _pfe_core.MAX_REPLAY_WINDOW
@@ -63,7 +64,8 @@ def pfe_limitations(spec: SaSpec) -> list[str]:
     if spec.protocol != "esp":
         reasons.append(f"{spec.protocol.upper()} is processed on the CPU; the PFE carries ESP only")
     if spec.mode != "tunnel":
-        reasons.append(f"{spec.mode} mode is processed on the CPU; the PFE carries tunnel mode only")
+        reasons.append(f"{spec.mode} mode is processed on the CPU; the PFE carries tunnel "
+                       "mode only")
     if spec.cipher not in PFE_CIPHERS:
         reasons.append(f"cipher {spec.cipher} is processed on the CPU; the PFE carries "
                        "AES-GCM with 128- or 256-bit keys only")
@@ -176,20 +178,13 @@ class Pfe:
 
     def encrypt(self, handle: int, packet: bytes) -> bytes:
         """Encrypt one inner IP packet: a burst of one. Raises the typed error on a drop."""
-        burst = _single(packet, handle)
-        self.encrypt_burst(burst)
-        raise_for_status(int(burst.status[0]), "encrypt")
-        return burst.packet(0)
+        return encrypt_one(self, handle, packet)
 
     def decrypt(self, packet: bytes) -> bytes:
         """Decrypt one outer packet to its inner IP packet: a burst of one.
 
         Raises the typed error on a drop; a dummy packet (next header 59) returns b""."""
-        burst = _single(packet, -1)
-        self.decrypt_burst(burst)
-        status = int(burst.status[0])
-        raise_for_status(status, "decrypt")
-        return b"" if status == Status.DUMMY else burst.packet(0)
+        return decrypt_one(self, packet)
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -222,11 +217,6 @@ def _arrays(burst: Burst) -> BurstArrays:
         burst.kernel_view = arrays
     return arrays
 
-
-def _single(packet: bytes, handle: int) -> Burst:
-    # A slot with the default headroom and room for the trailer and ICV.
-    return Burst.from_packets([packet], handle,
-                              slot_size=max(2048, DEFAULT_HEADROOM + len(packet) + 64))
 
 
 def open_esp_gcm(key_material: bytes, esp_packet: bytes, esn_high: int | None = None) -> bytes:

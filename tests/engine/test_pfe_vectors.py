@@ -28,7 +28,8 @@ MCGREW = [v for v in load_vectors("draft-mcgrew-gcm-test-01.json")["vectors"]
 def install(v_key: str, v_salt: str, spi: int, esn: bool, seq: int) -> tuple[Pfe, int]:
     key = bytes.fromhex(v_key) + bytes.fromhex(v_salt)
     pfe = Pfe()
-    h = pfe.add_inbound(SaSpec(spi=spi, cipher=f"aes-gcm-{len(key) * 8 - 32}", key=key, tunnel_src="192.0.2.1", tunnel_dst="192.0.2.2", esn=esn,
+    h = pfe.add_inbound(SaSpec(spi=spi, cipher=f"aes-gcm-{len(key) * 8 - 32}", key=key,
+                               tunnel_src="192.0.2.1", tunnel_dst="192.0.2.2", esn=esn,
                                replay_window=64))
     if seq > 1:
         pfe.set_sequence(h, seq - 1)  # as if the packet before it had arrived

@@ -17,9 +17,9 @@ import time
 from collections import deque
 from typing import Callable, Union
 
-from ..engine import EngineCounters, SaCounters, Status, raise_for_status
+from ..engine import EngineCounters, SaCounters, Status, decrypt_one, encrypt_one
 from ..errors import UnsupportedSaError
-from ..packet.burst import DEFAULT_HEADROOM, Burst
+from ..packet.burst import Burst
 from ..packet.ip import PROTO_AH, PROTO_ESP, PROTO_UDP, ipv6_walk, ones_sum
 from ..sa import SaSpec
 from .ah import AhIn, AhOut
@@ -304,20 +304,13 @@ class CpuEngine:
 
     def encrypt(self, handle: int, packet: bytes) -> bytes:
         """Encrypt one inner IP packet: a burst of one. Raises the typed error on a drop."""
-        burst = _single(packet, handle)
-        self.encrypt_burst(burst)
-        raise_for_status(int(burst.status[0]), "encrypt")
-        return burst.packet(0)
+        return encrypt_one(self, handle, packet)
 
     def decrypt(self, packet: bytes) -> bytes:
         """Decrypt one outer packet to its inner IP packet: a burst of one.
 
         Raises the typed error on a drop; a dummy packet (next header 59) returns b""."""
-        burst = _single(packet, -1)
-        self.decrypt_burst(burst)
-        status = int(burst.status[0])
-        raise_for_status(status, "decrypt")
-        return b"" if status == DUMMY else burst.packet(0)
+        return decrypt_one(self, packet)
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -391,8 +384,3 @@ def _count(burst: Burst) -> int:
     if n < 0 or n > burst.capacity:
         raise ValueError(f"burst of {n} packets does not fit its {burst.capacity} slots")
     return n
-
-
-def _single(packet: bytes, handle: int) -> Burst:
-    return Burst.from_packets([packet], handle,
-                              slot_size=max(2048, DEFAULT_HEADROOM + len(packet) + 128))

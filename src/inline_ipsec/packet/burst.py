@@ -68,6 +68,13 @@ class Burst:
         burst.load(packets, sa)
         return burst
 
+    @classmethod
+    def single(cls, packet: bytes, sa: int = -1) -> "Burst":
+        """A burst of one packet, with room for any engine's headers and trailer."""
+        return cls.from_packets([packet], sa,
+                                slot_size=max(DEFAULT_SLOT_SIZE,
+                                              DEFAULT_HEADROOM + len(packet) + 128))
+
     def load(self, packets: Iterable[bytes], sa: Union[int, Sequence[int]] = -1) -> None:
         """Put `packets` into slots 0..n-1 (at the headroom) and set `count` to n."""
         packets = list(packets)
