@@ -64,6 +64,14 @@ cdef inline bint udp6_checksum_ok(const uint8_t *ip6, const uint8_t *udp,
     return csum_fold(acc) == 0
 
 
+cdef inline Status count_replay_drop(sa_t *sa, Status st) noexcept nogil:
+    if st == REPLAY_DUPLICATE:
+        sa.c.replay_duplicate += 1
+    else:
+        sa.c.replay_below_window += 1
+    return st
+
+
 cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
                                uint32_t *offset, uint32_t *length, int32_t *sa_out) noexcept nogil:
     cdef uint32_t off = offset[0]
@@ -160,11 +168,7 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         return REPLAY_BELOW_WINDOW
     st = replay_check(&sa.replay, seq)
     if st != OK:
-        if st == REPLAY_DUPLICATE:
-            sa.c.replay_duplicate += 1
-        else:
-            sa.c.replay_below_window += 1
-        return st
+        return count_replay_drop(sa, st)
 
     ct = esp + ESP_HDR_LEN
     ct_len = esp_len - ESP_HDR_LEN - GCM_ICV_LEN
@@ -186,11 +190,7 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
     # Second phase: a packet of the same burst may have taken this number meanwhile.
     st = replay_check(&sa.replay, seq)
     if st != OK:
-        if st == REPLAY_DUPLICATE:
-            sa.c.replay_duplicate += 1
-        else:
-            sa.c.replay_below_window += 1
-        return st
+        return count_replay_drop(sa, st)
     replay_advance(&sa.replay, seq)
 
     pad_len = ct[ct_len - 2]
