@@ -1,8 +1,11 @@
 """The `inline-ipsec` command.
 
-  inline-ipsec demo     the main job, no arguments: the PFE carrying tunnels between two
-                        modelled gateways, its counters, and a short throughput run
+  inline-ipsec demo     the main job, no arguments: two gateways on a built-in Junos
+                        configuration, offloaded and CPU tunnels, the show commands, and a
+                        short throughput run
   inline-ipsec bench    throughput tables, JSON, plot and the regression gate
+  inline-ipsec check FILE    per VPN: Hardware Offloaded: Yes/No with every reason
+  inline-ipsec run CONFIG    a gateway with a control socket; inline-ipsec show ... queries it
 """
 from __future__ import annotations
 
@@ -47,11 +50,17 @@ def run_bench(args: argparse.Namespace) -> int:
     return run(args)
 
 
-@command("demo", "the main job: tunnels through the modelled PFE, counters, throughput",
-         lambda p: None)
+@command("demo", "the main job: two gateways, offloaded and CPU tunnels, show output, "
+         "throughput", lambda p: None)
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run
     return run()
+
+
+# check, run and show live with the gateway (inline_ipsec/gateway/commands.py)
+from .gateway.commands import register as _register_gateway_commands  # noqa: E402
+
+_register_gateway_commands(command)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -230,6 +230,19 @@ def test_remove_outbound_first(chassis: Any, pair: Any, log: list[Any]) -> None:
         d.tunnel("v")
 
 
+def test_remove_child_keeps_the_tunnel(chassis: Any, pair: Any, log: list[Any]) -> None:
+    d, pfes, cpu = chassis
+    d.install("v", Tunnel(sa_pairs=2), *pair(0x1001, 0x2001))
+    d.add_child("v", *pair(0x1002, 0x2002))
+    del log[:]
+    gone = d.remove_child("v", 0)
+    assert gone.inbound.spi == 0x2001
+    assert log == [("remove", "cpu", 0x1001), ("remove", "cpu", 0x2001)]
+    assert [p.inbound.spi for p in d.tunnel("v").pairs] == [0x2002]
+    with pytest.raises(ValueError, match="use remove"):
+        d.remove_child("v", 0)
+
+
 def test_install_twice_is_an_error(chassis: Any, pair: Any) -> None:
     d, _, _ = chassis
     d.install("v", Tunnel(), *pair(0x1001, 0x2001))

@@ -293,6 +293,19 @@ class Distributor:
         del self._tunnels[name]
         return rec
 
+    def remove_child(self, name: str, pair_index: int,
+                     reason: str = "received DEL notification from peer") -> SaPair:
+        """Remove one child SA pair of a tunnel that keeps others (RFC 7296 §1.4.1: a DELETE
+        of one CHILD_SA). Outbound first. The last pair goes with `remove()` instead."""
+        rec = self.tunnel(name)
+        if len(rec.pairs) < 2:
+            raise ValueError(f"tunnel {name!r} has one SA pair left; use remove()")
+        pair = rec.pairs.pop(pair_index)
+        rec.engine.remove(pair.outbound_handle)
+        rec.engine.remove(pair.inbound_handle)
+        self._event(rec, f"IPSec SA is deleted because {reason}")
+        return pair
+
     # -- rekey -----------------------------------------------------------------------------
 
     def rekey(self, name: str, outbound: SaSpec, inbound: SaSpec, *, pair_index: int = 0,

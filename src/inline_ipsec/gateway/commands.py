@@ -1,0 +1,143 @@
+"""The gateway's sub-commands of `inline-ipsec`: `check`, `run` and `show`.
+
+`inline_ipsec.cli` owns the command registry and calls `register(command)`; the commands live
+here so the gateway's CLI surface sits next to the gateway.
+
+Exit codes: 0 success; 1 a bad configuration (line-numbered errors on stderr), a gateway that
+cannot start, or a show command that failed; 2 usage errors and missing files.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+__all__ = ["register"]
+
+Command = Callable[[str, str, Callable[[argparse.ArgumentParser], None]],
+                   Callable[[Callable[[argparse.Namespace], int]], object]]
+
+
+def _check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="Junos set-statement configuration")
+    p.add_argument("--today", metavar="YYYY-MM-DD", type=_date,
+                   help="the date the offload license is checked against (default: today)")
+
+
+def _date(text: str):
+    import datetime
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def run_check(args: argparse.Namespace) -> int:
+    import datetime
+    from pathlib import Path
+
+    from ..config import ConfigurationErrors, load_config
+    from ..distribution import place_config
+    from ..stats import render_offload_check
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"inline-ipsec check: cannot read {args.file}: "
+              f"{getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(text)
+    except ConfigurationErrors as exc:
+        for issue in exc.errors:
+            where = f"{args.file}:{issue.line}: " if issue.line else f"{args.file}: "
+            print(f"{where}error: {issue.message}", file=sys.stderr)
+        n = len(exc.errors)
+        print(f"{args.file}: {n} error{'s' if n != 1 else ''}, configuration not valid",
+              file=sys.stderr)
+        return 1
+    today = args.today or datetime.date.today()
+    placements = place_config(config, today)
+    sys.stdout.write(render_offload_check(placements))
+    offloaded = sum(1 for p in placements.values() if p.offloaded)
+    print(f"\n{len(placements)} VPNs: {offloaded} offloaded to the PFE, "
+          f"{len(placements) - offloaded} on the CPU (license: {config.license_state(today)})")
+    return 0
+
+
+def _control_arg(p: argparse.ArgumentParser) -> None:
+    from .control import default_control_path
+    p.add_argument("--control", metavar="PATH", default=None,
+                   help=f"control socket (default {default_control_path()})")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CONFIG", help="Junos set-statement configuration")
+    _control_arg(p)
+    p.add_argument("--duration", type=_positive, metavar="SECONDS",
+                   help="stop after this many seconds (default: run until SIGINT/SIGTERM)")
+    p.add_argument("--peer", metavar="CONFIG",
+                   help="also run the peer gateway from this configuration in-process, on an "
+                        "in-memory wire, with test traffic through every tunnel")
+    p.add_argument("--prekeyed", action="store_true",
+                   help="bring IKE VPNs up with pre-keyed SAs derived from the pre-shared key "
+                        "(a stand-in for IKE; manual SAs are always installed)")
+    p.add_argument("--nat-t", nargs="+", default=[], metavar="VPN",
+                   help="with --prekeyed: VPNs to run over NAT-T (UDP 4500)")
+    p.add_argument("--mtu", type=int, default=1500, help="tunnel MTU of the outer packets")
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from ..config import ConfigurationErrors
+    from .control import ControlError, default_control_path
+    from .runner import run_gateway
+    for path in (args.config, args.peer):
+        if path is not None and not os.path.isfile(path):
+            print(f"inline-ipsec run: no such file: {path}", file=sys.stderr)
+            return 2
+    try:
+        return run_gateway(args.config, control_path=args.control or default_control_path(),
+                           duration=args.duration, peer=args.peer, prekeyed=args.prekeyed,
+                           nat_t=args.nat_t, mtu=args.mtu)
+    except ConfigurationErrors as exc:
+        print(f"inline-ipsec run: {exc}", file=sys.stderr)
+        return 1
+    except (ControlError, ValueError, OSError) as exc:
+        print(f"inline-ipsec run: {exc}", file=sys.stderr)
+        return 1
+
+
+def _show_args(p: argparse.ArgumentParser) -> None:
+    from .show import SHOW_COMMANDS
+    p.add_argument("words", nargs="+", metavar="WORD",
+                   help="the show command, e.g. security ipsec security-associations detail; "
+                        "one of: " + "; ".join(SHOW_COMMANDS))
+    _control_arg(p)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from .control import ControlError, default_control_path, query
+    try:
+        sys.stdout.write(query(args.control or default_control_path(), " ".join(args.words)))
+    except ControlError as exc:
+        print(f"inline-ipsec show: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(command: Command) -> None:
+    """Register `check`, `run` and `show` with the CLI's `command` decorator."""
+    command("check", "parse a configuration; per VPN, Hardware Offloaded: Yes/No with every "
+            "reason", _check_args)(run_check)
+    command("run", "run a gateway from a configuration, with a control socket for show "
+            "commands", _run_args)(run_run)
+    command("show", "show commands against a running gateway (inline-ipsec run)",
+            _show_args)(run_show)

@@ -1,0 +1,56 @@
+"""IKE events -> the gateway's data plane (what IKE drives once it runs beside a gateway).
+
+    ChildSaUp       -> Gateway.install_child_sa (RFC 7296 §1.3: a new child SA pair)
+    ChildSaRekeyed  -> Gateway.rekey, make-before-break (RFC 7296 §2.8)
+    ChildSaDown     -> Gateway.remove_child_sa (RFC 7296 §1.4.1), the tunnel with its last pair
+
+Events are read duck-typed (`inline_ipsec.ike.events` field names), so the gateway does not
+import the IKE package. The negotiated SA carries keys, SPIs, transforms and selectors; the
+VPN's configured DF-bit and DSCP-copy options (which IKE does not negotiate) are applied here,
+as `config.negotiated_sa_args` does.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from ..sa import SaSpec
+
+if TYPE_CHECKING:
+    from .core import Gateway
+
+__all__ = ["apply_ike_event"]
+
+
+def _with_vpn_options(gw: "Gateway", vpn: str, spec: SaSpec) -> SaSpec:
+    v = gw.config.ipsec_vpns.get(vpn)
+    if v is None:
+        return spec
+    return dataclasses.replace(spec, df_bit=v.df_bit, copy_outer_dscp=v.copy_outer_dscp)
+
+
+def apply_ike_event(gw: "Gateway", vpn: str, event: object, local_address: str,
+                    remote_address: str) -> bool:
+    """Apply one IKE event to `gw` (see module docstring); False if it has no data-plane
+    effect (IKE SA up/down without children, ...)."""
+    name = type(event).__name__
+    if name in ("ChildSaUp", "ChildSaRekeyed"):
+        child = getattr(event, "child", None) or getattr(event, "new")
+        out, inb = child.to_sa_specs(local_address, remote_address)
+        out, inb = _with_vpn_options(gw, vpn, out), _with_vpn_options(gw, vpn, inb)
+        if name == "ChildSaUp":
+            gw.install_child_sa(vpn, out, inb, local_ts=child.local_ts or None,
+                                remote_ts=child.remote_ts or None)
+        else:
+            rec = gw.tunnel(vpn)
+            index = [p.inbound.spi for p in rec.pairs].index(getattr(event, "old_spi_in"))
+            gw.rekey(vpn, out, inb, pair_index=index)
+        return True
+    if name == "ChildSaDown":
+        reason = getattr(event, "reason", "deleted")
+        text = {"deleted": "received DEL notification from peer",
+                "expired": "IPSec SA hard life-time expired, sent DEL notification"}.get(
+                    reason, reason)
+        gw.remove_child_sa(vpn, getattr(event, "spi_in"), text)
+        return True
+    return False

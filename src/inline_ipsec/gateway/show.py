@@ -1,0 +1,176 @@
+"""The show commands of a running gateway: snapshots of its tunnels and counters, rendered by
+the pure renderers of `inline_ipsec.stats` (Junos 25.x formats, JUNOS.md §4).
+
+    show security ipsec security-associations [detail] [index <id> | vpn-name <name>]
+    show security ipsec statistics [index <id> | vpn-name <name>]
+    show security flow statistics
+    show security ike security-associations
+
+How the counters map: `show security ipsec statistics` sums every SA's engine counters (those
+of SAs already removed included) plus the gateway's own drops (invalid SPI, TS check fail,
+exceeds tunnel MTU, bad outer headers). `show security flow statistics` counts packets the PFE
+processed as "Services-offload packets processed" only (they never reach the CPU's flow
+module, as on the SRX4700); "Packets received/transmitted" are the packets the CPU handled.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from ..config.algorithms import DH_GROUPS
+from ..engine import EngineCounters
+from ..stats import (FlowStatistics, IpsecStatistics, TunnelSnapshot, ipsec_statistics,
+                     proxy_identity, render_flow_statistics, render_ike_sa_summary,
+                     render_ipsec_sa_detail, render_ipsec_sa_summary, render_ipsec_statistics,
+                     tunnel_snapshot)
+
+if TYPE_CHECKING:
+    from .core import Gateway
+
+__all__ = ["SHOW_COMMANDS", "show", "snapshots", "gateway_ipsec_statistics",
+           "gateway_flow_statistics", "ShowError"]
+
+SHOW_COMMANDS = (
+    "security ipsec security-associations [detail] [index <id> | vpn-name <name>]",
+    "security ipsec statistics [index <id> | vpn-name <name>]",
+    "security flow statistics",
+    "security ike security-associations",
+)
+
+
+class ShowError(ValueError):
+    """A show command the gateway does not understand."""
+
+
+def _snapshot(gw: "Gateway", name: str) -> TunnelSnapshot:
+    rec = gw.tunnel(name)
+    cfg = gw.config
+    vpn = cfg.ipsec_vpns.get(name)
+    over: dict = {"anchorship": None}
+    sa_type = gw.sa_type(name)
+    if rec.offloaded and rec.pfe_index is not None:
+        over["anchorship"] = f"Thread {rec.pfe_index}"
+    if vpn is not None:
+        over["bind_interface"] = vpn.bind_interface or ""
+        over["tunnel_establishment"] = ("establish-tunnels-immediately"
+                                        if vpn.establish_tunnels == "immediately"
+                                        else "establish-tunnels-on-traffic")
+        if vpn.ike is not None:
+            over["policy_name"] = vpn.ike.ipsec_policy or ""
+            policy = cfg.ipsec_policies.get(vpn.ike.ipsec_policy or "")
+            if policy is not None and policy.pfs_group:
+                over["pfs_group"] = DH_GROUPS[policy.pfs_group]
+            gw_cfg = cfg.gateway_of(vpn)
+            if gw_cfg is not None:
+                over["ike_version"] = "IKEv2" if gw_cfg.ike_version == 2 else "IKEv1"
+                over["quantum_secured"] = gw_cfg.ppk_profile is not None
+        else:
+            over["ike_version"] = "N/A"
+            over["tunnel_establishment"] = "establish-tunnels-immediately"
+    selectors = gw.selectors(name)
+    if selectors and selectors[0].local and selectors[0].remote:
+        over["ts_type"] = "traffic-selector"
+        over["local_identity"] = proxy_identity(str(selectors[0].local[0]))
+        over["remote_identity"] = proxy_identity(str(selectors[0].remote[0]))
+    elif rec.pairs and rec.pairs[0].outbound.outer_ipv6:
+        over["local_identity"] = over["remote_identity"] = proxy_identity("::/0")
+    over["negotiations"] = rec.rekeys
+    return tunnel_snapshot(rec, gw.clock(), sa_type=sa_type, **over)
+
+
+def snapshots(gw: "Gateway", names: Optional[list[str]] = None) -> list[TunnelSnapshot]:
+    """`TunnelSnapshot`s of the gateway's tunnels (all, in installation order, or `names`)."""
+    return [_snapshot(gw, n) for n in (names if names is not None else gw.tunnel_names())]
+
+
+def _sa_rows(gw: "Gateway", names: Optional[list[str]]):
+    for rec in gw.distributor.tunnels():
+        if names is not None and rec.name not in names:
+            continue
+        for direction, _spi, counters in gw.distributor.counters(rec.name):
+            yield direction, rec.pairs[0].outbound.protocol if rec.pairs else "esp", counters
+
+
+def gateway_ipsec_statistics(gw: "Gateway", names: Optional[list[str]] = None
+                             ) -> IpsecStatistics:
+    """`show security ipsec statistics` of the whole gateway, or of the tunnels `names`."""
+    if names is not None:
+        stats = ipsec_statistics(list(_sa_rows(gw, names)))
+        extra = sum(gw.tunnel_flow(n).in_ts_fail for n in names)
+        mtu = sum(gw.tunnel_flow(n).out_mtu_drops for n in names)
+        return stats + IpsecStatistics(ts_check_fail=extra, exceeds_tunnel_mtu=mtu)
+    c = gw.counters
+    engines = [e.engine_counters() for e in gw.engines]
+    stats = ipsec_statistics([*_sa_rows(gw, None), *gw.retired_sa_counters()], engines)
+    own = EngineCounters(unknown_spi=c.invalid_spi, malformed=c.malformed_outer)
+    return stats + ipsec_statistics([], [own]) + IpsecStatistics(
+        ts_check_fail=c.ts_check_fail, exceeds_tunnel_mtu=c.exceeds_tunnel_mtu)
+
+
+def gateway_flow_statistics(gw: "Gateway") -> FlowStatistics:
+    """`show security flow statistics` of the gateway (see the module docstring)."""
+    c = gw.counters
+    pfe, cpu = c.paths["pfe"], c.paths["cpu"]
+    offloaded_in = sum(f.out_packets + f.in_packets for f in gw.flows() if f.offloaded)
+    dropped = (c.no_route + c.malformed_inner + c.malformed_outer + c.invalid_spi
+               + c.ts_check_fail + c.exceeds_tunnel_mtu + pfe.encrypt_drops
+               + pfe.decrypt_drops + cpu.encrypt_drops + cpu.decrypt_drops)
+    received = max(0, c.inner_received + c.outer_received - offloaded_in)
+    cpu_delivered = sum(f.in_delivered for f in gw.flows() if not f.offloaded)
+    return FlowStatistics(
+        current_sessions=gw.current_sessions(),
+        packets_received=received,
+        packets_transmitted=cpu.encrypted + cpu_delivered + c.icmp_sent,
+        packets_dropped=dropped,
+        services_offload_packets=pfe.encrypted + pfe.decrypted,
+        fragment_packets=c.fragments_received,
+        pre_fragments_generated=c.pre_fragments,
+        post_fragments_generated=0,
+    )
+
+
+def _select(gw: "Gateway", words: list[str]) -> tuple[list[str], Optional[list[str]]]:
+    """Strip `index <id>` / `vpn-name <name>` from `words`; return (rest, tunnel names)."""
+    rest, names = [], None
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in ("index", "vpn-name") and i + 1 < len(words):
+            value = words[i + 1]
+            if w == "vpn-name":
+                if value not in gw.tunnel_names():
+                    raise ShowError(f"no tunnel with vpn-name {value}")
+                names = [value]
+            else:
+                hits = [r.name for r in gw.distributor.tunnels() if str(r.tunnel_id) == value]
+                if not hits:
+                    raise ShowError(f"no tunnel with index {value}")
+                names = hits
+            i += 2
+        else:
+            rest.append(w)
+            i += 1
+    return rest, names
+
+
+def show(gw: "Gateway", command: str) -> str:
+    """Run one show command against `gw` and return its text (`SHOW_COMMANDS`)."""
+    words = command.split()
+    if words and words[0] == "show":
+        words = words[1:]
+    words, names = _select(gw, words)
+    key = " ".join(words)
+    if key in ("security ipsec security-associations",
+               "security ipsec security-associations detail"):
+        snaps = snapshots(gw, names)
+        if key.endswith("detail"):
+            return render_ipsec_sa_detail(snaps)
+        return render_ipsec_sa_summary(snaps)
+    if key == "security ipsec statistics":
+        return render_ipsec_statistics(gateway_ipsec_statistics(gw, names))
+    if key == "security flow statistics":
+        return render_flow_statistics(gateway_flow_statistics(gw))
+    if key == "security ike security-associations":
+        return render_ike_sa_summary([])
+    typed = " ".join(w for w in command.split() if w != "show")
+    raise ShowError(f"unknown command 'show {typed}'; expected one of:\n"
+                    + "\n".join(f"  show {c}" for c in SHOW_COMMANDS))
