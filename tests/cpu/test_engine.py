@@ -22,6 +22,7 @@ from inline_ipsec import (
     Burst,
     Engine,
     MalformedPacketError,
+    ReplayError,
     SequenceOverflowError,
     Status,
     UnknownSpiError,
@@ -304,3 +305,26 @@ def test_outer_extension_headers_and_options_on_receive():
     cpu2 = CpuEngine()
     cpu2.add_inbound(ah)
     assert cpu2.decrypt(theirs) == inner_v4(70)
+
+
+def test_update_applies_df_and_dscp_copy_at_once_and_keeps_state():
+    import dataclasses
+    spec = esp_spec("aes-cbc-128", "hmac-sha1-96", V4)
+    cpu = CpuEngine()
+    out, inb = cpu.add_outbound(spec), cpu.add_inbound(spec)
+    for _ in range(3):
+        cpu.decrypt(cpu.encrypt(out, inner_v4(60)))
+    assert IP(cpu.encrypt(out, inner_v4(60))).flags == 0
+    changed = dataclasses.replace(spec, df_bit="set", copy_outer_dscp=True)
+    cpu.update(out, changed)
+    cpu.update(inb, changed)
+    wire = cpu.encrypt(out, inner_v4(60))
+    assert IP(wire).flags == 2                     # DF now set
+    assert cpu.sequence(out) == 5                  # sequence numbers kept
+    cpu.decrypt(wire)
+    assert cpu.counters(inb).packets == 4          # counters and replay window kept
+    with pytest.raises(ReplayError):
+        cpu.decrypt(wire)
+    assert cpu.spec(out).df_bit == "set"
+    with pytest.raises(UnsupportedSaError, match="spi"):
+        cpu.update(out, dataclasses.replace(spec, spi=0x7777))

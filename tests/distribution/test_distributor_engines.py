@@ -141,18 +141,15 @@ def test_df_bit_at_once_on_cpu_keeps_sequence() -> None:
     assert receive(gb, wire) == inner_packet(b"after")    # the peer's window accepts it
 
 
-def test_dscp_copy_on_cpu_without_update_waits_for_rekey() -> None:
-    # CpuEngine has no update(): reinstalling the inbound SA would reset its replay window,
-    # so the change waits for the rekey, and the window keeps rejecting replays.
+def test_dscp_copy_on_cpu_applies_at_once_and_keeps_the_window() -> None:
+    # CpuEngine.update() changes the option in place: no rekey, and the replay window,
+    # which a reinstall would have reset, still rejects the old packet.
     ga, gb = up(Tunnel(cipher="aes-cbc-256"), cipher="aes-cbc-256")
     first = send(ga, b"first")
     assert receive(gb, first) == inner_packet(b"first")
-    applied_now = gb.set_copy_outer_dscp("t", True)
-    assert applied_now is hasattr(gb.cpu, "update")
-    if not applied_now:
-        assert gb.tunnel("t").pending_copy_outer_dscp is True
-        gb.rekey("t", outbound=sa(0x2002, B, A, "aes-cbc-256"),
-                 inbound=sa(0x1002, A, B, "aes-cbc-256"))
+    assert gb.set_copy_outer_dscp("t", True) is True
+    assert not gb.tunnel("t").pending_copy_outer_dscp
     assert gb.tunnel("t").pairs[0].inbound.copy_outer_dscp
+    assert gb.cpu.spec(gb.tunnel("t").pairs[0].inbound_handle).copy_outer_dscp
     with pytest.raises(ReplayError):
         receive(gb, first)

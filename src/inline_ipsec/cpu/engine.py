@@ -121,6 +121,23 @@ class CpuEngine:
             raise KeyError(f"{self.name}: no SA with handle {handle}")
         return sa
 
+    def update(self, handle: int, spec: SaSpec) -> None:
+        """Apply a changed DF-bit or DSCP-copy setting to an installed SA at once, keeping its
+        sequence numbers, replay window, counters and lifetime (strongSwan's `update_sa`).
+        On the CPU path such changes take effect immediately (DESIGN.md §2); anything else
+        (keys, SPI, addresses, transforms) needs a new SA."""
+        state = self._sa(handle)
+        changeable = ("df_bit", "copy_outer_dscp")
+        fixed = [f for f in state.spec.__dataclass_fields__
+                 if f not in changeable and getattr(state.spec, f) != getattr(spec, f)]
+        if fixed:
+            raise UnsupportedSaError(
+                f"update changes only {', '.join(changeable)}; {', '.join(fixed)} "
+                "differ: install a new SA (rekey) instead")
+        state.spec = spec
+        state.df_mode = spec.df_bit
+        state.copy_dscp = spec.copy_outer_dscp
+
     def spec(self, handle: int) -> SaSpec:
         return self._sa(handle).spec
 
