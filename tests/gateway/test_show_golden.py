@@ -58,6 +58,7 @@ ID: 500001 Virtual-system: root, VPN Name: v-pfe
     Sun Mar 01 2026 12:00:00: IPsec SA offloaded to hardware (FPC 0, PIC 0) (1 times)
   Location: FPC 0, PIC 0
   Anchorship: Thread 0
+  Crypto backend: openssl
   Distribution-Profile: default-profile
   Direction: inbound, SPI: 0x000003e8, AUX-SPI: 0
                               , VPN Monitoring: -
@@ -207,3 +208,22 @@ def test_ike_security_associations_empty_without_ike() -> None:
     _, b = scenario()
     assert b.show("security ike security-associations") == (
         "Index   State  Initiator cookie  Responder cookie  Mode           Remote Address\n")
+
+
+def test_pfe_backend_is_shown_and_both_backends_interoperate() -> None:
+    from inline_ipsec.pfe import PFE_BACKENDS
+    other = "ipsec-mb" if "ipsec-mb" in PFE_BACKENDS else "openssl"
+    a = Gateway.from_text(small_config("a"), name="gw-a", clock=lambda: FIXED,
+                          pfe_backend=other)
+    b = Gateway.from_text(small_config("b"), name="gw-b", clock=lambda: FIXED,
+                          pfe_backend="openssl")
+    link = WireLink(a, b)
+    link.send(a, [udp_packet("10.1.0.5", "10.2.0.5", bytes(100))] * 4)
+    link.send(b, [udp_packet("10.2.0.5", "10.1.0.5", bytes(100))] * 4)
+    assert f"Crypto backend: {other}" in a.show("security ipsec security-associations detail")
+    assert "Crypto backend: openssl" in b.show("security ipsec security-associations detail")
+    assert "Crypto backend" not in a.show(
+        "security ipsec security-associations detail vpn-name v-cpu")
+    for gw in (a, b):  # each opened the other's 4 packets, whatever the backends
+        rec = gw.tunnel("v-pfe")
+        assert rec.engine.counters(rec.pairs[0].inbound_handle).packets == 4

@@ -93,6 +93,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nat-t", nargs="+", default=[], metavar="VPN",
                    help="with --prekeyed: VPNs to run over NAT-T (UDP 4500)")
     p.add_argument("--mtu", type=int, default=1500, help="tunnel MTU of the outer packets")
+    p.add_argument("--backend", choices=("openssl", "ipsec-mb", "auto"), default=None,
+                   help="the PFEs' crypto backend (default openssl; auto: the fastest built)")
 
 
 def run_run(args: argparse.Namespace) -> int:
@@ -106,7 +108,7 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         return run_gateway(args.config, control_path=args.control or default_control_path(),
                            duration=args.duration, peer=args.peer, prekeyed=args.prekeyed,
-                           nat_t=args.nat_t, mtu=args.mtu)
+                           nat_t=args.nat_t, mtu=args.mtu, pfe_backend=args.backend)
     except ConfigurationErrors as exc:
         print(f"inline-ipsec run: {exc}", file=sys.stderr)
         return 1

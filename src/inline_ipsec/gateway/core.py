@@ -97,7 +97,8 @@ class Gateway:
                  hw_offload_disable: Optional[bool] = None,
                  ike_handler: Optional[Callable[[IkeDatagram], None]] = None,
                  clock: Callable[[], _dt.datetime] = _utcnow, install_manual: bool = True,
-                 max_burst: int = 256, sa_limit: Optional[int] = None) -> None:
+                 max_burst: int = 256, sa_limit: Optional[int] = None,
+                 pfe_backend: Optional[str] = None) -> None:
         if mtu < 68:
             raise ValueError("the tunnel MTU must be at least 68 (RFC 791)")
         self.config = config if config is not None else Config()
@@ -107,7 +108,8 @@ class Gateway:
         self.max_burst = max_burst
         self.ike_handler = ike_handler
         self.ike_queue: deque[IkeDatagram] = deque(maxlen=1024)
-        self.pfes = [Pfe(f"{name}.pfe{i}") for i in range(pfes)]
+        # pfe_backend: "openssl", "ipsec-mb" or "auto" (see Pfe); None: the default
+        self.pfes = [Pfe(f"{name}.pfe{i}", backend=pfe_backend) for i in range(pfes)]
         self.cpu = CpuEngine(f"{name}.cpu")
         self.engines: list = [*self.pfes, self.cpu]
         lic = self.config.license if license is _FROM_CONFIG else license

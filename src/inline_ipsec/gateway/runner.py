@@ -26,14 +26,15 @@ TICK = 0.1
 def run_gateway(config: str, *, control_path: str, duration: Optional[float] = None,
                 peer: Optional[str] = None, prekeyed: bool = False,
                 nat_t: Sequence[str] = (), mtu: int = DEFAULT_MTU, burst: int = 8,
+                pfe_backend: Optional[str] = None,
                 out: TextIO = sys.stdout, install_signals: bool = True) -> int:
     """Run a gateway from the configuration file `config` (see module docstring)."""
-    gw = Gateway.from_file(config, name="local", mtu=mtu)
+    gw = Gateway.from_file(config, name="local", mtu=mtu, pfe_backend=pfe_backend)
     if prekeyed:
         gw.establish_prekeyed(udp_encap=nat_t)
     link = plan = None
     if peer is not None:
-        other = Gateway.from_file(peer, name="peer", mtu=mtu)
+        other = Gateway.from_file(peer, name="peer", mtu=mtu, pfe_backend=pfe_backend)
         if prekeyed:
             other.establish_prekeyed(udp_encap=nat_t)
         link = WireLink(gw, other)

@@ -49,6 +49,7 @@ def _snapshot(gw: "Gateway", name: str) -> TunnelSnapshot:
     sa_type = gw.sa_type(name)
     if rec.offloaded and rec.pfe_index is not None:
         over["anchorship"] = f"Thread {rec.pfe_index}"
+        over["crypto_backend"] = getattr(rec.engine, "backend", None)
     if vpn is not None:
         over["bind_interface"] = vpn.bind_interface or ""
         over["tunnel_establishment"] = ("establish-tunnels-immediately"

@@ -123,6 +123,7 @@ class TunnelSnapshot:
     events: tuple[str, ...] = ()
     location: str = "FPC 0, PIC 0"
     anchorship: Optional[str] = None
+    crypto_backend: Optional[str] = None    # the PFE's crypto library (a model extension)
     distribution_profile: str = "default-profile"
     tunnel_establishment: str = "establish-tunnels-immediately"
     ike_sa_index: int = 0
@@ -271,6 +272,8 @@ def render_ipsec_sa_detail(tunnels: Sequence[TunnelSnapshot]) -> str:
         ]
         if t.anchorship is not None:
             lines.append(f"  Anchorship: {t.anchorship}")
+        if t.crypto_backend is not None:
+            lines.append(f"  Crypto backend: {t.crypto_backend}")
         lines.append(f"  Distribution-Profile: {t.distribution_profile}")
         for sa in t.sas:
             lines += _sa_detail(t, sa)
