@@ -47,7 +47,7 @@ def test_table_printed(capsys, tiny_result):
     assert main(TINY + ["--paths", "pfe", "--backends", "openssl", "--directions",
                         "encrypt"]) == 0
     out = capsys.readouterr().out
-    assert "vs raw" in out and "pfe    openssl" in out and "cpu " not in out
+    assert "vs raw" in out and "\npfe " in out and "openssl" in out and "\ncpu " not in out
 
 
 def test_gate_from_the_cli(tmp_path, tiny_result, capsys):
@@ -91,3 +91,14 @@ def test_bad_options_exit_2(args):
     with pytest.raises(SystemExit) as exc:
         main(["bench"] + args)
     assert exc.value.code == 2
+
+
+def test_end_to_end_through_gateways(tmp_path):
+    path = tmp_path / "e2e.json"
+    assert main(["bench", "--sizes", "64", "--ciphers", "aes-gcm-256", "--directions",
+                 "encrypt", "--backends", "openssl", "--duration", "0.02", "--threads", "1",
+                 "--e2e", "--json", str(path)]) == 0
+    figures = {f["key"]: f for f in json.loads(path.read_text())["figures"]}
+    pfe = figures["gateway-pfe/openssl/aes-gcm-256/both/64"]
+    cpu = figures["gateway-cpu/cryptography/aes-cbc-256/both/64"]
+    assert pfe["pps"] > 0 and cpu["pps"] > 0 and 0 < pfe["ratio"] < 1

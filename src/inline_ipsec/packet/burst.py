@@ -47,6 +47,9 @@ class Burst:
         self.sa = np.full(capacity, -1, dtype=np.int32)
         self.status = np.zeros(capacity, dtype=np.uint8)
         self.count = 0
+        # One flat byte view of all slots: copying a packet in or out through it costs a
+        # fraction of a numpy slice assignment (this is the per-packet cost of list APIs).
+        self._flat = memoryview(self.data).cast("B")
         #: An engine's cached view of the arrays (engines set it; the arrays never change
         #: identity: `load`, `set` and `restore_from` write into them).
         self.kernel_view: object = None
@@ -78,40 +81,59 @@ class Burst:
     def load(self, packets: Iterable[bytes], sa: Union[int, Sequence[int]] = -1) -> None:
         """Put `packets` into slots 0..n-1 (at the headroom) and set `count` to n."""
         packets = list(packets)
-        if len(packets) > self.capacity:
-            raise ValueError(f"{len(packets)} packets do not fit a burst of {self.capacity}")
-        handles = [sa] * len(packets) if isinstance(sa, int) else list(sa)
-        if len(handles) != len(packets):
+        n = len(packets)
+        if n > self.capacity:
+            raise ValueError(f"{n} packets do not fit a burst of {self.capacity}")
+        if not isinstance(sa, int) and len(sa) != n:
             raise ValueError("one SA handle per packet, or one for all")
-        for i, (pkt, handle) in enumerate(zip(packets, handles)):
-            self.set(i, pkt, handle)
-        self.count = len(packets)
+        flat, slot, head, limit = self._flat, self.slot_size, self.headroom, self.max_packet
+        lengths = [len(p) for p in packets]
+        if lengths and max(lengths) > limit:
+            self._too_big(max(lengths))
+        for i, pkt in enumerate(packets):
+            start = i * slot + head
+            flat[start:start + lengths[i]] = pkt
+        self.offset[:n] = head
+        self.length[:n] = lengths
+        self.sa[:n] = sa
+        self.status[:n] = 0
+        self.count = n
 
     def set(self, i: int, packet: bytes, sa: int = -1) -> None:
         """Put one packet into slot `i` at the headroom."""
         if len(packet) > self.max_packet:
-            raise ValueError(
-                f"a {len(packet)}-byte packet does not fit a {self.slot_size}-byte slot "
-                f"with {self.headroom} bytes of headroom"
-            )
-        start = self.headroom
-        self.data[i, start:start + len(packet)] = np.frombuffer(packet, dtype=np.uint8)
-        self.offset[i] = start
+            self._too_big(len(packet))
+        start = i * self.slot_size + self.headroom
+        self._flat[start:start + len(packet)] = packet
+        self.offset[i] = self.headroom
         self.length[i] = len(packet)
         self.sa[i] = sa
         self.status[i] = 0
 
+    def _too_big(self, n: int) -> None:
+        raise ValueError(f"a {n}-byte packet does not fit a {self.slot_size}-byte slot with "
+                         f"{self.headroom} bytes of headroom")
+
     def packet(self, i: int) -> bytes:
         """The bytes of packet `i` as they are now (after an engine call: its result)."""
-        start = int(self.offset[i])
-        return self.data[i, start:start + int(self.length[i])].tobytes()
+        start = i * self.slot_size + int(self.offset[i])
+        return bytes(self._flat[start:start + int(self.length[i])])
 
     def packets(self) -> list[bytes]:
-        return [self.packet(i) for i in range(self.count)]
+        return self._extract(range(self.count))
 
     def ok_packets(self) -> list[bytes]:
         """The packets whose status is OK, in order."""
-        return [self.packet(i) for i in range(self.count) if self.status[i] == 0]
+        return self._extract(np.flatnonzero(self.status[:self.count] == 0).tolist())
+
+    def _extract(self, indices: Iterable[int]) -> list[bytes]:
+        flat, slot = self._flat, self.slot_size
+        offsets, lengths = self.offset.tolist(), self.length.tolist()
+        out = []
+        for i in indices:
+            start = i * slot + offsets[i]
+            out.append(bytes(flat[start:start + lengths[i]]))
+        return out
 
     def copy(self) -> "Burst":
         """A deep copy (benchmarks restore a burst from one before every round)."""
@@ -119,6 +141,7 @@ class Burst:
         other.__dict__.update(self.__dict__)
         for name in ("data", "offset", "length", "sa", "status"):
             setattr(other, name, getattr(self, name).copy())
+        other._flat = memoryview(other.data).cast("B")
         other.kernel_view = None
         return other
 

@@ -60,6 +60,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 8),
                    help="PFEs in as many threads for the multi-core figure (default: the "
                         "number of cores; 1 leaves it out)")
+    p.add_argument("--e2e", action="store_true",
+                   help="also end to end through two gateways (routing, selectors, MTU) on the "
+                        "demo configuration, per engine")
     p.add_argument("--quick", action="store_true",
                    help="a short run: 64, 1400 and IMIX, aes-gcm-128, 0.1 s per figure")
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
@@ -112,7 +115,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         kw["paths"] = tuple(args.paths)
     if args.duration != 0.25 or "duration" not in kw:
         kw["duration"] = args.duration if args.duration != 0.25 else kw.get("duration", 0.25)
-    return BenchConfig(burst=args.burst, threads=args.threads, **kw)
+    return BenchConfig(burst=args.burst, threads=args.threads, e2e=args.e2e, **kw)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,9 @@ from typing import Optional
 from .suite import BenchResult, Figure
 
 
+_PATH_ORDER = {"raw": 0, "pfe": 1, "cpu": 2, "gateway-pfe": 3, "gateway-cpu": 4}
+
+
 def _size_key(size) -> tuple:
     return (1, 0) if size == "imix" else (0, int(size))
 
@@ -20,14 +23,14 @@ def table(result: BenchResult) -> str:
              f"bursts of {result.config['burst']}; each figure is the median burst over "
              f"{result.config['duration']:g} s; 'vs raw' is the ratio to the raw-crypto limit "
              "of the same backend measured in this run", ""]
-    lines.append(f"{'path':6} {'backend':13} {'cipher':12} {'dir':8} {'size':>5} "
+    lines.append(f"{'path':11} {'backend':13} {'cipher':12} {'dir':8} {'size':>5} "
                  f"{'packets/s':>12} {'Gbit/s':>7} {'vs raw':>7}")
     figs = sorted((f for f in result.figures if f.path != "pfe-threads"),
                   key=lambda f: (f.cipher, f.direction, _size_key(f.size),
-                                 {"raw": 0, "pfe": 1, "cpu": 2}[f.path], f.backend))
+                                 _PATH_ORDER.get(f.path, 9), f.backend))
     for f in figs:
         ratio = f"{f.ratio:7.2f}" if f.ratio is not None else " " * 7
-        lines.append(f"{f.path:6} {f.backend:13} {f.cipher:12} {f.direction:8} "
+        lines.append(f"{f.path:11} {f.backend:13} {f.cipher:12} {f.direction:8} "
                      f"{str(f.size):>5} {f.pps:>12,.0f} {f.gbps:>7.2f} {ratio}")
     for f in result.figures:
         if f.path == "pfe-threads":
@@ -50,7 +53,7 @@ def markdown(result: BenchResult) -> str:
     out.append("|---|---|---|---|---|---:|---:|---:|")
     figs = sorted((f for f in result.figures if f.path != "pfe-threads"),
                   key=lambda f: (f.cipher, f.direction, f.backend, _size_key(f.size),
-                                 {"raw": 0, "pfe": 1, "cpu": 2}[f.path]))
+                                 _PATH_ORDER.get(f.path, 9)))
     for f in figs:
         ratio = f"{f.ratio:.2f}" if f.ratio is not None else "—"
         out.append(f"| {f.path} | {f.backend} | {f.cipher} | {f.direction} | {f.size} | "

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Callable, Optional, Sequence
 
 from .. import __version__
-from ..benchmark import IMIX, PfeWorkload, RawWorkload, machine
+from ..benchmark import IMIX, PfeWorkload, RawWorkload, machine, packet_sizes
 from ..pfe import PFE_BACKENDS
 
 ALL_SIZES: tuple = (64, 128, 256, 512, 1024, 1400, IMIX)
@@ -34,6 +34,7 @@ class BenchConfig:
     burst: int = 32
     duration: float = 0.25
     threads: int = 1
+    e2e: bool = False   # also through two gateways (routing, selectors, MTU, both engines)
 
     def __post_init__(self) -> None:
         for b in self.backends:
@@ -198,6 +199,10 @@ def plan(cfg: BenchConfig) -> list[tuple]:
                         steps.append(("pfe", backend, bits, direction, size))
                     if "cpu" in cfg.paths and backend == "openssl":
                         steps.append(("cpu", backend, bits, direction, size))
+    if cfg.e2e:
+        for size in cfg.sizes:
+            for path in cfg.paths:
+                steps.append((f"gateway-{path}", "openssl", 256, "both", size))
     if cfg.threads > 1 and "pfe" in cfg.paths:
         for backend in cfg.backends:
             steps.append(("pfe-threads", backend, cfg.bits[0], "both", cfg.sizes[0]))
@@ -216,7 +221,7 @@ def run_suite(cfg: BenchConfig,
         config={"sizes": list(cfg.sizes), "bits": list(cfg.bits),
                 "directions": list(cfg.directions), "backends": list(cfg.backends),
                 "paths": list(cfg.paths), "burst": cfg.burst, "duration": cfg.duration,
-                "threads": cfg.threads},
+                "threads": cfg.threads, "e2e": cfg.e2e},
         machine=machine(), version=__version__, started=started, seconds=0.0)
     steps = plan(cfg)
     reported_raw: set = set()
@@ -224,6 +229,9 @@ def run_suite(cfg: BenchConfig,
         progress(i, len(steps), f"{path} {backend} aes-gcm-{bits} {direction} {size}")
         if path == "pfe-threads":
             result.figures.append(_measure_thread_scaling(cfg, backend, bits, size))
+            continue
+        if path.startswith("gateway-"):
+            result.figures.append(_measure_gateway(path[len("gateway-"):], size, cfg))
             continue
         raw, fig = _measure_pair(path, backend, bits, direction, size, cfg)
         if (backend, bits, direction, size) not in reported_raw:
@@ -245,4 +253,46 @@ def _measure_thread_scaling(cfg: BenchConfig, backend: str, bits: int, size) -> 
                  multi * inner * 8 / 1e9 if inner else 0.0, len(per_thread),
                  ratio=multi / single, threads=cfg.threads,
                  efficiency=multi / (cfg.threads * single))
+    return fig
+
+
+#: The demo configuration's tunnels used end to end: AES-GCM-256 offloaded, AES-CBC-256 +
+#: HMAC-SHA-256 on the CPU.
+E2E_VPNS = {"pfe": "vpn-gcm256", "cpu": "vpn-cbc"}
+
+
+def _measure_gateway(kind: str, size, cfg: BenchConfig) -> Figure:
+    """End to end through two gateways on the built-in demo configuration: route lookup, MTU
+    check and encryption at gateway a, SPI lookup, decryption and the selector check at b.
+    The ratio is to the raw AES-GCM-256 encrypt limit of the same size, timed alongside."""
+    from ..gateway import Gateway, WireLink
+    from ..gateway.demo_config import NAT_T_VPNS, demo_config
+    from ..gateway.traffic import flows, packets
+
+    a = Gateway.from_text(demo_config("a"), name="gw-a")
+    b = Gateway.from_text(demo_config("b"), name="gw-b")
+    a.establish_prekeyed(udp_encap=NAT_T_VPNS)
+    b.establish_prekeyed(udp_encap=NAT_T_VPNS)
+    link = WireLink(a, b)
+    flow = next(f for f in flows(a, b)
+                if f.vpn == E2E_VPNS[kind] and f.sender == "a" and not f.ipv6)
+    sizes = packet_sizes(size, cfg.burst)
+    inner = [packets(flow, 1, n, i)[0] for i, n in enumerate(sizes)]
+
+    def send() -> None:
+        out = link.send(a, inner)
+        if len(out.delivered) != len(inner):
+            raise RuntimeError(f"end-to-end {kind}: {len(inner) - len(out.delivered)} "
+                               "packets lost")
+
+    raw = RawWorkload(256, size, cfg.burst)
+    (ns, rounds), (raw_ns, raw_rounds) = _time_bursts([(send, lambda: None),
+                                                       (raw.run, raw.prepare)], cfg.duration)
+    raw_fig = _figure("raw", "openssl", 256, "encrypt", size, cfg.burst, raw_ns, raw_rounds,
+                      raw.inner_bytes)
+    fig = _figure(f"gateway-{kind}", "openssl" if kind == "pfe" else "cryptography", 256,
+                  "both", size, cfg.burst, ns, rounds, sum(len(p) for p in inner),
+                  ratio_to=raw_fig)
+    if kind == "cpu":
+        fig.cipher = "aes-cbc-256"  # with HMAC-SHA-256-128; the ratio stays to raw AES-GCM-256
     return fig
