@@ -1,0 +1,82 @@
+"""Per-session IKEv2 configuration (what Junos calls the IKE gateway/policy and IPsec VPN),
+in protocol terms. `inline_ipsec.config` builds these from Junos statements.
+
+Proposals use strongSwan notation (see `proposals.parse_proposal`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+from cryptography import x509
+
+from .auth import Identity
+
+
+@dataclass
+class ChildConfig:
+    """One IPsec SA (Junos `ipsec vpn`): proposals, selectors, lifetimes."""
+
+    name: str = "child"
+    #: ESP proposals, e.g. "aes128gcm16" or "aes256-sha256-modp2048-esn" (a DH group = PFS).
+    proposals: Sequence[str] = ("aes128gcm16",)
+    #: our side's traffic selectors (TSi when we initiate) and the peer's.
+    local_ts: Sequence[str] = ("0.0.0.0/0",)
+    remote_ts: Sequence[str] = ("0.0.0.0/0",)
+    #: hard lifetime in seconds (RFC 4301 §4.4.2.1); the rekey starts at `rekey_seconds`.
+    lifetime_seconds: float = 3600.0
+    rekey_seconds: Optional[float] = None
+    replay_window: int = 64
+
+    @property
+    def soft_seconds(self) -> float:
+        return self.rekey_seconds if self.rekey_seconds is not None \
+            else 0.9 * self.lifetime_seconds
+
+
+@dataclass
+class IkeConfig:
+    """One IKEv2 peer relationship (Junos `ike gateway` + `ike policy`)."""
+
+    #: IKE proposals, e.g. "aes128gcm16-prfsha256-ecp256" (the first DH group is used in KE).
+    proposals: Sequence[str] = ("aes128gcm16-prfsha256-ecp256",)
+    local_id: Identity = field(default_factory=lambda: Identity.parse("initiator.example"))
+    #: None accepts any identity the peer proves.
+    remote_id: Optional[Identity] = None
+    #: "psk" or "pubkey" (certificate + RFC 7427 signature).
+    auth: str = "psk"
+    psk: Optional[bytes] = None
+    #: our private key and certificate chain (end entity first) for auth="pubkey".
+    private_key: Optional[object] = None
+    certificates: Sequence[x509.Certificate] = ()
+    #: trust anchors for the peer's certificate (auth of the peer by signature).
+    ca_certificates: Sequence[x509.Certificate] = ()
+    #: RFC 8784 post-quantum preshared key: identity, secret, and whether it is mandatory.
+    ppk_id: Optional[bytes] = None
+    ppk: Optional[bytes] = None
+    ppk_required: bool = False
+    children: Sequence[ChildConfig] = field(default_factory=lambda: [ChildConfig()])
+    #: retransmission (RFC 7296 §2.1): timeout * base**n, `tries` retransmits, as strongSwan.
+    retransmit_timeout: float = 4.0
+    retransmit_base: float = 1.8
+    retransmit_tries: int = 5
+    #: liveness check interval (RFC 7296 §2.4), None disables DPD.
+    dpd_interval: Optional[float] = None
+    #: IKE SA lifetime: rekey (§2.18) after this many seconds; None never.
+    ike_rekey_seconds: Optional[float] = None
+    #: responder: demand a COOKIE (§2.6) before keeping any state.
+    require_cookie: bool = False
+    #: responder: give up a half-open IKE SA (IKE_SA_INIT done, no IKE_AUTH) after this long.
+    half_open_timeout: float = 30.0
+    #: RFC 7383 IKE fragmentation: offer it, and the largest datagram (UDP payload, non-ESP
+    #: marker included) we send before splitting a protected message into SKF fragments.
+    fragmentation: bool = True
+    fragment_size: int = 1280
+    #: port to float to when a NAT is detected (§2.23).
+    natt_port: int = 4500
+    #: pretend to be behind a NAT (strongSwan "encap = yes", RFC 7296 §2.23 last paragraph).
+    force_encap: bool = False
+    random: Callable[[int], bytes] = os.urandom
+    #: secret for stateless cookies (§2.6); shared by all responder sessions of this config.
+    cookie_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)

@@ -1,0 +1,146 @@
+"""`IkeManager`: many IKEv2 sessions behind one pair of UDP ports, still sans-I/O.
+
+It finds the session of an incoming datagram by its IKE SPIs (RFC 7296 §2.1: the SPI pair, not
+the address, names the IKE SA; an old SA being deleted after a rekey still counts), creates a
+responder session for a new IKE_SA_INIT request when a configuration accepts the source
+address, forgets sessions answered statelessly (COOKIE, INVALID_KE_PAYLOAD) or closed, and
+multiplexes timers, datagrams and events. `udp.py` puts sockets around it.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections import deque
+from typing import Callable, Optional
+
+from .config import IkeConfig
+from .constants import NON_ESP_MARKER, ExchangeType, HeaderFlag
+from .events import IkeEvent, IkeSaUp
+from .v2.session import Addr, IkeV2Session
+
+#: Picks the configuration for a peer that starts an IKE SA with us, or None to ignore it.
+ConfigLookup = Callable[[Addr], Optional[IkeConfig]]
+
+
+class IkeManager:
+    """Dispatches datagrams to `IkeV2Session`s by SPI and creates responder sessions."""
+
+    def __init__(self, local_addr: Addr, natt_local_port: int,
+                 lookup: Optional[ConfigLookup] = None) -> None:
+        self.local_addr = tuple(local_addr)
+        self.natt_local_port = natt_local_port
+        self.lookup = lookup
+        self.sessions: list[IkeV2Session] = []
+        self._peers: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, IkeConfig]] = []
+        self._events: deque[tuple[IkeV2Session, IkeEvent]] = deque()
+
+    # ------------------------------------------------------------------ configuration
+    def add_peer(self, network: str, config: IkeConfig) -> None:
+        """Accept IKE SAs from addresses in `network` with `config` (first match wins)."""
+        self._peers.append((ipaddress.ip_network(network, strict=False), config))
+
+    def config_for(self, addr: Addr) -> Optional[IkeConfig]:
+        ip = ipaddress.ip_address(addr[0])
+        for net, cfg in self._peers:
+            if ip.version == net.version and ip in net:
+                return cfg
+        return self.lookup(addr) if self.lookup is not None else None
+
+    # ------------------------------------------------------------------ sessions
+    def connect(self, config: IkeConfig, remote_addr: Addr, now: float) -> IkeV2Session:
+        """Start an IKE SA as initiator (IKE_SA_INIT + IKE_AUTH + first child)."""
+        s = IkeV2Session(config, initiator=True, local_addr=self.local_addr,
+                         remote_addr=remote_addr, now=now,
+                         natt_local_port=self.natt_local_port)
+        # §2.4: INITIAL_CONTACT only on the first IKE SA with this peer.
+        s.send_initial_contact = not any(
+            o.remote_addr[0] == remote_addr[0] and o.state != "closed" for o in self.sessions)
+        self.sessions.append(s)
+        s.connect(now)
+        return s
+
+    def find(self, data: bytes) -> Optional[IkeV2Session]:
+        """The session owning this IKE message (without non-ESP marker), by SPI pair."""
+        if len(data) < 28:
+            return None
+        spi_i, spi_r = data[:8], data[8:16]
+        init = data[18] == ExchangeType.IKE_SA_INIT
+        for s in self.sessions:
+            for ike in (s.ike, *s.old_ike):
+                if ike.spi_i != spi_i:
+                    continue
+                if ike.spi_r == spi_r or (init and bytes(8) in (spi_r, ike.spi_r)):
+                    return s
+        return None
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        """Feed one UDP payload from either port (NAT-T ones keep their marker)."""
+        if data == b"\xff":
+            return  # NAT-T keepalive (RFC 3948 §2.3)
+        raw = data[4:] if data.startswith(NON_ESP_MARKER) else data
+        session = self.find(raw)
+        if session is None and self._is_new_init(raw):
+            cfg = self.config_for(tuple(addr))
+            if cfg is not None:
+                session = IkeV2Session(cfg, initiator=False, local_addr=self.local_addr,
+                                       remote_addr=addr, now=now,
+                                       natt_local_port=self.natt_local_port)
+                self.sessions.append(session)
+        if session is None:
+            return
+        session.receive_datagram(data, addr, now)
+        self._collect(session)
+
+    @staticmethod
+    def _is_new_init(raw: bytes) -> bool:
+        return len(raw) >= 28 and raw[18] == ExchangeType.IKE_SA_INIT and \
+            raw[8:16] == bytes(8) and not raw[19] & HeaderFlag.RESPONSE
+
+    def _collect(self, session: IkeV2Session) -> None:
+        while (event := session.next_event()) is not None:
+            self._events.append((session, event))
+            if isinstance(event, IkeSaUp) and session.peer_initial_contact:
+                self._initial_contact(session)
+
+    def _initial_contact(self, fresh: IkeV2Session) -> None:
+        """RFC 7296 §2.4: INITIAL_CONTACT says the peer lost its state; our other IKE SAs
+        with the same authenticated identity are dropped without notification."""
+        for s in self.sessions:
+            if s is not fresh and s.state == "established" and s.peer_id == fresh.peer_id:
+                s.drop("replaced by INITIAL_CONTACT")
+                self._collect(s)
+
+    def _prune(self) -> None:
+        """Drop closed sessions and responders that only answered statelessly (§2.6)."""
+        self.sessions = [s for s in self.sessions if s.state != "closed" and not (
+            s.state == "created" and not s.ike.initiator)]
+
+    # ------------------------------------------------------------------ aioquic-style surface
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        out: list[tuple[bytes, Addr]] = []
+        for s in self.sessions:
+            out += s.datagrams_to_send(now)
+            self._collect(s)
+        self._prune()
+        return out
+
+    def get_timer(self) -> Optional[float]:
+        times = [t for t in (s.get_timer() for s in self.sessions) if t is not None]
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        for s in list(self.sessions):
+            t = s.get_timer()
+            if t is not None and t <= now:
+                s.handle_timer(now)
+                self._collect(s)
+
+    def next_event(self) -> Optional[tuple[IkeV2Session, IkeEvent]]:
+        for s in self.sessions:
+            self._collect(s)
+        return self._events.popleft() if self._events else None
+
+    def keepalive_targets(self) -> list[Addr]:
+        """Peers to send RFC 3948 §2.3 NAT keepalives to (we are behind a NAT)."""
+        return [s.remote_addr for s in self.sessions
+                if s.local_nat and s.natt and s.state == "established"]
+

@@ -1,0 +1,560 @@
+"""`IkeV2Session`: one IKEv2 SA with its child SAs, sans-I/O (aioquic / h11 style).
+
+The session is driven only by `receive_datagram(data, addr, now)`, `handle_timer(now)` and API
+calls (`connect`, `create_child`, `rekey_child`, `rekey_ike`, `delete_child`, `close`,
+`send_dpd`); it produces `datagrams_to_send(now)` and `next_event()`. Time is always passed in.
+
+Datagrams to and from the NAT-T port carry the 4-byte non-ESP marker (RFC 3948 §2.2): a
+datagram returned by `datagrams_to_send` that starts with it must leave through the NAT-T
+socket (4500), any other through the IKE socket (500). An IKE header never starts with four
+zero bytes (SPIi is never zero, RFC 7296 §3.1), so the marker alone tells the socket.
+
+Message IDs, retransmission and duplicate detection follow RFC 7296 §2.1-§2.2: we keep one
+request in flight (window size 1), retransmit it with exponential back-off, and answer a
+retransmitted request with the cached response.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ..auth import Identity
+from ..config import IkeConfig
+from ..constants import IKE_PORT, NON_ESP_MARKER, ExchangeType, HeaderFlag, NotifyType
+from ..errors import IkeError, LocalIkeError, RemoteIkeError
+from ..events import IkeEvent, IkeSaDown
+from ..keymat import IkeKeys, derive_ike_keys, skeyseed
+from ..message import IkeHeader, Message, decode_message, encode_message
+from ..payloads import EncryptedFragmentPayload, NotifyPayload, Payload, notify
+from ..protection import IntegrityCheckFailed, SkCipher
+from ..proposals import Suite
+from .child import ChildSa
+from .fragments import Reassembly
+from .natt import new_ike_spi
+from .task import StatelessReply, Task, TaskResult
+
+Addr = tuple  # (host, port)
+
+
+@dataclass
+class _Pending:
+    """The request in flight (RFC 7296 §2.1: we are responsible for retransmitting it)."""
+
+    task: Task
+    mid: int
+    data: list[bytes]   #: the datagrams of the request (several with RFC 7383 fragments)
+    sent_at: float
+    deadline: float
+    tries: int = 0
+
+
+class IkeSaState:
+    """Keys, SPIs and message-ID counters of one IKE SA (replaced wholesale on IKE rekey)."""
+
+    def __init__(self, spi_i: bytes, spi_r: bytes, initiator: bool) -> None:
+        self.spi_i = spi_i
+        self.spi_r = spi_r
+        #: we are the original initiator of this IKE SA (the I flag, §3.1).
+        self.initiator = initiator
+        self.suite: Optional[Suite] = None
+        self.keys: Optional[IkeKeys] = None
+        self.sk_out: Optional[SkCipher] = None
+        self.sk_in: Optional[SkCipher] = None
+        self.nonce_i = b""
+        self.nonce_r = b""
+        self.next_mid = 0      #: ID of our next request
+        self.peer_mid = 0      #: ID we expect on the peer's next request
+        #: (mid, datagrams of our last response), for retransmitted requests (§2.1).
+        self.cached: Optional[tuple[int, list[bytes]]] = None
+        self.pending: Optional[_Pending] = None
+        self.fragments = Reassembly()  #: RFC 7383 fragments being collected
+
+    @property
+    def prf(self) -> int:
+        assert self.suite is not None
+        return self.suite.prf
+
+    def install(self, suite: Suite, keys: IkeKeys, random: Callable[[int], bytes]) -> None:
+        """Key the SK ciphers (§2.14: SK_ei/SK_ai protect initiator-to-responder traffic)."""
+        self.suite, self.keys = suite, keys
+        mine = (keys.sk_ei, keys.sk_ai) if self.initiator else (keys.sk_er, keys.sk_ar)
+        theirs = (keys.sk_er, keys.sk_ar) if self.initiator else (keys.sk_ei, keys.sk_ai)
+        self.sk_out = SkCipher(suite, *mine, random=random)
+        self.sk_in = SkCipher(suite, *theirs, random=random)
+
+    def matches(self, header: IkeHeader) -> bool:
+        if header.spi_i != self.spi_i:
+            return False
+        if header.spi_r == self.spi_r:
+            return True
+        # IKE_SA_INIT: requests carry SPIr = 0; the first response brings the responder's SPI.
+        return header.exchange == ExchangeType.IKE_SA_INIT and (
+            header.spi_r == bytes(8) or self.spi_r == bytes(8))
+
+
+class IkeV2Session:
+    """One IKEv2 SA (initiator or responder) and its child SAs."""
+
+    def __init__(self, config: IkeConfig, *, initiator: bool, local_addr: Addr,
+                 remote_addr: Addr, now: float = 0.0,
+                 natt_local_port: Optional[int] = None) -> None:
+        self.config = config
+        self.local_addr = tuple(local_addr)
+        self.remote_addr = tuple(remote_addr)
+        self.natt_local_port = natt_local_port or config.natt_port
+        self.now = now
+        self.random = config.random
+        spi = new_ike_spi(self.random) if initiator else bytes(8)
+        self.ike = IkeSaState(spi, bytes(8), initiator)
+        #: "created" -> "init" -> "auth" -> "established" -> "deleting" -> "closed"
+        self.state = "created"
+        self.children: dict[int, ChildSa] = {}
+        self.natt = False
+        self.local_nat = False
+        self.remote_nat = False
+        self.peer_use_ppk = False
+        self.frag_ok = False  #: both sides sent IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383)
+        #: the IKE SA the request being answered arrived on (differs from `ike` after rekey).
+        self.rx_ike: Optional[IkeSaState] = None
+        self.ppk_used = False
+        self.init_request = b""
+        self.init_response = b""
+        self.peer_id: Optional[Identity] = None
+        #: the peer sent INITIAL_CONTACT in IKE_AUTH (§2.4): its older IKE SAs are stale.
+        self.peer_initial_contact = False
+        #: send INITIAL_CONTACT in IKE_AUTH: only when no other IKE SA with the peer exists.
+        self.send_initial_contact = True
+        self.proposal_text = ""
+        self.last_rx = now
+        self.ike_rekey_at: Optional[float] = None
+        self.old_ike: list[IkeSaState] = []   #: rekeyed-away IKE SAs still being deleted
+        self.errors: list[IkeError] = []      #: failures of exchanges that did not kill the SA
+        self._queue: deque[Task] = deque()
+        self._events: deque[IkeEvent] = deque()
+        self._out: list[tuple[bytes, Addr]] = []
+        self._after_response: list[Callable[[], None]] = []
+
+    # ----------------------------------------------------------------- public API
+    def connect(self, now: float) -> None:
+        """Start IKE_SA_INIT + IKE_AUTH (+ the first child SA) as initiator (§1.2)."""
+        from .tasks.ike_auth import IkeAuthTask
+        from .tasks.ike_init import IkeInitTask
+        if not self.ike.initiator or self.state != "created":
+            raise LocalIkeError("connect() is for a fresh initiator session")
+        self.now = now
+        self.state = "init"
+        if self.remote_addr[1] == self.config.natt_port != IKE_PORT:
+            # §2.23: "an initiator MAY use port 4500 ... from the start": when we are told to
+            # reach the peer on its NAT-T port, use it (and the non-ESP marker) right away, as
+            # strongSwan does for a remote_port other than 500.
+            self.natt = True
+        self._queue.extend([IkeInitTask(self), IkeAuthTask(self)])
+        self._kick(now)
+
+    def create_child(self, child_config, now: float) -> None:
+        """Queue a CREATE_CHILD_SA for an additional child SA (§1.3.1)."""
+        from .tasks.child_create import ChildCreateTask
+        self._queue.append(ChildCreateTask(self, child_config))
+        self._kick(now)
+
+    def rekey_child(self, spi_in: int, now: float) -> None:
+        """Queue a rekey of the child SA with inbound SPI `spi_in` (§1.3.3, §2.8)."""
+        from .tasks.child_rekey import ChildRekeyTask
+        self._queue.append(ChildRekeyTask(self, spi_in))
+        self._kick(now)
+
+    def rekey_ike(self, now: float) -> None:
+        """Queue a rekey of the IKE SA (§1.3.2, §2.18)."""
+        from .tasks.ike_rekey import IkeRekeyTask
+        self._queue.append(IkeRekeyTask(self))
+        self._kick(now)
+
+    def delete_child(self, spi_in: int, now: float) -> None:
+        """Queue an INFORMATIONAL Delete of a child SA (§1.4.1)."""
+        from .tasks.delete import DeleteChildTask
+        self._queue.append(DeleteChildTask(self, spi_in))
+        self._kick(now)
+
+    def close(self, now: float) -> None:
+        """Delete the IKE SA and with it all child SAs (§1.4.1)."""
+        from .tasks.delete import DeleteIkeTask
+        if self.state in ("closed",):
+            return
+        if self.state != "established":
+            self._shutdown("closed locally")
+            return
+        self._queue.append(DeleteIkeTask(self))
+        self._kick(now)
+
+    def send_dpd(self, now: float) -> None:
+        """Queue a liveness check: an empty INFORMATIONAL request (§1.4, §2.4)."""
+        from .tasks.dpd import DpdTask
+        self._queue.append(DpdTask(self))
+        self._kick(now)
+
+    def next_event(self) -> Optional[IkeEvent]:
+        return self._events.popleft() if self._events else None
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        self.now = now
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> Optional[float]:
+        """The next time `handle_timer` must be called, or None."""
+        if self.state == "closed":
+            return None
+        times = [p.deadline for p in self._all_pending()]
+        if self.state == "init" and not self.ike.initiator:
+            times.append(self.last_rx + self.config.half_open_timeout)
+        if self.state == "established":
+            for child in self.children.values():
+                if child.state == "installed" and child.rekey_at is not None:
+                    times.append(child.rekey_at)
+                if child.expire_at is not None:
+                    times.append(child.expire_at)
+            if self.ike_rekey_at is not None:
+                times.append(self.ike_rekey_at)
+            if self.config.dpd_interval and self.ike.pending is None:
+                times.append(self.last_rx + self.config.dpd_interval)
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        """Retransmit, give up, rekey or expire child SAs, DPD (§2.1, §2.4, §2.8)."""
+        from .tasks.child_rekey import ChildRekeyTask
+        from .tasks.delete import DeleteChildTask
+        from .tasks.dpd import DpdTask
+        from .tasks.ike_rekey import IkeRekeyTask
+        self.now = now
+        for ike in [self.ike, *self.old_ike]:
+            p = ike.pending
+            if p is None or p.deadline > now:
+                continue
+            if p.tries >= self.config.retransmit_tries:
+                p.task.on_timeout(self)
+                reason = "dead peer" if isinstance(p.task, DpdTask) else "retransmit timeout"
+                if ike is self.ike:
+                    self._shutdown(reason, RemoteIkeError(f"no response to message {p.mid}"))
+                    return
+                ike.pending = None
+                self.old_ike.remove(ike)
+                continue
+            p.tries += 1
+            p.deadline = now + self.config.retransmit_timeout * \
+                self.config.retransmit_base ** p.tries
+            self._out += [(d, self.remote_addr) for d in p.data]
+        if self.state == "init" and not self.ike.initiator and \
+                self.last_rx + self.config.half_open_timeout <= now:
+            self._shutdown("half-open timeout")
+            return
+        if self.state != "established":
+            return
+        for child in list(self.children.values()):
+            if child.expire_at is not None and child.expire_at <= now:
+                child.expire_at = None
+                if child.state != "deleting":
+                    child.state = "deleting"
+                    self._queue.append(DeleteChildTask(self, child.spi_in))
+            elif child.state == "installed" and child.rekey_at is not None and \
+                    child.rekey_at <= now:
+                child.rekey_at = None
+                self._queue.append(ChildRekeyTask(self, child.spi_in))
+        if self.ike_rekey_at is not None and self.ike_rekey_at <= now:
+            self.ike_rekey_at = None
+            self._queue.append(IkeRekeyTask(self))
+        if self.config.dpd_interval and self.ike.pending is None and not self._queue and \
+                self.last_rx + self.config.dpd_interval <= now:
+            self._queue.append(DpdTask(self))
+        self._kick(now)
+
+    # ----------------------------------------------------------------- receiving
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        """Feed one UDP payload (with the non-ESP marker if it came in on port 4500)."""
+        self.now = now
+        via_natt = False
+        if len(data) == 1 and data[0] == 0xFF:
+            return  # NAT-T keepalive (RFC 3948 §2.3)
+        if data[:4] == NON_ESP_MARKER:
+            data, via_natt = data[4:], True
+        try:
+            msg = decode_message(data)
+        except RemoteIkeError as exc:
+            self.errors.append(exc)
+            return
+        h = msg.header
+        target = self.ike if self._accepts(self.ike, h) else next(
+            (o for o in self.old_ike if o.matches(h)), None)
+        if target is None:
+            return
+        try:
+            if h.is_response:
+                self._handle_response(target, msg, via_natt, addr)
+            else:
+                self._handle_request(target, msg, via_natt, addr)
+        except IntegrityCheckFailed as exc:
+            self.errors.append(exc)  # silently dropped (§2.21)
+        self._kick(now)
+
+    def _accepts(self, ike: IkeSaState, h: IkeHeader) -> bool:
+        if not ike.initiator and self.state == "created" and h.exchange == \
+                ExchangeType.IKE_SA_INIT and not h.is_response and h.spi_r == bytes(8):
+            return ike.spi_i in (bytes(8), h.spi_i)
+        return ike.matches(h)
+
+    def _handle_response(self, ike: IkeSaState, msg: Message, via_natt: bool,
+                         addr: Addr) -> None:
+        p = ike.pending
+        if p is None or msg.header.message_id != p.mid or msg.header.exchange != \
+                p.task.exchange:
+            return
+        bad: Optional[RemoteIkeError] = None
+        if msg.header.exchange == ExchangeType.IKE_SA_INIT:
+            payloads = msg.payloads
+        else:
+            try:
+                opened = self._open(ike, msg, True)
+            except IntegrityCheckFailed:
+                raise
+            except RemoteIkeError as exc:   # authentic but malformed inside
+                opened, bad = [], exc
+            if opened is None:
+                return   # more fragments to come
+            payloads = opened
+        self.last_rx = self.now
+        self._note_path(via_natt, addr)
+        ike.pending = None
+        try:
+            if bad is not None:
+                raise bad
+            result = p.task.process_i(self, msg, payloads)
+        except IkeError as exc:
+            p.task.error, result = exc, TaskResult.FAILED
+        if result is TaskResult.RETRY:
+            self._queue.appendleft(p.task)
+            return
+        ike.next_mid += 1
+        if result is TaskResult.FAILED:
+            err = p.task.error or RemoteIkeError(f"{type(p.task).__name__} failed")
+            if self.state in ("init", "auth"):
+                self._shutdown("establishment failed", err)
+            else:
+                self.errors.append(err)
+
+    def _handle_request(self, ike: IkeSaState, msg: Message, via_natt: bool,
+                        addr: Addr) -> None:
+        h = msg.header
+        bad: Optional[RemoteIkeError] = None
+        if ike.cached is not None and h.message_id == ike.cached[0]:
+            last = msg.payloads[-1] if msg.payloads else None
+            if not isinstance(last, EncryptedFragmentPayload) or last.number == 1:
+                # Retransmitted request (§2.1; RFC 7383 §2.6.1: react to fragment 1 only).
+                self._out += [(d, self.remote_addr) for d in ike.cached[1]]
+            return
+        if h.message_id != ike.peer_mid:
+            return
+        if h.exchange == ExchangeType.IKE_SA_INIT:
+            if self.state != "created":
+                return
+            payloads = msg.payloads
+            self.remote_addr = tuple(addr)
+        else:
+            if ike.sk_in is None:
+                return
+            try:
+                opened = self._open(ike, msg, False)
+            except IntegrityCheckFailed:
+                raise
+            except RemoteIkeError as exc:
+                # §3.10.1: INVALID_SYNTAX may be returned for an authenticated request.
+                opened, bad = [], exc
+            if opened is None:
+                return   # more fragments to come
+            payloads = opened
+        self.last_rx = self.now
+        self._note_path(via_natt, addr)
+        fatal_error: Optional[IkeError] = None
+        self.rx_ike = ike
+        establishing = self.state in ("created", "init")
+        try:
+            if bad is not None:
+                raise bad
+            response = self._dispatch(h.exchange, msg, payloads)
+        except StatelessReply as reply:
+            hdr = IkeHeader(h.spi_i, bytes(8), 0, h.exchange, HeaderFlag.RESPONSE, h.message_id)
+            self._out.append((self._wrap(encode_message(hdr, reply.payloads)),
+                              self.remote_addr))
+            return
+        except IkeError as exc:
+            hint = exc.notify_hint if isinstance(exc, RemoteIkeError) else \
+                NotifyType.AUTHENTICATION_FAILED if h.exchange == ExchangeType.IKE_AUTH else \
+                NotifyType.NO_PROPOSAL_CHOSEN
+            response = [notify(hint, getattr(exc, "notify_data", b""))] if hint else []
+            if establishing:   # §2.21.1/§2.21.2: a failed IKE_SA_INIT/IKE_AUTH ends the SA
+                fatal_error = exc
+            else:
+                self.errors.append(exc)
+        if h.exchange == ExchangeType.IKE_SA_INIT and fatal_error is not None:
+            ike.spi_i = h.spi_i
+        flags = HeaderFlag.RESPONSE | (HeaderFlag.INITIATOR if ike.initiator else 0)
+        hdr = IkeHeader(ike.spi_i, ike.spi_r, 0, h.exchange, flags, h.message_id)
+        if h.exchange == ExchangeType.IKE_SA_INIT:
+            data = encode_message(hdr, response)
+            self.init_response = data
+            wires = [self._wrap(data)]
+        else:
+            wires = self.seal(ike, hdr, response)
+        ike.cached = (h.message_id, wires)
+        ike.peer_mid += 1
+        self._out += [(w, self.remote_addr) for w in wires]
+        hooks, self._after_response = self._after_response, []
+        for hook in hooks:
+            hook()
+        if fatal_error is not None:
+            self._shutdown("establishment failed", fatal_error)
+
+    def _dispatch(self, exchange: int, msg: Message, payloads: list[Payload]) -> list[Payload]:
+        from .tasks import child_create, child_rekey, delete, ike_auth, ike_init, ike_rekey
+        if exchange == ExchangeType.IKE_SA_INIT:
+            return ike_init.respond(self, msg, payloads)
+        if exchange == ExchangeType.IKE_AUTH:
+            if self.state != "init":
+                raise RemoteIkeError("unexpected IKE_AUTH", NotifyType.INVALID_SYNTAX)
+            return ike_auth.respond(self, msg, payloads)
+        if self.state != "established":
+            raise RemoteIkeError(f"exchange {exchange} before IKE_AUTH completed",
+                                 NotifyType.INVALID_SYNTAX)
+        if exchange == ExchangeType.CREATE_CHILD_SA:
+            if any(isinstance(p, NotifyPayload) and p.notify_type == NotifyType.REKEY_SA
+                   for p in payloads):
+                return child_rekey.respond(self, msg, payloads)
+            if ike_rekey.is_ike_rekey(payloads):
+                return ike_rekey.respond(self, msg, payloads)
+            return child_create.respond(self, msg, payloads)
+        if exchange == ExchangeType.INFORMATIONAL:
+            return delete.respond(self, msg, payloads)
+        raise RemoteIkeError(f"unknown exchange type {exchange}", NotifyType.INVALID_SYNTAX)
+
+    def _note_path(self, via_natt: bool, addr: Addr) -> None:
+        """§2.23: once on the NAT-T port, stay there; follow the peer's NAT mapping."""
+        if via_natt and not self.natt:
+            self.natt = True
+            self.remote_addr = tuple(addr)
+        elif self.natt and self.remote_nat and tuple(addr) != self.remote_addr:
+            self.remote_addr = tuple(addr)
+
+    # ----------------------------------------------------------------- sending
+    def _wrap(self, data: bytes) -> bytes:
+        return NON_ESP_MARKER + data if self.natt else data
+
+    def _kick(self, now: float) -> None:
+        """Start the next queued task if no request is in flight (window size 1, §2.3)."""
+        while self.ike.pending is None and self._queue and self.state not in ("closed",):
+            task = self._queue.popleft()
+            try:
+                payloads = task.build_i(self)
+            except IkeError as exc:
+                if self.state in ("init", "auth"):
+                    self._shutdown("establishment failed", exc)
+                else:
+                    self.errors.append(exc)
+                continue
+            if payloads is None:
+                continue  # the task became moot (e.g. the child SA is already gone)
+            ike = self.ike
+            flags = HeaderFlag.INITIATOR if ike.initiator else HeaderFlag.NONE
+            hdr = IkeHeader(ike.spi_i, ike.spi_r if task.exchange != ExchangeType.IKE_SA_INIT
+                            else bytes(8), 0, task.exchange, flags, ike.next_mid)
+            if task.exchange == ExchangeType.IKE_SA_INIT:
+                data = encode_message(hdr, payloads)
+                self.init_request = data
+                wires = [self._wrap(data)]
+            else:
+                wires = self.seal(ike, hdr, payloads)
+            self.send_request(ike, task, wires, now)
+
+    def seal(self, ike: IkeSaState, hdr: IkeHeader, payloads: list[Payload]) -> list[bytes]:
+        """Protect a message (§3.14), in RFC 7383 fragments when negotiated and too large;
+        returns the datagrams, with the non-ESP marker when on the NAT-T port."""
+        assert ike.sk_out is not None
+        if self.frag_ok:
+            size = self.config.fragment_size - (4 if self.natt else 0)
+            return [self._wrap(d) for d in ike.sk_out.seal_fragments(hdr, payloads, size)]
+        return [self._wrap(ike.sk_out.seal(hdr, payloads))]
+
+    def _open(self, ike: IkeSaState, msg: Message, is_response: bool
+              ) -> Optional[list[Payload]]:
+        """Decrypt an SK message or collect an SKF fragment (None until complete)."""
+        assert ike.sk_in is not None
+        last = msg.payloads[-1] if msg.payloads else None
+        if not isinstance(last, EncryptedFragmentPayload):
+            return ike.sk_in.open(msg)
+        if not self.frag_ok:
+            raise RemoteIkeError("IKE fragment without negotiated RFC 7383 support",
+                                 NotifyType.INVALID_SYNTAX)
+        return ike.fragments.add(is_response, msg, ike.sk_in)
+
+    def send_request(self, ike: IkeSaState, task: Task, wires: list[bytes],
+                     now: float) -> None:
+        ike.pending = _Pending(task, ike.next_mid, wires, now,
+                               now + self.config.retransmit_timeout)
+        self._out += [(w, self.remote_addr) for w in wires]
+
+    def _all_pending(self) -> list[_Pending]:
+        return [i.pending for i in [self.ike, *self.old_ike] if i.pending is not None]
+
+    # ----------------------------------------------------------------- helpers for tasks
+    def emit(self, event: IkeEvent) -> None:
+        self._events.append(event)
+
+    def after_response(self, hook: Callable[[], None]) -> None:
+        """Run `hook` once the current response is on its way (e.g. switch IKE SAs)."""
+        self._after_response.append(hook)
+
+    def install_ike_keys(self, suite: Suite, g_ir: bytes) -> None:
+        """SKEYSEED and SK_* for a new IKE SA from IKE_SA_INIT (§2.14)."""
+        ike = self.ike
+        seed = skeyseed(suite.prf, ike.nonce_i, ike.nonce_r, g_ir)
+        keys = derive_ike_keys(suite.prf, seed, ike.nonce_i, ike.nonce_r, ike.spi_i, ike.spi_r,
+                               suite.encr_key_len, suite.integ_key_len)
+        ike.install(suite, keys, self.random)
+
+    @property
+    def nat_local_addr(self) -> Addr:
+        """Our address as the peer should see it: the NAT-T port once we use it."""
+        return (self.local_addr[0], self.natt_local_port) if self.natt else self.local_addr
+
+    @property
+    def nat_detected(self) -> bool:
+        return self.local_nat or self.remote_nat
+
+    def natt_ports(self) -> tuple[int, int]:
+        """(local, remote) UDP ports for ESP-in-UDP child SAs (RFC 3948)."""
+        return self.natt_local_port, int(self.remote_addr[1]) if self.natt else \
+            self.config.natt_port
+
+    def new_child_spi(self) -> int:
+        while True:
+            spi = int.from_bytes(self.random(4), "big")
+            if spi >= 256 and spi not in self.children:
+                return spi
+
+    def child_by_out(self, spi_out: int) -> Optional[ChildSa]:
+        return next((c for c in self.children.values() if c.spi_out == spi_out), None)
+
+    def drop(self, reason: str) -> None:
+        """Forget the IKE SA and its child SAs without telling the peer (events still say
+        what went down)."""
+        self._shutdown(reason)
+
+    def _shutdown(self, reason: str, error: Optional[IkeError] = None) -> None:
+        if self.state == "closed":
+            return
+        self.state = "closed"
+        gone = [(c.spi_in, c.spi_out) for c in self.children.values()]
+        self.children.clear()
+        self._queue.clear()
+        self.ike.pending = None
+        self.old_ike.clear()
+        self.emit(IkeSaDown(reason, error, gone))
+

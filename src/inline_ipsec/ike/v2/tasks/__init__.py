@@ -1,0 +1,1 @@
+"""One module per IKEv2 exchange (strongSwan libcharon's task split)."""

@@ -1,0 +1,110 @@
+"""INFORMATIONAL exchanges with Delete payloads (RFC 7296 §1.4.1), and the responder side of
+every INFORMATIONAL request (an empty one is a liveness check, §2.4).
+
+    Initiator                         Responder
+    -------------------------------------------------------------------
+    HDR, SK {D(ESP, spi_in...)}  -->
+                               <--  HDR, SK {D(ESP, spi_in of the paired SAs)}
+    HDR, SK {D(IKE)}  -->
+                               <--  HDR, SK {}
+"""
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Optional
+
+from ...constants import ExchangeType, ProtocolId
+from ...events import ChildSaDown
+from ...message import Message
+from ...payloads import DeletePayload, Payload
+from ..task import Task, TaskResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..session import IkeSaState, IkeV2Session
+
+
+def _spi4(spi: int) -> bytes:
+    return spi.to_bytes(4, "big")
+
+
+class DeleteChildTask(Task):
+    exchange = ExchangeType.INFORMATIONAL
+
+    def __init__(self, session: "IkeV2Session", spi_in: int, reason: str = "deleted") -> None:
+        super().__init__()
+        self.spi_in = spi_in
+        self.reason = reason
+
+    def build_i(self, session: "IkeV2Session") -> Optional[list[Payload]]:
+        child = session.children.get(self.spi_in)
+        if child is None:
+            return None
+        child.state = "deleting"
+        return [DeletePayload(ProtocolId.ESP, [_spi4(self.spi_in)])]
+
+    def process_i(self, session: "IkeV2Session", msg: Message,
+                  payloads: list[Payload]) -> TaskResult:
+        # Whatever the peer answers, the SA pair is gone (§1.4.1).
+        child = session.children.pop(self.spi_in, None)
+        if child is not None:
+            session.emit(ChildSaDown(child.spi_in, child.spi_out, self.reason))
+        return TaskResult.DONE
+
+
+class DeleteIkeTask(Task):
+    """Delete the IKE SA (and implicitly every child SA, §1.4.1)."""
+
+    exchange = ExchangeType.INFORMATIONAL
+
+    def __init__(self, session: "IkeV2Session", target: "Optional[IkeSaState]" = None) -> None:
+        super().__init__()
+        self.target = target  #: an old, rekeyed IKE SA; None = the current one
+
+    def build_i(self, session: "IkeV2Session") -> list[Payload]:
+        if self.target is None:
+            session.state = "deleting"
+        return [DeletePayload(ProtocolId.IKE, [])]
+
+    def process_i(self, session: "IkeV2Session", msg: Message,
+                  payloads: list[Payload]) -> TaskResult:
+        if self.target is not None:
+            if self.target in session.old_ike:
+                session.old_ike.remove(self.target)
+        else:
+            session._shutdown("deleted")
+        return TaskResult.DONE
+
+
+def _forget(session: "IkeV2Session", old: "IkeSaState") -> None:
+    if old in session.old_ike:
+        session.old_ike.remove(old)
+
+
+def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> list[Payload]:
+    """Answer an INFORMATIONAL request: process Delete payloads, otherwise echo nothing."""
+    out: list[Payload] = []
+    for d in payloads:
+        if not isinstance(d, DeletePayload):
+            continue
+        if d.protocol == ProtocolId.IKE:
+            old = session.rx_ike
+            if old is not None and old is not session.ike:
+                session.after_response(functools.partial(_forget, session, old))
+            else:
+                session.after_response(lambda: session._shutdown("deleted by peer"))
+            return []
+        if d.protocol not in (ProtocolId.ESP, ProtocolId.AH):
+            continue
+        ours: list[bytes] = []
+        for raw in d.spis:
+            child = session.child_by_out(int.from_bytes(raw, "big"))
+            if child is None:
+                continue
+            crossed = child.state == "deleting"  # both ends deleted at once (§1.4.1)
+            session.children.pop(child.spi_in, None)
+            session.emit(ChildSaDown(child.spi_in, child.spi_out, "deleted by peer"))
+            if not crossed:
+                ours.append(_spi4(child.spi_in))
+        if ours:
+            out.append(DeletePayload(d.protocol, ours))
+    return out
