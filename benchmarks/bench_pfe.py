@@ -108,9 +108,9 @@ def test_scapy_esp(benchmark, recorder, size):
 @pytest.mark.parametrize("backend", PFE_BACKENDS)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_pfe_threads(benchmark, recorder, threads, backend):
-    """N PFEs in N threads, each encrypting then decrypting its own 256-packet bursts."""
-    workloads = [PfeWorkload(128, 64, 256, backend=backend) for _ in range(threads)]
-    loops = 200
+    """N PFEs in N threads, each encrypting then decrypting its own 1024-packet bursts."""
+    workloads = [PfeWorkload(128, 64, 1024, backend=backend) for _ in range(threads)]
+    loops = 50
 
     def work(w):
         sa = w.burst.sa
@@ -127,6 +127,6 @@ def test_pfe_threads(benchmark, recorder, threads, backend):
             t.join()
 
     benchmark.pedantic(run, rounds=7, warmup_rounds=1)
-    assert all((w.burst.status[:256] == 0).all() for w in workloads)
+    assert all((w.burst.status[:1024] == 0).all() for w in workloads)
     recorder(benchmark, ("threads", "both", 128, 64, threads, backend),
-             threads * loops * 256 * 2, backend)
+             threads * loops * 1024 * 2, backend)

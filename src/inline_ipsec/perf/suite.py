@@ -244,7 +244,7 @@ def run_suite(cfg: BenchConfig,
 
 
 def _measure_thread_scaling(cfg: BenchConfig, backend: str, bits: int, size) -> Figure:
-    burst = max(cfg.burst, 256)  # long bursts: the GIL is held only between them
+    burst = max(cfg.burst, 1024)  # long bursts: the GIL is held only between them
     duration = max(cfg.duration * 4, 1.0)
     single, _ = measure_threads(1, backend, bits, size, burst, duration)
     multi, per_thread = measure_threads(cfg.threads, backend, bits, size, burst, duration)
@@ -281,7 +281,8 @@ def _measure_gateway(kind: str, size, cfg: BenchConfig) -> Figure:
 
     def send() -> None:
         out = link.send(a, inner)
-        if len(out.delivered) != len(inner):
+        # Inner packets above the tunnel MTU (IMIX's 1500 B) arrive as two fragments.
+        if len(out.delivered) < len(inner):
             raise RuntimeError(f"end-to-end {kind}: {len(inner) - len(out.delivered)} "
                                "packets lost")
 
