@@ -27,7 +27,7 @@ def test_json_schema(tiny_result):
     assert data["config"]["sizes"] == [64, "imix"] and data["config"]["burst"] == 32
     figures = data["figures"]
     fields = {"path", "backend", "cipher", "direction", "size", "burst", "pps", "gbps",
-              "rounds", "ratio", "threads", "efficiency", "key"}
+              "rounds", "ratio", "threads", "efficiency", "per_thread", "key"}
     assert all(set(f) == fields for f in figures)
     # every PFE backend and the CPU engine, encrypt and decrypt, each with a raw reference
     for backend in PFE_BACKENDS:
@@ -102,3 +102,12 @@ def test_end_to_end_through_gateways(tmp_path):
     pfe = figures["gateway-pfe/openssl/aes-gcm-256/both/64"]
     cpu = figures["gateway-cpu/cryptography/aes-cbc-256/both/64"]
     assert pfe["pps"] > 0 and cpu["pps"] > 0 and 0 < pfe["ratio"] < 1
+
+
+def test_thread_figure_lists_each_anchored_thread(capsys):
+    assert main(["bench", "--sizes", "64", "--ciphers", "aes-gcm-128", "--directions",
+                 "encrypt", "--backends", "openssl", "--paths", "pfe", "--duration", "0.02",
+                 "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 PFEs in 2 threads" in out
+    assert "Anchorship: Thread 0" in out and "Anchorship: Thread 1" in out

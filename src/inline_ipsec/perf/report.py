@@ -38,6 +38,8 @@ def table(result: BenchResult) -> str:
                          f"{f.size} B, encrypt+decrypt): {f.pps:,.0f} packets/s, "
                          f"{f.ratio:.2f}x one thread, scaling efficiency "
                          f"{f.efficiency * 100:.0f}%")
+            for k, pps in enumerate(f.per_thread or []):
+                lines.append(f"  Anchorship: Thread {k}: {pps:,} packets/s (its own PFE and tunnel)")
     return "\n".join(lines)
 
 

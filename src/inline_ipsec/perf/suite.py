@@ -80,6 +80,7 @@ class Figure:
     ratio: Optional[float] = None
     threads: int = 1
     efficiency: Optional[float] = None   # thread figures: pps / (threads × single-thread pps)
+    per_thread: Optional[list] = None    # thread figures: packets/s of each PFE's thread
 
     @property
     def key(self) -> str:
@@ -247,12 +248,15 @@ def _measure_thread_scaling(cfg: BenchConfig, backend: str, bits: int, size) -> 
     burst = max(cfg.burst, 1024)  # long bursts: the GIL is held only between them
     duration = max(cfg.duration * 4, 1.0)
     single, _ = measure_threads(1, backend, bits, size, burst, duration)
+    t0 = time.perf_counter()
     multi, per_thread = measure_threads(cfg.threads, backend, bits, size, burst, duration)
+    elapsed = time.perf_counter() - t0
     inner = sum(PfeWorkload(bits, size, 1).sizes) if size != IMIX else 0
     fig = Figure("pfe-threads", backend, f"aes-gcm-{bits}", "both", size, burst, multi,
                  multi * inner * 8 / 1e9 if inner else 0.0, len(per_thread),
                  ratio=multi / single, threads=cfg.threads,
-                 efficiency=multi / (cfg.threads * single))
+                 efficiency=multi / (cfg.threads * single),
+                 per_thread=[round(n / elapsed) for n in per_thread])
     return fig
 
 
