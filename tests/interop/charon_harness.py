@@ -3,9 +3,12 @@
 charon runs in the foreground inside `unshare -m` with a private tmpfs on /run (its pid file
 path, /var/run/charon.pid, is compiled in), reads a test-private strongswan.conf through
 STRONGSWAN_CONF, listens on loopback on non-default IKE/NAT-T ports, and serves VICI on a
-private socket that swanctl is pointed at with --uri. SAs go to the kernel through
-kernel-netlink (shared network namespace); traffic selectors are narrow test prefixes so no
-real traffic is captured.
+private socket that swanctl is pointed at with --uri. SAs go to kernel-libipsec (userspace
+ESP on a TUN device); on loopback the traffic selectors are multicast test prefixes, so no route
+is installed and no real traffic is captured. With `netns=` charon runs in that network
+namespace (`ip netns exec`) instead, usually on the standard ports and with
+`install_routes=True`, so that its TUN route for the peer's TS carries real traffic there
+(see traffic_harness.py).
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ STRONGSWAN_CONF = """\
 charon {{
     port = {port}
     port_nat_t = {port_nat_t}
-    install_routes = no
+    install_routes = {install_routes}
     install_virtual_ip = no
     retransmit_timeout = 2
     retransmit_tries = 2
@@ -76,10 +79,14 @@ def available() -> bool:
 
 
 class Charon:
-    def __init__(self, workdir: Path, extra: str = "") -> None:
+    def __init__(self, workdir: Path, extra: str = "", *, netns: Optional[str] = None,
+                 port: Optional[int] = None, port_nat_t: Optional[int] = None,
+                 install_routes: bool = False) -> None:
         self.dir = workdir
-        self.port = free_udp_port()
-        self.port_nat_t = free_udp_port()
+        #: network namespace charon runs in (`ip netns exec`), None: the test's own.
+        self.netns = netns
+        self.port = port or free_udp_port()
+        self.port_nat_t = port_nat_t or free_udp_port()
         self.vici = f"unix://{workdir}/charon.vici"
         self.log = workdir / "charon.log"
         self.conf = workdir / "strongswan.conf"
@@ -92,7 +99,7 @@ class Charon:
         self.swanctl_conf = self.swanctl_dir / "swanctl.conf"
         self.conf.write_text(STRONGSWAN_CONF.format(
             port=self.port, port_nat_t=self.port_nat_t, plugins=PLUGINS, log=self.log,
-            vici=self.vici, extra=extra))
+            vici=self.vici, extra=extra, install_routes="yes" if install_routes else "no"))
 
     @property
     def env(self) -> dict:
@@ -102,8 +109,9 @@ class Charon:
     def start(self) -> None:
         script = f"mount -t tmpfs tmpfs /run && exec {CHARON}"
         self._stdout = open(self.dir / "charon.stdout", "wb")  # noqa: SIM115 - closed in stop()
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+            [*prefix, "unshare", "-m", "--propagation", "private", "sh", "-c", script],
             env=self.env, stdout=self._stdout, stderr=subprocess.STDOUT)
         sock = Path(self.vici[len("unix://"):])
         deadline = time.monotonic() + 15
