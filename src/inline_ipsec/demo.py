@@ -2,10 +2,12 @@
 
 Both gateways load Junos `set` statements (`gateway/demo_config.py`): four VPNs are offloaded
 to the PFE (IPv4, IPv6, NAT-T, a manual SA) and seven stay on the CPU, one per reason of
-DESIGN.md Table 1. The IKE VPNs come up pre-keyed (a stand-in for IKE, `gateway/keying.py`).
-Traffic crosses every tunnel both ways on an in-memory wire; then the edge cases (pre-
-fragmentation, MTU drops with ICMP, replay, NAT-T demultiplexing, a traffic-selector
-violation), the show commands, packets per second per path measured in this run, the
+DESIGN.md Table 1. The IKE VPNs come up with real IKEv2 between the two gateways over loopback
+UDP (one with a PPK, RFC 8784; one over NAT-T; one AH child SA); `build(ike="prekeyed")` keeps
+the old stand-in (`gateway/keying.py`). Traffic crosses every tunnel both ways on an in-memory
+wire; then the edge cases (pre-fragmentation, MTU drops with ICMP, replay, NAT-T
+demultiplexing, a traffic-selector violation), the show commands (IKE SAs included), one IKEv2
+child rekey and one delete, packets per second per path measured in this run, the
 hw-offload-disable scenario, and the PFE-vs-raw-crypto table.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from . import __version__
 from .benchmark import IMIX, machine, quick_report
 from .gateway import Gateway, WireLink
 from .gateway.demo_config import DEMO_VPNS, NAT_T_VPNS, demo_config
+from .gateway.ike_link import IkeUdpPort, pair_controls, run_udp
 from .gateway.traffic import Flow, flows, packets, udp_packet
 from .packet.fragment import Reassembler
 
@@ -36,13 +39,51 @@ def _side_by_side(left: str, right: str, width: int = 46) -> str:
     return "".join(f"{x:<{width}}{y}".rstrip() + "\n" for x, y in zip(ls, rs))
 
 
-def build(hw_offload_disable: bool = False) -> tuple[Gateway, Gateway, WireLink]:
-    """The two demo gateways, their tunnels up, on one wire."""
+class DemoIke:
+    """The two gateways' IKEv2 control planes and their loopback UDP ports."""
+
+    def __init__(self, a: Gateway, b: Gateway, ports: list, controls: tuple) -> None:
+        self.a, self.b = a, b
+        self.ports = ports
+        self.ia, self.ib = controls
+        self.seconds = 0.0
+
+    def run_until(self, cond, timeout: float = 10.0) -> bool:
+        return run_udp(self.ports, cond, timeout)
+
+    def close(self) -> None:
+        for p in self.ports:
+            p.close()
+
+
+def build(hw_offload_disable: bool = False, ike: str = "udp"
+          ) -> tuple[Gateway, Gateway, WireLink]:
+    """The two demo gateways, their tunnels up, on one wire. `ike="udp"`: real IKEv2 between
+    them over loopback UDP (free ports on 127.0.0.1); `"prekeyed"`: the stand-in of
+    `gateway/keying.py` for every IKE VPN. With IKE, the `DemoIke` is `link.ike`."""
     a = Gateway.from_text(demo_config("a", hw_offload_disable), name="gw-a")
     b = Gateway.from_text(demo_config("b", hw_offload_disable), name="gw-b")
-    a.establish_prekeyed(udp_encap=NAT_T_VPNS)
-    b.establish_prekeyed(udp_encap=NAT_T_VPNS)
-    return a, b, WireLink(a, b)
+    if ike == "prekeyed":
+        a.establish_prekeyed(udp_encap=NAT_T_VPNS)
+        b.establish_prekeyed(udp_encap=NAT_T_VPNS)
+        return a, b, WireLink(a, b)
+    pa, pb = IkeUdpPort("127.0.0.1"), IkeUdpPort("127.0.0.1")
+    # gw-a claims a NAT on vpn-natt (RFC 7296 §2.23): IKE floats to 4500, ESP in UDP
+    ia, ib = pair_controls(a, b, pa.transport, pb.transport,
+                           a_kw={"nat_t": NAT_T_VPNS})
+    pa.attach(ia)
+    pb.attach(ib)
+    state = DemoIke(a, b, [pa, pb], (ia, ib))
+    t0 = time.perf_counter()
+    ia.start(time.monotonic())
+    ib.start(time.monotonic())
+    if not state.run_until(lambda: ia.up() and ib.up(), 15.0):
+        missing = [n for n in ia.vpns if n not in a.distributor or n not in b.distributor]
+        raise RuntimeError(f"IKE did not bring up {missing}: {ia.errors + ib.errors}")
+    state.seconds = time.perf_counter() - t0
+    link = WireLink(a, b)
+    link.ike = state  # type: ignore[attr-defined]
+    return a, b, link
 
 
 def send_all(link: WireLink, plan: list[Flow], per_flow: int, burst: int = 32) -> int:
@@ -153,6 +194,47 @@ def _throughput(w, a: Gateway, b: Gateway, link: WireLink, seconds: float = 0.6)
       "  (encrypt and decrypt packets per second of engine time).\n")
 
 
+def _spis(gw: Gateway, vpn: str) -> str:
+    if vpn not in gw.distributor:
+        return "(no tunnel)"
+    rec = gw.tunnel(vpn)
+    pairs = " ".join(f"in 0x{p.inbound.spi:08x}/out 0x{p.outbound.spi:08x}" for p in rec.pairs)
+    return pairs + (f", draining in 0x{rec.draining[0].spec.spi:08x}" if rec.draining else "")
+
+
+def _rekey_and_delete(w, a: Gateway, b: Gateway, link: WireLink) -> None:
+    """Rekey vpn-cbc's child SA (make-before-break, RFC 7296 §1.3.3, §2.8) and delete
+    vpn-multi's second child SA (§1.4.1), showing what the distributor has installed."""
+    ike = link.ike
+    plan = {(f.vpn, f.sender, f.ipv6): f for f in flows(a, b)}
+    w(f"  gw-a vpn-cbc before:   {_spis(a, 'vpn-cbc')}\n")
+    session = ike.ia.session_of("vpn-cbc")
+    old = next(iter(session.children))
+    n_events = len(ike.ia.events)
+    session.rekey_child(old, time.monotonic())
+    ok = ike.run_until(lambda: any(type(e).__name__ == "ChildSaDown" and v == "vpn-cbc"
+                                   for v, e in ike.ia.events[n_events:]), 5.0)
+    names = [type(e).__name__ for v, e in ike.ia.events[n_events:] if v == "vpn-cbc"]
+    w(f"  gw-a rekeys vpn-cbc:   {' -> '.join(names)}{'' if ok else ' (INCOMPLETE)'}\n")
+    w(f"  gw-a vpn-cbc after:    {_spis(a, 'vpn-cbc')}   (gw-b: {_spis(b, 'vpn-cbc')})\n")
+    f = plan[("vpn-cbc", "a", False)]
+    got = link.send(a, packets(f, 8, 300, 5000)).delivered
+    w(f"  traffic on the new SA: {len(got)}/8 packets delivered; the old inbound SA is "
+      f"gone on both sides\n\n")
+    w(f"  gw-b vpn-multi before: {_spis(b, 'vpn-multi')}\n")
+    session = ike.ib.session_of("vpn-multi")
+    second = list(session.children)[-1]
+    n_events = len(ike.ib.events)
+    session.delete_child(second, time.monotonic())
+    ok = ike.run_until(lambda: len(b.tunnel("vpn-multi").pairs) == 1
+                       and len(a.tunnel("vpn-multi").pairs) == 1, 5.0)
+    w(f"  gw-b deletes its second child SA (INFORMATIONAL Delete){'' if ok else ' FAILED'}\n")
+    w(f"  gw-b vpn-multi after:  {_spis(b, 'vpn-multi')}   (gw-a: {_spis(a, 'vpn-multi')})\n")
+    ev = [e for e in a.distributor.events("vpn-multi") if "DEL" in e or "delet" in e]
+    if ev:
+        w(f"  gw-a tunnel event:     {ev[-1]}\n")
+
+
 def run(out: TextIO = sys.stdout) -> int:
     w = out.write
     t0 = time.perf_counter()
@@ -162,13 +244,18 @@ def run(out: TextIO = sys.stdout) -> int:
       f"{m['cores']} cores\n")
 
     a, b, link = build()
+    ike = link.ike
     _section(w, "1. Two gateways, built-in configuration (inline-ipsec check prints the same "
                 "verdicts)")
+    pa, pb = (p.transport for p in ike.ports)
     w("  gw-a 192.0.2.1 / 2001:db8::1  <== in-memory wire ==>  gw-b 198.51.100.1 / "
       "2001:db8:ffff::1\n"
-      "  The IKE VPNs come up pre-keyed: both sides derive SPIs and keys from the pre-shared "
-      "key\n  (HKDF; a stand-in for IKE, which this demo does not run). vpn-manual is a "
-      "static manual SA.\n\n")
+      f"  IKEv2 over loopback UDP: gw-a at 127.0.0.1:{pa[1]} (NAT-T {pa[2]}), gw-b at "
+      f"127.0.0.1:{pb[1]} (NAT-T {pb[2]})\n"
+      f"  {len(ike.ia.vpns)} VPNs negotiated (IKE_SA_INIT + IKE_AUTH, PSK, DH group 20) in "
+      f"{ike.seconds * 1000:.0f} ms; vpn-gcm256 mixes a PPK\n"
+      "  (RFC 8784), vpn-natt floats to NAT-T (RFC 7296 §2.23), vpn-ah negotiates an AH child "
+      "SA\n  (RFC 4302). vpn-manual is a static manual SA.\n\n")
     _verdicts(w, a)
 
     plan = flows(a, b)
@@ -197,10 +284,19 @@ def run(out: TextIO = sys.stdout) -> int:
     _section(w, f"   gw-a> show {cmd:34} gw-b> show {cmd}")
     w(_side_by_side(a.show(cmd), b.show(cmd)))
 
-    _section(w, "5. Throughput per path, measured in this run")
+    _section(w, "   gw-a> show security ike security-associations")
+    w(a.show("security ike security-associations"))
+    _section(w, "   gw-b> show security ike security-associations detail  (first IKE SA)")
+    w(b.show("security ike security-associations detail").split("\n\n")[0])
+
+    _section(w, "5. IKEv2 at work: a child SA rekey (CREATE_CHILD_SA) and a delete "
+                "(INFORMATIONAL)")
+    _rekey_and_delete(w, a, b, link)
+
+    _section(w, "6. Throughput per path, measured in this run")
     _throughput(w, a, b, link)
 
-    _section(w, "6. Second scenario: set security ipsec hw-offload-disable")
+    _section(w, "7. Second scenario: set security ipsec hw-offload-disable")
     a2, b2, link2 = build(hw_offload_disable=True)
     n = send_all(link2, flows(a2, b2), 32)
     offloaded = sum(1 for r in a2.distributor.tunnels() if r.offloaded)
@@ -213,7 +309,10 @@ def run(out: TextIO = sys.stdout) -> int:
     for line in f2[1:3] + f2[6:7]:
         w(f"  {line}\n")
 
-    _section(w, "7. The PFE against the raw crypto loop, one core, AES-GCM-128, bursts of 32")
+    link2.ike.close()
+    ike.close()
+
+    _section(w, "8. The PFE against the raw crypto loop, one core, AES-GCM-128, bursts of 32")
     from .cli import print_bench_table
     print_bench_table(quick_report((64, 1400, IMIX), 128, 32, 150), out)
     w("\n'raw' is the same OpenSSL AES-GCM calls with no ESP work: the crypto limit. "

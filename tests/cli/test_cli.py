@@ -31,6 +31,17 @@ def test_demo_runs_and_shows_offload_counters_and_throughput(capsys):
     assert "PFE  vpn-gcm256" in out and "CPU  vpn-cbc" in out      # pps per path
     assert "11 tunnels, 0 offloaded" in out                          # hw-offload-disable
     assert "enc/raw" in out and "naive" in out                       # the PFE-vs-raw table
+    # real IKEv2 between the gateways over loopback UDP (no pre-keyed stand-in for them)
+    assert "IKEv2 over loopback UDP: gw-a at 127.0.0.1:" in out
+    assert "10 VPNs negotiated" in out and "pre-keyed" not in out
+    assert "Version: IKEv2" in out and "Quantum Secured: Yes" in out   # vpn-gcm256: PPK
+    ike_rows = [line for line in out.splitlines() if "  IKEv2          " in line]
+    assert len(ike_rows) == 10 and all(" UP " in r for r in ike_rows)
+    assert "Exchange type: IKEv2, Authentication method: Pre-shared-keys" in out
+    assert "gw-a rekeys vpn-cbc:   ChildSaRekeyed -> ChildSaDown" in out
+    assert "traffic on the new SA: 8/8 packets delivered" in out
+    assert "(INFORMATIONAL Delete)\n" in out and "FAILED" not in out
+    assert " root 4500 192.0.2.1" in out                 # vpn-natt: NAT-T, port 4500
 
 
 def test_no_command_prints_help_and_exits_2(capsys):

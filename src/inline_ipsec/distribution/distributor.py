@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Protocol, Sequence, TypeVar
 
 from ..config.model import License
 from ..errors import CapacityError, UnsupportedSaError
@@ -137,6 +138,21 @@ def _utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _mutates(method: _F) -> _F:
+    """Invalidate the distributor's cached PFE usage before and after `method`."""
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kw: Any) -> Any:
+        self._usage_cache = None
+        try:
+            return method(self, *args, **kw)
+        finally:
+            self._usage_cache = None
+    return wrapper  # type: ignore[return-value]
+
+
 class Distributor:
     """Installs tunnels on the PFEs of one chassis or on the CPU engine (DESIGN.md §1 stage ③).
 
@@ -188,13 +204,22 @@ class Distributor:
         """The tunnel's event history, rendered as in `Tunnel events:`."""
         return self.tunnel(name).event_lines()
 
+    def _usage(self) -> tuple[int, int]:
+        """(PFE tunnels, PFE SAs) in use, cached until the next change (`_mutates`): placing
+        2000 tunnels one by one would otherwise count them all each time."""
+        cached = getattr(self, "_usage_cache", None)
+        if cached is None:
+            off = [t for t in self._tunnels.values() if t.offloaded]
+            cached = self._usage_cache = (len(off), sum(t.sa_count for t in off))
+        return cached
+
     @property
     def pfe_tunnels_in_use(self) -> int:
-        return sum(1 for t in self._tunnels.values() if t.offloaded)
+        return self._usage()[0]
 
     @property
     def pfe_sas_in_use(self) -> int:
-        return sum(t.sa_count for t in self._tunnels.values() if t.offloaded)
+        return self._usage()[1]
 
     def settings(self) -> Settings:
         """The chassis-wide inputs of the next placement."""
@@ -218,6 +243,7 @@ class Distributor:
 
     # -- install / remove ------------------------------------------------------------------
 
+    @_mutates
     def install(self, name: str, tunnel: Tunnel, outbound: SaSpec, inbound: SaSpec
                 ) -> TunnelRecord:
         """Place a newly negotiated tunnel and install its first SA pair (inbound first).
@@ -268,6 +294,7 @@ class Distributor:
             self._event(rec, "IPsec SA not offloaded to hardware: " + "; ".join(placement.reasons))
         return rec
 
+    @_mutates
     def add_child(self, name: str, outbound: SaSpec, inbound: SaSpec) -> SaPair:
         """Install one more child SA pair in an existing tunnel (on the tunnel's engine)."""
         rec = self.tunnel(name)
@@ -278,6 +305,7 @@ class Distributor:
         self._event(rec, "IPsec SA negotiation succeeds")
         return pair
 
+    @_mutates
     def remove(self, name: str, reason: str = "the tunnel was removed") -> TunnelRecord:
         """Remove every SA of a tunnel (outbound first, so nothing is sent on a half-removed
         tunnel) and forget it. Returns the final record."""
@@ -293,6 +321,7 @@ class Distributor:
         del self._tunnels[name]
         return rec
 
+    @_mutates
     def remove_child(self, name: str, pair_index: int,
                      reason: str = "received DEL notification from peer") -> SaPair:
         """Remove one child SA pair of a tunnel that keeps others (RFC 7296 §1.4.1: a DELETE
@@ -308,6 +337,7 @@ class Distributor:
 
     # -- rekey -----------------------------------------------------------------------------
 
+    @_mutates
     def rekey(self, name: str, outbound: SaSpec, inbound: SaSpec, *, pair_index: int = 0,
               reason: Optional[str] = None) -> SaPair:
         """Replace one SA pair, make-before-break (module docstring). Pending DF-bit and DSCP
@@ -355,6 +385,7 @@ class Distributor:
             self._event(rec, "Pending change applied at rekey: " + ", ".join(applied))
         return new
 
+    @_mutates
     def expire_drained(self, now: Optional[_dt.datetime] = None) -> list[tuple[str, int]]:
         """Remove the old inbound SAs whose drain time has passed; returns (tunnel, SPI)."""
         now = self.clock() if now is None else now
@@ -370,6 +401,7 @@ class Distributor:
             rec.draining = keep
         return removed
 
+    @_mutates
     def finish_drain(self, name: str) -> list[int]:
         """Remove the tunnel's draining inbound SAs now; returns their SPIs."""
         rec = self.tunnel(name)
@@ -380,6 +412,7 @@ class Distributor:
         rec.draining = []
         return spis
 
+    @_mutates
     def _drop_drained(self, rec: TunnelRecord, d: _Draining) -> None:
         rec.engine.remove(d.handle)
         self._event(rec, f"Old inbound IPsec SA 0x{d.spec.spi:08x} deleted after rekey")

@@ -87,11 +87,18 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peer", metavar="CONFIG",
                    help="also run the peer gateway from this configuration in-process, on an "
                         "in-memory wire, with test traffic through every tunnel")
+    p.add_argument("--ike", default="127.0.0.1:0", metavar="HOST:PORT[:NATT]",
+                   help="loopback address and UDP port IKEv2 listens on (NAT-T on PORT+1; "
+                        "default 127.0.0.1 with free ports)")
+    p.add_argument("--ike-peer", metavar="HOST:PORT[:NATT]",
+                   help="where the peer gateway's IKE listens (another inline-ipsec run); "
+                        "every configured peer address is mapped to it")
     p.add_argument("--prekeyed", action="store_true",
-                   help="bring IKE VPNs up with pre-keyed SAs derived from the pre-shared key "
-                        "(a stand-in for IKE; manual SAs are always installed)")
+                   help="instead of IKE, bring IKE VPNs up with pre-keyed SAs derived from the "
+                        "pre-shared key (a stand-in; manual SAs are always installed)")
     p.add_argument("--nat-t", nargs="+", default=[], metavar="VPN",
-                   help="with --prekeyed: VPNs to run over NAT-T (UDP 4500)")
+                   help="VPNs to run over NAT-T (UDP 4500): this side claims a NAT "
+                        "(RFC 7296 §2.23), or with --prekeyed, encapsulated as such")
     p.add_argument("--mtu", type=int, default=1500, help="tunnel MTU of the outer packets")
     p.add_argument("--backend", choices=("openssl", "ipsec-mb", "auto"), default=None,
                    help="the PFEs' crypto backend (default openssl; auto: the fastest built)")
@@ -108,7 +115,8 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         return run_gateway(args.config, control_path=args.control or default_control_path(),
                            duration=args.duration, peer=args.peer, prekeyed=args.prekeyed,
-                           nat_t=args.nat_t, mtu=args.mtu, pfe_backend=args.backend)
+                           nat_t=args.nat_t, mtu=args.mtu, pfe_backend=args.backend,
+                           ike_listen=args.ike, ike_peer=args.ike_peer)
     except ConfigurationErrors as exc:
         print(f"inline-ipsec run: {exc}", file=sys.stderr)
         return 1

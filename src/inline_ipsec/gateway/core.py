@@ -29,7 +29,7 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 from ..config import Config, load_config, load_config_file, manual_sa_args
 from ..config.model import IpsecVpn
@@ -44,9 +44,11 @@ from ..pfe import Pfe
 from ..sa import SaSpec
 from .counters import GatewayCounters, TunnelFlow
 from .demux import IkeDatagram, classify_outer
-from .keying import prekeyed_pair
 from .mtu import max_inner_length
 from .routing import ANY, RouteTable, Selector, inner_addresses
+
+if TYPE_CHECKING:
+    from .ike_control import IkeControl
 
 __all__ = ["Gateway", "Output", "IkeDatagram", "DEFAULT_MTU"]
 
@@ -129,6 +131,10 @@ class Gateway:
         self._sessions: set[tuple] = set()
         self._route_cache: dict[bytes, Optional[tuple[_Tunnel, SaPair, int, int]]] = {}
         self._ts_cache: dict[tuple[int, int, bytes], bool] = {}
+        #: IKE control plane (`ike_control.IkeControl`), set by `enable_ike`; and the hook
+        #: called with a VPN name when a packet is routed to a VPN without SAs (on-traffic).
+        self.ike: Optional["IkeControl"] = None
+        self.tunnel_trigger: Optional[Callable[[str], None]] = None
         self._routes_from_config()
         if install_manual:
             self.install_manual_sas()
@@ -143,6 +149,11 @@ class Gateway:
     @classmethod
     def from_file(cls, path: str, **kw: object) -> "Gateway":
         return cls(load_config_file(path), **kw)  # type: ignore[arg-type]
+
+    def enable_ike(self, **kw: object) -> "IkeControl":
+        """Run IKEv2 for the IKE VPNs: `ike_control.IkeControl` (sans-I/O), also `gw.ike`."""
+        from .ike_control import IkeControl
+        return IkeControl(self, **kw)  # type: ignore[arg-type]
 
     def _routes_from_config(self) -> None:
         cfg = self.config
@@ -187,19 +198,10 @@ class Gateway:
 
     def establish_prekeyed(self, vpns: Optional[Iterable[str]] = None, *,
                            udp_encap: Iterable[str] = ()) -> list[str]:
-        """Bring IKE VPNs up with pre-keyed child SAs (`keying.py`: a stand-in for IKE, both
-        ends derive the same SAs from the pre-shared key). One child SA pair per traffic
-        selector. `udp_encap` names the VPNs that run over NAT-T (as if IKE had detected a NAT,
-        RFC 7296 §2.23). Returns the VPNs brought up."""
-        nat = set(udp_encap)
-        names = list(vpns) if vpns is not None else [
-            v.name for v in self.config.ipsec_vpns.values() if v.ike is not None]
-        for name in names:
-            vpn = self.config.ipsec_vpns[name]
-            for child in range(max(1, len(vpn.traffic_selectors))):
-                out, inb = prekeyed_pair(self.config, name, child, udp_encap=name in nat)
-                self.install_child_sa(name, out, inb)
-        return names
+        """Bring IKE VPNs up with pre-keyed child SAs instead of IKE (`keying.establish`:
+        both ends derive the same SAs from the pre-shared key); returns the VPNs."""
+        from .keying import establish
+        return establish(self, vpns, udp_encap)
 
     def install_child_sa(self, vpn: str, outbound: SaSpec, inbound: SaSpec, *,
                          local_ts: Optional[Sequence[object]] = None,
@@ -243,8 +245,17 @@ class Gateway:
             if cfg_vpn is None:
                 for net in sel.remote:
                     self.routes.add(net, [vpn])
-        self._reindex()
+        self._index_tunnel(vpn)     # only adds SAs: no full rebuild (2000 tunnels, IKE)
         return pair
+
+    def _index_tunnel(self, vpn: str) -> None:
+        rec = self.distributor.tunnel(vpn)
+        e = self._engine_index(rec.engine)
+        for i, p in enumerate(rec.pairs):
+            self._spi_index[p.inbound.spi] = (e, rec.name)
+            self._in_index[(e, p.inbound_handle)] = i
+        self._route_cache.clear()
+        self._ts_cache.clear()
 
     def rekey(self, vpn: str, outbound: SaSpec, inbound: SaSpec, *, pair_index: int = 0,
               reason: Optional[str] = None) -> SaPair:
@@ -381,9 +392,13 @@ class Gateway:
         half = len(key) // 2
         src, dst = ipaddress.ip_address(key[:half]), ipaddress.ip_address(key[half:])
         result = None
+        triggered = False
         for name in self.routes.lookup(dst):
             info = self._tunnels.get(name)
             if info is None or name not in self.distributor:
+                if self.tunnel_trigger is not None:     # on-traffic establishment
+                    self.tunnel_trigger(name)
+                    triggered = True
                 continue
             rec = self.distributor.tunnel(name)
             for i, pair in enumerate(rec.pairs):
@@ -396,7 +411,8 @@ class Gateway:
                 break
         if len(self._route_cache) >= 65536:
             self._route_cache.clear()
-        self._route_cache[key] = result
+        if result is not None or not triggered:
+            self._route_cache[key] = result
         return result
 
     def outbound(self, packets: Sequence[bytes]) -> Output:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DemoVpn", "DEMO_VPNS", "OUTER", "demo_config", "lan", "NAT_T_VPNS"]
+__all__ = ["DemoVpn", "DEMO_VPNS", "OUTER", "demo_config", "lan", "NAT_T_VPNS",
+           "scale_config"]
 
 #: (IPv4, IPv6) outer addresses of each side.
 OUTER = {"a": ("192.0.2.1", "2001:db8::1"), "b": ("198.51.100.1", "2001:db8:ffff::1")}
@@ -88,6 +89,24 @@ def demo_config(side: str, hw_offload_disable: bool = False) -> str:
             f"set security ike gateway {gw} version v2-only",
         ]
     lines.append("set security ike gateway peer-v4 nat-keepalive 10")
+    # RFC 8784 PPK on vpn-gcm256's gateway: "Quantum Secured: Yes"
+    lines += ["set security ike gateway peer-v4 ppk-profile quantum",
+              'set security key-manager profiles quantum static key-id ascii-text '
+              '"inline-ipsec-demo-ppk"',
+              'set security key-manager profiles quantum static key ascii-text '
+              '"demo post-quantum preshared key, 32+ bytes of entropy"']
+    # One IKE gateway per further VPN: the same peer address, told apart by identities
+    # (RFC 7296 §2.15: the responder picks its policy by IDi/IDr).
+    for v in DEMO_VPNS:
+        if v.manual or v.unit < 2:
+            continue
+        g = f"set security ike gateway gw-{v.name}"
+        lines += [f"{g} ike-policy ike-1",
+                  f"{g} address {peer6 if v.outer6 else peer4}",
+                  f"{g} external-interface ge-0/0/0.0",
+                  f"{g} version v2-only",
+                  f"{g} local-identity hostname {v.name}.{side}.demo",
+                  f"{g} remote-identity hostname {v.name}.{peer}.demo"]
     proposals = {
         "gcm256": ["encryption-algorithm aes-256-gcm", "extended-sequence-number"],
         "gcm128": ["encryption-algorithm aes-128-gcm"],
@@ -120,7 +139,8 @@ def demo_config(side: str, hw_offload_disable: bool = False) -> str:
                 f"{pre} manual external-interface ge-0/0/0.0",
             ]
         else:
-            lines += [f"{pre} ike gateway {'peer-v6' if v.outer6 else 'peer-v4'}",
+            ike_gw = {0: "peer-v4", 1: "peer-v6"}.get(v.unit, f"gw-{v.name}")
+            lines += [f"{pre} ike gateway {ike_gw}",
                       f"{pre} ike ipsec-policy {v.policy}",
                       f"{pre} establish-tunnels immediately"]
             if v.window:
@@ -138,4 +158,40 @@ def demo_config(side: str, hw_offload_disable: bool = False) -> str:
     lines.append("set security ipsec vpn vpn-gcm256 df-bit copy")
     if hw_offload_disable:
         lines.append("set security ipsec hw-offload-disable")
+    return "\n".join(lines) + "\n"
+
+
+def scale_config(side: str, tunnels: int, dh_group: int = 19) -> str:
+    """`tunnels` IKEv2 PSK VPNs between the two demo gateways (the scale benchmark): VPN
+    `t<i>` protects 10.<1|2>.<i / 256>.<i % 256>/32 with AES-GCM-256 (PFE-eligible), one IKE
+    gateway each, told apart by identities (RFC 7296 §2.15)."""
+    if side not in ("a", "b"):
+        raise ValueError("side is 'a' or 'b'")
+    peer = "b" if side == "a" else "a"
+    me4, peer4 = OUTER[side][0], OUTER[peer][0]
+    mine, theirs = ("1", "2") if side == "a" else ("2", "1")
+    lines = [
+        "set system license ipsec-offload permanent",
+        f"set interfaces ge-0/0/0 unit 0 family inet address {me4}/24",
+        "set security ike proposal ike-s authentication-method pre-shared-keys",
+        f"set security ike proposal ike-s dh-group group{dh_group}",
+        "set security ike proposal ike-s encryption-algorithm aes-128-gcm",
+        "set security ike policy ike-s proposals ike-s",
+        'set security ike policy ike-s pre-shared-key ascii-text "inline-ipsec-scale"',
+        "set security ipsec proposal p-s encryption-algorithm aes-256-gcm",
+        "set security ipsec policy pol-s proposals p-s",
+    ]
+    for i in range(tunnels):
+        g, v = f"set security ike gateway g{i}", f"set security ipsec vpn t{i}"
+        host = f"{i // 256}.{i % 256}"
+        lines += [f"{g} ike-policy ike-s", f"{g} address {peer4}",
+                  f"{g} external-interface ge-0/0/0.0", f"{g} version v2-only",
+                  f"{g} local-identity hostname t{i}.{side}.scale",
+                  f"{g} remote-identity hostname t{i}.{peer}.scale",
+                  f"set interfaces st0 unit {i} family inet",
+                  f"{v} bind-interface st0.{i}",
+                  f"{v} ike gateway g{i}", f"{v} ike ipsec-policy pol-s",
+                  f"{v} establish-tunnels immediately",
+                  f"{v} traffic-selector ts local-ip 10.{mine}.{host}/32 "
+                  f"remote-ip 10.{theirs}.{host}/32"]
     return "\n".join(lines) + "\n"

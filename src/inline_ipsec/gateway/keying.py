@@ -1,7 +1,8 @@
 """Pre-keyed child SAs: a stand-in for IKE that both gateways compute alone.
 
-Until the IKE module drives `Gateway.install_child_sa` with negotiated SAs, a VPN configured
-with `ike gateway` / `ike ipsec-policy` can be brought up "pre-keyed": each side derives the
+IKE now drives `Gateway.install_child_sa` with negotiated SAs (`ike_control.py`); as an explicit
+option, a VPN configured with `ike gateway` / `ike ipsec-policy` can still be brought up
+"pre-keyed" instead: each side derives the
 SPIs and keys of every child SA from the IKE policy's pre-shared key with HKDF-SHA256
 (RFC 5869), the VPN name, the child index and the direction (outer source > destination).
 Both ends derive the same values, so two gateways configured as mirror images agree without
@@ -9,11 +10,12 @@ a single IKE message. The transforms, anti-replay window, ESN, DF bit and lifeti
 the configuration exactly as `config.negotiated_sa_args` maps them for a negotiated SA.
 
 This is *not* IKE: there is no Diffie-Hellman, no authentication and no forward secrecy, and
-it is only used by the demo, the tests and `inline-ipsec run --prekeyed`.
+it is only used by tests, the throughput suite, `demo.build(ike="prekeyed")` and
+`inline-ipsec run --prekeyed`.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -22,7 +24,10 @@ from ..config import Config, negotiated_sa_args
 from ..errors import ConfigError
 from ..sa import CIPHER_KEY_MATERIAL, INTEGRITY_ALGORITHMS, SaSpec
 
-__all__ = ["prekeyed_pair", "vpn_endpoints"]
+if TYPE_CHECKING:
+    from .core import Gateway
+
+__all__ = ["establish", "prekeyed_pair", "vpn_endpoints"]
 
 
 def vpn_endpoints(config: Config, vpn: str) -> tuple[str, str]:
@@ -80,3 +85,19 @@ def prekeyed_pair(config: Config, vpn: str, child: int = 0, *, udp_encap: bool =
     out = _direction(config, vpn, secret, child, local, remote, udp_encap)
     inb = _direction(config, vpn, secret, child, remote, local, udp_encap)
     return out, inb
+
+
+def establish(gw: "Gateway", vpns: Optional[Iterable[str]] = None,
+              udp_encap: Iterable[str] = ()) -> list[str]:
+    """`Gateway.establish_prekeyed`: one pre-keyed child SA pair per traffic selector of each
+    IKE VPN (all by default); `udp_encap` names the VPNs that run over NAT-T (as if IKE had
+    detected a NAT, RFC 7296 §2.23). Returns the VPNs brought up."""
+    nat = set(udp_encap)
+    names = list(vpns) if vpns is not None else [
+        v.name for v in gw.config.ipsec_vpns.values() if v.ike is not None]
+    for name in names:
+        vpn = gw.config.ipsec_vpns[name]
+        for child in range(max(1, len(vpn.traffic_selectors))):
+            out, inb = prekeyed_pair(gw.config, name, child, udp_encap=name in nat)
+            gw.install_child_sa(name, out, inb)
+    return names

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from ..config.algorithms import cipher_name
+from ..config.to_sa import soft_limit
 from ..sa import SaSpec
 
 if TYPE_CHECKING:
@@ -26,7 +28,15 @@ def _with_vpn_options(gw: "Gateway", vpn: str, spec: SaSpec) -> SaSpec:
     v = gw.config.ipsec_vpns.get(vpn)
     if v is None:
         return spec
-    return dataclasses.replace(spec, df_bit=v.df_bit, copy_outer_dscp=v.copy_outer_dscp)
+    lifetime = spec.lifetime
+    for p in gw.config.ipsec_proposals_of(v):    # IKEv2 does not negotiate kilobytes
+        if p.lifetime_kilobytes and (not p.encryption_algorithm or
+                                     cipher_name(p.encryption_algorithm) == spec.cipher):
+            lifetime = dataclasses.replace(lifetime, hard_kilobytes=p.lifetime_kilobytes,
+                                           soft_kilobytes=soft_limit(p.lifetime_kilobytes))
+            break
+    return dataclasses.replace(spec, df_bit=v.df_bit, copy_outer_dscp=v.copy_outer_dscp,
+                               lifetime=lifetime)
 
 
 def apply_ike_event(gw: "Gateway", vpn: str, event: object, local_address: str,
@@ -49,6 +59,7 @@ def apply_ike_event(gw: "Gateway", vpn: str, event: object, local_address: str,
     if name == "ChildSaDown":
         reason = getattr(event, "reason", "deleted")
         text = {"deleted": "received DEL notification from peer",
+                "deleted by peer": "received DEL notification from peer",
                 "expired": "IPSec SA hard life-time expired, sent DEL notification"}.get(
                     reason, reason)
         gw.remove_child_sa(vpn, getattr(event, "spi_in"), text)

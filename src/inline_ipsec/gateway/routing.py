@@ -95,6 +95,8 @@ class RouteTable:
         self._routes: list[tuple[Network, tuple[str, ...]]] = []
         self._cache: dict[Address, tuple[str, ...]] = {}
         self._cache_size = cache_size
+        self._sorted = True
+        self._index: Optional[dict] = None
 
     def __len__(self) -> int:
         return len(self._routes)
@@ -103,14 +105,28 @@ class RouteTable:
         """Route `prefix` to `tunnels` (tried in order); a prefix already present gets the new
         tunnels appended."""
         net = _net(prefix)
-        for i, (n, names) in enumerate(self._routes):
-            if n == net:
-                self._routes[i] = (n, names + tuple(t for t in tunnels if t not in names))
-                break
+        i = self._where.get(net)
+        if i is not None:
+            n, names = self._routes[i]
+            self._routes[i] = (n, names + tuple(t for t in tunnels if t not in names))
         else:
             self._routes.append((net, tuple(tunnels)))
-        self._routes.sort(key=lambda r: (r[0].version, -r[0].prefixlen))
+            self._sorted = False
         self._cache.clear()
+
+    def _sort(self) -> None:
+        """Longest prefix first (sorted lazily: thousands of VPNs add routes one by one)."""
+        self._routes.sort(key=lambda r: (r[0].version, -r[0].prefixlen))
+        self._sorted = True
+        self._index = None
+
+    @property
+    def _where(self) -> dict:
+        if not self._sorted:
+            self._sort()
+        if self._index is None or len(self._index) != len(self._routes):
+            self._index = {n: i for i, (n, _) in enumerate(self._routes)}
+        return self._index
 
     def remove_tunnel(self, name: str) -> None:
         routes = []
@@ -119,6 +135,7 @@ class RouteTable:
             if names:
                 routes.append((net, names))
         self._routes = routes
+        self._index = None
         self._cache.clear()
 
     def lookup(self, dst: Address) -> tuple[str, ...]:
@@ -127,6 +144,8 @@ class RouteTable:
         if hit is not None:
             return hit
         result: tuple[str, ...] = ()
+        if not self._sorted:
+            self._sort()
         for net, names in self._routes:
             if net.version == dst.version and dst in net:
                 result = names
@@ -137,4 +156,6 @@ class RouteTable:
         return result
 
     def routes(self) -> list[tuple[str, tuple[str, ...]]]:
+        if not self._sorted:
+            self._sort()
         return [(str(n), names) for n, names in self._routes]

@@ -1,10 +1,14 @@
 """`inline-ipsec run CONFIG`: a gateway that runs until told to stop, with a control socket.
 
-The gateway installs the configuration's manual SAs (and, with `prekeyed`, brings its IKE VPNs
-up with pre-keyed child SAs, `keying.py`). With a `peer` configuration a second gateway runs in
-the same process on an in-memory wire, and a trickle of test traffic crosses every tunnel both
-ways, so the counters move. Requests on the control socket are answered between ticks; the
-loop ends after `duration` seconds or at `stop()` (SIGINT/SIGTERM in the CLI).
+The gateway installs the configuration's manual SAs and runs IKEv2 for its IKE VPNs
+(`ike_control.py`) over UDP on a loopback address: `ike_listen` ("127.0.0.1:PORT", NAT-T on
+PORT+1; port 0 picks free ports) and `ike_peer` ("HOST:PORT[:NATT]", the other `run` process),
+to which every configured peer address is mapped. With a `peer` configuration a second gateway
+runs in the same process (its own loopback UDP ports; IKE between the two is real), its data
+plane on an in-memory wire, and a trickle of test traffic crosses every tunnel both ways, so
+the counters move. `prekeyed` replaces IKE by the pre-keyed stand-in (`keying.py`). Requests
+on the control socket are answered between ticks; the loop ends after `duration` seconds or
+at `stop()` (SIGINT/SIGTERM in the CLI).
 """
 from __future__ import annotations
 
@@ -15,30 +19,80 @@ from typing import Optional, Sequence, TextIO
 
 from .control import ControlServer
 from .core import DEFAULT_MTU, Gateway
+from .ike_control import IkeControl
+from .ike_link import IkeUdpPort, pair_controls
 from .link import WireLink
 from .traffic import flows, packets
 
-__all__ = ["run_gateway"]
+__all__ = ["run_gateway", "parse_transport"]
 
 TICK = 0.1
+
+
+def parse_transport(text: str, natt_offset: int = 1) -> tuple[str, int, int]:
+    """"HOST:PORT[:NATT]" (IPv6 as "[::1]:PORT") -> (host, port, NAT-T port)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        parts = rest.lstrip(":").split(":") if rest else []
+    else:
+        host, *parts = text.split(":")
+    if not parts or not parts[0].isdigit():
+        raise ValueError(f"{text!r}: expected HOST:PORT[:NATT-PORT]")
+    port = int(parts[0])
+    natt = int(parts[1]) if len(parts) > 1 else (port + natt_offset if port else 0)
+    return host, port, natt
+
+
+def _start_ike(gw: Gateway, other: Optional[Gateway], ike_listen: str,
+               ike_peer: Optional[str], nat_t: Sequence[str]) -> list[IkeUdpPort]:
+    host, port, natt = parse_transport(ike_listen)
+    mine = IkeUdpPort(host, port, natt)
+    # without --ike-peer / --peer there is no peer to negotiate with (see the caller)
+    now = time.monotonic()
+    if other is not None:
+        theirs = IkeUdpPort(host)
+        ia, ib = pair_controls(gw, other, mine.transport, theirs.transport,
+                               a_kw={"nat_t": list(nat_t)})
+        mine.attach(ia)
+        theirs.attach(ib)
+        ia.start(now)
+        ib.start(now)
+        return [mine, theirs]
+    if ike_peer is None:        # nobody to talk to: manual SAs only
+        mine.close()
+        return []
+    target = parse_transport(ike_peer)
+    remotes = {r for r in (IkeControl.remote_addresses(gw))}
+    ctl = IkeControl(gw, local=mine.transport[:2], natt_port=mine.transport[2],
+                     peers={r: target for r in remotes}, nat_t=nat_t)
+    mine.attach(ctl)
+    ctl.start(now)
+    return [mine]
 
 
 def run_gateway(config: str, *, control_path: str, duration: Optional[float] = None,
                 peer: Optional[str] = None, prekeyed: bool = False,
                 nat_t: Sequence[str] = (), mtu: int = DEFAULT_MTU, burst: int = 8,
-                pfe_backend: Optional[str] = None,
+                pfe_backend: Optional[str] = None, ike_listen: str = "127.0.0.1:0",
+                ike_peer: Optional[str] = None,
                 out: TextIO = sys.stdout, install_signals: bool = True) -> int:
     """Run a gateway from the configuration file `config` (see module docstring)."""
     gw = Gateway.from_file(config, name="local", mtu=mtu, pfe_backend=pfe_backend)
-    if prekeyed:
-        gw.establish_prekeyed(udp_encap=nat_t)
-    link = plan = None
+    other = None
     if peer is not None:
         other = Gateway.from_file(peer, name="peer", mtu=mtu, pfe_backend=pfe_backend)
-        if prekeyed:
+    ports: list[IkeUdpPort] = []
+    if prekeyed:
+        gw.establish_prekeyed(udp_encap=nat_t)
+        if other is not None:
             other.establish_prekeyed(udp_encap=nat_t)
-        link = WireLink(gw, other)
-        plan = flows(gw, other)
+    elif any(v.ike is not None for v in gw.config.ipsec_vpns.values()):
+        ports = _start_ike(gw, other, ike_listen, ike_peer, nat_t)
+        if not ports:
+            out.write("IKE VPNs stay down: no --ike-peer HOST:PORT (the peer's IKE), no "
+                      "--peer CONFIG, no --prekeyed\n")
+    link = WireLink(gw, other) if other is not None else None
+    plan: list = []
     server = ControlServer(control_path, gw.show)
     previous = {}
     if install_signals:
@@ -53,25 +107,45 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
               f"{control_path}\n"
               + (f"stops after {duration:g} s\n" if duration else
                  "stop with Ctrl-C (SIGINT) or SIGTERM\n"))
-    if plan:
-        out.write(f"test traffic: {len(plan)} flows to the in-process peer, "
+    ike = gw.ike
+    if ports and ike is not None:
+        t = ports[0].transport
+        out.write(f"IKEv2 on udp {t[0]}:{t[1]} (NAT-T {t[2]}), "
+                  f"{len(ike.vpns)} IKE VPNs\n")
+        for name, why in ike.unsupported.items():
+            out.write(f"  not negotiated: {why}\n")
+    if link is not None:
+        out.write(f"test traffic: every tunnel to the in-process peer, "
                   f"{burst} packets per flow every {TICK:g} s\n")
     out.flush()
+    up_reported = False
     start = time.monotonic()
     tick = 0
     try:
         while not server.stopped:
             if duration is not None and time.monotonic() - start >= duration:
                 break
+            for p in ports:
+                p.poll(0.0)
+            if ports and ike is not None and not up_reported and ike.up():
+                up_reported = True
+                out.write(f"IKE: all {len(ike.vpns)} IKE VPNs up after "
+                          f"{time.monotonic() - start:.2f} s\n")
+                out.flush()
+            if link is not None and other is not None and \
+                    len(plan) < 2 * len(set(gw.tunnel_names()) & set(other.tunnel_names())):
+                plan = flows(gw, other)
             if link is not None and plan:
                 for f in plan:
                     sender = link.a if f.sender == "a" else link.b
                     link.send(sender, packets(f, burst, start=tick * burst))
                 tick += 1
             gw.expire_drained()
-            server.poll(TICK)
+            server.poll(TICK / 4 if ports else TICK)
     finally:
         server.close()
+        for p in ports:
+            p.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     c = gw.counters

@@ -4,7 +4,7 @@ the pure renderers of `inline_ipsec.stats` (Junos 25.x formats, JUNOS.md §4).
     show security ipsec security-associations [detail] [index <id> | vpn-name <name>]
     show security ipsec statistics [index <id> | vpn-name <name>]
     show security flow statistics
-    show security ike security-associations
+    show security ike security-associations [detail]
 
 How the counters map: `show security ipsec statistics` sums every SA's engine counters (those
 of SAs already removed included) plus the gateway's own drops (invalid SPI, TS check fail,
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Optional
 from ..config.algorithms import DH_GROUPS
 from ..engine import EngineCounters
 from ..stats import (FlowStatistics, IpsecStatistics, TunnelSnapshot, ipsec_statistics,
-                     proxy_identity, render_flow_statistics, render_ike_sa_summary,
+                     proxy_identity, render_flow_statistics, render_ike_sa_detail,
+                     render_ike_sa_summary,
                      render_ipsec_sa_detail, render_ipsec_sa_summary, render_ipsec_statistics,
                      tunnel_snapshot)
 
@@ -33,7 +34,7 @@ SHOW_COMMANDS = (
     "security ipsec security-associations [detail] [index <id> | vpn-name <name>]",
     "security ipsec statistics [index <id> | vpn-name <name>]",
     "security flow statistics",
-    "security ike security-associations",
+    "security ike security-associations [detail]",
 )
 
 
@@ -75,6 +76,14 @@ def _snapshot(gw: "Gateway", name: str) -> TunnelSnapshot:
     elif rec.pairs and rec.pairs[0].outbound.outer_ipv6:
         over["local_identity"] = over["remote_identity"] = proxy_identity("::/0")
     over["negotiations"] = rec.rekeys
+    ike = gw.ike
+    session = ike.session_of(name) if ike is not None and name in ike.vpns else None
+    if session is not None:              # what IKE negotiated (RFC 8784: a PPK was mixed in)
+        over["quantum_secured"] = session.ppk_used
+        over["ike_sa_index"] = ike.session_info(session).index
+        over["tunnel_establishment"] = ("establish-tunnels-immediately"
+                                        if ike.vpns[name].establish == "immediately"
+                                        else "establish-tunnels-on-traffic")
     return tunnel_snapshot(rec, gw.clock(), sa_type=sa_type, **over)
 
 
@@ -170,8 +179,12 @@ def show(gw: "Gateway", command: str) -> str:
         return render_ipsec_statistics(gateway_ipsec_statistics(gw, names))
     if key == "security flow statistics":
         return render_flow_statistics(gateway_flow_statistics(gw))
-    if key == "security ike security-associations":
-        return render_ike_sa_summary([])
+    if key in ("security ike security-associations",
+               "security ike security-associations detail"):
+        from .ike_show import ike_sa_details, ike_sa_records
+        if key.endswith("detail"):
+            return render_ike_sa_detail(ike_sa_details(gw))
+        return render_ike_sa_summary(ike_sa_records(gw))
     typed = " ".join(w for w in command.split() if w != "show")
     raise ShowError(f"unknown command 'show {typed}'; expected one of:\n"
                     + "\n".join(f"  show {c}" for c in SHOW_COMMANDS))

@@ -28,6 +28,8 @@ class ChildConfig:
     lifetime_seconds: float = 3600.0
     rekey_seconds: Optional[float] = None
     replay_window: int = 64
+    #: "esp" (RFC 4303) or "ah" (RFC 4302: integrity only, proposals without ENCR).
+    protocol: str = "esp"
 
     @property
     def soft_seconds(self) -> float:
@@ -78,5 +80,13 @@ class IkeConfig:
     #: pretend to be behind a NAT (strongSwan "encap = yes", RFC 7296 §2.23 last paragraph).
     force_encap: bool = False
     random: Callable[[int], bytes] = os.urandom
+    #: a label for the user (the gateway puts the Junos VPN name here).
+    name: str = ""
+    #: responder: pick the peer configuration by the identities in IKE_AUTH (RFC 7296 §2.15,
+    #: §3.5: "the responder ... uses IDi and IDr to select the policy"), called with
+    #: (IDi, IDr or None); None keeps this configuration. IKE_SA_INIT (proposals, USE_PPK)
+    #: was answered with this one, so candidates should share the IKE proposals.
+    select_peer: Optional[Callable[[Identity, Optional[Identity]], Optional["IkeConfig"]]] = \
+        field(default=None, repr=False)
     #: secret for stateless cookies (§2.6); shared by all responder sessions of this config.
     cookie_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)

@@ -51,6 +51,8 @@ class NegotiatedChildSa:
     mode: str = "tunnel"
     #: whether we were the initiator of the exchange that created this child SA.
     initiator: bool = True
+    #: "esp" or "ah" (RFC 4302; cipher "null", integrity only).
+    protocol: str = "esp"
 
     def to_sa_specs(self, local_addr: str, remote_addr: str) -> tuple[SaSpec, SaSpec]:
         """(outbound SaSpec, inbound SaSpec) for the data plane (DESIGN.md §5)."""
@@ -60,7 +62,8 @@ class NegotiatedChildSa:
                           tunnel_dst=dst, udp_encap=self.udp_encap,
                           replay_window=self.replay_window, esn=self.esn,
                           integrity=self.integrity, integrity_key=integ_key, mode=self.mode,
-                          udp_sport=sport, udp_dport=dport, lifetime=self.lifetime)
+                          udp_sport=sport, udp_dport=dport, lifetime=self.lifetime,
+                          protocol=self.protocol)
         out = spec(self.spi_out, self.key_out, self.integrity_key_out, local_addr,
                    remote_addr, self.local_port, self.remote_port)
         inb = spec(self.spi_in, self.key_in, self.integrity_key_in, remote_addr, local_addr,

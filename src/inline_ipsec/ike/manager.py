@@ -30,6 +30,10 @@ class IkeManager:
         self.natt_local_port = natt_local_port
         self.lookup = lookup
         self.sessions: list[IkeV2Session] = []
+        #: sessions by initiator SPI (RFC 7296 §2.1), a cache checked against the SPI pair
+        self._by_spi: dict[bytes, IkeV2Session] = {}
+        #: sessions with queued events, in the order they queued them
+        self._dirty: dict[int, IkeV2Session] = {}
         self._peers: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, IkeConfig]] = []
         self._events: deque[tuple[IkeV2Session, IkeEvent]] = deque()
 
@@ -54,9 +58,27 @@ class IkeManager:
         # §2.4: INITIAL_CONTACT only on the first IKE SA with this peer.
         s.send_initial_contact = not any(
             o.remote_addr[0] == remote_addr[0] and o.state != "closed" for o in self.sessions)
-        self.sessions.append(s)
+        self._add(s)
         s.connect(now)
         return s
+
+    def _add(self, s: IkeV2Session) -> None:
+        s.listener = self._mark
+        self.sessions.append(s)
+        if s.ike.spi_i != bytes(8):
+            self._by_spi[s.ike.spi_i] = s
+
+    def _mark(self, s: IkeV2Session) -> None:
+        self._dirty[id(s)] = s
+
+    @staticmethod
+    def _owns(s: IkeV2Session, spi_i: bytes, spi_r: bytes, init: bool) -> bool:
+        for ike in (s.ike, *s.old_ike):
+            if ike.spi_i != spi_i:
+                continue
+            if ike.spi_r == spi_r or (init and bytes(8) in (spi_r, ike.spi_r)):
+                return True
+        return False
 
     def find(self, data: bytes) -> Optional[IkeV2Session]:
         """The session owning this IKE message (without non-ESP marker), by SPI pair."""
@@ -64,12 +86,15 @@ class IkeManager:
             return None
         spi_i, spi_r = data[:8], data[8:16]
         init = data[18] == ExchangeType.IKE_SA_INIT
-        for s in self.sessions:
-            for ike in (s.ike, *s.old_ike):
-                if ike.spi_i != spi_i:
-                    continue
-                if ike.spi_r == spi_r or (init and bytes(8) in (spi_r, ike.spi_r)):
-                    return s
+        s = self._by_spi.get(spi_i)
+        if s is not None and s.state != "closed" and self._owns(s, spi_i, spi_r, init):
+            return s
+        if self._is_new_init(data):
+            return None     # a fresh IKE SA: its initiator SPI is not ours yet
+        for s in self.sessions:       # e.g. SPIs of an IKE SA made by a rekey (§2.18)
+            if self._owns(s, spi_i, spi_r, init):
+                self._by_spi[spi_i] = s
+                return s
         return None
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
@@ -84,7 +109,8 @@ class IkeManager:
                 session = IkeV2Session(cfg, initiator=False, local_addr=self.local_addr,
                                        remote_addr=addr, now=now,
                                        natt_local_port=self.natt_local_port)
-                self.sessions.append(session)
+                self._add(session)
+                self._by_spi[raw[:8]] = session
         if session is None:
             return
         session.receive_datagram(data, addr, now)
@@ -96,6 +122,7 @@ class IkeManager:
             raw[8:16] == bytes(8) and not raw[19] & HeaderFlag.RESPONSE
 
     def _collect(self, session: IkeV2Session) -> None:
+        self._dirty.pop(id(session), None)
         while (event := session.next_event()) is not None:
             self._events.append((session, event))
             if isinstance(event, IkeSaUp) and session.peer_initial_contact:
@@ -111,8 +138,12 @@ class IkeManager:
 
     def _prune(self) -> None:
         """Drop closed sessions and responders that only answered statelessly (§2.6)."""
-        self.sessions = [s for s in self.sessions if s.state != "closed" and not (
+        keep = [s for s in self.sessions if s.state != "closed" and not (
             s.state == "created" and not s.ike.initiator)]
+        if len(keep) != len(self.sessions):
+            gone = {id(s) for s in self.sessions} - {id(s) for s in keep}
+            self._by_spi = {k: s for k, s in self._by_spi.items() if id(s) not in gone}
+            self.sessions = keep
 
     # ------------------------------------------------------------------ aioquic-style surface
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
@@ -135,7 +166,7 @@ class IkeManager:
                 self._collect(s)
 
     def next_event(self) -> Optional[tuple[IkeV2Session, IkeEvent]]:
-        for s in self.sessions:
+        for s in list(self._dirty.values()):   # only sessions that queued events
             self._collect(s)
         return self._events.popleft() if self._events else None
 

@@ -18,6 +18,8 @@ _ENCR = {
     "aes128gcm16": (EncrId.ENCR_AES_GCM_16, 128), "aes256gcm16": (EncrId.ENCR_AES_GCM_16, 256),
     "aes128gcm": (EncrId.ENCR_AES_GCM_16, 128), "aes256gcm": (EncrId.ENCR_AES_GCM_16, 256),
     "aes128": (EncrId.ENCR_AES_CBC, 128), "aes256": (EncrId.ENCR_AES_CBC, 256),
+    # RFC 7634 §2: no key-length attribute (the key is always 256 bits)
+    "chacha20poly1305": (EncrId.ENCR_CHACHA20_POLY1305, None),
 }
 _INTEG = {
     "sha256": IntegId.AUTH_HMAC_SHA2_256_128, "sha384": IntegId.AUTH_HMAC_SHA2_384_192,
@@ -72,14 +74,15 @@ def parse_proposal(text: str, protocol: int = ProtocolId.IKE, num: int = 1) -> P
         transforms += [Transform(TransformType.PRF, p) for p in prfs]
     else:
         transforms += [Transform(TransformType.ESN, e) for e in (esn or [EsnId.NO_ESN])]
-    if not any(t.type == TransformType.ENCR for t in transforms):
+    if protocol != ProtocolId.AH and not any(t.type == TransformType.ENCR for t in transforms):
         raise LocalIkeError(f"proposal {text!r} has no encryption algorithm")
     transforms.sort(key=lambda t: t.type)
     return Proposal(num, protocol, b"", transforms)
 
 
 _CIPHER_TOKEN = {"aes-gcm-128": "aes128gcm16", "aes-gcm-256": "aes256gcm16",
-                 "aes-cbc-128": "aes128", "aes-cbc-256": "aes256"}
+                 "aes-cbc-128": "aes128", "aes-cbc-256": "aes256",
+                 "chacha20-poly1305": "chacha20poly1305"}
 _INTEGRITY_TOKEN = {"hmac-sha1-96": "sha1", "hmac-sha256-128": "sha256",
                     "hmac-sha384-192": "sha384", "hmac-sha512-256": "sha512"}
 _HASH_TOKEN = {"sha1": "sha1", "sha-256": "sha256", "sha256": "sha256", "sha-384": "sha384",
@@ -120,6 +123,16 @@ def esp_proposal(cipher: str, integrity: Optional[str] = None,
     parts = [_token(_CIPHER_TOKEN, cipher, "ESP cipher")]
     if integrity is not None:
         parts.append(_token(_INTEGRITY_TOKEN, integrity, "ESP integrity"))
+    if pfs_group:
+        parts.append(_group_token(pfs_group))
+    parts.append("esn" if esn else "noesn")
+    return "-".join(parts)
+
+
+def ah_proposal(integrity: str, pfs_group: Optional[int] = None, esn: bool = False) -> str:
+    """An AH proposal (RFC 4302; integrity only), e.g. ("hmac-sha256-128", 19) ->
+    "sha256-ecp256-noesn"; use with `ChildConfig(protocol="ah")`."""
+    parts = [_token(_INTEGRITY_TOKEN, integrity, "AH integrity")]
     if pfs_group:
         parts.append(_group_token(pfs_group))
     parts.append("esn" if esn else "noesn")
@@ -205,6 +218,9 @@ class Suite:
             ts = p.of_type(ttype)
             return ts[0].id if ts else default
         encr = p.of_type(TransformType.ENCR)
+        if not encr and p.protocol == ProtocolId.AH:   # RFC 4302: integrity only
+            return cls(0, 0, one(TransformType.INTEG), one(TransformType.PRF),
+                       one(TransformType.DH), one(TransformType.ESN) == EsnId.ESN)
         if not encr:
             raise RemoteIkeError("proposal without encryption", NotifyType.NO_PROPOSAL_CHOSEN)
         key_bits = encr[0].key_length or 0
@@ -216,7 +232,7 @@ class Suite:
         """strongSwan notation of this suite, e.g. "aes128gcm16-prfsha256-ecp256"."""
         def key_of(table: dict, value: object) -> str:
             return next((k for k, v in table.items() if v == value), str(value))
-        parts = [key_of(_ENCR, (self.encr, self.key_bits))]
+        parts = [key_of(_ENCR, (self.encr, self.key_bits or None))] if self.encr else []
         if self.integ:
             parts.append(key_of(_INTEG, self.integ))
         if self.prf:
@@ -235,7 +251,12 @@ class Suite:
     @property
     def encr_key_len(self) -> int:
         """Bytes of key material for the cipher: AES-GCM adds a 4-byte salt (RFC 5282 §7.1,
-        RFC 4106 §8.1)."""
+        RFC 4106 §8.1); ChaCha20-Poly1305 is a 256-bit key and a 4-byte salt (RFC 7634 §2,
+        ESP only)."""
+        if self.encr == EncrId.ENCR_CHACHA20_POLY1305:
+            return 36
+        if not self.encr:       # AH
+            return 0
         if self.encr not in (EncrId.ENCR_AES_CBC, EncrId.ENCR_AES_GCM_16):
             raise RemoteIkeError(f"unsupported encryption transform {self.encr}",
                                  NotifyType.NO_PROPOSAL_CHOSEN)
@@ -253,6 +274,10 @@ class Suite:
     @property
     def cipher_name(self) -> str:
         """Name as in `inline_ipsec.sa.CIPHER_KEY_MATERIAL`."""
+        if self.encr == EncrId.ENCR_CHACHA20_POLY1305:
+            return "chacha20-poly1305"
+        if not self.encr:       # AH: no cipher
+            return "null"
         kind = "gcm" if self.is_aead else "cbc"
         return f"aes-{kind}-{self.key_bits}"
 

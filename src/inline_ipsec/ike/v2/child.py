@@ -67,4 +67,5 @@ class ChildSa:
             lifetime=Lifetime(soft_seconds=self.config.soft_seconds,
                               hard_seconds=self.config.lifetime_seconds),
             udp_encap=self.udp_encap, local_port=self.local_port, remote_port=self.remote_port,
-            replay_window=self.config.replay_window, initiator=self.initiator)
+            replay_window=self.config.replay_window, initiator=self.initiator,
+            protocol=self.config.protocol)

@@ -134,6 +134,9 @@ class IkeV2Session:
         self._events: deque[IkeEvent] = deque()
         self._out: list[tuple[bytes, Addr]] = []
         self._after_response: list[Callable[[], None]] = []
+        #: called with the session whenever it queues an event (`IkeManager` uses it to
+        #: collect events from the sessions that have some, not from all of them).
+        self.listener: Optional[Callable[["IkeV2Session"], None]] = None
 
     # ----------------------------------------------------------------- public API
     def connect(self, now: float) -> None:
@@ -254,8 +257,8 @@ class IkeV2Session:
             if child.expire_at is not None and child.expire_at <= now:
                 child.expire_at = None
                 if child.state != "deleting":
-                    child.state = "deleting"
-                    self._queue.append(DeleteChildTask(self, child.spi_in))
+                    child.state = "deleting"       # hard lifetime (§2.8): delete it
+                    self._queue.append(DeleteChildTask(self, child.spi_in, "expired"))
             elif child.state == "installed" and child.rekey_at is not None and \
                     child.rekey_at <= now:
                 child.rekey_at = None
@@ -506,6 +509,8 @@ class IkeV2Session:
     # ----------------------------------------------------------------- helpers for tasks
     def emit(self, event: IkeEvent) -> None:
         self._events.append(event)
+        if self.listener is not None:
+            self.listener(self)
 
     def after_response(self, hook: Callable[[], None]) -> None:
         """Run `hook` once the current response is on its way (e.g. switch IKE SAs)."""

@@ -33,7 +33,7 @@ def esp_proposals(cfg: ChildConfig, spi: int, pfs: bool = True) -> list[Proposal
     """Our ESP proposals carrying our inbound SPI; `pfs=False` strips DH (IKE_AUTH, §1.2)."""
     out = []
     for i, text in enumerate(cfg.proposals):
-        p = parse_proposal(text, ProtocolId.ESP, i + 1)
+        p = parse_proposal(text, child_protocol(cfg), i + 1)
         p.spi = spi.to_bytes(4, "big")
         if not pfs:
             p.transforms = [t for t in p.transforms if t.type != TransformType.DH]
@@ -41,9 +41,14 @@ def esp_proposals(cfg: ChildConfig, spi: int, pfs: bool = True) -> list[Proposal
     return out
 
 
+def child_protocol(cfg: ChildConfig) -> int:
+    """ESP (RFC 4303) or AH (RFC 4302) for the child SA's proposals (§3.3.1 Protocol ID)."""
+    return ProtocolId.AH if cfg.protocol == "ah" else ProtocolId.ESP
+
+
 def pfs_group(cfg: ChildConfig) -> int:
     for text in cfg.proposals:
-        for t in parse_proposal(text, ProtocolId.ESP).of_type(TransformType.DH):
+        for t in parse_proposal(text, child_protocol(cfg)).of_type(TransformType.DH):
             return t.id
     return DhGroup.NONE
 
@@ -74,8 +79,8 @@ def _within(got: Sequence[TrafficSelector], offered: Sequence[TrafficSelector]) 
 
 
 def _spi_of(p: Proposal) -> int:
-    if p.protocol != ProtocolId.ESP or len(p.spi) != 4:
-        raise RemoteIkeError("child SA proposal needs a 4-byte ESP SPI",
+    if p.protocol not in (ProtocolId.ESP, ProtocolId.AH) or len(p.spi) != 4:
+        raise RemoteIkeError("child SA proposal needs a 4-byte ESP or AH SPI",
                              NotifyType.NO_PROPOSAL_CHOSEN)
     return int.from_bytes(p.spi, "big")
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from ...constants import ExchangeType, NotifyType, ProtocolId
+from ...constants import ExchangeType, NotifyType
 from ...errors import RemoteIkeError
 from ...events import ChildSaRekeyed
 from ...message import Message
 from ...payloads import NoncePayload, Payload, notify
 from ..task import Task, TaskResult
-from .child_create import ChildInitiator, child_respond, invalid_ke_group
+from .child_create import ChildInitiator, child_protocol, child_respond, invalid_ke_group
 from .delete import DeleteChildTask
 from .ike_init import NONCE_LEN, find_notify, one
 
@@ -46,7 +46,8 @@ class ChildRekeyTask(Task):
         group = self.group or (old.suite.dh or None)
         self.neg = ChildInitiator(session, old.config, with_pfs=True, group=group)
         self.neg.tsi, self.neg.tsr = list(old.local_ts), list(old.remote_ts)
-        return [notify(NotifyType.REKEY_SA, b"", ProtocolId.ESP, self.spi_in.to_bytes(4, "big"))
+        return [notify(NotifyType.REKEY_SA, b"", child_protocol(old.config),
+                       self.spi_in.to_bytes(4, "big"))
                 ] + self.neg.exchange_payloads()
 
     def process_i(self, session: "IkeV2Session", msg: Message,

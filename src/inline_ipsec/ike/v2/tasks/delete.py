@@ -40,7 +40,8 @@ class DeleteChildTask(Task):
         if child is None:
             return None
         child.state = "deleting"
-        return [DeletePayload(ProtocolId.ESP, [_spi4(self.spi_in)])]
+        proto = ProtocolId.AH if child.config.protocol == "ah" else ProtocolId.ESP
+        return [DeletePayload(proto, [_spi4(self.spi_in)])]
 
     def process_i(self, session: "IkeV2Session", msg: Message,
                   payloads: list[Payload]) -> TaskResult:

@@ -175,10 +175,18 @@ def _ike_up(session: "IkeV2Session") -> IkeSaUp:
 
 
 def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> list[Payload]:
-    """Responder side of IKE_AUTH: authenticate the initiator, then the first child SA."""
-    cfg, ike = session.config, session.ike
+    """Responder side of IKE_AUTH: authenticate the initiator, then the first child SA.
+    With `IkeConfig.select_peer` the peer configuration is chosen by IDi/IDr first (§2.15)."""
+    ike = session.ike
     assert ike.keys is not None
     idi = one(payloads, IdiPayload, "IDi")
+    if session.config.select_peer is not None:
+        wanted = next((Identity.from_payload(p) for p in payloads if isinstance(p, IdrPayload)),
+                      None)
+        chosen = session.config.select_peer(Identity.from_payload(idi), wanted)
+        if chosen is not None:
+            session.config = chosen
+    cfg = session.config
     a = one(payloads, AuthPayload, "AUTH")
     keys = ike.keys
     ppk_id = find_notify(payloads, NotifyType.PPK_IDENTITY)

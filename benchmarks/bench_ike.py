@@ -1,0 +1,140 @@
+"""IKEv2 control-plane benchmarks (pytest-benchmark; figures in `benchmark.extra_info`, never
+asserted as times):
+
+- tunnel establishments per second, both ends in one process, PSK, DH group 19 (ECP-256) and
+  group 31 (Curve25519): IKE_SA_INIT + IKE_AUTH with the first child SA (RFC 7296 §1.2), in
+  memory. Target >= 300 tunnels/s on one core. Two figures: the bare IKE sessions
+  (`IkeV2Session` pairs) and the whole gateway path (Junos configuration -> `IkeControl` ->
+  `Gateway.handle_ike_event` -> distributor -> PFE), both ends in memory (`IkePump`);
+- scale: two gateways over loopback UDP bring up 2000 tunnels (4000 SAs, the PFE full) plus
+  one more, which lands on the CPU with the reason shown. Target under 15 s.
+
+    python -m pytest benchmarks/bench_ike.py --benchmark-only
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from inline_ipsec.gateway import Gateway
+from inline_ipsec.gateway.demo_config import scale_config
+from inline_ipsec.gateway.ike_link import IkePump, IkeUdpPort, pair_controls, run_udp
+from inline_ipsec.ike import ChildConfig, Identity, IkeConfig, IkeV2Session
+
+GROUPS = {19: "ecp256", 31: "x25519"}
+BATCH = 100
+
+
+def _configs(group: int) -> tuple[IkeConfig, IkeConfig]:
+    prop = (f"aes128gcm16-prfsha256-{GROUPS[group]}",)
+    child = [ChildConfig(proposals=("aes256gcm16",))]
+    common = dict(proposals=prop, psk=b"benchmark pre-shared key", children=child)
+    return (IkeConfig(local_id=Identity.parse("@i.bench"), remote_id=Identity.parse("@r.bench"),
+                      **common),
+            IkeConfig(local_id=Identity.parse("@r.bench"), remote_id=Identity.parse("@i.bench"),
+                      **common))
+
+
+def establish(icfg: IkeConfig, rcfg: IkeConfig) -> int:
+    """One IKE SA with its first child SA, both ends in memory; returns datagrams moved."""
+    i = IkeV2Session(icfg, initiator=True, local_addr=("192.0.2.1", 500),
+                     remote_addr=("198.51.100.1", 500))
+    r = IkeV2Session(rcfg, initiator=False, local_addr=("198.51.100.1", 500),
+                     remote_addr=("192.0.2.1", 500))
+    i.connect(0.0)
+    moved = 0
+    while True:
+        out = i.datagrams_to_send(0.0)
+        for d, _ in out:
+            r.receive_datagram(d, ("192.0.2.1", 500), 0.0)
+        back = r.datagrams_to_send(0.0)
+        for d, _ in back:
+            i.receive_datagram(d, ("198.51.100.1", 500), 0.0)
+        moved += len(out) + len(back)
+        if not out and not back:
+            break
+    assert i.state == r.state == "established" and i.children and r.children
+    return moved
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_ike_establishments_per_second(benchmark, group: int) -> None:
+    icfg, rcfg = _configs(group)
+
+    def batch() -> None:
+        for _ in range(BATCH):
+            establish(icfg, rcfg)
+
+    benchmark.pedantic(batch, rounds=5, iterations=1, warmup_rounds=1)
+    rate = BATCH / benchmark.stats.stats.median
+    benchmark.extra_info.update(group=group, tunnels_per_second=round(rate, 1), target=300,
+                                meets_target=rate >= 300)
+    print(f"\nIKEv2 PSK, DH group {group}: {rate:,.0f} tunnels/s (both ends, one core)")
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_gateway_ike_establishments_per_second(benchmark, group: int) -> None:
+    """The whole path: configuration -> IKE -> distributor -> PFE, both gateways in memory."""
+    n = 200
+    texts = scale_config("a", n, group), scale_config("b", n, group)
+    from inline_ipsec.config import load_config
+    configs = [load_config(t) for t in texts]
+    elapsed = []
+
+    def once() -> None:
+        a, b = Gateway(configs[0], name="a"), Gateway(configs[1], name="b")
+        ia, ib = pair_controls(a, b, ("192.0.2.1", 500, 4500), ("198.51.100.1", 500, 4500))
+        pump = IkePump(ia, ib)
+        t0 = time.perf_counter()
+        ia.start(0.0)
+        ib.start(0.0)
+        pump.run(0.0, max_steps=1000)
+        pump.advance(5.0)
+        elapsed.append(time.perf_counter() - t0)
+        assert ia.up() and ib.up() and len(a.tunnel_names()) == n
+
+    benchmark.pedantic(once, rounds=3, iterations=1)
+    rate = n / min(elapsed)
+    benchmark.extra_info.update(group=group, tunnels=n, tunnels_per_second=round(rate, 1))
+    print(f"\ngateways in memory, DH group {group}: {rate:,.0f} tunnels/s "
+          f"(configuration to PFE, both ends)")
+
+
+def scale_up(tunnels: int = 2001, timeout: float = 60.0) -> dict:
+    """Two gateways over loopback UDP bring up `tunnels` IKEv2 tunnels; returns facts and
+    timings (configuration parsing is not part of `seconds`)."""
+    a = Gateway.from_text(scale_config("a", tunnels), name="a")
+    b = Gateway.from_text(scale_config("b", tunnels), name="b")
+    with IkeUdpPort("127.0.0.1") as pa, IkeUdpPort("127.0.0.1") as pb:
+        ia, ib = pair_controls(a, b, pa.transport, pb.transport)
+        pa.attach(ia)
+        pb.attach(ib)
+        t0 = time.perf_counter()
+        ia.start(time.monotonic())
+        ib.start(time.monotonic())
+        ok = run_udp([pa, pb], lambda: ia.up() and ib.up(), timeout)
+        seconds = time.perf_counter() - t0
+        datagrams = pa.sent + pb.sent
+    return dict(ok=ok, seconds=seconds, a=a, b=b, datagrams=datagrams)
+
+
+def test_scale_2000_tunnels_over_udp(benchmark) -> None:
+    result = {}
+
+    def once() -> None:
+        result.update(scale_up())
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    a = result["a"]
+    cpu = [r for r in a.distributor.tunnels() if not r.offloaded]
+    benchmark.extra_info.update(
+        tunnels=len(a.tunnel_names()), seconds=round(result["seconds"], 2), target_seconds=15,
+        pfe_tunnels=a.distributor.pfe_tunnels_in_use, pfe_sas=a.distributor.pfe_sas_in_use,
+        cpu_tunnel=cpu[0].name if cpu else None,
+        cpu_reasons=list(cpu[0].placement.reasons) if cpu else [],
+        datagrams=result["datagrams"])
+    print(f"\n2001 tunnels over loopback UDP in {result['seconds']:.1f} s; PFE "
+          f"{a.distributor.pfe_tunnels_in_use} tunnels / {a.distributor.pfe_sas_in_use} SAs; "
+          f"{cpu[0].name if cpu else '-'} on the CPU: "
+          f"{'; '.join(cpu[0].placement.reasons) if cpu else '-'}")

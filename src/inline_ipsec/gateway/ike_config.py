@@ -1,0 +1,180 @@
+"""From Junos statements to IKEv2 session configuration (`inline_ipsec.ike.IkeConfig`).
+
+One `IkeConfig` per IKE-negotiated `ipsec vpn` (one IKE SA per VPN, as the SRX keeps one per
+`ike gateway` + VPN binding):
+
+- IKE proposals (RFC 7296 §3.3): every `ike proposal` of the gateway's `ike policy`
+  (`encryption-algorithm`, `authentication-algorithm` or, for AES-GCM, the PRF that matches
+  the key size, `dh-group`), in the policy's order;
+- authentication (§2.15): the policy's `pre-shared-key`, or a certificate (`certificate
+  local-certificate <name>`: key and chain from `credentials`, RFC 7427 signatures);
+- PPK (RFC 8784): the gateway's `ppk-profile` -> `key-manager profiles <p> static key-id/key`;
+- identities (§3.5): `local-identity`/`remote-identity`, by default the local and the peer's
+  outer address;
+- one child SA per `traffic-selector` (§2.9), or 0.0.0.0/0 (and ::/0 with `family inet6`) for
+  a route-based st0 VPN; ESP proposals from the `ipsec policy`'s proposals with the PFS group
+  (§1.3.1) and ESN (§3.3.2 transform type 5); lifetimes from `lifetime-seconds` (the rekey at
+  the same 5/6 soft limit as `config.to_sa.soft_limit`); the anti-replay window of the VPN.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+from ..config import Config
+from ..config.algorithms import DH_GROUPS, cipher_name, integrity_name
+from ..config.model import Identity as JunosIdentity
+from ..config.model import IpsecVpn
+from ..config.to_sa import soft_limit
+from ..errors import ConfigError
+from ..ike import ChildConfig, Identity, IkeConfig
+from ..ike.errors import LocalIkeError
+from ..ike.proposals import ah_proposal, esp_proposal, ike_proposal
+from .keying import vpn_endpoints
+
+__all__ = ["ike_config_for_vpn", "ike_vpns", "junos_identity", "IkeConfigError"]
+
+#: Junos `dh-group` default when a proposal names none (group14, as Junos' standard set).
+DEFAULT_DH = "group14"
+
+
+class IkeConfigError(ConfigError):
+    """A VPN whose configuration the IKEv2 implementation cannot negotiate."""
+
+
+def ike_vpns(config: Config) -> list[IpsecVpn]:
+    """The VPNs IKE brings up: `ipsec vpn ... ike gateway <g>` with `version v2-only`."""
+    out = []
+    for v in config.ipsec_vpns.values():
+        gw = config.gateway_of(v)
+        if v.ike is not None and gw is not None and gw.ike_version == 2:
+            out.append(v)
+    return out
+
+
+def junos_identity(ident: Optional[JunosIdentity], default: str) -> Identity:
+    """A Junos `local-identity`/`remote-identity` as an IKE identity (RFC 7296 §3.5)."""
+    if ident is None or ident.value is None:
+        return Identity.parse(default)
+    if ident.kind == "hostname":
+        return Identity.parse("@" + ident.value)
+    return Identity.parse(ident.value)
+
+
+def _ike_proposals(config: Config, policy_name: str) -> list[str]:
+    policy = config.ike_policies[policy_name]
+    out = []
+    for name in policy.proposals:
+        p = config.ike_proposals.get(name)
+        if p is None:
+            continue
+        enc = p.encryption_algorithm or "aes-128-cbc"
+        cipher = cipher_name(enc)
+        hash_name = p.authentication_algorithm or ("sha-384" if cipher.endswith("256")
+                                                   else "sha-256")
+        out.append(ike_proposal(cipher, hash_name, DH_GROUPS[p.dh_group or DEFAULT_DH]))
+    if not out:
+        raise IkeConfigError(f"ike policy {policy_name} has no usable proposal")
+    return out
+
+
+def _ike_lifetime(config: Config, policy_name: str) -> int:
+    policy = config.ike_policies[policy_name]
+    lives = [config.ike_proposals[n].lifetime_seconds for n in policy.proposals
+             if n in config.ike_proposals]
+    return min(lives) if lives else 28800
+
+
+def _child_configs(config: Config, vpn: IpsecVpn) -> list[ChildConfig]:
+    assert vpn.ike is not None
+    policy = config.ipsec_policies.get(vpn.ike.ipsec_policy or "")
+    if policy is None:
+        raise IkeConfigError(f"ipsec vpn {vpn.name} has no ipsec-policy")
+    pfs = DH_GROUPS[policy.pfs_group] if policy.pfs_group else None
+    proposals, lifetimes = [], []
+    protocols: set[str] = set()
+    for p in config.ipsec_proposals_of(vpn):
+        integ = integrity_name(p.authentication_algorithm) if p.authentication_algorithm \
+            else None
+        if p.protocol == "ah":
+            if integ is None:
+                raise IkeConfigError(f"ipsec proposal {p.name}: AH needs an "
+                                     "authentication-algorithm")
+            proposals.append(ah_proposal(integ, pfs, p.extended_sequence_number))
+        else:
+            cipher = cipher_name(p.encryption_algorithm) if p.encryption_algorithm else "null"
+            proposals.append(esp_proposal(cipher, integ, pfs, p.extended_sequence_number))
+        protocols.add(p.protocol)
+        lifetimes.append(p.lifetime_seconds)
+    if not proposals:
+        raise IkeConfigError(f"ipsec vpn {vpn.name} has no IPsec proposal")
+    if len(protocols) > 1:
+        raise IkeConfigError(f"ipsec vpn {vpn.name}: ESP and AH proposals in one policy")
+    life = float(min(lifetimes))
+    common: dict[str, Any] = dict(proposals=tuple(proposals), lifetime_seconds=life,
+                                  rekey_seconds=float(soft_limit(int(life))),
+                                  replay_window=vpn.anti_replay_window,
+                                  protocol=protocols.pop())
+    if vpn.traffic_selectors:
+        return [ChildConfig(name=f"{vpn.name}/{ts.name}",
+                            local_ts=(ts.local_ip or "0.0.0.0/0",),
+                            remote_ts=(ts.remote_ip or "0.0.0.0/0",), **common)
+                for ts in vpn.traffic_selectors]
+    nets: list[str] = []
+    unit = None
+    if vpn.bind_interface and vpn.bind_interface.startswith("st0."):
+        tail = vpn.bind_interface[4:]
+        unit = config.st0_units.get(int(tail)) if tail.isdigit() else None
+    families = unit.families if unit is not None and unit.families else frozenset({"inet"})
+    if "inet" in families:
+        nets.append("0.0.0.0/0")
+    if "inet6" in families:
+        nets.append("::/0")
+    return [ChildConfig(name=vpn.name, local_ts=tuple(nets), remote_ts=tuple(nets), **common)]
+
+
+def ike_config_for_vpn(config: Config, vpn: IpsecVpn, *,
+                       credentials: Optional[Mapping[str, tuple[object, Sequence[object]]]]
+                       = None, ca_certificates: Sequence[object] = (),
+                       force_encap: bool = False, **overrides: Any) -> IkeConfig:
+    """The `IkeConfig` of one IKE VPN (module docstring). `credentials` maps a
+    `local-certificate` name to (private key, certificate chain); `force_encap` makes this
+    side claim a NAT (RFC 7296 §2.23), so the child SAs run over UDP 4500."""
+    gw = config.gateway_of(vpn)
+    if gw is None or gw.ike_policy is None:
+        raise IkeConfigError(f"ipsec vpn {vpn.name}: no IKE gateway with an ike-policy")
+    local, remote = vpn_endpoints(config, vpn.name)
+    policy = config.ike_policies[gw.ike_policy]
+    kw: dict[str, Any] = dict(
+        name=vpn.name,
+        local_id=junos_identity(gw.local_identity, local),
+        remote_id=junos_identity(gw.remote_identity, remote),
+        children=_child_configs(config, vpn),
+        ike_rekey_seconds=float(soft_limit(_ike_lifetime(config, gw.ike_policy))),
+        force_encap=force_encap,
+    )
+    try:
+        kw["proposals"] = tuple(_ike_proposals(config, gw.ike_policy))
+    except LocalIkeError as exc:
+        raise IkeConfigError(f"ipsec vpn {vpn.name}: {exc}") from None
+    if policy.local_certificate is not None:
+        creds = (credentials or {}).get(policy.local_certificate)
+        if creds is None:
+            raise IkeConfigError(f"ike policy {policy.name}: no key and certificate loaded "
+                                 f"for local-certificate {policy.local_certificate}")
+        kw.update(auth="pubkey", private_key=creds[0], certificates=list(creds[1]),
+                  ca_certificates=list(ca_certificates), psk=None)
+    else:
+        if policy.pre_shared_key is None:
+            raise IkeConfigError(f"ike policy {policy.name}: no pre-shared-key")
+        kw["psk"] = policy.pre_shared_key.encode("utf-8", "surrogateescape")
+        kw["ca_certificates"] = list(ca_certificates)
+    if gw.ppk_profile is not None:
+        prof = config.key_manager_profiles.get(gw.ppk_profile)
+        if prof is None or prof.key is None:
+            raise IkeConfigError(f"ike gateway {gw.name}: key-manager profile "
+                                 f"{gw.ppk_profile} has no static key")
+        kw.update(ppk_id=(prof.key_id or prof.name).encode(), ppk=prof.key.encode())
+    if gw.dead_peer_detection is not None:
+        kw["dpd_interval"] = float(gw.dead_peer_detection.interval)
+    kw.update(overrides)
+    return IkeConfig(**kw)
