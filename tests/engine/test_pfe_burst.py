@@ -67,17 +67,24 @@ def test_parallel_pfes_in_threads():
 
 
 def test_one_pfe_shared_by_threads_stays_consistent():
+    """Four threads share one PFE: its lock keeps the table consistent. The window covers all
+    800 packets, so however the threads interleave, no packet can fall below it."""
     pfe = Pfe()
-    s = spec()
+    s = spec(replay_window=1024)
     out, inb = pfe.add_outbound(s), pfe.add_inbound(s)
+    errors: list = []
 
     def worker() -> None:
-        for _ in range(200):
-            pfe.decrypt(pfe.encrypt(out, inner_packet()))
+        try:
+            for _ in range(200):
+                pfe.decrypt(pfe.encrypt(out, inner_packet()))
+        except Exception as exc:  # surfaced below: a thread must not die silently
+            errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == []
     assert pfe.sequence(out) == 800 and pfe.counters(inb).packets == 800
