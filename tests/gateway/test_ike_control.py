@@ -422,3 +422,98 @@ def test_certificate_authentication_from_the_policy() -> None:
     assert "Authentication method: Signature" in a.show(
         "security ike security-associations detail")
     _both_ways(a, b, "vpn-cbc")
+
+
+def _engine_sas(gw: Gateway) -> int:
+    return sum(len(e.handles()) for e in gw.engines)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_simultaneous_child_rekey_leaves_one_pair_on_each_gateway(seed) -> None:
+    #   gw-a                                          gw-b
+    #   N(REKEY_SA, old) ...  -->          <--  N(REKEY_SA, old) ...   (both at once)
+    #   answers b's request                     answers a's request
+    #   (both exchanges complete; RFC 7296 §2.8.1: the end whose exchange holds the lowest
+    #    of the four nonces deletes the SA it created, the other deletes the old SA)
+    #   each gateway: one ChildSaRekeyed(old -> survivor) -> Gateway.rekey, then
+    #   ChildSaDown(old) -> the drained old inbound SA goes; the redundant pair never
+    #   reaches the data plane
+    a, b, ia, ib, pump = _demo()
+    ia.start(0.0)
+    ib.start(0.0)
+    pump.run(0.0)
+    pump.advance(2.0)
+    vpn = "vpn-cbc"
+    sa, sb = ia.session_of(vpn), ib.session_of(vpn)
+    rng = random.Random(seed)
+    sa.random, sb.random = rng.randbytes, random.Random(seed + 99).randbytes
+    before_a, before_b = _engine_sas(a), _engine_sas(b)
+    (old_a,), (old_b,) = list(sa.children), list(sb.children)
+    sa.rekey_child(old_a, 10.0)           # both rekey before any datagram moves
+    sb.rekey_child(old_b, 10.0)
+    pump.run(10.0)
+    ra = [e for v, e in ia.events if v == vpn and isinstance(e, ChildSaRekeyed)]
+    rb = [e for v, e in ib.events if v == vpn and isinstance(e, ChildSaRekeyed)]
+    assert len(ra) == len(rb) == 1 and ra[0].old_spi_in == old_a
+    downs_a = [e.spi_in for v, e in ia.events if v == vpn and isinstance(e, ChildSaDown)]
+    downs_b = [e.spi_in for v, e in ib.events if v == vpn and isinstance(e, ChildSaDown)]
+    assert downs_a == [old_a] and downs_b == [old_b]
+    assert not ia.errors and not ib.errors and not sa.errors and not sb.errors
+    # exactly one installed pair per gateway, the survivor, matching across the two
+    rec_a, rec_b = a.tunnel(vpn), b.tunnel(vpn)
+    assert len(rec_a.pairs) == len(rec_b.pairs) == 1 and not rec_a.draining \
+        and not rec_b.draining
+    assert rec_a.pairs[0].inbound.spi == rec_b.pairs[0].outbound.spi == ra[0].new.spi_in
+    assert rec_b.pairs[0].inbound.spi == rec_a.pairs[0].outbound.spi == rb[0].new.spi_in
+    assert list(sa.children) == [rec_a.pairs[0].inbound.spi]
+    assert list(sb.children) == [rec_b.pairs[0].inbound.spi]
+    assert _engine_sas(a) == before_a and _engine_sas(b) == before_b
+    _both_ways(a, b, vpn)
+    _both_ways(a, b, "vpn-gcm256")        # the other tunnels are untouched
+
+
+def test_simultaneous_child_rekey_on_gateways_runs_both_branches() -> None:
+    winners = set()
+    for seed in range(6):
+        a, b, ia, ib, pump = _demo()
+        ia.start(0.0)
+        ib.start(0.0)
+        pump.run(0.0)
+        pump.advance(2.0)
+        sa, sb = ia.session_of("vpn-cbc"), ib.session_of("vpn-cbc")
+        sa.random, sb.random = random.Random(seed).randbytes, \
+            random.Random(seed + 99).randbytes
+        sa.rekey_child(next(iter(sa.children)), 10.0)
+        sb.rekey_child(next(iter(sb.children)), 10.0)
+        pump.run(10.0)
+        (ev,) = [e for v, e in ia.events if v == "vpn-cbc" and isinstance(e, ChildSaRekeyed)]
+        winners.add("a" if ev.new.initiator else "b")
+    assert winners == {"a", "b"}
+
+
+def test_simultaneous_soft_lifetime_rekey_on_both_gateways() -> None:
+    # The soft lifetimes of both ends fire at the same instant (the responder's later
+    # rekey time is overridden): the collision resolves as above and traffic flows.
+    a, b, ia, ib, pump = _demo()
+    ia.start(0.0)
+    ib.start(0.0)
+    pump.run(0.0)
+    pump.advance(2.0)
+    vpn = "vpn-cbc"
+    for ctl in (ia, ib):
+        for child in ctl.session_of(vpn).children.values():
+            child.rekey_at = 100.0
+    pump.keep_log = True
+    pump.advance(100.0)
+    requests = [tag for tag, d in pump.log
+                if d[4 if d.startswith(NON_ESP_MARKER) else 0:][18] == 36 and
+                not d[4 if d.startswith(NON_ESP_MARKER) else 0:][19] & 0x20]
+    assert sorted(requests) == ["a->b", "b->a"]          # the two rekeys did collide
+    kinds_a = [type(e).__name__ for v, e in ia.events if v == vpn]
+    kinds_b = [type(e).__name__ for v, e in ib.events if v == vpn]
+    assert kinds_a.count("ChildSaRekeyed") == kinds_b.count("ChildSaRekeyed") == 1
+    assert kinds_a[-2:] == kinds_b[-2:] == ["ChildSaRekeyed", "ChildSaDown"]
+    assert len(a.tunnel(vpn).pairs) == len(b.tunnel(vpn).pairs) == 1
+    assert a.tunnel(vpn).sa_count == b.tunnel(vpn).sa_count == 2
+    assert a.tunnel(vpn).pairs[0].inbound.spi == b.tunnel(vpn).pairs[0].outbound.spi
+    _both_ways(a, b, vpn)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from inline_ipsec.config import License
 from inline_ipsec.gateway import Gateway, WireLink
 from inline_ipsec.gateway.traffic import udp_packet
-from inline_ipsec.ike.events import (ChildSaDown, ChildSaRekeyed, ChildSaUp, IkeSaUp,
-                                     NegotiatedChildSa)
+from inline_ipsec.ike.events import (ChildSaDown, ChildSaRekeyed, ChildSaUp, IkeSaDown,
+                                     IkeSaUp, NegotiatedChildSa)
 from inline_ipsec.ike.payloads import TrafficSelector
 
 A, B = "192.0.2.1", "198.51.100.1"
@@ -65,3 +65,30 @@ def test_second_child_then_delete_one() -> None:
     assert [p.inbound.spi for p in a.tunnel("t").pairs] == [0x1003]
     assert a.selectors("t")[0].remote[0].with_prefixlen == "10.2.0.0/16"
     assert any("received DEL notification" in e for e in a.distributor.events("t"))
+
+
+def test_ike_sa_down_removes_its_children() -> None:
+    # An IKE SA that goes down (Delete, DPD, INITIAL_CONTACT) emits only IkeSaDown(children);
+    # handle_ike_event alone must remove every listed pair, including a draining old SA.
+    a = Gateway(name="a", license=License())
+    a.handle_ike_event("t", ChildSaUp(child(0x1001, 0x2001, "aes-cbc-256")), A, B)
+    a.handle_ike_event("t", ChildSaUp(child(0x1003, 0x2003, "aes-cbc-256")), A, B)
+    a.handle_ike_event("t", ChildSaRekeyed(0x1001, 0x2001,
+                                           child(0x1002, 0x2002, "aes-cbc-256")), A, B)
+    a.handle_ike_event("t", ChildSaUp(child(0x1005, 0x2005, "aes-cbc-256")), A, B)
+    assert a.handle_ike_event("u", ChildSaUp(child(0x1009, 0x2009)), A, B)
+    assert [d.spec.spi for d in a.tunnel("t").draining] == [0x1001]
+    down = IkeSaDown("dead peer", None, [(0x1002, 0x2002), (0x1003, 0x2003)])
+    assert a.handle_ike_event("t", down, A, B) is True
+    assert [p.inbound.spi for p in a.tunnel("t").pairs] == [0x1005]
+    assert any("dead peer" in e for e in a.distributor.events("t"))
+    # the session's list may still name the old SA (its delete was pending): no error, and
+    # replaying the same event (or a ChildSaDown for a pair already gone) changes nothing
+    down = IkeSaDown("deleted by peer", None,
+                     [(0x1001, 0x2001), (0x1002, 0x2002), (0x1005, 0x2005)])
+    assert a.handle_ike_event("t", down, A, B) is True
+    assert "t" not in a.tunnel_names() and a.tunnel_names() == ["u"]
+    assert a.handle_ike_event("t", down, A, B) is False
+    assert a.handle_ike_event("t", ChildSaDown(0x1005, 0x2005), A, B) is False
+    assert a.handle_ike_event("u", IkeSaDown("failed"), A, B) is False
+    assert [p.inbound.spi for p in a.tunnel("u").pairs] == [0x1009]

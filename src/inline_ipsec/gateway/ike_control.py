@@ -13,13 +13,18 @@ IKE-negotiated VPN (`ike_config.py`), and turns session events into data-plane c
 
 - ChildSaUp -> install (placement PFE or CPU per Table 1, with reasons) (§1.2, §1.3.1);
 - ChildSaRekeyed -> make-before-break rekey, ChildSaDown -> delete (§1.3.3, §2.8, §1.4.1);
-- IkeSaDown -> the child SAs that went down with the IKE SA are removed.
+- IkeSaDown -> the child SAs that went down with the IKE SA are removed (by
+  `Gateway.handle_ike_event` itself, so callers without IkeControl get the same).
 
 Lifetimes: the sessions rekey at the soft lifetime and delete at the hard one (§2.8). The
 responder's copy of a VPN rekeys later than the initiator's (at the middle of soft..hard), so
 the two ends do not start simultaneous rekeys (Junos randomises its soft lifetime to the same
-end). Kilobyte (and packet, sequence) lifetimes are counted by the CPU engine: `poll_engines`
-reads `CpuEngine.next_event()` and rekeys on "rekey-due", deletes on "expired".
+end). When both ends still rekey a child SA at once (explicit rekeys, kilobyte limits), the
+sessions resolve the collision per §2.8.1 (`ike/v2/tasks/child_rekey.py`): each end reports
+one ChildSaRekeyed(old -> survivor) and a ChildSaDown(old); the redundant pair is never
+reported, so it never reaches the data plane. Kilobyte (and packet, sequence) lifetimes are
+counted by the CPU engine: `poll_engines` reads `CpuEngine.next_event()` and rekeys on
+"rekey-due", deletes on "expired".
 
 `establish-tunnels immediately`: `start(now)` initiates. When both ends are configured so, the
 end with the lower outer address initiates at once and the other waits `backoff` seconds and
@@ -437,18 +442,16 @@ class IkeControl:
             return
         if isinstance(event, ChildSaDown):
             info.children_deleted += 1
-            if vpn in gw.distributor and self._installed(vpn, event.spi_in):
-                gw.handle_ike_event(vpn, event, v.local, v.remote)
+            gw.handle_ike_event(vpn, event, v.local, v.remote)   # ignores SAs not installed
             if vpn not in gw.distributor:
                 self._owner.pop(vpn, None)
             return
         if isinstance(event, IkeSaDown):
             self._closed = True
-            for spi_in, spi_out in event.children:
-                info.children_deleted += 1
-                if vpn in gw.distributor and self._installed(vpn, spi_in):
-                    gw.handle_ike_event(vpn, ChildSaDown(spi_in, spi_out, event.reason),
-                                        v.local, v.remote)
+            info.children_deleted += len(event.children)
+            # one path for both callers: apply_ike_event removes the listed children that
+            # are installed (those of a duplicate IKE SA never were) and skips the rest
+            gw.handle_ike_event(vpn, event, v.local, v.remote)
             if vpn not in gw.distributor and self._owner.get(vpn) == id(session):
                 del self._owner[vpn]
             if id(session) in self._dropping:
@@ -492,11 +495,6 @@ class IkeControl:
             old = self.gw.tunnel(vpn).pairs[0]
             return ChildSaRekeyed(old.inbound.spi, old.outbound.spi, child)
         return ChildSaUp(child)
-
-    def _installed(self, vpn: str, spi_in: int) -> bool:
-        rec = self.gw.tunnel(vpn)
-        return any(p.inbound.spi == spi_in for p in rec.pairs) or \
-            any(d.spec.spi == spi_in for d in rec.draining)
 
     # ---------------------------------------------------------------- queries
     def sessions(self, vpn: Optional[str] = None) -> list[IkeV2Session]:

@@ -3,6 +3,12 @@
     ChildSaUp       -> Gateway.install_child_sa (RFC 7296 §1.3: a new child SA pair)
     ChildSaRekeyed  -> Gateway.rekey, make-before-break (RFC 7296 §2.8)
     ChildSaDown     -> Gateway.remove_child_sa (RFC 7296 §1.4.1), the tunnel with its last pair
+    IkeSaDown       -> Gateway.remove_child_sa for every child SA listed in `children` (a
+                       deleted or dead IKE SA takes its child SAs along, §1.4.1, §2.4); the
+                       session sends no ChildSaDown for them
+
+Removals are idempotent: a ChildSaDown or IkeSaDown naming an SA that is not installed (any
+more) is ignored, so feeding both a ChildSaDown and an IkeSaDown for the same pair is safe.
 
 Events are read duck-typed (`inline_ipsec.ike.events` field names), so the gateway does not
 import the IKE package. The negotiated SA carries keys, SPIs, transforms and selectors; the
@@ -21,7 +27,7 @@ from ..sa import SaSpec
 if TYPE_CHECKING:
     from .core import Gateway
 
-__all__ = ["apply_ike_event"]
+__all__ = ["apply_ike_event", "installed"]
 
 
 def _with_vpn_options(gw: "Gateway", vpn: str, spec: SaSpec) -> SaSpec:
@@ -57,11 +63,32 @@ def apply_ike_event(gw: "Gateway", vpn: str, event: object, local_address: str,
             gw.rekey(vpn, out, inb, pair_index=index)
         return True
     if name == "ChildSaDown":
+        return _remove(gw, vpn, getattr(event, "spi_in"), getattr(event, "reason", "deleted"))
+    if name == "IkeSaDown":
         reason = getattr(event, "reason", "deleted")
-        text = {"deleted": "received DEL notification from peer",
-                "deleted by peer": "received DEL notification from peer",
-                "expired": "IPSec SA hard life-time expired, sent DEL notification"}.get(
-                    reason, reason)
-        gw.remove_child_sa(vpn, getattr(event, "spi_in"), text)
-        return True
+        removed = False
+        for spi_in, _spi_out in getattr(event, "children", ()) or ():
+            removed = _remove(gw, vpn, spi_in, reason) or removed
+        return removed
     return False
+
+
+_REASONS = {"deleted": "received DEL notification from peer",
+            "deleted by peer": "received DEL notification from peer",
+            "expired": "IPSec SA hard life-time expired, sent DEL notification"}
+
+
+def installed(gw: "Gateway", vpn: str, spi_in: int) -> bool:
+    """`spi_in` is the inbound SPI of an installed pair of `vpn`, or of its draining SA."""
+    if vpn not in gw.distributor:
+        return False
+    rec = gw.tunnel(vpn)
+    return any(p.inbound.spi == spi_in for p in rec.pairs) or \
+        any(d.spec.spi == spi_in for d in rec.draining)
+
+
+def _remove(gw: "Gateway", vpn: str, spi_in: int, reason: str) -> bool:
+    if not installed(gw, vpn, spi_in):
+        return False
+    gw.remove_child_sa(vpn, spi_in, _REASONS.get(reason, reason))
+    return True

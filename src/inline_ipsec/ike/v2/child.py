@@ -27,13 +27,23 @@ class ChildSa:
     remote_ts: list[TrafficSelector]
     created: float
     #: "installed", "rekeying" (a rekey is in flight), "rekeyed" (replaced, delete pending),
-    #: "deleting".
+    #: "deleting"; after a rekey collision (RFC 7296 §2.8.1): "pending" (the peer's new SA,
+    #: created while our own rekey of the same SA is in flight, not reported yet) and
+    #: "redundant" (the new SA the collision made superfluous, never reported, being deleted).
     state: str = "installed"
     rekey_at: Optional[float] = None
     expire_at: Optional[float] = None
     udp_encap: bool = False
     local_port: int = 4500
     remote_port: int = 4500
+    #: (Ni, Nr) of the exchange that created the SA (§2.8.1 compares them on a collision).
+    nonces: tuple[bytes, bytes] = (b"", b"")
+    #: the user was told about the SA (ChildSaUp / ChildSaRekeyed); False for a collision's
+    #: SA until it is chosen, and for the redundant one forever: no ChildSaDown for those.
+    reported: bool = True
+    #: inbound SPI of the peer's replacement of this SA, created by a colliding rekey while
+    #: our own rekey of it was in flight (§2.8.1).
+    collision: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.rekey_at is None:

@@ -556,7 +556,7 @@ class IkeV2Session:
         if self.state == "closed":
             return
         self.state = "closed"
-        gone = [(c.spi_in, c.spi_out) for c in self.children.values()]
+        gone = [(c.spi_in, c.spi_out) for c in self.children.values() if c.reported]
         self.children.clear()
         self._queue.clear()
         self.ike.pending = None

@@ -96,7 +96,7 @@ def make_child(session: "IkeV2Session", cfg: ChildConfig, suite: Suite, spi_in: 
     lport, rport = session.natt_ports()
     child = ChildSa(cfg, spi_in, spi_out, suite, keys, initiator, local_ts, remote_ts,
                     session.now, udp_encap=session.nat_detected, local_port=lport,
-                    remote_port=rport)
+                    remote_port=rport, nonces=(nonce_i, nonce_r))
     session.children[spi_in] = child
     return child
 

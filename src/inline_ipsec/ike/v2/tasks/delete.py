@@ -14,12 +14,13 @@ import functools
 from typing import TYPE_CHECKING, Optional
 
 from ...constants import ExchangeType, ProtocolId
-from ...events import ChildSaDown
+from ...events import ChildSaDown, ChildSaRekeyed
 from ...message import Message
 from ...payloads import DeletePayload, Payload
 from ..task import Task, TaskResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..child import ChildSa
     from ..session import IkeSaState, IkeV2Session
 
 
@@ -47,7 +48,7 @@ class DeleteChildTask(Task):
                   payloads: list[Payload]) -> TaskResult:
         # Whatever the peer answers, the SA pair is gone (§1.4.1).
         child = session.children.pop(self.spi_in, None)
-        if child is not None:
+        if child is not None and child.reported:
             session.emit(ChildSaDown(child.spi_in, child.spi_out, self.reason))
         return TaskResult.DONE
 
@@ -76,6 +77,17 @@ class DeleteIkeTask(Task):
         return TaskResult.DONE
 
 
+def adopt_collision(session: "IkeV2Session", old: "ChildSa") -> None:
+    """The peer deletes `old` while our rekey of it is in flight and its colliding rekey
+    already created a replacement (RFC 7296 §2.8.1: the peer won, or its rekey completed
+    first): report that replacement before the old pair goes (make-before-break)."""
+    peer = session.children.get(old.collision) if old.collision is not None else None
+    if peer is None or peer.reported:
+        return
+    peer.reported, peer.state = True, "installed"
+    session.emit(ChildSaRekeyed(old.spi_in, old.spi_out, peer.negotiated()))
+
+
 def _forget(session: "IkeV2Session", old: "IkeSaState") -> None:
     if old in session.old_ike:
         session.old_ike.remove(old)
@@ -102,8 +114,10 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
             if child is None:
                 continue
             crossed = child.state == "deleting"  # both ends deleted at once (§1.4.1)
+            adopt_collision(session, child)
             session.children.pop(child.spi_in, None)
-            session.emit(ChildSaDown(child.spi_in, child.spi_out, "deleted by peer"))
+            if child.reported:
+                session.emit(ChildSaDown(child.spi_in, child.spi_out, "deleted by peer"))
             if not crossed:
                 ours.append(_spi4(child.spi_in))
         if ours:
