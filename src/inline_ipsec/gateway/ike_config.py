@@ -28,7 +28,8 @@ from ..config.to_sa import soft_limit
 from ..errors import ConfigError
 from ..ike import ChildConfig, Identity, IkeConfig
 from ..ike.errors import LocalIkeError
-from ..ike.proposals import ah_proposal, esp_proposal, ike_proposal
+from ..ike.constants import ProtocolId
+from ..ike.proposals import ah_proposal, esp_proposal, ike_proposal, parse_proposal
 from .keying import vpn_endpoints
 
 __all__ = ["ike_config_for_vpn", "ike_vpns", "junos_identity", "IkeConfigError"]
@@ -68,13 +69,31 @@ def _ike_proposals(config: Config, policy_name: str) -> list[str]:
         if p is None:
             continue
         enc = p.encryption_algorithm or "aes-128-cbc"
-        cipher = cipher_name(enc)
+        cipher = _cipher(enc, f"ike proposal {name}")
         hash_name = p.authentication_algorithm or ("sha-384" if cipher.endswith("256")
                                                    else "sha-256")
         out.append(ike_proposal(cipher, hash_name, DH_GROUPS[p.dh_group or DEFAULT_DH]))
     if not out:
         raise IkeConfigError(f"ike policy {policy_name} has no usable proposal")
     return out
+
+
+def _cipher(junos: str, where: str) -> str:
+    """A Junos `encryption-algorithm` as an `inline_ipsec.sa` cipher name (every IPsec
+    spelling the parser accepts; IKE's `des-cbc` has no data-plane cipher)."""
+    try:
+        return cipher_name(junos)
+    except KeyError:
+        raise IkeConfigError(f"{where}: encryption-algorithm {junos} is not supported by the "
+                             "IKE implementation") from None
+
+
+def _integrity(junos: str, where: str) -> str:
+    try:
+        return integrity_name(junos)
+    except KeyError:
+        raise IkeConfigError(f"{where}: authentication-algorithm {junos} is not supported by "
+                             "the IKE implementation") from None
 
 
 def _ike_lifetime(config: Config, policy_name: str) -> int:
@@ -93,16 +112,22 @@ def _child_configs(config: Config, vpn: IpsecVpn) -> list[ChildConfig]:
     proposals, lifetimes = [], []
     protocols: set[str] = set()
     for p in config.ipsec_proposals_of(vpn):
-        integ = integrity_name(p.authentication_algorithm) if p.authentication_algorithm \
+        where = f"ipsec proposal {p.name}"
+        integ = _integrity(p.authentication_algorithm, where) if p.authentication_algorithm \
             else None
-        if p.protocol == "ah":
-            if integ is None:
-                raise IkeConfigError(f"ipsec proposal {p.name}: AH needs an "
-                                     "authentication-algorithm")
-            proposals.append(ah_proposal(integ, pfs, p.extended_sequence_number))
-        else:
-            cipher = cipher_name(p.encryption_algorithm) if p.encryption_algorithm else "null"
-            proposals.append(esp_proposal(cipher, integ, pfs, p.extended_sequence_number))
+        try:
+            if p.protocol == "ah":
+                if integ is None:
+                    raise IkeConfigError(f"{where}: AH needs an authentication-algorithm")
+                proposals.append(ah_proposal(integ, pfs, p.extended_sequence_number))
+            else:
+                cipher = _cipher(p.encryption_algorithm, where) if p.encryption_algorithm \
+                    else "null"
+                text = esp_proposal(cipher, integ, pfs, p.extended_sequence_number)
+                parse_proposal(text, ProtocolId.ESP)    # e.g. NULL without integrity
+                proposals.append(text)
+        except LocalIkeError as exc:
+            raise IkeConfigError(f"ipsec vpn {vpn.name}: {where}: {exc}") from None
         protocols.add(p.protocol)
         lifetimes.append(p.lifetime_seconds)
     if not proposals:

@@ -5,6 +5,14 @@ the address, names the IKE SA; an old SA being deleted after a rekey still count
 responder session for a new IKE_SA_INIT request when a configuration accepts the source
 address, forgets sessions answered statelessly (COOKIE, INVALID_KE_PAYLOAD) or closed, and
 multiplexes timers, datagrams and events. `udp.py` puts sockets around it.
+
+Half-open IKE SAs (RFC 7296 §2.6): a responder IKE SA that answered IKE_SA_INIT but has not
+seen IKE_AUTH holds a DH result and keys for a peer whose address nobody checked. The manager
+counts them; at `cookie_threshold` (or always, for a configuration with `require_cookie`) it
+answers a new IKE_SA_INIT with a COOKIE notify computed without state, and creates a session
+only for a request that returns a valid cookie (which proves the initiator receives at its
+address); at `max_half_open` it drops new IKE_SA_INIT requests outright. Half-open SAs still
+end after the configuration's `half_open_timeout`.
 """
 from __future__ import annotations
 
@@ -13,9 +21,13 @@ from collections import deque
 from typing import Callable, Optional
 
 from .config import IkeConfig
-from .constants import NON_ESP_MARKER, ExchangeType, HeaderFlag
+from .constants import NON_ESP_MARKER, ExchangeType, HeaderFlag, NotifyType
+from .errors import RemoteIkeError
 from .events import IkeEvent, IkeSaUp
+from .message import IkeHeader, decode_message, encode_message
+from .payloads import NoncePayload, NotifyPayload, notify
 from .v2.session import Addr, IkeV2Session
+from .v2.tasks.ike_init import make_cookie
 
 #: Picks the configuration for a peer that starts an IKE SA with us, or None to ignore it.
 ConfigLookup = Callable[[Addr], Optional[IkeConfig]]
@@ -24,11 +36,34 @@ ConfigLookup = Callable[[Addr], Optional[IkeConfig]]
 class IkeManager:
     """Dispatches datagrams to `IkeV2Session`s by SPI and creates responder sessions."""
 
+    #: default number of half-open responder IKE SAs from which cookies are demanded (§2.6)
+    COOKIE_THRESHOLD = 100
+    #: default number of half-open responder IKE SAs from which IKE_SA_INIT is dropped
+    MAX_HALF_OPEN = 1000
+
     def __init__(self, local_addr: Addr, natt_local_port: int,
-                 lookup: Optional[ConfigLookup] = None) -> None:
+                 lookup: Optional[ConfigLookup] = None, *,
+                 cookie_threshold: Optional[int] = COOKIE_THRESHOLD,
+                 max_half_open: Optional[int] = MAX_HALF_OPEN) -> None:
+        """`cookie_threshold`: with this many half-open responder IKE SAs, new IKE_SA_INIT
+        requests must return a COOKIE (None: only for configurations with `require_cookie`);
+        `max_half_open`: with this many, new IKE_SA_INIT requests are dropped (None: no
+        limit)."""
         self.local_addr = tuple(local_addr)
         self.natt_local_port = natt_local_port
         self.lookup = lookup
+        self.cookie_threshold = cookie_threshold
+        self.max_half_open = max_half_open
+        #: COOKIE notifies sent instead of creating state (§2.6)
+        self.cookies_sent = 0
+        #: IKE_SA_INIT requests dropped at `max_half_open`
+        self.dropped_half_open = 0
+        #: IKE_SA_INIT requests returning a wrong or stale cookie (answered with a new one)
+        self.bad_cookies = 0
+        #: responder sessions between IKE_SA_INIT and IKE_AUTH, by id
+        self._half_open: dict[int, IkeV2Session] = {}
+        #: stateless answers (COOKIE) waiting for `datagrams_to_send`
+        self._stateless: list[tuple[bytes, Addr]] = []
         self.sessions: list[IkeV2Session] = []
         #: sessions by initiator SPI (RFC 7296 §2.1), a cache checked against the SPI pair
         self._by_spi: dict[bytes, IkeV2Session] = {}
@@ -101,11 +136,12 @@ class IkeManager:
         """Feed one UDP payload from either port (NAT-T ones keep their marker)."""
         if data == b"\xff":
             return  # NAT-T keepalive (RFC 3948 §2.3)
-        raw = data[4:] if data.startswith(NON_ESP_MARKER) else data
+        marker = data.startswith(NON_ESP_MARKER)
+        raw = data[4:] if marker else data
         session = self.find(raw)
         if session is None and self._is_new_init(raw):
             cfg = self.config_for(tuple(addr))
-            if cfg is not None:
+            if cfg is not None and self._admit(cfg, raw, addr, marker):
                 session = IkeV2Session(cfg, initiator=False, local_addr=self.local_addr,
                                        remote_addr=addr, now=now,
                                        natt_local_port=self.natt_local_port)
@@ -116,6 +152,58 @@ class IkeManager:
         session.receive_datagram(data, addr, now)
         self._collect(session)
 
+    # ------------------------------------------------------------------ half-open SAs (§2.6)
+    @property
+    def half_open(self) -> int:
+        """Responder IKE SAs that answered IKE_SA_INIT and wait for IKE_AUTH."""
+        return len(self._half_open)
+
+    @property
+    def cookies_required(self) -> bool:
+        """New IKE_SA_INIT requests must return a cookie (the half-open threshold is hit)."""
+        return self.cookie_threshold is not None and self.half_open >= self.cookie_threshold
+
+    def counters(self) -> dict[str, int]:
+        return {"sessions": len(self.sessions), "half_open": self.half_open,
+                "cookies_sent": self.cookies_sent, "bad_cookies": self.bad_cookies,
+                "dropped_half_open": self.dropped_half_open}
+
+    def _track(self, s: IkeV2Session) -> None:
+        if s.state == "init" and not s.ike.initiator:
+            self._half_open[id(s)] = s
+        else:
+            self._half_open.pop(id(s), None)
+
+    def _admit(self, cfg: IkeConfig, raw: bytes, addr: Addr, marker: bool) -> bool:
+        """May this new IKE_SA_INIT request create a session? Otherwise it is dropped, or
+        answered statelessly with HDR, N(COOKIE) (§2.6), and leaves no state behind."""
+        if self.max_half_open is not None and self.half_open >= self.max_half_open:
+            self.dropped_half_open += 1
+            return False
+        if not (cfg.require_cookie or self.cookies_required):
+            return True
+        try:
+            msg = decode_message(raw)
+        except RemoteIkeError:
+            return False                 # malformed: not worth an answer
+        nonce = next((p for p in msg.payloads if isinstance(p, NoncePayload)), None)
+        if nonce is None:
+            return False
+        h = msg.header
+        expected = make_cookie(cfg.cookie_secret, addr[0], nonce.nonce, h.spi_i)
+        got = next((p for p in msg.payloads if isinstance(p, NotifyPayload)
+                    and p.notify_type == NotifyType.COOKIE), None)
+        if got is not None and got.data == expected:
+            return True
+        if got is not None:
+            self.bad_cookies += 1
+        hdr = IkeHeader(h.spi_i, bytes(8), 0, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE,
+                        h.message_id)
+        reply = encode_message(hdr, [notify(NotifyType.COOKIE, expected)])
+        self._stateless.append(((NON_ESP_MARKER if marker else b"") + reply, tuple(addr)))
+        self.cookies_sent += 1
+        return False
+
     @staticmethod
     def _is_new_init(raw: bytes) -> bool:
         return len(raw) >= 28 and raw[18] == ExchangeType.IKE_SA_INIT and \
@@ -123,6 +211,7 @@ class IkeManager:
 
     def _collect(self, session: IkeV2Session) -> None:
         self._dirty.pop(id(session), None)
+        self._track(session)
         while (event := session.next_event()) is not None:
             self._events.append((session, event))
             if isinstance(event, IkeSaUp) and session.peer_initial_contact:
@@ -143,11 +232,14 @@ class IkeManager:
         if len(keep) != len(self.sessions):
             gone = {id(s) for s in self.sessions} - {id(s) for s in keep}
             self._by_spi = {k: s for k, s in self._by_spi.items() if id(s) not in gone}
+            for g in gone:
+                self._half_open.pop(g, None)
             self.sessions = keep
 
     # ------------------------------------------------------------------ aioquic-style surface
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
-        out: list[tuple[bytes, Addr]] = []
+        out: list[tuple[bytes, Addr]] = self._stateless
+        self._stateless = []
         for s in self.sessions:
             out += s.datagrams_to_send(now)
             self._collect(s)

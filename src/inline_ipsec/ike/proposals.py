@@ -3,6 +3,13 @@
 Proposals can be written in strongSwan's compact notation, e.g. ``"aes128gcm16-prfsha256-ecp256"``
 for IKE or ``"aes256-sha256-modp2048-esn"`` for ESP, so that the same string configures both us
 and the interop peer.
+
+Child SAs (ESP) take every cipher the engines carry (`inline_ipsec.sa.CIPHER_KEY_MATERIAL`):
+AES-GCM-16 (``aes128gcm16``/``aes192gcm16``/``aes256gcm16``), AES-GMAC (``aes128gmac`` ...),
+AES-CBC (``aes128``/``aes192``/``aes256``), AES-CTR (``aes128ctr`` ...), ``3des``,
+``chacha20poly1305`` and ``null``, with HMAC ``md5``, ``sha1``, ``sha256``, ``sha384``,
+``sha512`` for the non-combined ones. The IKE SA itself is limited to what the SK payload
+implements (AES-CBC or AES-GCM, SHA1/SHA2).
 """
 from __future__ import annotations
 
@@ -14,17 +21,73 @@ from .constants import (DhGroup, EncrId, EsnId, IntegId, NotifyType, PrfId, Prot
 from .errors import LocalIkeError, RemoteIkeError
 from .payloads import Proposal, Transform
 
+#: strongSwan encryption keywords -> (transform ID, key-length attribute). AES needs the
+#: key-length attribute (RFC 7296 §3.3.5); 3DES, NULL and ChaCha20-Poly1305 (RFC 7634 §2)
+#: must not carry one. The first keyword of a transform is the one `Suite.name` prints.
 _ENCR = {
-    "aes128gcm16": (EncrId.ENCR_AES_GCM_16, 128), "aes256gcm16": (EncrId.ENCR_AES_GCM_16, 256),
-    "aes128gcm": (EncrId.ENCR_AES_GCM_16, 128), "aes256gcm": (EncrId.ENCR_AES_GCM_16, 256),
-    "aes128": (EncrId.ENCR_AES_CBC, 128), "aes256": (EncrId.ENCR_AES_CBC, 256),
+    "aes128gcm16": (EncrId.ENCR_AES_GCM_16, 128), "aes192gcm16": (EncrId.ENCR_AES_GCM_16, 192),
+    "aes256gcm16": (EncrId.ENCR_AES_GCM_16, 256),
+    "aes128gcm": (EncrId.ENCR_AES_GCM_16, 128), "aes192gcm": (EncrId.ENCR_AES_GCM_16, 192),
+    "aes256gcm": (EncrId.ENCR_AES_GCM_16, 256),
+    # RFC 4543: AES-GMAC, integrity only (ENCR_NULL_AUTH_AES_GMAC), ESP only
+    "aes128gmac": (EncrId.ENCR_NULL_AUTH_AES_GMAC, 128),
+    "aes192gmac": (EncrId.ENCR_NULL_AUTH_AES_GMAC, 192),
+    "aes256gmac": (EncrId.ENCR_NULL_AUTH_AES_GMAC, 256),
+    "aes128": (EncrId.ENCR_AES_CBC, 128), "aes192": (EncrId.ENCR_AES_CBC, 192),
+    "aes256": (EncrId.ENCR_AES_CBC, 256),
+    # RFC 3686: AES-CTR, ESP only here
+    "aes128ctr": (EncrId.ENCR_AES_CTR, 128), "aes192ctr": (EncrId.ENCR_AES_CTR, 192),
+    "aes256ctr": (EncrId.ENCR_AES_CTR, 256),
+    "3des": (EncrId.ENCR_3DES, None),
     # RFC 7634 §2: no key-length attribute (the key is always 256 bits)
     "chacha20poly1305": (EncrId.ENCR_CHACHA20_POLY1305, None),
+    # RFC 2410: ESP with integrity only
+    "null": (EncrId.ENCR_NULL, None),
 }
 _INTEG = {
     "sha256": IntegId.AUTH_HMAC_SHA2_256_128, "sha384": IntegId.AUTH_HMAC_SHA2_384_192,
     "sha512": IntegId.AUTH_HMAC_SHA2_512_256, "sha1": IntegId.AUTH_HMAC_SHA1_96,
+    "md5": IntegId.AUTH_HMAC_MD5_96,
 }
+
+
+@dataclass(frozen=True)
+class _Cipher:
+    """What a child SA needs to know of an encryption transform."""
+
+    #: `inline_ipsec.sa.CIPHER_KEY_MATERIAL` name; "{bits}" is the key-length attribute.
+    name: str
+    #: key bytes for fixed-key ciphers; None: the key-length attribute (AES: 128/192/256).
+    key_bytes: Optional[int]
+    #: bytes of salt/nonce after the key in KEYMAT (RFC 4106 §8.1, RFC 4543 §3.2,
+    #: RFC 3686 §5.1, RFC 7634 §2).
+    salt: int
+    #: combined mode (RFC 4303 §3.2.3): no integrity transform with it.
+    combined: bool
+
+
+_CIPHERS: dict[int, _Cipher] = {
+    EncrId.ENCR_AES_GCM_16: _Cipher("aes-gcm-{bits}", None, 4, True),
+    EncrId.ENCR_NULL_AUTH_AES_GMAC: _Cipher("aes-gmac-{bits}", None, 4, True),
+    EncrId.ENCR_AES_CBC: _Cipher("aes-cbc-{bits}", None, 0, False),
+    EncrId.ENCR_AES_CTR: _Cipher("aes-ctr-{bits}", None, 4, False),
+    EncrId.ENCR_3DES: _Cipher("3des-cbc", 24, 0, False),
+    EncrId.ENCR_CHACHA20_POLY1305: _Cipher("chacha20-poly1305", 32, 4, True),
+    EncrId.ENCR_NULL: _Cipher("null", 0, 0, False),
+}
+#: integrity transforms: IANA ID -> (`inline_ipsec.sa.INTEGRITY_ALGORITHMS` name, key bytes)
+#: (RFC 2403, RFC 2404, RFC 4868).
+_INTEGRITY: dict[int, tuple[str, int]] = {
+    IntegId.AUTH_HMAC_MD5_96: ("hmac-md5-96", 16),
+    IntegId.AUTH_HMAC_SHA1_96: ("hmac-sha1-96", 20),
+    IntegId.AUTH_HMAC_SHA2_256_128: ("hmac-sha256-128", 32),
+    IntegId.AUTH_HMAC_SHA2_384_192: ("hmac-sha384-192", 48),
+    IntegId.AUTH_HMAC_SHA2_512_256: ("hmac-sha512-256", 64),
+}
+#: what the SK payload (`protection.SkCipher`) implements: IKE proposals are limited to these.
+_IKE_ENCR = frozenset({EncrId.ENCR_AES_CBC, EncrId.ENCR_AES_GCM_16})
+_IKE_INTEG = frozenset({IntegId.AUTH_HMAC_SHA1_96, IntegId.AUTH_HMAC_SHA2_256_128,
+                        IntegId.AUTH_HMAC_SHA2_384_192, IntegId.AUTH_HMAC_SHA2_512_256})
 _PRF = {
     "prfsha256": PrfId.PRF_HMAC_SHA2_256, "prfsha384": PrfId.PRF_HMAC_SHA2_384,
     "prfsha512": PrfId.PRF_HMAC_SHA2_512, "prfsha1": PrfId.PRF_HMAC_SHA1,
@@ -65,6 +128,25 @@ def parse_proposal(text: str, protocol: int = ProtocolId.IKE, num: int = 1) -> P
             esn.append(EsnId.ESN if tok == "esn" else EsnId.NO_ESN)
         else:
             raise LocalIkeError(f"unknown algorithm {tok!r} in proposal {text!r}")
+    encrs = [t.id for t in transforms if t.type == TransformType.ENCR]
+    if protocol == ProtocolId.IKE:
+        bad = [tok for tok, ids in (("encryption", [e for e in encrs if e not in _IKE_ENCR]),
+                                    ("integrity", [i for i in integ if i not in _IKE_INTEG]))
+               if ids]
+        if bad:
+            raise LocalIkeError(f"IKE proposal {text!r}: {' and '.join(bad)} algorithm not "
+                                "supported for the IKE SA (AES-CBC or AES-GCM with SHA1/SHA2)")
+    elif protocol == ProtocolId.ESP:
+        combined = [e for e in encrs if _CIPHERS[e].combined]
+        if combined and (integ or len(combined) != len(encrs)):
+            # RFC 4303 §3.2.3 / RFC 7296 §3.3: a combined-mode cipher has no integrity
+            # transform, so it cannot share a proposal with ciphers that need one.
+            raise LocalIkeError(f"ESP proposal {text!r}: combined-mode ciphers (AES-GCM, "
+                                "AES-GMAC, ChaCha20-Poly1305) go in a proposal of their own, "
+                                "without an integrity algorithm")
+        if EncrId.ENCR_NULL in encrs and not integ:
+            raise LocalIkeError(f"ESP proposal {text!r}: NULL encryption needs an integrity "
+                                "algorithm (RFC 4303 §3.2)")
     transforms += [Transform(TransformType.INTEG, i) for i in integ]
     if protocol == ProtocolId.IKE:
         if not prfs:
@@ -80,10 +162,20 @@ def parse_proposal(text: str, protocol: int = ProtocolId.IKE, num: int = 1) -> P
     return Proposal(num, protocol, b"", transforms)
 
 
-_CIPHER_TOKEN = {"aes-gcm-128": "aes128gcm16", "aes-gcm-256": "aes256gcm16",
-                 "aes-cbc-128": "aes128", "aes-cbc-256": "aes256",
-                 "chacha20-poly1305": "chacha20poly1305"}
-_INTEGRITY_TOKEN = {"hmac-sha1-96": "sha1", "hmac-sha256-128": "sha256",
+#: `inline_ipsec.sa` cipher names -> strongSwan keywords, for ESP children ...
+_CIPHER_TOKEN = {"aes-gcm-128": "aes128gcm16", "aes-gcm-192": "aes192gcm16",
+                 "aes-gcm-256": "aes256gcm16",
+                 "aes-gmac-128": "aes128gmac", "aes-gmac-192": "aes192gmac",
+                 "aes-gmac-256": "aes256gmac",
+                 "aes-cbc-128": "aes128", "aes-cbc-192": "aes192", "aes-cbc-256": "aes256",
+                 "aes-ctr-128": "aes128ctr", "aes-ctr-192": "aes192ctr",
+                 "aes-ctr-256": "aes256ctr",
+                 "3des-cbc": "3des", "chacha20-poly1305": "chacha20poly1305", "null": "null"}
+#: ... and for the IKE SA (what `protection.SkCipher` implements and Junos offers for IKE).
+_IKE_CIPHER_TOKEN = {k: _CIPHER_TOKEN[k] for k in ("aes-gcm-128", "aes-gcm-256",
+                                                   "aes-cbc-128", "aes-cbc-192",
+                                                   "aes-cbc-256")}
+_INTEGRITY_TOKEN = {"hmac-md5-96": "md5", "hmac-sha1-96": "sha1", "hmac-sha256-128": "sha256",
                     "hmac-sha384-192": "sha384", "hmac-sha512-256": "sha512"}
 _HASH_TOKEN = {"sha1": "sha1", "sha-256": "sha256", "sha256": "sha256", "sha-384": "sha384",
                "sha384": "sha384", "sha-512": "sha512", "sha512": "sha512"}
@@ -110,7 +202,7 @@ def ike_proposal(cipher: str, hash_name: str, dh_group: int) -> str:
     Junos `authentication-algorithm` for the hash, an IANA DH group number), e.g.
     ("aes-gcm-256", "sha-384", 20) -> "aes256gcm16-prfsha384-ecp384". For AES-CBC the hash is
     both PRF and integrity (HMAC-SHA2 with RFC 4868 truncation)."""
-    enc = _token(_CIPHER_TOKEN, cipher, "IKE cipher")
+    enc = _token(_IKE_CIPHER_TOKEN, cipher, "IKE cipher")
     h = _token(_HASH_TOKEN, hash_name, "IKE hash")
     mac = f"prf{h}" if "gcm" in enc else h
     return f"{enc}-{mac}-{_group_token(dh_group)}"
@@ -145,6 +237,8 @@ def _key(t: Transform) -> tuple[int, int, Optional[int]]:
 
 def _types(p: Proposal) -> set[int]:
     types = {t.type for t in p.transforms}
+    if all(t.id == IntegId.NONE for t in p.of_type(TransformType.INTEG)):
+        types.discard(TransformType.INTEG)    # INTEG NONE with a combined-mode cipher (§3.3)
     if p.protocol != ProtocolId.IKE:
         # A missing ESN transform means "no ESN"; DH NONE is the same as no DH (§3.3.3).
         types.add(TransformType.ESN)
@@ -154,7 +248,8 @@ def _types(p: Proposal) -> set[int]:
 
 
 def _normalised(p: Proposal) -> list[Transform]:
-    ts = [t for t in p.transforms if not (t.type == TransformType.DH and t.id == DhGroup.NONE)]
+    ts = [t for t in p.transforms if not (t.type == TransformType.DH and t.id == DhGroup.NONE)
+          and not (t.type == TransformType.INTEG and t.id == IntegId.NONE)]
     if p.protocol != ProtocolId.IKE and not p.of_type(TransformType.ESN):
         ts.append(Transform(TransformType.ESN, EsnId.NO_ESN))
     return ts
@@ -244,47 +339,58 @@ class Suite:
         return "-".join(parts)
 
     @property
+    def _cipher(self) -> _Cipher:
+        c = _CIPHERS.get(self.encr)
+        if c is None:
+            raise RemoteIkeError(f"unsupported encryption transform {self.encr}",
+                                 NotifyType.NO_PROPOSAL_CHOSEN)
+        if c.key_bytes is None and self.key_bits not in (128, 192, 256):
+            raise RemoteIkeError(f"unsupported AES key length {self.key_bits}",
+                                 NotifyType.NO_PROPOSAL_CHOSEN)
+        return c
+
+    @property
     def is_aead(self) -> bool:
-        return self.encr in (EncrId.ENCR_AES_GCM_8, EncrId.ENCR_AES_GCM_12,
-                             EncrId.ENCR_AES_GCM_16)
+        """A combined-mode cipher (RFC 4303 §3.2.3, RFC 5282): AES-GCM, AES-GMAC or
+        ChaCha20-Poly1305; no integrity transform goes with it. (The IKE SA only ever
+        negotiates AES-GCM of these, see `parse_proposal`.)"""
+        c = _CIPHERS.get(self.encr)
+        return c is not None and c.combined
 
     @property
     def encr_key_len(self) -> int:
-        """Bytes of key material for the cipher: AES-GCM adds a 4-byte salt (RFC 5282 §7.1,
-        RFC 4106 §8.1); ChaCha20-Poly1305 is a 256-bit key and a 4-byte salt (RFC 7634 §2,
-        ESP only)."""
-        if self.encr == EncrId.ENCR_CHACHA20_POLY1305:
-            return 36
+        """Bytes of KEYMAT for the cipher in one direction (RFC 7296 §2.17): the key, then for
+        AES-GCM (RFC 4106 §8.1, RFC 5282 §7.1), AES-GMAC (RFC 4543 §3.2), AES-CTR
+        (RFC 3686 §5.1) and ChaCha20-Poly1305 (RFC 7634 §2) a 4-byte salt/nonce. NULL and
+        AH take none."""
         if not self.encr:       # AH
             return 0
-        if self.encr not in (EncrId.ENCR_AES_CBC, EncrId.ENCR_AES_GCM_16):
-            raise RemoteIkeError(f"unsupported encryption transform {self.encr}",
-                                 NotifyType.NO_PROPOSAL_CHOSEN)
-        if self.key_bits not in (128, 192, 256):
-            raise RemoteIkeError(f"unsupported AES key length {self.key_bits}",
-                                 NotifyType.NO_PROPOSAL_CHOSEN)
-        return self.key_bits // 8 + (4 if self.is_aead else 0)
+        c = self._cipher
+        key = c.key_bytes if c.key_bytes is not None else self.key_bits // 8
+        return key + c.salt
 
     @property
     def integ_key_len(self) -> int:
-        return {IntegId.NONE: 0, IntegId.AUTH_HMAC_SHA1_96: 20,
-                IntegId.AUTH_HMAC_SHA2_256_128: 32, IntegId.AUTH_HMAC_SHA2_384_192: 48,
-                IntegId.AUTH_HMAC_SHA2_512_256: 64}[IntegId(self.integ)]
+        if self.integ == IntegId.NONE:
+            return 0
+        if self.integ not in _INTEGRITY:
+            raise RemoteIkeError(f"unsupported integrity transform {self.integ}",
+                                 NotifyType.NO_PROPOSAL_CHOSEN)
+        return _INTEGRITY[self.integ][1]
 
     @property
     def cipher_name(self) -> str:
         """Name as in `inline_ipsec.sa.CIPHER_KEY_MATERIAL`."""
-        if self.encr == EncrId.ENCR_CHACHA20_POLY1305:
-            return "chacha20-poly1305"
         if not self.encr:       # AH: no cipher
             return "null"
-        kind = "gcm" if self.is_aead else "cbc"
-        return f"aes-{kind}-{self.key_bits}"
+        return self._cipher.name.format(bits=self.key_bits)
 
     @property
     def integrity_name(self) -> Optional[str]:
         """Name as in `inline_ipsec.sa.INTEGRITY_ALGORITHMS`."""
-        return {IntegId.NONE: None, IntegId.AUTH_HMAC_SHA1_96: "hmac-sha1-96",
-                IntegId.AUTH_HMAC_SHA2_256_128: "hmac-sha256-128",
-                IntegId.AUTH_HMAC_SHA2_384_192: "hmac-sha384-192",
-                IntegId.AUTH_HMAC_SHA2_512_256: "hmac-sha512-256"}[IntegId(self.integ)]
+        if self.integ == IntegId.NONE:
+            return None
+        if self.integ not in _INTEGRITY:
+            raise RemoteIkeError(f"unsupported integrity transform {self.integ}",
+                                 NotifyType.NO_PROPOSAL_CHOSEN)
+        return _INTEGRITY[self.integ][0]

@@ -154,12 +154,17 @@ class IkeInitTask(Task):
         return TaskResult.DONE
 
 
+def make_cookie(secret: bytes, initiator_ip: str, nonce_i: bytes, spi_i: bytes) -> bytes:
+    """Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>) (§2.6), computed
+    without any state (the `IkeManager` answers floods with it before making a session)."""
+    ip = ipaddress.ip_address(initiator_ip).packed
+    return b"\x00\x00\x00\x01" + hashlib.sha256(nonce_i + ip + spi_i + secret).digest()
+
+
 def cookie_for(session: "IkeV2Session", nonce_i: bytes, spi_i: bytes) -> bytes:
-    """Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>) (§2.6); the secret is
-    per configuration so that any responder session can check it without state."""
-    ip = ipaddress.ip_address(session.remote_addr[0]).packed
-    return b"\x00\x00\x00\x01" + hashlib.sha256(
-        nonce_i + ip + spi_i + session.config.cookie_secret).digest()
+    """The cookie of this peer (§2.6); the secret is per configuration so that any responder
+    session, and the manager, can check it without state."""
+    return make_cookie(session.config.cookie_secret, session.remote_addr[0], nonce_i, spi_i)
 
 
 def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> list[Payload]:
