@@ -160,7 +160,13 @@ class IkeControl:
         if local is None:
             first = next(iter(self.vpns.values()), None)
             local = (first.local if first else "0.0.0.0", 500)
-        self.manager = IkeManager(tuple(local), natt_port, self._lookup)
+        # Cookies and the half-open limit guard against floods (RFC 7296 §2.6); a gateway
+        # whose own peers may all negotiate at once (establish-tunnels immediately) must not
+        # mistake them for one, so both scale with the number of configured VPNs.
+        self.manager = IkeManager(tuple(local), natt_port, self._lookup,
+                                  cookie_threshold=max(IkeManager.COOKIE_THRESHOLD,
+                                                       2 * len(self.vpns)),
+                                  max_half_open=max(IkeManager.MAX_HALF_OPEN, 4 * len(self.vpns)))
         for rec in self.vpns.values():
             rec.config.select_peer = rec.responder.select_peer = \
                 self._selector(rec.peer_transport)
