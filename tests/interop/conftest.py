@@ -2,6 +2,7 @@ import os
 import sys
 
 import pytest
+from helpers import missing
 
 _HERE = os.path.dirname(__file__)
 _SRC = os.path.abspath(os.path.join(_HERE, "..", "..", "src"))
@@ -18,7 +19,7 @@ def pytest_configure(config):
 
 def _charon(tmp_path, extra=""):
     if not available():
-        pytest.skip("strongSwan charon is not installed (/usr/lib/ipsec/charon)")
+        missing("strongSwan charon is not installed (/usr/lib/ipsec/charon)")
     c = Charon(tmp_path, extra)
     c.start()
     return c

@@ -24,6 +24,7 @@ import re
 import time
 
 import pytest
+from helpers import missing
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -57,10 +58,10 @@ SCENARIOS = {
 @pytest.fixture
 def topology(request):
     if not available():
-        pytest.skip("strongSwan charon is not installed (/usr/lib/ipsec/charon)")
+        missing("strongSwan charon is not installed (/usr/lib/ipsec/charon)")
     why = usable()
     if why:
-        pytest.skip(why)
+        missing(why)
     topo = Topology(nat_address=True, family=getattr(request, "param", 4))
     request.addfinalizer(topo.close)
     return topo

@@ -71,7 +71,11 @@ def test_gate_errors_are_clear(tmp_path, capsys):
 
 
 def test_plot(tmp_path, tiny_result):
-    pytest.importorskip("matplotlib")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        from helpers import missing
+        missing("matplotlib is not installed (pip install '.[test]')")
     from inline_ipsec.perf import report
     from inline_ipsec.perf.suite import BenchResult, Figure
     data = json.loads(tiny_result.read_text())
