@@ -25,7 +25,7 @@ from .packet.burst import Burst
 from .sa import SaSpec
 
 __all__ = ["Engine", "SaCounters", "EngineCounters", "Status", "raise_for_status",
-           "encrypt_one", "decrypt_one"]
+           "encrypt_one", "decrypt_one", "SinglePacketCalls"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,21 @@ def decrypt_one(engine: "Engine", packet: bytes) -> bytes:
     status = int(burst.status[0])
     raise_for_status(status, "decrypt")
     return b"" if status == Status.DUMMY else burst.packet(0)
+
+
+class SinglePacketCalls:
+    """`encrypt`/`decrypt` for one packet, as bursts of one, for any engine with burst calls
+    (DESIGN.md §4: one code path)."""
+
+    def encrypt(self, handle: int, packet: bytes) -> bytes:
+        """Encrypt one inner IP packet: a burst of one. Raises the typed error on a drop."""
+        return encrypt_one(self, handle, packet)  # type: ignore[arg-type]
+
+    def decrypt(self, packet: bytes) -> bytes:
+        """Decrypt one outer packet to its inner IP packet: a burst of one.
+
+        Raises the typed error on a drop; a dummy packet (next header 59) returns b""."""
+        return decrypt_one(self, packet)  # type: ignore[arg-type]
 
 
 def raise_for_status(status: int, what: str = "") -> None:

@@ -16,7 +16,7 @@ import _pfe_core
 from _pfe_core import gcm as _pfe_gcm
 from _pfe_core.table import BurstArrays, DuplicateSpi, SaTable, TableFull
 
-from .engine import EngineCounters, SaCounters, decrypt_one, encrypt_one
+from .engine import EngineCounters, SaCounters, SinglePacketCalls
 from .errors import (
     BackendUnavailableError,
     CapacityError,
@@ -78,7 +78,7 @@ def pfe_limitations(spec: SaSpec) -> list[str]:
     return reasons
 
 
-class Pfe:
+class Pfe(SinglePacketCalls):
     """The ASIC model. Same engine protocol as `CpuEngine` (see `inline_ipsec.engine`).
 
     >>> pfe = Pfe()
@@ -175,16 +175,6 @@ class Pfe:
         arrays = _arrays(burst)
         with self._lock:
             return self._table.decrypt_burst(arrays, burst.count)
-
-    def encrypt(self, handle: int, packet: bytes) -> bytes:
-        """Encrypt one inner IP packet: a burst of one. Raises the typed error on a drop."""
-        return encrypt_one(self, handle, packet)
-
-    def decrypt(self, packet: bytes) -> bytes:
-        """Decrypt one outer packet to its inner IP packet: a burst of one.
-
-        Raises the typed error on a drop; a dummy packet (next header 59) returns b""."""
-        return decrypt_one(self, packet)
 
     # -- state -----------------------------------------------------------------------------------
 

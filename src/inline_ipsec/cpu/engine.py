@@ -17,7 +17,7 @@ import time
 from collections import deque
 from typing import Callable, Union
 
-from ..engine import EngineCounters, SaCounters, Status, decrypt_one, encrypt_one
+from ..engine import EngineCounters, SaCounters, SinglePacketCalls, Status
 from ..errors import UnsupportedSaError
 from ..packet.burst import Burst
 from ..packet.ip import PROTO_AH, PROTO_ESP, PROTO_UDP, ipv6_walk, ones_sum
@@ -41,7 +41,7 @@ InState = Union[EspIn, AhIn]
 OutState = Union[EspOut, AhOut]
 
 
-class CpuEngine:
+class CpuEngine(SinglePacketCalls):
     """The CPU path. Same engine protocol as `Pfe` (see `inline_ipsec.engine`).
 
     >>> cpu = CpuEngine()
@@ -318,16 +318,6 @@ class CpuEngine:
             return MALFORMED
         spi = _L.unpack_from(mv, e + (4 if ipsec == PROTO_AH else 0))[0]
         return (i, p, ln, l4, nhf, e, elen, tos, spi, ipsec)
-
-    def encrypt(self, handle: int, packet: bytes) -> bytes:
-        """Encrypt one inner IP packet: a burst of one. Raises the typed error on a drop."""
-        return encrypt_one(self, handle, packet)
-
-    def decrypt(self, packet: bytes) -> bytes:
-        """Decrypt one outer packet to its inner IP packet: a burst of one.
-
-        Raises the typed error on a drop; a dummy packet (next header 59) returns b""."""
-        return decrypt_one(self, packet)
 
     # -- state -----------------------------------------------------------------------------------
 
