@@ -16,14 +16,8 @@ from scapy.packet import Raw, raw
 from inline_ipsec import SaSpec
 
 def find_vectors_dir() -> Path:
-    """../shared/vectors beside the repository (or INLINE_IPSEC_VECTORS)."""
-    import os
-    here = Path(__file__).resolve().parents[1]
-    for candidate in (os.environ.get("INLINE_IPSEC_VECTORS"), here.parent / "shared" / "vectors",
-                      "/work/shared/vectors"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    raise FileNotFoundError("the published vectors (../shared/vectors) are missing")
+    """The published vectors: tests/data/vectors."""
+    return Path(__file__).resolve().parent / "data" / "vectors"
 
 
 def load_vectors(name: str) -> dict:

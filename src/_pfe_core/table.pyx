@@ -3,7 +3,7 @@
 
 One table is one modelled PFE: at most 4000 SAs (both directions count), inbound SAs found by
 SPI in O(1), one EVP_CIPHER_CTX per SA keyed once at install. A table is not shared between
-threads: each worker thread owns its own (DESIGN.md §4); the burst calls release the GIL."""
+threads: each worker thread owns its own (docs/design.md §4); the burst calls release the GIL."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset, memcpy

@@ -2,7 +2,7 @@
 
 Both gateways load Junos `set` statements (`gateway/demo_config.py`): four VPNs are offloaded
 to the PFE (IPv4, IPv6, NAT-T, a manual SA) and seven stay on the CPU, one per reason of
-DESIGN.md Table 1. The IKE VPNs come up with real IKEv2 between the two gateways over loopback
+docs/design.md Table 1. The IKE VPNs come up with real IKEv2 between the two gateways over loopback
 UDP (one with a PPK, RFC 8784; one over NAT-T; one AH child SA); `build(ike="prekeyed")` keeps
 the old stand-in (`gateway/keying.py`). Traffic crosses every tunnel both ways on an in-memory
 wire; then the edge cases (pre-fragmentation, MTU drops with ICMP, replay, NAT-T

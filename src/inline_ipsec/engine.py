@@ -2,7 +2,7 @@
 
 Both engines take the same `SaSpec`, return the same per-packet `Status` codes from their burst
 calls and raise the same typed errors from their single-packet calls, so the gateway can move a
-tunnel from one engine to the other without caring where it lives (DESIGN.md §1).
+tunnel from one engine to the other without caring where it lives (docs/design.md §1).
 """
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def decrypt_one(engine: "Engine", packet: bytes) -> bytes:
 
 class SinglePacketCalls:
     """`encrypt`/`decrypt` for one packet, as bursts of one, for any engine with burst calls
-    (DESIGN.md §4: one code path)."""
+    (docs/design.md §4: one code path)."""
 
     def encrypt(self, handle: int, packet: bytes) -> bytes:
         """Encrypt one inner IP packet: a burst of one. Raises the typed error on a drop."""

@@ -1,7 +1,7 @@
 """`Pfe`: the modelled Packet Forwarding Engine (the ASIC path, "Hardware Offloaded: Yes").
 
 A thin class over `_pfe_core`: it validates an `SaSpec` against what the ASIC can carry
-(DESIGN.md Table 1: ESP tunnel mode, AES-GCM-128/256, anti-replay window up to 4096, at most
+(docs/design.md Table 1: ESP tunnel mode, AES-GCM-128/256, anti-replay window up to 4096, at most
 4000 SAs) and hands bursts to the C kernels, which run with the GIL released. Each `Pfe` is
 independent: run several in several threads, one per modelled PFE.
 """
@@ -59,7 +59,7 @@ _OUTBOUND, _INBOUND = 1, 2
 
 
 def pfe_limitations(spec: SaSpec) -> list[str]:
-    """Every reason the PFE cannot carry this SA (empty when it can), per DESIGN.md Table 1."""
+    """Every reason the PFE cannot carry this SA (empty when it can), per docs/design.md Table 1."""
     reasons = []
     if spec.protocol != "esp":
         reasons.append(f"{spec.protocol.upper()} is processed on the CPU; the PFE carries ESP only")

@@ -2,7 +2,7 @@
 
 It is the cold, control-plane description of an SA (what IKE negotiated or what a manual-SA
 configuration says). Each engine builds its own hot runtime state from it at install time, so
-the data plane never sees IKE and IKE never sees the data plane (DESIGN.md §1, §5).
+the data plane never sees IKE and IKE never sees the data plane (docs/design.md §1, §5).
 """
 from __future__ import annotations
 

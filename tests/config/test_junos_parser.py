@@ -17,7 +17,7 @@ from inline_ipsec.config import (
 from inline_ipsec.config.junos import tokenize
 from inline_ipsec.errors import ConfigError
 
-# The SRX4700 configuration of JUNOS.md (Junos 25.2R1), verbatim.
+# The SRX4700 configuration of docs/junos-formats.md (Junos 25.2R1), verbatim.
 SRX4700 = """\
 set security ike proposal ike-1 authentication-method pre-shared-keys
 set security ike proposal ike-1 dh-group group20

@@ -71,16 +71,10 @@ def inner_v6(size: int = 100, tc: int = 0) -> bytes:
 
 
 def load_vectors(name: str) -> dict:
-    """A file of ../shared/vectors (beside the repository, or INLINE_IPSEC_VECTORS)."""
+    """A file of tests/data/vectors."""
     import json
-    import os
     from pathlib import Path
-    here = Path(__file__).resolve().parents[2]
-    for cand in (os.environ.get("INLINE_IPSEC_VECTORS"), here.parent / "shared" / "vectors",
-                 "/work/shared/vectors"):
-        if cand and (Path(cand) / name).is_file():
-            return json.loads((Path(cand) / name).read_text())
-    raise FileNotFoundError(f"vector file {name} (../shared/vectors) is missing")
+    return json.loads((Path(__file__).resolve().parents[1] / "data" / "vectors" / name).read_text())
 
 
 def outer_v4(payload: bytes, proto: int = 50, src: str = "192.0.2.1",

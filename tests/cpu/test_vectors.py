@@ -1,4 +1,4 @@
-"""Published vectors (../shared/vectors) through CpuEngine's public API, including those the
+"""Published vectors (tests/data/vectors) through CpuEngine's public API, including those the
 PFE cannot take: 192-bit keys, AES-GMAC (RFC 4543) and transport-mode payloads (next header
 1/6/17) of draft-mcgrew-gcm-test-01 §4, and the Linux-kernel packets (AES-GCM and AES-GMAC,
 ESN on and off) with their tampered copies."""

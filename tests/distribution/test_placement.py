@@ -1,4 +1,4 @@
-"""DESIGN.md Table 1, one test per row and column: where the tunnel goes, and why."""
+"""docs/design.md Table 1, one test per row and column: where the tunnel goes, and why."""
 from __future__ import annotations
 
 import datetime as dt

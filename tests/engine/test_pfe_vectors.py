@@ -1,4 +1,4 @@
-"""Published vectors through the PFE's public API (../shared/vectors).
+"""Published vectors through the PFE's public API (tests/data/vectors).
 
 draft-mcgrew-gcm-test-01 §4 and Linux-kernel ESP packets: every AES-GCM packet with a 128- or
 256-bit key opens to its plaintext, and tampered copies fail. Tunnel-mode packets go through

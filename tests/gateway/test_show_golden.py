@@ -1,4 +1,4 @@
-"""Golden text of each show command against a running gateway (Junos 25.x formats, JUNOS.md §4,
+"""Golden text of each show command against a running gateway (Junos 25.x formats, docs/junos-formats.md §4,
 rendered by `inline_ipsec.stats`). Gateway gw-b of the manual-SA pair, fixed clock, after:
 10 packets a->b on each tunnel, 3 packets b->a on v-pfe, a forged v-cpu packet, a packet with an
 unknown SPI, and a 1500-byte DF-set packet at gw-b."""

@@ -1,4 +1,4 @@
-"""Golden text of each show command (formats of JUNOS.md §4, Junos 25.x)."""
+"""Golden text of each show command (formats of docs/junos-formats.md §4, Junos 25.x)."""
 from __future__ import annotations
 
 import dataclasses

@@ -8,7 +8,7 @@ Lexical rules (as the Junos CLI): tokens are separated by blanks; a double-quote
 token (`\\"` and `\\\\` escape inside it); `#` starts a comment when it begins a token; `[ a b ]`
 lists several values for a list statement (`proposals [ p1 p2 ]`). Blank lines are ignored.
 
-Supported statements (Junos 25.2R1 syntax, see /work/shared/JUNOS.md), plus three of our own,
+Supported statements (Junos 25.2R1 syntax, see docs/junos-formats.md), plus three of our own,
 marked (*), which model things whose real syntax is elsewhere in Junos or unpublished:
 
     set security ike proposal <n> authentication-method|dh-group|encryption-algorithm|
@@ -38,7 +38,7 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
                                | manual gateway <ip> | manual external-interface <if>
                                | ha-link-encryption   (Multinode HA ICL encryption)
                                | deployment-type site-to-site|mnha-icl|p2mp|group-vpn|advpn   (*)
-    set security ipsec hw-offload-disable            (syntax unverified, see JUNOS.md)
+    set security ipsec hw-offload-disable            (the model's spelling, see docs/junos-formats.md)
     set security key-manager profiles <p> static key-id|key ascii-text <s>
     set security flow power-mode-ipsec
     set interfaces st0 unit <N> family inet|inet6 [address <pfx>] | multipoint  (marks p2mp)
@@ -47,7 +47,7 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
     set routing-options rib inet6.0 static route <pfx6> next-hop <st0.N|ip>
     set system license ipsec-offload expires <YYYY-MM-DD> | permanent                   (*)
 
-(*) `deployment-type` states a VPN's deployment for DESIGN.md Table 1. Junos itself implies it
+(*) `deployment-type` states a VPN's deployment for docs/design.md Table 1. Junos itself implies it
 from other stanzas; we accept those markers too (`interfaces st0 unit N multipoint` -> p2mp,
 `ike gateway <g> advpn ...` -> advpn, `ipsec vpn <v> ha-link-encryption` -> mnha-icl) and
 `validate.py` rejects a contradiction. Group VPN (`security group-vpn`) has no marker here.

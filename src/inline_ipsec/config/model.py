@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: Deployment types of `set security ipsec vpn <v> deployment-type <t>` (our statement, see
-#: docs in `junos.py`). Only the first two may be offloaded to the PFE (DESIGN.md Table 1).
+#: docs in `junos.py`). Only the first two may be offloaded to the PFE (docs/design.md Table 1).
 DEPLOYMENT_TYPES = ("site-to-site", "mnha-icl", "p2mp", "group-vpn", "advpn")
 
 

@@ -1,4 +1,4 @@
-"""From a configured VPN to `SaSpec` arguments (the record both engines accept, DESIGN.md §5).
+"""From a configured VPN to `SaSpec` arguments (the record both engines accept, docs/design.md §5).
 
 Two sources of SA parameters:
 - a manual SA (`set security ipsec vpn <v> manual ...`): everything comes from the

@@ -2,7 +2,7 @@
 
 Same engine protocol as `Pfe` (inline_ipsec.engine): same `SaSpec`, same per-packet `Status`
 codes from the burst calls, same typed errors from the single-packet calls. It carries what
-the PFE cannot (DESIGN.md Table 1): every ESP cipher of `CIPHER_KEY_MATERIAL`, AH, transport
+the PFE cannot (docs/design.md Table 1): every ESP cipher of `CIPHER_KEY_MATERIAL`, AH, transport
 mode, anti-replay windows of any size, any number of SAs and several child SAs per tunnel,
 and lifetimes in seconds, kilobytes and packets.
 
@@ -124,7 +124,7 @@ class CpuEngine(SinglePacketCalls):
     def update(self, handle: int, spec: SaSpec) -> None:
         """Apply a changed DF-bit or DSCP-copy setting to an installed SA at once, keeping its
         sequence numbers, replay window, counters and lifetime (strongSwan's `update_sa`).
-        On the CPU path such changes take effect immediately (DESIGN.md §2); anything else
+        On the CPU path such changes take effect immediately (docs/design.md §2); anything else
         (keys, SPI, addresses, transforms) needs a new SA."""
         state = self._sa(handle)
         changeable = ("df_bit", "copy_outer_dscp")

@@ -1,6 +1,6 @@
 """Per-SA runtime state shared by the ESP and AH processors of the CPU path.
 
-An `SaState` is built once at install from the cold `SaSpec` (DESIGN.md §1): the transform is
+An `SaState` is built once at install from the cold `SaSpec` (docs/design.md §1): the transform is
 keyed, the outer-header template and its constant checksum part are precomputed, and the
 counters, anti-replay window and lifetime book-keeping live here. The processors then run one
 tight loop per group of packets of this SA (`encrypt_group` / `decrypt_group`).

@@ -1,6 +1,6 @@
 """SA distribution (pipeline stage ③): decide where each tunnel runs and keep its SAs there.
 
-`placement` holds DESIGN.md Table 1 as data (`place()`); `distributor` installs, rekeys
+`placement` holds docs/design.md Table 1 as data (`place()`); `distributor` installs, rekeys
 (make-before-break) and removes SA pairs on the PFE engines or the CPU engine.
 """
 from __future__ import annotations

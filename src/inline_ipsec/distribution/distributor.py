@@ -16,7 +16,7 @@ first and switches outbound after):
   3. the old inbound SA stays to drain packets still in flight, and is removed when its drain
      time has passed (`expire_drained`) or at once with `finish_drain`.
 
-DF bit and DSCP copy (DESIGN.md §2): on an active *offloaded* tunnel a change is pending until
+DF bit and DSCP copy (docs/design.md §2): on an active *offloaded* tunnel a change is pending until
 the next rekey, whose new SAs carry it; on a CPU tunnel it is applied at once, through the
 engine's `update(handle, spec)` when it has one. Without `update`, a DF change reinstalls the
 outbound SA with its sequence counter, and a DSCP-copy change waits for the rekey as on the
@@ -44,7 +44,7 @@ __all__ = [
     "FIRST_TUNNEL_ID",
 ]
 
-#: Junos 25.x numbers tunnels from about 500000 (JUNOS.md §4.1).
+#: Junos 25.x numbers tunnels from about 500000 (docs/junos-formats.md §4.1).
 FIRST_TUNNEL_ID = 500001
 
 
@@ -154,7 +154,7 @@ def _mutates(method: _F) -> _F:
 
 
 class Distributor:
-    """Installs tunnels on the PFEs of one chassis or on the CPU engine (DESIGN.md §1 stage ③).
+    """Installs tunnels on the PFEs of one chassis or on the CPU engine (docs/design.md §1 stage ③).
 
     `pfes` are the PFE engines (FPC/PIC slots); `slots` names them, (fpc, pic) per PFE,
     default (i, 0). Offloaded tunnels are spread over the PFEs (the one with the fewest tunnels

@@ -1,7 +1,7 @@
-"""Which engine carries a tunnel: DESIGN.md Table 1 as data.
+"""Which engine carries a tunnel: docs/design.md Table 1 as data.
 
 This file owns the offload decision and nothing else: no engine is touched here. The rules are
-the rows of Table 1 (from the Junos 25.2R1 inline IPsec documentation, see DESIGN.md §2) plus the
+the rows of Table 1 (from the Junos 25.2R1 inline IPsec documentation, see docs/design.md §2) plus the
 three switches that apply to every tunnel: `set security ipsec hw-offload-disable`, the offload
 license, and the chassis capacity (4000 SAs / 2000 tunnels).
 
@@ -201,7 +201,7 @@ def _lifesize(t: Tunnel, s: Settings) -> tuple[str, ...]:
     return ("lifetime-kilobytes configured",) if t.lifetime_kilobytes is not None else ()
 
 
-#: DESIGN.md §2 Table 1, row by row, then the chassis-wide switches (row 0).
+#: docs/design.md §2 Table 1, row by row, then the chassis-wide switches (row 0).
 TABLE_1: tuple[Rule, ...] = (
     Rule(0, "offload enabled", "set security ipsec hw-offload-disable", _hw_offload_disable),
     Rule(0, "valid IPsec offload license", "no license, or an expired one", _license),
@@ -220,7 +220,7 @@ TABLE_1: tuple[Rule, ...] = (
 
 
 def place(tunnel: Tunnel, settings: Settings) -> Placement:
-    """Decide where `tunnel` runs (DESIGN.md §2 Table 1): the PFE if every rule passes, the CPU
+    """Decide where `tunnel` runs (docs/design.md §2 Table 1): the PFE if every rule passes, the CPU
     otherwise, with every failing reason in table order."""
     reasons: list[str] = []
     for rule in TABLE_1:

@@ -1,4 +1,4 @@
-"""The gateway (DESIGN.md §1): configuration -> SA distribution -> engines -> statistics.
+"""The gateway (docs/design.md §1): configuration -> SA distribution -> engines -> statistics.
 
 `Gateway` is sans-I/O (packets in, packets out); `WireLink` joins two gateways in memory,
 `UdpLink` over loopback UDP; `control` serves the show commands of a running gateway on a Unix

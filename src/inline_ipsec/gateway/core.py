@@ -208,7 +208,7 @@ class Gateway:
                          remote_ts: Optional[Sequence[object]] = None,
                          sa_type: str = "dynamic") -> SaPair:
         """Install one negotiated child SA pair of `vpn` (RFC 7296 §1.3). The first pair places
-        the tunnel (DESIGN.md Table 1) and installs it on a PFE or the CPU engine; later pairs
+        the tunnel (docs/design.md Table 1) and installs it on a PFE or the CPU engine; later pairs
         join it on the same engine. `local_ts`/`remote_ts` (prefixes) are the pair's
         negotiated selectors; by default the VPN's configured traffic selector for this child,
         or any. A VPN not in the configuration is routed by its `remote_ts`."""

@@ -3,7 +3,7 @@
 Every VPN exists on both sides under the same name. Gateway "a" protects 10.1.N.0/24 and
 2001:db8:a:N::/64, gateway "b" 10.2.N.0/24 and 2001:db8:b:N::/64, where N is the VPN's st0
 unit. Four VPNs are offloaded to the PFE (IPv4, IPv6, NAT-T, a manual SA); seven stay on the
-CPU, one for each reason of DESIGN.md Table 1. `demo_config("a")` returns the Junos text.
+CPU, one for each reason of docs/design.md Table 1. `demo_config("a")` returns the Junos text.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`IkeControl`: the gateway's IKEv2 control plane, sans-I/O (DESIGN.md §1: IKE always runs
+"""`IkeControl`: the gateway's IKEv2 control plane, sans-I/O (docs/design.md §1: IKE always runs
 on the CPU and hands every negotiated SA pair to the distributor).
 
     ike = IkeControl(gw)                        # or gw.enable_ike(...)

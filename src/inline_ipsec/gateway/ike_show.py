@@ -1,5 +1,5 @@
 """`show security ike security-associations [detail]` of a gateway running IKE: the live IKE
-SAs of its `IkeControl` as the renderers' records (JUNOS.md §4.3, §4.4).
+SAs of its `IkeControl` as the renderers' records (docs/junos-formats.md §4.3, §4.4).
 
 Cookies are the IKE SA SPIs (RFC 7296 §3.1); the lifetime counts down from the IKE proposal's
 `lifetime-seconds` since the IKE SA came up (or was last rekeyed, §2.18); ports are 4500 once

@@ -1,5 +1,5 @@
 """The show commands of a running gateway: snapshots of its tunnels and counters, rendered by
-the pure renderers of `inline_ipsec.stats` (Junos 25.x formats, JUNOS.md §4).
+the pure renderers of `inline_ipsec.stats` (Junos 25.x formats, docs/junos-formats.md §4).
 
     show security ipsec security-associations [detail] [index <id> | vpn-name <name>]
     show security ipsec statistics [index <id> | vpn-name <name>]

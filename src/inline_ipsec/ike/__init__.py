@@ -1,4 +1,4 @@
-"""IKE control plane, sans-I/O (DESIGN.md §1 stage ②): IKEv2 per RFC 7296.
+"""IKE control plane, sans-I/O (docs/design.md §1 stage ②): IKEv2 per RFC 7296.
 
 Use `IkeV2Session` (one IKE SA) or `IkeManager` (many, dispatched by SPI) with an `IkeConfig`;
 feed datagrams and timer ticks, collect datagrams and events; `ChildSaUp.to_sa_specs()` gives

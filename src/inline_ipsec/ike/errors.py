@@ -1,4 +1,4 @@
-"""IKE error classes (STYLE.md §2 "Errors", after h11's Local/RemoteProtocolError).
+"""IKE error classes (h11-style local/remote errors, after h11's Local/RemoteProtocolError).
 
 `LocalIkeError` means we (or our configuration) did something illegal; `RemoteIkeError` means the
 peer did. Both carry `notify_hint`: the RFC 7296 §3.10.1 notify type to answer the peer with

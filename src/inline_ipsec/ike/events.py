@@ -55,7 +55,7 @@ class NegotiatedChildSa:
     protocol: str = "esp"
 
     def to_sa_specs(self, local_addr: str, remote_addr: str) -> tuple[SaSpec, SaSpec]:
-        """(outbound SaSpec, inbound SaSpec) for the data plane (DESIGN.md §5)."""
+        """(outbound SaSpec, inbound SaSpec) for the data plane (docs/design.md §5)."""
         def spec(spi: int, key: bytes, integ_key: bytes, src: str, dst: str, sport: int,
                  dport: int) -> SaSpec:
             return SaSpec(spi=spi, cipher=self.cipher, key=key, tunnel_src=src,

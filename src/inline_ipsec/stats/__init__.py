@@ -1,5 +1,5 @@
 """Counters and show output (pipeline stage ⑤): snapshot dataclasses and pure renderers of the
-Junos 25.x show commands (JUNOS.md §4)."""
+Junos 25.x show commands (docs/junos-formats.md §4)."""
 from __future__ import annotations
 
 from .counters import CATALOGUE, FlowStatistics, IpsecStatistics, flow_statistics, ipsec_statistics

@@ -15,7 +15,7 @@ __all__ = ["CATALOGUE", "FlowStatistics", "IpsecStatistics", "flow_statistics", 
 
 @dataclass(frozen=True)
 class IpsecStatistics:
-    """The fields of `show security ipsec statistics` (Junos 25.2, JUNOS.md §4.5).
+    """The fields of `show security ipsec statistics` (Junos 25.2, docs/junos-formats.md §4.5).
 
     ESP bytes count the protected (inner) packet bytes; "Replay errors" sums duplicates and
     packets below the window (RFC 4303 §3.4.3); "Bad headers" are malformed packets;
@@ -49,7 +49,7 @@ class IpsecStatistics:
 
 @dataclass(frozen=True)
 class FlowStatistics:
-    """The fields of `show security flow statistics` (JUNOS.md §4.6). Packets handled by an
+    """The fields of `show security flow statistics` (docs/junos-formats.md §4.6). Packets handled by an
     offloaded (PFE) tunnel count as `services_offload_packets`, as on the SRX4700."""
 
     current_sessions: int = 0

@@ -1,6 +1,6 @@
 """Show commands as pure functions: snapshot dataclasses in, Junos 25.x text out.
 
-This file owns the text formats of JUNOS.md §4 (device output captured on Junos 25.2R1 SRX4700
+This file owns the text formats of docs/junos-formats.md §4 (device output captured on Junos 25.2R1 SRX4700
 and Junos 25.x MX): nothing here reads an engine, a clock or a socket, so the gateway builds the
 snapshots and golden-text tests pin the output.
 
@@ -133,7 +133,7 @@ class TunnelSnapshot:
 
 @dataclass(frozen=True)
 class IkeSaRecord:
-    """One row of `show security ike security-associations` (JUNOS.md §4.3). Cookies are the
+    """One row of `show security ike security-associations` (docs/junos-formats.md §4.3). Cookies are the
     IKE SA SPIs (RFC 7296 §3.1), printed as 16 hex digits; `mode` is "IKEv2", "Main" or
     "Aggressive"."""
 
@@ -181,7 +181,7 @@ def _life(sa: SaSnapshot) -> str:
 
 
 def render_ipsec_sa_summary(tunnels: Sequence[TunnelSnapshot]) -> str:
-    """`show security ipsec security-associations` (Junos 25.x, JUNOS.md §4.1): `<` inbound,
+    """`show security ipsec security-associations` (Junos 25.x, docs/junos-formats.md §4.1): `<` inbound,
     `>` outbound, one ID per pair, SPI with `0x`; "Total IPsec sas" counts SA pairs."""
     pairs = sum(sum(1 for sa in t.sas if sa.direction == "inbound") for t in tunnels)
     lines = [
@@ -246,7 +246,7 @@ def _offload_lines(offloaded: bool, reasons: Iterable[str], indent: str) -> list
 
 
 def render_ipsec_sa_detail(tunnels: Sequence[TunnelSnapshot]) -> str:
-    """`show security ipsec security-associations detail` (SRX4700 25.2R1, JUNOS.md §4.2)."""
+    """`show security ipsec security-associations detail` (SRX4700 25.2R1, docs/junos-formats.md §4.2)."""
     lines: list[str] = []
     for t in tunnels:
         pfs = f"DH-group-{t.pfs_group}" if t.pfs_group else "N/A"
@@ -285,7 +285,7 @@ def _stat(label: str, value: int, width: int = 33) -> str:
 
 
 def render_ipsec_statistics(stats: IpsecStatistics, platform: str = "srx") -> str:
-    """`show security ipsec statistics` (SRX4700 25.2, JUNOS.md §4.5). `platform="mx"` prints
+    """`show security ipsec statistics` (SRX4700 25.2, docs/junos-formats.md §4.5). `platform="mx"` prints
     only the first three error lines, as the MX does."""
     s = stats
     lines = [
@@ -316,7 +316,7 @@ def render_ipsec_statistics(stats: IpsecStatistics, platform: str = "srx") -> st
 
 
 def render_flow_statistics(stats: FlowStatistics) -> str:
-    """`show security flow statistics` (JUNOS.md §4.6)."""
+    """`show security flow statistics` (docs/junos-formats.md §4.6)."""
     s = stats
     rows = [
         ("Current sessions", s.current_sessions),
@@ -333,7 +333,7 @@ def render_flow_statistics(stats: FlowStatistics) -> str:
     return "".join(f"    {label}: {value}\n" for label, value in rows)
 
 
-#: Column starts of `show security ike security-associations` (JUNOS.md §4.3).
+#: Column starts of `show security ike security-associations` (docs/junos-formats.md §4.3).
 _IKE_COLUMNS = (0, 8, 15, 33, 51, 66)
 
 
@@ -348,7 +348,7 @@ def _columns(values: Sequence[str], starts: Sequence[int]) -> str:
 
 
 def render_ike_sa_summary(records: Sequence[IkeSaRecord]) -> str:
-    """`show security ike security-associations` (JUNOS.md §4.3): fixed columns; a value too
+    """`show security ike security-associations` (docs/junos-formats.md §4.3): fixed columns; a value too
     wide for its column pushes the next one right by one space, as the device does."""
     header = ("Index", "State", "Initiator cookie", "Responder cookie", "Mode",
               "Remote Address")
@@ -362,7 +362,7 @@ def render_ike_sa_summary(records: Sequence[IkeSaRecord]) -> str:
 
 @dataclass(frozen=True)
 class IkeSaDetail:
-    """One IKE SA for `show security ike security-associations detail` (JUNOS.md §4.4).
+    """One IKE SA for `show security ike security-associations detail` (docs/junos-formats.md §4.4).
     Algorithm fields are printed as given (`hmac-sha1-96`, `aes256-cbc`, `hmac-sha1`,
     `DH-group-2`); `lifetime_remaining` in seconds."""
 
@@ -405,7 +405,7 @@ def _ike_stat(label: str, value: int) -> str:
 
 
 def render_ike_sa_detail(records: Sequence[IkeSaDetail]) -> str:
-    """`show security ike security-associations detail` (JUNOS.md §4.4; the sample's spacing
+    """`show security ike security-associations detail` (docs/junos-formats.md §4.4; the sample's spacing
     was normalised by its source, we keep it). Blocks are separated by a blank line."""
     blocks = []
     for r in records:

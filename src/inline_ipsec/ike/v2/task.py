@@ -3,7 +3,7 @@
 A task builds the request payloads (`build_i`) and consumes the response (`process_i`). The
 responder side of every exchange is a plain function `respond(session, msg, payloads)` in the
 same task module, returning the response payloads. Task failures are results, not exceptions,
-once they reach the session (STYLE.md §2 "Errors").
+once they reach the session (h11-style local/remote errors).
 """
 from __future__ import annotations
 
