@@ -157,7 +157,7 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         t.c.unknown_spi += 1
         return UNKNOWN_SPI
     sa = &t.sas[idx]
-    sa_out[0] = idx
+    sa_out[0] = sa.handle                # the handle with its generation, as add() returned it
     # SPI, seq, IV, at least pad length + next header, ICV.
     if esp_len < ESP_HDR_LEN + 2 + GCM_ICV_LEN:
         sa.c.malformed += 1

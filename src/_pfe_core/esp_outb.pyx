@@ -8,7 +8,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport (
-    sa_t, sa_table_t, SA_OUTBOUND, PFE_MAX_SAS, ESP_HDR_LEN, DF_SET, DF_COPY,
+    sa_t, sa_table_t, sa_by_handle, SA_OUTBOUND, ESP_HDR_LEN, DF_SET, DF_COPY,
 )
 from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_seal
@@ -38,10 +38,10 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
     cdef uint64_t seq, acc
     cdef uint16_t udp_sum
 
-    if h < 0 or h >= PFE_MAX_SAS or t.sas[h].direction != SA_OUTBOUND:
+    sa = sa_by_handle(t, h)             # a stale handle (older generation) names nothing
+    if sa == NULL or sa.direction != SA_OUTBOUND:
         t.c.no_sa += 1
         return NO_SA
-    sa = &t.sas[h]
     if off > slot_size or ln > slot_size - off or ln == 0:
         sa.c.malformed += 1
         return MALFORMED

@@ -19,6 +19,7 @@ from .errors import (
     ReplayError,
     SaExpiredError,
     SequenceOverflowError,
+    UnknownSaError,
     UnknownSpiError,
 )
 from .packet.burst import Burst
@@ -73,7 +74,9 @@ class EngineCounters:
 
 @runtime_checkable
 class Engine(Protocol):
-    """What every engine offers. Handles are small non-negative integers."""
+    """What every engine offers. Handles are non-negative integers that fit an int32
+    (`Burst.sa`); a handle names one SA for its whole life and is never reused for another,
+    so a handle kept after `remove` gets `Status.NO_SA` / `UnknownSaError`."""
 
     #: "pfe" or "cpu"; shown as `Hardware Offloaded: Yes` for the PFE.
     kind: str
@@ -100,7 +103,8 @@ _STATUS_ERRORS: dict[int, tuple[type[IpsecError], str]] = {
     Status.UNKNOWN_SPI: (UnknownSpiError, "no inbound SA with this SPI"),
     Status.SEQ_OVERFLOW: (SequenceOverflowError,
                           "sequence number space exhausted; the SA must be rekeyed"),
-    Status.NO_SA: (UnknownSpiError, "no installed SA of that direction for this handle"),
+    Status.NO_SA: (UnknownSaError, "no installed SA of that direction for this handle "
+                                   "(never issued, or its SA was removed)"),
     Status.NO_ROOM: (MalformedPacketError, "the packet is too large for the slot or for IP"),
     Status.NOT_ESP: (NotEspError, "not ESP: IKE message behind the non-ESP marker"),
     Status.KEEPALIVE: (NotEspError, "not ESP: NAT-T keepalive"),
