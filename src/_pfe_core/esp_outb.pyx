@@ -47,7 +47,10 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         return MALFORMED
     inner = slot + off
     if (inner[0] >> 4) == 4:
-        if ln < 20 or (inner[0] & 0x0F) < 5 or load16(inner + 2) != ln:
+        # RFC 791 §3.1: IHL >= 5 and the header inside the packet; the total length is the
+        # packet's. The receiver applies the same rules (esp_inb.pyx).
+        if ln < 20 or (inner[0] & 0x0F) < 5 or (inner[0] & 0x0F) * 4u > ln \
+                or load16(inner + 2) != ln:
             sa.c.malformed += 1
             return MALFORMED
         next_header = NH_IPV4
@@ -128,7 +131,7 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         else:
             outer[6] = 0
         outer[7] = 0
-        ipv4_set_checksum(outer)
+        ipv4_set_checksum(outer, 20)
         if sa.udp_encap:
             store16(outer + 24, <uint16_t>(total - 20))  # UDP length; checksum stays 0 (RFC 3948 §2.1)
     offset[0] = off - hdr_len

@@ -16,6 +16,8 @@ from ..engine import SaCounters
 from ..packet.ip import (
     PROTO_AH,
     PROTO_ESP,
+    PROTO_IPIP,
+    PROTO_IPV6,
     PROTO_UDP,
     address_bytes,
     ipv4_const_sum,
@@ -104,6 +106,36 @@ class SaState:
             self.rekey = True
             self._sink(SaEvent("rekey-due", self.handle, self.spi, self.direction,
                                "sequence", now))
+
+    def inner_length(self, buf, off: int, avail: int, nh: int) -> int:
+        """The inner packet of a tunnel-mode SA at `buf[off]`, `avail` bytes decrypted or
+        authenticated: its length, after checking every header field a later step reads, or
+        minus a status, counted (the PFE's rules, src/_pfe_core/esp_inb.pyx).
+
+        The next header must name the inner version and the fixed header must fit
+        (BAD_TRAILER); over IPv4 IHL >= 5 and IHL x 4 <= total length <= avail (RFC 791
+        §3.1), over IPv6 40 + payload length <= avail (RFC 8200 §3), else MALFORMED. The
+        length drops TFC padding (RFC 4303 §2.7)."""
+        if nh == PROTO_IPIP:
+            if avail < 20 or buf[off] >> 4 != 4:
+                self.bad_trailer += 1
+                return -BAD_TRAILER
+            total = (buf[off + 2] << 8) | buf[off + 3]
+            if (buf[off] & 0x0F) < 5 or total < (buf[off] & 0x0F) * 4 or total > avail:
+                self.malformed += 1
+                return -MALFORMED
+            return total
+        if nh == PROTO_IPV6:
+            if avail < 40 or buf[off] >> 4 != 6:
+                self.bad_trailer += 1
+                return -BAD_TRAILER
+            total = 40 + ((buf[off + 4] << 8) | buf[off + 5])
+            if total > avail:
+                self.malformed += 1
+                return -MALFORMED
+            return total
+        self.bad_trailer += 1             # tunnel mode carries IP only
+        return -BAD_TRAILER
 
     def replay_status(self, st: int) -> int:
         if st == DUPLICATE:
