@@ -12,6 +12,9 @@ intel-ipsec-mb (Debian: libipsec-mb-dev) is an optional second AES-GCM backend: 
 against intel-ipsec-mb.h and -lIPSec_MB compiles and links, the kernels are built with it too
 (INLINE_IPSEC_NO_IPSEC_MB=1 leaves it out). The build says which backends it built.
 
+The C counter structs come from the counter catalogue (src/inline_ipsec/stats/catalogue.py):
+every build regenerates src/_pfe_core/counters.pxd from it, so no copy is kept by hand.
+
 INLINE_IPSEC_SANITIZE=address builds the kernels with AddressSanitizer into a directory of
 their own, build/sanitize-address/, never over the normal build (the README's "Reliability"
 section says how to run the tests against it):
@@ -19,8 +22,10 @@ section says how to run the tests against it):
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 import subprocess
 import tempfile
 from pathlib import Path
@@ -35,6 +40,8 @@ except ImportError:  # pragma: no cover
 
 HERE = Path(__file__).parent
 CORE = HERE / "src" / "_pfe_core"
+CATALOGUE = Path("src", "inline_ipsec", "stats", "catalogue.py")
+COUNTERS_PXD = Path("src", "_pfe_core", "counters.pxd")
 MODULES = ["status", "replay", "gcm", "esp_outb", "esp_inb", "table", "calibrate"]
 #: Sanitizers a build may be instrumented with: the compile and link flags of each.
 SANITIZERS = {"address": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]}
@@ -188,9 +195,27 @@ class BuildExt(build_ext):
         return not error
 
 
+def generate_counters_pxd() -> None:
+    """src/_pfe_core/counters.pxd from the counter catalogue, rewritten only when it changes
+    (so an unchanged catalogue rebuilds nothing). The catalogue is loaded on its own: it needs
+    only the standard library, the package around it is not importable yet."""
+    spec = importlib.util.spec_from_file_location("_inline_ipsec_catalogue", HERE / CATALOGUE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module          # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        text = module.c_declarations(CATALOGUE.as_posix())
+    finally:
+        del sys.modules[spec.name]
+    target = HERE / COUNTERS_PXD
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+
+
 def extensions() -> list[Extension]:
     from Cython.Build import cythonize
 
+    generate_counters_pxd()
     exts = [
         Extension(
             f"_pfe_core.{name}",
@@ -198,7 +223,7 @@ def extensions() -> list[Extension]:
             libraries=["crypto"],
             include_dirs=[str(Path("src", "_pfe_core"))],
             depends=[str(p) for p in Path("src", "_pfe_core").glob("*.p*d")]
-            + [str(Path("src", "_pfe_core", "imb_shim.h"))],
+            + [str(Path("src", "_pfe_core", "imb_shim.h")), str(CATALOGUE)],
             extra_compile_args=["-O2", "-Wall", "-Wno-unused-function",
                                 "-Wno-unreachable-code"],
         )

@@ -187,6 +187,7 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         sa.c.auth_failed += 1
         return AUTH_FAILED
     if rc < 0:
+        sa.c.crypto_error += 1
         return CRYPTO_ERROR
 
     # Second phase: a packet of the same burst may have taken this number meanwhile.

@@ -102,9 +102,11 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         store32(aad + 4, <uint32_t>(seq >> 32))
         memcpy(aad + 8, esp + 4, 4)
         if sa_seal(t, sa, nonce, aad, 12, inner, plain_len, inner + plain_len) != 0:
+            sa.c.crypto_error += 1
             return CRYPTO_ERROR
     else:                            # AAD = SPI || seq, exactly the ESP header's first 8 bytes
         if sa_seal(t, sa, nonce, esp, 8, inner, plain_len, inner + plain_len) != 0:
+            sa.c.crypto_error += 1
             return CRYPTO_ERROR
 
     outer = inner - hdr_len

@@ -23,6 +23,9 @@ from _pfe_core.imb cimport (
     pfe_imb, pfe_gcm_key, pfe_imb_available, pfe_imb_new, pfe_imb_free, pfe_imb_key_new, pfe_imb_key_free,
     pfe_imb_version, pfe_imb_arch_name,
 )
+from _pfe_core.counters cimport (
+    sa_counters_dict, sa_counters_layout, engine_counters_dict, engine_counters_layout,
+)
 from _pfe_core.replay cimport replay_init, REPLAY_MAX_WINDOW, REPLAY_MIN_WINDOW
 from _pfe_core.gcm cimport GCM_NONCE_LEN
 from _pfe_core.esp_outb cimport esp_encrypt_burst
@@ -33,6 +36,10 @@ MAX_SAS = PFE_MAX_SAS
 #: handle = generation << HANDLE_SLOT_BITS | slot (sa.pxd)
 HANDLE_SLOT_BITS_ = HANDLE_SLOT_BITS
 HANDLE_GENERATIONS = HANDLE_GEN_MAX
+#: The counter structs as compiled: (sizeof, ((name, byte offset), ...)), so that a test can
+#: prove the C structs and the counter catalogue agree.
+SA_COUNTER_LAYOUT = sa_counters_layout()
+ENGINE_COUNTER_LAYOUT = engine_counters_layout()
 MAX_REPLAY_WINDOW = REPLAY_MAX_WINDOW
 MIN_REPLAY_WINDOW = REPLAY_MIN_WINDOW
 OPENSSL_VERSION = OpenSSL_version(OPENSSL_VERSION_CONST).decode()
@@ -255,6 +262,20 @@ cdef class SaTable:
         self.t.free_count += 1
         self.t.count -= 1
 
+    def inject_crypto_fault(self, long long h) -> None:
+        """Fault injection for tests of the CRYPTO_ERROR path (and its counter): the SA's
+        OpenSSL context is replaced by one with no cipher set, so that every seal or open
+        of this SA fails inside the library. The ipsec-mb calls cannot fail."""
+        cdef sa_t *sa = self._get(h)
+        cdef EVP_CIPHER_CTX *ctx
+        if self.t.backend != BACKEND_OPENSSL:
+            raise ValueError("only the OpenSSL backend has a library failure to inject")
+        ctx = EVP_CIPHER_CTX_new()
+        if ctx == NULL:
+            raise MemoryError()
+        EVP_CIPHER_CTX_free(sa.ctx)
+        sa.ctx = ctx
+
     def direction(self, long long h) -> int:
         return self._get(h).direction
 
@@ -265,19 +286,10 @@ cdef class SaTable:
 
     def counters(self, long long h) -> dict:
         cdef sa_t *sa = self._get(h)
-        c = sa.c
-        return {
-            "packets": c.packets, "bytes": c.bytes, "auth_failed": c.auth_failed,
-            "replay_duplicate": c.replay_duplicate,
-            "replay_below_window": c.replay_below_window, "malformed": c.malformed,
-            "bad_trailer": c.bad_trailer, "seq_overflow": c.seq_overflow, "dummy": c.dummy,
-            "no_room": c.no_room, "ecn_drop": c.ecn_drop,
-        }
+        return sa_counters_dict(&sa.c)
 
     def engine_counters(self) -> dict:
-        c = self.t.c
-        return {"unknown_spi": c.unknown_spi, "malformed": c.malformed, "not_esp": c.not_esp,
-                "keepalive": c.keepalive, "no_sa": c.no_sa}
+        return engine_counters_dict(&self.t.c)
 
     def rekey_needed(self, long long h) -> bool:
         return bool(self._get(h).rekey_needed)

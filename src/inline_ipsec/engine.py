@@ -6,8 +6,8 @@ tunnel from one engine to the other without caring where it lives (docs/design.m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Mapping, Protocol, runtime_checkable
 
 from _pfe_core.status import Status
 
@@ -24,52 +24,41 @@ from .errors import (
 )
 from .packet.burst import Burst
 from .sa import SaSpec
+from .stats.catalogue import counter_fields
 
 __all__ = ["Engine", "SaCounters", "EngineCounters", "Status", "raise_for_status",
            "encrypt_one", "decrypt_one", "SinglePacketCalls"]
 
 
 @dataclass(frozen=True)
+@counter_fields("sa")
 class SaCounters:
-    """Counters of one SA. `packets`/`bytes` count packets that were encrypted (outbound) or
-    decrypted and accepted (inbound); `bytes` counts the inner (protected) packet bytes.
-    Every other field counts packets dropped for one reason."""
-
-    packets: int = 0
-    bytes: int = 0
-    auth_failed: int = 0
-    replay_duplicate: int = 0
-    replay_below_window: int = 0
-    malformed: int = 0
-    bad_trailer: int = 0
-    seq_overflow: int = 0
-    dummy: int = 0
-    no_room: int = 0
-    expired: int = 0
-    ecn_drop: int = 0
+    """Counters of one SA, one field per "sa" counter of the counter catalogue
+    (inline_ipsec.stats.catalogue), in its order. `packets`/`bytes` count packets that were
+    encrypted (outbound) or decrypted and accepted (inbound); `bytes` counts the inner
+    (protected) packet bytes. Every other field counts packets dropped for one reason."""
 
     @property
     def dropped(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self)) - self.packets - self.bytes
+        """Packets dropped for any reason."""
+        return sum(getattr(self, name) for name in self.DROPS)  # type: ignore[attr-defined]
 
     @classmethod
-    def from_mapping(cls, values: dict[str, int]) -> "SaCounters":
-        return cls(**{f.name: int(values.get(f.name, 0)) for f in fields(cls)})
+    def from_mapping(cls, values: Mapping[str, int]) -> "SaCounters":
+        return cls(**{name: int(values.get(name, 0))  # type: ignore[call-arg]
+                      for name in cls.COUNTERS})  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
+@counter_fields("engine")
 class EngineCounters:
-    """Counters of drops that belong to no SA (the packet named none)."""
-
-    unknown_spi: int = 0
-    malformed: int = 0
-    not_esp: int = 0
-    keepalive: int = 0
-    no_sa: int = 0
+    """Counters of drops that belong to no SA (the packet named none): one field per
+    "engine" counter of the counter catalogue."""
 
     @classmethod
-    def from_mapping(cls, values: dict[str, int]) -> "EngineCounters":
-        return cls(**{f.name: int(values.get(f.name, 0)) for f in fields(cls)})
+    def from_mapping(cls, values: Mapping[str, int]) -> "EngineCounters":
+        return cls(**{name: int(values.get(name, 0))  # type: ignore[call-arg]
+                      for name in cls.COUNTERS})  # type: ignore[attr-defined]
 
 
 @runtime_checkable

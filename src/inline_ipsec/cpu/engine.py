@@ -64,7 +64,7 @@ class CpuEngine(SinglePacketCalls):
         self._by_spi: dict[int, InState] = {}
         self._next_handle = 0
         self._events: deque[SaEvent] = deque()
-        self._c = {"unknown_spi": 0, "malformed": 0, "not_esp": 0, "keepalive": 0, "no_sa": 0}
+        self._c = dict.fromkeys(EngineCounters.COUNTERS, 0)  # type: ignore[attr-defined]
         # One burst at a time per engine (SA state, CBC chains, windows are not thread-safe);
         # run one engine per thread to use several cores, as with the PFE.
         self._lock = threading.Lock()

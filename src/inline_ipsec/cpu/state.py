@@ -85,20 +85,14 @@ class SaState:
         self.life = LifetimeState(handle, spec.spi, direction, spec.lifetime, now, sink)
         self.unlimited = spec.lifetime.is_unlimited
         self._sink = sink
-        # counters (SaCounters fields)
-        self.packets = self.bytes = 0
-        self.auth_failed = self.replay_duplicate = self.replay_below_window = 0
-        self.malformed = self.bad_trailer = self.seq_overflow = 0
-        self.dummy = self.no_room = self.expired = 0
-        self.ecn_drop = 0                 # outer CE over a Not-ECT inner packet (RFC 6040)
+        # One attribute per SaCounters field (the counter catalogue's "sa" counters); the
+        # processors count into them directly.
+        for name in SaCounters.COUNTERS:  # type: ignore[attr-defined]
+            setattr(self, name, 0)
 
     def counters(self) -> SaCounters:
-        return SaCounters(
-            packets=self.packets, bytes=self.bytes, auth_failed=self.auth_failed,
-            replay_duplicate=self.replay_duplicate,
-            replay_below_window=self.replay_below_window, malformed=self.malformed,
-            bad_trailer=self.bad_trailer, seq_overflow=self.seq_overflow, dummy=self.dummy,
-            no_room=self.no_room, expired=self.expired, ecn_drop=self.ecn_drop)
+        return SaCounters(**{name: getattr(self, name)  # type: ignore[call-arg]
+                             for name in SaCounters.COUNTERS})  # type: ignore[attr-defined]
 
     def overflow(self, now: float) -> None:
         """The last sequence number was used (RFC 4303 §3.3.3): no more packets, rekey."""
