@@ -11,11 +11,21 @@ and a failure prints one clear `error:` naming the package to install.
 intel-ipsec-mb (Debian: libipsec-mb-dev) is an optional second AES-GCM backend: when a probe
 against intel-ipsec-mb.h and -lIPSec_MB compiles and links, the kernels are built with it too
 (INLINE_IPSEC_NO_IPSEC_MB=1 leaves it out). The build says which backends it built.
+
+The C counter structs come from the counter catalogue (src/inline_ipsec/stats/catalogue.py):
+every build regenerates src/_pfe_core/counters.pxd from it, so no copy is kept by hand.
+
+INLINE_IPSEC_SANITIZE=address builds the kernels with AddressSanitizer into a directory of
+their own, build/sanitize-address/, never over the normal build (the README's "Reliability"
+section says how to run the tests against it):
+    INLINE_IPSEC_SANITIZE=address python setup.py build_ext
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 import subprocess
 import tempfile
 from pathlib import Path
@@ -30,7 +40,11 @@ except ImportError:  # pragma: no cover
 
 HERE = Path(__file__).parent
 CORE = HERE / "src" / "_pfe_core"
+CATALOGUE = Path("src", "inline_ipsec", "stats", "catalogue.py")
+COUNTERS_PXD = Path("src", "_pfe_core", "counters.pxd")
 MODULES = ["status", "replay", "gcm", "esp_outb", "esp_inb", "table", "calibrate"]
+#: Sanitizers a build may be instrumented with: the compile and link flags of each.
+SANITIZERS = {"address": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]}
 
 PROBE = r"""
 #include <openssl/evp.h>
@@ -107,8 +121,28 @@ def _probe(source: str, incs: list[str], libdirs: list[str], libraries: list[str
     return ""
 
 
+def _sanitizer() -> str:
+    """The sanitizer named by INLINE_IPSEC_SANITIZE, or ""."""
+    name = os.environ.get("INLINE_IPSEC_SANITIZE", "").strip()
+    if name and name not in SANITIZERS:
+        raise PlatformError(f"INLINE_IPSEC_SANITIZE={name!r}: expected one of "
+                            f"{', '.join(sorted(SANITIZERS))}")
+    return name
+
+
 class BuildExt(build_ext):
     """Find libcrypto, prove it with a probe, look for intel-ipsec-mb, then build."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        sanitizer = _sanitizer()
+        if sanitizer:
+            # A tree of its own: an instrumented _pfe_core never replaces the normal one,
+            # in place or in build/lib, and its objects are never mixed with normal ones.
+            out = HERE / "build" / f"sanitize-{sanitizer}"
+            self.inplace = False
+            self.build_lib = str(out)
+            self.build_temp = str(out / "temp")
 
     def run(self) -> None:
         label, incs, libdirs = self._find_libcrypto()
@@ -116,7 +150,14 @@ class BuildExt(build_ext):
         backends = "openssl" + (", ipsec-mb" if with_imb else "")
         print(f"inline-ipsec: building _pfe_core against libcrypto from {label}; "
               f"crypto backends: {backends}")
+        sanitizer = _sanitizer()
         for ext in self.extensions:
+            if sanitizer:
+                flags = SANITIZERS[sanitizer]
+                # -O1 keeps the reports' stack traces readable; the flags come last so that
+                # they win over the module's own -O2
+                ext.extra_compile_args = list(ext.extra_compile_args) + flags + ["-O1"]
+                ext.extra_link_args = list(ext.extra_link_args or []) + flags
             if "crypto" in ext.libraries:
                 ext.include_dirs = incs + list(ext.include_dirs)
                 ext.library_dirs = libdirs + list(ext.library_dirs)
@@ -127,6 +168,12 @@ class BuildExt(build_ext):
                     ext.define_macros = list(ext.define_macros) + [
                         ("INLINE_IPSEC_HAVE_IPSEC_MB", "1")]
         super().run()
+        if sanitizer:
+            package = Path(self.build_lib, "_pfe_core")
+            package.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(CORE / "__init__.py", package / "__init__.py")
+            print(f"inline-ipsec: _pfe_core with {sanitizer} sanitizer in {self.build_lib}; "
+                  f"run with PYTHONPATH={self.build_lib} and the sanitizer's runtime preloaded")
 
     def _find_libcrypto(self) -> tuple[str, list[str], list[str]]:
         errors = []
@@ -148,9 +195,27 @@ class BuildExt(build_ext):
         return not error
 
 
+def generate_counters_pxd() -> None:
+    """src/_pfe_core/counters.pxd from the counter catalogue, rewritten only when it changes
+    (so an unchanged catalogue rebuilds nothing). The catalogue is loaded on its own: it needs
+    only the standard library, the package around it is not importable yet."""
+    spec = importlib.util.spec_from_file_location("_inline_ipsec_catalogue", HERE / CATALOGUE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module          # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        text = module.c_declarations(CATALOGUE.as_posix())
+    finally:
+        del sys.modules[spec.name]
+    target = HERE / COUNTERS_PXD
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+
+
 def extensions() -> list[Extension]:
     from Cython.Build import cythonize
 
+    generate_counters_pxd()
     exts = [
         Extension(
             f"_pfe_core.{name}",
@@ -158,7 +223,7 @@ def extensions() -> list[Extension]:
             libraries=["crypto"],
             include_dirs=[str(Path("src", "_pfe_core"))],
             depends=[str(p) for p in Path("src", "_pfe_core").glob("*.p*d")]
-            + [str(Path("src", "_pfe_core", "imb_shim.h"))],
+            + [str(Path("src", "_pfe_core", "imb_shim.h")), str(CATALOGUE)],
             extra_compile_args=["-O2", "-Wall", "-Wno-unused-function",
                                 "-Wno-unreachable-code"],
         )

@@ -5,6 +5,8 @@ Private: imported only by `inline_ipsec.pfe`, the benchmarks and the tests."""
 from .status import Status
 from .table import (
     BACKENDS,
+    HANDLE_GENERATIONS,
+    HANDLE_SLOT_BITS_ as HANDLE_SLOT_BITS,
     IPSEC_MB_DESCRIPTION,
     MAX_REPLAY_WINDOW,
     MAX_SAS,
@@ -16,4 +18,5 @@ from .calibrate import RawGcm
 from .replay import ReplayWindow
 
 __all__ = ["Status", "SaTable", "RawGcm", "ReplayWindow", "MAX_SAS", "OPENSSL_VERSION",
-           "MAX_REPLAY_WINDOW", "MIN_REPLAY_WINDOW", "BACKENDS", "IPSEC_MB_DESCRIPTION"]
+           "MAX_REPLAY_WINDOW", "MIN_REPLAY_WINDOW", "BACKENDS", "IPSEC_MB_DESCRIPTION",
+           "HANDLE_SLOT_BITS", "HANDLE_GENERATIONS"]

@@ -29,10 +29,12 @@ cdef enum:
     ECN_CE = 0x03
 
 
-cdef inline int decap_ds(uint8_t *inner, uint8_t outer_tos, bint copy_dscp) noexcept nogil:
+cdef inline int decap_ds(uint8_t *inner, uint32_t header_len, uint8_t outer_tos,
+                         bint copy_dscp) noexcept nogil:
     """Tunnel egress: the ECN field per RFC 6040 §4.2 (Figure 4), and with Junos
-    copy-outer-dscp the outer DSCP too (RFC 2983 §3.2). Fixes the inner IPv4 checksum when
-    anything changed. Returns -1 when the packet must be dropped (outer CE, inner Not-ECT)."""
+    copy-outer-dscp the outer DSCP too (RFC 2983 §3.2). Fixes the inner IPv4 checksum over
+    `header_len` bytes (validated by the caller) when anything changed. Returns -1 when the
+    packet must be dropped (outer CE, inner Not-ECT)."""
     cdef uint8_t inner_tos = ip_tos(inner)
     cdef uint8_t ecn = inner_tos & ECN_MASK
     cdef uint8_t outer_ecn = outer_tos & ECN_MASK
@@ -48,7 +50,7 @@ cdef inline int decap_ds(uint8_t *inner, uint8_t outer_tos, bint copy_dscp) noex
     if tos != inner_tos:
         ip_set_tos(inner, tos)
         if (inner[0] >> 4) == 4:
-            ipv4_set_checksum(inner)
+            ipv4_set_checksum(inner, header_len)
     return 0
 
 
@@ -79,7 +81,7 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
     cdef uint8_t *pkt
     cdef uint8_t *esp
     cdef uint8_t *ct
-    cdef uint32_t l4, ihl, esp_len, ct_len, ulen, pad_len, inner_len, k
+    cdef uint32_t l4, ihl, esp_len, ct_len, ulen, pad_len, inner_len, inner_hdr, k
     cdef uint8_t proto, outer_tos, nh
     cdef int32_t idx
     cdef sa_t *sa
@@ -157,7 +159,7 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         t.c.unknown_spi += 1
         return UNKNOWN_SPI
     sa = &t.sas[idx]
-    sa_out[0] = idx
+    sa_out[0] = sa.handle                # the handle with its generation, as add() returned it
     # SPI, seq, IV, at least pad length + next header, ICV.
     if esp_len < ESP_HDR_LEN + 2 + GCM_ICV_LEN:
         sa.c.malformed += 1
@@ -185,6 +187,7 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         sa.c.auth_failed += 1
         return AUTH_FAILED
     if rc < 0:
+        sa.c.crypto_error += 1
         return CRYPTO_ERROR
 
     # Second phase: a packet of the same burst may have taken this number meanwhile.
@@ -206,12 +209,16 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
     if nh == NH_NONE:                      # dummy packet: drop without error (RFC 4303 §2.6)
         sa.c.dummy += 1
         return DUMMY
-    # The inner header's own length strips TFC padding (RFC 4303 §2.7) and must fit.
+    # The inner header, authenticated but still the sender's word: every field a later step
+    # reads is checked first. Its own length strips TFC padding (RFC 4303 §2.7) and must fit;
+    # decap_ds rewrites the DS field and sums IHL x 4 bytes for the IPv4 checksum, so IHL must
+    # be 5..15 and the header must lie inside the total length (RFC 791 §3.1).
     if nh == NH_IPV4:
         if inner_len < 20 or (ct[0] >> 4) != 4:
             sa.c.bad_trailer += 1
             return BAD_TRAILER
-        if load16(ct + 2) < 20 or load16(ct + 2) > inner_len:
+        inner_hdr = (ct[0] & 0x0F) * 4
+        if inner_hdr < 20 or load16(ct + 2) < inner_hdr or load16(ct + 2) > inner_len:
             sa.c.malformed += 1
             return MALFORMED
         inner_len = load16(ct + 2)
@@ -219,15 +226,16 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         if inner_len < 40 or (ct[0] >> 4) != 6:
             sa.c.bad_trailer += 1
             return BAD_TRAILER
-        if 40 + <uint32_t>load16(ct + 4) > inner_len:
+        if 40 + <uint32_t>load16(ct + 4) > inner_len:   # RFC 8200 §3: payload length
             sa.c.malformed += 1
             return MALFORMED
+        inner_hdr = 40
         inner_len = 40 + load16(ct + 4)
     else:                                  # tunnel mode carries IP only
         sa.c.bad_trailer += 1
         return BAD_TRAILER
 
-    if decap_ds(ct, outer_tos, sa.copy_outer_dscp) < 0:
+    if decap_ds(ct, inner_hdr, outer_tos, sa.copy_outer_dscp) < 0:
         sa.c.ecn_drop += 1
         return ECN_DROP
     offset[0] = <uint32_t>(ct - slot)

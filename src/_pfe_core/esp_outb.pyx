@@ -8,7 +8,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport (
-    sa_t, sa_table_t, SA_OUTBOUND, PFE_MAX_SAS, ESP_HDR_LEN, DF_SET, DF_COPY,
+    sa_t, sa_table_t, sa_by_handle, SA_OUTBOUND, ESP_HDR_LEN, DF_SET, DF_COPY,
 )
 from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_seal
@@ -38,16 +38,19 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
     cdef uint64_t seq, acc
     cdef uint16_t udp_sum
 
-    if h < 0 or h >= PFE_MAX_SAS or t.sas[h].direction != SA_OUTBOUND:
+    sa = sa_by_handle(t, h)             # a stale handle (older generation) names nothing
+    if sa == NULL or sa.direction != SA_OUTBOUND:
         t.c.no_sa += 1
         return NO_SA
-    sa = &t.sas[h]
     if off > slot_size or ln > slot_size - off or ln == 0:
         sa.c.malformed += 1
         return MALFORMED
     inner = slot + off
     if (inner[0] >> 4) == 4:
-        if ln < 20 or (inner[0] & 0x0F) < 5 or load16(inner + 2) != ln:
+        # RFC 791 §3.1: IHL >= 5 and the header inside the packet; the total length is the
+        # packet's. The receiver applies the same rules (esp_inb.pyx).
+        if ln < 20 or (inner[0] & 0x0F) < 5 or (inner[0] & 0x0F) * 4u > ln \
+                or load16(inner + 2) != ln:
             sa.c.malformed += 1
             return MALFORMED
         next_header = NH_IPV4
@@ -99,9 +102,11 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         store32(aad + 4, <uint32_t>(seq >> 32))
         memcpy(aad + 8, esp + 4, 4)
         if sa_seal(t, sa, nonce, aad, 12, inner, plain_len, inner + plain_len) != 0:
+            sa.c.crypto_error += 1
             return CRYPTO_ERROR
     else:                            # AAD = SPI || seq, exactly the ESP header's first 8 bytes
         if sa_seal(t, sa, nonce, esp, 8, inner, plain_len, inner + plain_len) != 0:
+            sa.c.crypto_error += 1
             return CRYPTO_ERROR
 
     outer = inner - hdr_len
@@ -128,7 +133,7 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         else:
             outer[6] = 0
         outer[7] = 0
-        ipv4_set_checksum(outer)
+        ipv4_set_checksum(outer, 20)
         if sa.udp_encap:
             store16(outer + 24, <uint16_t>(total - 20))  # UDP length; checksum stays 0 (RFC 3948 §2.1)
     offset[0] = off - hdr_len

@@ -2,7 +2,8 @@
 """`SaTable`: the PFE's fixed-size SA table and the Python entry to the burst kernels.
 
 One table is one modelled PFE: at most 4000 SAs (both directions count), inbound SAs found by
-SPI in O(1), one EVP_CIPHER_CTX per SA keyed once at install. A table is not shared between
+SPI in O(1), one EVP_CIPHER_CTX per SA keyed once at install. A handle is a slot plus that
+slot's generation (sa.pxd), so a handle kept after `remove` never names a later SA. A table is not shared between
 threads: each worker thread owns its own (docs/design.md §4); the burst calls release the GIL."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.stdlib cimport calloc, free
@@ -15,11 +16,15 @@ from _pfe_core._openssl cimport (
 )
 from _pfe_core.sa cimport (
     sa_t, sa_table_t, PFE_MAX_SAS, SPI_BUCKETS, SA_FREE, SA_OUTBOUND, SA_INBOUND, spi_bucket,
-    sa_lookup_inbound, BACKEND_OPENSSL, BACKEND_IPSEC_MB,
+    sa_lookup_inbound, sa_by_handle, BACKEND_OPENSSL, BACKEND_IPSEC_MB, HANDLE_SLOT_BITS,
+    HANDLE_SLOT_MASK, HANDLE_GEN_MAX,
 )
 from _pfe_core.imb cimport (
     pfe_imb, pfe_gcm_key, pfe_imb_available, pfe_imb_new, pfe_imb_free, pfe_imb_key_new, pfe_imb_key_free,
     pfe_imb_version, pfe_imb_arch_name,
+)
+from _pfe_core.counters cimport (
+    sa_counters_dict, sa_counters_layout, engine_counters_dict, engine_counters_layout,
 )
 from _pfe_core.replay cimport replay_init, REPLAY_MAX_WINDOW, REPLAY_MIN_WINDOW
 from _pfe_core.gcm cimport GCM_NONCE_LEN
@@ -28,6 +33,13 @@ from _pfe_core.esp_inb cimport esp_decrypt_burst
 from _pfe_core.wire cimport store16
 
 MAX_SAS = PFE_MAX_SAS
+#: handle = generation << HANDLE_SLOT_BITS | slot (sa.pxd)
+HANDLE_SLOT_BITS_ = HANDLE_SLOT_BITS
+HANDLE_GENERATIONS = HANDLE_GEN_MAX
+#: The counter structs as compiled: (sizeof, ((name, byte offset), ...)), so that a test can
+#: prove the C structs and the counter catalogue agree.
+SA_COUNTER_LAYOUT = sa_counters_layout()
+ENGINE_COUNTER_LAYOUT = engine_counters_layout()
 MAX_REPLAY_WINDOW = REPLAY_MAX_WINDOW
 MIN_REPLAY_WINDOW = REPLAY_MIN_WINDOW
 OPENSSL_VERSION = OpenSSL_version(OPENSSL_VERSION_CONST).decode()
@@ -51,10 +63,6 @@ def _ipsec_mb_probe():
 _IMB_USABLE, IPSEC_MB_DESCRIPTION = _ipsec_mb_probe()
 #: Crypto backends this build can use on this machine, the default first.
 BACKENDS = ("openssl", "ipsec-mb") if _IMB_USABLE else ("openssl",)
-
-_COUNTER_NAMES = ("packets", "bytes", "auth_failed", "replay_duplicate", "replay_below_window",
-                  "malformed", "bad_trailer", "seq_overflow", "dummy", "no_room")
-
 
 class TableFull(Exception):
     """No free slot left in the SA table."""
@@ -84,10 +92,18 @@ cdef class SaTable:
         self.backend = backend
         self.t.sas = <sa_t *>calloc(PFE_MAX_SAS, sizeof(sa_t))
         self.t.buckets = <int32_t *>calloc(SPI_BUCKETS, sizeof(int32_t))
-        if self.t.sas == NULL or self.t.buckets == NULL:
+        self.t.generation = <uint32_t *>calloc(PFE_MAX_SAS, sizeof(uint32_t))
+        self.t.free_slots = <int32_t *>calloc(PFE_MAX_SAS, sizeof(int32_t))
+        if self.t.sas == NULL or self.t.buckets == NULL or self.t.generation == NULL \
+                or self.t.free_slots == NULL:
             raise MemoryError()
         for i in range(SPI_BUCKETS):
             self.t.buckets[i] = -1
+        for i in range(PFE_MAX_SAS):
+            self.t.sas[i].handle = -1
+            self.t.free_slots[i] = i
+        self.t.free_head = 0
+        self.t.free_count = PFE_MAX_SAS
         self.t.count = 0
 
     def __dealloc__(self):
@@ -97,8 +113,9 @@ cdef class SaTable:
                 if self.t.sas[i].direction != SA_FREE:
                     self._wipe(i)
             free(self.t.sas)
-        if self.t.buckets != NULL:
-            free(self.t.buckets)
+        free(self.t.buckets)
+        free(self.t.generation)
+        free(self.t.free_slots)
         pfe_imb_free(self.t.imb)
 
     def __len__(self):
@@ -111,7 +128,8 @@ cdef class SaTable:
 
         `key` is the 16- or 32-byte AES key, `salt` the 4-byte RFC 4106 salt, `src`/`dst` the
         packed outer addresses (4 or 16 bytes). Raises TableFull, DuplicateSpi or ValueError."""
-        cdef int h, i
+        cdef int32_t h, slot
+        cdef uint32_t gen
         cdef sa_t *sa
         cdef const EVP_CIPHER *cipher
         cdef EVP_CIPHER_CTX *ctx
@@ -134,14 +152,7 @@ cdef class SaTable:
                 f"{REPLAY_MIN_WINDOW}..{REPLAY_MAX_WINDOW}); such an SA belongs on the CPU path")
         if direction == SA_INBOUND and sa_lookup_inbound(&self.t, spi) >= 0:
             raise DuplicateSpi(f"an inbound SA with SPI 0x{spi:08x} is installed already")
-        if self.t.count >= PFE_MAX_SAS:
-            raise TableFull(f"the PFE SA table is full ({PFE_MAX_SAS} SAs)")
-        h = -1
-        for i in range(PFE_MAX_SAS):
-            if self.t.sas[i].direction == SA_FREE:
-                h = i
-                break
-        if h < 0:
+        if self.t.count >= PFE_MAX_SAS or self.t.free_count == 0:
             raise TableFull(f"the PFE SA table is full ({PFE_MAX_SAS} SAs)")
 
         ctx = NULL
@@ -153,8 +164,20 @@ cdef class SaTable:
         else:
             ctx = _new_gcm_ctx(cipher, key, direction == SA_OUTBOUND)
 
-        sa = &self.t.sas[h]
+        # The oldest freed slot, under its next generation (1..HANDLE_GEN_MAX, never 0, so a
+        # zeroed handle array names no SA).
+        slot = self.t.free_slots[self.t.free_head]
+        self.t.free_head = (self.t.free_head + 1) % PFE_MAX_SAS
+        self.t.free_count -= 1
+        gen = self.t.generation[slot] + 1
+        if gen > HANDLE_GEN_MAX:
+            gen = 1
+        self.t.generation[slot] = gen
+        h = <int32_t>((gen << HANDLE_SLOT_BITS) | <uint32_t>slot)
+
+        sa = &self.t.sas[slot]
         memset(sa, 0, sizeof(sa_t))
+        sa.handle = h
         sa.ctx = ctx
         sa.imb_key = imb_key
         sa.key_len = len(key)
@@ -172,7 +195,7 @@ cdef class SaTable:
         if direction == SA_INBOUND:
             b = spi_bucket(spi)
             sa.next_in_bucket = self.t.buckets[b]
-            self.t.buckets[b] = h
+            self.t.buckets[b] = slot
         self.t.count += 1
         return h
 
@@ -204,65 +227,79 @@ cdef class SaTable:
             ip_len += 8
         sa.outer_len = ip_len
 
-    cdef void _wipe(self, int h):
-        cdef sa_t *sa = &self.t.sas[h]
+    cdef void _wipe(self, int32_t slot):
+        cdef sa_t *sa = &self.t.sas[slot]
         if sa.ctx != NULL:
             EVP_CIPHER_CTX_free(sa.ctx)   # frees and cleanses the key schedule
         pfe_imb_key_free(sa.imb_key)      # cleanses the expanded keys, then frees
         OPENSSL_cleanse(sa, sizeof(sa_t))
         sa.direction = SA_FREE
+        sa.handle = -1
 
-    cdef sa_t *_get(self, int h) except NULL:
-        if h < 0 or h >= PFE_MAX_SAS or self.t.sas[h].direction == SA_FREE:
+    cdef sa_t *_get(self, long long h) except NULL:
+        cdef sa_t *sa = NULL
+        if 0 <= h <= 0x7FFFFFFF:
+            sa = sa_by_handle(&self.t, <int32_t>h)
+        if sa == NULL:
             raise KeyError(f"no SA with handle {h}")
-        return &self.t.sas[h]
+        return sa
 
-    def remove(self, int h) -> None:
-        """Uninstall an SA: unlink its SPI, free its cipher context, wipe its key material."""
+    def remove(self, long long h) -> None:
+        """Uninstall an SA: unlink its SPI, free its cipher context, wipe its key material.
+        Its slot goes to the back of the free ring; its handle names nothing from now on."""
         cdef sa_t *sa = self._get(h)
+        cdef int32_t slot = <int32_t>(h & HANDLE_SLOT_MASK)
         cdef int32_t *link
         if sa.direction == SA_INBOUND:
             link = &self.t.buckets[spi_bucket(sa.spi)]
             while link[0] >= 0:
-                if link[0] == h:
+                if link[0] == slot:
                     link[0] = sa.next_in_bucket
                     break
                 link = &self.t.sas[link[0]].next_in_bucket
-        self._wipe(h)
+        self._wipe(slot)
+        self.t.free_slots[(self.t.free_head + self.t.free_count) % PFE_MAX_SAS] = slot
+        self.t.free_count += 1
         self.t.count -= 1
 
-    def direction(self, int h) -> int:
+    def inject_crypto_fault(self, long long h) -> None:
+        """Fault injection for tests of the CRYPTO_ERROR path (and its counter): the SA's
+        OpenSSL context is replaced by one with no cipher set, so that every seal or open
+        of this SA fails inside the library. The ipsec-mb calls cannot fail."""
+        cdef sa_t *sa = self._get(h)
+        cdef EVP_CIPHER_CTX *ctx
+        if self.t.backend != BACKEND_OPENSSL:
+            raise ValueError("only the OpenSSL backend has a library failure to inject")
+        ctx = EVP_CIPHER_CTX_new()
+        if ctx == NULL:
+            raise MemoryError()
+        EVP_CIPHER_CTX_free(sa.ctx)
+        sa.ctx = ctx
+
+    def direction(self, long long h) -> int:
         return self._get(h).direction
 
     def lookup(self, uint32_t spi) -> int:
         """The handle of the inbound SA with this SPI, or -1."""
-        return sa_lookup_inbound(&self.t, spi)
+        cdef int32_t slot = sa_lookup_inbound(&self.t, spi)
+        return -1 if slot < 0 else self.t.sas[slot].handle
 
-    def counters(self, int h) -> dict:
+    def counters(self, long long h) -> dict:
         cdef sa_t *sa = self._get(h)
-        c = sa.c
-        return {
-            "packets": c.packets, "bytes": c.bytes, "auth_failed": c.auth_failed,
-            "replay_duplicate": c.replay_duplicate,
-            "replay_below_window": c.replay_below_window, "malformed": c.malformed,
-            "bad_trailer": c.bad_trailer, "seq_overflow": c.seq_overflow, "dummy": c.dummy,
-            "no_room": c.no_room, "ecn_drop": c.ecn_drop,
-        }
+        return sa_counters_dict(&sa.c)
 
     def engine_counters(self) -> dict:
-        c = self.t.c
-        return {"unknown_spi": c.unknown_spi, "malformed": c.malformed, "not_esp": c.not_esp,
-                "keepalive": c.keepalive, "no_sa": c.no_sa}
+        return engine_counters_dict(&self.t.c)
 
-    def rekey_needed(self, int h) -> bool:
+    def rekey_needed(self, long long h) -> bool:
         return bool(self._get(h).rekey_needed)
 
-    def sequence(self, int h) -> int:
+    def sequence(self, long long h) -> int:
         """Outbound: the last sequence number sent. Inbound: the highest one accepted."""
         cdef sa_t *sa = self._get(h)
         return sa.seq if sa.direction == SA_OUTBOUND else sa.replay.top
 
-    def set_sequence(self, int h, uint64_t seq) -> None:
+    def set_sequence(self, long long h, uint64_t seq) -> None:
         """Outbound: make `seq` the last sequence number sent. Inbound: make `seq` the highest
         one received, with an empty window below it. For tests of the 2^32 limit and of ESN
         (RFC 4303 §3.3.3, Appendix A) and for SAs moved between engines."""

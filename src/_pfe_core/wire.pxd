@@ -45,11 +45,12 @@ cdef inline uint16_t csum_fold(uint64_t acc) noexcept nogil:
     return <uint16_t>(~acc & 0xFFFF)
 
 
-cdef inline void ipv4_set_checksum(uint8_t *ip) noexcept nogil:
-    cdef int ihl = (ip[0] & 0x0F) * 4
+cdef inline void ipv4_set_checksum(uint8_t *ip, uint32_t header_len) noexcept nogil:
+    """The header checksum of an IPv4 header of `header_len` bytes: the caller passes the
+    length it validated, never the IHL read again from the packet (RFC 791 §3.1)."""
     ip[10] = 0
     ip[11] = 0
-    store16(ip + 10, csum_fold(csum_add(0, ip, ihl)))
+    store16(ip + 10, csum_fold(csum_add(0, ip, header_len)))
 
 
 cdef inline uint8_t ip_tos(const uint8_t *ip) noexcept nogil:

@@ -26,6 +26,7 @@ from .errors import (
     ReplayError,
     SaExpiredError,
     SequenceOverflowError,
+    UnknownSaError,
     UnknownSpiError,
     UnsupportedSaError,
 )
@@ -40,5 +41,6 @@ __all__ = [
     "BackendUnavailableError", "Burst", "CapacityError", "CpuEngine", "ConfigError", "Engine",
     "EngineCounters", "IntegrityError", "IpsecError", "Lifetime", "MalformedPacketError",
     "NotEspError", "Pfe", "ReplayError", "SaCounters", "SaEvent", "SaExpiredError", "SaSpec",
-    "SequenceOverflowError", "Status", "UnknownSpiError", "UnsupportedSaError", "__version__",
+    "SequenceOverflowError", "Status", "UnknownSaError", "UnknownSpiError", "UnsupportedSaError",
+    "__version__",
 ]

@@ -6,8 +6,8 @@ tunnel from one engine to the other without caring where it lives (docs/design.m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Mapping, Protocol, runtime_checkable
 
 from _pfe_core.status import Status
 
@@ -19,61 +19,53 @@ from .errors import (
     ReplayError,
     SaExpiredError,
     SequenceOverflowError,
+    UnknownSaError,
     UnknownSpiError,
 )
 from .packet.burst import Burst
 from .sa import SaSpec
+from .stats.catalogue import counter_fields
 
 __all__ = ["Engine", "SaCounters", "EngineCounters", "Status", "raise_for_status",
            "encrypt_one", "decrypt_one", "SinglePacketCalls"]
 
 
 @dataclass(frozen=True)
+@counter_fields("sa")
 class SaCounters:
-    """Counters of one SA. `packets`/`bytes` count packets that were encrypted (outbound) or
-    decrypted and accepted (inbound); `bytes` counts the inner (protected) packet bytes.
-    Every other field counts packets dropped for one reason."""
-
-    packets: int = 0
-    bytes: int = 0
-    auth_failed: int = 0
-    replay_duplicate: int = 0
-    replay_below_window: int = 0
-    malformed: int = 0
-    bad_trailer: int = 0
-    seq_overflow: int = 0
-    dummy: int = 0
-    no_room: int = 0
-    expired: int = 0
-    ecn_drop: int = 0
+    """Counters of one SA, one field per "sa" counter of the counter catalogue
+    (inline_ipsec.stats.catalogue), in its order. `packets`/`bytes` count packets that were
+    encrypted (outbound) or decrypted and accepted (inbound); `bytes` counts the inner
+    (protected) packet bytes. Every other field counts packets dropped for one reason."""
 
     @property
     def dropped(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self)) - self.packets - self.bytes
+        """Packets dropped for any reason."""
+        return sum(getattr(self, name) for name in self.DROPS)  # type: ignore[attr-defined]
 
     @classmethod
-    def from_mapping(cls, values: dict[str, int]) -> "SaCounters":
-        return cls(**{f.name: int(values.get(f.name, 0)) for f in fields(cls)})
+    def from_mapping(cls, values: Mapping[str, int]) -> "SaCounters":
+        return cls(**{name: int(values.get(name, 0))  # type: ignore[call-arg]
+                      for name in cls.COUNTERS})  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
+@counter_fields("engine")
 class EngineCounters:
-    """Counters of drops that belong to no SA (the packet named none)."""
-
-    unknown_spi: int = 0
-    malformed: int = 0
-    not_esp: int = 0
-    keepalive: int = 0
-    no_sa: int = 0
+    """Counters of drops that belong to no SA (the packet named none): one field per
+    "engine" counter of the counter catalogue."""
 
     @classmethod
-    def from_mapping(cls, values: dict[str, int]) -> "EngineCounters":
-        return cls(**{f.name: int(values.get(f.name, 0)) for f in fields(cls)})
+    def from_mapping(cls, values: Mapping[str, int]) -> "EngineCounters":
+        return cls(**{name: int(values.get(name, 0))  # type: ignore[call-arg]
+                      for name in cls.COUNTERS})  # type: ignore[attr-defined]
 
 
 @runtime_checkable
 class Engine(Protocol):
-    """What every engine offers. Handles are small non-negative integers."""
+    """What every engine offers. Handles are non-negative integers that fit an int32
+    (`Burst.sa`); a handle names one SA for its whole life and is never reused for another,
+    so a handle kept after `remove` gets `Status.NO_SA` / `UnknownSaError`."""
 
     #: "pfe" or "cpu"; shown as `Hardware Offloaded: Yes` for the PFE.
     kind: str
@@ -100,7 +92,8 @@ _STATUS_ERRORS: dict[int, tuple[type[IpsecError], str]] = {
     Status.UNKNOWN_SPI: (UnknownSpiError, "no inbound SA with this SPI"),
     Status.SEQ_OVERFLOW: (SequenceOverflowError,
                           "sequence number space exhausted; the SA must be rekeyed"),
-    Status.NO_SA: (UnknownSpiError, "no installed SA of that direction for this handle"),
+    Status.NO_SA: (UnknownSaError, "no installed SA of that direction for this handle "
+                                   "(never issued, or its SA was removed)"),
     Status.NO_ROOM: (MalformedPacketError, "the packet is too large for the slot or for IP"),
     Status.NOT_ESP: (NotEspError, "not ESP: IKE message behind the non-ESP marker"),
     Status.KEEPALIVE: (NotEspError, "not ESP: NAT-T keepalive"),

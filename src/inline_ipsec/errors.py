@@ -27,6 +27,14 @@ class UnknownSpiError(IpsecError):
     """No inbound SA has the packet's SPI (RFC 4303 §3.4.2)."""
 
 
+class UnknownSaError(UnknownSpiError, KeyError):
+    """The handle names no installed SA of the direction the call needs: it was never issued,
+    it names the other direction, or its SA was removed. Handles are never reused for another
+    SA (the PFE packs a generation into them), so a stale handle always lands here."""
+
+    __str__ = Exception.__str__      # not KeyError's, which would quote the message
+
+
 class CapacityError(IpsecError):
     """The engine's SA table is full (the PFE holds at most 4000 SAs)."""
 

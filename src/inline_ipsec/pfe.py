@@ -22,6 +22,7 @@ from .errors import (
     CapacityError,
     IntegrityError,
     MalformedPacketError,
+    UnknownSaError,
     UnsupportedSaError,
 )
 from .packet.burst import Burst
@@ -138,16 +139,25 @@ class Pfe(SinglePacketCalls):
         return handle
 
     def remove(self, handle: int) -> None:
-        """Uninstall an SA and wipe its keys; its slot becomes free."""
+        """Uninstall an SA and wipe its keys. Its slot becomes free, under a new generation:
+        the handle names nothing from now on (`UnknownSaError`, `Status.NO_SA`)."""
         with self._lock:
-            try:
-                self._table.remove(handle)
-            except KeyError:
-                raise KeyError(f"{self.name}: no SA with handle {handle}") from None
+            self._checked(self._table.remove, handle)
             del self._specs[handle]
 
+    def _checked(self, call, handle: int, *args):
+        """`call(handle, *args)` on the table, with `UnknownSaError` for a handle that names
+        no installed SA (never issued, or stale)."""
+        try:
+            return call(handle, *args)
+        except (KeyError, OverflowError, TypeError):
+            raise UnknownSaError(f"{self.name}: no SA with handle {handle!r}") from None
+
     def spec(self, handle: int) -> SaSpec:
-        return self._specs[handle]
+        try:
+            return self._specs[handle]
+        except KeyError:
+            raise UnknownSaError(f"{self.name}: no SA with handle {handle!r}") from None
 
     def handles(self) -> list[int]:
         return sorted(self._specs)
@@ -179,24 +189,24 @@ class Pfe(SinglePacketCalls):
     # -- state -----------------------------------------------------------------------------------
 
     def counters(self, handle: int) -> SaCounters:
-        return SaCounters.from_mapping(self._table.counters(handle))
+        return SaCounters.from_mapping(self._checked(self._table.counters, handle))
 
     def engine_counters(self) -> EngineCounters:
         return EngineCounters.from_mapping(self._table.engine_counters())
 
     def rekey_needed(self, handle: int) -> bool:
         """True once an outbound SA used its last sequence number (RFC 4303 §3.3.3)."""
-        return self._table.rekey_needed(handle)
+        return self._checked(self._table.rekey_needed, handle)
 
     def sequence(self, handle: int) -> int:
         """Outbound: the last sequence number sent; inbound: the highest accepted."""
-        return self._table.sequence(handle)
+        return self._checked(self._table.sequence, handle)
 
     def set_sequence(self, handle: int, seq: int) -> None:
         """Outbound: make `seq` the last sequence number sent; inbound: the highest received
         (tests of the 2^32 limit and of ESN, and SAs moved between engines)."""
         with self._lock:
-            self._table.set_sequence(handle, seq)
+            self._checked(self._table.set_sequence, handle, seq)
 
 
 def _arrays(burst: Burst) -> BurstArrays:

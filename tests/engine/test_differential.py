@@ -98,14 +98,13 @@ def test_burst_statuses_and_counters_identical():
     """A burst mixing good packets, garbage, bad lengths, no-room packets and a wrong handle."""
     spec = make_spec(256, False, True)
     pfe, cpu, hp, hc, *_ = pair(spec)
-    assert hp == hc
     good = inner(False, 200)
     pkts = [good, b"", b"\x45" + bytes(10), good[:-1], b"\x60" + bytes(50),
             inner(True, 300), b"\x55" * 30, good, good]
-    handles = [hp] * len(pkts)
-    handles[3] = 77                        # names no SA
     results = []
-    for eng in (pfe, cpu):
+    for eng, h in ((pfe, hp), (cpu, hc)):
+        handles = [h] * len(pkts)
+        handles[3] = 77                    # names no SA
         burst = Burst.from_packets(pkts, handles, slot_size=2048)
         burst.data[7, 10:10 + len(good)] = list(good)     # no headroom left for the header
         burst.offset[7] = 10
@@ -148,7 +147,8 @@ def test_receive_side_mutations_identical(outer6, udp):
     """Every truncation and every single-bit flip of a small packet: same status and same
     inner packet from both engines, each with a fresh inbound SA."""
     spec = make_spec(128, outer6, udp)
-    wire = pair(spec)[0].encrypt(0, inner(False, 28))
+    pfe, _, hp, *_ = pair(spec)
+    wire = pfe.encrypt(hp, inner(False, 28))
     cases = [(None, wire[:n]) for n in range(len(wire))]
     cases += [(k, bytes(wire[:k]) + bytes([wire[k] ^ (1 << b)]) + wire[k + 1:])
               for k in range(len(wire)) for b in range(8)]

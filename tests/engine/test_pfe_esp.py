@@ -10,7 +10,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 
 from helpers import V4, esp_seal, inner_packet, outer_v4, spec, trailer
-from _pfe_core import Status
+from _pfe_core import HANDLE_SLOT_BITS, Status
 from inline_ipsec import (
     Burst,
     CapacityError,
@@ -22,10 +22,13 @@ from inline_ipsec import (
     ReplayError,
     SaSpec,
     SequenceOverflowError,
+    UnknownSaError,
     UnknownSpiError,
     UnsupportedSaError,
 )
 from inline_ipsec.pfe import PFE_MAX_SAS
+
+SLOT_MASK = (1 << HANDLE_SLOT_BITS) - 1
 
 
 def pair(**kw):
@@ -310,7 +313,11 @@ def test_capacity_exactly_4000_and_remove_frees_a_slot():
     pfe.remove(handles[1234])
     assert pfe.lookup_inbound(0x10000 + 1234) == -1
     h = pfe.add_inbound(spec(spi=0x9999))
-    assert h == handles[1234]
+    # the one free slot again, under its next generation: a different handle
+    assert h & SLOT_MASK == handles[1234] & SLOT_MASK and h != handles[1234]
+    assert pfe.lookup_inbound(0x9999) == h
+    with pytest.raises(UnknownSaError):
+        pfe.counters(handles[1234])
     with pytest.raises(CapacityError):
         pfe.add_inbound(spec(spi=0x9998))
 

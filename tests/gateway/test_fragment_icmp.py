@@ -48,6 +48,19 @@ def test_reassembly_in_any_order() -> None:
     assert out[:-1] == [None] * (len(frags) - 1) and out[-1] == BIG and len(r) == 0
 
 
+@pytest.mark.parametrize("first_byte,total", [(0x44, None), (0x40, None), (0x46, 22),
+                                              (0x45, 19), (0x45, 10_000)])
+def test_reassembly_refuses_a_fragment_whose_header_lies(first_byte, total) -> None:
+    frag = bytearray(fragment_ipv4(BIG, 600)[0])
+    frag[0] = first_byte
+    if total is not None:
+        frag[2:4] = total.to_bytes(2, "big")
+    r = Reassembler()
+    with pytest.raises(FragmentError):
+        r.add(bytes(frag))
+    assert len(r) == 0
+
+
 def test_small_packet_and_df() -> None:
     small = udp_packet("10.1.0.1", "10.2.0.1", b"x" * 100)
     assert fragment_ipv4(small, 1500) == [small]

@@ -296,10 +296,26 @@ def test_flow_statistics_golden() -> None:
     assert render_flow_statistics(stats) == SRX4700_FLOW
 
 
-def test_flow_statistics_offloaded_packets_skip_the_flow_counters() -> None:
-    stats = flow_statistics(offloaded_packets=9794771735, cpu_received=6143,
-                            cpu_transmitted=6148, sessions=3)
-    assert render_flow_statistics(stats) == SRX4700_FLOW
+def test_flow_statistics_count_every_ipsec_packet_and_offloaded_ones_again() -> None:
+    """The flow module counts the packets of IPsec flows in and out; those an offloaded tunnel
+    carried count again as services-offload packets (docs/junos-formats.md §4.6)."""
+    from inline_ipsec.gateway.counters import GatewayCounters
+    c = GatewayCounters(inner_received=100, outer_received=50, transmitted_outer=97,
+                        delivered_inner=44, icmp_sent=2, no_route=1, malformed_inner=1,
+                        malformed_outer=1, invalid_spi=3, ts_check_fail=1,
+                        exceeds_tunnel_mtu=2, pre_fragments=4, fragments_received=5,
+                        ike_packets=2, nat_keepalives=1)
+    c.paths["pfe"].encrypted, c.paths["pfe"].decrypted = 60, 30
+    c.paths["cpu"].encrypted, c.paths["cpu"].decrypted = 37, 14
+    c.paths["cpu"].decrypt_drops, c.paths["pfe"].encrypt_drops = 2, 1
+    stats = flow_statistics(c, sessions=3)
+    assert stats == FlowStatistics(
+        current_sessions=3, packets_received=150, packets_transmitted=97 + 44 + 2,
+        packets_dropped=1 + 1 + 1 + 3 + 1 + 2 + 2 + 1, services_offload_packets=90,
+        fragment_packets=5, pre_fragments_generated=4)
+    text = render_flow_statistics(stats)
+    assert "    Packets received: 150\n" in text
+    assert "    Services-offload packets processed: 90\n" in text
 
 
 # -- show security ike security-associations ---------------------------------------------------

@@ -306,27 +306,13 @@ class AhIn(SaState):
             out = inner - len(hdr)
             mv[out:inner] = hdr
             return OK, out, total
+        claimed = self.inner_length(mv, inner, n, nh)
+        if claimed < 0:
+            return -claimed, 0, 0
         if nh == PROTO_IPIP:
-            if n < 20 or mv[inner] >> 4 != 4:
-                self.bad_trailer += 1
-                return BAD_TRAILER, 0, 0
-            claimed = _H.unpack_from(mv, inner + 2)[0]
-            if claimed < 20 or claimed > n:
-                self.malformed += 1
-                return MALFORMED, 0, 0
             inner_tos = mv[inner + 1]
-        elif nh == PROTO_IPV6:
-            if n < 40 or mv[inner] >> 4 != 6:
-                self.bad_trailer += 1
-                return BAD_TRAILER, 0, 0
-            claimed = 40 + _H.unpack_from(mv, inner + 4)[0]
-            if claimed > n:
-                self.malformed += 1
-                return MALFORMED, 0, 0
-            inner_tos = ((mv[inner] & 0x0F) << 4) | (mv[inner + 1] >> 4)
         else:
-            self.bad_trailer += 1
-            return BAD_TRAILER, 0, 0
+            inner_tos = ((mv[inner] & 0x0F) << 4) | (mv[inner + 1] >> 4)
         if inner_tos != outer_tos:
             tos = decap_ds_field(inner_tos, outer_tos, self.copy_dscp)
             if tos is None:               # outer CE over Not-ECT: MUST drop (RFC 6040 §4.2)

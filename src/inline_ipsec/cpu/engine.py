@@ -18,7 +18,7 @@ from collections import deque
 from typing import Callable, Union
 
 from ..engine import EngineCounters, SaCounters, SinglePacketCalls, Status
-from ..errors import UnsupportedSaError
+from ..errors import CapacityError, UnknownSaError, UnsupportedSaError
 from ..packet.burst import Burst
 from ..packet.ip import PROTO_AH, PROTO_ESP, PROTO_UDP, ipv6_walk, ones_sum
 from ..sa import SaSpec
@@ -64,7 +64,7 @@ class CpuEngine(SinglePacketCalls):
         self._by_spi: dict[int, InState] = {}
         self._next_handle = 0
         self._events: deque[SaEvent] = deque()
-        self._c = {"unknown_spi": 0, "malformed": 0, "not_esp": 0, "keepalive": 0, "no_sa": 0}
+        self._c = dict.fromkeys(EngineCounters.COUNTERS, 0)  # type: ignore[attr-defined]
         # One burst at a time per engine (SA state, CBC chains, windows are not thread-safe);
         # run one engine per thread to use several cores, as with the PFE.
         self._lock = threading.Lock()
@@ -100,7 +100,12 @@ class CpuEngine(SinglePacketCalls):
         return h
 
     def _new_handle(self) -> int:
+        # Handles count up and are never reused, so a handle kept after `remove` never names
+        # another SA (the PFE gets the same from a generation per slot). 2^31 installs would
+        # overflow `Burst.sa` (int32): at a thousand installs a second, 24 days of nothing else.
         h = self._next_handle
+        if h > 0x7FFFFFFF:
+            raise CapacityError(f"{self.name}: SA handles exhausted (2^31 installs)")
         self._next_handle += 1
         return h
 
@@ -113,12 +118,12 @@ class CpuEngine(SinglePacketCalls):
                 sa = self._in.pop(handle)
                 del self._by_spi[sa.spi]
             else:
-                raise KeyError(f"{self.name}: no SA with handle {handle}")
+                raise UnknownSaError(f"{self.name}: no SA with handle {handle!r}")
 
     def _sa(self, handle: int) -> InState | OutState:
         sa = self._out.get(handle) or self._in.get(handle)
         if sa is None:
-            raise KeyError(f"{self.name}: no SA with handle {handle}")
+            raise UnknownSaError(f"{self.name}: no SA with handle {handle!r}")
         return sa
 
     def update(self, handle: int, spec: SaSpec) -> None:

@@ -130,7 +130,8 @@ class EspOut(SaState):
             p = i * slot + off
             b0 = mv[p]
             if b0 >> 4 == 4:
-                if ln < 20 or (b0 & 0x0F) < 5 or _H.unpack_from(mv, p + 2)[0] != ln:
+                if ln < 20 or (b0 & 0x0F) < 5 or (b0 & 0x0F) * 4 > ln \
+                        or _H.unpack_from(mv, p + 2)[0] != ln:       # RFC 791 §3.1
                     status[i] = MALFORMED
                     self.malformed += 1
                     continue
@@ -414,28 +415,11 @@ class EspIn(SaState):
 
     def _tunnel_inner(self, mv, pt: bytes, inner_len: int, nh: int, out: int,
                       outer_tos: int) -> int:
-        """Check the inner packet of a tunnel-mode SA, write it at `out`, apply the DS-field
-        rules; returns its length, or minus a status."""
-        if nh == PROTO_IPIP:
-            if inner_len < 20 or pt[0] >> 4 != 4:
-                self.bad_trailer += 1
-                return -BAD_TRAILER
-            claimed = (pt[2] << 8) | pt[3]
-            if claimed < 20 or claimed > inner_len:
-                self.malformed += 1
-                return -MALFORMED
-        elif nh == PROTO_IPV6:
-            if inner_len < 40 or pt[0] >> 4 != 6:
-                self.bad_trailer += 1
-                return -BAD_TRAILER
-            claimed = 40 + ((pt[4] << 8) | pt[5])
-            if claimed > inner_len:
-                self.malformed += 1
-                return -MALFORMED
-        else:                             # tunnel mode carries IP only
-            self.bad_trailer += 1
-            return -BAD_TRAILER
-        # TFC padding beyond the inner header's own length is dropped (RFC 4303 §2.7).
+        """Check the inner packet of a tunnel-mode SA (`inner_length`), write it at `out`,
+        apply the DS-field rules; returns its length, or minus a status."""
+        claimed = self.inner_length(pt, 0, inner_len, nh)
+        if claimed < 0:
+            return claimed
         mv[out:out + claimed] = pt[:claimed]
         if nh == PROTO_IPIP:
             inner_tos = pt[1]

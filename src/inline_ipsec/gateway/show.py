@@ -6,20 +6,23 @@ the pure renderers of `inline_ipsec.stats` (Junos 25.x formats, docs/junos-forma
     show security flow statistics
     show security ike security-associations [detail]
 
-How the counters map: `show security ipsec statistics` sums every SA's engine counters (those
-of SAs already removed included) plus the gateway's own drops (invalid SPI, TS check fail,
-exceeds tunnel MTU, bad outer headers). `show security flow statistics` counts packets the PFE
-processed as "Services-offload packets processed" only (they never reach the CPU's flow
-module, as on the SRX4700); "Packets received/transmitted" are the packets the CPU handled.
+How the counters map is the counter catalogue's (`stats.catalogue`): `show security ipsec
+statistics` sums every SA's engine counters (those of SAs already removed included), the
+engines' own drops and the gateway's (invalid SPI, TS check fail, exceeds tunnel MTU, bad
+outer headers); with `vpn-name`/`index` the tunnels' SAs and their flow counters. `show security
+flow statistics` counts every packet of the IPsec flows in ("Packets received": inner packets
+to encrypt, outer packets from peers) and out ("Packets transmitted": ESP/AH packets, delivered
+inner packets, ICMP errors), and those an offloaded tunnel carried also as "Services-offload
+packets processed" (docs/design.md §2, docs/junos-formats.md §4.6).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
 from ..config.algorithms import DH_GROUPS
-from ..engine import EngineCounters
-from ..stats import (FlowStatistics, IpsecStatistics, TunnelSnapshot, ipsec_statistics,
-                     proxy_identity, render_flow_statistics, render_ike_sa_detail,
+from ..stats import (FlowStatistics, IpsecStatistics, TunnelSnapshot, flow_statistics,
+                     ipsec_statistics, proxy_identity, render_flow_statistics,
+                     render_ike_sa_detail,
                      render_ike_sa_summary,
                      render_ipsec_sa_detail, render_ipsec_sa_summary, render_ipsec_statistics,
                      tunnel_snapshot)
@@ -104,38 +107,15 @@ def gateway_ipsec_statistics(gw: "Gateway", names: Optional[list[str]] = None
                              ) -> IpsecStatistics:
     """`show security ipsec statistics` of the whole gateway, or of the tunnels `names`."""
     if names is not None:
-        stats = ipsec_statistics(list(_sa_rows(gw, names)))
-        extra = sum(gw.tunnel_flow(n).in_ts_fail for n in names)
-        mtu = sum(gw.tunnel_flow(n).out_mtu_drops for n in names)
-        return stats + IpsecStatistics(ts_check_fail=extra, exceeds_tunnel_mtu=mtu)
-    c = gw.counters
-    engines = [e.engine_counters() for e in gw.engines]
-    stats = ipsec_statistics([*_sa_rows(gw, None), *gw.retired_sa_counters()], engines)
-    own = EngineCounters(unknown_spi=c.invalid_spi, malformed=c.malformed_outer)
-    return stats + ipsec_statistics([], [own]) + IpsecStatistics(
-        ts_check_fail=c.ts_check_fail, exceeds_tunnel_mtu=c.exceeds_tunnel_mtu)
+        return ipsec_statistics(list(_sa_rows(gw, names)),
+                                tunnels=[gw.tunnel_flow(n) for n in names])
+    return ipsec_statistics([*_sa_rows(gw, None), *gw.retired_sa_counters()],
+                            [e.engine_counters() for e in gw.engines], gateway=gw.counters)
 
 
 def gateway_flow_statistics(gw: "Gateway") -> FlowStatistics:
     """`show security flow statistics` of the gateway (see the module docstring)."""
-    c = gw.counters
-    pfe, cpu = c.paths["pfe"], c.paths["cpu"]
-    offloaded_in = sum(f.out_packets + f.in_packets for f in gw.flows() if f.offloaded)
-    dropped = (c.no_route + c.malformed_inner + c.malformed_outer + c.invalid_spi
-               + c.ts_check_fail + c.exceeds_tunnel_mtu + pfe.encrypt_drops
-               + pfe.decrypt_drops + cpu.encrypt_drops + cpu.decrypt_drops)
-    received = max(0, c.inner_received + c.outer_received - offloaded_in)
-    cpu_delivered = sum(f.in_delivered for f in gw.flows() if not f.offloaded)
-    return FlowStatistics(
-        current_sessions=gw.current_sessions(),
-        packets_received=received,
-        packets_transmitted=cpu.encrypted + cpu_delivered + c.icmp_sent,
-        packets_dropped=dropped,
-        services_offload_packets=pfe.encrypted + pfe.decrypted,
-        fragment_packets=c.fragments_received,
-        pre_fragments_generated=c.pre_fragments,
-        post_fragments_generated=0,
-    )
+    return flow_statistics(gw.counters, sessions=gw.current_sessions())
 
 
 def _select(gw: "Gateway", words: list[str]) -> tuple[list[str], Optional[list[str]]]:

@@ -140,6 +140,7 @@ class Reassembler:
     None; a non-fragment comes straight back. Overlapping fragments are taken as they come
     (no RFC 5722-style rejection: this is a test and demo helper, not a host stack).
     `max_datagrams` bounds the memory held for incomplete datagrams (oldest dropped first).
+    A fragment whose header lies about its lengths raises `FragmentError`.
     """
 
     def __init__(self, max_datagrams: int = 1024) -> None:
@@ -154,6 +155,8 @@ class Reassembler:
             return fragment
         ihl = (fragment[0] & 0x0F) * 4
         total = struct.unpack_from("!H", fragment, 2)[0]
+        if ihl < 20 or total < ihl or total > len(fragment):      # RFC 791 §3.1
+            raise FragmentError("IPv4 fragment with a bad header length or total length")
         flags_off = struct.unpack_from("!H", fragment, 6)[0]
         key = (fragment[12:16], fragment[16:20], fragment[9], fragment[4:6])
         hole = self._pending.get(key)

@@ -2,7 +2,8 @@
 Junos 25.x show commands (docs/junos-formats.md §4)."""
 from __future__ import annotations
 
-from .counters import CATALOGUE, FlowStatistics, IpsecStatistics, flow_statistics, ipsec_statistics
+from .catalogue import COUNTERS, SHOW, statistics
+from .counters import FlowStatistics, IpsecStatistics, flow_statistics, ipsec_statistics
 from .show import (
     IkeSaDetail,
     IkeSaRecord,
@@ -21,7 +22,9 @@ from .show import (
 from .snapshots import sa_snapshot, tunnel_snapshot
 
 __all__ = [
-    "CATALOGUE",
+    "COUNTERS",
+    "SHOW",
+    "statistics",
     "FlowStatistics",
     "IkeSaDetail",
     "IkeSaRecord",

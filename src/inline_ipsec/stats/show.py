@@ -21,6 +21,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from .catalogue import SHOW
 from .counters import FlowStatistics, IpsecStatistics
 
 __all__ = [
@@ -280,57 +281,37 @@ def render_ipsec_sa_detail(tunnels: Sequence[TunnelSnapshot]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _stat(label: str, value: int, width: int = 33) -> str:
-    return f"  {label}{value:>{max(width - len(label), len(str(value)) + 1)}}"
+def _render_statistics(command: str, stats: object, platform: str = "srx") -> str:
+    """A statistics command as the catalogue lays it out (`stats.catalogue.SHOW`): headings,
+    "column" rows with the value right-aligned to column 33, "inline" rows of `Label: value`
+    pairs; `srx_only` rows are left out on the MX."""
+    show = SHOW[command]
+    out = []
+    for row in show.rows:
+        if row.srx_only and platform == "mx":
+            continue
+        if row.heading:
+            out.append(row.heading)
+            continue
+        pairs = [(show.line(key).label + ":", getattr(stats, key)) for key in row.keys]
+        if row.style == "column":
+            (label, value), = pairs
+            width = max(33 - len(label), len(str(value)) + 1)
+            out.append(f"{show.indent}{label}{value:>{width}}")
+        else:
+            out.append(show.indent + ", ".join(f"{label} {value}" for label, value in pairs))
+    return "\n".join(out) + "\n"
 
 
 def render_ipsec_statistics(stats: IpsecStatistics, platform: str = "srx") -> str:
     """`show security ipsec statistics` (SRX4700 25.2, docs/junos-formats.md §4.5). `platform="mx"` prints
     only the first three error lines, as the MX does."""
-    s = stats
-    lines = [
-        "ESP Statistics:",
-        _stat("Encrypted bytes:", s.esp_encrypted_bytes),
-        _stat("Decrypted bytes:", s.esp_decrypted_bytes),
-        _stat("Encrypted packets:", s.esp_encrypted_packets),
-        _stat("Decrypted packets:", s.esp_decrypted_packets),
-        "AH Statistics:",
-        _stat("Input bytes:", s.ah_input_bytes),
-        _stat("Output bytes:", s.ah_output_bytes),
-        _stat("Input packets:", s.ah_input_packets),
-        _stat("Output packets:", s.ah_output_packets),
-        "Errors:",
-        f"  AH authentication failures: {s.ah_authentication_failures}, "
-        f"Replay errors: {s.replay_errors}",
-        f"  ESP authentication failures: {s.esp_authentication_failures}, "
-        f"ESP decryption failures: {s.esp_decryption_failures}",
-        f"  Bad headers: {s.bad_headers}, Bad trailers: {s.bad_trailers}",
-    ]
-    if platform != "mx":
-        lines += [
-            f"  Invalid SPI: {s.invalid_spi}, TS check fail: {s.ts_check_fail}",
-            f"  Exceeds tunnel MTU: {s.exceeds_tunnel_mtu}",
-            f"  Discarded: {s.discarded}",
-        ]
-    return "\n".join(lines) + "\n"
+    return _render_statistics("ipsec", stats, platform)
 
 
 def render_flow_statistics(stats: FlowStatistics) -> str:
     """`show security flow statistics` (docs/junos-formats.md §4.6)."""
-    s = stats
-    rows = [
-        ("Current sessions", s.current_sessions),
-        ("Packets received", s.packets_received),
-        ("Packets transmitted", s.packets_transmitted),
-        ("Packets forwarded/queued", s.packets_forwarded_queued),
-        ("Packets copied", s.packets_copied),
-        ("Packets dropped", s.packets_dropped),
-        ("Services-offload packets processed", s.services_offload_packets),
-        ("Fragment packets", s.fragment_packets),
-        ("Pre fragments generated", s.pre_fragments_generated),
-        ("Post fragments generated", s.post_fragments_generated),
-    ]
-    return "".join(f"    {label}: {value}\n" for label, value in rows)
+    return _render_statistics("flow", stats)
 
 
 #: Column starts of `show security ike security-associations` (docs/junos-formats.md §4.3).
