@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 from ...config import ChildConfig
 from ...constants import DhGroup, ExchangeType, NotifyType, ProtocolId, TransformType
-from ...errors import RemoteIkeError
+from ...errors import LocalIkeError, RemoteIkeError
 from ...events import ChildSaUp
 from ...keymat import child_keymat
 from ...message import Message
@@ -228,6 +228,8 @@ class ChildCreateTask(Task):
         self.neg: Optional[ChildInitiator] = None
 
     def build_i(self, session: "IkeV2Session") -> list[Payload]:
+        if len(session.children) >= session.config.max_child_sas:
+            raise LocalIkeError(f"more than {session.config.max_child_sas} child SAs")
         self.neg = ChildInitiator(session, self.cfg, with_pfs=True, group=self.group)
         return self.neg.exchange_payloads()
 
@@ -244,7 +246,11 @@ class ChildCreateTask(Task):
 
 
 def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> list[Payload]:
-    """Responder side of CREATE_CHILD_SA for a new child SA."""
+    """Responder side of CREATE_CHILD_SA for a new child SA (NO_ADDITIONAL_SAS past
+    `IkeConfig.max_child_sas`, §1.3)."""
+    if len(session.children) >= session.config.max_child_sas:
+        raise RemoteIkeError(f"more than {session.config.max_child_sas} child SAs",
+                             NotifyType.NO_ADDITIONAL_SAS)
     nonce_i = one(payloads, NoncePayload, "Nonce").nonce
     nonce_r = session.random(NONCE_LEN)
     child, out = child_respond(session, payloads, nonce_i, nonce_r, in_auth=False)
