@@ -195,6 +195,24 @@ class IkeV2Session:
         self._queue.append(ChildCreateTask(self, child_config))
         self._kick(now)
 
+    def negotiating(self, child_name: str) -> bool:
+        """A child SA of the configuration named `child_name` is being created by us
+        (IKE_AUTH or CREATE_CHILD_SA queued or in flight)."""
+        from .tasks.child_create import ChildCreateTask
+        from .tasks.ike_auth import IkeAuthTask
+        for task in [*self._queue, *(p.task for p in self._all_pending())]:
+            if isinstance(task, ChildCreateTask) and task.cfg.name == child_name:
+                return True
+            if isinstance(task, IkeAuthTask) and self.config.children and \
+                    self.config.children[0].name == child_name:
+                return True
+        return False
+
+    def has_child(self, child_name: str) -> bool:
+        """A child SA of the configuration named `child_name` exists and is not going away."""
+        return any(c.config.name == child_name and c.reported and
+                   c.state in ("installed", "rekeying") for c in self.children.values())
+
     def rekey_child(self, spi_in: int, now: float) -> None:
         """Queue a rekey of the child SA with inbound SPI `spi_in` (§1.3.3, §2.8)."""
         from .tasks.child_rekey import ChildRekeyTask

@@ -78,6 +78,17 @@ def _within(got: Sequence[TrafficSelector], offered: Sequence[TrafficSelector]) 
     return bool(got) and all(any(g.intersect(o) == g for o in offered) for g in got)
 
 
+def by_fit(configs: Sequence[ChildConfig], tsi: Sequence[TrafficSelector],
+           tsr: Sequence[TrafficSelector]) -> list[ChildConfig]:
+    """The responder's candidate child configurations for offered TSi/TSr (§2.9): first
+    those whose selectors hold all that was offered, then those that would narrow it, each
+    most specific first (as strongSwan prefers a policy that matches to one that narrows).
+    With several VPNs on one IKE SA this is how the responder picks the VPN."""
+    def holds(cfg: ChildConfig) -> bool:
+        return _within(tsi, selectors(cfg.remote_ts)) and _within(tsr, selectors(cfg.local_ts))
+    return sorted(configs, key=lambda c: (not holds(c), _span(c)))
+
+
 def _spi_of(p: Proposal) -> int:
     if p.protocol not in (ProtocolId.ESP, ProtocolId.AH) or len(p.spi) != 4:
         raise RemoteIkeError("child SA proposal needs a 4-byte ESP or AH SPI",
@@ -179,8 +190,7 @@ def child_respond(session: "IkeV2Session", payloads: list[Payload], nonce_i: byt
     sa = one(payloads, SaPayload, "SA")
     tsi = one(payloads, TsiPayload, "TSi").selectors
     tsr = one(payloads, TsrPayload, "TSr").selectors
-    configs = [cfg_hint] if cfg_hint is not None else sorted(
-        session.config.children, key=_span)  # most specific policy first, as strongSwan
+    configs = [cfg_hint] if cfg_hint is not None else by_fit(session.config.children, tsi, tsr)
     last_error: RemoteIkeError = RemoteIkeError("no child SA configuration matches the "
                                                 "traffic selectors", NotifyType.TS_UNACCEPTABLE)
     for cfg in configs:
