@@ -318,6 +318,8 @@ class IkeControl:
         #: (VPN, event) in order, for tests and logs (the last `EVENT_HISTORY`)
         self.events: History = History(maxlen=EVENT_HISTORY)
         self.errors: History = History(maxlen=ERROR_HISTORY)
+        #: negotiations peers started and we refused before IKE_AUTH, by IkeSaDown reason
+        self.refused: Counter[str] = Counter()
         #: the IKE side of every configured IKE VPN (show inactive-tunnels)
         self.status: dict[str, VpnStatus] = {}
         for v in config.ipsec_vpns.values():
@@ -644,6 +646,18 @@ class IkeControl:
             session, event = item
             info = self._track(session, now)
             peer = self.peers.get(session.config.name)
+            if isinstance(event, IkeSaDown) and info.up_at is None and \
+                    not session.ike.initiator:
+                # a responder that never authenticated anyone: counted, not kept (anyone
+                # can send IKE_SA_INIT from a configured peer's address)
+                self.refused[event.reason] += 1
+                if peer is not None:
+                    for vpn in peer.vpns:
+                        self._log(vpn, f"IKE SA negotiation fails: {event.error}"
+                                  if event.error is not None else
+                                  f"IKE SA negotiation fails: {event.reason}")
+                self._closed = True
+                continue
             for vpn in self._vpns_of(peer, event):
                 self.events.append((vpn, event))
             if peer is None:
@@ -793,11 +807,13 @@ class IkeControl:
         self._dropping.discard(id(session))
         if dropped:
             return
+        failed = info.up_at is None
         text = _DOWN_TEXT.get(event.reason)
-        if text is None:
+        if failed and event.reason == "retransmit timeout":
+            text = "IKE SA negotiation fails: peer did not respond"
+        elif text is None:
             text = f"IKE SA negotiation fails: {event.error}" if event.error is not None \
                 else f"IKE SA down: {event.reason}"
-        failed = info.up_at is None
         for vpn in peer.vpns:
             if vpn in self.gw.distributor and vpn not in by_vpn:
                 continue                  # carried by another IKE SA of the gateway

@@ -161,11 +161,14 @@ class IkeManager:
                 self.unknown_spi += 1
             return
         session.receive_datagram(data, addr, now)
-        if fresh and session.state == "created":
-            # Answered without state (INVALID_KE_PAYLOAD, a COOKIE request) or not at all:
-            # keep the answer, forget the session now rather than at the next prune.
+        if fresh and session.state in ("created", "closed"):
+            # Answered without state (INVALID_KE_PAYLOAD, a COOKIE request), refused (e.g.
+            # NO_PROPOSAL_CHOSEN, its IkeSaDown says so) or not answered at all: keep the
+            # answer, forget the session now rather than at the next prune.
             for item in session.datagrams_to_send(now):
                 self._queue_stateless(item)
+            if session.state == "closed":
+                self._collect(session)
             self._forget(session)
             return
         self._collect(session)

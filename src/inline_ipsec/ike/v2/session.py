@@ -675,5 +675,8 @@ class IkeV2Session:
         self._queue.clear()
         self.ike.pending = None
         self.old_ike.clear()
+        if error is not None:
+            # the event may be kept a long time: not the frames (and sessions) it came from
+            error.__traceback__ = None
         self.emit(IkeSaDown(reason, error, gone))
 
