@@ -68,3 +68,21 @@ def test_flood_of_a_running_gateway_leaves_its_ike_state_bounded() -> None:
     assert all(len(st.events) <= VPN_EVENT_HISTORY for st in ia.status.values())
     assert ia.up(["vpn-s1", "vpn-s2"])
     _carries(a, b, "vpn-s1", 31)
+
+
+def test_tunnel_events_of_a_long_lived_tunnel_are_bounded() -> None:
+    """Every rekey adds events that never repeat (the drained SPI is in the text); a tunnel
+    keeps the last `MAX_TUNNEL_EVENTS`, the newest last."""
+    from inline_ipsec.distribution.distributor import MAX_TUNNEL_EVENTS
+    a, b, ia, ib, pump = _up()
+    session = ia.session_of("vpn-s1")
+    for n in range(60):
+        spi = next(s for s, c in session.children.items() if c.config.name == "vpn-s1/ts")
+        session.rekey_child(spi, 10.0 + n)
+        pump.run(10.0 + n)
+        a.finish_drain("vpn-s1")
+    events = a.distributor.events("vpn-s1")
+    assert len(events) == MAX_TUNNEL_EVENTS
+    assert events[-1].endswith("deleted after rekey (1 times)")
+    assert a.tunnel("vpn-s1").rekeys == 60
+    _carries(a, b, "vpn-s1", 31)
