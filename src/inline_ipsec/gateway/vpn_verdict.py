@@ -28,7 +28,7 @@ Manual-SA VPNs are installed at start and always come up.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
 from ..config import Config
@@ -57,12 +57,24 @@ class Verdict:
         return "; ".join(self.reasons)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Context:
     config: Config
     credentials: Optional[Mapping[str, object]]
-    #: VPNs decided so far (configuration order), for the rules that compare VPNs
-    earlier: tuple[IpsecVpn, ...]
+    #: VPNs that can come up so far (configuration order), by IKE gateway name, with their
+    #: traffic selectors, for the rules that compare VPNs
+    by_gateway: dict[str, list[tuple[IpsecVpn, frozenset]]] = field(default_factory=dict)
+    #: (peer address, identities) -> (IKE gateway, a VPN on it) of the VPNs so far
+    by_peer: dict[tuple, tuple[IkeGateway, IpsecVpn]] = field(default_factory=dict)
+
+    def accept(self, vpn: IpsecVpn) -> None:
+        """`vpn` can come up: the later VPNs are compared with it."""
+        gw = self.config.gateway_of(vpn)
+        if gw is None:
+            return
+        self.by_gateway.setdefault(gw.name, []).append((vpn, _selectors(vpn, self)))
+        if gw.address:
+            self.by_peer.setdefault((gw.version, gw.address[0], _identities(gw)), (gw, vpn))
 
 
 Rule = Callable[[IpsecVpn, _Context], tuple[str, ...]]
@@ -123,10 +135,8 @@ def _shared_gateway(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
         return ()
     mine = _selectors(vpn, ctx)
     reasons = []
-    for other in ctx.earlier:
-        if ctx.config.gateway_of(other) is not gw:
-            continue
-        same = mine & _selectors(other, ctx)
+    for other, theirs in ctx.by_gateway.get(gw.name, ()):
+        same = mine & theirs
         if same:
             local, remote = sorted(same)[0]
             reasons.append(
@@ -148,17 +158,14 @@ def _indistinct_gateways(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
     gw = ctx.config.gateway_of(vpn)
     if gw is None or not gw.address:
         return ()
-    key = (gw.address[0], _identities(gw))
-    for other in ctx.earlier:
-        og = ctx.config.gateway_of(other)
-        if og is None or og is gw or not og.address or og.version != gw.version:
-            continue
-        if (og.address[0], _identities(og)) == key:
-            return (f"ike gateways {og.name} and {gw.name} have the same peer address "
-                    f"{gw.address[0]} and the same identities: the peer's IKE SA cannot be "
-                    f"told apart (ipsec vpn {other.name} takes it); configure local-identity/"
-                    "remote-identity on one of them",)
-    return ()
+    hit = ctx.by_peer.get((gw.version, gw.address[0], _identities(gw)))
+    if hit is None or hit[0] is gw:
+        return ()
+    og, other = hit
+    return (f"ike gateways {og.name} and {gw.name} have the same peer address "
+            f"{gw.address[0]} and the same identities: the peer's IKE SA cannot be told "
+            f"apart (ipsec vpn {other.name} takes it); configure local-identity/"
+            "remote-identity on one of them",)
 
 
 #: The rules, in the order their reasons are printed (module docstring).
@@ -171,18 +178,17 @@ def vpn_verdicts(config: Config, *, credentials: Optional[Mapping[str, object]] 
     """The verdict of every VPN of `config`, in configuration order. `credentials` are the
     keys and certificates `IkeControl` would load (None: none, as on the command line)."""
     out: dict[str, Verdict] = {}
-    earlier: list[IpsecVpn] = []
+    ctx = _Context(config, credentials)
     for vpn in config.ipsec_vpns.values():
         if vpn.ike is None:
             out[vpn.name] = Verdict(vpn.name)
             continue
-        ctx = _Context(config, credentials, tuple(earlier))
         reasons: list[str] = []
         for rule in VERDICT_RULES:
             reasons.extend(r for r in rule(vpn, ctx) if r not in reasons)
         out[vpn.name] = Verdict(vpn.name, tuple(reasons))
         if not reasons:
-            earlier.append(vpn)       # a VPN that cannot come up takes nothing from others
+            ctx.accept(vpn)       # a VPN that cannot come up takes nothing from others
     return out
 
 
