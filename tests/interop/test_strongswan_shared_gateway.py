@@ -136,7 +136,8 @@ class Ports:
         end = time.monotonic() + seconds
         while True:
             for data, addr in ctl.datagrams_to_send(time.monotonic()):
-                sock = self.natt if data.startswith(NON_ESP_MARKER) else self.ike
+                natt = data.startswith(NON_ESP_MARKER) or data == b"\xff"   # keepalive
+                sock = self.natt if natt else self.ike
                 sock.sendto(data, tuple(addr[:2]))
             left = end - time.monotonic()
             if left <= 0:

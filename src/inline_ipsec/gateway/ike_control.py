@@ -60,7 +60,9 @@ tunnel is back, in its `Tunnel events:`).
 
 NAT-T (§2.23): the sessions detect a NAT (or a peer that claims one, `force_encap`) from the
 NAT_DETECTION payloads; IKE then moves to the NAT-T port with the non-ESP marker and the
-child SAs are UDP-encapsulated (RFC 3948). When the IKE transport is mapped (both gateways on
+child SAs are UDP-encapsulated (RFC 3948). An IKE SA behind a NAT sends a NAT-keepalive (one
+0xFF byte from the NAT-T port, RFC 3948 §2.3) every `nat-keepalive` seconds of its gateway
+(default `NAT_KEEPALIVE`); transports send a datagram of that one byte from the NAT-T port. When the IKE transport is mapped (both gateways on
 loopback ports instead of their configured addresses), the ESP-in-UDP ports of the data plane
 are the standard 4500/4500 and the outer addresses are the configured ones.
 
@@ -104,6 +106,10 @@ ERROR_HISTORY = 256
 VPN_EVENT_HISTORY = 32
 #: the tunnel event of a peer found dead (Junos wording)
 DPD_EVENT = "DPD detected peer as down. Existing IKE/IPSec SAs cleared"
+#: seconds between NAT-keepalives without `nat-keepalive` (RFC 3948 §2.3 suggests 20)
+NAT_KEEPALIVE = 20.0
+#: a NAT-keepalive (RFC 3948 §2.3), sent from the NAT-T port
+KEEPALIVE = b"\xff"
 
 #: IKE SA ends (`IkeSaDown.reason`) as tunnel events and down reasons
 _DOWN_TEXT = {
@@ -179,6 +185,7 @@ class _Peer:
     remote: str
     transport: Addr             # where the peer's IKE listens
     vpns: list[str]
+    keepalive: float = NAT_KEEPALIVE   # `nat-keepalive` seconds (behind a NAT)
 
 
 @dataclass
@@ -268,8 +275,10 @@ class IkeControl:
                 for m in members:
                     self.unsupported[m.name] = str(exc)
                 continue
+            gw_cfg = config.ike_gateways[name]
             peer = _Peer(name, cfg, _later_rekey(cfg), lo, re, target[:2],
-                         [m.name for m in members])
+                         [m.name for m in members],
+                         float(gw_cfg.nat_keepalive or NAT_KEEPALIVE))
             self.peers[name] = peer
             by_vpn: dict[str, list[ChildConfig]] = {}
             for child, member in zip(cfg.children, _owners(config, members)):
@@ -297,6 +306,10 @@ class IkeControl:
         self._wanted: set[str] = set()
         #: flow counters last reported to dead peer detection, per VPN
         self._seen: dict[str, tuple[object, int, int]] = {}
+        #: IKE SA (by id) behind a NAT -> when its next NAT-keepalive is due
+        self._keepalive_at: dict[int, float] = {}
+        #: NAT-keepalives sent (RFC 3948 §2.3)
+        self.keepalives_sent = 0
         if local is None:
             first = next(iter(self.peers.values()), None)
             local = (first.local if first else "0.0.0.0", 500)
@@ -516,11 +529,13 @@ class IkeControl:
         self.receive(data, (dgram.src, dgram.sport), now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
-        """Datagrams to send: those with the non-ESP marker from the NAT-T port; stateless
-        answers (COOKIE, INVALID_KE_PAYLOAD) included."""
+        """Datagrams to send: those with the non-ESP marker, and NAT-keepalives (one 0xFF
+        byte), from the NAT-T port, the others from the IKE port; stateless answers (COOKIE,
+        INVALID_KE_PAYLOAD) included."""
         self._now = now
         self._start_due(now)
         out: list[tuple[bytes, Addr]] = self.manager.stateless_to_send()
+        out += self._keepalives(now)
         for s in self.manager.sessions:
             if not s._out:
                 continue
@@ -546,6 +561,8 @@ class IkeControl:
             del self.info[key]
         self._half_open &= alive
         self._dropping &= alive
+        for key in [k for k in self._keepalive_at if k not in alive]:
+            del self._keepalive_at[key]
         for live in self._live.values():
             for key in [k for k in live if k not in alive]:
                 del live[key]
@@ -561,6 +578,7 @@ class IkeControl:
             times.append(t)
         if self._triggers or (self._queued and len(self._half_open) < self.max_pending):
             times.append(self._now)
+        times += self._keepalive_at.values()
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
@@ -580,6 +598,24 @@ class IkeControl:
             self.ensure(self._triggers.pop(0), now)
         while self._queued and len(self._half_open) < self.max_pending:
             self.ensure(self._queued.pop(), now)
+
+    # ---------------------------------------------------------------- NAT-keepalives
+    def _keepalives(self, now: float) -> list[tuple[bytes, Addr]]:
+        """RFC 3948 §2.3: from every established IKE SA behind a NAT, one 0xFF byte to the
+        peer's NAT-T address every `nat-keepalive` seconds, so the NAT keeps its mapping."""
+        out = []
+        for s in self.manager.sessions:
+            if not (s.state == "established" and s.local_nat and s.natt):
+                self._keepalive_at.pop(id(s), None)
+                continue
+            peer = self.peers.get(s.config.name)
+            interval = peer.keepalive if peer is not None else NAT_KEEPALIVE
+            due = self._keepalive_at.setdefault(id(s), now + interval)
+            if due <= now:
+                out.append((KEEPALIVE, s.remote_addr))
+                self.keepalives_sent += 1
+                self._keepalive_at[id(s)] = now + interval
+        return out
 
     # ---------------------------------------------------------------- dead peer detection
     def _report_traffic(self, now: float) -> None:
