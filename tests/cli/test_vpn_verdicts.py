@@ -136,3 +136,25 @@ def test_inactive_tunnels_show_why() -> None:
     assert "VPN Name: vpn-cbc" in detail and "  Version: IKEv1" in detail
     assert "Tunnel Down Reason: IKEv1 is not implemented" in detail
     assert "Total active tunnels: 10" in a.show("security ipsec security-associations")
+
+
+def test_distinguished_name_identities(tmp_path: Path, capsys) -> None:
+    """`remote-identity distinguished-name container|wildcard ...` needs DN matching, which
+    is not implemented: reported, not a crash; `local-identity distinguished-name` is the
+    local certificate's subject, so with a pre-shared key it cannot work either."""
+    text = demo_config("a") + (
+        'set security ike gateway gw-vpn-cbc remote-identity distinguished-name container '
+        '"O=Example"\n'
+        "set security ike gateway gw-vpn-chacha local-identity distinguished-name\n")
+    p = tmp_path / "dn.conf"
+    p.write_text(text)
+    assert main(["check", str(p)]) == 0
+    blocks = _blocks(capsys.readouterr().out)
+    assert "matching a peer's DN by container or wildcard is not implemented" in \
+        blocks["vpn-cbc"]
+    assert "local-identity distinguished-name is a certificate's subject" in \
+        blocks["vpn-chacha"]
+    gw = Gateway.from_text(text, name="dn")
+    from inline_ipsec.gateway.ike_control import IkeControl
+    ctl = IkeControl(gw)
+    assert {"vpn-cbc", "vpn-chacha"} <= set(ctl.unsupported) and "vpn-cbc" not in ctl.vpns

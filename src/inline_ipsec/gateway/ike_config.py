@@ -68,7 +68,13 @@ def ike_vpns(config: Config) -> list[IpsecVpn]:
 
 
 def junos_identity(ident: Optional[JunosIdentity], default: str) -> Identity:
-    """A Junos `local-identity`/`remote-identity` as an IKE identity (RFC 7296 §3.5)."""
+    """A Junos `local-identity`/`remote-identity` as an IKE identity (RFC 7296 §3.5).
+    `distinguished-name` without a value is the local certificate's subject (the caller
+    knows the certificate); `container`/`wildcard` matching of the peer's DN is not
+    implemented (IkeConfigError)."""
+    if ident is not None and ident.kind == "distinguished-name":
+        raise IkeConfigError("distinguished-name " + (ident.value or "") + ": matching a "
+                             "peer's DN by container or wildcard is not implemented")
     if ident is None or ident.value is None:
         return Identity.parse(default)
     if ident.kind == "hostname":
@@ -204,10 +210,17 @@ def ike_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
                              f"ike gateway {gw.name}")
     local, remote = vpn_endpoints(config, vpn.name)
     policy = config.ike_policies[gw.ike_policy]
+    dn_local = gw.local_identity is not None and \
+        gw.local_identity.kind == "distinguished-name" and gw.local_identity.value is None
+    try:
+        local_id = None if dn_local else junos_identity(gw.local_identity, local)
+        remote_id = junos_identity(gw.remote_identity, remote)
+    except IkeConfigError as exc:
+        raise IkeConfigError(f"ike gateway {gw.name}: {exc}") from None
     kw: dict[str, Any] = dict(
         name=gw.name,
-        local_id=junos_identity(gw.local_identity, local),
-        remote_id=junos_identity(gw.remote_identity, remote),
+        local_id=local_id,
+        remote_id=remote_id,
         children=[c for v in vpns for c in child_configs(config, v)],
         ike_rekey_seconds=float(soft_limit(_ike_lifetime(config, gw.ike_policy))),
         force_encap=force_encap,
@@ -221,9 +234,14 @@ def ike_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
         if creds is None:
             raise IkeConfigError(f"ike policy {policy.name}: no key and certificate loaded "
                                  f"for local-certificate {policy.local_certificate}")
+        if dn_local:        # local-identity distinguished-name: the certificate's subject
+            kw["local_id"] = Identity.of_certificate(list(creds[1])[0])
         kw.update(auth="pubkey", private_key=creds[0], certificates=list(creds[1]),
                   ca_certificates=list(ca_certificates), psk=None)
     else:
+        if dn_local:
+            raise IkeConfigError(f"ike gateway {gw.name}: local-identity distinguished-name "
+                                 "is a certificate's subject; the ike policy has none")
         if policy.pre_shared_key is None:
             raise IkeConfigError(f"ike policy {policy.name}: no pre-shared-key")
         kw["psk"] = policy.pre_shared_key.encode("utf-8", "surrogateescape")
