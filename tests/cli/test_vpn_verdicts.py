@@ -158,3 +158,21 @@ def test_distinguished_name_identities(tmp_path: Path, capsys) -> None:
     from inline_ipsec.gateway.ike_control import IkeControl
     ctl = IkeControl(gw)
     assert {"vpn-cbc", "vpn-chacha"} <= set(ctl.unsupported) and "vpn-cbc" not in ctl.vpns
+
+
+def test_statements_not_carried_out_are_noted(tmp_path: Path, capsys) -> None:
+    text = demo_config("a").replace(
+        "set security ipsec vpn vpn-chacha establish-tunnels immediately\n", "").replace(
+        "set routing-options static route 10.2.6.0/24 next-hop st0.6\n", "") + (
+        "set security ike gateway gw-vpn-cbc address 198.51.100.9\n"
+        "set security ike gateway gw-vpn-ah advpn partner\n")
+    p = tmp_path / "notes.conf"
+    p.write_text(text)
+    assert main(["check", str(p)]) == 0
+    blocks = _blocks(capsys.readouterr().out)
+    assert "  Can come up: Yes\n  Not carried out: ike gateway gw-vpn-cbc: backup peer " \
+           "addresses 198.51.100.9 are not used; only 198.51.100.1 is negotiated" \
+           in blocks["vpn-cbc"]
+    assert "ADVPN shortcut tunnels are not negotiated" in blocks["vpn-ah"]
+    assert "no route leads into st0.6: traffic cannot trigger it" in blocks["vpn-chacha"]
+    assert "Not carried out" not in blocks["vpn-gcm256"]

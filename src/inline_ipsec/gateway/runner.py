@@ -120,6 +120,9 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
         for name, verdict in cannot.items():
             for why in verdict.reasons:
                 out.write(f"  {name}: {why}\n")
+    for name, verdict in verdicts.items():
+        for note in verdict.notes:
+            out.write(f"not carried out: {name}: {note}\n")
     ike = gw.ike
     if ports and ike is not None:
         t = ports[0].transport

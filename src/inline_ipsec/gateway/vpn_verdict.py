@@ -24,6 +24,10 @@ The rules, in order:
   apart.
 
 Manual-SA VPNs are installed at start and always come up.
+
+Besides, `notes` name what the configuration asks for that this gateway does not carry out
+although the VPN can come up without it (`NOTE_RULES`: backup peer addresses, ADVPN shortcuts,
+an on-traffic VPN no route leads into); `check` and `run` print them too.
 """
 from __future__ import annotations
 
@@ -42,10 +46,12 @@ __all__ = ["Verdict", "VERDICT_RULES", "vpn_verdicts", "render_verdict"]
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether `vpn` can come up on this gateway; `reasons` says why not (empty: it can)."""
+    """Whether `vpn` can come up on this gateway; `reasons` says why not (empty: it can);
+    `notes`: statements of the VPN this gateway does not carry out."""
 
     vpn: str
     reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def can_come_up(self) -> bool:
@@ -173,6 +179,36 @@ VERDICT_RULES: tuple[Rule, ...] = (_ike_version, _endpoints, _ike_config, _share
                                    _indistinct_gateways)
 
 
+def _backup_addresses(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
+    gw = ctx.config.gateway_of(vpn)
+    if gw is None or len(gw.address) < 2:
+        return ()
+    return (f"ike gateway {gw.name}: backup peer addresses {', '.join(gw.address[1:])} are "
+            f"not used; only {gw.address[0]} is negotiated",)
+
+
+def _advpn(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
+    gw = ctx.config.gateway_of(vpn)
+    if gw is None or gw.advpn is None:
+        return ()
+    return (f"ike gateway {gw.name}: advpn {gw.advpn}: ADVPN shortcut tunnels are not "
+            "negotiated, only the tunnel to the configured peer",)
+
+
+def _untriggerable(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
+    if vpn.establish_tunnels == "immediately" or vpn.traffic_selectors:
+        return ()
+    if vpn.bind_interface is not None and ctx.config.routes_via(vpn.bind_interface):
+        return ()
+    where = vpn.bind_interface or "the VPN"
+    return (f"establish-tunnels on-traffic, but no route leads into {where}: traffic cannot "
+            "trigger it, only the peer can bring it up",)
+
+
+#: Rules for `Verdict.notes`: statements not carried out by a VPN that can come up.
+NOTE_RULES: tuple[Rule, ...] = (_backup_addresses, _advpn, _untriggerable)
+
+
 def vpn_verdicts(config: Config, *, credentials: Optional[Mapping[str, object]] = None
                  ) -> dict[str, Verdict]:
     """The verdict of every VPN of `config`, in configuration order. `credentials` are the
@@ -186,14 +222,18 @@ def vpn_verdicts(config: Config, *, credentials: Optional[Mapping[str, object]] 
         reasons: list[str] = []
         for rule in VERDICT_RULES:
             reasons.extend(r for r in rule(vpn, ctx) if r not in reasons)
-        out[vpn.name] = Verdict(vpn.name, tuple(reasons))
+        notes = tuple(n for rule in NOTE_RULES for n in rule(vpn, ctx))
+        out[vpn.name] = Verdict(vpn.name, tuple(reasons), notes)
         if not reasons:
             ctx.accept(vpn)       # a VPN that cannot come up takes nothing from others
     return out
 
 
 def render_verdict(verdict: Verdict, indent: str = "  ") -> list[str]:
-    """`Can come up: Yes`, or `Can come up: No` and one `Reason:` line per reason."""
+    """`Can come up: Yes`, or `Can come up: No` and one `Reason:` line per reason; then one
+    `Not carried out:` line per note."""
+    notes = [f"{indent}Not carried out: {n}" for n in verdict.notes]
     if verdict.can_come_up:
-        return [f"{indent}Can come up: Yes"]
-    return [f"{indent}Can come up: No"] + [f"{indent}  Reason: {r}" for r in verdict.reasons]
+        return [f"{indent}Can come up: Yes"] + notes
+    return [f"{indent}Can come up: No"] + [f"{indent}  Reason: {r}" for r in verdict.reasons] \
+        + notes
