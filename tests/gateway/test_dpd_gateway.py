@@ -6,11 +6,10 @@ again. Injected clocks in memory; the real clock over loopback UDP.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import time
 
 import pytest
-from test_shared_ike_gateway import A_T, B_T, FIXED, VPNS, host, shared_config
+from test_shared_ike_gateway import A_T, B_T, FIXED, host, shared_config
 
 from inline_ipsec.gateway import Gateway, WireLink
 from inline_ipsec.gateway.ike_control import DPD_EVENT

@@ -62,9 +62,10 @@ NAT-T (§2.23): the sessions detect a NAT (or a peer that claims one, `force_enc
 NAT_DETECTION payloads; IKE then moves to the NAT-T port with the non-ESP marker and the
 child SAs are UDP-encapsulated (RFC 3948). An IKE SA behind a NAT sends a NAT-keepalive (one
 0xFF byte from the NAT-T port, RFC 3948 §2.3) every `nat-keepalive` seconds of its gateway
-(default `NAT_KEEPALIVE`); transports send a datagram of that one byte from the NAT-T port. When the IKE transport is mapped (both gateways on
-loopback ports instead of their configured addresses), the ESP-in-UDP ports of the data plane
-are the standard 4500/4500 and the outer addresses are the configured ones.
+(default `NAT_KEEPALIVE`); transports send a datagram of that one byte from the NAT-T port.
+When the IKE transport is mapped (both gateways on loopback ports instead of their configured
+addresses), the ESP-in-UDP ports of the data plane are the standard 4500/4500 and the outer
+addresses are the configured ones.
 
 Bounds: the sessions and the manager bound their own state (`ike.manager`); here the event
 history (`EVENT_HISTORY`), the error strings (`ERROR_HISTORY`) and each VPN's tunnel events
