@@ -532,3 +532,26 @@ def test_flood_protection_scales_with_the_configured_vpns() -> None:
     assert small.manager.max_half_open == IkeManager.MAX_HALF_OPEN
     big = IkeControl(Gateway.from_text(scale_config("a", 600), name="b"))
     assert big.manager.cookie_threshold == 1200 and big.manager.max_half_open == 2400
+
+
+def test_nat_keepalives_from_the_side_behind_the_nat() -> None:
+    """RFC 3948 §2.3: the IKE SA behind a NAT (vpn-natt's, gw-a claims the NAT) sends one
+    0xFF byte from its NAT-T port every `nat-keepalive` seconds (20 s by default, as
+    gw-vpn-natt sets none); gw-b's data path counts them, and sends none itself."""
+    from inline_ipsec.gateway.ike_link import IkeOnWire
+    a, b, ia, ib, _ = _demo(a_kw={"nat_t": ["vpn-natt"]})
+    wire = IkeOnWire(ia, ib)
+    ia.start(0.0)
+    ib.start(0.0)
+    wire.run(0.0)
+    ib.handle_timer(2.0)
+    wire.run(2.0)
+    assert ia.session_of("vpn-natt").local_nat and not ib.session_of("vpn-natt").local_nat
+    for t in range(3, 65):
+        for c in (ia, ib):
+            if (due := c.get_timer()) is not None and due <= t:
+                c.handle_timer(float(t))
+        wire.run(float(t))
+    assert ia.keepalives_sent == 3 and ib.keepalives_sent == 0      # at 20, 40, 60 s
+    assert b.counters.nat_keepalives == 3 and a.counters.nat_keepalives == 0
+    _both_ways(a, b, "vpn-natt")

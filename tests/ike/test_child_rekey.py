@@ -188,29 +188,30 @@ def test_ike_rekey_by_responder():
 def test_dpd_exchange_and_dead_peer():
     #   HDR, SK{}  -->
     #          <--  HDR, SK{}
-    icfg, rcfg = configs(i_dpd_interval=30.0, retransmit_timeout=1.0, retransmit_base=2.0,
-                         retransmit_tries=2)
+    icfg, rcfg = configs(i_dpd_interval=30.0, i_dpd_threshold=2, retransmit_timeout=1.0,
+                         retransmit_base=2.0, retransmit_tries=2)
     p = established(icfg, rcfg)
     start = len(p.log)
     assert p.i.get_timer() == pytest.approx(30.0)
     p.advance(30.0)
     assert _exchanges(p, start) == [("i->r", "INFORMATIONAL"), ("r->i", "INFORMATIONAL")]
     assert p.i.state == "established"
-    # Now the responder goes silent: DPD retransmits 1 s, 2 s, 4 s, then the SA is dead.
+    # Now the responder goes silent: a probe at 60 s, again at 90 s (the DPD interval, not
+    # the retransmission back-off), and with threshold 2 the peer is dead at 120 s.
     p.r = type(p.r)(rcfg, initiator=False, local_addr=p.r.local_addr,
                     remote_addr=p.r.remote_addr)  # a fresh responder knows no SPIs
-    p.now = 60.0
-    p.i.handle_timer(p.now)
+    sent = []
     for _ in range(4):
-        p.run()
         t = p.i.get_timer()
         if t is None:
             break
         p.now = t
         p.i.handle_timer(t)
+        sent += [t for _ in p.i.datagrams_to_send(t)]
     p.drain_events()
+    assert sent == [60.0, 90.0]
     down = _of(p.i_events, IkeSaDown)
-    assert down and down[0].reason == "dead peer"
+    assert down and down[0].reason == "dead peer" and p.now == 120.0
     assert down[0].children and p.i.state == "closed"
 
 

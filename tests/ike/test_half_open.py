@@ -84,7 +84,8 @@ def test_defaults() -> None:
     m = IkeManager(R, 4500)
     assert (m.cookie_threshold, m.max_half_open) == (100, 1000)
     assert m.counters() == {"sessions": 0, "half_open": 0, "cookies_sent": 0,
-                            "bad_cookies": 0, "dropped_half_open": 0}
+                            "bad_cookies": 0, "dropped_half_open": 0, "unknown_spi": 0,
+                            "dropped_stateless": 0}
 
 
 def test_flood_turns_on_cookies_and_keeps_state_bounded() -> None:
@@ -99,7 +100,8 @@ def test_flood_turns_on_cookies_and_keeps_state_bounded() -> None:
         assert len(m.sessions) == m.half_open <= 20          # state stays bounded
     assert answers == {"sa": 20, "cookie": 280}
     assert m.counters() == {"sessions": 20, "half_open": 20, "cookies_sent": 280,
-                            "bad_cookies": 0, "dropped_half_open": 0}
+                            "bad_cookies": 0, "dropped_half_open": 0, "unknown_spi": 0,
+                            "dropped_stateless": 0}
     # a retransmission of a request that already has state is answered by its session
     data, addr = _spoof(template, 3)
     [reply] = _send(m, data, addr)
@@ -157,7 +159,8 @@ def test_hard_limit_drops_and_the_timeout_brings_the_counters_back() -> None:
         assert m.half_open <= 30 and len(m.sessions) <= 30
     assert replies == 30
     assert m.counters() == {"sessions": 30, "half_open": 30, "cookies_sent": 20,
-                            "bad_cookies": 0, "dropped_half_open": 70}
+                            "bad_cookies": 0, "dropped_half_open": 70,
+                            "unknown_spi": 0, "dropped_stateless": 0}
     # a valid cookie does not get past the hard limit either
     data, addr = _spoof(template, 1000)
     assert _send(m, data, addr) == [] and m.dropped_half_open == 71

@@ -46,6 +46,9 @@ __all__ = [
 
 #: Junos 25.x numbers tunnels from about 500000 (docs/junos-formats.md §4.1).
 FIRST_TUNNEL_ID = 500001
+#: `Tunnel events:` kept per tunnel, the most recent ones (a tunnel rekeyed every hour for a
+#: year must not keep every event it ever had)
+MAX_TUNNEL_EVENTS = 64
 
 
 class SaEngine(Protocol):
@@ -500,6 +503,8 @@ class Distributor:
             rec.events[-1] = dataclasses.replace(last, time=self.clock(), count=last.count + 1)
         else:
             rec.events.append(TunnelEvent(self.clock(), text))
+            if len(rec.events) > MAX_TUNNEL_EVENTS:
+                del rec.events[0]
 
 
 def _enabled(flag: bool) -> str:

@@ -38,8 +38,6 @@ def run_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import ConfigurationErrors, load_config
-    from ..distribution import place_config
-    from ..stats import render_offload_check
     path = Path(args.file)
     try:
         text = path.read_text(encoding="utf-8")
@@ -58,12 +56,36 @@ def run_check(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     today = args.today or datetime.date.today()
-    placements = place_config(config, today)
-    sys.stdout.write(render_offload_check(placements))
-    offloaded = sum(1 for p in placements.values() if p.offloaded)
-    print(f"\n{len(placements)} VPNs: {offloaded} offloaded to the PFE, "
-          f"{len(placements) - offloaded} on the CPU (license: {config.license_state(today)})")
+    sys.stdout.write(check_report(config, today))
     return 0
+
+
+def check_report(config, today) -> str:
+    """What `inline-ipsec check` prints: per VPN its offload verdict (docs/design.md Table 1)
+    and whether it can come up at all (`vpn_verdict`, every reason), then a summary. A VPN
+    that cannot come up takes no PFE capacity from the others."""
+    import dataclasses
+
+    from ..distribution import place_config
+    from ..stats import render_offload_check
+    from .vpn_verdict import render_verdict, vpn_verdicts
+    verdicts = vpn_verdicts(config)
+    can = {n: v for n, v in config.ipsec_vpns.items() if verdicts[n].can_come_up}
+    placements = place_config(dataclasses.replace(config, ipsec_vpns=can), today)
+    lines: list[str] = []
+    for name in config.ipsec_vpns:
+        if name in placements:
+            lines += render_offload_check({name: placements[name]}).splitlines()
+        else:
+            lines += [f"VPN Name: {name}", "  Hardware Offloaded: - (it cannot come up)"]
+        lines += render_verdict(verdicts[name])
+    offloaded = sum(1 for p in placements.values() if p.offloaded)
+    down = len(config.ipsec_vpns) - len(placements)
+    lines += ["", f"{len(config.ipsec_vpns)} VPNs: {offloaded} offloaded to the PFE, "
+              f"{len(placements) - offloaded} on the CPU"
+              + (f", {down} cannot come up" if down else "")
+              + f" (license: {config.license_state(today)})"]
+    return "\n".join(lines) + "\n"
 
 
 def _control_arg(p: argparse.ArgumentParser) -> None:

@@ -59,6 +59,12 @@ def pair_controls(a: Gateway, b: Gateway, a_transport: Transport, b_transport: T
     return ia, ib
 
 
+def _natt(data: bytes) -> bool:
+    """Leaves from the NAT-T port: IKE behind the non-ESP marker, or a NAT-keepalive (RFC 3948
+    §2.2, §2.3)."""
+    return data.startswith(NON_ESP_MARKER) or data == b"\xff"
+
+
 class IkePump:
     """Two `IkeControl`s joined in memory: each datagram goes to the other side with the
     sender's transport address (its NAT-T port when it carries the non-ESP marker)."""
@@ -74,8 +80,7 @@ class IkePump:
         for src, dst, tag in ((self.a, self.b, "a->b"), (self.b, self.a, "b->a")):
             host, port = src.manager.local_addr[:2]
             for data, _addr in src.datagrams_to_send(now):
-                sport = src.manager.natt_local_port if data.startswith(NON_ESP_MARKER) \
-                    else port
+                sport = src.manager.natt_local_port if _natt(data) else port
                 if self.keep_log:
                     self.log.append((tag, data))
                 dst.receive(data, (host, sport), now)
@@ -114,7 +119,7 @@ class IkeOnWire:
         for src, dst in ((self.a, self.b), (self.b, self.a)):
             host = src.manager.local_addr[0]
             for data, addr in src.datagrams_to_send(now):
-                natt = data.startswith(NON_ESP_MARKER)
+                natt = _natt(data)
                 sport = src.manager.natt_local_port if natt else src.manager.local_addr[1]
                 pkt = udp_packet(host, addr[0], data, sport, addr[1])
                 for dgram in dst.gw.inbound([pkt]).ike:
@@ -163,7 +168,7 @@ class IkeUdpPort:
         """Send what the control plane produced."""
         assert self.control is not None
         for data, addr in self.control.datagrams_to_send(self.clock()):
-            sock = self.natt_sock if data.startswith(NON_ESP_MARKER) else self.ike_sock
+            sock = self.natt_sock if _natt(data) else self.ike_sock
             try:
                 sock.sendto(data, tuple(addr[:2]))
                 self.sent += 1

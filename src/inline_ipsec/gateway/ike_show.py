@@ -44,8 +44,8 @@ def _live(gw: "Gateway") -> list["IkeV2Session"]:
 
 def _remote(gw: "Gateway", s: "IkeV2Session") -> str:
     assert gw.ike is not None
-    v = gw.ike.vpns.get(s.config.name)
-    return v.remote if v is not None else str(s.remote_addr[0])
+    peer = gw.ike.peer_of(s)
+    return peer.remote if peer is not None else str(s.remote_addr[0])
 
 
 def ike_sa_records(gw: "Gateway") -> list[IkeSaRecord]:
@@ -70,9 +70,8 @@ def ike_sa_details(gw: "Gateway", now: Optional[float] = None) -> list[IkeSaDeta
         return out
     for s in _live(gw):
         info = ike.session_info(s)
-        v = ike.vpns.get(s.config.name)
-        cfg_vpn = gw.config.ipsec_vpns.get(s.config.name)
-        gw_cfg = gw.config.gateway_of(cfg_vpn) if cfg_vpn is not None else None
+        v = ike.peer_of(s)
+        gw_cfg = gw.config.ike_gateways.get(s.config.name)
         t = ike._now if now is None else now
         life = 28800
         if gw_cfg is not None and gw_cfg.ike_policy in gw.config.ike_policies:

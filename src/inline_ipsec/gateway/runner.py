@@ -9,6 +9,10 @@ plane on an in-memory wire, and a trickle of test traffic crosses every tunnel b
 the counters move. `prekeyed` replaces IKE by the pre-keyed stand-in (`keying.py`). Requests
 on the control socket are answered between ticks; the loop ends after `duration` seconds or
 at `stop()` (SIGINT/SIGTERM in the CLI).
+
+At start-up every VPN that cannot come up is printed with its reasons (`vpn_verdict`) and
+counted as down; `show security ipsec inactive-tunnels` lists it with the same reason. At
+the end the number of VPNs still down is printed.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from .ike_control import IkeControl
 from .ike_link import IkeUdpPort, pair_controls
 from .link import WireLink
 from .traffic import flows, packets
+from .vpn_verdict import vpn_verdicts
 
 __all__ = ["run_gateway", "parse_transport"]
 
@@ -100,6 +105,9 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
             previous[sig] = signal.signal(sig, lambda *_: server.stop())
     tunnels = gw.distributor.tunnels()
     offloaded = sum(1 for t in tunnels if t.offloaded)
+    verdicts = gw.ike.verdicts if gw.ike is not None else vpn_verdicts(gw.config)
+    cannot = {n: v for n, v in verdicts.items() if not v.can_come_up}
+    configured = len(gw.config.ipsec_vpns)
     out.write(f"inline-ipsec gateway running: {len(tunnels)} tunnels ({offloaded} offloaded, "
               f"{len(tunnels) - offloaded} on the CPU)\n"
               f"control socket: {control_path}\n"
@@ -107,13 +115,19 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
               f"{control_path}\n"
               + (f"stops after {duration:g} s\n" if duration else
                  "stop with Ctrl-C (SIGINT) or SIGTERM\n"))
+    if cannot:
+        out.write(f"{len(cannot)} of {configured} VPNs cannot come up (counted as down):\n")
+        for name, verdict in cannot.items():
+            for why in verdict.reasons:
+                out.write(f"  {name}: {why}\n")
+    for name, verdict in verdicts.items():
+        for note in verdict.notes:
+            out.write(f"not carried out: {name}: {note}\n")
     ike = gw.ike
     if ports and ike is not None:
         t = ports[0].transport
         out.write(f"IKEv2 on udp {t[0]}:{t[1]} (NAT-T {t[2]}), "
                   f"{len(ike.vpns)} IKE VPNs\n")
-        for name, why in ike.unsupported.items():
-            out.write(f"  not negotiated: {why}\n")
     if link is not None:
         out.write(f"test traffic: every tunnel to the in-process peer, "
                   f"{burst} packets per flow every {TICK:g} s\n")
@@ -130,7 +144,9 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
             if ports and ike is not None and not up_reported and ike.up():
                 up_reported = True
                 out.write(f"IKE: all {len(ike.vpns)} IKE VPNs up after "
-                          f"{time.monotonic() - start:.2f} s\n")
+                          f"{time.monotonic() - start:.2f} s"
+                          + (f" ({len(cannot)} VPNs cannot come up)" if cannot else "")
+                          + "\n")
                 out.flush()
             if link is not None and other is not None and \
                     len(plan) < 2 * len(set(gw.tunnel_names()) & set(other.tunnel_names())):
@@ -149,7 +165,9 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     c = gw.counters
+    down = configured - len(gw.distributor)
     out.write(f"stopped after {time.monotonic() - start:.1f} s: {server.requests} show "
               f"requests answered; {c.transmitted_outer} packets encrypted, "
-              f"{c.delivered_inner} decrypted\n")
+              f"{c.delivered_inner} decrypted; {down} of {configured} VPNs down"
+              + (f" ({len(cannot)} cannot come up)" if cannot else "") + "\n")
     return 0

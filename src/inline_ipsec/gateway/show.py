@@ -5,6 +5,7 @@ the pure renderers of `inline_ipsec.stats` (Junos 25.x formats, docs/junos-forma
     show security ipsec statistics [index <id> | vpn-name <name>]
     show security flow statistics
     show security ike security-associations [detail]
+    show security ipsec inactive-tunnels [detail]
 
 How the counters map is the counter catalogue's (`stats.catalogue`): `show security ipsec
 statistics` sums every SA's engine counters (those of SAs already removed included), the
@@ -38,6 +39,7 @@ SHOW_COMMANDS = (
     "security ipsec statistics [index <id> | vpn-name <name>]",
     "security flow statistics",
     "security ike security-associations [detail]",
+    "security ipsec inactive-tunnels [detail]",
 )
 
 
@@ -81,6 +83,12 @@ def _snapshot(gw: "Gateway", name: str) -> TunnelSnapshot:
     over["negotiations"] = rec.rekeys
     ike = gw.ike
     session = ike.session_of(name) if ike is not None and name in ike.vpns else None
+    status = ike.status.get(name) if ike is not None else None
+    if status is not None and status.events:
+        # IKE's events for the VPN (IKE SA up, dead peer, ...) outlive its tunnels: shown
+        # with this tunnel's own, in time order
+        merged = sorted([*status.events, *rec.events], key=lambda e: e.time)
+        over["events"] = tuple(e.render() for e in merged)
     if session is not None:              # what IKE negotiated (RFC 8784: a PPK was mixed in)
         over["quantum_secured"] = session.ppk_used
         over["ike_sa_index"] = ike.session_info(session).index
@@ -159,6 +167,13 @@ def show(gw: "Gateway", command: str) -> str:
         return render_ipsec_statistics(gateway_ipsec_statistics(gw, names))
     if key == "security flow statistics":
         return render_flow_statistics(gateway_flow_statistics(gw))
+    if key in ("security ipsec inactive-tunnels", "security ipsec inactive-tunnels detail"):
+        from .inactive import (inactive_tunnels, render_inactive_tunnels,
+                               render_inactive_tunnels_detail)
+        down = inactive_tunnels(gw)
+        if key.endswith("detail"):
+            return render_inactive_tunnels_detail(down)
+        return render_inactive_tunnels(down)
     if key in ("security ike security-associations",
                "security ike security-associations detail"):
         from .ike_show import ike_sa_details, ike_sa_records

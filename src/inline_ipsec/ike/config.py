@@ -14,6 +14,10 @@ from cryptography import x509
 from .auth import Identity
 
 
+#: Junos `dead-peer-detection` modes (`IkeConfig.dpd_mode`).
+DPD_MODES = ("optimized", "probe-idle-tunnel", "always-send")
+
+
 @dataclass
 class ChildConfig:
     """One IPsec SA (Junos `ipsec vpn`): proposals, selectors, lifetimes."""
@@ -63,8 +67,15 @@ class IkeConfig:
     retransmit_timeout: float = 4.0
     retransmit_base: float = 1.8
     retransmit_tries: int = 5
-    #: liveness check interval (RFC 7296 §2.4), None disables DPD.
+    #: dead peer detection (RFC 7296 §2.4 liveness checks, timed as Junos
+    #: `dead-peer-detection`, see `IkeV2Session`): probe after `dpd_interval` seconds of
+    #: silence (None disables DPD), the peer is dead after `dpd_threshold` unanswered probes.
     dpd_interval: Optional[float] = None
+    dpd_threshold: int = 5
+    #: when to probe: "optimized" (traffic was sent but none received, the Junos default;
+    #: needs `IkeV2Session.note_traffic`), "probe-idle-tunnel" (none received, whether or not
+    #: any was sent: a session without data plane is this) or "always-send" (every interval).
+    dpd_mode: str = "probe-idle-tunnel"
     #: IKE SA lifetime: rekey (§2.18) after this many seconds; None never.
     ike_rekey_seconds: Optional[float] = None
     #: responder: demand a COOKIE (§2.6) before keeping any state.
@@ -77,6 +88,10 @@ class IkeConfig:
     fragment_size: int = 1280
     #: port to float to when a NAT is detected (§2.23).
     natt_port: int = 4500
+    #: child SAs one IKE SA may hold: a further CREATE_CHILD_SA from the peer is answered
+    #: NO_ADDITIONAL_SAS (RFC 7296 §1.3, §3.10.1), so an authenticated peer cannot grow it
+    #: without limit (rekeys replace SAs and are not refused).
+    max_child_sas: int = 256
     #: pretend to be behind a NAT (strongSwan "encap = yes", RFC 7296 §2.23 last paragraph).
     force_encap: bool = False
     random: Callable[[int], bytes] = os.urandom
@@ -90,3 +105,10 @@ class IkeConfig:
         field(default=None, repr=False)
     #: secret for stateless cookies (§2.6); shared by all responder sessions of this config.
     cookie_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.dpd_mode not in DPD_MODES:
+            raise ValueError(f"dpd_mode {self.dpd_mode!r}: expected one of "
+                             f"{', '.join(DPD_MODES)}")
+        if self.dpd_threshold < 1:
+            raise ValueError("dpd_threshold must be at least 1")

@@ -9,7 +9,9 @@ module becomes a re-export.
 """
 from __future__ import annotations
 
-from typing import Optional
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Iterator, Optional
 
 from .constants import NotifyType
 
@@ -36,3 +38,62 @@ class RemoteIkeError(IkeError):
 def syntax_error(message: str) -> RemoteIkeError:
     """A malformed or truncated message (RFC 7296 §3.10.1 INVALID_SYNTAX)."""
     return RemoteIkeError(message, NotifyType.INVALID_SYNTAX)
+
+
+#: Recent failures an `ErrorLog` keeps beside its counters. Anything on the wire can cause one
+#: (IKE SPIs are visible, RFC 7296 §2.21: a bad datagram is dropped), so the history is a
+#: small ring of short records, never the exception objects with their tracebacks.
+ERROR_HISTORY = 16
+#: the longest message an `ErrorRecord` keeps (the rest is cut off)
+ERROR_MESSAGE_CHARS = 160
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """One recent failure: when, the counter it was counted under, what it said, and the
+    RFC 7296 §3.10.1 notify it carried or was answered with."""
+
+    at: float
+    reason: str
+    message: str
+    notify_hint: Optional[int] = None
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+class ErrorLog:
+    """Failures of one IKE SA (or manager): a counter per reason that never forgets, and the
+    last `ERROR_HISTORY` failures as `ErrorRecord`s. Iterates, indexes (`log[-1]`) and tests
+    false like the list it replaces; its size does not depend on what the peer sends."""
+
+    def __init__(self, history: int = ERROR_HISTORY) -> None:
+        self.counts: Counter[str] = Counter()
+        self.recent: deque[ErrorRecord] = deque(maxlen=history)
+
+    def add(self, reason: str, error: BaseException | str, now: float) -> ErrorRecord:
+        text = str(error)
+        if len(text) > ERROR_MESSAGE_CHARS:
+            text = text[:ERROR_MESSAGE_CHARS - 3] + "..."
+        hint = getattr(error, "notify_hint", None)
+        record = ErrorRecord(now, reason, text, hint)
+        self.counts[reason] += 1
+        self.recent.append(record)
+        return record
+
+    @property
+    def total(self) -> int:
+        """Every failure counted so far (the history holds at most `ERROR_HISTORY`)."""
+        return sum(self.counts.values())
+
+    def __len__(self) -> int:
+        return len(self.recent)
+
+    def __iter__(self) -> Iterator[ErrorRecord]:
+        return iter(self.recent)
+
+    def __getitem__(self, index: int) -> ErrorRecord:
+        return self.recent[index]
+
+    def __repr__(self) -> str:
+        return f"ErrorLog({dict(self.counts)!r}, recent={list(self.recent)!r})"

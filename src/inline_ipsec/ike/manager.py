@@ -13,6 +13,12 @@ answers a new IKE_SA_INIT with a COOKIE notify computed without state, and creat
 only for a request that returns a valid cookie (which proves the initiator receives at its
 address); at `max_half_open` it drops new IKE_SA_INIT requests outright. Half-open SAs still
 end after the configuration's `half_open_timeout`.
+
+Every collection here has a bound an unauthenticated sender cannot raise: sessions are made
+only for IKE_SA_INIT requests admitted as above (a responder that answered statelessly, e.g.
+INVALID_KE_PAYLOAD, is forgotten at once), the SPI index holds the live IKE SAs' SPIs,
+stateless answers wait in a queue of `MAX_STATELESS` (further ones are dropped and counted),
+and datagrams for unknown SPIs are counted, never kept.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from typing import Callable, Optional
 from .config import IkeConfig
 from .constants import NON_ESP_MARKER, ExchangeType, HeaderFlag, NotifyType
 from .errors import RemoteIkeError
-from .events import IkeEvent, IkeSaUp
+from .events import IkeEvent, IkeSaRekeyed, IkeSaUp
 from .message import IkeHeader, decode_message, encode_message
 from .payloads import NoncePayload, NotifyPayload, notify
 from .v2.session import Addr, IkeV2Session
@@ -40,6 +46,8 @@ class IkeManager:
     COOKIE_THRESHOLD = 100
     #: default number of half-open responder IKE SAs from which IKE_SA_INIT is dropped
     MAX_HALF_OPEN = 1000
+    #: stateless answers (COOKIE, INVALID_KE_PAYLOAD) waiting for `datagrams_to_send`
+    MAX_STATELESS = 1024
 
     def __init__(self, local_addr: Addr, natt_local_port: int,
                  lookup: Optional[ConfigLookup] = None, *,
@@ -60,6 +68,10 @@ class IkeManager:
         self.dropped_half_open = 0
         #: IKE_SA_INIT requests returning a wrong or stale cookie (answered with a new one)
         self.bad_cookies = 0
+        #: datagrams for no IKE SA of ours (unknown SPIs, too short, not a new IKE_SA_INIT)
+        self.unknown_spi = 0
+        #: stateless answers dropped because `MAX_STATELESS` were already waiting
+        self.dropped_stateless = 0
         #: responder sessions between IKE_SA_INIT and IKE_AUTH, by id
         self._half_open: dict[int, IkeV2Session] = {}
         #: stateless answers (COOKIE) waiting for `datagrams_to_send`
@@ -116,7 +128,8 @@ class IkeManager:
         return False
 
     def find(self, data: bytes) -> Optional[IkeV2Session]:
-        """The session owning this IKE message (without non-ESP marker), by SPI pair."""
+        """The session owning this IKE message (without non-ESP marker), by SPI pair: one
+        look-up in the index of live IKE SAs (those made by a rekey, §2.18, included)."""
         if len(data) < 28:
             return None
         spi_i, spi_r = data[:8], data[8:16]
@@ -124,12 +137,6 @@ class IkeManager:
         s = self._by_spi.get(spi_i)
         if s is not None and s.state != "closed" and self._owns(s, spi_i, spi_r, init):
             return s
-        if self._is_new_init(data):
-            return None     # a fresh IKE SA: its initiator SPI is not ours yet
-        for s in self.sessions:       # e.g. SPIs of an IKE SA made by a rekey (§2.18)
-            if self._owns(s, spi_i, spi_r, init):
-                self._by_spi[spi_i] = s
-                return s
         return None
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
@@ -139,6 +146,7 @@ class IkeManager:
         marker = data.startswith(NON_ESP_MARKER)
         raw = data[4:] if marker else data
         session = self.find(raw)
+        fresh = False
         if session is None and self._is_new_init(raw):
             cfg = self.config_for(tuple(addr))
             if cfg is not None and self._admit(cfg, raw, addr, marker):
@@ -147,10 +155,37 @@ class IkeManager:
                                        natt_local_port=self.natt_local_port)
                 self._add(session)
                 self._by_spi[raw[:8]] = session
+                fresh = True
         if session is None:
+            if not self._is_new_init(raw):
+                self.unknown_spi += 1
             return
         session.receive_datagram(data, addr, now)
+        if fresh and session.state in ("created", "closed"):
+            # Answered without state (INVALID_KE_PAYLOAD, a COOKIE request), refused (e.g.
+            # NO_PROPOSAL_CHOSEN, its IkeSaDown says so) or not answered at all: keep the
+            # answer, forget the session now rather than at the next prune.
+            for item in session.datagrams_to_send(now):
+                self._queue_stateless(item)
+            if session.state == "closed":
+                self._collect(session)
+            self._forget(session)
+            return
         self._collect(session)
+
+    def _queue_stateless(self, item: tuple[bytes, Addr]) -> None:
+        if len(self._stateless) >= self.MAX_STATELESS:
+            self.dropped_stateless += 1
+            return
+        self._stateless.append(item)
+
+    def _forget(self, session: IkeV2Session) -> None:
+        self.sessions.remove(session)
+        self._dirty.pop(id(session), None)
+        self._half_open.pop(id(session), None)
+        for ike in (session.ike, *session.old_ike):
+            if self._by_spi.get(ike.spi_i) is session:
+                del self._by_spi[ike.spi_i]
 
     # ------------------------------------------------------------------ half-open SAs (§2.6)
     @property
@@ -166,7 +201,8 @@ class IkeManager:
     def counters(self) -> dict[str, int]:
         return {"sessions": len(self.sessions), "half_open": self.half_open,
                 "cookies_sent": self.cookies_sent, "bad_cookies": self.bad_cookies,
-                "dropped_half_open": self.dropped_half_open}
+                "dropped_half_open": self.dropped_half_open, "unknown_spi": self.unknown_spi,
+                "dropped_stateless": self.dropped_stateless}
 
     def _track(self, s: IkeV2Session) -> None:
         if s.state == "init" and not s.ike.initiator:
@@ -200,7 +236,7 @@ class IkeManager:
         hdr = IkeHeader(h.spi_i, bytes(8), 0, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE,
                         h.message_id)
         reply = encode_message(hdr, [notify(NotifyType.COOKIE, expected)])
-        self._stateless.append(((NON_ESP_MARKER if marker else b"") + reply, tuple(addr)))
+        self._queue_stateless(((NON_ESP_MARKER if marker else b"") + reply, tuple(addr)))
         self.cookies_sent += 1
         return False
 
@@ -214,6 +250,8 @@ class IkeManager:
         self._track(session)
         while (event := session.next_event()) is not None:
             self._events.append((session, event))
+            if isinstance(event, IkeSaRekeyed):     # the new IKE SA's SPIs (§2.18)
+                self._by_spi[event.spi_i] = session
             if isinstance(event, IkeSaUp) and session.peer_initial_contact:
                 self._initial_contact(session)
 
@@ -225,25 +263,32 @@ class IkeManager:
                 s.drop("replaced by INITIAL_CONTACT")
                 self._collect(s)
 
-    def _prune(self) -> None:
-        """Drop closed sessions and responders that only answered statelessly (§2.6)."""
+    def prune(self) -> None:
+        """Forget closed sessions and responders that only answered statelessly (§2.6), and
+        SPIs of IKE SAs that are gone (rekeyed away and deleted, §2.18)."""
         keep = [s for s in self.sessions if s.state != "closed" and not (
             s.state == "created" and not s.ike.initiator)]
-        if len(keep) != len(self.sessions):
-            gone = {id(s) for s in self.sessions} - {id(s) for s in keep}
-            self._by_spi = {k: s for k, s in self._by_spi.items() if id(s) not in gone}
-            for g in gone:
-                self._half_open.pop(g, None)
-            self.sessions = keep
+        kept = {id(s) for s in keep}
+        for g in [g for g in self._half_open if g not in kept]:
+            del self._half_open[g]
+        for g in [g for g in self._dirty if g not in kept]:
+            del self._dirty[g]
+        self.sessions = keep
+        self._by_spi = {ike.spi_i: s for s in keep for ike in (s.ike, *s.old_ike)
+                        if ike.spi_i != bytes(8)}
+
+    def stateless_to_send(self) -> list[tuple[bytes, Addr]]:
+        """The stateless answers (COOKIE, INVALID_KE_PAYLOAD) waiting to be sent."""
+        out, self._stateless = self._stateless, []
+        return out
 
     # ------------------------------------------------------------------ aioquic-style surface
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
-        out: list[tuple[bytes, Addr]] = self._stateless
-        self._stateless = []
+        out = self.stateless_to_send()
         for s in self.sessions:
             out += s.datagrams_to_send(now)
             self._collect(s)
-        self._prune()
+        self.prune()
         return out
 
     def get_timer(self) -> Optional[float]:

@@ -16,6 +16,11 @@ from ..protection import SkCipher
 
 #: more fragments than this for one message are refused (RFC 7383 §2.6 "reasonable limit").
 MAX_FRAGMENTS = 64
+#: messages collected at once on one IKE SA: the session only reassembles the request it
+#: expects next and the response to its request in flight (RFC 7296 §2.3 window of one).
+MAX_MESSAGES = 2
+#: plaintext bytes one message may collect before it is given up (a certificate chain fits).
+MAX_MESSAGE_BYTES = 128 * 1024
 
 
 class Reassembly:
@@ -34,6 +39,9 @@ class Reassembly:
         key = (is_response, msg.header.message_id)
         meta = self._meta.get(key)
         if meta is None or meta[0] != skf.total:   # new message, or a resend with new sizes
+            if key not in self._parts and len(self._parts) >= MAX_MESSAGES:
+                oldest = next(iter(self._parts))
+                del self._parts[oldest], self._meta[oldest]
             self._parts[key] = {}
             meta = (skf.total, PayloadType.NONE)
         if skf.number == 1:
@@ -41,6 +49,10 @@ class Reassembly:
         self._meta[key] = meta
         parts = self._parts[key]
         parts[skf.number] = plain
+        if sum(len(p) for p in parts.values()) > MAX_MESSAGE_BYTES:
+            del self._parts[key], self._meta[key]
+            raise RemoteIkeError(f"fragmented message larger than {MAX_MESSAGE_BYTES} bytes",
+                                 NotifyType.INVALID_SYNTAX)
         if len(parts) < skf.total:
             return None
         del self._parts[key], self._meta[key]

@@ -12,6 +12,20 @@ zero bytes (SPIi is never zero, RFC 7296 §3.1), so the marker alone tells the s
 Message IDs, retransmission and duplicate detection follow RFC 7296 §2.1-§2.2: we keep one
 request in flight (window size 1), retransmit it with exponential back-off, and answer a
 retransmitted request with the cached response.
+
+Dead peer detection (RFC 7296 §2.4 liveness checks, timed as Junos `dead-peer-detection`
+does), with `IkeConfig.dpd_interval` I, `dpd_threshold` N and `dpd_mode`:
+
+- a probe (an empty INFORMATIONAL request) is sent when the peer has been silent for I
+  seconds (no authenticated IKE message, no inbound child SA traffic reported with
+  `note_traffic`): in mode "optimized" only if traffic was sent to it meanwhile, in
+  "probe-idle-tunnel" also when the tunnel is idle; in "always-send" every I seconds whatever
+  the traffic;
+- an unanswered probe is sent again every I seconds (the same request, §2.1), and the peer is
+  dead when N probes went unanswered: I x (N + 1) seconds after it fell silent. The IKE SA
+  and its child SAs are then cleared (`IkeSaDown(reason="dead peer")`);
+- any other request of ours on the established IKE SA is retransmitted with the usual
+  back-off, but also ends as a dead peer after N x I seconds without an answer.
 """
 from __future__ import annotations
 
@@ -22,7 +36,7 @@ from typing import Callable, Optional
 from ..auth import Identity
 from ..config import IkeConfig
 from ..constants import IKE_PORT, NON_ESP_MARKER, ExchangeType, HeaderFlag, NotifyType
-from ..errors import IkeError, LocalIkeError, RemoteIkeError
+from ..errors import ErrorLog, IkeError, LocalIkeError, RemoteIkeError
 from ..events import IkeEvent, IkeSaDown
 from ..keymat import IkeKeys, derive_ike_keys, skeyseed
 from ..message import IkeHeader, Message, decode_message, encode_message
@@ -36,6 +50,10 @@ from .task import StatelessReply, Task, TaskResult
 
 Addr = tuple  # (host, port)
 
+#: rekeyed-away IKE SAs kept while their Delete is exchanged (RFC 7296 §2.18); a peer that
+#: rekeys without ever deleting cannot make the session keep more.
+MAX_OLD_IKE_SAS = 4
+
 
 @dataclass
 class _Pending:
@@ -47,6 +65,11 @@ class _Pending:
     sent_at: float
     deadline: float
     tries: int = 0
+    #: dead peer detection: the peer is dead if this passes without an answer (None: the
+    #: ordinary retransmission limit decides)
+    dead_at: Optional[float] = None
+    #: a DPD probe: retransmitted every `dpd_interval` seconds
+    probe: bool = False
 
 
 class IkeSaState:
@@ -127,9 +150,20 @@ class IkeV2Session:
         self.send_initial_contact = True
         self.proposal_text = ""
         self.last_rx = now
+        #: when IKE_AUTH completed; child SA traffic reported by `note_traffic` (RFC 7296
+        #: §2.4: a protected packet on a child SA proves liveness as well)
+        self.established_at = now
+        self.traffic_in_at = float("-inf")
+        self.traffic_out_at = float("-inf")
+        #: when dead peer detection last looked at the traffic (and probed or not)
+        self._dpd_checked = float("-inf")
+        #: DPD probes sent (retransmissions included) and peers found dead, for show output
+        self.dpd_probes = 0
         self.ike_rekey_at: Optional[float] = None
         self.old_ike: list[IkeSaState] = []   #: rekeyed-away IKE SAs still being deleted
-        self.errors: list[IkeError] = []      #: failures of exchanges that did not kill the SA
+        #: failures that did not kill the SA: counters per reason and the last few (bounded,
+        #: whatever the peer or an on-path sender sends)
+        self.errors = ErrorLog()
         self._queue: deque[Task] = deque()
         self._events: deque[IkeEvent] = deque()
         self._out: list[tuple[bytes, Addr]] = []
@@ -160,6 +194,24 @@ class IkeV2Session:
         from .tasks.child_create import ChildCreateTask
         self._queue.append(ChildCreateTask(self, child_config))
         self._kick(now)
+
+    def negotiating(self, child_name: str) -> bool:
+        """A child SA of the configuration named `child_name` is being created by us
+        (IKE_AUTH or CREATE_CHILD_SA queued or in flight)."""
+        from .tasks.child_create import ChildCreateTask
+        from .tasks.ike_auth import IkeAuthTask
+        for task in [*self._queue, *(p.task for p in self._all_pending())]:
+            if isinstance(task, ChildCreateTask) and task.cfg.name == child_name:
+                return True
+            if isinstance(task, IkeAuthTask) and self.config.children and \
+                    self.config.children[0].name == child_name:
+                return True
+        return False
+
+    def has_child(self, child_name: str) -> bool:
+        """A child SA of the configuration named `child_name` exists and is not going away."""
+        return any(c.config.name == child_name and c.reported and
+                   c.state in ("installed", "rekeying") for c in self.children.values())
 
     def rekey_child(self, spi_in: int, now: float) -> None:
         """Queue a rekey of the child SA with inbound SPI `spi_in` (§1.3.3, §2.8)."""
@@ -196,6 +248,42 @@ class IkeV2Session:
         self._queue.append(DpdTask(self))
         self._kick(now)
 
+    def note_traffic(self, now: float, inbound: bool = False, outbound: bool = False) -> None:
+        """The data plane saw authenticated child SA traffic from the peer (`inbound`, which
+        proves it alive, §2.4) and/or sent some to it (`outbound`) since the last call: what
+        dead peer detection's "optimized" and "probe-idle-tunnel" modes look at."""
+        if inbound:
+            self.traffic_in_at = max(self.traffic_in_at, now)
+        if outbound:
+            self.traffic_out_at = max(self.traffic_out_at, now)
+
+    @property
+    def last_heard(self) -> float:
+        """The last time the peer proved alive: an IKE message or inbound child SA traffic."""
+        return max(self.last_rx, self.traffic_in_at)
+
+    def _dpd_check_at(self) -> Optional[float]:
+        """When dead peer detection next looks at the traffic (None: off, or a request is in
+        flight, whose answer or silence decides)."""
+        interval = self.config.dpd_interval
+        if not interval or self.state != "established" or self.ike.pending is not None:
+            return None
+        since = max(self.established_at, self._dpd_checked)
+        if self.config.dpd_mode != "always-send":
+            since = max(since, self.last_heard)
+        return since + interval
+
+    def _dpd_wants_probe(self, now: float) -> bool:
+        mode = self.config.dpd_mode
+        if mode == "always-send":
+            return True
+        interval = self.config.dpd_interval or 0.0
+        if now - self.last_heard < interval:
+            return False
+        if mode == "optimized":     # only when we sent and heard nothing back
+            return self.traffic_out_at > self.last_heard
+        return True                 # probe-idle-tunnel
+
     def next_event(self) -> Optional[IkeEvent]:
         return self._events.popleft() if self._events else None
 
@@ -219,8 +307,9 @@ class IkeV2Session:
                     times.append(child.expire_at)
             if self.ike_rekey_at is not None:
                 times.append(self.ike_rekey_at)
-            if self.config.dpd_interval and self.ike.pending is None:
-                times.append(self.last_rx + self.config.dpd_interval)
+            dpd = self._dpd_check_at()
+            if dpd is not None:
+                times.append(dpd)
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
@@ -234,18 +323,27 @@ class IkeV2Session:
             p = ike.pending
             if p is None or p.deadline > now:
                 continue
-            if p.tries >= self.config.retransmit_tries:
+            dead = p.dead_at is not None and p.dead_at <= now
+            if dead or (not p.probe and p.tries >= self.config.retransmit_tries):
                 p.task.on_timeout(self)
-                reason = "dead peer" if isinstance(p.task, DpdTask) else "retransmit timeout"
+                reason = "dead peer" if dead or isinstance(p.task, DpdTask) \
+                    else "retransmit timeout"
                 if ike is self.ike:
-                    self._shutdown(reason, RemoteIkeError(f"no response to message {p.mid}"))
+                    self._shutdown(reason, RemoteIkeError(
+                        f"no response to message {p.mid} since {p.sent_at:g} s"))
                     return
                 ike.pending = None
                 self.old_ike.remove(ike)
                 continue
             p.tries += 1
-            p.deadline = now + self.config.retransmit_timeout * \
-                self.config.retransmit_base ** p.tries
+            if p.probe:
+                p.deadline = now + (self.config.dpd_interval or 0.0)
+                self.dpd_probes += 1
+            else:
+                p.deadline = now + self.config.retransmit_timeout * \
+                    self.config.retransmit_base ** p.tries
+            if p.dead_at is not None:
+                p.deadline = min(p.deadline, p.dead_at)
             self._out += [(d, self.remote_addr) for d in p.data]
         if self.state == "init" and not self.ike.initiator and \
                 self.last_rx + self.config.half_open_timeout <= now:
@@ -266,9 +364,11 @@ class IkeV2Session:
         if self.ike_rekey_at is not None and self.ike_rekey_at <= now:
             self.ike_rekey_at = None
             self._queue.append(IkeRekeyTask(self))
-        if self.config.dpd_interval and self.ike.pending is None and not self._queue and \
-                self.last_rx + self.config.dpd_interval <= now:
-            self._queue.append(DpdTask(self))
+        dpd = self._dpd_check_at()
+        if dpd is not None and dpd <= now and not self._queue:
+            self._dpd_checked = now
+            if self._dpd_wants_probe(now):
+                self._queue.append(DpdTask(self, probe=True))
         self._kick(now)
 
     # ----------------------------------------------------------------- receiving
@@ -283,12 +383,13 @@ class IkeV2Session:
         try:
             msg = decode_message(data)
         except RemoteIkeError as exc:
-            self.errors.append(exc)
+            self.errors.add("malformed datagram", exc, now)
             return
         h = msg.header
         target = self.ike if self._accepts(self.ike, h) else next(
             (o for o in self.old_ike if o.matches(h)), None)
         if target is None:
+            self.errors.add("unknown IKE SPIs", "datagram for another IKE SA", now)
             return
         try:
             if h.is_response:
@@ -296,7 +397,7 @@ class IkeV2Session:
             else:
                 self._handle_request(target, msg, via_natt, addr)
         except IntegrityCheckFailed as exc:
-            self.errors.append(exc)  # silently dropped (§2.21)
+            self.errors.add("integrity check failed", exc, now)  # dropped silently (§2.21)
         self._kick(now)
 
     def _accepts(self, ike: IkeSaState, h: IkeHeader) -> bool:
@@ -342,7 +443,7 @@ class IkeV2Session:
             if self.state in ("init", "auth"):
                 self._shutdown("establishment failed", err)
             else:
-                self.errors.append(err)
+                self.errors.add("exchange failed", err, self.now)
 
     def _handle_request(self, ike: IkeSaState, msg: Message, via_natt: bool,
                         addr: Addr) -> None:
@@ -352,7 +453,11 @@ class IkeV2Session:
             last = msg.payloads[-1] if msg.payloads else None
             if not isinstance(last, EncryptedFragmentPayload) or last.number == 1:
                 # Retransmitted request (§2.1; RFC 7383 §2.6.1: react to fragment 1 only).
-                self._out += [(d, self.remote_addr) for d in ike.cached[1]]
+                # Anyone can send one (the check precedes decryption), so the response goes
+                # out once per flush however many copies arrive.
+                wires = ike.cached[1]
+                if not any(d is wires[0] for d, _ in self._out):
+                    self._out += [(d, self.remote_addr) for d in wires]
             return
         if h.message_id != ike.peer_mid:
             return
@@ -396,7 +501,7 @@ class IkeV2Session:
             if establishing:   # §2.21.1/§2.21.2: a failed IKE_SA_INIT/IKE_AUTH ends the SA
                 fatal_error = exc
             else:
-                self.errors.append(exc)
+                self.errors.add("request refused", exc, self.now)
         if h.exchange == ExchangeType.IKE_SA_INIT and fatal_error is not None:
             ike.spi_i = h.spi_i
         flags = HeaderFlag.RESPONSE | (HeaderFlag.INITIATOR if ike.initiator else 0)
@@ -460,7 +565,7 @@ class IkeV2Session:
                 if self.state in ("init", "auth"):
                     self._shutdown("establishment failed", exc)
                 else:
-                    self.errors.append(exc)
+                    self.errors.add("request not sent", exc, now)
                 continue
             if payloads is None:
                 continue  # the task became moot (e.g. the child SA is already gone)
@@ -499,8 +604,17 @@ class IkeV2Session:
 
     def send_request(self, ike: IkeSaState, task: Task, wires: list[bytes],
                      now: float) -> None:
-        ike.pending = _Pending(task, ike.next_mid, wires, now,
-                               now + self.config.retransmit_timeout)
+        p = _Pending(task, ike.next_mid, wires, now, now + self.config.retransmit_timeout)
+        interval = self.config.dpd_interval
+        if interval and self.state in ("established", "deleting"):
+            # dead peer detection: N probes I seconds apart, or N x I seconds of silence
+            p.dead_at = now + self.config.dpd_threshold * interval
+            p.probe = bool(getattr(task, "probe", False))
+            if p.probe:
+                p.deadline = now + interval
+                self.dpd_probes += 1
+            p.deadline = min(p.deadline, p.dead_at)
+        ike.pending = p
         self._out += [(w, self.remote_addr) for w in wires]
 
     def _all_pending(self) -> list[_Pending]:
@@ -561,5 +675,8 @@ class IkeV2Session:
         self._queue.clear()
         self.ike.pending = None
         self.old_ike.clear()
+        if error is not None:
+            # the event may be kept a long time: not the frames (and sessions) it came from
+            error.__traceback__ = None
         self.emit(IkeSaDown(reason, error, gone))
 

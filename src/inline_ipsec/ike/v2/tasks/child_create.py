@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 from ...config import ChildConfig
 from ...constants import DhGroup, ExchangeType, NotifyType, ProtocolId, TransformType
-from ...errors import RemoteIkeError
+from ...errors import LocalIkeError, RemoteIkeError
 from ...events import ChildSaUp
 from ...keymat import child_keymat
 from ...message import Message
@@ -76,6 +76,17 @@ def _span(cfg: ChildConfig) -> int:
 
 def _within(got: Sequence[TrafficSelector], offered: Sequence[TrafficSelector]) -> bool:
     return bool(got) and all(any(g.intersect(o) == g for o in offered) for g in got)
+
+
+def by_fit(configs: Sequence[ChildConfig], tsi: Sequence[TrafficSelector],
+           tsr: Sequence[TrafficSelector]) -> list[ChildConfig]:
+    """The responder's candidate child configurations for offered TSi/TSr (§2.9): first
+    those whose selectors hold all that was offered, then those that would narrow it, each
+    most specific first (as strongSwan prefers a policy that matches to one that narrows).
+    With several VPNs on one IKE SA this is how the responder picks the VPN."""
+    def holds(cfg: ChildConfig) -> bool:
+        return _within(tsi, selectors(cfg.remote_ts)) and _within(tsr, selectors(cfg.local_ts))
+    return sorted(configs, key=lambda c: (not holds(c), _span(c)))
 
 
 def _spi_of(p: Proposal) -> int:
@@ -179,8 +190,7 @@ def child_respond(session: "IkeV2Session", payloads: list[Payload], nonce_i: byt
     sa = one(payloads, SaPayload, "SA")
     tsi = one(payloads, TsiPayload, "TSi").selectors
     tsr = one(payloads, TsrPayload, "TSr").selectors
-    configs = [cfg_hint] if cfg_hint is not None else sorted(
-        session.config.children, key=_span)  # most specific policy first, as strongSwan
+    configs = [cfg_hint] if cfg_hint is not None else by_fit(session.config.children, tsi, tsr)
     last_error: RemoteIkeError = RemoteIkeError("no child SA configuration matches the "
                                                 "traffic selectors", NotifyType.TS_UNACCEPTABLE)
     for cfg in configs:
@@ -228,6 +238,8 @@ class ChildCreateTask(Task):
         self.neg: Optional[ChildInitiator] = None
 
     def build_i(self, session: "IkeV2Session") -> list[Payload]:
+        if len(session.children) >= session.config.max_child_sas:
+            raise LocalIkeError(f"more than {session.config.max_child_sas} child SAs")
         self.neg = ChildInitiator(session, self.cfg, with_pfs=True, group=self.group)
         return self.neg.exchange_payloads()
 
@@ -244,7 +256,11 @@ class ChildCreateTask(Task):
 
 
 def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> list[Payload]:
-    """Responder side of CREATE_CHILD_SA for a new child SA."""
+    """Responder side of CREATE_CHILD_SA for a new child SA (NO_ADDITIONAL_SAS past
+    `IkeConfig.max_child_sas`, §1.3)."""
+    if len(session.children) >= session.config.max_child_sas:
+        raise RemoteIkeError(f"more than {session.config.max_child_sas} child SAs",
+                             NotifyType.NO_ADDITIONAL_SAS)
     nonce_i = one(payloads, NoncePayload, "Nonce").nonce
     nonce_r = session.random(NONCE_LEN)
     child, out = child_respond(session, payloads, nonce_i, nonce_r, in_auth=False)

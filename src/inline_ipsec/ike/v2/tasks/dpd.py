@@ -1,6 +1,7 @@
 """Liveness check (RFC 7296 §1.4, §2.4): an empty INFORMATIONAL request; the peer answers
 with an empty response. Unanswered after all retransmissions, the peer is dead and the IKE
-SA and its child SAs are torn down by the session (`IkeSaDown(reason="dead peer")`).
+SA and its child SAs are torn down by the session (`IkeSaDown(reason="dead peer")`); when
+dead peer detection sent it, the retransmissions are its probes (`IkeV2Session` docstring).
 
     Initiator                         Responder
     -------------------------------------------------------------------
@@ -23,8 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
 class DpdTask(Task):
     exchange = ExchangeType.INFORMATIONAL
 
-    def __init__(self, session: "IkeV2Session") -> None:
+    def __init__(self, session: "IkeV2Session", probe: bool = False) -> None:
         super().__init__()
+        #: sent by dead peer detection (retransmitted every DPD interval, see session.py)
+        self.probe = probe
 
     def build_i(self, session: "IkeV2Session") -> list[Payload]:
         return []

@@ -156,13 +156,14 @@ class IkeAuthTask(Task):
         try:
             child = self.child.complete(session, payloads, ike.nonce_i, ike.nonce_r)
         except RemoteIkeError as exc:  # the IKE SA stays up (§1.2 last paragraphs)
-            session.errors.append(exc)
+            session.errors.add("child SA refused", exc, session.now)
             return TaskResult.DONE
         session.emit(ChildSaUp(child.negotiated()))
         return TaskResult.DONE
 
 
 def _schedule(session: "IkeV2Session") -> None:
+    session.established_at = session.now      # dead peer detection counts from here
     if session.config.ike_rekey_seconds is not None:
         session.ike_rekey_at = session.now + session.config.ike_rekey_seconds
 
@@ -225,7 +226,7 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
         child, child_payloads = child_respond(session, payloads, ike.nonce_i, ike.nonce_r,
                                               in_auth=True)
     except RemoteIkeError as exc:
-        session.errors.append(exc)
+        session.errors.add("child SA refused", exc, session.now)
         hint = exc.notify_hint if exc.notify_hint in _CHILD_ERRORS else \
             NotifyType.NO_PROPOSAL_CHOSEN
         return out + [notify(hint)]

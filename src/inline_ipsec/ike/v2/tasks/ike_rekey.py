@@ -51,8 +51,13 @@ def _new_sa(session: "IkeV2Session", suite: Suite, spi_i: bytes, spi_r: bytes,
 
 
 def _switch(session: "IkeV2Session", new: "IkeSaState", suite: Suite) -> "IkeSaState":
+    from ..session import MAX_OLD_IKE_SAS
     old = session.ike
     session.old_ike.append(old)
+    if len(session.old_ike) > MAX_OLD_IKE_SAS:
+        # A peer that rekeys again and again but never deletes the old IKE SAs: forget the
+        # oldest (its Delete, if ours is pending, is abandoned).
+        del session.old_ike[0]
     session.ike = new
     session.proposal_text = proposal_name(suite)
     # A fresh IKE SA: its own lifetime, and any retry of a refused rekey is moot.
