@@ -36,6 +36,8 @@ class Exchange:
         self.last_in: Optional[bytes] = None
         #: our last message, as datagrams (fragments, non-ESP marker), to resend.
         self.out: list[bytes] = []
+        #: the peer's message `out` answers (None: we sent it unprompted).
+        self.out_for: Optional[bytes] = None
         #: when to retransmit `out` unless the peer's reply came; None: only on a duplicate.
         self.deadline: Optional[float] = None
         self.tries = 0

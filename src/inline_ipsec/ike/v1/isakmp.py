@@ -151,8 +151,9 @@ class Attribute:
 
     type: int
     value: int
-    #: force the TLV form (e.g. life durations, RFC 2409 Appendix A "V" classes).
-    tlv: bool = False
+    #: force the TLV form (e.g. life durations, RFC 2409 Appendix A "V" classes); the form
+    #: does not change what the attribute means, so it is not compared.
+    tlv: bool = field(default=False, compare=False)
 
     def encode(self) -> bytes:
         if not self.tlv and 0 <= self.value <= 0xFFFF:

@@ -138,6 +138,8 @@ class IkeV1Session:
         self._events: deque[IkeEvent] = deque()
         self._out: list[tuple[bytes, Addr]] = []
         self._pending_children: list = []
+        #: the message being processed (what a message sent now answers)
+        self._processing: Optional[bytes] = None
         #: called with the session whenever it queues an event (for the manager).
         self.listener: Optional[Callable[["IkeV1Session"], None]] = None
 
@@ -260,7 +262,8 @@ class IkeV1Session:
         """Retransmit or give up, half-open timeout, IPsec SA rekey and expiry, DPD, the
         ISAKMP SA lifetime."""
         self.now = now
-        self._guard(lambda: self._timers(now))
+        if self.state != "closed":
+            self._guard(lambda: self._timers(now))
 
     def _timers(self, now: float) -> None:
         from .informational import dpd_tick
@@ -309,6 +312,9 @@ class IkeV1Session:
         self.now = now
         if data == b"\xff":
             return      # NAT-T keepalive (RFC 3948 §2.3)
+        if self.state == "closed":
+            self.count("closed")
+            return
         via_natt = data[:4] == NON_ESP_MARKER
         if via_natt:
             data = data[4:]
@@ -366,14 +372,20 @@ class IkeV1Session:
             self.count("unsupported-exchange")
             return
         if ex.last_in == msg.raw:
-            # A retransmission of the message we last processed: our answer got lost.
-            if ex.out and (ex.done or not ex.initiator or ex.deadline is None):
+            # A retransmission of the message we last processed: our answer to it got lost
+            # (only an answer is resent, never a message nobody answers, so two ends cannot
+            # ping-pong retransmissions).
+            if ex.out and ex.out_for == msg.raw:
                 self._out += [(d, self.remote_addr) for d in ex.out]
             return
         if ex.done:
             self.count("late")
             return
-        ex.handle(msg, addr, via_natt)   # type: ignore[call-arg]
+        self._processing = msg.raw
+        try:
+            ex.handle(msg, addr, via_natt)   # type: ignore[call-arg]
+        finally:
+            self._processing = None
         ex.last_in = msg.raw
 
     def _accepts(self, h: IsakmpHeader) -> bool:
@@ -437,6 +449,7 @@ class IkeV1Session:
         with `retransmit`, resend it on a timer until the peer answers."""
         wires = self.wrap(message, ex.exchange_type)
         ex.out = wires
+        ex.out_for = self._processing
         ex.tries = 0
         ex.deadline = self.now + self.config.retransmit_timeout if retransmit else None
         self._out += [(w, self.remote_addr) for w in wires]
