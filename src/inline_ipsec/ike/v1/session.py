@@ -507,7 +507,9 @@ class IkeV1Session:
         self.drops[reason] = self.drops.get(reason, 0) + 1
 
     def record(self, exc: IkeError, reason: str) -> None:
-        self.errors.append(exc)
+        """Count a failure and keep it in the bounded ring of recent errors, without its
+        traceback (which would pin the frames, messages and exchanges it went through)."""
+        self.errors.append(exc.with_traceback(None))
         self.count(reason)
 
     def finished(self, ex: Exchange) -> None:

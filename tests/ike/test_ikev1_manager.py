@@ -1,0 +1,131 @@
+"""`IkeV1Manager`: sessions by cookie, responders on demand, INITIAL-CONTACT; and two managers
+over loopback UDP through the asyncio endpoint."""
+from __future__ import annotations
+
+import asyncio
+
+from ikev1_helpers import I_ADDR, R_ADDR, configs
+from inline_ipsec.ike import ChildConfig, ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp
+from inline_ipsec.ike.v1.manager import IkeV1Manager
+from inline_ipsec.ike.v1.udp import create_endpoint
+
+
+def _shuttle(a: IkeV1Manager, b: IkeV1Manager, now: float = 0.0, rounds: int = 40) -> None:
+    for _ in range(rounds):
+        moved = 0
+        for src, dst in ((a, b), (b, a)):
+            for data, addr in src.datagrams_to_send(now):
+                port = 4500 if data[:4] == bytes(4) else 500
+                dst.receive_datagram(data, (src.local_addr[0], port), now)
+                moved += 1
+        if not moved:
+            return
+
+
+def _events(m: IkeV1Manager) -> list:
+    out = []
+    while (item := m.next_event()) is not None:
+        out.append(item)
+    return out
+
+
+def test_many_isakmp_sas_between_two_managers():
+    i_cfg, r_cfg = configs()
+    a = IkeV1Manager(I_ADDR, 4500)
+    b = IkeV1Manager(R_ADDR, 4500, lookup=lambda addr: r_cfg)
+    sessions = [a.connect(i_cfg, R_ADDR, 0.0) for _ in range(20)]
+    _shuttle(a, b)
+    ea, eb = _events(a), _events(b)
+    assert sum(isinstance(e, ChildSaUp) for _, e in ea) == 20
+    assert sum(isinstance(e, ChildSaUp) for _, e in eb) == 20
+    assert all(s.state == "established" for s in sessions + b.sessions)
+    assert len(b.sessions) == 20 and b.half_open == 0
+    # each responder session is the peer of exactly one initiator session (by cookies)
+    assert {(s.sa.cky_i, s.sa.cky_r) for s in sessions} == \
+        {(s.sa.cky_i, s.sa.cky_r) for s in b.sessions}
+    # only the first ISAKMP SA with the peer carried INITIAL-CONTACT
+    assert sum(s.peer_initial_contact for s in b.sessions) == 1
+
+
+def test_initial_contact_replaces_the_peers_stale_sas():
+    """A peer that lost its state (a fresh manager) says INITIAL-CONTACT: our older ISAKMP
+    SA with that identity goes (RFC 2407 §4.6.3.3)."""
+    i_cfg, r_cfg = configs()
+    b = IkeV1Manager(R_ADDR, 4500, lookup=lambda addr: r_cfg)
+    first = IkeV1Manager(I_ADDR, 4500)
+    first.connect(i_cfg, R_ADDR, 0.0)
+    _shuttle(first, b)
+    _events(b)
+    old = b.sessions[0]
+    rebooted = IkeV1Manager(I_ADDR, 4500)
+    rebooted.connect(i_cfg, R_ADDR, 1.0)
+    _shuttle(rebooted, b, 1.0)
+    events = _events(b)
+    assert old.state == "closed"
+    downs = [e for s, e in events if isinstance(e, IkeSaDown)]
+    assert [d.reason for d in downs] == ["replaced by INITIAL-CONTACT"]
+    assert len(downs[0].children) == 1
+    b.datagrams_to_send(1.0)
+    assert len(b.sessions) == 1 and b.sessions[0] is not old
+
+
+def test_keepalive_targets_behind_a_nat():
+    i_cfg, r_cfg = configs(i_force_encap=True)
+    a = IkeV1Manager(I_ADDR, 4500)
+    b = IkeV1Manager(R_ADDR, 4500, lookup=lambda addr: r_cfg)
+    a.connect(i_cfg, R_ADDR, 0.0)
+    _shuttle(a, b)
+    assert a.keepalive_targets() == [(R_ADDR[0], 4500)]
+    assert b.keepalive_targets() == []
+
+
+def test_two_gateways_over_loopback_udp():
+    """Our initiator and our responder over real sockets on 127.0.0.1: the asyncio endpoint
+    drives `IkeV1Manager` as it drives `IkeManager`."""
+    async def main():
+        i_cfg, r_cfg = configs(esp=("aes256-sha256-modp2048",), mode="aggressive")
+        resp = await create_endpoint("127.0.0.1", 0, 0, lookup=lambda addr: r_cfg)
+        init = await create_endpoint("127.0.0.1", 0, 0)
+        try:
+            session = init.connect(i_cfg, ("127.0.0.1", resp.ike_port))
+
+            async def until(ep, cls):
+                while True:
+                    _, e = await ep.next_event(10)
+                    if isinstance(e, cls):
+                        return e
+            up_i = await until(init, ChildSaUp)
+            up_r = await until(resp, ChildSaUp)
+            session.delete_child(up_i.child.spi_in, init.now())
+            init.flush()
+            gone = await until(resp, ChildSaDown)
+            session.close(init.now())
+            init.flush()
+            down = await until(resp, IkeSaDown)
+            return session, up_i, up_r, gone, down
+        finally:
+            init.close()
+            resp.close()
+    session, up_i, up_r, gone, down = asyncio.run(main())
+    a, b = up_i.child, up_r.child
+    assert (a.spi_in, a.spi_out) == (b.spi_out, b.spi_in) and a.key_in == b.key_out
+    assert (a.cipher, a.integrity) == ("aes-cbc-256", "hmac-sha256-128")
+    assert gone.spi_in == b.spi_in and down.reason == "deleted by peer"
+    assert session.exchange_mode == "Aggressive" and session.state == "closed"
+
+
+def test_a_second_child_config_through_the_manager():
+    i_cfg, r_cfg = configs()
+    extra_i = ChildConfig(name="d", local_ts=["10.1.5.0/24"], remote_ts=["10.2.5.0/24"])
+    extra_r = ChildConfig(name="d", local_ts=["10.2.5.0/24"], remote_ts=["10.1.5.0/24"])
+    r_cfg.children = list(r_cfg.children) + [extra_r]
+    a = IkeV1Manager(I_ADDR, 4500)
+    b = IkeV1Manager(R_ADDR, 4500, lookup=lambda addr: r_cfg)
+    s = a.connect(i_cfg, R_ADDR, 0.0)
+    s.create_child(extra_i, 0.0)         # queued until Phase 1 is done
+    _shuttle(a, b)
+    names = sorted(e.child.name for _, e in _events(b) if isinstance(e, ChildSaUp))
+    assert names == ["c", "d"]
+    events = [e for _, e in _events(a)]
+    assert sum(isinstance(e, ChildSaUp) for e in events) == 2
+    assert isinstance(events[0], IkeSaUp) and events[0].version == 1
