@@ -11,9 +11,14 @@ dropped and counted; each half-open session also ends after the configuration's
 `half_open_timeout`), at most `max_sessions` sessions in all; closed sessions are pruned.
 INITIAL-CONTACT (RFC 2407 §4.6.3.3) drops our other ISAKMP SAs with the same authenticated
 peer identity.
+
+Cost per datagram does not grow with the number of sessions: a session tells the manager
+when it changed (`IkeV1Session.listener`), so `datagrams_to_send` and `next_event` visit only
+those, and timers sit in a heap (stale entries are skipped when they surface).
 """
 from __future__ import annotations
 
+import heapq
 import ipaddress
 from collections import deque
 from typing import Callable, Optional
@@ -43,16 +48,28 @@ class IkeV1Manager:
         self.lookup = lookup
         self.max_half_open = max_half_open
         self.max_sessions = max_sessions
-        self.sessions: list[IkeV1Session] = []
+        self._sessions: dict[int, IkeV1Session] = {}
         self._by_cky: dict[bytes, IkeV1Session] = {}
         self._peers: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
                                 IkeV1Config]] = []
+        #: sessions that changed since `datagrams_to_send` last visited them
         self._dirty: dict[int, IkeV1Session] = {}
         #: responder sessions still in Phase 1, by id
         self._half_open: dict[int, IkeV1Session] = {}
+        #: live sessions per peer address (INITIAL-CONTACT is sent to a new peer only)
+        self._per_peer: dict[str, int] = {}
+        #: (time, tie, session) of each session's timer; entries whose time is no longer the
+        #: session's are stale and skipped
+        self._heap: list[tuple[float, int, IkeV1Session]] = []
+        self._when: dict[int, Optional[float]] = {}
+        self._tie = 0
         self._events: deque[tuple[IkeV1Session, IkeEvent]] = deque()
         #: datagrams dropped: no session and not a first message / no configuration / limits
         self.drops: dict[str, int] = {}
+
+    @property
+    def sessions(self) -> list[IkeV1Session]:
+        return list(self._sessions.values())
 
     # ------------------------------------------------------------------ configuration
     def add_peer(self, network: str, config: IkeV1Config) -> None:
@@ -72,17 +89,20 @@ class IkeV1Manager:
         s = IkeV1Session(config, initiator=True, local_addr=self.local_addr,
                          remote_addr=remote_addr, now=now,
                          natt_local_port=self.natt_local_port)
-        s.send_initial_contact = not any(
-            o.remote_addr[0] == remote_addr[0] and o.state != "closed" for o in self.sessions)
+        s.send_initial_contact = not self._per_peer.get(str(remote_addr[0]))
         self._add(s)
         s.connect(now)
         return s
 
     def _add(self, s: IkeV1Session) -> None:
         s.listener = self._mark
-        self.sessions.append(s)
+        self._sessions[id(s)] = s
+        peer = str(s.remote_addr[0])
+        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
+        s._manager_peer = peer            # type: ignore[attr-defined]
         if s.sa.cky_i != bytes(8):
             self._by_cky[s.sa.cky_i] = s
+        self._dirty[id(s)] = s
 
     def _mark(self, s: IkeV1Session) -> None:
         self._dirty[id(s)] = s
@@ -94,12 +114,6 @@ class IkeV1Manager:
     def half_open(self) -> int:
         """Responder sessions whose Phase 1 has not completed."""
         return len(self._half_open)
-
-    def _track(self, s: IkeV1Session) -> None:
-        if not s.sa.initiator and s.state in ("created", "phase1"):
-            self._half_open[id(s)] = s
-        else:
-            self._half_open.pop(id(s), None)
 
     def find(self, data: bytes) -> Optional[IkeV1Session]:
         if len(data) < HEADER_LEN:
@@ -128,7 +142,8 @@ class IkeV1Manager:
             if cfg is None:
                 self._count("no-configuration")
                 return
-            if self.half_open >= self.max_half_open or len(self.sessions) >= self.max_sessions:
+            if self.half_open >= self.max_half_open or \
+                    len(self._sessions) >= self.max_sessions:
                 self._count("limit")
                 return
             session = IkeV1Session(cfg, initiator=False, local_addr=self.local_addr,
@@ -136,62 +151,93 @@ class IkeV1Manager:
                                    natt_local_port=self.natt_local_port)
             self._add(session)
             self._by_cky[raw[:8]] = session
+            self._half_open[id(session)] = session
         session.receive_datagram(data, addr, now)
-        self._collect(session)
 
     def _collect(self, session: IkeV1Session) -> None:
-        self._dirty.pop(id(session), None)
-        self._track(session)
         while (event := session.next_event()) is not None:
             self._events.append((session, event))
             if isinstance(event, IkeSaUp) and session.peer_initial_contact:
                 self._initial_contact(session)
 
     def _initial_contact(self, fresh: IkeV1Session) -> None:
-        for s in self.sessions:
-            if s is not fresh and s.state == "established" and s.peer_id == fresh.peer_id:
+        """The peer lost its state before `fresh`: our ISAKMP SAs with the same identity
+        that completed Phase 1 before it are stale."""
+        for s in list(self._sessions.values()):
+            if s is not fresh and s.state == "established" and s.peer_id == fresh.peer_id \
+                    and s.phase1_seq < fresh.phase1_seq:
                 s.drop("replaced by INITIAL-CONTACT")
-                self._collect(s)
 
-    def _prune(self) -> None:
-        keep = [s for s in self.sessions if s.state != "closed" and not (
-            s.state == "created" and not s.sa.initiator)]
-        if len(keep) != len(self.sessions):
-            gone = {id(s) for s in self.sessions} - {id(s) for s in keep}
-            self._by_cky = {k: s for k, s in self._by_cky.items() if id(s) not in gone}
-            for g in gone:
-                self._half_open.pop(g, None)
-            self.sessions = keep
+    def _settle(self, s: IkeV1Session) -> None:
+        """After a session changed: half-open bookkeeping, its timer, pruning when closed."""
+        if s.sa.initiator or s.state not in ("created", "phase1"):
+            self._half_open.pop(id(s), None)
+        if s.state == "closed" or (s.state == "created" and not s.sa.initiator):
+            self._remove(s)
+            return
+        when = s.get_timer()
+        if when != self._when.get(id(s)):
+            self._when[id(s)] = when
+            if when is not None:
+                self._tie += 1
+                heapq.heappush(self._heap, (when, self._tie, s))
+
+    def _remove(self, s: IkeV1Session) -> None:
+        if self._sessions.pop(id(s), None) is None:
+            return
+        self._half_open.pop(id(s), None)
+        self._when.pop(id(s), None)
+        if self._by_cky.get(s.sa.cky_i) is s:
+            del self._by_cky[s.sa.cky_i]
+        peer = getattr(s, "_manager_peer", str(s.remote_addr[0]))
+        left = self._per_peer.get(peer, 1) - 1
+        if left:
+            self._per_peer[peer] = left
+        else:
+            self._per_peer.pop(peer, None)
 
     # ------------------------------------------------------------------ aioquic-style surface
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         out: list[tuple[bytes, Addr]] = []
-        for s in self.sessions:
-            out += s.datagrams_to_send(now)
-            self._collect(s)
-        self._prune()
+        while self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            for s in dirty.values():
+                out += s.datagrams_to_send(now)
+                self._collect(s)
+                self._settle(s)
         return out
 
     def get_timer(self) -> Optional[float]:
-        times = [t for t in (s.get_timer() for s in self.sessions) if t is not None]
-        return min(times) if times else None
+        heap = self._heap
+        while heap:
+            when, _, s = heap[0]
+            if self._when.get(id(s)) == when and id(s) in self._sessions:
+                return when
+            heapq.heappop(heap)
+        return None
 
     def handle_timer(self, now: float) -> None:
-        for s in list(self.sessions):
-            t = s.get_timer()
-            if t is not None and t <= now:
-                s.handle_timer(now)
-                self._collect(s)
+        heap = self._heap
+        due = []
+        while heap and heap[0][0] <= now:
+            when, _, s = heapq.heappop(heap)
+            if self._when.get(id(s)) == when and id(s) in self._sessions:
+                self._when[id(s)] = None
+                due.append(s)
+        for s in due:
+            s.handle_timer(now)
+            self._dirty[id(s)] = s
 
     def next_event(self) -> Optional[tuple[IkeV1Session, IkeEvent]]:
-        for s in list(self._dirty.values()):
-            self._collect(s)
+        if not self._events:
+            for s in list(self._dirty.values()):
+                self._collect(s)
         return self._events.popleft() if self._events else None
 
     def keepalive_targets(self) -> list[Addr]:
         """Peers to send RFC 3948 §2.3 NAT keepalives to (we are behind a NAT)."""
-        return [s.remote_addr for s in self.sessions
+        return [s.remote_addr for s in self._sessions.values()
                 if s.local_nat and s.natt and s.state == "established"]
 
     def counters(self) -> dict[str, int]:
-        return {"sessions": len(self.sessions), "half_open": self.half_open, **self.drops}
+        return {"sessions": len(self._sessions), "half_open": self.half_open, **self.drops}

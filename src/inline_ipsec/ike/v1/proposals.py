@@ -19,6 +19,7 @@ combined mode, no authentication algorithm. The negotiated transform becomes an 
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -369,6 +370,16 @@ def phase2_proposal(texts: Sequence[str], protocol: int, spi: int, encap: int,
     """Our Phase 2 proposal from strongSwan-notation proposals ("aes128gcm16",
     "aes256-sha256-modp2048"): one transform per combination, our inbound SPI.
     `pfs_only` keeps only transforms with that PFS group (the one our KE payload carries)."""
+    return Proposal(1, protocol, spi.to_bytes(4, "big"), list(_phase2_transforms(
+        tuple(texts), protocol, encap, seconds, kilobytes, pfs_only)))
+
+
+@functools.lru_cache(maxsize=256)
+def _phase2_transforms(texts: tuple[str, ...], protocol: int, encap: int,
+                       seconds: Optional[int], kilobytes: Optional[int],
+                       pfs_only: Optional[int]) -> tuple[Transform, ...]:
+    """The transforms of `phase2_proposal` (immutable, so one parse serves every Quick
+    Mode of a configuration)."""
     transforms: list[Transform] = []
     for text in texts:
         p, groups = _parse_child(text, protocol)
@@ -388,7 +399,7 @@ def phase2_proposal(texts: Sequence[str], protocol: int, spi: int, encap: int,
                                             encap, seconds, kilobytes))
     if not transforms:
         raise LocalIkeError(f"no Phase 2 transform in {list(texts)}")
-    return Proposal(1, protocol, spi.to_bytes(4, "big"), transforms)
+    return tuple(transforms)
 
 
 def read_phase2(protocol: int, t: Transform) -> Phase2Suite:

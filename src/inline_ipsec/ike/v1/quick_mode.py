@@ -26,6 +26,7 @@ unacceptable one is answered with a protected notification and ends only this Qu
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 from typing import TYPE_CHECKING, Optional
@@ -61,17 +62,18 @@ def _host(addr: "Addr") -> TrafficSelector:
     return TrafficSelector(ip, ip)
 
 
+@functools.lru_cache(maxsize=1024)
+def selector(net: str) -> TrafficSelector:
+    """A configured prefix as a selector (parsed once per prefix)."""
+    return TrafficSelector.from_network(net)
+
+
 def _within(ts: TrafficSelector, nets) -> bool:
-    for n in nets:
-        outer = TrafficSelector.from_network(n)
-        if ts.intersect(outer) == ts:
-            return True
-    return False
+    return any(ts.intersect(selector(n)) == ts for n in nets)
 
 
 def _span(cfg: ChildConfig) -> int:
-    return sum(int(TrafficSelector.from_network(n).end_addr)
-               - int(TrafficSelector.from_network(n).start_addr)
+    return sum(int(selector(n).end_addr) - int(selector(n).start_addr)
                for n in list(cfg.local_ts) + list(cfg.remote_ts))
 
 
@@ -207,8 +209,8 @@ class QuickMode(Exchange):
         if self.rekey_of is not None:
             self.local_ts, self.remote_ts = self.rekey_of.local_ts, self.rekey_of.remote_ts
         else:
-            self.local_ts = TrafficSelector.from_network(cfg.local_ts[0])
-            self.remote_ts = TrafficSelector.from_network(cfg.remote_ts[0])
+            self.local_ts = selector(cfg.local_ts[0])
+            self.remote_ts = selector(cfg.remote_ts[0])
         rest: list[Payload] = [SaPayload([self.proposal]), NoncePayload(self.nonce_i)]
         if self.kex is not None:
             rest.append(KePayload(self.kex.public))

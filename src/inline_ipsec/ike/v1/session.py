@@ -19,6 +19,7 @@ retransmissions (`MAX_DONE`), IPsec SAs (`IkeV1Config.max_children`), fragments
 """
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict, deque
 from typing import Callable, Optional
 
@@ -47,6 +48,8 @@ MAX_DONE = 8
 DONE_TTL = 60.0
 #: recent errors kept for inspection (counters in `drops` keep the totals).
 MAX_ERRORS = 32
+#: the order in which ISAKMP SAs completed Phase 1 (INITIAL-CONTACT replaces only older ones)
+_PHASE1_ORDER = itertools.count(1)
 
 
 class IsakmpSa:
@@ -127,6 +130,8 @@ class IkeV1Session:
         self._frag_id = 0
         self.last_rx = now
         self.established_at: Optional[float] = None
+        #: when Phase 1 completed, in the order of all sessions (0: not yet)
+        self.phase1_seq = 0
         #: DPD (RFC 3706): next probe time, sequence number, probes in a row unanswered.
         self.dpd_next: Optional[float] = None
         self.dpd_seq = int.from_bytes(self.random(4), "big") & 0x7FFFFFFF
@@ -140,7 +145,8 @@ class IkeV1Session:
         self._pending_children: list = []
         #: the message being processed (what a message sent now answers)
         self._processing: Optional[bytes] = None
-        #: called with the session whenever it queues an event (for the manager).
+        #: called with the session after anything that may queue datagrams or events or move
+        #: its timer (so a manager only visits the sessions that changed).
         self.listener: Optional[Callable[["IkeV1Session"], None]] = None
 
     # ------------------------------------------------------------------ IKEv2-like names
@@ -188,7 +194,7 @@ class IkeV1Session:
         """Start a Quick Mode for another IPsec SA pair (RFC 2409 §5.5)."""
         self.now = now
         if self.state == "established":
-            self._start_quick_mode(child_config)
+            self._guard(lambda: self._start_quick_mode(child_config))
         elif self.state in ("created", "phase1"):
             self._pending_children.append(child_config)
 
@@ -200,7 +206,7 @@ class IkeV1Session:
         if child is None or child.state != "installed" or self.state != "established":
             return
         child.state = "rekeying"
-        self._start_quick_mode(child.config, rekey_of=child)
+        self._guard(lambda: self._start_quick_mode(child.config, rekey_of=child))
 
     def delete_child(self, spi_in: int, now: float, reason: str = "deleted") -> None:
         """Delete an SA pair: a Delete payload with our inbound SPI (RFC 2408 §3.15)."""
@@ -209,9 +215,12 @@ class IkeV1Session:
         child = self.children.pop(spi_in, None)
         if child is None:
             return
-        if self.state == "established":
-            self._guard(lambda: send_delete_children(self, [child]))
-        self.emit(ChildSaDown(child.spi_in, child.spi_out, reason))
+
+        def delete() -> None:
+            self.emit(ChildSaDown(child.spi_in, child.spi_out, reason))
+            if self.state == "established":
+                send_delete_children(self, [child])
+        self._guard(delete)
 
     def close(self, now: float) -> None:
         """Delete every SA pair and the ISAKMP SA (RFC 2408 §3.15, §4.8)."""
@@ -219,9 +228,14 @@ class IkeV1Session:
         self.now = now
         if self.state == "closed":
             return
-        if self.state == "established":
-            self._guard(lambda: send_delete_isakmp(self, list(self.children.values())))
-        self.shutdown("closed locally")
+
+        def close() -> None:
+            try:
+                if self.state == "established":
+                    send_delete_isakmp(self, list(self.children.values()))
+            finally:
+                self.shutdown("closed locally")
+        self._guard(close)
 
     def send_dpd(self, now: float) -> None:
         """Send an R-U-THERE now (RFC 3706 §5)."""
@@ -500,8 +514,6 @@ class IkeV1Session:
 
     def emit(self, event: IkeEvent) -> None:
         self._events.append(event)
-        if self.listener is not None:
-            self.listener(self)
 
     def count(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
@@ -533,7 +545,8 @@ class IkeV1Session:
 
     def _guard(self, fn: Callable[[], object]) -> None:
         """Run one step; a peer's error is counted, never raised (our own configuration
-        errors during Phase 1 end the session)."""
+        errors during Phase 1 end the session). Afterwards the listener hears that the
+        session may have datagrams, events or a new timer."""
         try:
             fn()
         except RemoteIkeError as exc:
@@ -545,11 +558,15 @@ class IkeV1Session:
         except Exception as exc:  # noqa: BLE001 - never raise out of the session
             self.record(LocalIkeError(f"internal error: {type(exc).__name__}: {exc}"),
                         "internal-error")
+        finally:
+            if self.listener is not None:
+                self.listener(self)
 
     # ------------------------------------------------------------------ Phase 1 outcome
     def on_phase1_done(self, event: IkeSaUp) -> None:
         self.state = "established"
         self.established_at = self.now
+        self.phase1_seq = next(_PHASE1_ORDER)
         if self.config.dpd_interval:
             self.dpd_next = self.now + self.config.dpd_interval
         self.emit(event)
@@ -589,7 +606,7 @@ class IkeV1Session:
 
     def drop(self, reason: str) -> None:
         """Forget the ISAKMP SA and its IPsec SAs without telling the peer."""
-        self.shutdown(reason)
+        self._guard(lambda: self.shutdown(reason))
 
     def shutdown(self, reason: str, error: Optional[IkeError] = None) -> None:
         if self.state == "closed":
