@@ -213,8 +213,13 @@ def scale_up_v1(tunnels: int = 2000, timeout: float = 60.0) -> dict:
     from inline_ipsec.ike import ChildSaUp
     from inline_ipsec.ike.v1.udp import create_endpoint
 
+    from dataclasses import replace
+
     async def main() -> dict:
         icfg, rcfg = _v1_configs(19)
+        rcfg.remote_id = None           # tunnels told apart by their identities
+        configs = [replace(icfg, local_id=Identity.parse(f"@t{n}.i.bench"))
+                   for n in range(tunnels)]
         resp = await create_endpoint("127.0.0.1", 0, 0, lookup=lambda addr: rcfg)
         init = await create_endpoint("127.0.0.1", 0, 0)
         resp.manager.max_half_open = 2 * tunnels
@@ -227,7 +232,7 @@ def scale_up_v1(tunnels: int = 2000, timeout: float = 60.0) -> dict:
                     _, event = await init.next_event(timeout)
                     up += isinstance(event, ChildSaUp)
             for k in range(tunnels):
-                init.connect(icfg, ("127.0.0.1", resp.ike_port))
+                init.connect(configs[k], ("127.0.0.1", resp.ike_port))
                 if k % 100 == 99:
                     await until(k + 1 - 100)
             await until(tunnels)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from ikev1_helpers import I_ADDR, R_ADDR, configs
 from inline_ipsec.ike import ChildConfig, ChildSaDown, ChildSaUp, IkeSaDown, IkeSaUp
 from inline_ipsec.ike.v1.manager import IkeV1Manager
@@ -30,10 +32,14 @@ def _events(m: IkeV1Manager) -> list:
 
 
 def test_many_isakmp_sas_between_two_managers():
-    i_cfg, r_cfg = configs()
+    """Twenty tunnels between two gateways, told apart by their identities (RFC 2409 §5)."""
+    from dataclasses import replace
+    from inline_ipsec.ike import Identity
+    i_cfg, r_cfg = configs(r_remote_id=None)
     a = IkeV1Manager(I_ADDR, 4500)
     b = IkeV1Manager(R_ADDR, 4500, lookup=lambda addr: r_cfg)
-    sessions = [a.connect(i_cfg, R_ADDR, 0.0) for _ in range(20)]
+    sessions = [a.connect(replace(i_cfg, local_id=Identity.parse(f"@t{n}.i.example")),
+                          R_ADDR, 0.0) for n in range(20)]
     _shuttle(a, b)
     ea, eb = _events(a), _events(b)
     assert sum(isinstance(e, ChildSaUp) for _, e in ea) == 20
@@ -43,8 +49,11 @@ def test_many_isakmp_sas_between_two_managers():
     # each responder session is the peer of exactly one initiator session (by cookies)
     assert {(s.sa.cky_i, s.sa.cky_r) for s in sessions} == \
         {(s.sa.cky_i, s.sa.cky_r) for s in b.sessions}
-    # only the first ISAKMP SA with the peer carried INITIAL-CONTACT
+    # only the first ISAKMP SA with the peer carried INITIAL-CONTACT; no adoption between
+    # SAs of different identities
     assert sum(s.peer_initial_contact for s in b.sessions) == 1
+    assert all(len(s.children) == 1 for s in b.sessions)
+    assert len({str(s.peer_id) for s in b.sessions}) == 20
 
 
 def test_initial_contact_replaces_the_peers_stale_sas():
@@ -129,3 +138,53 @@ def test_a_second_child_config_through_the_manager():
     events = [e for _, e in _events(a)]
     assert sum(isinstance(e, ChildSaUp) for e in events) == 2
     assert isinstance(events[0], IkeSaUp) and events[0].version == 1
+
+
+def _advance(a: IkeV1Manager, b: IkeV1Manager, start: float, end: float) -> list:
+    """Run both managers' timers from `start` to `end`; returns the events, in order."""
+    now, events = start, []
+    while now < end:
+        timers = [t for t in (a.get_timer(), b.get_timer()) if t is not None]
+        now = min([end] + [t for t in timers if t > now] + [now + 1.0])
+        for m in (a, b):
+            m.handle_timer(now)
+        _shuttle(a, b, now)
+        events += [(m, s, e) for m in (a, b) for s, e in _events(m)]
+    return events
+
+
+def test_phase1_reauthentication_keeps_the_ipsec_sas():
+    """IKEv1 cannot rekey Phase 1: at 90 % of its lifetime the initiator negotiates a new
+    one, which adopts the IPsec SAs; the old ISAKMP SA is deleted, the IPsec SAs never go
+    down, and their next rekey runs on the new ISAKMP SA."""
+    from inline_ipsec.ike import ChildSaRekeyed, IkeSaRekeyed
+    from inline_ipsec.ike.v1 import Phase1Proposal
+    child = lambda lo, hi: ChildConfig(name="c", local_ts=[lo], remote_ts=[hi],  # noqa: E731
+                                       lifetime_seconds=400, rekey_seconds=300)
+    i_cfg, r_cfg = configs(proposals=[Phase1Proposal(lifetime_seconds=200)],
+                           i_children=[child("10.1.0.0/24", "10.2.0.0/24")],
+                           r_children=[child("10.2.0.0/24", "10.1.0.0/24")])
+    a = IkeV1Manager(I_ADDR, 4500)
+    b = IkeV1Manager(R_ADDR, 4500, lookup=lambda addr: r_cfg)
+    first = a.connect(i_cfg, R_ADDR, 0.0)
+    _shuttle(a, b)
+    _events(a), _events(b)
+    (old_r,) = b.sessions
+    (spi,) = first.children
+    events = _advance(a, b, 0.0, 250.0)
+    kinds = [type(e).__name__ for _, _, e in events]
+    assert not any(isinstance(e, ChildSaDown) for _, _, e in events), kinds
+    downs = [e for _, _, e in events if isinstance(e, IkeSaDown)]
+    assert sorted(d.reason for d in downs) == ["deleted by peer", "re-authenticated"]
+    assert all(d.children == [] for d in downs)
+    assert sum(isinstance(e, IkeSaRekeyed) for _, _, e in events) == 2
+    (new_i,), (new_r,) = a.sessions, b.sessions
+    assert new_i is not first and new_r is not old_r
+    assert spi in new_i.children and first.state == old_r.state == "closed"
+    assert new_i.phase1_seq > 0 and new_i.established_at == pytest.approx(180.0, abs=1)
+    # the IPsec SA's rekey (at 300 s) runs on the new ISAKMP SA and keeps both ends in step
+    events = _advance(a, b, 250.0, 320.0)
+    rekeys = [(m, s) for m, s, e in events if isinstance(e, ChildSaRekeyed)]
+    assert {m for m, _ in rekeys} == {a, b} and {s for _, s in rekeys} == {new_i, new_r}
+    (c_i,), (c_r,) = new_i.children.values(), new_r.children.values()
+    assert (c_i.spi_in, c_i.key_in) == (c_r.spi_out, c_r.key_out)

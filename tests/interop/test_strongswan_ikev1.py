@@ -348,6 +348,49 @@ def test_delete_child_and_isakmp_sa(charon, who):
         assert "received DELETE for IKE_SA" in charon.logs()
 
 
+@pytest.mark.parametrize("who", ["we", "charon"])
+def test_phase1_reauthentication_keeps_the_child(charon, who):
+    """A new Phase 1 replaces the ISAKMP SA (IKEv1 has no Phase 1 rekey): the IPsec SA pair
+    moves to it on both ends and stays up, and its next rekey runs on the new ISAKMP SA.
+    We delete our old ISAKMP SA at once; charon keeps its old one (REKEYING) until it
+    expires."""
+    from inline_ipsec.ike import IkeSaRekeyed
+
+    async def main():
+        cfg = our_config(charon, "aes128-sha256-ecp256", "aes128gcm16")
+        ep, session, up, child = await establish(
+            charon, cfg, lambda port: swanctl_conf(port, "aes128-sha256-ecp256",
+                                                   "aes128gcm16"), True)
+        if who == "we":
+            ep.manager.reauthenticate(session, ep.now())
+            ep.flush()
+        else:
+            await _swanctl(charon, "--rekey", "--ike", "v1", "--reauth")
+        moved = await _until(ep, IkeSaRekeyed)
+        down = await _until(ep, IkeSaDown) if who == "we" else None
+        await asyncio.sleep(0.5)
+        sas = await _swanctl(charon, "--list-sas")
+        new = next(s for s in ep.sessions if s.state == "established" and s is not session)
+        await _swanctl(charon, "--rekey", "--child", "net")     # on charon's new ISAKMP SA
+        rekeyed = await _until(ep, ChildSaRekeyed)
+        ep.close()
+        return session, new, child.child, moved, down, sas, rekeyed
+    old, new, child, moved, down, sas, rekeyed = _run(charon, main())
+    assert (moved.old_spi_i, moved.old_spi_r) == (old.sa.cky_i, old.sa.cky_r)
+    assert (new.sa.cky_i, new.sa.cky_r) == (moved.spi_i, moved.spi_r)
+    assert not old.children and rekeyed.old_spi_in == child.spi_in
+    assert rekeyed.new.spi_in in new.children
+    assert child_states(sas)[f"{child.spi_in:08x}"] == "INSTALLED"
+    assert f"{new.sa.cky_i.hex()}_i" in sas
+    if who == "we":
+        assert down.reason == "re-authenticated" and down.children == [] and \
+            old.state == "closed"
+        assert "received DELETE for IKE_SA" in charon.log.read_text()
+        assert sas.count("ESTABLISHED, IKEv1") == 1
+    else:
+        assert "REKEYING, IKEv1" in sas and old.state == "established"
+
+
 # ---- DPD ------------------------------------------------------------------------------------
 
 def test_dpd_both_ways_and_a_dead_charon(charon):

@@ -195,6 +195,7 @@ def _commit_matches(s: "IkeV1Session", our_spi: int, their_spi: int) -> bool:
 def _delete(s: "IkeV1Session", p: DeletePayload) -> None:
     if p.protocol == ProtocolId.ISAKMP:
         if s.sa.cky_i + s.sa.cky_r in p.spis:
+            s.hand_over()          # re-authenticated: a newer ISAKMP SA keeps the IPsec SAs
             s.shutdown("deleted by peer")
         else:
             s.count("bad-delete")

@@ -24,7 +24,7 @@ from collections import deque
 from typing import Callable, Optional
 
 from ..constants import NON_ESP_MARKER
-from ..events import IkeEvent, IkeSaUp
+from ..events import IkeEvent, IkeSaRekeyed, IkeSaUp
 from .config import IkeV1Config
 from .constants import ExchangeType
 from .isakmp import HEADER_LEN
@@ -96,6 +96,7 @@ class IkeV1Manager:
 
     def _add(self, s: IkeV1Session) -> None:
         s.listener = self._mark
+        s.successor = lambda: self._successor(s)
         self._sessions[id(s)] = s
         peer = str(s.remote_addr[0])
         self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
@@ -157,8 +158,69 @@ class IkeV1Manager:
     def _collect(self, session: IkeV1Session) -> None:
         while (event := session.next_event()) is not None:
             self._events.append((session, event))
-            if isinstance(event, IkeSaUp) and session.peer_initial_contact:
-                self._initial_contact(session)
+            if isinstance(event, IkeSaUp):
+                if session.peer_initial_contact:
+                    self._initial_contact(session)
+                elif session.replaces is not None:
+                    self._reauthenticated(session)
+                elif not session.sa.initiator:
+                    self._peer_reauthenticated(session)
+
+    def _reauthenticated(self, fresh: IkeV1Session) -> None:
+        """Our re-authentication completed: the new ISAKMP SA adopts the old one's IPsec SAs
+        (as strongSwan's adopt_children job) and the old one is deleted."""
+        old = fresh.replaces
+        if old is None or old.state == "closed":
+            return
+        fresh.adopt_children(old)
+        old.retire(fresh.now, "re-authenticated")
+        self._dirty[id(old)] = old
+
+    def _peer_reauthenticated(self, fresh: IkeV1Session) -> None:
+        """The peer started a new ISAKMP SA without INITIAL-CONTACT while we have an older
+        one with the same identity and configuration: a re-authentication (strongSwan keeps
+        the old SA for a while, Junos deletes it). The new SA adopts the IPsec SAs at once,
+        as the peer moved them: their rekeys and Deletes arrive on the new SA."""
+        for old in list(self._sessions.values()):
+            if old is not fresh and old.state == "established" and \
+                    old.peer_id == fresh.peer_id and old.config is fresh.config and \
+                    old.phase1_seq < fresh.phase1_seq and old.children:
+                fresh.adopt_children(old)
+                self._dirty[id(old)] = old
+
+    def _successor(self, old: IkeV1Session) -> Optional[IkeV1Session]:
+        """The newest ISAKMP SA with the same peer identity and configuration that came up
+        after `old`: where `old`'s IPsec SAs go when the peer deletes `old` after
+        re-authenticating (or `old` expires), instead of going down."""
+        best = None
+        for s in self._sessions.values():
+            if s is not old and s.state == "established" and s.peer_id == old.peer_id \
+                    and s.config is old.config and s.phase1_seq > old.phase1_seq and (
+                        best is None or s.phase1_seq > best.phase1_seq):
+                best = s
+        if best is not None:
+            self._dirty[id(best)] = best
+        return best
+
+    def reauthenticate(self, session: IkeV1Session, now: float) -> Optional[IkeV1Session]:
+        """Replace an established ISAKMP SA by a new Phase 1 now (what happens by itself at
+        90 % of its lifetime on the initiator); returns the new session."""
+        if session.state != "established" or getattr(session, "_reauth", False):
+            return None
+        session.now = now
+        session._reauth = True              # type: ignore[attr-defined]
+        return self._start_reauth(session)
+
+    def _start_reauth(self, old: IkeV1Session) -> IkeV1Session:
+        """Replace an initiator ISAKMP SA nearing its lifetime by a new Phase 1."""
+        new = IkeV1Session(old.config, initiator=True, local_addr=self.local_addr,
+                           remote_addr=old.remote_addr, now=old.now,
+                           natt_local_port=self.natt_local_port)
+        new.send_initial_contact = False
+        new.replaces = old
+        self._add(new)
+        new.connect(old.now, first_child=False)
+        return new
 
     def _initial_contact(self, fresh: IkeV1Session) -> None:
         """The peer lost its state before `fresh`: our ISAKMP SAs with the same identity
@@ -169,9 +231,13 @@ class IkeV1Manager:
                 s.drop("replaced by INITIAL-CONTACT")
 
     def _settle(self, s: IkeV1Session) -> None:
-        """After a session changed: half-open bookkeeping, its timer, pruning when closed."""
+        """After a session changed: half-open bookkeeping, re-authentication, its timer,
+        pruning when closed."""
         if s.sa.initiator or s.state not in ("created", "phase1"):
             self._half_open.pop(id(s), None)
+        if s.reauth_due and s.state == "established" and not getattr(s, "_reauth", False):
+            s._reauth = True                 # type: ignore[attr-defined]
+            self._start_reauth(s)
         if s.state == "closed" or (s.state == "created" and not s.sa.initiator):
             self._remove(s)
             return

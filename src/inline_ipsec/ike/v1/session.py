@@ -26,7 +26,7 @@ from typing import Callable, Optional
 from ..auth import Identity
 from ..constants import IKE_PORT, NON_ESP_MARKER
 from ..errors import IkeError, LocalIkeError, RemoteIkeError
-from ..events import ChildSaDown, IkeEvent, IkeSaDown, IkeSaUp
+from ..events import ChildSaDown, IkeEvent, IkeSaDown, IkeSaRekeyed, IkeSaUp
 from ..v2.natt import new_ike_spi
 from .child import ChildSa
 from .config import IkeV1Config
@@ -132,6 +132,13 @@ class IkeV1Session:
         self.established_at: Optional[float] = None
         #: when Phase 1 completed, in the order of all sessions (0: not yet)
         self.phase1_seq = 0
+        #: the ISAKMP SA nears its lifetime: a new Phase 1 should replace it (`reauth_at`)
+        self.reauth_due = False
+        #: the ISAKMP SA this one re-authenticates (it adopts that one's IPsec SAs)
+        self.replaces: Optional["IkeV1Session"] = None
+        #: finds the newer ISAKMP SA with the same peer that takes over our IPsec SAs when
+        #: the peer deletes us after re-authenticating (set by the manager)
+        self.successor: Optional[Callable[[], Optional["IkeV1Session"]]] = None
         #: DPD (RFC 3706): next probe time, sequence number, probes in a row unanswered.
         self.dpd_next: Optional[float] = None
         self.dpd_seq = int.from_bytes(self.random(4), "big") & 0x7FFFFFFF
@@ -173,9 +180,10 @@ class IkeV1Session:
         return (self.local_addr[0], self.natt_local_port) if self.natt else self.local_addr
 
     # ------------------------------------------------------------------ public API
-    def connect(self, now: float) -> None:
+    def connect(self, now: float, first_child: bool = True) -> None:
         """Start Phase 1 (Main or Aggressive Mode as configured), then a Quick Mode for the
-        first child configuration."""
+        first child configuration (unless `first_child` is False: a re-authentication, whose
+        IPsec SAs are adopted from the ISAKMP SA it replaces)."""
         from .aggressive_mode import AggressiveMode
         from .main_mode import MainMode
         if not self.sa.initiator or self.state != "created":
@@ -184,7 +192,7 @@ class IkeV1Session:
         self.state = "phase1"
         if self.remote_addr[1] == self.config.natt_port != IKE_PORT:
             self.natt = True     # the peer listens on its NAT-T port: marker from the start
-        if self.config.children:
+        if self.config.children and first_child:
             self._pending_children.append(self.config.children[0])
         self.phase1 = (AggressiveMode if self.config.mode == "aggressive" else MainMode)(
             self, initiator=True)
@@ -270,7 +278,16 @@ class IkeV1Session:
             times += [t for t, _ in self.commit_waits.values()]
             if self.established_at is not None and self.sa.suite is not None:
                 times.append(self.established_at + self.sa.suite.lifetime_seconds)
+                if self.sa.initiator and not self.reauth_due:
+                    times.append(self.reauth_at)
         return min(times) if times else None
+
+    @property
+    def reauth_at(self) -> float:
+        """When the initiator starts a new Phase 1 to replace this ISAKMP SA: at 90 % of
+        its lifetime (IKEv1 has no rekey of Phase 1; a new one adopts the IPsec SAs)."""
+        assert self.established_at is not None and self.sa.suite is not None
+        return self.established_at + 0.9 * self.sa.suite.lifetime_seconds
 
     def handle_timer(self, now: float) -> None:
         """Retransmit or give up, half-open timeout, IPsec SA rekey and expiry, DPD, the
@@ -315,10 +332,14 @@ class IkeV1Session:
                 child.rekey_at = None
                 self.rekey_child(child.spi_in, now)
         dpd_tick(self, now)
-        if self.state == "established" and self.established_at is not None and \
-                self.sa.suite is not None and \
-                self.established_at + self.sa.suite.lifetime_seconds <= now:
+        if self.state != "established" or self.established_at is None or \
+                self.sa.suite is None:
+            return
+        if self.established_at + self.sa.suite.lifetime_seconds <= now:
+            self.hand_over()         # hard lifetime: to a newer ISAKMP SA, if there is one
             self.close(now)
+        elif self.sa.initiator and not self.reauth_due and self.reauth_at <= now:
+            self.reauth_due = True   # the manager starts the replacement Phase 1
 
     # ------------------------------------------------------------------ receiving
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
@@ -603,6 +624,43 @@ class IkeV1Session:
             if rekey_of is not None:
                 rekey_of.state = "installed"
             raise
+
+    def adopt_children(self, old: "IkeV1Session") -> list[tuple[int, int]]:
+        """Take over the IPsec SAs of an older ISAKMP SA with the same peer (a
+        re-authentication): IKEv1 IPsec SAs do not depend on the ISAKMP SA that made them,
+        and their rekeys and Deletes now run here (`IkeSaRekeyed` says so). Returns the
+        (spi_in, spi_out) moved."""
+        moved = []
+        for spi, child in list(old.children.items()):
+            if spi not in self.children and child.state != "deleting":
+                self.children[spi] = child
+                moved.append((child.spi_in, child.spi_out))
+            del old.children[spi]
+        self.emit(IkeSaRekeyed(old.sa.cky_i, old.sa.cky_r, self.sa.cky_i, self.sa.cky_r))
+        self._guard(lambda: None)            # the manager: events and new timers
+        return moved
+
+    def hand_over(self) -> None:
+        """Before this ISAKMP SA goes (deleted by the peer, or expired): a newer one with the
+        same peer adopts our IPsec SAs, so they do not go down with us."""
+        newer = self.successor() if self.successor is not None else None
+        if newer is not None and self.children:
+            newer.adopt_children(self)
+
+    def retire(self, now: float, reason: str) -> None:
+        """Delete only the ISAKMP SA (its IPsec SAs were adopted by a newer one)."""
+        from .informational import send_delete_isakmp
+        self.now = now
+        if self.state == "closed":
+            return
+
+        def retire() -> None:
+            try:
+                if self.state == "established":
+                    send_delete_isakmp(self, list(self.children.values()))
+            finally:
+                self.shutdown(reason)
+        self._guard(retire)
 
     def drop(self, reason: str) -> None:
         """Forget the ISAKMP SA and its IPsec SAs without telling the peer."""
