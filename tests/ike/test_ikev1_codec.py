@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.layers.isakmp import (ISAKMP, ISAKMP_payload_Delete, ISAKMP_payload_Hash,
                                  ISAKMP_payload_ID, ISAKMP_payload_KE, ISAKMP_payload_Nonce,
-                                 ISAKMP_payload_Notify, ISAKMP_payload_Proposal,
-                                 ISAKMP_payload_SA, ISAKMP_payload_Transform,
+                                 ISAKMP_payload_Notify, ISAKMP_payload_SA,
                                  ISAKMP_payload_VendorID)
 
 from inline_ipsec.ike.errors import RemoteIkeError

@@ -431,3 +431,12 @@ def test_no_fragments_to_a_peer_that_did_not_announce_them():
     assert p.i.state == "established"
     assert all(decode(d[4:] if d[:4] == bytes(4) else d).header.next_payload != 132
                for _, d, _ in p.log)
+
+
+def test_no_dpd_towards_a_peer_without_the_vendor_id():
+    p = pair(i_dpd_interval=5.0).connect()
+    p.i.peer_dpd = False            # as if the peer had not sent the RFC 3706 vendor ID
+    seq = p.i.dpd_seq
+    p.advance(30)
+    assert p.i.dpd_seq == seq and p.i.drops["dpd-unsupported-by-peer"] == 1
+    assert p.i.state == "established"

@@ -34,7 +34,7 @@ from inline_ipsec.ike import (ChildConfig, ChildSaDown, ChildSaRekeyed, ChildSaU
 from inline_ipsec.ike.v1 import IkeV1Config, Phase1Proposal
 from inline_ipsec.ike.v1.udp import create_endpoint
 from test_strongswan_rekey import child_states
-from test_strongswan_traffic import _pem, _rsa_pki, _run, _swanctl_async, _traffic
+from test_strongswan_traffic import _rsa_pki, _run, _swanctl_async, _traffic
 from traffic_harness import (DataEndpoint, NatRelay, OurSide, Topology, assert_offloaded,
                              usable)
 

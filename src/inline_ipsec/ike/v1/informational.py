@@ -11,7 +11,8 @@ Phase 1 (RFC 2408 §5: the peer refused it), anything unprotected afterwards is 
 Delete: IPsec SAs by the SPIs their sender receives with (our inbound SPIs out, the peer's
 inbound = our outbound SPIs in), the ISAKMP SA by both cookies (RFC 2408 §3.15).
 
-DPD (RFC 3706 §5) with the Junos semantics: with `dpd_interval` set, a probe is due each
+DPD (RFC 3706 §5) with the Junos semantics, towards a peer that sent the DPD vendor ID
+(§4): with `dpd_interval` set, a probe is due each
 interval in which nothing was heard from the peer (every interval with `dpd_always_send`);
 after `dpd_threshold` probes in a row without an answer the peer is dead and the ISAKMP SA
 and its IPsec SAs are cleared (`IkeSaDown(reason="dead peer")`). R-U-THERE carries the
@@ -98,6 +99,10 @@ def dpd_tick(session: "IkeV1Session", now: float) -> None:
     """Junos DPD: probe when due; dead after `dpd_threshold` probes unanswered."""
     s, cfg = session, session.config
     if s.dpd_next is None or s.dpd_next > now or not cfg.dpd_interval:
+        return
+    if not s.peer_dpd:           # RFC 3706 §4: only with a peer that announced DPD
+        s.dpd_next = None
+        s.count("dpd-unsupported-by-peer")
         return
     interval = cfg.dpd_interval
     if s.dpd_outstanding >= cfg.dpd_threshold:

@@ -35,6 +35,7 @@ MAX_PROPOSALS = 64
 MAX_TRANSFORMS = 64
 MAX_ATTRIBUTES = 32
 _HEADER = struct.Struct("!8s8sBBBBII")
+_ATTR = struct.Struct("!HH")
 
 IpAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -168,19 +169,27 @@ def decode_attributes(data: bytes) -> tuple[Attribute, ...]:
 
 
 def _decode_attributes(r: _Reader) -> tuple[Attribute, ...]:
+    """The rest of `r` as data attributes (a hot path: struct on offsets, bounds checked)."""
+    data, pos, end = r.data, r.pos, len(r.data)
     attrs: list[Attribute] = []
-    while r.left:
+    while pos < end:
         if len(attrs) >= MAX_ATTRIBUTES:
             raise malformed(f"more than {MAX_ATTRIBUTES} attributes in a transform")
-        atype = r.u16()
+        if end - pos < 4:
+            raise malformed(f"{r.what}: truncated attribute at {pos}")
+        atype, value = _ATTR.unpack_from(data, pos)
+        pos += 4
         if atype & 0x8000:
-            attrs.append(Attribute(atype & 0x7FFF, r.u16()))
-        else:
-            length = r.u16()
-            if length > 8:
-                raise RemoteIkeError(f"attribute {atype} of {length} bytes",
-                                     NotifyType.ATTRIBUTES_NOT_SUPPORTED)
-            attrs.append(Attribute(atype, int.from_bytes(r.take(length), "big"), tlv=True))
+            attrs.append(Attribute(atype & 0x7FFF, value))
+            continue
+        if value > 8:
+            raise RemoteIkeError(f"attribute {atype} of {value} bytes",
+                                 NotifyType.ATTRIBUTES_NOT_SUPPORTED)
+        if end - pos < value:
+            raise malformed(f"{r.what}: attribute {atype} truncated")
+        attrs.append(Attribute(atype, int.from_bytes(data[pos:pos + value], "big"), tlv=True))
+        pos += value
+    r.pos = pos
     return tuple(attrs)
 
 

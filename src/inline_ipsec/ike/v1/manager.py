@@ -24,7 +24,7 @@ from collections import deque
 from typing import Callable, Optional
 
 from ..constants import NON_ESP_MARKER
-from ..events import IkeEvent, IkeSaRekeyed, IkeSaUp
+from ..events import IkeEvent, IkeSaUp
 from .config import IkeV1Config
 from .constants import ExchangeType
 from .isakmp import HEADER_LEN

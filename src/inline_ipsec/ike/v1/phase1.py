@@ -18,7 +18,7 @@ from .auth import (auth_failed, auth_hash_name, cert_payloads, certreq_payloads,
                    peer_public_key, sign, verify)
 from .constants import NotifyType, notify_name
 from .exchange import Exchange
-from .isakmp import (CertPayload, CertReqPayload, HashPayload, IdPayload, IsakmpMessage,
+from .isakmp import (CertPayload, CertReqPayload, HashPayload, IdPayload,
                      NoncePayload, NotifyPayload, Payload, SaPayload, SigPayload)
 from .keymat import (derive_phase1, hash_i, hash_r, phase1_iv, skeyid_psk, skeyid_signature)
 from .natt import check_natd, peer_extensions

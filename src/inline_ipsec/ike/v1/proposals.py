@@ -171,6 +171,10 @@ class Phase1Suite:
     def from_transform(cls, t: Transform) -> "Phase1Suite":
         """Read a Phase 1 transform; unknown or unsupported values are ATTRIBUTES-NOT-
         SUPPORTED (RFC 2408 §3.14.1), a missing class BAD-PROPOSAL-SYNTAX."""
+        return _phase1_suite(t)
+
+    @classmethod
+    def _read(cls, t: Transform) -> "Phase1Suite":
         if t.transform_id != KEY_IKE:
             raise RemoteIkeError(f"Phase 1 transform ID {t.transform_id}",
                                  NotifyType.INVALID_TRANSFORM_ID)
@@ -202,6 +206,12 @@ class Phase1Suite:
     def same_algorithms(self, other: "Phase1Suite") -> bool:
         return (self.encryption, self.key_bits, self.hash_id, self.auth_method, self.group) \
             == (other.encryption, other.key_bits, other.hash_id, other.auth_method, other.group)
+
+
+@functools.lru_cache(maxsize=256)
+def _phase1_suite(t: Transform) -> Phase1Suite:
+    """Phase 1 transforms repeat (the same proposals in every Main Mode): read each once."""
+    return Phase1Suite._read(t)
 
 
 def _lifetimes(t: Transform, type_attr: int, dur_attr: int) -> tuple[Optional[int], Optional[int]]:
@@ -402,6 +412,7 @@ def _phase2_transforms(texts: tuple[str, ...], protocol: int, encap: int,
     return tuple(transforms)
 
 
+@functools.lru_cache(maxsize=1024)
 def read_phase2(protocol: int, t: Transform) -> Phase2Suite:
     """A Phase 2 transform as a `Phase2Suite`; unsupported values are
     ATTRIBUTES-NOT-SUPPORTED or INVALID-TRANSFORM-ID (RFC 2408 §3.14.1)."""

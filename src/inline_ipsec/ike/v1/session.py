@@ -30,7 +30,7 @@ from ..events import ChildSaDown, IkeEvent, IkeSaDown, IkeSaRekeyed, IkeSaUp
 from ..v2.natt import new_ike_spi
 from .child import ChildSa
 from .config import IkeV1Config
-from .constants import ExchangeType, PayloadType, ProtocolId
+from .constants import ExchangeType, PayloadType
 from .exchange import Exchange
 from .fragments import Reassembly, split
 from .isakmp import (FragmentPayload, IsakmpHeader, IsakmpMessage, Payload, decode, encode)
