@@ -188,3 +188,39 @@ def test_phase1_reauthentication_keeps_the_ipsec_sas():
     assert {m for m, _ in rekeys} == {a, b} and {s for _, s in rekeys} == {new_i, new_r}
     (c_i,), (c_r,) = new_i.children.values(), new_r.children.values()
     assert (c_i.spi_in, c_i.key_in) == (c_r.spi_out, c_r.key_out)
+
+
+def test_both_versions_behind_one_pair_of_ports():
+    """An IKEv2 and an IKEv1 initiator reach one responder endpoint whose `VersionDispatch`
+    sends each datagram to the manager of its header's major version."""
+    from inline_ipsec.ike import IkeConfig, IkeManager
+    from inline_ipsec.ike.udp import IkeUdpEndpoint
+    from inline_ipsec.ike.v1.dispatch import VersionDispatch, ike_major_version
+
+    async def main():
+        v1_i, v1_r = configs()
+        v2_r = IkeConfig(psk=b"v2 secret", local_id=v1_r.local_id, remote_id=None)
+        v2_i = IkeConfig(psk=b"v2 secret", local_id=v1_i.local_id, remote_id=None)
+        both = await IkeUdpEndpoint.create("127.0.0.1", 0, 0)
+        addr = both.manager.local_addr
+        both.manager = VersionDispatch(IkeManager(addr, both.natt_port, lambda a: v2_r),
+                                       IkeV1Manager(addr, both.natt_port, lambda a: v1_r))
+        one = await create_endpoint("127.0.0.1", 0, 0)
+        two = await IkeUdpEndpoint.create("127.0.0.1", 0, 0)
+        try:
+            one.connect(v1_i, ("127.0.0.1", both.ike_port))
+            two.connect(v2_i, ("127.0.0.1", both.ike_port))
+            ups = []
+            while len(ups) < 2:
+                session, event = await both.next_event(10)
+                if isinstance(event, ChildSaUp):
+                    ups.append((type(session).__name__, event.child.ike_version))
+            return sorted(ups), both.manager.dropped
+        finally:
+            for ep in (one, two, both):
+                ep.close()
+    ups, dropped = asyncio.run(main())
+    assert ups == [("IkeV1Session", 1), ("IkeV2Session", 2)] and dropped == 0
+    assert ike_major_version(b"\x01" * 17 + b"\x10" + bytes(10)) == 1
+    assert ike_major_version(b"\0\0\0\0" + b"\x01" * 17 + b"\x20" + bytes(10)) == 2
+    assert ike_major_version(b"short") is None
