@@ -224,3 +224,23 @@ def test_both_versions_behind_one_pair_of_ports():
     assert ike_major_version(b"\x01" * 17 + b"\x10" + bytes(10)) == 1
     assert ike_major_version(b"\0\0\0\0" + b"\x01" * 17 + b"\x20" + bytes(10)) == 2
     assert ike_major_version(b"short") is None
+
+
+def test_ipv6_outer_and_inner():
+    """IPv6 peers (NAT-D over 16-byte addresses) and IPv6 proxy IDs (ID_IPV6_ADDR_SUBNET)."""
+    i_addr, r_addr = ("2001:db8::1", 500), ("2001:db8:ffff::1", 500)
+    i_cfg, r_cfg = configs(
+        i_children=[ChildConfig(name="c", local_ts=["2001:db8:a1::/64"],
+                                remote_ts=["2001:db8:a2::/64"])],
+        r_children=[ChildConfig(name="c", local_ts=["2001:db8:a2::/64"],
+                                remote_ts=["2001:db8:a1::/64"])])
+    a = IkeV1Manager(i_addr, 4500)
+    b = IkeV1Manager(r_addr, 4500, lookup=lambda addr: r_cfg)
+    s = a.connect(i_cfg, r_addr, 0.0)
+    _shuttle(a, b)
+    (up,) = [e for _, e in _events(a) if isinstance(e, ChildSaUp)]
+    assert s.state == "established" and not s.nat_detected
+    assert [str(t) for t in up.child.local_ts] == ["2001:db8:a1::/64"]
+    assert [str(t) for t in up.child.remote_ts] == ["2001:db8:a2::/64"]
+    out, inb = up.child.to_sa_specs(i_addr[0], r_addr[0])
+    assert out.tunnel_dst == r_addr[0] and inb.tunnel_src == r_addr[0]
