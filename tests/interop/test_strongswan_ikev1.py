@@ -165,6 +165,17 @@ async def _swanctl(charon: Charon, *args: str) -> str:
     return await asyncio.get_running_loop().run_in_executor(None, lambda: charon.swanctl(*args))
 
 
+async def _list_sas_until(charon: Charon, done, timeout: float = 5.0) -> str:
+    """`swanctl --list-sas` once `done(output)` holds (charon may still be processing our
+    last message), or the last output after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sas = await _swanctl(charon, "--list-sas")
+        if done(sas) or time.monotonic() > deadline:
+            return sas
+        await asyncio.sleep(0.1)
+
+
 def check_keys(charon: Charon, child) -> None:
     """Our KEYMAT (RFC 2409 §5.5) equals what charon derived (CHD level-4 log)."""
     deadline = time.monotonic() + 5
@@ -206,6 +217,10 @@ async def establish(charon: Charon, cfg: IkeV1Config, conf, we_initiate: bool):
             None, lambda: proc.communicate(timeout=15)[0])
         assert "initiate completed successfully" in out, out
     session = next(s for s in ep.sessions if s.state == "established")
+    # charon works on messages in parallel threads: wait until it installed the pair our
+    # Quick Mode message 3 completed, before anything (a Delete) can overtake that message
+    spi = f"{child.child.spi_in:08x}"
+    await _list_sas_until(charon, lambda sas: child_states(sas).get(spi) == "INSTALLED")
     return ep, session, up, child
 
 
@@ -295,8 +310,8 @@ def test_quick_mode_rekey(charon, who):
             await _swanctl(charon, "--rekey", "--child", "net")
         rekeyed = await _until(ep, ChildSaRekeyed)
         down = await _until(ep, ChildSaDown) if who == "we" else None
-        await asyncio.sleep(1.5)       # charon's delete_rekeyed_delay
-        sas = await _swanctl(charon, "--list-sas")
+        sas = await _list_sas_until(     # charon's delete_rekeyed_delay is 1 s
+            charon, lambda sas: who == "charon" or f"{old.spi_in:08x}" not in sas)
         ep.close()
         return old, rekeyed, down, sas
     old, rekeyed, down, sas = _run(charon, main())
@@ -325,16 +340,14 @@ def test_delete_child_and_isakmp_sa(charon, who):
         else:
             await _swanctl(charon, "--terminate", "--child", "net")
         gone = await _until(ep, ChildSaDown)
-        await asyncio.sleep(0.3)
-        after_child = await _swanctl(charon, "--list-sas")
+        after_child = await _list_sas_until(charon, lambda sas: not child_states(sas))
         if who == "we":
             session.close(ep.now())
             ep.flush()
         else:
             await _swanctl(charon, "--terminate", "--ike", "v1")
         down = await _until(ep, IkeSaDown)
-        await asyncio.sleep(0.3)
-        after_ike = await _swanctl(charon, "--list-sas")
+        after_ike = await _list_sas_until(charon, lambda sas: "v1:" not in sas)
         ep.close()
         return c, gone, after_child, down, after_ike
     c, gone, after_child, down, after_ike = _run(charon, main())
