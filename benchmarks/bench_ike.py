@@ -8,6 +8,11 @@ asserted as times):
   `Gateway.handle_ike_event` -> distributor -> PFE), both ends in memory (`IkePump`);
 - scale: two gateways over loopback UDP bring up 2000 tunnels (4000 SAs, the PFE full) plus
   one more, which lands on the CPU with the reason shown. Target under 15 s.
+- IKEv1 (RFC 2409): Main Mode PSK + Quick Mode establishments per second, both ends in one
+  process (`IkeV1Session` pairs), DH group 19 (target >= 300/s) and, for comparison, group 14
+  (MODP-2048 by Python's `pow()`, `inline_ipsec.ike.modp`); and 2000 IKEv1 tunnels between
+  two `IkeV1Manager` endpoints over loopback UDP (target under 15 s; the gateways do not run
+  IKEv1 yet, so this is the IKE layer alone).
 
     python -m pytest benchmarks/bench_ike.py --benchmark-only
 """
@@ -140,3 +145,116 @@ def test_scale_2000_tunnels_over_udp(benchmark) -> None:
           f"{a.distributor.pfe_tunnels_in_use} tunnels / {a.distributor.pfe_sas_in_use} SAs; "
           f"{cpu[0].name if cpu else '-'} on the CPU: "
           f"{'; '.join(cpu[0].placement.reasons) if cpu else '-'}")
+
+
+# ---- IKEv1 ------------------------------------------------------------------------------------
+
+def _v1_configs(group: int):
+    from inline_ipsec.ike.v1 import IkeV1Config, Phase1Proposal
+    prop = [Phase1Proposal("pre-shared-keys", "aes-128-cbc", "sha-256", group)]
+    common = dict(proposals=prop, psk=b"benchmark pre-shared key",
+                  children=[ChildConfig(proposals=("aes256gcm16",))])
+    return (IkeV1Config(local_id=Identity.parse("@i.bench"),
+                        remote_id=Identity.parse("@r.bench"), **common),
+            IkeV1Config(local_id=Identity.parse("@r.bench"),
+                        remote_id=Identity.parse("@i.bench"), **common))
+
+
+def establish_v1(icfg, rcfg) -> int:
+    """Main Mode (6 messages) and one Quick Mode (3), both ends in memory; returns datagrams
+    moved."""
+    from inline_ipsec.ike.v1 import IkeV1Session
+    i = IkeV1Session(icfg, initiator=True, local_addr=("192.0.2.1", 500),
+                     remote_addr=("198.51.100.1", 500))
+    r = IkeV1Session(rcfg, initiator=False, local_addr=("198.51.100.1", 500),
+                     remote_addr=("192.0.2.1", 500))
+    i.connect(0.0)
+    moved = 0
+    while True:
+        out = i.datagrams_to_send(0.0)
+        for d, _ in out:
+            r.receive_datagram(d, ("192.0.2.1", 500), 0.0)
+        back = r.datagrams_to_send(0.0)
+        for d, _ in back:
+            i.receive_datagram(d, ("198.51.100.1", 500), 0.0)
+        moved += len(out) + len(back)
+        if not out and not back:
+            break
+    assert i.state == r.state == "established" and i.children and r.children
+    return moved
+
+
+@pytest.mark.parametrize("group", [19, 14])
+def test_ikev1_establishments_per_second(benchmark, group: int) -> None:
+    icfg, rcfg = _v1_configs(group)
+    n = BATCH if group == 19 else 20
+    assert establish_v1(icfg, rcfg) == 9
+
+    def batch() -> None:
+        for _ in range(n):
+            establish_v1(icfg, rcfg)
+
+    benchmark.pedantic(batch, rounds=5, iterations=1, warmup_rounds=1)
+    if benchmark.stats is None:  # --benchmark-disable: a smoke run
+        return
+    rate = n / benchmark.stats.stats.median
+    benchmark.extra_info.update(group=group, tunnels_per_second=round(rate, 1),
+                                target=300 if group == 19 else None,
+                                meets_target=rate >= 300 if group == 19 else None)
+    print(f"\nIKEv1 Main Mode PSK + Quick Mode, DH group {group}: {rate:,.0f} tunnels/s "
+          "(both ends, one core)")
+
+
+def scale_up_v1(tunnels: int = 2000, timeout: float = 60.0) -> dict:
+    """`tunnels` IKEv1 tunnels (Main Mode + Quick Mode) between two endpoints on loopback UDP,
+    connected in waves of 100 so the sockets' buffers are not overrun."""
+    import asyncio
+
+    from inline_ipsec.ike import ChildSaUp
+    from inline_ipsec.ike.v1.udp import create_endpoint
+
+    from dataclasses import replace
+
+    async def main() -> dict:
+        icfg, rcfg = _v1_configs(19)
+        rcfg.remote_id = None           # tunnels told apart by their identities
+        configs = [replace(icfg, local_id=Identity.parse(f"@t{n}.i.bench"))
+                   for n in range(tunnels)]
+        resp = await create_endpoint("127.0.0.1", 0, 0, lookup=lambda addr: rcfg)
+        init = await create_endpoint("127.0.0.1", 0, 0)
+        resp.manager.max_half_open = 2 * tunnels
+        up = 0
+        t0 = time.perf_counter()
+        try:
+            async def until(count: int) -> None:
+                nonlocal up
+                while up < count:
+                    _, event = await init.next_event(timeout)
+                    up += isinstance(event, ChildSaUp)
+            for k in range(tunnels):
+                init.connect(configs[k], ("127.0.0.1", resp.ike_port))
+                if k % 100 == 99:
+                    await until(k + 1 - 100)
+            await until(tunnels)
+            seconds = time.perf_counter() - t0
+            return dict(ok=True, seconds=seconds,
+                        established=sum(s.state == "established" for s in resp.sessions),
+                        sessions=len(init.sessions))
+        finally:
+            init.close()
+            resp.close()
+    return asyncio.run(main())
+
+
+def test_ikev1_scale_2000_tunnels_over_udp(benchmark) -> None:
+    result: dict = {}
+
+    def once() -> None:
+        result.update(scale_up_v1())
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    assert result["established"] == result["sessions"] == 2000
+    benchmark.extra_info.update(tunnels=2000, seconds=round(result["seconds"], 2),
+                                target_seconds=15)
+    print(f"\n2000 IKEv1 tunnels (IkeV1Manager endpoints) over loopback UDP in "
+          f"{result['seconds']:.1f} s")

@@ -34,6 +34,9 @@ class ChildConfig:
     replay_window: int = 64
     #: "esp" (RFC 4303) or "ah" (RFC 4302: integrity only, proposals without ENCR).
     protocol: str = "esp"
+    #: lifetime in kilobytes (Junos `lifetime-kilobytes`); IKEv1 negotiates it in Quick Mode
+    #: (RFC 2407 §4.5), IKEv2 leaves it to the data plane. None: no byte limit.
+    lifetime_kilobytes: Optional[int] = None
 
     @property
     def soft_seconds(self) -> float:

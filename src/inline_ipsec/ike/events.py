@@ -53,6 +53,8 @@ class NegotiatedChildSa:
     initiator: bool = True
     #: "esp" or "ah" (RFC 4302; cipher "null", integrity only).
     protocol: str = "esp"
+    #: the IKE version that negotiated it (show output prints "Version: IKEv1"/"IKEv2").
+    ike_version: int = 2
 
     def to_sa_specs(self, local_addr: str, remote_addr: str) -> tuple[SaSpec, SaSpec]:
         """(outbound SaSpec, inbound SaSpec) for the data plane (docs/design.md §5)."""
@@ -87,6 +89,11 @@ class IkeSaUp(IkeEvent):
     #: NAT detected in front of us / in front of the peer (RFC 7296 §2.23).
     local_nat: bool = False
     remote_nat: bool = False
+    #: 2, or 1 for an IKEv1 ISAKMP SA (RFC 2409).
+    version: int = 2
+    #: IKEv1 Phase 1 exchange: "Main" or "Aggressive" (the show output's Mode column);
+    #: None for IKEv2.
+    exchange_mode: Optional[str] = None
 
 
 @dataclass
