@@ -4,9 +4,12 @@ This file owns the grammar: which keywords may follow which, and the syntax of e
 (integers and their ranges, addresses, prefixes, keyword choices). Cross references between
 stanzas (vpn -> gateway -> policy -> proposal, ...) are checked by `validate.py` afterwards.
 
-Lexical rules (as the Junos CLI): tokens are separated by blanks; a double-quoted string is one
-token (`\\"` and `\\\\` escape inside it); `#` starts a comment when it begins a token; `[ a b ]`
-lists several values for a list statement (`proposals [ p1 p2 ]`). Blank lines are ignored.
+Lexical rules (as the Junos CLI): a line ends at `\\n` (or `\\r\\n`) and nowhere else, so a form
+feed or a Unicode line separator inside a comment stays in the comment; tokens are separated by
+blanks; a double-quoted string is one token (`\\"` and `\\\\` escape inside it); `#` starts a
+comment when it begins a token; `[ a b ]` lists several values for a list statement
+(`proposals [ p1 p2 ]`). Blank lines are ignored. Text is Unicode; `load_config_file` reads
+UTF-8 and reports each line that is not as an error of that line.
 
 Supported statements (Junos 25.2R1 syntax, see docs/junos-formats.md), plus three of our own,
 marked (*), which model things whose real syntax is elsewhere in Junos or unpublished:
@@ -63,7 +66,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import algorithms as alg
-from .errors import ConfigIssue
+from .errors import ConfigIssue, shown
 from .model import (
     DEPLOYMENT_TYPES,
     Config,
@@ -84,7 +87,7 @@ from .model import (
     VpnIke,
 )
 
-__all__ = ["parse", "tokenize", "Token"]
+__all__ = ["decode", "parse", "tokenize", "Token"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 _IFNAME_RE = re.compile(r"^[a-z][a-z0-9\-]*(\d+(/\d+)*)?\.\d+$")
@@ -99,7 +102,8 @@ class Token:
 
     @property
     def shown(self) -> str:
-        return f'"{self.text}"' if self.quoted else self.text
+        """The token as an error message quotes it (escaped and shortened, see `shown`)."""
+        return f'"{shown(self.text)}"' if self.quoted else shown(self.text)
 
 
 class _LexError(Exception):
@@ -124,8 +128,9 @@ def tokenize(line: str) -> list[Token]:
             buf = []
             while True:
                 if i >= n:
-                    raise _LexError(f"unterminated quoted string '{line[start:].rstrip()}': "
-                                    "expected a closing '\"'", line[start:].rstrip())
+                    rest = line[start:].rstrip()
+                    raise _LexError(f"unterminated quoted string '{shown(rest)}': "
+                                    "expected a closing '\"'", rest)
                 c = line[i]
                 if c == "\\" and i + 1 < n:
                     buf.append(line[i + 1])
@@ -165,7 +170,12 @@ class _Cursor:
 
     @property
     def path(self) -> str:
-        return " ".join(t.shown for t in self.tokens[: self.pos])
+        """The statement so far, as an error message quotes it (each token shortened, and the
+        middle of a very long statement left out)."""
+        words = [t.shown for t in self.tokens[: self.pos]]
+        if len(words) > 12:
+            words = words[:6] + [f"... ({len(words) - 10} more) ..."] + words[-4:]
+        return " ".join(words)
 
     def at_end(self) -> bool:
         return self.pos >= len(self.tokens)
@@ -722,9 +732,23 @@ class _Parser:
         self.b.license = License(expires=expires, line=self.line)
 
 
+#: What `surrogateescape` made of bytes that are not UTF-8 (see `decode`).
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def decode(data: bytes) -> str:
+    """The text of a configuration file: UTF-8 (a leading byte-order mark is dropped), with
+    every byte that is not UTF-8 kept as a lone surrogate, which `parse` reports on its line
+    (the other lines still parse, and line numbers stay those of the file)."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
 def _lines(text: str) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        yield number, line
+    """Numbered lines: ends at `\\n` (a `\\r` before it belongs to the end), nowhere else.
+    `str.splitlines` would also end lines at \\v, \\f, \\x1c-\\x1e, \\x85, U+2028 and U+2029."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        yield number, line[:-1] if line.endswith("\r") else line
 
 
 def parse(text: str) -> tuple[Config, list[ConfigIssue]]:
@@ -733,6 +757,12 @@ def parse(text: str) -> tuple[Config, list[ConfigIssue]]:
     p = _Parser()
     for number, line in _lines(text):
         p.line = number
+        bad = _UNDECODED.search(line)
+        if bad:
+            p.issues.append(ConfigIssue(
+                number, f"not UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at column "
+                f"{bad.start() + 1} (configuration files are UTF-8 text)"))
+            continue
         try:
             tokens = tokenize(line)
         except _LexError as exc:
