@@ -1,10 +1,11 @@
 """The benchmark matrix: paths × backends × ciphers × directions × sizes, one run.
 
-A figure is the median time of one burst over the rounds that fit in `duration` seconds (setup
-such as restoring clear text is not timed). Every PFE and CPU-engine figure is reported with the
-raw-crypto figure of the same backend, cipher, direction and size, measured in the same run
-just before it, and as a ratio of it: ratios survive noisy and different machines, absolute
-packet rates do not."""
+Every PFE and CPU-engine figure is measured against the raw-crypto loop of the same backend,
+cipher, direction and size in interleaved windows (`measure.paired_windows`) for `duration`
+seconds: its packets/s is the median over its windows, its ratio the median of the per-pair
+ratios with a confidence interval (`measure.summarize`). Ratios survive noisy and different
+machines, absolute packet rates do not. `measure_figure` is the one place a ratio is made:
+`inline-ipsec bench` and the pytest-benchmark files both call it."""
 from __future__ import annotations
 
 import statistics
@@ -15,10 +16,20 @@ from datetime import datetime, timezone
 from typing import Callable, Optional, Sequence
 
 from .. import __version__
-from ..benchmark import IMIX, PfeWorkload, RawWorkload, machine, packet_sizes
+from ..benchmark import (
+    IMIX,
+    WINDOW_BURSTS,
+    EngineBursts,
+    PfeWorkload,
+    RawReference,
+    machine,
+    packet_sizes,
+)
 from ..pfe import PFE_BACKENDS
+from .measure import CONFIDENCE, Paired, paired_windows
 
 ALL_SIZES: tuple = (64, 128, 256, 512, 1024, 1400, IMIX)
+SCHEMA = "inline-ipsec-bench/2"
 PATHS = ("pfe", "cpu")
 
 
@@ -54,18 +65,30 @@ class BenchConfig:
 
 def figure_key(path: str, backend: str, cipher: str, direction: str, size, burst: int = 32,
                threads: int = 1) -> str:
-    """The name of a figure across runs: path/backend/cipher/direction/size, plus /bN for
-    bursts other than 32 and /tN for thread figures."""
+    """The name of a figure across runs and entry points: path/backend/cipher/direction/size,
+    plus /bN for bursts other than 32 and /tN for thread figures. `backend` is the crypto
+    library: "openssl" or "ipsec-mb" for the PFE and the raw loops, "cryptography" for the CPU
+    engine (whatever library the caller names, see `engine_backend`)."""
+    if path in ("cpu", "gateway-cpu"):
+        backend = "cryptography"
     key = f"{path}/{backend}/{cipher}/{direction}/{size}"
     if path == "pfe-threads":
         return f"{key}/t{threads}"
     return key if burst == 32 else f"{key}/b{burst}"
 
 
+def engine_backend(path: str, backend: str) -> str:
+    """The crypto library a figure of `path` runs on: the CPU engine always uses
+    `cryptography`, whichever PFE backend its raw reference is."""
+    return "cryptography" if path in ("cpu", "gateway-cpu") else backend
+
+
 @dataclass
 class Figure:
     """One measured figure. `ratio` is to the raw-crypto figure of the same backend, cipher,
-    direction and size in the same run (None for the raw figures themselves)."""
+    direction and size in the same run (None for the raw figures themselves): the median of
+    `samples` (one per pair of windows), inside [`ratio_low`, `ratio_high`], its confidence
+    interval (`measure.CONFIDENCE`). `rounds` is the number of window pairs."""
 
     path: str            # "pfe", "cpu", "raw", or "pfe-threads"
     backend: str         # crypto backend ("openssl", "ipsec-mb"); the CPU engine: "cryptography"
@@ -81,6 +104,9 @@ class Figure:
     threads: int = 1
     efficiency: Optional[float] = None   # thread figures: pps / (threads × single-thread pps)
     per_thread: Optional[list] = None    # thread figures: packets/s of each PFE's thread
+    ratio_low: Optional[float] = None
+    ratio_high: Optional[float] = None
+    samples: Optional[list] = None       # ratio per pair of windows
 
     @property
     def key(self) -> str:
@@ -99,7 +125,7 @@ class BenchResult:
     figures: list[Figure] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"schema": "inline-ipsec-bench/1", "version": self.version,
+        return {"schema": SCHEMA, "confidence": CONFIDENCE, "version": self.version,
                 "started": self.started, "seconds": round(self.seconds, 3),
                 "machine": self.machine, "config": self.config,
                 "figures": [dict(asdict(f), key=f.key) for f in self.figures]}
@@ -108,50 +134,35 @@ class BenchResult:
         return next((f for f in self.figures if f.key == key), None)
 
 
-def _time_bursts(workloads: Sequence[tuple[Callable[[], object], Callable[[], object]]],
-                 duration: float) -> list[tuple[float, int]]:
-    """Median ns of each (timed, setup) pair over as many rounds as fit in `duration` (at
-    least 5 each). The pairs take turns round by round, so a burst of load from elsewhere on
-    the machine hits the figure and its reference alike."""
-    for timed, setup in workloads:
-        for _ in range(3):  # warm caches and branch predictors
-            setup()
-            timed()
-    samples: list[list[int]] = [[] for _ in workloads]
-    deadline = time.perf_counter() + duration
-    while len(samples[0]) < 5 or time.perf_counter() < deadline:
-        for k, (timed, setup) in enumerate(workloads):
-            setup()
-            t0 = time.perf_counter_ns()
-            timed()
-            samples[k].append(time.perf_counter_ns() - t0)
-    return [(float(statistics.median(s)), len(s)) for s in samples]
+def make_figure(path: str, backend: str, bits: int, direction: str, size, burst: int,
+                ns_per_burst: Sequence[float], inner_bytes: int,
+                paired: Optional[Paired] = None, cipher: Optional[str] = None) -> Figure:
+    """A figure from per-burst window times; with `paired`, the ratio and its interval."""
+    median_ns = float(statistics.median(ns_per_burst))
+    fig = Figure(path, engine_backend(path, backend), cipher or f"aes-gcm-{bits}", direction,
+                 size, burst, burst / (median_ns * 1e-9), inner_bytes * 8 / median_ns,
+                 len(ns_per_burst))
+    if paired is not None:
+        summary = paired.summary()
+        fig.ratio, fig.ratio_low, fig.ratio_high = summary.ratio, summary.low, summary.high
+        fig.samples = [round(r, 5) for r in paired.ratios]
+    return fig
 
 
-def _figure(path, backend, bits, direction, size, burst, median_ns, rounds, inner_bytes,
-            ratio_to=None) -> Figure:
-    pps = burst / (median_ns * 1e-9)
-    gbps = inner_bytes * 8 / median_ns
-    return Figure(path, backend, f"aes-gcm-{bits}", direction, size, burst, pps, gbps, rounds,
-                  ratio=(pps / ratio_to.pps) if ratio_to else None)
-
-
-def _measure_pair(path, backend, bits, direction, size, cfg) -> tuple[Figure, Figure]:
-    """The raw-crypto figure and the engine's, measured in alternation."""
-    raw = RawWorkload(bits, size, cfg.burst, encrypt=direction == "encrypt", backend=backend)
-    w = PfeWorkload(bits, size, cfg.burst, backend=backend, path=path)
-    engine = (w.encrypt, w.restore) if direction == "encrypt" else \
-        (w.decrypt, w.restore_and_encrypt)
-    (raw_ns, raw_rounds), (ns, rounds) = _time_bursts([(raw.run, raw.prepare), engine],
-                                                      cfg.duration)
-    if not (w.burst.status[:cfg.burst] == 0).all():
-        raise RuntimeError(f"{path} {direction} dropped benchmark packets: statuses "
-                           f"{sorted(set(w.burst.status[:cfg.burst].tolist()))}")
-    raw_fig = _figure("raw", backend, bits, direction, size, cfg.burst, raw_ns, raw_rounds,
-                      raw.inner_bytes)
-    label = "cryptography" if path == "cpu" else backend
-    return raw_fig, _figure(path, label, bits, direction, size, cfg.burst, ns, rounds,
-                            w.inner_bytes, ratio_to=raw_fig)
+def measure_figure(path: str, backend: str, bits: int, direction: str, size, burst: int = 32,
+                   duration: float = 0.25) -> tuple[Figure, Figure]:
+    """The raw-crypto figure and the engine's ("pfe" on `backend`, or "cpu"), measured in
+    interleaved windows for `duration` seconds; the engine's carries the ratio."""
+    bursts = WINDOW_BURSTS[path]
+    raw = RawReference(bits, size, burst, encrypt=direction == "encrypt", backend=backend,
+                       bursts=bursts)
+    engine = EngineBursts(path, backend, bits, size, burst, bursts=bursts)
+    paired = paired_windows(raw.window_ns, lambda: engine.window_ns(direction),
+                            lambda: engine.prepare(direction), duration)
+    raw_fig = make_figure("raw", backend, bits, direction, size, burst, paired.reference_ns,
+                          raw.inner_bytes)
+    return raw_fig, make_figure(path, backend, bits, direction, size, burst, paired.engine_ns,
+                                engine.inner_bytes, paired)
 
 
 def measure_threads(threads: int, backend: str, bits: int, size, burst: int,
@@ -234,7 +245,8 @@ def run_suite(cfg: BenchConfig,
         if path.startswith("gateway-"):
             result.figures.append(_measure_gateway(path[len("gateway-"):], size, cfg))
             continue
-        raw, fig = _measure_pair(path, backend, bits, direction, size, cfg)
+        raw, fig = measure_figure(path, backend, bits, direction, size, cfg.burst,
+                                  cfg.duration)
         if (backend, bits, direction, size) not in reported_raw:
             reported_raw.add((backend, bits, direction, size))
             result.figures.append(raw)
@@ -290,14 +302,16 @@ def _measure_gateway(kind: str, size, cfg: BenchConfig) -> Figure:
             raise RuntimeError(f"end-to-end {kind}: {len(inner) - len(out.delivered)} "
                                "packets lost")
 
-    raw = RawWorkload(256, size, cfg.burst)
-    (ns, rounds), (raw_ns, raw_rounds) = _time_bursts([(send, lambda: None),
-                                                       (raw.run, raw.prepare)], cfg.duration)
-    raw_fig = _figure("raw", "openssl", 256, "encrypt", size, cfg.burst, raw_ns, raw_rounds,
-                      raw.inner_bytes)
-    fig = _figure(f"gateway-{kind}", "openssl" if kind == "pfe" else "cryptography", 256,
-                  "both", size, cfg.burst, ns, rounds, sum(len(p) for p in inner),
-                  ratio_to=raw_fig)
-    if kind == "cpu":
-        fig.cipher = "aes-cbc-256"  # with HMAC-SHA-256-128; the ratio stays to raw AES-GCM-256
+    raw = RawReference(256, size, cfg.burst, bursts=1)
+
+    def window() -> float:
+        t0 = time.perf_counter_ns()
+        send()
+        return float(time.perf_counter_ns() - t0)
+
+    paired = paired_windows(raw.window_ns, window, lambda: None, cfg.duration)
+    fig = make_figure(f"gateway-{kind}", "openssl", 256, "both", size, cfg.burst,
+                      paired.engine_ns, sum(len(p) for p in inner), paired,
+                      cipher=None if kind == "pfe" else "aes-cbc-256")
+    # the CPU tunnel is AES-CBC-256 with HMAC-SHA-256-128; its ratio stays to raw AES-GCM-256
     return fig
