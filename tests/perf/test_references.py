@@ -120,6 +120,7 @@ def test_slowdown_comes_from_the_environment(monkeypatch) -> None:
     assert slowdown() == 1
     monkeypatch.setenv(SLOWDOWN_ENV, "2")
     assert slowdown() == 2 and EngineBursts("pfe", bursts=1).repeat == 2
+    assert EngineBursts("cpu", bursts=1).repeat == 1          # the PFE's slowdown only
     for bad in ("0", "two", "-1", "1.5"):
         monkeypatch.setenv(SLOWDOWN_ENV, bad)
         with pytest.raises(ValueError, match=SLOWDOWN_ENV):

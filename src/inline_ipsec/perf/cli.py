@@ -12,7 +12,7 @@ from . import gate, report
 from .suite import ALL_SIZES, BenchConfig, BenchResult, Figure, run_suite
 
 DEFAULT_MAX_REGRESSION = 35.0
-QUICK = dict(sizes=(64, 1400, IMIX), bits=(128,), duration=0.1)
+QUICK = dict(sizes=(64, 1400, IMIX), bits=(128,), duration=0.2)
 
 
 def _size(text: str):
@@ -58,6 +58,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=0.25,
                    help="seconds of interleaved windows per figure (default 0.25; at least "
                         "15 window pairs each)")
+    p.add_argument("--passes", type=int, default=4,
+                   help="rounds of the whole matrix each figure's windows are spread over "
+                        "(default 4)")
     p.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 8),
                    help="PFEs in as many threads for the multi-core figure (default: the "
                         "number of cores; 1 leaves it out)")
@@ -65,7 +68,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="also end to end through two gateways (routing, selectors, MTU) on the "
                         "demo configuration, per engine")
     p.add_argument("--quick", action="store_true",
-                   help="a short run: 64, 1400 and IMIX, aes-gcm-128, 0.1 s per figure")
+                   help="a short run: 64, 1400 and IMIX, aes-gcm-128, 0.2 s per figure")
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     p.add_argument("--plot", metavar="PNG", help="plot throughput against size (matplotlib)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
@@ -114,7 +117,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         kw["paths"] = tuple(args.paths)
     if args.duration != 0.25 or "duration" not in kw:
         kw["duration"] = args.duration if args.duration != 0.25 else kw.get("duration", 0.25)
-    return BenchConfig(burst=args.burst, threads=args.threads, e2e=args.e2e, **kw)
+    return BenchConfig(burst=args.burst, threads=args.threads, e2e=args.e2e,
+                       passes=args.passes, **kw)
 
 
 def run(args: argparse.Namespace) -> int:

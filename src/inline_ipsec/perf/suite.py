@@ -26,7 +26,7 @@ from ..benchmark import (
     packet_sizes,
 )
 from ..pfe import PFE_BACKENDS
-from .measure import CONFIDENCE, Paired, paired_windows
+from .measure import CONFIDENCE, MIN_PAIRS, Paired, paired_windows
 
 ALL_SIZES: tuple = (64, 128, 256, 512, 1024, 1400, IMIX)
 SCHEMA = "inline-ipsec-bench/2"
@@ -35,7 +35,9 @@ PATHS = ("pfe", "cpu")
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """What to measure. `threads` > 1 adds the multi-core figures (N PFEs in N threads)."""
+    """What to measure. `threads` > 1 adds the multi-core figures (N PFEs in N threads).
+    Each engine figure gets `duration` seconds of window pairs, spread over `passes` rounds
+    of the whole matrix, so that its samples come from several moments of the run."""
 
     sizes: Sequence = ALL_SIZES
     bits: Sequence[int] = (128, 256)
@@ -46,6 +48,7 @@ class BenchConfig:
     duration: float = 0.25
     threads: int = 1
     e2e: bool = False   # also through two gateways (routing, selectors, MTU, both engines)
+    passes: int = 4
 
     def __post_init__(self) -> None:
         for b in self.backends:
@@ -61,6 +64,8 @@ class BenchConfig:
             raise ValueError("duration must be positive")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
+        if self.passes < 1:
+            raise ValueError("passes must be at least 1")
 
 
 def figure_key(path: str, backend: str, cipher: str, direction: str, size, burst: int = 32,
@@ -149,20 +154,47 @@ def make_figure(path: str, backend: str, bits: int, direction: str, size, burst:
     return fig
 
 
+class FigureBench:
+    """One engine figure and its raw-crypto reference, ready to be measured in several passes
+    (`measure` adds window pairs each time) and summarised once (`figures`)."""
+
+    def __init__(self, path: str, backend: str, bits: int, direction: str, size,
+                 burst: int = 32) -> None:
+        self.args = (backend, bits, direction, size, burst)
+        self.path = path
+        bursts = WINDOW_BURSTS[path]
+        self.raw = RawReference(bits, size, burst, encrypt=direction == "encrypt",
+                                backend=backend, bursts=bursts)
+        self.engine = EngineBursts(path, backend, bits, size, burst, bursts=bursts)
+        self.paired = Paired([], [])
+
+    def measure(self, duration: float, min_pairs: int = MIN_PAIRS) -> None:
+        direction = self.args[2]
+        more = paired_windows(self.raw.window_ns, lambda: self.engine.window_ns(direction),
+                              lambda: self.engine.prepare(direction), duration,
+                              min_pairs=min_pairs)
+        self.paired.reference_ns += more.reference_ns
+        self.paired.engine_ns += more.engine_ns
+
+    def figures(self) -> tuple[Figure, Figure]:
+        """The raw-crypto figure and the engine's, which carries the ratio."""
+        backend, bits, direction, size, burst = self.args
+        raw_fig = make_figure("raw", backend, bits, direction, size, burst,
+                              self.paired.reference_ns, self.raw.inner_bytes)
+        return raw_fig, make_figure(self.path, backend, bits, direction, size, burst,
+                                    self.paired.engine_ns, self.engine.inner_bytes,
+                                    self.paired)
+
+
 def measure_figure(path: str, backend: str, bits: int, direction: str, size, burst: int = 32,
-                   duration: float = 0.25) -> tuple[Figure, Figure]:
+                   duration: float = 0.25, passes: int = 1) -> tuple[Figure, Figure]:
     """The raw-crypto figure and the engine's ("pfe" on `backend`, or "cpu"), measured in
-    interleaved windows for `duration` seconds; the engine's carries the ratio."""
-    bursts = WINDOW_BURSTS[path]
-    raw = RawReference(bits, size, burst, encrypt=direction == "encrypt", backend=backend,
-                       bursts=bursts)
-    engine = EngineBursts(path, backend, bits, size, burst, bursts=bursts)
-    paired = paired_windows(raw.window_ns, lambda: engine.window_ns(direction),
-                            lambda: engine.prepare(direction), duration)
-    raw_fig = make_figure("raw", backend, bits, direction, size, burst, paired.reference_ns,
-                          raw.inner_bytes)
-    return raw_fig, make_figure(path, backend, bits, direction, size, burst, paired.engine_ns,
-                                engine.inner_bytes, paired)
+    interleaved windows for `duration` seconds in all (in `passes` separate stretches); the
+    engine's carries the ratio."""
+    bench = FigureBench(path, backend, bits, direction, size, burst)
+    for _ in range(passes):
+        bench.measure(duration / passes, min_pairs=-(-MIN_PAIRS // passes))
+    return bench.figures()
 
 
 def measure_threads(threads: int, backend: str, bits: int, size, burst: int,
@@ -233,25 +265,36 @@ def run_suite(cfg: BenchConfig,
         config={"sizes": list(cfg.sizes), "bits": list(cfg.bits),
                 "directions": list(cfg.directions), "backends": list(cfg.backends),
                 "paths": list(cfg.paths), "burst": cfg.burst, "duration": cfg.duration,
-                "threads": cfg.threads, "e2e": cfg.e2e},
+                "threads": cfg.threads, "e2e": cfg.e2e, "passes": cfg.passes},
         machine=machine(), version=__version__, started=started, seconds=0.0)
     steps = plan(cfg)
+    engine_steps = [st for st in steps if st[0] in PATHS]
+    benches = {st: FigureBench(*st, burst=cfg.burst) for st in engine_steps}
+    total = len(engine_steps) * cfg.passes + len(steps) - len(engine_steps)
+    done = 0
+    # The whole matrix once per pass: each figure's samples come from `passes` moments.
+    for n in range(cfg.passes):
+        for st, bench in benches.items():
+            progress(done, total, f"{' '.join(map(str, st))} (pass {n + 1}/{cfg.passes})")
+            bench.measure(cfg.duration / cfg.passes, min_pairs=-(-MIN_PAIRS // cfg.passes))
+            done += 1
     reported_raw: set = set()
-    for i, (path, backend, bits, direction, size) in enumerate(steps):
-        progress(i, len(steps), f"{path} {backend} aes-gcm-{bits} {direction} {size}")
+    for st in steps:
+        path, backend, bits, direction, size = st
+        if st in benches:
+            raw, fig = benches[st].figures()
+            if (backend, bits, direction, size) not in reported_raw:
+                reported_raw.add((backend, bits, direction, size))
+                result.figures.append(raw)
+            result.figures.append(fig)
+            continue
+        progress(done, total, f"{path} {backend} aes-gcm-{bits} {direction} {size}")
+        done += 1
         if path == "pfe-threads":
             result.figures.append(_measure_thread_scaling(cfg, backend, bits, size))
-            continue
-        if path.startswith("gateway-"):
+        else:
             result.figures.append(_measure_gateway(path[len("gateway-"):], size, cfg))
-            continue
-        raw, fig = measure_figure(path, backend, bits, direction, size, cfg.burst,
-                                  cfg.duration)
-        if (backend, bits, direction, size) not in reported_raw:
-            reported_raw.add((backend, bits, direction, size))
-            result.figures.append(raw)
-        result.figures.append(fig)
-    progress(len(steps), len(steps), "done")
+    progress(total, total, "done")
     result.seconds = time.perf_counter() - t0
     return result
 
