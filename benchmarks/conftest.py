@@ -23,15 +23,17 @@ from inline_ipsec.perf.suite import Figure, figure_key
 FIGURES: dict[str, Figure] = {}
 RESULTS: dict[tuple, float] = {}
 TARGETS = [
-    # (description, key of an engine figure, minimum ratio to its raw-crypto loop)
-    ("PFE (OpenSSL) encrypt >= 70% of the raw OpenSSL loop at 64 B",
-     "pfe/openssl/aes-gcm-128/encrypt/64", 0.70),
-    ("PFE (OpenSSL) encrypt >= 80% of the raw OpenSSL loop at 1400 B",
-     "pfe/openssl/aes-gcm-128/encrypt/1400", 0.80),
-    ("PFE (ipsec-mb) encrypt >= 35% of the raw ipsec-mb loop at 64 B",
-     "pfe/ipsec-mb/aes-gcm-128/encrypt/64", 0.35),
-    ("PFE (ipsec-mb) encrypt >= 60% of the raw ipsec-mb loop at 1400 B",
-     "pfe/ipsec-mb/aes-gcm-128/encrypt/1400", 0.60),
+    # (description, key of an engine figure, minimum ratio to its raw-crypto loop). The raw
+    # loop is the tightest C loop over the same crypto calls (raw_loops.h), so these are
+    # demanding: the per-burst call and the ESP work must cost little next to the crypto.
+    ("PFE (OpenSSL) encrypt >= 90% of the raw OpenSSL loop at 64 B",
+     "pfe/openssl/aes-gcm-128/encrypt/64", 0.90),
+    ("PFE (ipsec-mb) encrypt >= 80% of the raw ipsec-mb loop at 64 B",
+     "pfe/ipsec-mb/aes-gcm-128/encrypt/64", 0.80),
+    ("PFE (ipsec-mb) decrypt >= 80% of the raw ipsec-mb loop at 64 B",
+     "pfe/ipsec-mb/aes-gcm-128/decrypt/64", 0.80),
+    ("PFE (ipsec-mb) encrypt >= 95% of the raw ipsec-mb loop at 1400 B",
+     "pfe/ipsec-mb/aes-gcm-128/encrypt/1400", 0.95),
 ]
 PPS_TARGETS = [
     # (description, numerator, denominator, minimum): figure keys or RESULTS tuples

@@ -195,3 +195,19 @@ def test_same_code_passes_19_in_20_and_a_2x_slowdown_fails_20_in_20():
     slower = [compare(_run(seed, 2500.0), baseline, 35).passed for seed in range(21, 41)]
     assert sum(same) >= 19, same
     assert not any(slower), slower
+
+
+def test_another_cpu_gets_the_wider_tolerance_and_is_named():
+    here, there = doc(scale_pfe=0.62), doc()
+    here["machine"], there["machine"] = {"cpu": "AMD EPYC"}, {"cpu": "Intel Xeon"}
+    assert not compare(here, there, 30).passed                  # no elsewhere given
+    result = compare(here, there, 30, elsewhere=45)
+    assert result.passed and result.max_regression == 45
+    assert "this run: AMD EPYC; baseline: Intel Xeon (another machine" in result.summary()
+    there["machine"] = {"cpu": "AMD EPYC"}
+    same = compare(here, there, 30, elsewhere=45)
+    assert not same.passed and same.max_regression == 30 and "another machine" not in \
+        same.summary()
+    assert not compare(doc(scale_pfe=0.5, spread=0.02), doc(), 30, elsewhere=45).passed
+    with pytest.raises(ValueError):
+        compare(here, there, 30, elsewhere=100)

@@ -11,6 +11,11 @@ real slowdown moves the whole interval down and fails; noise widens the interval
 A document without intervals (an older result, or a hand-made one) is compared by its ratio
 alone. The same reading applies to our JSON and to pytest-benchmark's, whose benchmarks carry
 the same fields in `extra_info`.
+
+Ratios carry over between machines of one kind, less well between kinds: the raw loop's speed
+relative to the engine's per-burst Python call differs from one CPU model to another. When
+the two documents name different CPUs, `compare` applies `elsewhere` (a wider tolerance, when
+given) and the summary says so.
 """
 from __future__ import annotations
 
@@ -54,6 +59,7 @@ class GateResult:
     compared: list[Comparison] = field(default_factory=list)
     regressions: list[Comparison] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)   # in the baseline, not in this run
+    machines: tuple[Optional[str], Optional[str]] = (None, None)   # (this run, baseline)
 
     @property
     def passed(self) -> bool:
@@ -64,6 +70,10 @@ class GateResult:
                  f"the raw-crypto limit; a figure fails when the upper end of its ratio's "
                  f"confidence interval is more than {self.max_regression:g}% below the "
                  "baseline"]
+        now, then = self.machines
+        if now != then:
+            lines.append(f"  this run: {now or 'unknown CPU'}; baseline: {then or 'unknown CPU'}"
+                         " (another machine: ratios carry over only roughly)")
         for c in sorted(self.compared, key=lambda c: c.change_pct):
             flag = "REGRESSION" if c in self.regressions else "ok"
             interval = (f"[{c.low:6.3f}, {c.high:6.3f}]" if c.low is not None
@@ -129,12 +139,27 @@ def load(path: Union[str, Path]) -> dict:
         raise ValueError(f"{path} is not JSON: {exc}") from None
 
 
-def compare(current: dict, baseline: dict, max_regression: float) -> GateResult:
-    """Compare two result documents (see `figures` and the module docstring)."""
-    if not 0 < max_regression < 100:
-        raise ValueError("max_regression is a percentage between 0 and 100")
+def machine_of(doc: dict) -> Optional[str]:
+    """The CPU a document was measured on: ours (`machine.cpu`) or pytest-benchmark's
+    (`machine_info.cpu.brand_raw`)."""
+    cpu = (doc.get("machine") or {}).get("cpu")
+    if cpu is None:
+        cpu = ((doc.get("machine_info") or {}).get("cpu") or {}).get("brand_raw")
+    return cpu
+
+
+def compare(current: dict, baseline: dict, max_regression: float,
+            elsewhere: Optional[float] = None) -> GateResult:
+    """Compare two result documents (see `figures` and the module docstring); `elsewhere` is
+    the tolerance when they were measured on different CPUs (default: `max_regression`)."""
+    for tolerance in (max_regression, elsewhere):
+        if tolerance is not None and not 0 < tolerance < 100:
+            raise ValueError("max_regression is a percentage between 0 and 100")
     now, base = figures(current), figures(baseline)
-    result = GateResult(max_regression)
+    machines = (machine_of(current), machine_of(baseline))
+    if elsewhere is not None and machines[0] != machines[1]:
+        max_regression = max(max_regression, elsewhere)
+    result = GateResult(max_regression, machines=machines)
     for key, old in sorted(base.items()):
         if key not in now:
             result.missing.append(key)
