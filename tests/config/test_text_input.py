@@ -102,9 +102,9 @@ def test_shown_escapes_what_does_not_print(raw: str, escaped: str) -> None:
 
 
 def test_control_characters_never_reach_a_message() -> None:
-    text = (f"set security ike proposal p dh-group x\x00y\n"
-            f"set security ike proposal \x1bPowned\x07 dh-group group14\n"
-            f'set security ike policy p pre-shared-key ascii-text "\x1b[2J\n')
+    text = ("set security ike proposal p dh-group x\x00y\n"
+            "set security ike proposal \x1bPowned\x07 dh-group group14\n"
+            'set security ike policy p pre-shared-key ascii-text "\x1b[2J\n')
     errors = issues_of(text)
     assert [e.line for e in errors] == [1, 2, 3]
     for e in errors:

@@ -85,6 +85,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-regression-elsewhere", type=_percent, default=DEFAULT_ELSEWHERE,
                    metavar="PCT", help="tolerance when the baseline was measured on another "
                                        f"CPU model (default {DEFAULT_ELSEWHERE:g}%%)")
+    p.add_argument("--cost-split", action="store_true",
+                   help="instead of the matrix: where a PFE burst's time goes (crypto, ESP "
+                        "framing, fixed cost per burst call), per backend and direction, from "
+                        "bursts of 1 to 32")
     p.add_argument("--compare", metavar="FILE",
                    help="gate the result stored in FILE instead of running (with --baseline)")
 
@@ -128,6 +132,9 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.cost_split:
+            print(_cost_split_table(args))
+            return 0
         if args.compare:
             if not args.baseline:
                 print("error: --compare needs --baseline", file=sys.stderr)
@@ -154,6 +161,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _cost_split_table(args: argparse.Namespace) -> str:
+    from .costs import BURST_SIZES, cost_split
+    sizes = args.sizes or [64, 1400]
+    bits = (args.ciphers or [128])[0]
+    lines = [f"ns per packet (crypto, ESP framing) and per burst call (fixed), aes-gcm-{bits}; "
+             f"a line through bursts of {', '.join(map(str, BURST_SIZES))}",
+             f"{'backend':9} {'direction':9} {'size':>5} {'crypto':>8} {'framing':>8} "
+             f"{'fixed':>8} {'at 32':>8}"]
+    for backend in args.backends or PFE_BACKENDS:
+        for direction in args.directions or ("encrypt", "decrypt"):
+            for size in sizes:
+                c = cost_split(backend, direction, size, bits,
+                               duration=args.duration if args.duration != 0.25 else 0.2)
+                lines.append(f"{backend:9} {direction:9} {str(size):>5} {c.crypto_ns:8.1f} "
+                             f"{c.framing_ns:8.1f} {c.fixed_ns:8.1f} {c.at(32):8.1f}")
+    return "\n".join(lines)
 
 
 __all__ = ["configure", "run", "BenchResult", "Figure", "ALL_SIZES"]
