@@ -73,7 +73,12 @@ def markdown(result: BenchResult) -> str:
 
 
 def write_json(result: BenchResult, path: str) -> None:
-    Path(path).write_text(json.dumps(result.as_dict(), indent=1) + "\n")
+    """The result as JSON, one figure per line (its samples make it long)."""
+    doc = result.as_dict()
+    figures = doc.pop("figures")
+    head = json.dumps(doc, indent=1)[:-2]
+    body = ",\n".join("  " + json.dumps(f) for f in figures)
+    Path(path).write_text(f'{head},\n "figures": [\n{body}\n ]\n}}\n')
 
 
 def plot(result: BenchResult, path: str) -> Optional[str]:
