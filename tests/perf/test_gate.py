@@ -211,3 +211,13 @@ def test_another_cpu_gets_the_wider_tolerance_and_is_named():
     assert not compare(doc(scale_pfe=0.5, spread=0.02), doc(), 30, elsewhere=45).passed
     with pytest.raises(ValueError):
         compare(here, there, 30, elsewhere=100)
+
+
+def test_thread_scaling_is_reported_not_gated():
+    base, now = doc(), doc()
+    base["figures"].append({"key": "pfe-threads/openssl/aes-gcm-128/both/64/t2", "ratio": 1.9})
+    now["figures"].append({"key": "pfe-threads/openssl/aes-gcm-128/both/64/t2", "ratio": 1.0})
+    result = compare(now, base, 30)
+    assert result.passed and len(result.compared) == 3
+    assert result.not_gated == ["pfe-threads/openssl/aes-gcm-128/both/64/t2"]
+    assert "not gated (thread scaling" in result.summary()
