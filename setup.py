@@ -223,7 +223,7 @@ def extensions() -> list[Extension]:
             libraries=["crypto"],
             include_dirs=[str(Path("src", "_pfe_core"))],
             depends=[str(p) for p in Path("src", "_pfe_core").glob("*.p*d")]
-            + [str(Path("src", "_pfe_core", "imb_shim.h")), str(CATALOGUE)],
+            + [str(p) for p in Path("src", "_pfe_core").glob("*.h")] + [str(CATALOGUE)],
             extra_compile_args=["-O2", "-Wall", "-Wno-unused-function",
                                 "-Wno-unreachable-code"],
         )

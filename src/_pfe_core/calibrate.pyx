@@ -1,8 +1,11 @@
 # cython: language_level=3
 """The crypto limit of each backend: the same AES-GCM calls the kernels make per packet
 (nonce, AAD, data, tag), over the same buffers, with no ESP work at all. Benchmarks report the
-PFE as a ratio of this loop measured in the same run."""
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+PFE as a ratio of `RawBursts`, a tight C loop timed inside C (raw_loops.h), measured in the same
+run; `RawGcm` seals or opens one burst per Python call."""
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from libc.stdlib cimport calloc, malloc, free
+from libc.string cimport memcpy
 from _pfe_core._openssl cimport (
     EVP_CIPHER_CTX, EVP_CIPHER_CTX_new, EVP_CIPHER_CTX_free, EVP_CIPHER_CTX_ctrl,
     EVP_EncryptInit_ex, EVP_DecryptInit_ex, EVP_aes_128_gcm, EVP_aes_256_gcm,
@@ -96,3 +99,174 @@ cdef class RawGcm:
                 elif gcm_open(self.ctx, nonce, p - 8, 8, p, ln, p + ln) == 1:
                     ok += 1
         return ok
+
+
+cdef extern from "raw_loops.h" nogil:
+    ctypedef struct raw_pkt:
+        uint8_t *data
+        uint32_t len
+        uint8_t nonce[12]
+    ctypedef struct raw_imb:
+        pass
+    const int raw_imb_available
+    raw_imb *raw_imb_new(const uint8_t *key, int key_len)
+    void raw_imb_free(raw_imb *m)
+    int64_t raw_evp_seal(EVP_CIPHER_CTX *ctx, const raw_pkt *pkts, size_t n, uint32_t rounds,
+                         const uint8_t *salt, uint64_t *counter, size_t *ok)
+    int64_t raw_evp_open(EVP_CIPHER_CTX *ctx, const raw_pkt *pkts, size_t n, uint32_t rounds,
+                         uint8_t *out, size_t *ok)
+    int64_t raw_imb_seal(const raw_imb *m, const raw_pkt *pkts, size_t n, uint32_t rounds,
+                         const uint8_t *salt, uint64_t *counter, size_t *ok)
+    int64_t raw_imb_open(const raw_imb *m, const raw_pkt *pkts, size_t n, uint32_t rounds,
+                         uint8_t *out, size_t *ok)
+
+
+cdef class RawBursts:
+    """The raw-crypto reference of the benchmark ratios: the AES-GCM calls the PFE makes per
+    packet, over the packets of many bursts, in a tight C loop timed inside C (raw_loops.h).
+
+    `bursts` are objects with `data` (uint8 [slots, slot size]), `offset`, `length` (uint32)
+    and `count`, like `inline_ipsec.packet.Burst`: slot i holds `length[i]` bytes of ESP
+    payload at `offset[i]`, with 8 bytes before it (AAD) and 16 after it (ICV). The pointers
+    are taken once here; `time_ns(rounds)` then runs `rounds` passes over every packet without
+    the GIL and returns the nanoseconds they took. For an open, every packet is sealed once
+    here, and each open verifies its tag."""
+
+    cdef EVP_CIPHER_CTX *ctx
+    cdef raw_imb *imb
+    cdef raw_pkt *pkts
+    cdef size_t n
+    cdef uint8_t *scratch
+    cdef uint8_t salt[4]
+    cdef uint64_t counter
+    cdef readonly bint encrypt
+    cdef readonly str backend
+    cdef readonly size_t verified     # calls that succeeded in the last time_ns
+    cdef readonly size_t payload_bytes  # ESP payload bytes of one pass
+    cdef list _keep                   # the arrays the pointers point into
+    cdef bytes _salt
+
+    def __cinit__(self, bytes key, bytes salt, bint encrypt, str backend, list bursts):
+        cdef uint8_t[:, ::1] data
+        cdef uint32_t[::1] offset
+        cdef uint32_t[::1] length
+        cdef Py_ssize_t i, count, total = 0, longest = 0
+        cdef size_t j = 0, ok = 0
+        if len(key) not in (16, 32) or len(salt) != 4:
+            raise ValueError("AES-GCM needs a 16- or 32-byte key and a 4-byte salt")
+        self.encrypt = encrypt
+        self.backend = backend
+        self._keep = []
+        for b in bursts:
+            count = b.count
+            if count < 0 or count > b.data.shape[0] or count > b.offset.shape[0] \
+                    or count > b.length.shape[0]:
+                raise ValueError("burst count does not fit its arrays")
+            total += count
+        if total == 0:
+            raise ValueError("no packets")
+        self.pkts = <raw_pkt *>calloc(total, sizeof(raw_pkt))
+        if self.pkts == NULL:
+            raise MemoryError()
+        for b in bursts:
+            data, offset, length = b.data, b.offset, b.length
+            self._keep.append((b.data, b.offset, b.length))
+            for i in range(b.count):
+                if offset[i] < 8 or <Py_ssize_t>offset[i] + length[i] + 16 > data.shape[1]:
+                    raise ValueError("each slot needs 8 bytes before and 16 after the data")
+                self.pkts[j].data = &data[i, 0] + offset[i]
+                self.pkts[j].len = length[i]
+                self.payload_bytes += length[i]
+                longest = max(longest, <Py_ssize_t>length[i])
+                j += 1
+        self.n = j
+        self.scratch = <uint8_t *>malloc(longest + 16)
+        if self.scratch == NULL:
+            raise MemoryError()
+        self._salt = salt
+        memcpy(self.salt, <const char *>salt, 4)
+        if backend == "ipsec-mb":
+            if not raw_imb_available:
+                raise RuntimeError("the ipsec-mb backend is not available")
+            self.imb = raw_imb_new(<const uint8_t *><const char *>key, len(key))
+            if self.imb == NULL:
+                raise RuntimeError("intel-ipsec-mb failed to initialise")
+        elif backend == "openssl":
+            self.ctx = EVP_CIPHER_CTX_new()
+            if self.ctx == NULL:
+                raise MemoryError()
+            cipher = EVP_aes_128_gcm() if len(key) == 16 else EVP_aes_256_gcm()
+            if encrypt:
+                ok = (EVP_EncryptInit_ex(self.ctx, cipher, NULL, NULL, NULL) == 1
+                      and EVP_CIPHER_CTX_ctrl(self.ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN,
+                                              NULL) == 1
+                      and EVP_EncryptInit_ex(self.ctx, NULL, NULL,
+                                             <const unsigned char *>key, NULL) == 1)
+            else:
+                ok = (EVP_DecryptInit_ex(self.ctx, cipher, NULL, NULL, NULL) == 1
+                      and EVP_CIPHER_CTX_ctrl(self.ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN,
+                                              NULL) == 1
+                      and EVP_DecryptInit_ex(self.ctx, NULL, NULL,
+                                             <const unsigned char *>key, NULL) == 1)
+            if not ok:
+                raise RuntimeError("OpenSSL could not set up AES-GCM")
+        else:
+            raise ValueError(f"unknown backend {backend!r}")
+        if not encrypt:
+            self._seal_once(key)
+
+    def _seal_once(self, bytes key):
+        """Seal every packet with its own nonce (kept for the opens), with a sealing context
+        of the same backend."""
+        cdef RawBursts sealer = RawBursts(key, self._salt, True, self.backend,
+                                          [_Slots(d, o, l) for d, o, l in self._keep])
+        cdef size_t i
+        sealer.counter = 0
+        sealer.time_ns(1)
+        if sealer.verified != self.n:
+            raise RuntimeError("sealing the reference packets failed")
+        for i in range(self.n):
+            memcpy(self.pkts[i].nonce, self.salt, 4)
+            store64(self.pkts[i].nonce + 4, i + 1)
+
+    def __dealloc__(self):
+        if self.ctx != NULL:
+            EVP_CIPHER_CTX_free(self.ctx)
+        raw_imb_free(self.imb)
+        free(self.pkts)
+        free(self.scratch)
+
+    @property
+    def packets(self) -> int:
+        """Packets in one pass."""
+        return self.n
+
+    def time_ns(self, uint32_t rounds=1) -> int:
+        """Run `rounds` passes over every packet; the nanoseconds they took, timed in C."""
+        cdef int64_t elapsed
+        cdef size_t ok = 0
+        if rounds < 1:
+            raise ValueError("rounds must be at least 1")
+        with nogil:
+            if self.imb != NULL:
+                if self.encrypt:
+                    elapsed = raw_imb_seal(self.imb, self.pkts, self.n, rounds, self.salt,
+                                           &self.counter, &ok)
+                else:
+                    elapsed = raw_imb_open(self.imb, self.pkts, self.n, rounds, self.scratch,
+                                           &ok)
+            elif self.encrypt:
+                elapsed = raw_evp_seal(self.ctx, self.pkts, self.n, rounds, self.salt,
+                                       &self.counter, &ok)
+            else:
+                elapsed = raw_evp_open(self.ctx, self.pkts, self.n, rounds, self.scratch, &ok)
+        self.verified = ok
+        return elapsed
+
+
+class _Slots:
+    """The (data, offset, length) of a burst, as `RawBursts` reads it."""
+
+    def __init__(self, data, offset, length):
+        self.data, self.offset, self.length = data, offset, length
+        self.count = len(length)

@@ -1,27 +1,35 @@
-"""Throughput workloads of the ESP fast path, measured against references in the same run.
+"""Throughput workloads of the ESP fast path, and the references they are measured against.
 
 Absolute packets per second depend on the machine and on whatever else it is running, so every
-figure here comes with a reference measured moments before it, on the same packets:
-  raw      the crypto limit of the backend: the very OpenSSL AES-GCM calls the PFE makes per
-           packet, with no ESP work (`_pfe_core.calibrate.RawGcm`);
+figure comes with a reference measured in the same run, on the same packets:
+  raw      the crypto limit of the backend: the AES-GCM calls the PFE makes per packet, with no
+           ESP work, in a tight C loop timed inside C (`RawReference`, over
+           `_pfe_core.calibrate.RawBursts`);
   naive    a per-packet Python loop with `cryptography`'s AESGCM building the same ESP packets;
   scapy    scapy's ESP (`SecurityAssociation.encrypt`), when scapy is installed.
-Each workload is timed per burst (setup, such as restoring the clear-text packets, is not
-timed); the figure is the median over rounds.
+`EngineBursts` and `RawReference` are the two sides of every ratio (`perf.measure` times them
+in interleaved windows); `PfeWorkload`/`RawWorkload` are the single-burst forms the tests and
+the thread figures use.
+
+INLINE_IPSEC_BENCH_SLOWDOWN=N (a whole number, default 1) makes every timed PFE burst call
+process N identical bursts, each on its own SA pair: the PFE's work, and nothing else, done N
+times. It exists to show that the regression gate catches a real slowdown
+(docs/performance.md); it changes no product behaviour.
 """
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from _pfe_core.calibrate import RawGcm
+from _pfe_core.calibrate import RawBursts, RawGcm
 
 from .packet.burst import DEFAULT_HEADROOM, Burst
 from .pfe import Pfe
@@ -229,24 +237,116 @@ class RawWorkload:
         return gcm.run(b.data, b.offset, b.length, b.count)
 
 
-def measure_pfe(direction: str, bits: int, size: int | str, burst: int,
-                rounds: int, backend: str = "openssl") -> Measurement:
-    w = PfeWorkload(bits, size, burst, backend=backend)
-    if direction == "encrypt":
-        median = _median_ns(w.encrypt, w.restore, rounds)
-    else:
-        median = _median_ns(w.decrypt, w.restore_and_encrypt, rounds)
-    assert w.burst.status[:burst].max() == 0, "benchmark packets must all succeed"
-    return Measurement("pfe", direction, f"aes-gcm-{bits}", size, burst, median, rounds, burst,
-                       w.inner_bytes, {"backend": backend})
+#: Bursts per measurement window, PFE and CPU engine (the raw reference uses the same): few
+#: enough that the engine's bursts and their clear-text copies stay in a core's cache.
+WINDOW_BURSTS = {"pfe": 4, "cpu": 2}
+SLOWDOWN_ENV = "INLINE_IPSEC_BENCH_SLOWDOWN"
 
 
-def measure_raw(direction: str, bits: int, size: int | str, burst: int,
-                rounds: int, backend: str = "openssl") -> Measurement:
-    w = RawWorkload(bits, size, burst, encrypt=direction == "encrypt", backend=backend)
-    median = _median_ns(w.run, w.prepare, rounds)
-    return Measurement("raw", direction, f"aes-gcm-{bits}", size, burst, median, rounds, burst,
-                       w.inner_bytes, {"backend": backend})
+def slowdown() -> int:
+    """The INLINE_IPSEC_BENCH_SLOWDOWN factor (module docstring); 1 when unset."""
+    text = os.environ.get(SLOWDOWN_ENV, "1")
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{SLOWDOWN_ENV}={text!r}: expected a whole number >= 1") from None
+    if value < 1:
+        raise ValueError(f"{SLOWDOWN_ENV}={text!r}: expected a whole number >= 1")
+    return value
+
+
+def esp_payload(inner: bytes) -> bytes:
+    """What the PFE encrypts for an inner packet: the packet, padding 1, 2, 3 ... to 4-byte
+    alignment, the pad length and next header 4 (IPv4), RFC 4303 §2.4-2.6."""
+    pad = (-(len(inner) + 2)) % 4
+    return inner + bytes(range(1, pad + 1)) + bytes((pad, 4))
+
+
+class RawReference:
+    """The raw side of a ratio: `RawBursts` (a tight C loop timed in C) over `bursts` bursts of
+    the same packets the engine gets, as ESP payload (the very bytes the PFE encrypts)."""
+
+    def __init__(self, bits: int = 128, size: int | str = 64, burst: int = 32,
+                 encrypt: bool = True, backend: str = "openssl", bursts: int = 4) -> None:
+        spec = gcm_spec(bits)
+        sizes = packet_sizes(size, burst)
+        payloads = [esp_payload(inner_ipv4_udp(n, i)) for i, n in enumerate(sizes)]
+        self.bursts = [Burst.from_packets(payloads) for _ in range(bursts)]
+        self.loop = RawBursts(spec.key[:-4], spec.key[-4:], encrypt, backend, self.bursts)
+        self.packets_per_pass = self.loop.packets
+        self.burst_size = burst
+        self.inner_bytes = sum(sizes)    # per burst
+
+    def window_ns(self, rounds: int = 1) -> float:
+        """Nanoseconds per burst over `rounds` passes of every burst, timed inside C, after
+        one untimed pass (the engine's window, too, starts on bursts its preparation has just
+        touched)."""
+        self.loop.time_ns(1)
+        elapsed = self.loop.time_ns(rounds)
+        if self.loop.verified != rounds * self.packets_per_pass:
+            raise RuntimeError(f"raw {self.loop.backend} loop: {self.loop.verified} of "
+                               f"{rounds * self.packets_per_pass} calls succeeded")
+        return elapsed / (rounds * len(self.bursts))
+
+
+class EngineBursts:
+    """The engine side of a ratio: one engine (the PFE on a backend, or the CPU engine), one SA
+    pair and `bursts` bursts of inner packets; `window_ns` times one call per burst, in Python,
+    as a user of the burst API makes them. With INLINE_IPSEC_BENCH_SLOWDOWN=N each PFE call is
+    followed by N-1 calls on twin bursts of twin SA pairs."""
+
+    def __init__(self, path: str = "pfe", backend: str = "openssl", bits: int = 128,
+                 size: int | str = 64, burst: int = 32, bursts: int = 4,
+                 repeat: Optional[int] = None) -> None:
+        self.path, self.burst_size = path, burst
+        self.repeat = (slowdown() if path == "pfe" else 1) if repeat is None else repeat
+        self.engine = make_engine(path, backend)
+        sizes = packet_sizes(size, burst)
+        self.inner = [inner_ipv4_udp(n, i) for i, n in enumerate(sizes)]
+        self.inner_bytes = sum(sizes)    # per burst
+        # replicas[k][r]: burst k of SA pair r (r > 0 only with a slowdown)
+        self.replicas: list[list[Burst]] = [[] for _ in range(bursts)]
+        self.pristine: list[list[Burst]] = [[] for _ in range(bursts)]
+        self.outbound: list[int] = []    # SA handles, one pair per repeat
+        self.inbound: list[int] = []
+        for r in range(self.repeat):
+            spec = gcm_spec(bits, spi=0x1000 + r, replay_window=1024)
+            out = self.engine.add_outbound(spec)
+            self.outbound.append(out)
+            self.inbound.append(self.engine.add_inbound(spec))
+            for k in range(bursts):
+                b = Burst.from_packets(self.inner, out)
+                self.replicas[k].append(b)
+                self.pristine[k].append(b.copy())
+        self.calls = [b for group in self.replicas for b in group]
+
+    def prepare(self, direction: str) -> None:
+        """Untimed: clear text back in every burst, and for a decrypt window, encrypted."""
+        for group, clean in zip(self.replicas, self.pristine):
+            for b, c in zip(group, clean):
+                b.restore_from(c)
+                if direction == "decrypt":
+                    self.engine.encrypt_burst(b)
+        if direction == "decrypt":
+            self._check("encrypt (preparing a decrypt window)")
+
+    def window_ns(self, direction: str) -> float:
+        """Nanoseconds per burst (of the first SA pair) to encrypt or decrypt every burst."""
+        run = self.engine.encrypt_burst if direction == "encrypt" else \
+            self.engine.decrypt_burst
+        calls = self.calls
+        t0 = time.perf_counter_ns()
+        for b in calls:
+            run(b)
+        elapsed = time.perf_counter_ns() - t0
+        self._check(direction)
+        return elapsed / len(self.replicas)
+
+    def _check(self, what: str) -> None:
+        for b in self.calls:
+            if b.status[:b.count].any():
+                raise RuntimeError(f"{self.path} {what} dropped benchmark packets: statuses "
+                                   f"{sorted(set(b.status[:b.count].tolist()))}")
 
 
 def measure_naive(bits: int, size: int | str, burst: int, rounds: int) -> Measurement:
@@ -289,22 +389,24 @@ def machine() -> dict:
 
 def quick_report(sizes: Sequence[int | str] = (64, 512, 1400, IMIX), bits: int = 128,
                  burst: int = 32, rounds: int = 200,
-                 progress: Callable[[str], None] = lambda s: None) -> list[dict]:
-    """PFE encrypt/decrypt against the raw loop and the naive loop, per size: a short run."""
+                 progress: Callable[[str], None] = lambda s: None,
+                 duration: float = 0.1) -> list[dict]:
+    """PFE (OpenSSL backend) encrypt/decrypt against the raw loop, measured as `inline-ipsec
+    bench` measures (`perf.suite.measure_figure`, `duration` seconds each), and encrypt against
+    the naive loop (`rounds` rounds), per size: a short run."""
+    from .perf.suite import measure_figure
     rows = []
     for size in sizes:
         progress(f"{size}")
-        raw_e = measure_raw("encrypt", bits, size, burst, rounds)
-        pfe_e = measure_pfe("encrypt", bits, size, burst, rounds)
-        raw_d = measure_raw("decrypt", bits, size, burst, rounds)
-        pfe_d = measure_pfe("decrypt", bits, size, burst, rounds)
+        raw_e, pfe_e = measure_figure("pfe", "openssl", bits, "encrypt", size, burst, duration)
+        raw_d, pfe_d = measure_figure("pfe", "openssl", bits, "decrypt", size, burst, duration)
         naive = measure_naive(bits, size, burst, max(10, rounds // 10))
         rows.append({
             "size": size, "cipher": f"aes-gcm-{bits}", "burst": burst,
             "pfe_encrypt_pps": pfe_e.pps, "pfe_encrypt_gbps": pfe_e.gbps,
             "pfe_decrypt_pps": pfe_d.pps, "raw_encrypt_pps": raw_e.pps,
             "raw_decrypt_pps": raw_d.pps, "naive_encrypt_pps": naive.pps,
-            "encrypt_vs_raw": pfe_e.pps / raw_e.pps, "decrypt_vs_raw": pfe_d.pps / raw_d.pps,
+            "encrypt_vs_raw": pfe_e.ratio, "decrypt_vs_raw": pfe_d.ratio,
             "encrypt_vs_naive": pfe_e.pps / naive.pps,
         })
     return rows

@@ -172,7 +172,7 @@ def test_run_usage_and_config_errors(tmp_path: Path, capsys) -> None:
     bad.write_text("set security ipsec vpn v bind-interface st0.0\n")
     assert main(["run", str(bad), "--duration", "1", "--control",
                  str(tmp_path / "s.sock")]) == 1
-    assert "line 1" in capsys.readouterr().err
+    assert f"{bad}:1: error:" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["run", str(bad), "--duration", "-1"])
     assert exc.value.code == 2

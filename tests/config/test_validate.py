@@ -39,7 +39,17 @@ def only_issue(extra: str, base: str = BASE) -> tuple[int, str]:
 
 
 def test_base_is_valid() -> None:
-    load_config(BASE)
+    """BASE passes every rule: it loads whole, and each cross reference resolves."""
+    from inline_ipsec.config.junos import parse
+    from inline_ipsec.config.validate import validate
+    config, syntax = parse(BASE)
+    assert syntax == [] and validate(config) == []
+    loaded = load_config(BASE)
+    vpn = loaded.ipsec_vpns["vpn-1"]
+    gateway = loaded.ike_gateways[vpn.ike.gateway]
+    assert loaded.ike_policies[gateway.ike_policy].proposals == ("ike-1",)
+    assert [p.name for p in loaded.ipsec_proposals_of(vpn)] == ["ipsec-1"]
+    assert vpn.bind_interface == "st0.0" and 0 in loaded.st0_units
 
 
 def test_vpn_gateway_must_exist() -> None:

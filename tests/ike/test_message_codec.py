@@ -4,11 +4,12 @@ Malformed or truncated input must raise RemoteIkeError with notify hint INVALID_
 UNSUPPORTED_CRITICAL_PAYLOAD / INVALID_MAJOR_VERSION where the RFC names those) and nothing
 else, whatever the bytes.
 """
+import dataclasses
 import ipaddress
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from inline_ipsec.ike.constants import (DhGroup, EncrId, ExchangeType, HeaderFlag, IntegId,
@@ -16,7 +17,7 @@ from inline_ipsec.ike.constants import (DhGroup, EncrId, ExchangeType, HeaderFla
                                         TransformType)
 from inline_ipsec.ike.errors import RemoteIkeError
 from inline_ipsec.ike.message import (HEADER_LEN, IkeHeader, decode_chain, decode_message,
-                                      encode_message)
+                                      encode_chain, encode_message)
 from inline_ipsec.ike.payloads import (AuthPayload, CertPayload, CertReqPayload, DeletePayload,
                                        EncryptedPayload, IdiPayload, IdrPayload, KePayload,
                                        NoncePayload, NotifyPayload, Proposal, SaPayload,
@@ -130,13 +131,64 @@ def _valid_wire() -> bytes:
     return encode_message(_header(), _all_payloads())
 
 
+#: The notifies a malformed message may be answered with (module docstring).
+REJECTIONS = {NotifyType.INVALID_SYNTAX, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD,
+              NotifyType.INVALID_MAJOR_VERSION}
+
+
+def _decode_or_reject(data: bytes) -> str:
+    """Decode `data`: either a RemoteIkeError with one of REJECTIONS, or a message that is
+    consistent with the bytes and whose payloads survive being encoded and decoded again."""
+    try:
+        msg = decode_message(data)
+    except RemoteIkeError as exc:
+        assert exc.notify_hint in REJECTIONS
+        return "rejected"
+    assert msg.raw == data and msg.header.length == len(data)
+    assert msg.header.next_payload == (msg.payloads[0].ptype if msg.payloads
+                                       else PayloadType.NONE)
+    again = decode_chain(msg.header.next_payload, encode_chain(msg.payloads))
+    assert [(p.ptype, _comparable(p)) for p in again] == \
+        [(p.ptype, _comparable(p)) for p in msg.payloads]
+    return "accepted"
+
+
+def _comparable(p):
+    """A payload without where it sat in the message (SK/SKF remember their offset)."""
+    return dataclasses.replace(p, offset=0) if hasattr(p, "offset") else p
+
+
+def _header_verdict(data: bytes):
+    """What the fixed header alone decides (RFC 7296 §3.1), or None if it is acceptable."""
+    if len(data) < HEADER_LEN:
+        return NotifyType.INVALID_SYNTAX
+    if data[17] >> 4 != 2:
+        return NotifyType.INVALID_MAJOR_VERSION
+    if struct.unpack_from("!I", data, 24)[0] != len(data):
+        return NotifyType.INVALID_SYNTAX
+    return None
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=600))
 def test_fuzz_random_bytes(data):
-    try:
-        decode_message(data)
-    except RemoteIkeError as exc:
-        assert exc.notify_hint is not None
+    verdict = _header_verdict(data)
+    event(_decode_or_reject(data))
+    if verdict is not None:
+        with pytest.raises(RemoteIkeError) as exc:
+            decode_message(data)
+        assert exc.value.notify_hint == verdict
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted(PayloadType)), st.binary(max_size=300))
+def test_fuzz_random_chains_behind_a_valid_header(first, chain):
+    """Past the header checks: random payload chains."""
+    header = IkeHeader(SPI_I, SPI_R, first, ExchangeType.IKE_SA_INIT, HeaderFlag.INITIATOR,
+                       0, HEADER_LEN + len(chain))
+    data = header.encode() + chain
+    assert _header_verdict(data) is None
+    event(_decode_or_reject(data))
 
 
 @settings(max_examples=400, deadline=None)
@@ -144,8 +196,9 @@ def test_fuzz_random_bytes(data):
 def test_fuzz_truncated_valid_message(cut):
     wire = _valid_wire()
     data = wire[:cut % len(wire)]
-    with pytest.raises(RemoteIkeError):
+    with pytest.raises(RemoteIkeError) as exc:
         decode_message(data)
+    assert exc.value.notify_hint == NotifyType.INVALID_SYNTAX
 
 
 @settings(max_examples=600, deadline=None)
@@ -159,10 +212,12 @@ def test_fuzz_mutated_valid_message(data):
     fix_length = data.draw(st.booleans())
     if fix_length:
         struct.pack_into("!I", wire, 24, len(wire))
-    try:
-        decode_message(bytes(wire))
-    except RemoteIkeError as exc:
-        assert exc.notify_hint is not None
+    event(_decode_or_reject(bytes(wire)))
+
+
+def test_unmutated_valid_message_is_accepted():
+    """The mutation tests' baseline."""
+    assert _decode_or_reject(_valid_wire()) == "accepted"
 
 
 @settings(max_examples=300, deadline=None)
@@ -170,9 +225,15 @@ def test_fuzz_mutated_valid_message(data):
 def test_fuzz_payload_bodies(ptype, body):
     chain = struct.pack("!BBH", 0, 0, 4 + len(body)) + body
     try:
-        decode_chain(ptype, chain)
+        payloads = decode_chain(ptype, chain)
     except RemoteIkeError as exc:
-        assert exc.notify_hint is not None
+        assert exc.notify_hint in REJECTIONS
+        event("rejected")
+        return
+    event("accepted")
+    assert len(payloads) == 1 and payloads[0].ptype == ptype
+    again = decode_chain(ptype, encode_chain(payloads))
+    assert [_comparable(p) for p in again] == [_comparable(p) for p in payloads]
 
 
 # ---- SK payload protection (RFC 7296 §3.14, RFC 5282) -----------------------------------

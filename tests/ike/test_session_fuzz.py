@@ -2,12 +2,12 @@
 bytes (malformed input becomes a dropped datagram or an error notify, RFC 7296 §2.21)."""
 import struct
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from inline_ipsec.ike import IkeV2Session
 from inline_ipsec.ike.constants import ExchangeType, HeaderFlag, NotifyType, ProtocolId
-from inline_ipsec.ike.message import IkeHeader, encode_message
+from inline_ipsec.ike.message import IkeHeader, encode_message, parse_header
 from inline_ipsec.ike.payloads import (AuthPayload, DeletePayload, IdiPayload, KePayload,
                                        NoncePayload, NotifyPayload, Proposal, SaPayload,
                                        Transform, TrafficSelector, TsiPayload, TsrPayload,
@@ -41,8 +41,32 @@ def test_fresh_responder_survives_mutated_ike_sa_init(data):
     _, rcfg = configs()
     r = IkeV2Session(rcfg, initiator=False, local_addr=R_ADDR, remote_addr=I_ADDR)
     r.receive_datagram(bytes(wire), I_ADDR, 0.0)
-    for d, _ in r.datagrams_to_send(0.0):
-        assert d[19] & HeaderFlag.RESPONSE
+    event(_assert_dropped_or_answered(bytes(wire), r.datagrams_to_send(0.0)))
+
+
+def _assert_dropped_or_answered(request: bytes, out: list) -> str:
+    """What a responder may do with an IKE_SA_INIT request: drop it (no datagram), or send
+    exactly one IKE_SA_INIT response (RFC 7296 §2.21: the reply to a bad one is an error
+    notify) with the request's message ID and initiator SPI, to the sender."""
+    assert len(out) <= 1
+    if not out:
+        return "dropped"
+    [(reply, to)] = out
+    h = parse_header(reply)
+    assert h.is_response and not h.is_initiator
+    assert h.exchange == ExchangeType.IKE_SA_INIT and h.message_id == 0
+    assert h.spi_i == request[:8]
+    assert to == I_ADDR
+    return "answered"
+
+
+def test_fresh_responder_answers_the_unmutated_request():
+    """The mutation test's baseline: the same request unmutated gets one proper response."""
+    _, rcfg = configs()
+    r = IkeV2Session(rcfg, initiator=False, local_addr=R_ADDR, remote_addr=I_ADDR)
+    r.receive_datagram(INIT, I_ADDR, 0.0)
+    out = r.datagrams_to_send(0.0)
+    assert _assert_dropped_or_answered(INIT, out) == "answered"
 
 
 @SETTINGS

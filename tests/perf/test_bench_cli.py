@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 
@@ -21,13 +22,14 @@ def tiny_result(tmp_path_factory):
 
 def test_json_schema(tiny_result):
     data = json.loads(tiny_result.read_text())
-    assert data["schema"] == "inline-ipsec-bench/1"
+    assert data["schema"] == "inline-ipsec-bench/2" and data["confidence"] == 0.99
     for key in ("cpu", "cores", "python", "openssl", "backends", "numpy", "cryptography"):
         assert key in data["machine"]
     assert data["config"]["sizes"] == [64, "imix"] and data["config"]["burst"] == 32
     figures = data["figures"]
     fields = {"path", "backend", "cipher", "direction", "size", "burst", "pps", "gbps",
-              "rounds", "ratio", "threads", "efficiency", "per_thread", "key"}
+              "rounds", "ratio", "threads", "efficiency", "per_thread", "key", "ratio_low",
+              "ratio_high", "samples"}
     assert all(set(f) == fields for f in figures)
     # every PFE backend and the CPU engine, encrypt and decrypt, each with a raw reference
     for backend in PFE_BACKENDS:
@@ -38,9 +40,16 @@ def test_json_schema(tiny_result):
                 raw = [f for f in figures if f["key"] ==
                        f"raw/{backend}/aes-gcm-128/{direction}/{size}"]
                 assert len(pfe) == len(raw) == 1
-                assert pfe[0]["ratio"] == pytest.approx(pfe[0]["pps"] / raw[0]["pps"])
-                assert pfe[0]["rounds"] >= 5 and pfe[0]["gbps"] > 0
-    assert any(f["path"] == "cpu" and f["backend"] == "cryptography" for f in figures)
+                f = pfe[0]
+                # the ratio is the median of the per-pair ratios, inside its interval
+                assert len(f["samples"]) == f["rounds"] >= 15
+                assert f["ratio"] == pytest.approx(statistics.median(f["samples"]), abs=1e-5)
+                assert f["ratio_low"] <= f["ratio"] <= f["ratio_high"]
+                assert 0 < f["ratio"] < 2 and f["gbps"] > 0
+                assert raw[0]["ratio"] is None and raw[0]["pps"] > 0
+    cpu = [f for f in figures if f["path"] == "cpu"]
+    assert cpu and all(f["backend"] == "cryptography" and
+                       f["key"].startswith("cpu/cryptography/") for f in cpu)
 
 
 def test_table_printed(capsys, tiny_result):
@@ -54,8 +63,10 @@ def test_gate_from_the_cli(tmp_path, tiny_result, capsys):
     assert main(["bench", "--compare", str(tiny_result), "--baseline", str(tiny_result)]) == 0
     slower = json.loads(tiny_result.read_text())
     for f in slower["figures"]:
-        if f["ratio"] is not None:
-            f["ratio"] /= 2  # a synthetic 2x slowdown of every engine
+        if f["ratio"] is not None:  # a synthetic 2x slowdown of every engine
+            for name in ("ratio", "ratio_low", "ratio_high"):
+                f[name] /= 2
+            f["samples"] = [r / 2 for r in f["samples"]]
     path = tmp_path / "slower.json"
     path.write_text(json.dumps(slower))
     assert main(["bench", "--compare", str(path), "--baseline", str(tiny_result),

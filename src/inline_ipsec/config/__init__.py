@@ -8,16 +8,19 @@
 `load_config` parses every line, then validates every cross reference; if anything is wrong it
 raises one `ConfigurationErrors` (a `ConfigError`) listing every problem with its line number in
 `.errors`. Nothing is half-applied: either you get a whole `Config` or an exception.
+`load_config_file` does the same for a file (UTF-8; a line that is not is an error of that
+line) and names the file in its errors: `ConfigurationErrors.report()` prints them as
+`FILE:LINE: error: ...`, which is what `inline-ipsec check` and `run` print.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from .algorithms import cipher_name, integrity_name
 from .errors import ConfigIssue, ConfigurationErrors
-from .junos import parse
+from .junos import decode, parse
 from .model import (
     DEPLOYMENT_TYPES,
     Config,
@@ -70,10 +73,11 @@ __all__ = [
 ]
 
 
-def load_config(text: str) -> Config:
+def load_config(text: str, source: Optional[str] = None) -> Config:
     """Parse and validate Junos `set` statements (Junos 25.2R1 syntax, see `junos.py`).
 
-    Raises `ConfigurationErrors` listing every syntax and cross-reference problem.
+    Raises `ConfigurationErrors` listing every syntax and cross-reference problem; `source`
+    (a file name) is what its messages name.
     """
     config, issues = parse(text)
     if not issues:
@@ -84,10 +88,11 @@ def load_config(text: str) -> Config:
         bad_lines = {i.line for i in issues}
         issues = issues + [i for i in validate(config) if i.line not in bad_lines]
     if issues:
-        raise ConfigurationErrors(issues)
+        raise ConfigurationErrors(issues, source)
     return config
 
 
 def load_config_file(path: Union[str, "os.PathLike[str]"]) -> Config:
-    """`load_config` on the text of a file (UTF-8)."""
-    return load_config(Path(path).read_text(encoding="utf-8"))
+    """`load_config` on a file (UTF-8). `OSError` when it cannot be read; `ConfigurationErrors`
+    naming the file, with each line that is not UTF-8 among them."""
+    return load_config(decode(Path(path).read_bytes()), source=os.fspath(path))

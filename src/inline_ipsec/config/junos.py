@@ -4,9 +4,12 @@ This file owns the grammar: which keywords may follow which, and the syntax of e
 (integers and their ranges, addresses, prefixes, keyword choices). Cross references between
 stanzas (vpn -> gateway -> policy -> proposal, ...) are checked by `validate.py` afterwards.
 
-Lexical rules (as the Junos CLI): tokens are separated by blanks; a double-quoted string is one
-token (`\\"` and `\\\\` escape inside it); `#` starts a comment when it begins a token; `[ a b ]`
-lists several values for a list statement (`proposals [ p1 p2 ]`). Blank lines are ignored.
+Lexical rules (as the Junos CLI): a line ends at `\\n` (or `\\r\\n`) and nowhere else, so a form
+feed or a Unicode line separator inside a comment stays in the comment; tokens are separated by
+blanks; a double-quoted string is one token (`\\"` and `\\\\` escape inside it); `#` starts a
+comment when it begins a token; `[ a b ]` lists several values for a list statement
+(`proposals [ p1 p2 ]`). Blank lines are ignored. Text is Unicode; `load_config_file` reads
+UTF-8 and reports each line that is not as an error of that line.
 
 Supported statements (Junos 25.2R1 syntax, see docs/junos-formats.md), plus three of our own,
 marked (*), which model things whose real syntax is elsewhere in Junos or unpublished:
@@ -63,7 +66,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import algorithms as alg
-from .errors import ConfigIssue
+from .errors import ConfigIssue, shown
 from .model import (
     DEPLOYMENT_TYPES,
     Config,
@@ -84,9 +87,13 @@ from .model import (
     VpnIke,
 )
 
-__all__ = ["parse", "tokenize", "Token"]
+__all__ = ["decode", "parse", "tokenize", "Token"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+_NAME_RULE = "1 to 63 of A-Z a-z 0-9 _ . -, not starting with _ . -"
+#: Highest logical unit number of an interface (st0.N, ge-0/0/0.N).
+MAX_UNIT = 1048574
+_IFL = f"an interface name like ge-0/0/0.0 (unit 0..{MAX_UNIT})"
 _IFNAME_RE = re.compile(r"^[a-z][a-z0-9\-]*(\d+(/\d+)*)?\.\d+$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*$")
@@ -99,7 +106,8 @@ class Token:
 
     @property
     def shown(self) -> str:
-        return f'"{self.text}"' if self.quoted else self.text
+        """The token as an error message quotes it (escaped and shortened, see `shown`)."""
+        return f'"{shown(self.text)}"' if self.quoted else shown(self.text)
 
 
 class _LexError(Exception):
@@ -124,8 +132,9 @@ def tokenize(line: str) -> list[Token]:
             buf = []
             while True:
                 if i >= n:
-                    raise _LexError(f"unterminated quoted string '{line[start:].rstrip()}': "
-                                    "expected a closing '\"'", line[start:].rstrip())
+                    rest = line[start:].rstrip()
+                    raise _LexError(f"unterminated quoted string '{shown(rest)}': "
+                                    "expected a closing '\"'", rest)
                 c = line[i]
                 if c == "\\" and i + 1 < n:
                     buf.append(line[i + 1])
@@ -165,7 +174,12 @@ class _Cursor:
 
     @property
     def path(self) -> str:
-        return " ".join(t.shown for t in self.tokens[: self.pos])
+        """The statement so far, as an error message quotes it (each token shortened, and the
+        middle of a very long statement left out)."""
+        words = [t.shown for t in self.tokens[: self.pos]]
+        if len(words) > 12:
+            words = words[:6] + [f"... ({len(words) - 10} more) ..."] + words[-4:]
+        return " ".join(words)
 
     def at_end(self) -> bool:
         return self.pos >= len(self.tokens)
@@ -236,6 +250,10 @@ class _Cursor:
             self.fail("end of statement")
 
 
+def _named(what: str) -> str:
+    return f"{what} ({_NAME_RULE})"
+
+
 def _one_of(choices: Sequence[str]) -> str:
     if len(choices) == 1:
         return f"'{choices[0]}'"
@@ -284,7 +302,7 @@ def _if_prefix(text: str) -> str:
 
 
 def _ifname(text: str) -> str:
-    if not _IFNAME_RE.match(text):
+    if not _IFNAME_RE.match(text) or int(text.rsplit(".", 1)[1]) > MAX_UNIT:
         raise ValueError
     return text
 
@@ -306,7 +324,7 @@ def _if_prefix_of(version: int) -> Callable[[str], str]:
 
 def _st0(text: str) -> str:
     m = re.fullmatch(r"st0\.(\d+)", text)
-    if not m or int(m.group(1)) > 1048574:
+    if not m or int(m.group(1)) > MAX_UNIT:
         raise ValueError
     return text
 
@@ -468,18 +486,18 @@ class _Parser:
         what = c.keyword(("ike", "ipsec", "key-manager", "flow"))
         if what == "ike":
             kind = c.keyword(("proposal", "policy", "gateway"))
-            name = c.value(f"an IKE {kind} name", _name)
+            name = c.value(_named(f"an IKE {kind} name"), _name)
             getattr(self, f"_ike_{kind}")(c, name)
         elif what == "ipsec":
             kind = c.keyword(("proposal", "policy", "vpn", "hw-offload-disable"))
             if kind == "hw-offload-disable":
                 self.b.hw_offload_disable = True
                 return
-            name = c.value(f"an IPsec {kind} name", _name)
+            name = c.value(_named(f"an IPsec {kind} name"), _name)
             getattr(self, f"_ipsec_{kind}")(c, name)
         elif what == "key-manager":
             c.keyword(("profiles",))
-            name = c.value("a key-manager profile name", _name)
+            name = c.value(_named("a key-manager profile name"), _name)
             fields = self.b.entry(self.b.profiles, name, self.line)
             c.keyword(("static",))
             item = c.keyword(("key-id", "key"))
@@ -508,7 +526,7 @@ class _Parser:
         f = self.b.entry(self.b.ike_policies, name, self.line)
         stmt = c.keyword(("proposals", "pre-shared-key", "mode", "certificate"))
         if stmt == "proposals":
-            _append(f, "proposals", c.values("an IKE proposal name", _name))
+            _append(f, "proposals", c.values(_named("an IKE proposal name"), _name))
         elif stmt == "pre-shared-key":
             form = c.keyword(("ascii-text", "hexadecimal"))
             if form == "ascii-text":
@@ -520,7 +538,7 @@ class _Parser:
             f["mode"] = c.keyword(("main", "aggressive"))
         else:
             c.keyword(("local-certificate",))
-            f["local_certificate"] = c.value("a certificate identifier", _name)
+            f["local_certificate"] = c.value(_named("a certificate identifier"), _name)
 
     def _ike_gateway(self, c: _Cursor, name: str) -> None:
         f = self.b.entry(self.b.ike_gateways, name, self.line)
@@ -528,17 +546,17 @@ class _Parser:
                           "version", "ppk-profile", "nat-keepalive", "local-identity",
                           "remote-identity", "dead-peer-detection", "advpn"))
         if stmt == "ike-policy":
-            f["ike_policy"] = c.value("an IKE policy name", _name)
+            f["ike_policy"] = c.value(_named("an IKE policy name"), _name)
         elif stmt == "address":
             _append(f, "address", c.values("an IP address or host name", _host_or_ip))
         elif stmt == "external-interface":
-            f["external_interface"] = c.value("an interface name like ge-0/0/0.0", _ifname)
+            f["external_interface"] = c.value(_IFL, _ifname)
         elif stmt == "local-address":
             f["local_address"] = c.value("an IP address", _ip)
         elif stmt == "version":
             f["version"] = c.keyword(("v1-only", "v2-only"))
         elif stmt == "ppk-profile":
-            f["ppk_profile"] = c.value("a key-manager profile name", _name)
+            f["ppk_profile"] = c.value(_named("a key-manager profile name"), _name)
         elif stmt == "nat-keepalive":
             f["nat_keepalive"] = c.integer("seconds", 1, 300)
         elif stmt in ("local-identity", "remote-identity"):
@@ -603,7 +621,7 @@ class _Parser:
         f = self.b.entry(self.b.ipsec_policies, name, self.line)
         stmt = c.keyword(("proposals", "perfect-forward-secrecy"))
         if stmt == "proposals":
-            _append(f, "proposals", c.values("an IPsec proposal name", _name))
+            _append(f, "proposals", c.values(_named("an IPsec proposal name"), _name))
         else:
             c.keyword(("keys",))
             f["pfs_group"] = c.keyword(tuple(alg.DH_GROUPS))
@@ -614,15 +632,16 @@ class _Parser:
                           "establish-tunnels", "traffic-selector", "deployment-type",
                           "ha-link-encryption"))
         if stmt == "bind-interface":
-            f["bind_interface"] = c.value("a secure tunnel interface st0.<unit>", _st0)
+            f["bind_interface"] = c.value(
+                f"a secure tunnel interface st0.<unit> (unit 0..{MAX_UNIT})", _st0)
         elif stmt == "ike":
             ike = f.sub("ike")
             item = c.keyword(("gateway", "ipsec-policy", "anti-replay-window-size",
                               "no-anti-replay"))
             if item == "gateway":
-                ike["gateway"] = c.value("an IKE gateway name", _name)
+                ike["gateway"] = c.value(_named("an IKE gateway name"), _name)
             elif item == "ipsec-policy":
-                ike["ipsec_policy"] = c.value("an IPsec policy name", _name)
+                ike["ipsec_policy"] = c.value(_named("an IPsec policy name"), _name)
             elif item == "anti-replay-window-size":
                 ike["anti_replay_window_size"] = c.integer("packets", 64, 65536)
             else:
@@ -636,7 +655,7 @@ class _Parser:
         elif stmt == "establish-tunnels":
             f["establish_tunnels"] = c.keyword(("immediately", "on-traffic"))
         elif stmt == "traffic-selector":
-            ts_name = c.value("a traffic-selector name", _name)
+            ts_name = c.value(_named("a traffic-selector name"), _name)
             ts = f.sub("traffic_selectors").sub(ts_name)
             if c.at_end():
                 c.fail("one of: local-ip, remote-ip")
@@ -659,7 +678,7 @@ class _Parser:
         elif item == "gateway":
             m["gateway"] = c.value("an IP address", _ip)
         elif item == "external-interface":
-            m["external_interface"] = c.value("an interface name like ge-0/0/0.0", _ifname)
+            m["external_interface"] = c.value(_IFL, _ifname)
         else:
             algorithms = (tuple(alg.IPSEC_ENCRYPTION_TO_CIPHER) if item == "encryption"
                           else tuple(alg.IPSEC_AUTHENTICATION_TO_INTEGRITY))
@@ -680,7 +699,7 @@ class _Parser:
     def _interfaces(self, c: _Cursor) -> None:
         ifd = c.value("an interface name like st0 or ge-0/0/0", _ifd)
         c.keyword(("unit",))
-        unit = c.integer("a unit number", 0, 1048574)
+        unit = c.integer("a unit number", 0, MAX_UNIT)
         if ifd == "st0":
             f = self.b.entry(self.b.st0, unit, self.line)
             item = c.keyword(("family", "multipoint"))
@@ -722,9 +741,23 @@ class _Parser:
         self.b.license = License(expires=expires, line=self.line)
 
 
+#: What `surrogateescape` made of bytes that are not UTF-8 (see `decode`).
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def decode(data: bytes) -> str:
+    """The text of a configuration file: UTF-8 (a leading byte-order mark is dropped), with
+    every byte that is not UTF-8 kept as a lone surrogate, which `parse` reports on its line
+    (the other lines still parse, and line numbers stay those of the file)."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
 def _lines(text: str) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        yield number, line
+    """Numbered lines: ends at `\\n` (a `\\r` before it belongs to the end), nowhere else.
+    `str.splitlines` would also end lines at \\v, \\f, \\x1c-\\x1e, \\x85, U+2028 and U+2029."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        yield number, line[:-1] if line.endswith("\r") else line
 
 
 def parse(text: str) -> tuple[Config, list[ConfigIssue]]:
@@ -733,6 +766,12 @@ def parse(text: str) -> tuple[Config, list[ConfigIssue]]:
     p = _Parser()
     for number, line in _lines(text):
         p.line = number
+        bad = _UNDECODED.search(line)
+        if bad:
+            p.issues.append(ConfigIssue(
+                number, f"not UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at column "
+                f"{bad.start() + 1} (configuration files are UTF-8 text)"))
+            continue
         try:
             tokens = tokenize(line)
         except _LexError as exc:

@@ -35,25 +35,16 @@ def _date(text: str):
 
 def run_check(args: argparse.Namespace) -> int:
     import datetime
-    from pathlib import Path
 
-    from ..config import ConfigurationErrors, load_config
-    path = Path(args.file)
+    from ..config import ConfigurationErrors, load_config_file
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"inline-ipsec check: cannot read {args.file}: "
-              f"{getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
-        return 2
-    try:
-        config = load_config(text)
-    except ConfigurationErrors as exc:
-        for issue in exc.errors:
-            where = f"{args.file}:{issue.line}: " if issue.line else f"{args.file}: "
-            print(f"{where}error: {issue.message}", file=sys.stderr)
-        n = len(exc.errors)
-        print(f"{args.file}: {n} error{'s' if n != 1 else ''}, configuration not valid",
+        config = load_config_file(args.file)
+    except OSError as exc:
+        print(f"inline-ipsec check: cannot read {args.file}: {exc.strerror or exc}",
               file=sys.stderr)
+        return 2
+    except ConfigurationErrors as exc:
+        print(exc.report(), file=sys.stderr)
         return 1
     today = args.today or datetime.date.today()
     sys.stdout.write(check_report(config, today))
@@ -140,7 +131,7 @@ def run_run(args: argparse.Namespace) -> int:
                            nat_t=args.nat_t, mtu=args.mtu, pfe_backend=args.backend,
                            ike_listen=args.ike, ike_peer=args.ike_peer)
     except ConfigurationErrors as exc:
-        print(f"inline-ipsec run: {exc}", file=sys.stderr)
+        print(exc.report(), file=sys.stderr)
         return 1
     except (ControlError, ValueError, OSError) as exc:
         print(f"inline-ipsec run: {exc}", file=sys.stderr)

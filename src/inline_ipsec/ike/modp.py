@@ -1,23 +1,37 @@
-"""Finite-field (MODP) Diffie-Hellman with Python's `pow()`: groups 2, 5, 14, 15, 16 and 24.
+"""Finite-field (MODP) Diffie-Hellman with Python integers: IKE groups 2, 5, 14, 15, 16, 24.
 
-The groups are RFC 2409 §6.2 (group 2, 1024 bits), RFC 3526 §2-§5 (groups 5, 14, 15, 16) and
-RFC 5114 §2.3 (group 24, 2048 bits with a 256-bit prime-order subgroup). `cryptography`
-deprecates its finite-field DH, so this module does the modular exponentiation itself; the
-elliptic-curve groups stay in `protection.KeyExchange`.
+The groups are RFC 2409 §6.2 (group 2), RFC 3526 §2-§5 (groups 5, 14, 15, 16) and RFC 5114
+§2.3 (group 24: a 2048-bit prime with a 256-bit prime-order subgroup). `cryptography`
+deprecates its finite-field DH API, and group 14 is still a common IKE default, so the exchange
+is done here: one modular exponentiation per side (`pow`), plus the checks NIST SP 800-56A
+Rev. 3 asks for. Both IKE versions use this module; the elliptic-curve groups stay in
+`protection.KeyExchange`.
 
-Private exponents are short, as RFC 3526 §8 and strongSwan allow (twice the group's strength,
-at least 256 bits; for group 24 a random element of [2, q-2]). A peer's public value y must
-satisfy 1 < y < p-1 (RFC 7296 §3.4, SP 800-56A §5.6.2.3.1) and, for group 24, y^q = 1 mod p
-(the full check of the subgroup, RFC 5114 §4 / SP 800-56A §5.6.2.3.1 step 3); a failure is a
-`RemoteIkeError` with the caller's notify hint.
+- Private exponents (SP 800-56A §5.6.1.1.4): random, at least twice the group's security
+  strength (RFC 3526 §8) and never below 256 bits; for group 24 a random element of [2, q-1].
+  Each key pair serves one exchange.
+- Peer public values (RFC 7296 §3.4 "MUST be checked", RFC 6989 §2.2; SP 800-56A §5.6.2.3.1
+  full validation): exactly the group's length, 2 <= y <= p-2, and y in the prime-order
+  subgroup. For the safe primes of RFC 2409/3526 that subgroup is the quadratic residues, so
+  Euler's criterion applies and is computed as a Jacobi symbol (far cheaper than y^q); for
+  group 24 y^q = 1 (mod p) is checked directly (RFC 5114 §4).
+- The shared secret g^xy (RFC 7296 §2.14, RFC 2409 §5) is left-padded to the length of p and
+  refused if it is 1 (SP 800-56A §5.7.1.1).
+
+Python's `pow` is not constant-time. Each exponent is ephemeral and used twice (public value,
+shared secret), which leaves a timing observer one measurement of each.
 """
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .errors import RemoteIkeError
+
+__all__ = ["GROUPS", "MODP_2048", "ModpGroup", "ModpKeyPair", "ModpKeyExchange", "jacobi",
+           "validate_public"]
 
 _G2_PRIME = int(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A0879"
@@ -84,56 +98,113 @@ _G24_SUBGROUP = int(
 
 @dataclass(frozen=True)
 class ModpGroup:
-    """One MODP group: prime, generator, optional prime-order subgroup, exponent bytes."""
+    """A MODP group: prime p, generator g of a prime-order subgroup of order q."""
 
-    number: int
-    prime: int
-    generator: int
-    exponent_bytes: int
+    number: int          # IANA Transform Type 4 ID (RFC 7296 §3.3.2)
+    p: int
+    g: int
+    private_bits: int    # N >= 2 x security strength (SP 800-56A §5.6.1.1.4)
+    #: the order of g when p is not a safe prime (RFC 5114 groups); None: q = (p - 1) / 2
     subgroup: Optional[int] = None
 
     @property
     def size(self) -> int:
-        """Bytes of a public value / shared secret (the KE payload length)."""
-        return (self.prime.bit_length() + 7) // 8
+        """Bytes of a public value or shared secret on the wire (RFC 7296 §3.4)."""
+        return (self.p.bit_length() + 7) // 8
+
+    @property
+    def q(self) -> int:
+        return self.subgroup if self.subgroup is not None else (self.p - 1) // 2
 
 
-GROUPS: dict[int, ModpGroup] = {g.number: g for g in (
-    ModpGroup(2, _G2_PRIME, _G2_GENERATOR, 32),
-    ModpGroup(5, _G5_PRIME, _G5_GENERATOR, 32),
-    ModpGroup(14, _G14_PRIME, _G14_GENERATOR, 48),
-    ModpGroup(15, _G15_PRIME, _G15_GENERATOR, 48),
-    ModpGroup(16, _G16_PRIME, _G16_GENERATOR, 64),
-    ModpGroup(24, _G24_PRIME, _G24_GENERATOR, 32, _G24_SUBGROUP),
+GROUPS: dict[int, ModpGroup] = {grp.number: grp for grp in (
+    ModpGroup(2, _G2_PRIME, _G2_GENERATOR, 256),
+    ModpGroup(5, _G5_PRIME, _G5_GENERATOR, 256),
+    ModpGroup(14, _G14_PRIME, _G14_GENERATOR, 256),
+    ModpGroup(15, _G15_PRIME, _G15_GENERATOR, 384),
+    ModpGroup(16, _G16_PRIME, _G16_GENERATOR, 512),
+    ModpGroup(24, _G24_PRIME, _G24_GENERATOR, 256, _G24_SUBGROUP),
 )}
+#: RFC 3526 §3: 2048-bit MODP group, generator 2 (IKE DH group 14).
+MODP_2048 = GROUPS[14]
+
+
+def jacobi(a: int, n: int) -> int:
+    """The Jacobi symbol (a / n) for odd n > 0: 1, -1, or 0 when gcd(a, n) > 1. For a prime n
+    it is the Legendre symbol, a^((n-1)/2) mod n (Euler's criterion)."""
+    if n <= 0 or n % 2 == 0:
+        raise ValueError("the Jacobi symbol needs an odd positive n")
+    a %= n
+    result = 1
+    while a:
+        zeros = (a & -a).bit_length() - 1       # a = 2^zeros x odd
+        a >>= zeros
+        if zeros % 2 and n % 8 in (3, 5):       # (2 / n) = -1 for n = +-3 mod 8
+            result = -result
+        if a % 4 == 3 and n % 4 == 3:           # quadratic reciprocity
+            result = -result
+        a, n = n % a, a
+    return result if n == 1 else 0
+
+
+def validate_public(group: ModpGroup, value: bytes) -> int:
+    """The peer's public value as an integer, after SP 800-56A §5.6.2.3.1 full validation;
+    `ValueError` saying what is wrong otherwise."""
+    if len(value) != group.size:
+        raise ValueError(f"MODP public value of {len(value)} bytes, expected {group.size}")
+    y = int.from_bytes(value, "big")
+    if not 2 <= y <= group.p - 2:
+        raise ValueError("MODP public value out of range (2 <= y <= p-2)")
+    in_subgroup = jacobi(y, group.p) == 1 if group.subgroup is None \
+        else pow(y, group.subgroup, group.p) == 1
+    if not in_subgroup:
+        raise ValueError("MODP public value is not in the prime-order subgroup")
+    return y
+
+
+class ModpKeyPair:
+    """One ephemeral key pair of a MODP group; `public` is g^x, `size` bytes big-endian."""
+
+    def __init__(self, group: ModpGroup = MODP_2048,
+                 randbits: Callable[[int], int] = secrets.randbits) -> None:
+        self.group = group
+        x = 0
+        while x < 2:
+            x = randbits(group.private_bits)
+            if group.subgroup is not None:
+                x %= group.subgroup
+        self._x = x
+        self.public = pow(group.g, x, group.p).to_bytes(group.size, "big")
+
+    def shared_secret(self, peer: bytes) -> bytes:
+        """g^xy for the peer's public value (RFC 7296 §2.14), `size` bytes; `ValueError` for
+        a public value that fails validation."""
+        z = pow(validate_public(self.group, peer), self._x, self.group.p)
+        if z == 1:
+            raise ValueError("MODP shared secret is 1")
+        return z.to_bytes(self.group.size, "big")
 
 
 class ModpKeyExchange:
-    """One ephemeral MODP key pair; the same surface as `protection.KeyExchange`."""
+    """A `ModpKeyPair` by IANA group number, with `protection.KeyExchange`'s surface: a bad
+    peer value is a `RemoteIkeError` carrying the caller's notify hint."""
 
     def __init__(self, group: int, random: Callable[[int], bytes] = os.urandom,
                  invalid_hint: Optional[int] = None) -> None:
         if group not in GROUPS:
             raise ValueError(f"unsupported MODP group {group}")
         self.group = group
-        self._g = GROUPS[group]
         self._hint = invalid_hint
-        g = self._g
-        while True:
-            x = int.from_bytes(random(g.exponent_bytes), "big")
-            if g.subgroup is not None:
-                x %= g.subgroup
-            if x > 1:
-                break
-        self._x = x
-        self.public = pow(g.generator, x, g.prime).to_bytes(g.size, "big")
+
+        def randbits(bits: int) -> int:
+            return int.from_bytes(random((bits + 7) // 8), "big") >> (-bits % 8)
+
+        self._pair = ModpKeyPair(GROUPS[group], randbits)
+        self.public = self._pair.public
 
     def shared_secret(self, peer: bytes) -> bytes:
-        """g^xy, left-padded to the size of the prime (RFC 2409 §5: g^xy is as long as p)."""
-        g = self._g
-        y = int.from_bytes(peer, "big")
-        if len(peer) != g.size or not 1 < y < g.prime - 1 or (
-                g.subgroup is not None and pow(y, g.subgroup, g.prime) != 1):
-            raise RemoteIkeError(f"invalid public value for MODP group {self.group}",
-                                 self._hint)
-        return pow(y, self._x, g.prime).to_bytes(g.size, "big")
+        try:
+            return self._pair.shared_secret(peer)
+        except ValueError as exc:
+            raise RemoteIkeError(f"invalid public value for MODP group {self.group}: {exc}",
+                                 self._hint) from None

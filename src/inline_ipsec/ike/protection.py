@@ -1,8 +1,8 @@
-"""Diffie-Hellman and SK payload protection (RFC 7296 §3.14, §2.15 of RFC 5282), all through
-`cryptography`.
+"""Diffie-Hellman and SK payload protection (RFC 7296 §3.14, §2.15 of RFC 5282), through
+`cryptography` except the finite-field group (`modp.py`).
 
-DH groups: 14 (MODP-2048, RFC 3526 §3), 19/20/21 (ECP, RFC 5903 §7: KE data is x || y, the
-shared secret is x), 31 (Curve25519, RFC 8031 §2). SK ciphers: AES-GCM with 16-byte ICV
+DH groups: 14 (MODP-2048, RFC 3526 §3; `modp.py`), 19/20/21 (ECP, RFC 5903 §7: KE data is
+x || y, the shared secret is x), 31 (Curve25519, RFC 8031 §2). SK ciphers: AES-GCM with 16-byte ICV
 (RFC 5282: 8-byte IV, nonce = salt || IV, AAD = IKE header .. SK generic header) and AES-CBC
 with HMAC-SHA2 (RFC 7296 §3.14 with RFC 4868 truncation; the ICV covers header .. ciphertext).
 """
@@ -10,41 +10,28 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import constant_time, hashes, hmac
-from cryptography.hazmat.primitives.asymmetric import dh, ec, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .constants import DhGroup, IntegId, NotifyType, PayloadType
 from .errors import LocalIkeError, RemoteIkeError, syntax_error
 from .message import HEADER_LEN, IkeHeader, Message, decode_chain, encode_chain, first_type
+from .modp import MODP_2048, ModpKeyPair
 from .payloads import EncryptedFragmentPayload, EncryptedPayload, Payload
 from .proposals import Suite
 
 #: RFC 3526 §3, 2048-bit MODP group (generator 2).
-MODP_2048_P = int(
-    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A0879"
-    "8E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B"
-    "0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA4836"
-    "1C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804"
-    "F1746C08CA18217C32905E462E36CE3BE39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6"
-    "955817183995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF", 16)
+MODP_2048_P = MODP_2048.p
 
 _CURVES = {DhGroup.ECP_256: (ec.SECP256R1, 32), DhGroup.ECP_384: (ec.SECP384R1, 48),
            DhGroup.ECP_521: (ec.SECP521R1, 66)}
 SUPPORTED_GROUPS = (DhGroup.MODP_2048, DhGroup.ECP_256, DhGroup.ECP_384, DhGroup.ECP_521,
                     DhGroup.CURVE25519)
-_modp_params: Optional[dh.DHParameters] = None
-
-
-def _modp2048() -> dh.DHParameters:
-    global _modp_params
-    if _modp_params is None:
-        _modp_params = dh.DHParameterNumbers(MODP_2048_P, 2).parameters()
-    return _modp_params
 
 
 class KeyExchange:
@@ -55,9 +42,8 @@ class KeyExchange:
         self._priv: Any
         self.public: bytes
         if group == DhGroup.MODP_2048:
-            self._priv = _modp2048().generate_private_key()
-            y = self._priv.public_key().public_numbers().y
-            self.public = y.to_bytes(256, "big")
+            self._priv = ModpKeyPair(MODP_2048)
+            self.public = self._priv.public
         elif group in _CURVES:
             curve, size = _CURVES[DhGroup(group)]
             self._priv = ec.generate_private_key(curve())
@@ -73,11 +59,7 @@ class KeyExchange:
         """g^ir, padded to the group size; an invalid peer value is INVALID_SYNTAX (§3.4)."""
         try:
             if self.group == DhGroup.MODP_2048:
-                y = int.from_bytes(peer, "big")
-                if len(peer) != 256 or not 1 < y < MODP_2048_P - 1:
-                    raise ValueError("MODP public value out of range")
-                pub = dh.DHPublicNumbers(y, _modp2048().parameter_numbers()).public_key()
-                return bytes(self._priv.exchange(pub)).rjust(256, b"\0")
+                return self._priv.shared_secret(peer)   # validates the peer's value
             if self.group in _CURVES:
                 curve, size = _CURVES[DhGroup(self.group)]
                 if len(peer) != 2 * size:

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from .measure import CONFIDENCE
 from .suite import BenchResult, Figure
 
 
@@ -20,18 +21,21 @@ def table(result: BenchResult) -> str:
     m = result.machine
     lines = [f"inline-ipsec {result.version} on {m['cpu']} ({m['cores']} cores), "
              f"{m['openssl']}; {result.started}",
-             f"bursts of {result.config['burst']}; each figure is the median burst over "
-             f"{result.config['duration']:g} s; 'vs raw' is the ratio to the raw-crypto limit "
-             "of the same backend measured in this run", ""]
+             f"bursts of {result.config['burst']}; {result.config['duration']:g} s of "
+             "interleaved windows per figure; 'vs raw' is the median ratio to the raw-crypto "
+             "loop of the same backend in this run, with its "
+             f"{CONFIDENCE * 100:g}% confidence interval", ""]
     lines.append(f"{'path':11} {'backend':13} {'cipher':12} {'dir':8} {'size':>5} "
-                 f"{'packets/s':>12} {'Gbit/s':>7} {'vs raw':>7}")
+                 f"{'packets/s':>12} {'Gbit/s':>7} {'vs raw':>7} {'interval':>15}")
     figs = sorted((f for f in result.figures if f.path != "pfe-threads"),
                   key=lambda f: (f.cipher, f.direction, _size_key(f.size),
                                  _PATH_ORDER.get(f.path, 9), f.backend))
     for f in figs:
-        ratio = f"{f.ratio:7.2f}" if f.ratio is not None else " " * 7
+        ratio = f"{f.ratio:7.3f}" if f.ratio is not None else " " * 7
+        interval = (f"[{f.ratio_low:.3f}, {f.ratio_high:.3f}]"
+                    if f.ratio_low is not None and f.ratio_high is not None else "")
         lines.append(f"{f.path:11} {f.backend:13} {f.cipher:12} {f.direction:8} "
-                     f"{str(f.size):>5} {f.pps:>12,.0f} {f.gbps:>7.2f} {ratio}")
+                     f"{str(f.size):>5} {f.pps:>12,.0f} {f.gbps:>7.2f} {ratio} {interval:>15}")
     for f in result.figures:
         if f.path == "pfe-threads":
             lines.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.cipher}, "
@@ -69,7 +73,12 @@ def markdown(result: BenchResult) -> str:
 
 
 def write_json(result: BenchResult, path: str) -> None:
-    Path(path).write_text(json.dumps(result.as_dict(), indent=1) + "\n")
+    """The result as JSON, one figure per line (its samples make it long)."""
+    doc = result.as_dict()
+    figures = doc.pop("figures")
+    head = json.dumps(doc, indent=1)[:-2]
+    body = ",\n".join("  " + json.dumps(f) for f in figures)
+    Path(path).write_text(f'{head},\n "figures": [\n{body}\n ]\n}}\n')
 
 
 def plot(result: BenchResult, path: str) -> Optional[str]:

@@ -1,10 +1,11 @@
 """The benchmark matrix: paths × backends × ciphers × directions × sizes, one run.
 
-A figure is the median time of one burst over the rounds that fit in `duration` seconds (setup
-such as restoring clear text is not timed). Every PFE and CPU-engine figure is reported with the
-raw-crypto figure of the same backend, cipher, direction and size, measured in the same run
-just before it, and as a ratio of it: ratios survive noisy and different machines, absolute
-packet rates do not."""
+Every PFE and CPU-engine figure is measured against the raw-crypto loop of the same backend,
+cipher, direction and size in interleaved windows (`measure.paired_windows`) for `duration`
+seconds: its packets/s is the median over its windows, its ratio the median of the per-pair
+ratios with a confidence interval (`measure.summarize`). Ratios survive noisy and different
+machines, absolute packet rates do not. `measure_figure` is the one place a ratio is made:
+`inline-ipsec bench` and the pytest-benchmark files both call it."""
 from __future__ import annotations
 
 import statistics
@@ -15,16 +16,28 @@ from datetime import datetime, timezone
 from typing import Callable, Optional, Sequence
 
 from .. import __version__
-from ..benchmark import IMIX, PfeWorkload, RawWorkload, machine, packet_sizes
+from ..benchmark import (
+    IMIX,
+    WINDOW_BURSTS,
+    EngineBursts,
+    PfeWorkload,
+    RawReference,
+    machine,
+    packet_sizes,
+)
 from ..pfe import PFE_BACKENDS
+from .measure import CONFIDENCE, MIN_PAIRS, Paired, paired_windows
 
 ALL_SIZES: tuple = (64, 128, 256, 512, 1024, 1400, IMIX)
+SCHEMA = "inline-ipsec-bench/2"
 PATHS = ("pfe", "cpu")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """What to measure. `threads` > 1 adds the multi-core figures (N PFEs in N threads)."""
+    """What to measure. `threads` > 1 adds the multi-core figures (N PFEs in N threads).
+    Each engine figure gets `duration` seconds of window pairs, spread over `passes` rounds
+    of the whole matrix, so that its samples come from several moments of the run."""
 
     sizes: Sequence = ALL_SIZES
     bits: Sequence[int] = (128, 256)
@@ -35,6 +48,7 @@ class BenchConfig:
     duration: float = 0.25
     threads: int = 1
     e2e: bool = False   # also through two gateways (routing, selectors, MTU, both engines)
+    passes: int = 4
 
     def __post_init__(self) -> None:
         for b in self.backends:
@@ -50,22 +64,36 @@ class BenchConfig:
             raise ValueError("duration must be positive")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
+        if self.passes < 1:
+            raise ValueError("passes must be at least 1")
 
 
 def figure_key(path: str, backend: str, cipher: str, direction: str, size, burst: int = 32,
                threads: int = 1) -> str:
-    """The name of a figure across runs: path/backend/cipher/direction/size, plus /bN for
-    bursts other than 32 and /tN for thread figures."""
+    """The name of a figure across runs and entry points: path/backend/cipher/direction/size,
+    plus /bN for bursts other than 32 and /tN for thread figures. `backend` is the crypto
+    library: "openssl" or "ipsec-mb" for the PFE and the raw loops, "cryptography" for the CPU
+    engine (whatever library the caller names, see `engine_backend`)."""
+    if path in ("cpu", "gateway-cpu"):
+        backend = "cryptography"
     key = f"{path}/{backend}/{cipher}/{direction}/{size}"
     if path == "pfe-threads":
         return f"{key}/t{threads}"
     return key if burst == 32 else f"{key}/b{burst}"
 
 
+def engine_backend(path: str, backend: str) -> str:
+    """The crypto library a figure of `path` runs on: the CPU engine always uses
+    `cryptography`, whichever PFE backend its raw reference is."""
+    return "cryptography" if path in ("cpu", "gateway-cpu") else backend
+
+
 @dataclass
 class Figure:
     """One measured figure. `ratio` is to the raw-crypto figure of the same backend, cipher,
-    direction and size in the same run (None for the raw figures themselves)."""
+    direction and size in the same run (None for the raw figures themselves): the median of
+    `samples` (one per pair of windows), inside [`ratio_low`, `ratio_high`], its confidence
+    interval (`measure.CONFIDENCE`). `rounds` is the number of window pairs."""
 
     path: str            # "pfe", "cpu", "raw", or "pfe-threads"
     backend: str         # crypto backend ("openssl", "ipsec-mb"); the CPU engine: "cryptography"
@@ -81,6 +109,9 @@ class Figure:
     threads: int = 1
     efficiency: Optional[float] = None   # thread figures: pps / (threads × single-thread pps)
     per_thread: Optional[list] = None    # thread figures: packets/s of each PFE's thread
+    ratio_low: Optional[float] = None
+    ratio_high: Optional[float] = None
+    samples: Optional[list] = None       # ratio per pair of windows
 
     @property
     def key(self) -> str:
@@ -99,7 +130,7 @@ class BenchResult:
     figures: list[Figure] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"schema": "inline-ipsec-bench/1", "version": self.version,
+        return {"schema": SCHEMA, "confidence": CONFIDENCE, "version": self.version,
                 "started": self.started, "seconds": round(self.seconds, 3),
                 "machine": self.machine, "config": self.config,
                 "figures": [dict(asdict(f), key=f.key) for f in self.figures]}
@@ -108,50 +139,62 @@ class BenchResult:
         return next((f for f in self.figures if f.key == key), None)
 
 
-def _time_bursts(workloads: Sequence[tuple[Callable[[], object], Callable[[], object]]],
-                 duration: float) -> list[tuple[float, int]]:
-    """Median ns of each (timed, setup) pair over as many rounds as fit in `duration` (at
-    least 5 each). The pairs take turns round by round, so a burst of load from elsewhere on
-    the machine hits the figure and its reference alike."""
-    for timed, setup in workloads:
-        for _ in range(3):  # warm caches and branch predictors
-            setup()
-            timed()
-    samples: list[list[int]] = [[] for _ in workloads]
-    deadline = time.perf_counter() + duration
-    while len(samples[0]) < 5 or time.perf_counter() < deadline:
-        for k, (timed, setup) in enumerate(workloads):
-            setup()
-            t0 = time.perf_counter_ns()
-            timed()
-            samples[k].append(time.perf_counter_ns() - t0)
-    return [(float(statistics.median(s)), len(s)) for s in samples]
+def make_figure(path: str, backend: str, bits: int, direction: str, size, burst: int,
+                ns_per_burst: Sequence[float], inner_bytes: int,
+                paired: Optional[Paired] = None, cipher: Optional[str] = None) -> Figure:
+    """A figure from per-burst window times; with `paired`, the ratio and its interval."""
+    median_ns = float(statistics.median(ns_per_burst))
+    fig = Figure(path, engine_backend(path, backend), cipher or f"aes-gcm-{bits}", direction,
+                 size, burst, burst / (median_ns * 1e-9), inner_bytes * 8 / median_ns,
+                 len(ns_per_burst))
+    if paired is not None:
+        summary = paired.summary()
+        fig.ratio, fig.ratio_low, fig.ratio_high = summary.ratio, summary.low, summary.high
+        fig.samples = [round(r, 5) for r in paired.ratios]
+    return fig
 
 
-def _figure(path, backend, bits, direction, size, burst, median_ns, rounds, inner_bytes,
-            ratio_to=None) -> Figure:
-    pps = burst / (median_ns * 1e-9)
-    gbps = inner_bytes * 8 / median_ns
-    return Figure(path, backend, f"aes-gcm-{bits}", direction, size, burst, pps, gbps, rounds,
-                  ratio=(pps / ratio_to.pps) if ratio_to else None)
+class FigureBench:
+    """One engine figure and its raw-crypto reference, ready to be measured in several passes
+    (`measure` adds window pairs each time) and summarised once (`figures`)."""
+
+    def __init__(self, path: str, backend: str, bits: int, direction: str, size,
+                 burst: int = 32) -> None:
+        self.args = (backend, bits, direction, size, burst)
+        self.path = path
+        bursts = WINDOW_BURSTS[path]
+        self.raw = RawReference(bits, size, burst, encrypt=direction == "encrypt",
+                                backend=backend, bursts=bursts)
+        self.engine = EngineBursts(path, backend, bits, size, burst, bursts=bursts)
+        self.paired = Paired([], [])
+
+    def measure(self, duration: float, min_pairs: int = MIN_PAIRS) -> None:
+        direction = self.args[2]
+        more = paired_windows(self.raw.window_ns, lambda: self.engine.window_ns(direction),
+                              lambda: self.engine.prepare(direction), duration,
+                              min_pairs=min_pairs)
+        self.paired.reference_ns += more.reference_ns
+        self.paired.engine_ns += more.engine_ns
+
+    def figures(self) -> tuple[Figure, Figure]:
+        """The raw-crypto figure and the engine's, which carries the ratio."""
+        backend, bits, direction, size, burst = self.args
+        raw_fig = make_figure("raw", backend, bits, direction, size, burst,
+                              self.paired.reference_ns, self.raw.inner_bytes)
+        return raw_fig, make_figure(self.path, backend, bits, direction, size, burst,
+                                    self.paired.engine_ns, self.engine.inner_bytes,
+                                    self.paired)
 
 
-def _measure_pair(path, backend, bits, direction, size, cfg) -> tuple[Figure, Figure]:
-    """The raw-crypto figure and the engine's, measured in alternation."""
-    raw = RawWorkload(bits, size, cfg.burst, encrypt=direction == "encrypt", backend=backend)
-    w = PfeWorkload(bits, size, cfg.burst, backend=backend, path=path)
-    engine = (w.encrypt, w.restore) if direction == "encrypt" else \
-        (w.decrypt, w.restore_and_encrypt)
-    (raw_ns, raw_rounds), (ns, rounds) = _time_bursts([(raw.run, raw.prepare), engine],
-                                                      cfg.duration)
-    if not (w.burst.status[:cfg.burst] == 0).all():
-        raise RuntimeError(f"{path} {direction} dropped benchmark packets: statuses "
-                           f"{sorted(set(w.burst.status[:cfg.burst].tolist()))}")
-    raw_fig = _figure("raw", backend, bits, direction, size, cfg.burst, raw_ns, raw_rounds,
-                      raw.inner_bytes)
-    label = "cryptography" if path == "cpu" else backend
-    return raw_fig, _figure(path, label, bits, direction, size, cfg.burst, ns, rounds,
-                            w.inner_bytes, ratio_to=raw_fig)
+def measure_figure(path: str, backend: str, bits: int, direction: str, size, burst: int = 32,
+                   duration: float = 0.25, passes: int = 1) -> tuple[Figure, Figure]:
+    """The raw-crypto figure and the engine's ("pfe" on `backend`, or "cpu"), measured in
+    interleaved windows for `duration` seconds in all (in `passes` separate stretches); the
+    engine's carries the ratio."""
+    bench = FigureBench(path, backend, bits, direction, size, burst)
+    for _ in range(passes):
+        bench.measure(duration / passes, min_pairs=-(-MIN_PAIRS // passes))
+    return bench.figures()
 
 
 def measure_threads(threads: int, backend: str, bits: int, size, burst: int,
@@ -222,24 +265,36 @@ def run_suite(cfg: BenchConfig,
         config={"sizes": list(cfg.sizes), "bits": list(cfg.bits),
                 "directions": list(cfg.directions), "backends": list(cfg.backends),
                 "paths": list(cfg.paths), "burst": cfg.burst, "duration": cfg.duration,
-                "threads": cfg.threads, "e2e": cfg.e2e},
+                "threads": cfg.threads, "e2e": cfg.e2e, "passes": cfg.passes},
         machine=machine(), version=__version__, started=started, seconds=0.0)
     steps = plan(cfg)
+    engine_steps = [st for st in steps if st[0] in PATHS]
+    benches = {st: FigureBench(*st, burst=cfg.burst) for st in engine_steps}
+    total = len(engine_steps) * cfg.passes + len(steps) - len(engine_steps)
+    done = 0
+    # The whole matrix once per pass: each figure's samples come from `passes` moments.
+    for n in range(cfg.passes):
+        for st, bench in benches.items():
+            progress(done, total, f"{' '.join(map(str, st))} (pass {n + 1}/{cfg.passes})")
+            bench.measure(cfg.duration / cfg.passes, min_pairs=-(-MIN_PAIRS // cfg.passes))
+            done += 1
     reported_raw: set = set()
-    for i, (path, backend, bits, direction, size) in enumerate(steps):
-        progress(i, len(steps), f"{path} {backend} aes-gcm-{bits} {direction} {size}")
+    for st in steps:
+        path, backend, bits, direction, size = st
+        if st in benches:
+            raw, fig = benches[st].figures()
+            if (backend, bits, direction, size) not in reported_raw:
+                reported_raw.add((backend, bits, direction, size))
+                result.figures.append(raw)
+            result.figures.append(fig)
+            continue
+        progress(done, total, f"{path} {backend} aes-gcm-{bits} {direction} {size}")
+        done += 1
         if path == "pfe-threads":
             result.figures.append(_measure_thread_scaling(cfg, backend, bits, size))
-            continue
-        if path.startswith("gateway-"):
+        else:
             result.figures.append(_measure_gateway(path[len("gateway-"):], size, cfg))
-            continue
-        raw, fig = _measure_pair(path, backend, bits, direction, size, cfg)
-        if (backend, bits, direction, size) not in reported_raw:
-            reported_raw.add((backend, bits, direction, size))
-            result.figures.append(raw)
-        result.figures.append(fig)
-    progress(len(steps), len(steps), "done")
+    progress(total, total, "done")
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -290,14 +345,16 @@ def _measure_gateway(kind: str, size, cfg: BenchConfig) -> Figure:
             raise RuntimeError(f"end-to-end {kind}: {len(inner) - len(out.delivered)} "
                                "packets lost")
 
-    raw = RawWorkload(256, size, cfg.burst)
-    (ns, rounds), (raw_ns, raw_rounds) = _time_bursts([(send, lambda: None),
-                                                       (raw.run, raw.prepare)], cfg.duration)
-    raw_fig = _figure("raw", "openssl", 256, "encrypt", size, cfg.burst, raw_ns, raw_rounds,
-                      raw.inner_bytes)
-    fig = _figure(f"gateway-{kind}", "openssl" if kind == "pfe" else "cryptography", 256,
-                  "both", size, cfg.burst, ns, rounds, sum(len(p) for p in inner),
-                  ratio_to=raw_fig)
-    if kind == "cpu":
-        fig.cipher = "aes-cbc-256"  # with HMAC-SHA-256-128; the ratio stays to raw AES-GCM-256
+    raw = RawReference(256, size, cfg.burst, bursts=1)
+
+    def window() -> float:
+        t0 = time.perf_counter_ns()
+        send()
+        return float(time.perf_counter_ns() - t0)
+
+    paired = paired_windows(raw.window_ns, window, lambda: None, cfg.duration)
+    fig = make_figure(f"gateway-{kind}", "openssl", 256, "both", size, cfg.burst,
+                      paired.engine_ns, sum(len(p) for p in inner), paired,
+                      cipher=None if kind == "pfe" else "aes-cbc-256")
+    # the CPU tunnel is AES-CBC-256 with HMAC-SHA-256-128; its ratio stays to raw AES-GCM-256
     return fig

@@ -1,0 +1,160 @@
+"""The two sides of every ratio: the raw loop (`RawBursts`, timed in C) does the PFE's crypto
+calls on the PFE's bytes, the engine side does exactly the engine's work (N times with the
+slowdown hook), and both entry points name and compute figures alike."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from _pfe_core.calibrate import RawBursts
+from inline_ipsec import Burst
+from inline_ipsec.benchmark import (
+    SLOWDOWN_ENV,
+    EngineBursts,
+    RawReference,
+    esp_payload,
+    gcm_spec,
+    inner_ipv4_udp,
+    slowdown,
+)
+from inline_ipsec.perf import compare
+from inline_ipsec.perf.gate import figures
+from inline_ipsec.perf.suite import figure_key, measure_figure
+from inline_ipsec.pfe import PFE_BACKENDS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("backend", PFE_BACKENDS)
+@pytest.mark.parametrize("bits", [128, 256])
+def test_raw_seal_is_rfc4106_aes_gcm_of_the_esp_payload(backend: str, bits: int) -> None:
+    """What the raw loop computes, checked with `cryptography`: payload sealed in place under
+    nonce salt || counter, AAD the 8 bytes before it, ICV after it."""
+    spec = gcm_spec(bits)
+    key, salt = spec.key[:-4], spec.key[-4:]
+    payloads = [esp_payload(inner_ipv4_udp(n, i)) for i, n in enumerate((64, 100, 1400))]
+    burst = Burst.from_packets(payloads)
+    aad = bytes(range(8))
+    for i in range(3):
+        start = i * burst.slot_size + int(burst.offset[i])
+        burst._flat[start - 8:start] = aad
+    loop = RawBursts(key, salt, True, backend, [burst])
+    assert loop.packets == 3 and loop.payload_bytes == sum(map(len, payloads))
+    loop.time_ns(1)
+    assert loop.verified == 3
+    for i, payload in enumerate(payloads):
+        start = i * burst.slot_size + int(burst.offset[i])
+        sealed = bytes(burst._flat[start:start + len(payload) + 16])
+        nonce = salt + (i + 1).to_bytes(8, "big")
+        assert sealed == AESGCM(key).encrypt(nonce, payload, aad)
+
+
+@pytest.mark.parametrize("backend", PFE_BACKENDS)
+def test_raw_open_verifies_every_tag_in_every_round(backend: str) -> None:
+    ref = RawReference(128, "imix", 32, encrypt=False, backend=backend, bursts=2)
+    assert ref.packets_per_pass == 64
+    ns = ref.window_ns(rounds=3)
+    assert ns > 0 and ref.loop.verified == 3 * 64
+
+
+@pytest.mark.parametrize("backend", PFE_BACKENDS)
+def test_raw_open_counts_a_bad_tag(backend: str) -> None:
+    ref = RawReference(128, 64, 4, encrypt=False, backend=backend, bursts=1)
+    b = ref.bursts[0]
+    start = 1 * b.slot_size + int(b.offset[1]) + int(b.length[1])
+    b._flat[start] ^= 1                       # packet 1's ICV
+    ref.loop.time_ns(2)
+    assert ref.loop.verified == 2 * 3
+    with pytest.raises(RuntimeError, match="3 of 4 calls succeeded"):
+        ref.window_ns(rounds=1)
+
+
+def test_raw_bursts_refuses_what_it_cannot_run() -> None:
+    b = Burst.from_packets([bytes(64)])
+    with pytest.raises(ValueError, match="16- or 32-byte key"):
+        RawBursts(bytes(24), b"salt", True, "openssl", [b])
+    with pytest.raises(ValueError, match="unknown backend"):
+        RawBursts(bytes(16), b"salt", True, "nss", [b])
+    with pytest.raises(ValueError, match="no packets"):
+        RawBursts(bytes(16), b"salt", True, "openssl", [Burst(4)])
+    b.offset[0] = 4
+    with pytest.raises(ValueError, match="8 bytes before"):
+        RawBursts(bytes(16), b"salt", True, "openssl", [b])
+    b.offset[0] = b.slot_size - 70
+    with pytest.raises(ValueError, match="16 after"):
+        RawBursts(bytes(16), b"salt", True, "openssl", [b])
+    with pytest.raises(ValueError, match="rounds"):
+        RawReference(128, 64, 4).loop.time_ns(0)
+
+
+def test_the_raw_reference_encrypts_the_bytes_the_pfe_encrypts() -> None:
+    ref = RawReference(128, 64, 4, bursts=1)
+    assert ref.bursts[0].packets() == [esp_payload(inner_ipv4_udp(64, i)) for i in range(4)]
+    assert all(len(p) == 68 for p in ref.bursts[0].packets())
+
+
+@pytest.mark.parametrize("path", ["pfe", "cpu"])
+@pytest.mark.parametrize("direction", ["encrypt", "decrypt"])
+def test_the_engine_window_does_the_engines_work_repeat_times(path: str, direction: str
+                                                              ) -> None:
+    """INLINE_IPSEC_BENCH_SLOWDOWN=2: every burst call is doubled by an identical one on a
+    twin SA pair, so the engine does exactly twice its work."""
+    for repeat in (1, 2):
+        w = EngineBursts(path, "openssl", 128, 64, 32, bursts=2, repeat=repeat)
+        w.prepare(direction)
+        assert w.window_ns(direction) > 0
+        assert len(w.calls) == 2 * repeat
+        handles = w.outbound if direction == "encrypt" else w.inbound
+        assert len(handles) == repeat
+        # each SA pair carried both bursts of the window: 64 packets each
+        assert [w.engine.counters(h).packets for h in handles] == [64] * repeat
+
+
+def test_slowdown_comes_from_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv(SLOWDOWN_ENV, raising=False)
+    assert slowdown() == 1
+    monkeypatch.setenv(SLOWDOWN_ENV, "2")
+    assert slowdown() == 2 and EngineBursts("pfe", bursts=1).repeat == 2
+    assert EngineBursts("cpu", bursts=1).repeat == 1          # the PFE's slowdown only
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv(SLOWDOWN_ENV, bad)
+        with pytest.raises(ValueError, match=SLOWDOWN_ENV):
+            slowdown()
+
+
+def test_measure_figure_keys_and_ratio() -> None:
+    raw, fig = measure_figure("cpu", "openssl", 128, "encrypt", 64, 32, duration=0.0)
+    assert raw.key == "raw/openssl/aes-gcm-128/encrypt/64"
+    assert fig.key == "cpu/cryptography/aes-gcm-128/encrypt/64" == \
+        figure_key("cpu", "openssl", "aes-gcm-128", "encrypt", 64)
+    assert fig.rounds == len(fig.samples) >= 15
+    assert fig.ratio_low <= fig.ratio <= fig.ratio_high
+
+
+def test_both_entry_points_name_and_gate_the_same_figures(tmp_path: Path) -> None:
+    """pytest-benchmark JSON from benchmarks/ and `inline-ipsec bench` JSON: same keys, and
+    the gate compares one with the other figure for figure."""
+    pb = tmp_path / "pb.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "benchmarks/bench_pfe.py",
+         "-k", "test_pfe and openssl-encrypt-gcm128-64-b32 or test_cpu_engine and 64-encrypt",
+         "--benchmark-min-rounds=5", f"--benchmark-json={pb}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    from inline_ipsec.cli import main
+    ours = tmp_path / "ours.json"
+    assert main(["bench", "--sizes", "64", "--ciphers", "aes-gcm-128", "--directions",
+                 "encrypt", "--backends", "openssl", "--duration", "0.02", "--threads", "1",
+                 "--json", str(ours)]) == 0
+    pb_doc, our_doc = json.loads(pb.read_text()), json.loads(ours.read_text())
+    keys = {"pfe/openssl/aes-gcm-128/encrypt/64", "cpu/cryptography/aes-gcm-128/encrypt/64"}
+    assert set(figures(pb_doc)) == keys
+    assert keys <= set(figures(our_doc))
+    for a, b in ((pb_doc, our_doc), (our_doc, pb_doc)):
+        result = compare(a, b, 35)
+        assert {c.key for c in result.compared} >= keys
