@@ -73,10 +73,8 @@ class DuplicateSpi(Exception):
 
 
 cdef class SaTable:
-    """One modelled PFE's SAs, on one crypto backend ("openssl" or "ipsec-mb")."""
-
-    cdef sa_table_t t
-    cdef readonly str backend
+    """One modelled PFE's SAs, on one crypto backend ("openssl" or "ipsec-mb").
+    Its C fields are declared in table.pxd."""
 
     def __cinit__(self, str backend="openssl"):
         if backend not in BACKEND_NAMES:
@@ -360,12 +358,7 @@ cdef class BurstArrays:
     """The five arrays of a burst, viewed once. Acquiring a typed memoryview costs about a
     microsecond; a burst keeps one of these so that a call costs none of that per burst."""
 
-    cdef uint8_t[:, ::1] data
-    cdef uint32_t[::1] offset
-    cdef uint32_t[::1] length
-    cdef int32_t[::1] sa
-    cdef uint8_t[::1] status
-    cdef readonly object source   # the object whose arrays these are
+    # fields in table.pxd; `source` is the object whose arrays these are
 
     def __init__(self, uint8_t[:, ::1] data, uint32_t[::1] offset, uint32_t[::1] length,
                  int32_t[::1] sa, uint8_t[::1] status, source=None):

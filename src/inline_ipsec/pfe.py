@@ -14,6 +14,7 @@ from typing import Optional
 
 import _pfe_core
 from _pfe_core import gcm as _pfe_gcm
+from _pfe_core.pipeline import ENGINE_CPU, Pipeline, PipelineArrays, Verdict, run_pair
 from _pfe_core.table import BurstArrays, DuplicateSpi, SaTable, TableFull
 
 from .engine import EngineCounters, SaCounters, SinglePacketCalls
@@ -29,7 +30,8 @@ from .packet.burst import Burst
 from .sa import SaSpec
 
 __all__ = ["Pfe", "PFE_BACKENDS", "resolve_backend", "open_esp_gcm", "pfe_limitations",
-           "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW"]
+           "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW", "Pipeline", "Verdict",
+           "ENGINE_CPU", "new_pipeline", "pipeline_arrays", "run_pair"]
 
 PFE_MAX_SAS: int = _pfe_core.MAX_SAS
 PFE_MAX_REPLAY_WINDOW: int = _pfe_core.MAX_REPLAY_WINDOW
@@ -104,6 +106,12 @@ class Pfe(SinglePacketCalls):
 
     def __len__(self) -> int:
         return len(self._table)
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held around every use of the SA table (a gateway's forwarding pipeline takes it
+        too: one table is never used by two threads at once)."""
+        return self._lock
 
     def __repr__(self) -> str:
         return f"Pfe({self.name!r}, {self.backend}, {len(self)}/{PFE_MAX_SAS} SAs)"
@@ -207,6 +215,22 @@ class Pfe(SinglePacketCalls):
         (tests of the 2^32 limit and of ESN, and SAs moved between engines)."""
         with self._lock:
             self._checked(self._table.set_sequence, handle, seq)
+
+
+def new_pipeline(pfes: "list[Pfe]", **kw: object) -> Pipeline:
+    """The forwarding pipeline (`_pfe_core.pipeline`) over these PFEs' SA tables: PFE `i`
+    of the list is engine `i` of the pipeline's tunnels and SPI map."""
+    return Pipeline([p._table for p in pfes], **kw)
+
+
+def pipeline_arrays(burst: Burst) -> PipelineArrays:
+    """The burst's arrays as the pipeline takes them, viewed once and kept on the burst."""
+    arrays = burst.pipeline_view
+    if arrays is None:
+        arrays = PipelineArrays(burst.data, burst.offset, burst.length, burst.sa, burst.status,
+                                burst.verdict, burst.tunnel)
+        burst.pipeline_view = arrays
+    return arrays
 
 
 def _arrays(burst: Burst) -> BurstArrays:

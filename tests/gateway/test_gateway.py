@@ -232,4 +232,6 @@ def test_expire_drained_after_the_drain_time() -> None:
     assert a.expire_drained() == []                       # still draining
     now[0] += dt.timedelta(seconds=11)
     assert a.expire_drained() == [("t", 0x2001)]
-    assert [s for s in (0x2001, 0x2002) if s in a._spi_index] == [0x2002]
+    # the distributor's index, and the pipeline's SPI map filled from it
+    assert [s for s in (0x2001, 0x2002) if a.distributor.lookup_spi(s)] == [0x2002]
+    assert [s for s in (0x2001, 0x2002) if a._pipeline.spi_get(s)] == [0x2002]

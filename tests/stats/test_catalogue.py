@@ -15,6 +15,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw, raw
 
 from _pfe_core import Status
+from _pfe_core import pipeline as pfe_pipeline
 from _pfe_core import table as pfe_table
 from helpers import V4, esp_seal, inner_packet, outer_v4, spec, trailer
 from inline_ipsec import (Burst, CpuEngine, EngineCounters, Lifetime, Pfe, SaCounters,
@@ -77,7 +78,9 @@ def test_every_drop_status_has_a_counter():
 # -- everything derived from it ------------------------------------------------------------
 
 @pytest.mark.parametrize("scope,layout", [("sa", pfe_table.SA_COUNTER_LAYOUT),
-                                          ("engine", pfe_table.ENGINE_COUNTER_LAYOUT)])
+                                          ("engine", pfe_table.ENGINE_COUNTER_LAYOUT),
+                                          ("gateway", pfe_pipeline.GATEWAY_COUNTER_LAYOUT),
+                                          ("tunnel", pfe_pipeline.TUNNEL_COUNTER_LAYOUT)])
 def test_the_compiled_c_structs_match_the_catalogue(scope, layout):
     """Field order and offsets as the C compiler laid out the structs of the built kernels."""
     names = cat.counter_names(scope)

@@ -8,17 +8,26 @@ given (links and the control socket are thin adapters in `link.py` and `control.
     out = gw.outbound(inner_packets)    # out.wire: ESP/AH packets; out.local: ICMP errors
     back = peer.inbound(out.wire)       # back.delivered: inner packets; back.ike: IKE datagrams
 
-Outbound (RFC 4301 §5.1): route lookup (static routes to st0.N -> VPN bound to st0.N, or the
-traffic selectors' remote networks) -> tunnel -> child SA pair whose selector matches ->
-tunnel MTU (RFC 4301 §8: pre-fragment an IPv4 packet with DF clear, RFC 791; otherwise drop it
-and answer ICMP type 3 code 4, RFC 792/1191, or ICMPv6 Packet Too Big, RFC 4443 §3.2) ->
-packets grouped per engine, one `encrypt_burst` per engine per burst.
+The packet interface takes bursts: `outbound_burst(burst)` / `inbound_burst(burst)` run the
+forwarding pipeline in C (`_pfe_core.pipeline`, one call per burst, GIL released) and leave
+each packet in its slot with a `Verdict`; `outbound(list)` / `inbound(list)` are a
+list-of-bytes convenience on top. The pipeline's tables are filled from the control plane:
+the FIB from `routes` (`RouteTable.listener`), the SPI map and tunnels from the distributor's
+SPI/SA index (`Distributor.listeners`) and the tunnels' selectors.
 
-Inbound (RFC 4301 §5.2): outer IPv4 fragments reassembled (RFC 791) -> UDP 500 and UDP 4500
-behind the non-ESP marker go to IKE, a 0xFF byte is a NAT-T keepalive (RFC 3948 §2.2-2.3) ->
-SPI lookup over every engine's inbound SAs (RFC 4303 §3.4.2) -> one `decrypt_burst` per engine
--> the inner packet is checked against the selectors of the SA it came on (RFC 4301 §5.2 step
-4, "TS check fail").
+Outbound (RFC 4301 §5.1): route lookup (static routes to st0.N -> VPN bound to st0.N, or the
+traffic selectors' remote networks; longest prefix) -> tunnel -> child SA pair whose selector
+matches -> tunnel MTU -> ESP in the PFE kernel. Punted to Python: packets over the tunnel MTU
+(RFC 4301 §8: pre-fragment an IPv4 packet with DF clear, RFC 791; otherwise drop it and answer
+ICMP type 3 code 4, RFC 792/1191, or ICMPv6 Packet Too Big, RFC 4443 §3.2), CPU-path tunnels
+(one `encrypt_burst` per engine per burst), routes to tunnels without SAs (on-traffic setup).
+
+Inbound (RFC 4301 §5.2): outer header checks -> UDP 500 and UDP 4500 behind the non-ESP
+marker go to IKE, a 0xFF byte is a NAT-T keepalive (RFC 3948 §2.2-2.3) -> SPI lookup (RFC 4303
+§3.4.2) -> decrypt in the PFE kernel -> the inner packet is checked against the selectors of
+the SA it came on (RFC 4301 §5.2 step 4, "TS check fail") -> delivered, or hairpinned when it
+is routed into another tunnel. Punted to Python: IKE, outer IPv4 fragments (reassembled,
+RFC 791), CPU-path tunnels.
 """
 from __future__ import annotations
 
@@ -29,6 +38,8 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
+
+import numpy as np
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 from ..config import Config, load_config, load_config_file, manual_sa_args
@@ -40,7 +51,7 @@ from ..errors import ConfigError
 from ..packet.burst import DEFAULT_HEADROOM, Burst
 from ..packet.fragment import (FragmentError, Reassembler, fragment_ipv4,
                                icmp_fragmentation_needed, icmpv6_packet_too_big, is_fragment)
-from ..pfe import Pfe
+from ..pfe import ENGINE_CPU, Pfe, Verdict, new_pipeline, pipeline_arrays
 from ..sa import SaSpec
 from .counters import GatewayCounters, TunnelFlow
 from .demux import IkeDatagram, classify_outer
@@ -50,12 +61,16 @@ from .routing import ANY, RouteTable, Selector, inner_addresses
 if TYPE_CHECKING:
     from ..control.ike_control import IkeControl
 
-__all__ = ["Gateway", "Output", "IkeDatagram", "DEFAULT_MTU"]
+__all__ = ["Gateway", "Output", "BurstOutput", "IkeDatagram", "DEFAULT_MTU", "Verdict"]
 
 DEFAULT_MTU = 1500
 _H = struct.Struct("!H")
 _OK = int(Status.OK)
 _FROM_CONFIG = object()
+_WIRE, _DELIVER = int(Verdict.WIRE), int(Verdict.DELIVER)
+_DROP_MIN, _DROP_MAX = int(Verdict.DROP_MALFORMED), int(Verdict.DROP_TS)
+_KEEPALIVE, _SKIPPED = int(Verdict.DROP_KEEPALIVE), int(Verdict.SKIPPED)
+_PUNT_MIN, _HAIRPIN = int(Verdict.PUNT_IKE), int(Verdict.PUNT_HAIRPIN)
 
 
 @dataclass
@@ -71,6 +86,39 @@ class Output:
     #: IKE messages that arrived on the data path (also passed to the IKE handler)
     ike: list[IkeDatagram] = field(default_factory=list)
     dropped: int = 0
+
+
+@dataclass
+class BurstOutput:
+    """What a burst call produced besides the packets left in the burst's slots (whose
+    `burst.verdict` says WIRE, DELIVER, a drop or a punt): the results of the punted packets,
+    which the Python path handled."""
+
+    burst: Burst
+    #: per punted slot: the outer packets made of it (CPU path, pre-fragments, hairpin)
+    wire: dict[int, list[bytes]] = field(default_factory=dict)
+    #: per punted slot: the inner packet delivered (CPU path)
+    delivered: dict[int, bytes] = field(default_factory=dict)
+    #: ICMP errors for the local side
+    local: list[bytes] = field(default_factory=list)
+    #: IKE messages that arrived (also passed to the IKE handler)
+    ike: list[IkeDatagram] = field(default_factory=list)
+    #: packets the Python path dropped
+    dropped: int = 0
+
+
+def _c_nets(nets: Sequence[object]) -> list[tuple[int, int, bytes]]:
+    return [(n.version, n.prefixlen, n.network_address.packed)  # type: ignore[attr-defined]
+            for n in nets]
+
+
+def _add_deltas(target: object, now: dict, last: dict) -> None:
+    """Add what a C counter struct counted since `last` to the same-named fields."""
+    for name, value in now.items():
+        d = value - last.get(name, 0)
+        if d and hasattr(target, name):
+            setattr(target, name, getattr(target, name) + d)
+        last[name] = value
 
 
 @dataclass
@@ -100,7 +148,7 @@ class Gateway:
                  ike_handler: Optional[Callable[[IkeDatagram], None]] = None,
                  clock: Callable[[], _dt.datetime] = _utcnow, install_manual: bool = True,
                  max_burst: int = 256, sa_limit: Optional[int] = None,
-                 pfe_backend: Optional[str] = None) -> None:
+                 pfe_backend: Optional[str] = None, hairpin: bool = True) -> None:
         if mtu < 68:
             raise ValueError("the tunnel MTU must be at least 68 (RFC 791)")
         self.config = config if config is not None else Config()
@@ -120,17 +168,26 @@ class Gateway:
         kw = {} if sa_limit is None else {"sa_limit": sa_limit}
         self.distributor = Distributor(self.pfes, self.cpu, license=lic,  # type: ignore[arg-type]
                                        hw_offload_disable=hw_off, clock=clock, **kw)
-        self.counters = GatewayCounters()
-        self.routes = RouteTable()
+        self._counters = GatewayCounters()
         self._tunnels: dict[str, _Tunnel] = {}
-        self._spi_index: dict[int, tuple[int, str]] = {}
-        self._in_index: dict[tuple[int, int], Optional[int]] = {}
         self._retired: list[tuple[str, str, object]] = []
-        self._bursts: dict[int, Burst] = {}
+        self._bursts: dict[object, Burst] = {}
         self._outer_frags = Reassembler()
-        self._sessions: set[tuple] = set()
         self._route_cache: dict[bytes, Optional[tuple[_Tunnel, SaPair, int, int]]] = {}
-        self._ts_cache: dict[tuple[int, int, bytes], bool] = {}
+        self._ts_cache: dict[tuple[str, Optional[int], bytes], bool] = {}
+        # The forwarding pipeline (C tables, filled from the routes and the distributor).
+        self._pipeline = new_pipeline(self.pfes, hairpin=hairpin)
+        self._pfe_locks = [p.lock for p in self.pfes]
+        self._tids: dict[str, int] = {}
+        self._tid_names: dict[int, str] = {}
+        self._free_tids: list[int] = []
+        self._next_tid = 0
+        self._synced_gw: dict = {}
+        self._synced_path: dict = {}
+        self._synced_tunnels: dict[int, dict] = {}
+        self.routes = RouteTable()
+        self.routes.listener = self._route_changed
+        self.distributor.listeners.append(self._sas_changed)
         #: IKE control plane (`ike_control.IkeControl`), set by `enable_ike`; and the hook
         #: called with a VPN name when a packet is routed to a VPN without SAs (on-traffic).
         self.ike: Optional["IkeControl"] = None
@@ -138,6 +195,31 @@ class Gateway:
         self._routes_from_config()
         if install_manual:
             self.install_manual_sas()
+
+    @property
+    def mtu(self) -> int:
+        """The tunnel MTU: outer packets larger than this are not sent (RFC 4301 §8)."""
+        return self._mtu
+
+    @mtu.setter
+    def mtu(self, value: int) -> None:
+        if value < 68:
+            raise ValueError("the tunnel MTU must be at least 68 (RFC 791)")
+        self._mtu = value
+        if hasattr(self, "_pipeline"):
+            self._route_cache.clear()
+            for name in self._tunnels:
+                self._load_tunnel(name)
+
+    @property
+    def hairpin(self) -> bool:
+        """Whether a decrypted packet routed into another tunnel is sent on through it
+        (hub and spoke) instead of being delivered locally."""
+        return self._pipeline.hairpin
+
+    @hairpin.setter
+    def hairpin(self, value: bool) -> None:
+        self._pipeline.hairpin = value
 
     # -- construction helpers ----------------------------------------------------------------
 
@@ -212,7 +294,7 @@ class Gateway:
         join it on the same engine. `local_ts`/`remote_ts` (prefixes) are the pair's
         negotiated selectors; by default the VPN's configured traffic selector for this child,
         or any. A VPN not in the configuration is routed by its `remote_ts`."""
-        if inbound.spi in self._spi_index:
+        if self.distributor.lookup_spi(inbound.spi) is not None:
             raise ConfigError(f"an inbound SA with SPI 0x{inbound.spi:08x} is installed "
                               "already (RFC 4301 §4.1: the SPI names the SA)")
         cfg_vpn = self.config.ipsec_vpns.get(vpn)
@@ -245,31 +327,22 @@ class Gateway:
             if cfg_vpn is None:
                 for net in sel.remote:
                     self.routes.add(net, [vpn])
-        self._index_tunnel(vpn)     # only adds SAs: no full rebuild (2000 tunnels, IKE)
-        return pair
-
-    def _index_tunnel(self, vpn: str) -> None:
-        rec = self.distributor.tunnel(vpn)
-        e = self._engine_index(rec.engine)
-        for i, p in enumerate(rec.pairs):
-            self._spi_index[p.inbound.spi] = (e, rec.name)
-            self._in_index[(e, p.inbound_handle)] = i
+        self._load_tunnel(vpn)      # with its selectors, now that they are set
         self._route_cache.clear()
         self._ts_cache.clear()
+        return pair
 
     def rekey(self, vpn: str, outbound: SaSpec, inbound: SaSpec, *, pair_index: int = 0,
               reason: Optional[str] = None) -> SaPair:
         """Replace a child SA pair, make-before-break (RFC 7296 §2.8; `Distributor.rekey`):
         the old inbound SA keeps decrypting until `expire_drained`/`finish_drain`."""
-        if inbound.spi in self._spi_index:
+        if self.distributor.lookup_spi(inbound.spi) is not None:
             raise ConfigError(f"an inbound SA with SPI 0x{inbound.spi:08x} is installed already")
         rec = self.distributor.tunnel(vpn)
         old = rec.pairs[pair_index]
         self._retire(rec, [("outbound", old.outbound, old.outbound_handle)])
-        pair = self.distributor.rekey(vpn, outbound, inbound, pair_index=pair_index,
+        return self.distributor.rekey(vpn, outbound, inbound, pair_index=pair_index,
                                       reason=reason)
-        self._reindex()
-        return pair
 
     def expire_drained(self) -> list[tuple[str, int]]:
         """Remove the old inbound SAs whose drain time has passed (after a rekey)."""
@@ -277,17 +350,12 @@ class Gateway:
         for rec in self.distributor.tunnels():
             self._retire(rec, [("inbound", d.spec, d.handle) for d in rec.draining
                                if d.deadline <= now])
-        removed = self.distributor.expire_drained(now)
-        if removed:
-            self._reindex()
-        return removed
+        return self.distributor.expire_drained(now)
 
     def finish_drain(self, vpn: str) -> list[int]:
         rec = self.distributor.tunnel(vpn)
         self._retire(rec, [("inbound", d.spec, d.handle) for d in rec.draining])
-        spis = self.distributor.finish_drain(vpn)
-        self._reindex()
-        return spis
+        return self.distributor.finish_drain(vpn)
 
     def remove(self, vpn: str, reason: str = "the tunnel was removed") -> TunnelRecord:
         """Remove a tunnel and all its SAs (IKE: delete or hard lifetime, RFC 7296 §1.4.1).
@@ -299,11 +367,10 @@ class Gateway:
                     ("inbound", p.inbound, p.inbound_handle)]
         sas += [("inbound", d.spec, d.handle) for d in rec.draining]
         self._retire(rec, sas)
-        final = self.distributor.remove(vpn, reason)
-        self._tunnels.pop(vpn, None)
         if vpn not in self.config.ipsec_vpns:
             self.routes.remove_tunnel(vpn)
-        self._reindex()
+        final = self.distributor.remove(vpn, reason)
+        self._tunnels.pop(vpn, None)
         return final
 
     def remove_child_sa(self, vpn: str, spi_in: int,
@@ -321,11 +388,10 @@ class Gateway:
         p = rec.pairs[index]
         self._retire(rec, [("outbound", p.outbound, p.outbound_handle),
                            ("inbound", p.inbound, p.inbound_handle)])
-        self.distributor.remove_child(vpn, index, reason)
         info = self._tunnels[vpn]
         if index < len(info.selectors):
             del info.selectors[index]
-        self._reindex()
+        self.distributor.remove_child(vpn, index, reason)
 
     def handle_ike_event(self, vpn: str, event: object, local_address: str,
                          remote_address: str) -> bool:
@@ -344,21 +410,6 @@ class Gateway:
                 return i
         raise KeyError(engine)
 
-    def _reindex(self) -> None:
-        """Rebuild the SPI -> (engine, tunnel) and (engine, handle) -> pair indexes."""
-        self._spi_index.clear()
-        self._in_index.clear()
-        self._route_cache.clear()
-        self._ts_cache.clear()
-        for rec in self.distributor.tunnels():
-            e = self._engine_index(rec.engine)
-            for i, p in enumerate(rec.pairs):
-                self._spi_index[p.inbound.spi] = (e, rec.name)
-                self._in_index[(e, p.inbound_handle)] = i
-            for d in rec.draining:
-                self._spi_index[d.spec.spi] = (e, rec.name)
-                self._in_index[(e, d.handle)] = None
-
     # -- queries -------------------------------------------------------------------------------
 
     def tunnel_names(self) -> list[str]:
@@ -369,10 +420,18 @@ class Gateway:
 
     def tunnel_flow(self, vpn: str) -> TunnelFlow:
         """The flow counters of one tunnel (`TunnelFlow`)."""
-        return self._tunnels[vpn].flow
+        info = self._tunnels[vpn]
+        tid = self._tids.get(vpn)
+        if tid is not None:
+            self._sync_tunnel(tid, info.flow)
+        return info.flow
 
     def flows(self) -> list[TunnelFlow]:
-        return [t.flow for t in self._tunnels.values()]
+        return [self.tunnel_flow(name) for name in self._tunnels]
+
+    def tunnel_id(self, vpn: str) -> int:
+        """The forwarding pipeline's id of a routed or installed tunnel (`Burst.tunnel`)."""
+        return self._tids[vpn]
 
     def selectors(self, vpn: str) -> list[Selector]:
         return list(self._tunnels[vpn].selectors)
@@ -383,12 +442,208 @@ class Gateway:
     def retired_sa_counters(self) -> list[tuple[str, str, object]]:
         return list(self._retired)
 
+    # -- the forwarding pipeline's tables ------------------------------------------------------
+
+    def _tid(self, name: str) -> int:
+        """The pipeline's tunnel id of `name`, allocated on first use (a route or an install)."""
+        tid = self._tids.get(name)
+        if tid is None:
+            if self._free_tids:
+                tid = self._free_tids.pop()
+            else:
+                tid = self._next_tid
+                if tid >= self._pipeline.max_tunnels:
+                    raise ConfigError(f"more than {self._pipeline.max_tunnels} tunnels routed "
+                                      "or installed on one gateway")
+                self._next_tid += 1
+            self._tids[name] = tid
+            self._tid_names[tid] = name
+            self._synced_tunnels[tid] = {}
+            self._pipeline.set_pending(tid)
+        return tid
+
+    def _route_changed(self, net: object, names: tuple[str, ...]) -> None:
+        """`RouteTable.listener`: mirror one prefix into the C FIB."""
+        v, plen = net.version, net.prefixlen  # type: ignore[attr-defined]
+        packed = net.network_address.packed  # type: ignore[attr-defined]
+        if names:
+            self._pipeline.route_set(v, plen, packed, [self._tid(n) for n in names])
+        else:
+            self._pipeline.route_del(v, plen, packed)
+        self._route_cache.clear()
+
+    def _sas_changed(self, name: str, rec: Optional[TunnelRecord], gone: frozenset[int]) -> None:
+        """`Distributor.listeners`: the distributor's SPI/SA index changed for one tunnel;
+        mirror it into the pipeline's SPI map and tunnel table."""
+        for spi in gone:
+            self._pipeline.spi_del(spi)
+        self._route_cache.clear()
+        self._ts_cache.clear()
+        if rec is not None:
+            self._load_tunnel(name)
+            return
+        tid = self._tids.get(name)
+        if tid is None:
+            return
+        info = self._tunnels.get(name)
+        if info is not None:
+            self._sync_tunnel(tid, info.flow)
+        self._pipeline.clear_tunnel(tid)
+        self._synced_tunnels[tid] = {}
+        if self._routed(name):
+            self._pipeline.set_pending(tid)
+        else:
+            del self._tids[name], self._tid_names[tid]
+            self._free_tids.append(tid)
+
+    def _routed(self, name: str) -> bool:
+        return any(name in names for _, names in self.routes.routes())
+
+    def _load_tunnel(self, name: str) -> None:
+        """Tunnel `name` as the pipeline needs it: engine, child SA pairs with their outbound
+        handle and MTU limit, selectors, and its inbound SPIs (from the distributor)."""
+        info = self._tunnels.get(name)
+        if info is None or name not in self.distributor:
+            return                      # install_child_sa loads it once its selectors are set
+        rec = self.distributor.tunnel(name)
+        tid = self._tid(name)
+        cpu = rec.pfe_index is None
+        engine = ENGINE_CPU if cpu else rec.pfe_index
+        pairs = [(p.outbound_handle, max_inner_length(p.outbound, self.mtu)) for p in rec.pairs]
+        sels = [(_c_nets(s.local), _c_nets(s.remote)) for s in info.selectors]
+        self._pipeline.set_tunnel(tid, 0 if cpu else engine, cpu, pairs, sels)
+        for i, p in enumerate(rec.pairs):
+            self._pipeline.spi_set(p.inbound.spi, tid, engine, i, p.inbound_handle)
+        for d in rec.draining:
+            self._pipeline.spi_set(d.spec.spi, tid, engine, -1, d.handle)
+
+    # -- counters kept in C, folded into the counter classes when read ----------------------------
+
+    @property
+    def counters(self) -> GatewayCounters:
+        """The gateway's counters (what the pipeline counted in C included)."""
+        self._sync_counters()
+        return self._counters
+
+    def _sync_counters(self) -> None:
+        pl = self._pipeline
+        _add_deltas(self._counters, pl.gateway_counters(), self._synced_gw)
+        _add_deltas(self._counters.paths["pfe"], pl.path_counters(), self._synced_path)
+
+    def _sync_tunnel(self, tid: int, flow: TunnelFlow) -> None:
+        last = self._synced_tunnels.setdefault(tid, {})
+        _add_deltas(flow, self._pipeline.tunnel_counters(tid), last)
+        drops = self._pipeline.tunnel_drops(tid)
+        for code, value in drops.items():
+            key = ("drop", code)
+            d = value - last.get(key, 0)
+            if d:
+                flow.in_drop_reasons[Status(code).name] += d
+                last[key] = value
+
+    # -- bursts --------------------------------------------------------------------------------
+
+    def _run(self, inbound: bool, burst: Burst, select: int, count_received: bool = True) -> int:
+        arrays = pipeline_arrays(burst)
+        locks = self._pfe_locks
+        for lock in locks:
+            lock.acquire()
+        t0 = time.perf_counter()
+        try:
+            if inbound:
+                punts = self._pipeline.inbound(arrays, burst.count, select, count_received)
+            else:
+                punts = self._pipeline.outbound(arrays, burst.count, select)
+        finally:
+            for lock in locks:
+                lock.release()
+        if self._pipeline.kernel_calls:
+            path = self._counters.paths["pfe"]
+            path.burst_calls += 1
+            path.seconds += time.perf_counter() - t0
+        return punts
+
+    def outbound_burst(self, burst: Burst, select: int = -1) -> "BurstOutput":
+        """Route and encrypt the inner packets of `burst` in place (module docstring).
+
+        One C call for the burst (GIL released); `burst.verdict` says per slot what happened
+        (`Verdict`: WIRE, a DROP_* or a punt) and `burst.tunnel` the tunnel id. Punted packets
+        are handled in Python; what they produced is in the returned `BurstOutput`. With
+        `select` >= 0 only the slots whose verdict is `select` are processed."""
+        res = BurstOutput(burst)
+        if burst.count and self._run(False, burst, select):
+            self._outbound_punts(burst, res)
+        return res
+
+    def inbound_burst(self, burst: Burst, select: int = -1) -> "BurstOutput":
+        """Demultiplex, decrypt, check and route the outer packets of `burst` in place.
+
+        `burst.verdict` per slot: DELIVER (the slot holds the inner packet), WIRE (hairpinned
+        into another tunnel), a DROP_* or a punt handled in Python (`BurstOutput`). Pass
+        `select=Verdict.WIRE` to take a burst another gateway's `outbound_burst` just filled."""
+        res = BurstOutput(burst)
+        if burst.count and self._run(True, burst, select):
+            self._inbound_punts(burst, res)
+        return res
+
+    def _punted(self, burst: Burst) -> list[tuple[int, bytes]]:
+        v = burst.verdict[:burst.count]
+        idx = np.flatnonzero((v >= _PUNT_MIN) & (v != _SKIPPED)).tolist()
+        return [(i, burst.packet(i)) for i in idx]
+
+    def _outbound_punts(self, burst: Burst, res: "BurstOutput") -> None:
+        self._slow_outbound(self._punted(burst), res)
+
+    def _inbound_punts(self, burst: Burst, res: "BurstOutput") -> None:
+        items = self._punted(burst)
+        hairpins = [(i, p) for i, p in items if burst.verdict[i] == _HAIRPIN]
+        others = [(i, p) for i, p in items if burst.verdict[i] != _HAIRPIN]
+        if others:
+            self._slow_inbound(others, res)
+        if hairpins:
+            self._slow_outbound(hairpins, res, received=False)
+
+    def _collect(self, burst: Burst, res: "BurstOutput", out: Output) -> None:
+        """Append what a burst call produced to a list-of-bytes `Output`, in slot order."""
+        verdicts = burst.verdict[:burst.count].tolist()
+        for i, v in enumerate(verdicts):
+            if v == _WIRE:
+                out.wire.append(burst.packet(i))
+            elif v == _DELIVER:
+                out.delivered.append(burst.packet(i))
+            elif _DROP_MIN <= v <= _DROP_MAX:
+                out.dropped += 1
+            elif v != _KEEPALIVE:
+                extra = res.wire.get(i)
+                if extra:
+                    out.wire.extend(extra)
+                inner = res.delivered.get(i)
+                if inner is not None:
+                    out.delivered.append(inner)
+        out.local += res.local
+        out.ike += res.ike
+        out.dropped += res.dropped
+
+    def _pipeline_burst(self, key: str, packets: Sequence[bytes]) -> Burst:
+        burst = self._burst(key, list(packets), -1)
+        return burst
+
     # -- outbound ------------------------------------------------------------------------------
 
+    def outbound(self, packets: Sequence[bytes]) -> Output:
+        """Encrypt inner IP packets into their tunnels (module docstring): the list-of-bytes
+        form of `outbound_burst`."""
+        out = Output()
+        for start in range(0, len(packets), self.max_burst):
+            burst = self._pipeline_burst("out", packets[start:start + self.max_burst])
+            self._collect(burst, self.outbound_burst(burst), out)
+        return out
+
     def _route(self, key: bytes) -> Optional[tuple[_Tunnel, SaPair, int, int]]:
-        """Route lookup for the inner (source, destination) bytes `key`: (tunnel, child SA
-        pair, engine index, largest inner packet that fits the tunnel MTU), or None. Results
-        are cached per address pair until the tunnels change."""
+        """Route lookup on the Python path for the inner (source, destination) bytes `key`:
+        (tunnel, child SA pair, engine index, largest inner packet that fits the tunnel MTU),
+        or None. Calls `tunnel_trigger` for routed tunnels without SAs (on-traffic
+        establishment). Results are cached per address pair until the tunnels change."""
         half = len(key) // 2
         src, dst = ipaddress.ip_address(key[:half]), ipaddress.ip_address(key[half:])
         result = None
@@ -415,15 +670,17 @@ class Gateway:
             self._route_cache[key] = result
         return result
 
-    def outbound(self, packets: Sequence[bytes]) -> Output:
-        """Encrypt inner IP packets into their tunnels (module docstring)."""
-        c = self.counters
-        out = Output()
+    def _slow_outbound(self, items: list[tuple[int, bytes]], res: "BurstOutput",
+                       received: bool = False) -> None:
+        """The Python path of outbound packets the pipeline punted (CPU-path tunnels, packets
+        over the tunnel MTU, routes to tunnels without SAs, hairpins it could not take):
+        route, MTU, one `encrypt_burst` per engine. `res.wire[i]` gets the outer packets."""
+        c = self._counters
         jobs: dict[int, list[tuple[int, bytes, int, _Tunnel]]] = {}
-        slots = 0
         cache = self._route_cache
-        for pkt in packets:
-            c.inner_received += 1
+        for index, pkt in items:
+            if received:
+                c.inner_received += 1
             n = len(pkt)
             v = pkt[0] >> 4 if n else 0
             if v == 4 and n >= 20:
@@ -432,28 +689,25 @@ class Gateway:
                 key = pkt[8:40]
             else:
                 c.malformed_inner += 1
-                out.dropped += 1
+                res.dropped += 1
                 continue
             hit = cache.get(key, False)
             if hit is False:
                 hit = self._route(key)
             if hit is None:
                 c.no_route += 1
-                out.dropped += 1
+                res.dropped += 1
                 continue
             info, pair, e, limit = hit
             info.flow.out_packets += 1
-            if len(self._sessions) < 65536:
-                self._sessions.add((key, pkt[9] if v == 4 else pkt[6]))
-            items = [pkt]
+            self._pipeline.session_add(key, pkt[9] if v == 4 else pkt[6])
+            todo = [pkt]
             if n > limit:
-                items = self._too_big(pkt, limit, info, out)
-                if not items:
+                todo = self._too_big(pkt, limit, info, res)
+                if not todo:
                     continue
-            for item in items:
-                jobs.setdefault(e, []).append((slots, item, pair.outbound_handle, info))
-                slots += 1
-        results: list[Optional[bytes]] = [None] * slots
+            for item in todo:
+                jobs.setdefault(e, []).append((index, item, pair.outbound_handle, info))
         for e, job in jobs.items():
             engine = self.engines[e]
             path = c.paths[engine.kind]
@@ -465,24 +719,22 @@ class Gateway:
                 path.seconds += time.perf_counter() - t0
                 path.burst_calls += 1
                 status = burst.status
-                for i, (slot, _, _, info) in enumerate(chunk):
+                for i, (index, _, _, info) in enumerate(chunk):
                     if status[i] == _OK:
-                        results[slot] = burst.packet(i)
+                        res.wire.setdefault(index, []).append(burst.packet(i))
                         info.flow.out_encrypted += 1
                         path.encrypted += 1
+                        c.transmitted_outer += 1
                     else:
                         info.flow.out_engine_drops += 1
                         path.encrypt_drops += 1
-                        out.dropped += 1
-        out.wire = [r for r in results if r is not None]
-        c.transmitted_outer += len(out.wire)
-        return out
+                        res.dropped += 1
 
-    def _too_big(self, pkt: bytes, limit: int, info: _Tunnel, out: Output) -> list[bytes]:
+    def _too_big(self, pkt: bytes, limit: int, info: _Tunnel, out: "BurstOutput") -> list[bytes]:
         """RFC 4301 §8: an IPv4 packet with DF clear is fragmented before encryption (RFC 791);
         otherwise it is dropped and the sender gets ICMP type 3 code 4 (RFC 792, RFC 1191) or
         ICMPv6 Packet Too Big (RFC 4443 §3.2) carrying the tunnel's inner MTU."""
-        c = self.counters
+        c = self._counters
         if pkt[0] >> 4 == 4 and not pkt[6] & 0x40:
             try:
                 frags = fragment_ipv4(pkt, limit)
@@ -523,7 +775,7 @@ class Gateway:
         src = self.icmp_source(6) or "::"
         return icmpv6_packet_too_big(pkt, mtu, src)
 
-    def _burst(self, e: int, packets: list[bytes], handles) -> Burst:
+    def _burst(self, e: object, packets: list[bytes], handles) -> Burst:
         longest = max(len(p) for p in packets)
         slot = max(2048, DEFAULT_HEADROOM + longest + 128)
         burst = self._bursts.get(e)
@@ -536,19 +788,27 @@ class Gateway:
     # -- inbound -------------------------------------------------------------------------------
 
     def inbound(self, packets: Sequence[bytes]) -> Output:
-        """Decrypt outer packets from the peer (module docstring)."""
-        c = self.counters
+        """Decrypt outer packets from the peer (module docstring): the list-of-bytes form of
+        `inbound_burst`."""
         out = Output()
-        jobs: dict[int, list[tuple[int, bytes, str]]] = {}
-        slots = 0
-        for pkt in packets:
-            c.outer_received += 1
-            kind, value = classify_outer(pkt, self._outer_frags, self.counters)
+        for start in range(0, len(packets), self.max_burst):
+            burst = self._pipeline_burst("in", packets[start:start + self.max_burst])
+            self._collect(burst, self.inbound_burst(burst), out)
+        return out
+
+    def _slow_inbound(self, items: list[tuple[int, bytes]], res: "BurstOutput") -> None:
+        """The Python path of inbound packets the pipeline punted (IKE, outer fragments,
+        CPU-path tunnels): demux, reassembly, SPI lookup in the distributor's index, one
+        `decrypt_burst` per engine, selector check, delivery or hairpin."""
+        c = self._counters
+        jobs: dict[int, list[tuple[int, bytes, str, Optional[int]]]] = {}
+        for index, pkt in items:
+            kind, value = classify_outer(pkt, self._outer_frags, c)
             if kind == "fragment":
                 continue
             if kind == "ike":
                 c.ike_packets += 1
-                out.ike.append(value)
+                res.ike.append(value)
                 self.ike_queue.append(value)
                 if self.ike_handler is not None:
                     self.ike_handler(value)
@@ -558,19 +818,18 @@ class Gateway:
                 continue
             if kind == "bad":
                 c.malformed_outer += 1
-                out.dropped += 1
+                res.dropped += 1
                 continue
             spi, pkt = value
-            hit = self._spi_index.get(spi)
+            hit = self.distributor.lookup_spi(spi)
             if hit is None:
                 c.invalid_spi += 1
-                out.dropped += 1
+                res.dropped += 1
                 continue
-            e, name = hit
-            self._tunnels[name].flow.in_packets += 1
-            jobs.setdefault(e, []).append((slots, pkt, name))
-            slots += 1
-        results: list[Optional[bytes]] = [None] * slots
+            rec, pair_index, _ = hit
+            e = self._engine_index(rec.engine)
+            self._tunnels[rec.name].flow.in_packets += 1
+            jobs.setdefault(e, []).append((index, pkt, rec.name, pair_index))
         for e, job in jobs.items():
             engine = self.engines[e]
             path = c.paths[engine.kind]
@@ -581,16 +840,20 @@ class Gateway:
                 engine.decrypt_burst(burst)
                 path.seconds += time.perf_counter() - t0
                 path.burst_calls += 1
-                for i, (slot, _, name) in enumerate(chunk):
-                    results[slot] = self._after_decrypt(e, burst, i, self._tunnels[name],
-                                                        path, out)
-        out.delivered = [r for r in results if r is not None]
-        c.delivered_inner += len(out.delivered)
-        return out
+                for i, (index, _, name, pair_index) in enumerate(chunk):
+                    inner = self._after_decrypt(burst, i, self._tunnels[name], pair_index,
+                                                path, res)
+                    if inner is None:
+                        continue
+                    if self.hairpin and self._hairpin_target(inner, name):
+                        self._slow_outbound([(index, inner)], res)
+                    else:
+                        res.delivered[index] = inner
+                        c.delivered_inner += 1
 
-    def _after_decrypt(self, e: int, burst: Burst, i: int, info: _Tunnel, path, out: Output
-                       ) -> Optional[bytes]:
-        """Account for packet `i` of a decrypted burst; its inner packet if it is delivered."""
+    def _after_decrypt(self, burst: Burst, i: int, info: _Tunnel, pair_index: Optional[int],
+                       path, out: "BurstOutput") -> Optional[bytes]:
+        """Account for packet `i` of a decrypted burst; its inner packet if it passed."""
         status = int(burst.status[i])
         flow = info.flow
         if status != _OK:
@@ -601,44 +864,59 @@ class Gateway:
             return None
         path.decrypted += 1
         inner = burst.packet(i)
-        handle = int(burst.sa[i])
         v = inner[0] >> 4 if inner else 0
         key = inner[12:20] if v == 4 and len(inner) >= 20 else inner[8:40]
-        ok = self._ts_cache.get((e, handle, key))
+        cache_key = (info.name, pair_index, key)
+        ok = self._ts_cache.get(cache_key)
         if ok is None:
-            ok = self._ts_ok(e, handle, inner, info)
+            ok = self._ts_ok(pair_index, inner, info)
             if len(self._ts_cache) >= 65536:
                 self._ts_cache.clear()
-            self._ts_cache[(e, handle, key)] = ok
+            self._ts_cache[cache_key] = ok
         if not ok:                                   # RFC 4301 §5.2 step 4
             flow.in_ts_fail += 1
-            self.counters.ts_check_fail += 1
+            self._counters.ts_check_fail += 1
             out.dropped += 1
             return None
         flow.in_delivered += 1
-        if len(self._sessions) < 65536:
-            self._sessions.add((key, inner[9] if v == 4 else inner[6]))
+        self._pipeline.session_add(key, inner[9] if v == 4 else inner[6])
         if is_fragment(inner):
-            self.counters.fragments_received += 1
+            self._counters.fragments_received += 1
         return inner
 
-    def _ts_ok(self, e: int, handle: int, inner: bytes, info: _Tunnel) -> bool:
+    def _ts_ok(self, pair_index: Optional[int], inner: bytes, info: _Tunnel) -> bool:
         """RFC 4301 §5.2 step 4: the inner packet matches the selector of the SA it came on
         (a draining SA after a rekey: any of the tunnel's selectors)."""
         addrs = inner_addresses(inner)
         if addrs is None:
             return False
-        pair_index = self._in_index.get((e, handle))
         if pair_index is not None and pair_index < len(info.selectors):
             return info.selectors[pair_index].matches_inbound(*addrs)
         if info.selectors and pair_index is None:
             return any(s.matches_inbound(*addrs) for s in info.selectors)
         return True
 
+    def _hairpin_target(self, inner: bytes, arrival: str) -> Optional[str]:
+        """The installed tunnel other than `arrival` a decrypted packet is routed into, if
+        any (the same decision as the pipeline's; no on-traffic trigger)."""
+        addrs = inner_addresses(inner)
+        if addrs is None:
+            return None
+        src, dst = addrs
+        for name in self.routes.lookup(dst):
+            info = self._tunnels.get(name)
+            if info is None or name not in self.distributor:
+                return None
+            for i, _ in enumerate(self.distributor.tunnel(name).pairs):
+                sel = info.selectors[i] if i < len(info.selectors) else ANY
+                if sel.matches_outbound(src, dst):
+                    return name if name != arrival else None
+        return None
+
     # -- statistics and show -----------------------------------------------------------------
 
     def current_sessions(self) -> int:
-        return len(self._sessions)
+        return self._pipeline.sessions()
 
     def show(self, command: str) -> str:
         """Junos show output as text: `gateway.show("security ipsec statistics")`. See

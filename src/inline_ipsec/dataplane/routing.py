@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 __all__ = ["Selector", "RouteTable", "inner_addresses", "ANY"]
 
@@ -88,10 +88,14 @@ class RouteTable:
     """Longest-prefix match from a destination to the tunnels (VPN names) behind it.
 
     Routes are few (one per VPN or traffic selector), so a list sorted by prefix length is
-    enough; a bounded per-destination cache keeps bursts of one flow cheap.
+    enough; a bounded per-destination cache keeps bursts of one flow cheap. This table is the
+    control plane's copy: `listener(network, tunnels)` is called for every prefix whose tunnels
+    change (an empty tuple: the prefix is gone), and the gateway mirrors it into the C FIB of
+    its forwarding pipeline.
     """
 
     def __init__(self, cache_size: int = 4096) -> None:
+        self.listener: Optional[Callable[[Network, tuple[str, ...]], None]] = None
         self._routes: list[tuple[Network, tuple[str, ...]]] = []
         self._cache: dict[Address, tuple[str, ...]] = {}
         self._cache_size = cache_size
@@ -108,11 +112,15 @@ class RouteTable:
         i = self._where.get(net)
         if i is not None:
             n, names = self._routes[i]
-            self._routes[i] = (n, names + tuple(t for t in tunnels if t not in names))
+            names = names + tuple(t for t in tunnels if t not in names)
+            self._routes[i] = (n, names)
         else:
-            self._routes.append((net, tuple(tunnels)))
+            names = tuple(tunnels)
+            self._routes.append((net, names))
             self._sorted = False
         self._cache.clear()
+        if self.listener is not None:
+            self.listener(net, names)
 
     def _sort(self) -> None:
         """Longest prefix first (sorted lazily: thousands of VPNs add routes one by one)."""
@@ -130,13 +138,19 @@ class RouteTable:
 
     def remove_tunnel(self, name: str) -> None:
         routes = []
+        changed = []
         for net, names in self._routes:
-            names = tuple(n for n in names if n != name)
-            if names:
-                routes.append((net, names))
+            kept = tuple(n for n in names if n != name)
+            if kept != names:
+                changed.append((net, kept))
+            if kept:
+                routes.append((net, kept))
         self._routes = routes
         self._index = None
         self._cache.clear()
+        if self.listener is not None:
+            for net, kept in changed:
+                self.listener(net, kept)
 
     def lookup(self, dst: Address) -> tuple[str, ...]:
         """The tunnels of the longest matching prefix (empty: no route into a tunnel)."""

@@ -29,6 +29,9 @@ class Burst:
                                            (set by the caller), or the inbound SA that
                                            decrypted it (set by the engine, -1 if none)
       status  uint8  [capacity]            per packet result code (`Status`), set by the engine
+      verdict uint8  [capacity]            per packet: what a gateway's forwarding pipeline did
+                                           with it (`Verdict`: sent, delivered, dropped, punted)
+      tunnel  int32  [capacity]            per packet: the pipeline's tunnel id, -1 if none
     `count` is the number of packets in use (slots 0..count-1).
     """
 
@@ -46,6 +49,8 @@ class Burst:
         self.length = np.zeros(capacity, dtype=np.uint32)
         self.sa = np.full(capacity, -1, dtype=np.int32)
         self.status = np.zeros(capacity, dtype=np.uint8)
+        self.verdict = np.zeros(capacity, dtype=np.uint8)
+        self.tunnel = np.full(capacity, -1, dtype=np.int32)
         self.count = 0
         # One flat byte view of all slots: copying a packet in or out through it costs a
         # fraction of a numpy slice assignment (this is the per-packet cost of list APIs).
@@ -53,6 +58,8 @@ class Burst:
         #: An engine's cached view of the arrays (engines set it; the arrays never change
         #: identity: `load`, `set` and `restore_from` write into them).
         self.kernel_view: object = None
+        #: The forwarding pipeline's cached view (with `verdict` and `tunnel`).
+        self.pipeline_view: object = None
 
     @property
     def max_packet(self) -> int:
@@ -139,10 +146,11 @@ class Burst:
         """A deep copy (benchmarks restore a burst from one before every round)."""
         other = Burst.__new__(Burst)
         other.__dict__.update(self.__dict__)
-        for name in ("data", "offset", "length", "sa", "status"):
+        for name in ("data", "offset", "length", "sa", "status", "verdict", "tunnel"):
             setattr(other, name, getattr(self, name).copy())
         other._flat = memoryview(other.data).cast("B")
         other.kernel_view = None
+        other.pipeline_view = None
         return other
 
     def restore_from(self, other: "Burst") -> None:
@@ -151,4 +159,5 @@ class Burst:
         np.copyto(self.offset, other.offset)
         np.copyto(self.length, other.length)
         np.copyto(self.sa, other.sa)
+        np.copyto(self.verdict, other.verdict)
         self.count = other.count

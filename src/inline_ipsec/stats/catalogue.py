@@ -32,8 +32,9 @@ __all__ = ["Counter", "Feed", "Row", "ShowCommand", "ShowLine", "COUNTERS", "SCO
 #: Where a counter lives: per SA (both engines; C struct), per engine (drops that name no SA;
 #: C struct), per gateway, per engine kind at a gateway ("path"), per tunnel at a gateway.
 SCOPES = ("sa", "engine", "gateway", "path", "tunnel")
-#: The C struct of each scope the PFE's kernels count in.
-C_STRUCTS = {"sa": "sa_counters_t", "engine": "engine_counters_t"}
+#: The C struct of each scope the PFE's kernels and the forwarding pipeline count in.
+C_STRUCTS = {"sa": "sa_counters_t", "engine": "engine_counters_t",
+             "gateway": "gateway_counters_t", "tunnel": "tunnel_counters_t"}
 DIRECTIONS = ("inbound", "outbound", "both")
 UNITS = ("packets", "bytes", "calls", "seconds", "sessions")
 
@@ -422,7 +423,8 @@ def c_declarations(origin: str) -> str:
         names = counter_names(scope)
         out.append(f"ctypedef struct {struct}:")
         for c in counters(scope):
-            out.append(f"    uint64_t {c.name}  # {c.description}")
+            if not c.gauge:                # a gauge is read when shown, never counted
+                out.append(f"    uint64_t {c.name}  # {c.description}")
         out += ["", ""]
         view = struct[:-2]   # "sa_counters_t" -> "sa_counters"
         out.append(f"cdef inline dict {view}_dict(const {struct} *c):")

@@ -184,6 +184,14 @@ class Distributor:
         self.drain_seconds = drain_seconds
         self._tunnels: dict[str, TunnelRecord] = {}
         self._next_id = FIRST_TUNNEL_ID
+        # The one SPI/SA index of the chassis: inbound SPI -> (tunnel, child SA pair index or
+        # None for an SA draining after a rekey, handle). The data plane mirrors it through
+        # `listeners`, never keeps a copy of its own.
+        self._by_spi: dict[int, tuple[str, Optional[int], int]] = {}
+        self._spis_of: dict[str, set[int]] = {}
+        #: Called as `listener(name, record or None when removed, SPIs no longer installed)`
+        #: after every change to a tunnel's SAs.
+        self.listeners: list[Callable[[str, Optional[TunnelRecord], frozenset[int]], None]] = []
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -202,6 +210,33 @@ class Distributor:
     def tunnels(self) -> list[TunnelRecord]:
         """Every tunnel, in installation order."""
         return list(self._tunnels.values())
+
+    def lookup_spi(self, spi: int) -> Optional[tuple[TunnelRecord, Optional[int], int]]:
+        """The inbound SA with this SPI (RFC 4301 §4.1): (tunnel, child SA pair index or None
+        for an SA draining after a rekey, engine handle), or None."""
+        hit = self._by_spi.get(spi)
+        if hit is None:
+            return None
+        return self._tunnels[hit[0]], hit[1], hit[2]
+
+    def _reindex(self, name: str) -> None:
+        """Refresh the SPI index entries of one tunnel and tell the listeners."""
+        old = self._spis_of.pop(name, set())
+        for spi in old:
+            self._by_spi.pop(spi, None)
+        rec = self._tunnels.get(name)
+        now: set[int] = set()
+        if rec is not None:
+            for i, p in enumerate(rec.pairs):
+                self._by_spi[p.inbound.spi] = (name, i, p.inbound_handle)
+                now.add(p.inbound.spi)
+            for d in rec.draining:
+                self._by_spi[d.spec.spi] = (name, None, d.handle)
+                now.add(d.spec.spi)
+            self._spis_of[name] = now
+        gone = frozenset(old - now)
+        for listener in self.listeners:
+            listener(name, rec, gone)
 
     def events(self, name: str) -> list[str]:
         """The tunnel's event history, rendered as in `Tunnel events:`."""
@@ -295,6 +330,7 @@ class Distributor:
             self._event(rec, f"IPsec SA offloaded to hardware ({location})")
         else:
             self._event(rec, "IPsec SA not offloaded to hardware: " + "; ".join(placement.reasons))
+        self._reindex(name)
         return rec
 
     @_mutates
@@ -306,6 +342,7 @@ class Distributor:
                              self.clock())
         rec.pairs.append(pair)
         self._event(rec, "IPsec SA negotiation succeeds")
+        self._reindex(name)
         return pair
 
     @_mutates
@@ -322,6 +359,7 @@ class Distributor:
         rec.pairs, rec.draining = [], []
         self._event(rec, f"IPSec SA is deleted because {reason}")
         del self._tunnels[name]
+        self._reindex(name)
         return rec
 
     @_mutates
@@ -336,6 +374,7 @@ class Distributor:
         rec.engine.remove(pair.outbound_handle)
         rec.engine.remove(pair.inbound_handle)
         self._event(rec, f"IPSec SA is deleted because {reason}")
+        self._reindex(name)
         return pair
 
     # -- rekey -----------------------------------------------------------------------------
@@ -386,6 +425,7 @@ class Distributor:
         self._event(rec, "IPsec SA rekey succeeds")
         if applied:
             self._event(rec, "Pending change applied at rekey: " + ", ".join(applied))
+        self._reindex(name)
         return new
 
     @_mutates
@@ -402,6 +442,8 @@ class Distributor:
                 else:
                     keep.append(d)
             rec.draining = keep
+        for name in sorted({name for name, _ in removed}):
+            self._reindex(name)
         return removed
 
     @_mutates
@@ -413,6 +455,7 @@ class Distributor:
             self._drop_drained(rec, d)
             spis.append(d.spec.spi)
         rec.draining = []
+        self._reindex(name)
         return spis
 
     @_mutates
@@ -462,6 +505,7 @@ class Distributor:
                 update(pair.outbound_handle, pair.outbound)
                 update(pair.inbound_handle, pair.inbound)
             self._event(rec, f"Copy-Outer-DSCP changed to {_enabled(enabled)}")
+            self._reindex(name)
         return True
 
     def _apply_df_bit(self, rec: TunnelRecord) -> None:
@@ -483,6 +527,7 @@ class Distributor:
             elif new_out.df_bit != pair.outbound.df_bit:
                 pair.outbound_handle = _reinstall_outbound(engine, pair.outbound_handle, new_out)
             pair.outbound, pair.inbound = new_out, new_in
+        self._reindex(rec.name)
 
     # -- helpers ---------------------------------------------------------------------------
 
