@@ -88,6 +88,16 @@ ctypedef struct path_counters_t:   # the PFE path of this gateway
     uint64_t decrypted
     uint64_t encrypt_drops
     uint64_t decrypt_drops
+    uint64_t burst_calls    # burst calls in which a packet reached a PFE kernel
+    uint64_t ns             # time spent in those calls
+
+ctypedef struct last_route_t:   # the last routing decision: bursts are mostly one flow
+    uint64_t gen            # pipeline_t.gen when it was taken
+    uint32_t klen           # 8 (IPv4) or 32 (IPv6); 0: empty
+    uint8_t key[32]         # source ‖ destination
+    int32_t tid
+    int32_t pair
+    int result
 
 ctypedef struct pipeline_t:
     sa_table_t *tables[PL_MAX_PFES]
@@ -102,6 +112,10 @@ ctypedef struct pipeline_t:
     uint64_t *sessions
     uint32_t nsessions
     uint8_t hairpin
+    uint64_t gen              # bumped by every change to the FIB or the tunnels
+    last_route_t last_route
+    uint32_t last_session_klen
+    uint8_t last_session[33]  # source ‖ destination ‖ protocol of the last session counted
     uint32_t kernel_calls     # PFE kernel calls made by the last burst call
     gateway_counters_t c
     path_counters_t pfe

@@ -36,6 +36,7 @@ SAs. A punted packet is counted here only as received; the gateway counts the re
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset, memcmp
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_table_t
 from _pfe_core.table cimport SaTable
@@ -76,6 +77,24 @@ cdef inline uint64_t mix64(uint64_t h) noexcept nogil:
     h *= <uint64_t>0x94d049bb133111ebULL
     h ^= h >> 31
     return h
+
+
+cdef inline uint64_t now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <uint64_t>ts.tv_sec * 1000000000ULL + <uint64_t>ts.tv_nsec
+
+
+cdef inline void count_call(pipeline_t *p, uint64_t t0) noexcept nogil:
+    if p.kernel_calls:
+        p.pfe.burst_calls += 1
+        p.pfe.ns += now_ns() - t0
+
+
+cdef inline uint64_t load64(const uint8_t *a) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, a, 8)
+    return v
 
 
 cdef inline uint64_t hash_bytes(const uint8_t *p, uint32_t n, uint64_t seed) noexcept nogil:
@@ -142,7 +161,8 @@ cdef inline bint sel_in(const pl_sel_t *s, uint8_t fam, const uint8_t *src,
 # -- FIB ---------------------------------------------------------------------------------------
 
 cdef inline uint64_t fib_hash(const uint8_t *addr, uint8_t plen) noexcept nogil:
-    return hash_bytes(addr, 16, plen)
+    # two word loads and two mixes: the addresses are masked and zero-padded to 16 bytes
+    return mix64(load64(addr) ^ mix64(load64(addr + 8) ^ plen))
 
 
 cdef fib_entry_t *fib_find(const fib_t *f, const uint8_t *masked, uint8_t plen) noexcept nogil:
@@ -273,8 +293,14 @@ cdef inline void session_add(pipeline_t *p, const uint8_t *key, uint32_t klen,
     """Count a distinct (source, destination, protocol): a set of 64-bit hashes, bounded."""
     cdef uint64_t h
     cdef uint32_t i
+    if klen == p.last_session_klen and p.last_session[klen] == proto \
+            and memcmp(p.last_session, key, klen) == 0:
+        return                  # the same flow as the packet before: counted already
     if p.sessions == NULL or p.nsessions >= PL_SESSION_MAX:
         return
+    memcpy(p.last_session, key, klen)
+    p.last_session[klen] = proto
+    p.last_session_klen = klen
     h = hash_bytes(key, klen, <uint64_t>proto << 8 | klen)
     if h == 0:
         h = 1
@@ -309,8 +335,26 @@ cdef inline int ip_addrs(const uint8_t *pkt, uint32_t ln, uint8_t *fam, const ui
     return -1
 
 
-cdef int route_out(const pipeline_t *p, uint8_t fam, const uint8_t *src, const uint8_t *dst,
+cdef int route_out(pipeline_t *p, uint8_t fam, const uint8_t *src, const uint8_t *dst,
                    uint32_t alen, int32_t *tid_out, int32_t *pair_out) noexcept nogil:
+    """`route_lookup`, remembering the last decision until the tables change."""
+    cdef last_route_t *last = &p.last_route
+    # src and dst are adjacent in both IPv4 and IPv6 headers: one key of 2 * alen bytes
+    if last.gen == p.gen and last.klen == 2 * alen and memcmp(last.key, src, 2 * alen) == 0:
+        tid_out[0] = last.tid
+        pair_out[0] = last.pair
+        return last.result
+    last.result = route_lookup(p, fam, src, dst, alen, &last.tid, &last.pair)
+    last.gen = p.gen
+    last.klen = 2 * alen
+    memcpy(last.key, src, 2 * alen)
+    tid_out[0] = last.tid
+    pair_out[0] = last.pair
+    return last.result
+
+
+cdef int route_lookup(const pipeline_t *p, uint8_t fam, const uint8_t *src, const uint8_t *dst,
+                      uint32_t alen, int32_t *tid_out, int32_t *pair_out) noexcept nogil:
     """RFC 4301 §5.1: the tunnels behind the longest matching prefix, in order, and in each
     the first child SA pair whose selector matches. ROUTE_PENDING when a tunnel without SAs
     comes before any match (the control plane may bring it up on traffic)."""
@@ -318,6 +362,8 @@ cdef int route_out(const pipeline_t *p, uint8_t fam, const uint8_t *src, const u
     cdef const pl_tunnel_t *t
     cdef uint16_t k, j
     cdef int32_t tid
+    tid_out[0] = -1
+    pair_out[0] = -1
     if e == NULL:
         return ROUTE_NONE
     for k in range(e.ntids):
@@ -577,6 +623,7 @@ cdef Py_ssize_t pl_outbound(pipeline_t *p, uint8_t *data, Py_ssize_t slot_size, 
     returns the number of punts."""
     cdef Py_ssize_t i, punts = 0
     cdef uint8_t v
+    cdef uint64_t t0 = now_ns()
     p.kernel_calls = 0
     for i in range(n):
         if select >= 0 and verdict[i] != select:
@@ -587,6 +634,7 @@ cdef Py_ssize_t pl_outbound(pipeline_t *p, uint8_t *data, Py_ssize_t slot_size, 
         verdict[i] = v
         if v >= PUNT_IKE:
             punts += 1
+    count_call(p, t0)
     return punts
 
 
@@ -597,6 +645,7 @@ cdef Py_ssize_t pl_inbound(pipeline_t *p, uint8_t *data, Py_ssize_t slot_size, u
     """Demux, decrypt, check and route slots 0..n-1; returns the number of punts."""
     cdef Py_ssize_t i, punts = 0
     cdef uint8_t v
+    cdef uint64_t t0 = now_ns()
     p.kernel_calls = 0
     for i in range(n):
         if select >= 0 and verdict[i] != select:
@@ -607,6 +656,7 @@ cdef Py_ssize_t pl_inbound(pipeline_t *p, uint8_t *data, Py_ssize_t slot_size, u
         verdict[i] = v
         if v >= PUNT_IKE:
             punts += 1
+    count_call(p, t0)
     return punts
 
 
@@ -698,6 +748,7 @@ cdef class Pipeline:
             raise MemoryError()
         self.p.max_tunnels = max_tunnels
         self.p.hairpin = hairpin
+        self.p.gen = 1              # a zeroed last_route (gen 0) is never taken for valid
         self.max_routes = max_routes
         self.max_spis = max_spis
 
@@ -786,18 +837,21 @@ cdef class Pipeline:
         t.cpu = cpu
         t.engine = 0 if cpu else engine
         t.state = TUNNEL_ACTIVE
+        self.p.gen += 1
 
     def set_pending(self, long tid) -> None:
         """Tunnel `tid` is routed to but has no SAs: its packets are punted (PUNT_ROUTE)."""
         cdef pl_tunnel_t *t = self._tunnel(tid)
         _free_tunnel(t)
         t.state = TUNNEL_PENDING
+        self.p.gen += 1
 
     def clear_tunnel(self, long tid) -> None:
         """Forget tunnel `tid` and zero its counters (the id may be reused)."""
         cdef pl_tunnel_t *t = self._tunnel(tid)
         _free_tunnel(t)
         memset(t, 0, sizeof(pl_tunnel_t))
+        self.p.gen += 1
 
     def tunnel_state(self, long tid) -> int:
         return self._tunnel(tid).state
@@ -843,6 +897,7 @@ cdef class Pipeline:
             free(e.tids)
             e.tids = arr
             e.ntids = <uint16_t>n
+            self.p.gen += 1
             return
         if self.p.fib4.count + self.p.fib6.count >= self.max_routes:
             free(arr)
@@ -865,6 +920,7 @@ cdef class Pipeline:
         f.count += 1
         f.per_len[net.plen] += 1
         fib_relens(f)
+        self.p.gen += 1
 
     def route_del(self, int version, int plen, bytes packed) -> bool:
         cdef fib_t *f = self._fib(version)
@@ -878,6 +934,7 @@ cdef class Pipeline:
         f.count -= 1
         f.per_len[net.plen] -= 1
         fib_relens(f)
+        self.p.gen += 1
         return True
 
     def route_clear(self) -> None:
@@ -888,6 +945,7 @@ cdef class Pipeline:
         cdef fib_t *f = &self.p.fib4 if version == 4 else &self.p.fib6
         fib_free_slots(f.slots, f.cap)
         memset(f, 0, sizeof(fib_t))
+        self.p.gen += 1
 
     def route_count(self) -> int:
         return self.p.fib4.count + self.p.fib6.count
@@ -981,7 +1039,8 @@ cdef class Pipeline:
     def path_counters(self) -> dict:
         return {"encrypted": self.p.pfe.encrypted, "decrypted": self.p.pfe.decrypted,
                 "encrypt_drops": self.p.pfe.encrypt_drops,
-                "decrypt_drops": self.p.pfe.decrypt_drops}
+                "decrypt_drops": self.p.pfe.decrypt_drops,
+                "burst_calls": self.p.pfe.burst_calls, "seconds": self.p.pfe.ns / 1e9}
 
     # -- bursts ------------------------------------------------------------------------------
 

@@ -61,7 +61,8 @@ from .routing import ANY, RouteTable, Selector, inner_addresses
 if TYPE_CHECKING:
     from ..control.ike_control import IkeControl
 
-__all__ = ["Gateway", "Output", "BurstOutput", "IkeDatagram", "DEFAULT_MTU", "Verdict"]
+__all__ = ["Gateway", "Output", "BurstOutput", "NO_PUNTS", "IkeDatagram", "DEFAULT_MTU",
+           "Verdict"]
 
 DEFAULT_MTU = 1500
 _H = struct.Struct("!H")
@@ -88,23 +89,33 @@ class Output:
     dropped: int = 0
 
 
-@dataclass
 class BurstOutput:
     """What a burst call produced besides the packets left in the burst's slots (whose
     `burst.verdict` says WIRE, DELIVER, a drop or a punt): the results of the punted packets,
-    which the Python path handled."""
+    which the Python path handled. `NO_PUNTS` (empty, shared) when nothing was punted."""
 
-    burst: Burst
-    #: per punted slot: the outer packets made of it (CPU path, pre-fragments, hairpin)
-    wire: dict[int, list[bytes]] = field(default_factory=dict)
-    #: per punted slot: the inner packet delivered (CPU path)
-    delivered: dict[int, bytes] = field(default_factory=dict)
-    #: ICMP errors for the local side
-    local: list[bytes] = field(default_factory=list)
-    #: IKE messages that arrived (also passed to the IKE handler)
-    ike: list[IkeDatagram] = field(default_factory=list)
-    #: packets the Python path dropped
-    dropped: int = 0
+    __slots__ = ("wire", "delivered", "local", "ike", "dropped")
+
+    def __init__(self) -> None:
+        #: per punted slot: the outer packets made of it (CPU path, pre-fragments, hairpin)
+        self.wire: dict[int, list[bytes]] = {}
+        #: per punted slot: the inner packet delivered (CPU path)
+        self.delivered: dict[int, bytes] = {}
+        #: ICMP errors for the local side
+        self.local: list[bytes] = []
+        #: IKE messages that arrived (also passed to the IKE handler)
+        self.ike: list[IkeDatagram] = []
+        #: packets the Python path dropped
+        self.dropped = 0
+
+    def __repr__(self) -> str:
+        return (f"BurstOutput(wire={len(self.wire)} slots, delivered={len(self.delivered)}, "
+                f"local={len(self.local)}, ike={len(self.ike)}, dropped={self.dropped})")
+
+
+#: The output of a burst call that punted nothing (never mutated: only the Python path fills
+#: an output, and it runs only when something was punted).
+NO_PUNTS = BurstOutput()
 
 
 def _c_nets(nets: Sequence[object]) -> list[tuple[int, int, bytes]]:
@@ -177,7 +188,6 @@ class Gateway:
         self._ts_cache: dict[tuple[str, Optional[int], bytes], bool] = {}
         # The forwarding pipeline (C tables, filled from the routes and the distributor).
         self._pipeline = new_pipeline(self.pfes, hairpin=hairpin)
-        self._pfe_locks = [p.lock for p in self.pfes]
         self._tids: dict[str, int] = {}
         self._tid_names: dict[int, str] = {}
         self._free_tids: list[int] = []
@@ -543,37 +553,20 @@ class Gateway:
 
     # -- bursts --------------------------------------------------------------------------------
 
-    def _run(self, inbound: bool, burst: Burst, select: int, count_received: bool = True) -> int:
-        arrays = pipeline_arrays(burst)
-        locks = self._pfe_locks
-        for lock in locks:
-            lock.acquire()
-        t0 = time.perf_counter()
-        try:
-            if inbound:
-                punts = self._pipeline.inbound(arrays, burst.count, select, count_received)
-            else:
-                punts = self._pipeline.outbound(arrays, burst.count, select)
-        finally:
-            for lock in locks:
-                lock.release()
-        if self._pipeline.kernel_calls:
-            path = self._counters.paths["pfe"]
-            path.burst_calls += 1
-            path.seconds += time.perf_counter() - t0
-        return punts
-
     def outbound_burst(self, burst: Burst, select: int = -1) -> "BurstOutput":
         """Route and encrypt the inner packets of `burst` in place (module docstring).
 
         One C call for the burst (GIL released); `burst.verdict` says per slot what happened
         (`Verdict`: WIRE, a DROP_* or a punt) and `burst.tunnel` the tunnel id. Punted packets
-        are handled in Python; what they produced is in the returned `BurstOutput`. With
-        `select` >= 0 only the slots whose verdict is `select` are processed."""
-        res = BurstOutput(burst)
-        if burst.count and self._run(False, burst, select):
-            self._outbound_punts(burst, res)
-        return res
+        are handled in Python; what they produced is in the returned `BurstOutput` (`NO_PUNTS`
+        when there were none). With `select` >= 0 only the slots whose verdict is `select`
+        are processed. A gateway is used by one thread at a time: the call takes no lock."""
+        arrays = burst.pipeline_view or pipeline_arrays(burst)
+        if self._pipeline.outbound(arrays, burst.count, select):
+            res = BurstOutput()
+            self._slow_outbound(self._punted(burst), res)
+            return res
+        return NO_PUNTS
 
     def inbound_burst(self, burst: Burst, select: int = -1) -> "BurstOutput":
         """Demultiplex, decrypt, check and route the outer packets of `burst` in place.
@@ -581,18 +574,17 @@ class Gateway:
         `burst.verdict` per slot: DELIVER (the slot holds the inner packet), WIRE (hairpinned
         into another tunnel), a DROP_* or a punt handled in Python (`BurstOutput`). Pass
         `select=Verdict.WIRE` to take a burst another gateway's `outbound_burst` just filled."""
-        res = BurstOutput(burst)
-        if burst.count and self._run(True, burst, select):
+        arrays = burst.pipeline_view or pipeline_arrays(burst)
+        if self._pipeline.inbound(arrays, burst.count, select):
+            res = BurstOutput()
             self._inbound_punts(burst, res)
-        return res
+            return res
+        return NO_PUNTS
 
     def _punted(self, burst: Burst) -> list[tuple[int, bytes]]:
         v = burst.verdict[:burst.count]
         idx = np.flatnonzero((v >= _PUNT_MIN) & (v != _SKIPPED)).tolist()
         return [(i, burst.packet(i)) for i in idx]
-
-    def _outbound_punts(self, burst: Burst, res: "BurstOutput") -> None:
-        self._slow_outbound(self._punted(burst), res)
 
     def _inbound_punts(self, burst: Burst, res: "BurstOutput") -> None:
         items = self._punted(burst)

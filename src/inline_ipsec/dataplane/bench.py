@@ -1,0 +1,174 @@
+"""Workloads of the forwarding pipeline's figures: two gateways end to end against the bare
+PFE, and the pipeline in one thread against two.
+
+  - `GatewayPairWorkload`: gateway a routes and encrypts a burst (`outbound_burst`), gateway b
+    takes the very same burst buffer (`inbound_burst(select=WIRE)`): demux, SPI lookup,
+    decrypt, selector check, route of the inner packet. One AES-GCM tunnel (offloaded) with
+    traffic selectors, so every step of both directions is on the path.
+  - `BarePfeWorkload`: the same packets, the same cipher, one PFE: `encrypt_burst` then
+    `decrypt_burst` on the same burst. Nothing but the ESP kernels.
+
+Both keep `bursts` bursts and their pristine copies; a window restores them (untimed) and times
+one pass over all of them, so both sides of a ratio pay the same per-burst Python call cost.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Optional
+
+from ..benchmark import gcm_spec, inner_ipv4_udp, packet_sizes
+from ..config import License
+from ..packet.burst import Burst
+from ..pfe import Pfe, Verdict
+from .gateway import Gateway
+
+__all__ = ["GatewayPairWorkload", "BarePfeWorkload", "paired_ratio", "thread_scaling"]
+
+_A, _B = "192.0.2.1", "198.51.100.1"
+_WIRE = int(Verdict.WIRE)
+_DELIVER = int(Verdict.DELIVER)
+
+
+def _specs(bits: int) -> tuple:
+    ab = gcm_spec(bits, spi=0x1000, replay_window=1024)
+    ba = gcm_spec(bits, spi=0x2000, replay_window=1024)
+    import dataclasses
+    ab = dataclasses.replace(ab, tunnel_src=_A, tunnel_dst=_B)
+    ba = dataclasses.replace(ba, tunnel_src=_B, tunnel_dst=_A)
+    return ab, ba
+
+
+class GatewayPairWorkload:
+    """Two gateways back to back over one offloaded tunnel (module docstring)."""
+
+    def __init__(self, bits: int = 256, size: int | str = 64, burst: int = 32,
+                 bursts: int = 4, backend: Optional[str] = None, name: str = "pair") -> None:
+        ab, ba = _specs(bits)
+        self.a = Gateway(name=f"{name}-a", license=License(), pfes=1, pfe_backend=backend)
+        self.b = Gateway(name=f"{name}-b", license=License(), pfes=1, pfe_backend=backend)
+        self.a.install_child_sa("t", ab, ba, local_ts=["10.1.0.0/16"],
+                                remote_ts=["10.2.0.0/16"])
+        self.b.install_child_sa("t", ba, ab, local_ts=["10.2.0.0/16"],
+                                remote_ts=["10.1.0.0/16"])
+        self.sizes = packet_sizes(size, burst)
+        inner = [inner_ipv4_udp(n, i) for i, n in enumerate(self.sizes)]
+        self.bursts = [Burst.from_packets(inner) for _ in range(bursts)]
+        self.pristine = [b.copy() for b in self.bursts]
+        self.packets_per_pass = burst * bursts
+        self.inner_bytes = sum(self.sizes) * bursts
+
+    def restore(self) -> None:
+        for b, clean in zip(self.bursts, self.pristine):
+            b.restore_from(clean)
+
+    def one_pass(self) -> int:
+        """Every burst through a then b; returns the packets delivered at b."""
+        a_out, b_in = self.a.outbound_burst, self.b.inbound_burst
+        for b in self.bursts:
+            a_out(b)
+            b_in(b, _WIRE)
+        last = self.bursts[-1]
+        return int((last.verdict[:last.count] == _DELIVER).sum()) * len(self.bursts)
+
+    def window_ns(self) -> float:
+        self.restore()
+        t0 = time.perf_counter_ns()
+        self.one_pass()
+        return float(time.perf_counter_ns() - t0)
+
+
+class BarePfeWorkload:
+    """One PFE, one SA pair, the same packets: encrypt then decrypt each burst."""
+
+    def __init__(self, bits: int = 256, size: int | str = 64, burst: int = 32,
+                 bursts: int = 4, backend: Optional[str] = None, name: str = "bare") -> None:
+        ab, _ = _specs(bits)
+        self.pfe = Pfe(name, backend=backend)
+        out = self.pfe.add_outbound(ab)
+        self.pfe.add_inbound(ab)
+        self.sizes = packet_sizes(size, burst)
+        inner = [inner_ipv4_udp(n, i) for i, n in enumerate(self.sizes)]
+        self.bursts = [Burst.from_packets(inner, out) for _ in range(bursts)]
+        self.pristine = [b.copy() for b in self.bursts]
+        self.packets_per_pass = burst * bursts
+
+    def restore(self) -> None:
+        for b, clean in zip(self.bursts, self.pristine):
+            b.restore_from(clean)
+
+    def one_pass(self) -> int:
+        enc, dec = self.pfe.encrypt_burst, self.pfe.decrypt_burst
+        good = 0
+        for b in self.bursts:
+            enc(b)
+            good = dec(b)
+        return good * len(self.bursts)
+
+    def window_ns(self) -> float:
+        self.restore()
+        t0 = time.perf_counter_ns()
+        self.one_pass()
+        return float(time.perf_counter_ns() - t0)
+
+
+def paired_ratio(num: Callable[[], float], den: Callable[[], float], duration: float = 1.0,
+                 min_pairs: int = 21) -> tuple[float, float, float, int]:
+    """Interleaved windows of two workloads: (median of den/num per pair, median ns of num,
+    median ns of den, pairs). A ratio of time per window `den / num` is the throughput ratio
+    num/den (same packets per window on both sides)."""
+    ratios, nums, dens = [], [], []
+    t_end = time.perf_counter() + duration
+    while len(ratios) < min_pairs or time.perf_counter() < t_end:
+        n, d = num(), den()
+        nums.append(n)
+        dens.append(d)
+        ratios.append(d / n)
+    return _median(ratios), _median(nums), _median(dens), len(ratios)
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    k = len(s) // 2
+    return s[k] if len(s) % 2 else (s[k - 1] + s[k]) / 2
+
+
+def thread_scaling(threads: int, duration: float = 1.0, bits: int = 256, size: int | str = 64,
+                   burst: int = 32, backend: Optional[str] = None) -> tuple[float, list[int]]:
+    """Packets/s of `threads` gateway pairs, one per thread, each forwarding its own bursts
+    through its two gateways (the pipeline releases the GIL for each burst). Returns
+    (packets/s in all, packets per thread)."""
+    loads = [GatewayPairWorkload(bits, size, burst, bursts=1, backend=backend, name=f"t{k}")
+             for k in range(threads)]
+    counts = [0] * threads
+    barrier = threading.Barrier(threads + 1)
+    stop = threading.Event()
+
+    def loop(k: int) -> None:
+        w = loads[k]
+        b = w.bursts[0]
+        verdict = b.verdict
+        a_out, b_in = w.a.outbound_burst, w.b.inbound_burst
+        n = 0
+        barrier.wait()
+        while not stop.is_set():
+            # No restore: decapsulation leaves each inner packet where encapsulation found it
+            # (same offset, same length), so the burst is ready for the next round trip.
+            a_out(b)
+            b_in(b, _WIRE)
+            n += b.count
+        if not (verdict[:b.count] == _DELIVER).all():
+            raise RuntimeError("a packet of the thread-scaling round trip was not delivered")
+        counts[k] = n
+
+    pool = [threading.Thread(target=loop, args=(k,), name=f"pipeline{k}")
+            for k in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    time.sleep(duration)
+    stop.set()
+    for t in pool:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0), counts
