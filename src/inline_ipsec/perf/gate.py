@@ -26,7 +26,7 @@ from typing import Optional, Union
 
 
 #: Figure paths reported but not gated.
-NOT_GATED = ("pfe-threads/",)
+NOT_GATED = ("pfe-threads/", "pipeline-threads/")
 
 
 @dataclass(frozen=True)

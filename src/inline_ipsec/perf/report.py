@@ -9,7 +9,8 @@ from .measure import CONFIDENCE
 from .suite import BenchResult, Figure
 
 
-_PATH_ORDER = {"raw": 0, "pfe": 1, "cpu": 2, "gateway-pfe": 3, "gateway-cpu": 4}
+_PATH_ORDER = {"raw": 0, "pfe": 1, "cpu": 2, "gateway-pfe": 3, "gateway-cpu": 4,
+               "pipeline": 5}
 
 
 def _size_key(size) -> tuple:
@@ -27,7 +28,7 @@ def table(result: BenchResult) -> str:
              f"{CONFIDENCE * 100:g}% confidence interval", ""]
     lines.append(f"{'path':11} {'backend':13} {'cipher':12} {'dir':8} {'size':>5} "
                  f"{'packets/s':>12} {'Gbit/s':>7} {'vs raw':>7} {'interval':>15}")
-    figs = sorted((f for f in result.figures if f.path != "pfe-threads"),
+    figs = sorted((f for f in result.figures if not f.path.endswith("-threads")),
                   key=lambda f: (f.cipher, f.direction, _size_key(f.size),
                                  _PATH_ORDER.get(f.path, 9), f.backend))
     for f in figs:
@@ -36,7 +37,14 @@ def table(result: BenchResult) -> str:
                     if f.ratio_low is not None and f.ratio_high is not None else "")
         lines.append(f"{f.path:11} {f.backend:13} {f.cipher:12} {f.direction:8} "
                      f"{str(f.size):>5} {f.pps:>12,.0f} {f.gbps:>7.2f} {ratio} {interval:>15}")
+    if any(f.path == "pipeline" for f in result.figures):
+        lines.append("pipeline: two gateways end to end; its 'vs raw' is to the bare PFE's "
+                     "encrypt + decrypt of the same packets")
     for f in result.figures:
+        if f.path == "pipeline-threads":
+            lines.append(f"\n{f.threads} gateway pairs in {f.threads} threads ({f.backend}, "
+                         f"{f.size} B, bursts of {f.burst}): {f.pps:,.0f} packets/s, "
+                         f"{f.ratio:.2f}x one thread")
         if f.path == "pfe-threads":
             lines.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.cipher}, "
                          f"{f.size} B, encrypt+decrypt): {f.pps:,.0f} packets/s, "
@@ -57,7 +65,7 @@ def markdown(result: BenchResult) -> str:
            "shared machine, so read the ratios, not the absolute rates.", ""]
     out.append("| path | backend | cipher | direction | size (B) | packets/s | Gbit/s | vs raw |")
     out.append("|---|---|---|---|---|---:|---:|---:|")
-    figs = sorted((f for f in result.figures if f.path != "pfe-threads"),
+    figs = sorted((f for f in result.figures if not f.path.endswith("-threads")),
                   key=lambda f: (f.cipher, f.direction, f.backend, _size_key(f.size),
                                  _PATH_ORDER.get(f.path, 9)))
     for f in figs:
@@ -65,6 +73,10 @@ def markdown(result: BenchResult) -> str:
         out.append(f"| {f.path} | {f.backend} | {f.cipher} | {f.direction} | {f.size} | "
                    f"{f.pps:,.0f} | {f.gbps:.2f} | {ratio} |")
     for f in result.figures:
+        if f.path == "pipeline-threads":
+            out.append(f"\n{f.threads} gateway pairs in {f.threads} threads ({f.backend}, "
+                       f"{f.size} B, bursts of {f.burst}): {f.pps:,.0f} packets/s = "
+                       f"{f.ratio:.2f}× one thread.")
         if f.path == "pfe-threads":
             out.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.size} B, "
                        f"encrypt+decrypt): {f.pps:,.0f} packets/s = {f.ratio:.2f}× one thread "
@@ -95,7 +107,7 @@ def plot(result: BenchResult, path: str) -> Optional[str]:
     series: dict[str, list[Figure]] = {}
     for f in result.figures:
         if f.cipher == cipher and f.direction == "encrypt" and f.size != "imix" \
-                and f.path != "pfe-threads":
+                and not f.path.endswith("-threads"):
             series.setdefault(f"{f.path} ({f.backend})", []).append(f)
     for label, figs in sorted(series.items()):
         figs.sort(key=lambda f: int(f.size))

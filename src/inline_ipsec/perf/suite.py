@@ -77,7 +77,7 @@ def figure_key(path: str, backend: str, cipher: str, direction: str, size, burst
     if path in ("cpu", "gateway-cpu"):
         backend = "cryptography"
     key = f"{path}/{backend}/{cipher}/{direction}/{size}"
-    if path == "pfe-threads":
+    if path.endswith("-threads"):
         return f"{key}/t{threads}"
     return key if burst == 32 else f"{key}/b{burst}"
 
@@ -250,6 +250,12 @@ def plan(cfg: BenchConfig) -> list[tuple]:
     if cfg.threads > 1 and "pfe" in cfg.paths:
         for backend in cfg.backends:
             steps.append(("pfe-threads", backend, cfg.bits[0], "both", cfg.sizes[0]))
+    if cfg.e2e and "pfe" in cfg.paths:
+        # the forwarding pipeline: two gateways against the bare PFE, and N threads against 1
+        for backend in cfg.backends:
+            steps.append(("pipeline", backend, 256, "both", 64))
+            if cfg.threads > 1:
+                steps.append(("pipeline-threads", backend, 256, "both", 64))
     return steps
 
 
@@ -292,6 +298,8 @@ def run_suite(cfg: BenchConfig,
         done += 1
         if path == "pfe-threads":
             result.figures.append(_measure_thread_scaling(cfg, backend, bits, size))
+        elif path in ("pipeline", "pipeline-threads"):
+            result.figures.append(_measure_pipeline(path, backend, size, cfg))
         else:
             result.figures.append(_measure_gateway(path[len("gateway-"):], size, cfg))
     progress(total, total, "done")
@@ -313,6 +321,25 @@ def _measure_thread_scaling(cfg: BenchConfig, backend: str, bits: int, size) -> 
                  efficiency=multi / (cfg.threads * single),
                  per_thread=[round(n / elapsed) for n in per_thread])
     return fig
+
+
+def _measure_pipeline(path: str, backend: str, size, cfg: BenchConfig) -> Figure:
+    """The forwarding pipeline (dataplane/bench.py): "pipeline" is two gateways end to end
+    (route, encrypt, demux, decrypt, selector check, inner route) with its ratio to the bare
+    PFE's encrypt + decrypt of the same packets; "pipeline-threads" is `cfg.threads` gateway
+    pairs in as many threads, its ratio to one thread."""
+    from ..dataplane.bench import measure_pipeline, thread_scaling
+    if path == "pipeline":
+        paired, inner = measure_pipeline(backend, size, cfg.burst, max(cfg.duration * 4, 1.0))
+        return make_figure("pipeline", backend, 256, "both", size, cfg.burst,
+                           paired.engine_ns, inner, paired)
+    duration = max(cfg.duration * 4, 1.0)
+    single, _ = thread_scaling(1, duration, 256, size, cfg.burst, backend)
+    multi, per_thread = thread_scaling(cfg.threads, duration, 256, size, cfg.burst, backend)
+    return Figure("pipeline-threads", backend, "aes-gcm-256", "both", size, cfg.burst, multi,
+                  0.0, len(per_thread), ratio=multi / single, threads=cfg.threads,
+                  efficiency=multi / (cfg.threads * single),
+                  per_thread=[round(n / duration) for n in per_thread])
 
 
 #: The demo configuration's tunnels used end to end: AES-GCM-256 offloaded, AES-CBC-256 +
