@@ -1,0 +1,167 @@
+"""Two MNHA nodes and a peer gateway, joined by an in-memory network (tests of inline_ipsec.ha)."""
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass, field
+from typing import Optional
+
+from inline_ipsec.gateway import Gateway
+from inline_ipsec.ha import FloatingAddresses, MnhaNode
+
+VIP = "192.0.2.10"
+PEER = "198.51.100.1"
+ICL = {1: "10.22.0.1", 2: "10.22.0.2"}
+GCM_KEY = "0x" + "11" * 16 + "01020304"
+ICL_KEY = "0x" + "44" * 16 + "0a0b0c0d"
+CBC_KEY = "0x" + "22" * 32
+HMAC_KEY = "0x" + "33" * 32
+
+
+def _data_vpns(local_if: str, gateway: str) -> list[str]:
+    return [
+        "set interfaces st0 unit 0 family inet",
+        "set interfaces st0 unit 1 family inet",
+        "set security ipsec vpn v-pfe bind-interface st0.0",
+        "set security ipsec vpn v-pfe manual spi 1000",
+        "set security ipsec vpn v-pfe manual protocol esp",
+        f"set security ipsec vpn v-pfe manual encryption algorithm aes-128-gcm key hexadecimal {GCM_KEY}",
+        f"set security ipsec vpn v-pfe manual gateway {gateway}",
+        f"set security ipsec vpn v-pfe manual external-interface {local_if}",
+        "set security ipsec vpn v-cpu bind-interface st0.1",
+        "set security ipsec vpn v-cpu manual spi 2000",
+        "set security ipsec vpn v-cpu manual protocol esp",
+        f"set security ipsec vpn v-cpu manual encryption algorithm aes-256-cbc key hexadecimal {CBC_KEY}",
+        f"set security ipsec vpn v-cpu manual authentication algorithm hmac-sha-256-128 key hexadecimal {HMAC_KEY}",
+        f"set security ipsec vpn v-cpu manual gateway {gateway}",
+        f"set security ipsec vpn v-cpu manual external-interface {local_if}",
+    ]
+
+
+def node_config(node: int, priority: int = 0, preemption: bool = False, extra: str = "") -> str:
+    """MNHA node `node` (1 or 2): SRG1 owns the VIP, the data VPNs' local address."""
+    me, other = ICL[node], ICL[3 - node]
+    prio = priority or (200 if node == 1 else 100)
+    h = "set chassis high-availability"
+    lines = [
+        "set system license ipsec-offload permanent",
+        f"set interfaces ge-0/0/2 unit 0 family inet address {me}/24",
+        f"set interfaces lo0 unit 0 family inet address {VIP}/32",
+        f"{h} local-id {node} local-ip {me}",
+        f"{h} peer-id {3 - node} peer-ip {other}",
+        f"{h} peer-id {3 - node} interface ge-0/0/2.0",
+        f"{h} peer-id {3 - node} vpn-profile ICL-VPN",
+        f"{h} peer-id {3 - node} liveness-detection minimum-interval 100",
+        f"{h} peer-id {3 - node} liveness-detection multiplier 3",
+        f"{h} services-redundancy-group 0 peer-id {3 - node}",
+        f"{h} services-redundancy-group 1 peer-id {3 - node}",
+        f"{h} services-redundancy-group 1 deployment-type routing",
+        f"{h} services-redundancy-group 1 activeness-priority {prio}",
+        f"{h} services-redundancy-group 1 virtual-ip 1 ip {VIP}/32",
+        f"{h} services-redundancy-group 1 virtual-ip 1 interface lo0.0",
+        f"{h} services-redundancy-group 1 monitor interface ge-0/0/1",
+        "set interfaces st0 unit 9 family inet",
+        "set security ipsec vpn ICL-VPN bind-interface st0.9",
+        "set security ipsec vpn ICL-VPN ha-link-encryption",
+        "set security ipsec vpn ICL-VPN manual spi 9000",
+        "set security ipsec vpn ICL-VPN manual protocol esp",
+        f"set security ipsec vpn ICL-VPN manual encryption algorithm aes-128-gcm key hexadecimal {ICL_KEY}",
+        f"set security ipsec vpn ICL-VPN manual gateway {other}",
+        "set security ipsec vpn ICL-VPN manual external-interface ge-0/0/2.0",
+        f"set routing-options static route {other}/32 next-hop st0.9",
+        "set routing-options static route 10.2.0.0/24 next-hop st0.0",
+        "set routing-options static route 10.2.1.0/24 next-hop st0.1",
+    ]
+    if preemption:
+        lines.append(f"{h} services-redundancy-group 1 preemption")
+    lines += _data_vpns("lo0.0", PEER)
+    return "\n".join(lines) + "\n" + extra
+
+
+def peer_config() -> str:
+    lines = ["set system license ipsec-offload permanent",
+             f"set interfaces ge-0/0/0 unit 0 family inet address {PEER}/24"]
+    lines += _data_vpns("ge-0/0/0.0", VIP)
+    lines += ["set routing-options static route 10.1.0.0/24 next-hop st0.0",
+              "set routing-options static route 10.1.1.0/24 next-hop st0.1"]
+    return "\n".join(lines) + "\n"
+
+
+def outer_dst(pkt: bytes) -> str:
+    if pkt[0] >> 4 == 4:
+        return str(ipaddress.IPv4Address(pkt[16:20]))
+    return str(ipaddress.IPv6Address(pkt[24:40]))
+
+
+def esp_spi_seq(pkt: bytes) -> Optional[tuple[int, int]]:
+    """(SPI, sequence number) of an IPv4 ESP packet, else None."""
+    if pkt[0] >> 4 != 4 or pkt[9] != 50:
+        return None
+    ihl = (pkt[0] & 15) * 4
+    return struct.unpack_from("!II", pkt, ihl)
+
+
+@dataclass
+class Fabric:
+    """Two MNHA nodes, the peer gateway, the floating address, a clock."""
+
+    block: int = 1 << 20
+    prio1: int = 200
+    prio2: int = 100
+    preemption: bool = False
+    now: float = 0.0
+    net: FloatingAddresses = field(default_factory=FloatingAddresses)
+    alive: set = field(default_factory=lambda: {1, 2})
+    icl_up: bool = True
+    #: every (node, spi, seq) of ESP each node sent towards the peer gateway
+    sent: list = field(default_factory=list)
+    delivered_at_peer: list = field(default_factory=list)
+    delivered_at_ha: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.nodes = {}
+        for n, prio in ((1, self.prio1), (2, self.prio2)):
+            gw = Gateway.from_text(node_config(n, prio, self.preemption), name=f"node{n}")
+            self.nodes[n] = MnhaNode(gw, self.net, now=self.now, block=self.block)
+        self.peer = Gateway.from_text(peer_config(), name="peer")
+
+    def restart(self, n: int, priority: Optional[int] = None) -> None:
+        prio = priority or (self.prio1 if n == 1 else self.prio2)
+        gw = Gateway.from_text(node_config(n, prio, self.preemption), name=f"node{n}")
+        self.nodes[n] = MnhaNode(gw, self.net, now=self.now, block=self.block)
+        self.alive.add(n)
+
+    def kill(self, n: int) -> None:
+        self.alive.discard(n)
+        self.net.fail(n)
+
+    def step(self, dt: float = 0.01) -> None:
+        self.now += dt
+        for n in sorted(self.alive):
+            icl = self.nodes[n].tick(self.now)
+            other = 3 - n
+            if self.icl_up and other in self.alive and icl:
+                self.nodes[other].inbound(icl, self.now)
+
+    def run(self, seconds: float, dt: float = 0.01) -> None:
+        for _ in range(int(round(seconds / dt))):
+            self.step(dt)
+
+    def ha_to_peer(self, n: int, packets: list[bytes]) -> int:
+        out = self.nodes[n].outbound(packets)
+        for pkt in out.wire:
+            ss = esp_spi_seq(pkt)
+            if ss is not None:
+                self.sent.append((n, *ss))
+        got = self.peer.inbound(out.wire).delivered
+        self.delivered_at_peer += got
+        return len(got)
+
+    def peer_to_ha(self, packets: list[bytes]) -> int:
+        wire = self.peer.outbound(packets).wire
+        owner = self.net.owner(VIP)
+        if owner is None or owner not in self.alive:
+            return 0
+        got = self.nodes[owner].inbound(wire, self.now).delivered
+        self.delivered_at_ha += got
+        return len(got)
