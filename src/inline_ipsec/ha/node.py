@@ -178,6 +178,8 @@ class MnhaNode:
             self._peer_lost(now)
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.interval
+            if not self.peer_alive and self.last_heard is not None:
+                self._probe(now)           # keep probing while the peer is not heard
             self._send(RtoType.HEARTBEAT, {"srgs": self._heartbeat()})
             self.counters.heartbeats_sent += 1
             if self.peer_alive:
@@ -204,10 +206,17 @@ class MnhaNode:
         self.peer_sync_done = False
         for m in self.srgs.values():
             m.ready = False
+        self._probe(now)
+
+    def _probe(self, now: float) -> None:
+        """The activeness probe of every SRG this node does not carry (split-brain
+        prevention: take over only when no other node answers for the floating address)."""
         for m in self.srgs.values():
             probe = self.network.answered_by_other(self.node_id, self.ha.srgs[m.srg_id].addresses)
-            if probe and self._stale_since is None:
+            if probe and self._stale_since is None and m.state is not SrgState.ACTIVE:
                 self._stale_since = now
+                self._log(now, f"SRG{m.srg_id}: peer not heard but the activeness probe is "
+                          "answered by another node: staying backup (no split brain)")
             self._apply(now, m.peer_lost(probe))
 
     # -- transitions ---------------------------------------------------------------------------
