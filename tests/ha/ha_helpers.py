@@ -165,3 +165,89 @@ class Fabric:
         got = self.nodes[owner].inbound(wire, self.now).delivered
         self.delivered_at_ha += got
         return len(got)
+
+
+# -- IKE-negotiated tunnels ------------------------------------------------------------------
+
+def ike_lines(local: str, local_if: str, remote: str) -> list[str]:
+    """One IKEv2 gateway with two VPNs on it: v-ike (AES-GCM-128, offloaded) and v-ike-cbc
+    (AES-CBC-256 + HMAC-SHA-256, CPU path), both `establish-tunnels immediately`."""
+    mine, theirs = ("10.1", "10.2") if local_if == "lo0.0" else ("10.2", "10.1")
+    lines = [
+        "set security ike proposal ike-p authentication-method pre-shared-keys",
+        "set security ike proposal ike-p dh-group group19",
+        "set security ike proposal ike-p encryption-algorithm aes-128-gcm",
+        "set security ike policy ike-pol proposals ike-p",
+        'set security ike policy ike-pol pre-shared-key ascii-text "mnha-test-psk"',
+        "set security ike gateway gw-p ike-policy ike-pol",
+        f"set security ike gateway gw-p address {remote}",
+        f"set security ike gateway gw-p local-address {local}",
+        f"set security ike gateway gw-p external-interface {local_if}",
+        "set security ike gateway gw-p version v2-only",
+        "set security ike gateway gw-p dead-peer-detection always-send interval 10 threshold 3",
+        "set security ipsec proposal p-gcm encryption-algorithm aes-128-gcm",
+        "set security ipsec proposal p-cbc encryption-algorithm aes-256-cbc",
+        "set security ipsec proposal p-cbc authentication-algorithm hmac-sha-256-128",
+        "set security ipsec policy pol-gcm proposals p-gcm",
+        "set security ipsec policy pol-cbc proposals p-cbc",
+        "set interfaces st0 unit 2 family inet",
+        "set interfaces st0 unit 3 family inet",
+    ]
+    for vpn, unit, pol in (("v-ike", 2, "pol-gcm"), ("v-ike-cbc", 3, "pol-cbc")):
+        lines += [
+            f"set security ipsec vpn {vpn} bind-interface st0.{unit}",
+            f"set security ipsec vpn {vpn} ike gateway gw-p",
+            f"set security ipsec vpn {vpn} ike ipsec-policy {pol}",
+            f"set security ipsec vpn {vpn} establish-tunnels immediately",
+            f"set security ipsec vpn {vpn} traffic-selector ts local-ip {mine}.{unit}.0/24 "
+            f"remote-ip {theirs}.{unit}.0/24",
+        ]
+    return lines
+
+
+@dataclass
+class IkeFabric(Fabric):
+    """`Fabric` whose HA pair and peer also run IKEv2 for v-ike and v-ike-cbc."""
+
+    def __post_init__(self) -> None:
+        from inline_ipsec.control.ike_control import IkeControl
+        self._ike_control = IkeControl
+        self.nodes = {}
+        for n, prio in ((1, self.prio1), (2, self.prio2)):
+            self.nodes[n] = self._node(n, prio)
+        extra = "\n".join(ike_lines(PEER, "ge-0/0/0.0", VIP)) + "\n"
+        self.peer = Gateway.from_text(peer_config() + extra, name="peer")
+        self.peer_ike = IkeControl(self.peer, local=(PEER, 500), peers={VIP: (VIP, 500)})
+        self.peer_ike.start(self.now)
+        self.ike_log: list[tuple[str, bytes]] = []
+
+    def _node(self, n: int, prio: int) -> MnhaNode:
+        extra = "\n".join(ike_lines(VIP, "lo0.0", PEER)) + "\n"
+        gw = Gateway.from_text(node_config(n, prio, self.preemption, extra), name=f"node{n}")
+        ike = self._ike_control(gw, local=(VIP, 500), peers={PEER: (PEER, 500)})
+        return MnhaNode(gw, self.net, now=self.now, block=self.block, ike=ike)
+
+    def restart(self, n: int, priority: Optional[int] = None) -> None:
+        self.nodes[n] = self._node(n, priority or (self.prio1 if n == 1 else self.prio2))
+        self.alive.add(n)
+
+    def step(self, dt: float = 0.01) -> None:
+        super().step(dt)
+        owner = self.net.owner(VIP)
+        for _ in range(10):
+            moved = 0
+            t = self.peer_ike.get_timer()
+            if t is not None and t <= self.now:
+                self.peer_ike.handle_timer(self.now)
+            for data, _addr in self.peer_ike.datagrams_to_send(self.now):
+                moved += 1
+                self.ike_log.append(("peer->ha", data))
+                if owner in self.alive:
+                    self.nodes[owner].ike.receive(data, (PEER, 500), self.now)
+            for n in sorted(self.alive):
+                for data, _addr in self.nodes[n].ike_datagrams(self.now):
+                    moved += 1
+                    self.ike_log.append((f"node{n}->peer", data))
+                    self.peer_ike.receive(data, (VIP, 500), self.now)
+            if not moved:
+                break

@@ -30,8 +30,8 @@ def test_round_trip_of_every_type() -> None:
         RtoType.SEQ_RESERVE: {"spis": [[0x1234, 99]]},
         RtoType.SEQ_ACK: {"spis": [[0x1234, 99]]},
         RtoType.REPLAY: {"spis": [[0x1234, 7]]},
-        RtoType.IKE_SA: {"vpn": "v", "state": {}},
-        RtoType.IKE_DELETE: {"vpn": "v"},
+        RtoType.IKE_SA: {"id": "00" * 8, "part": 0, "parts": 1, "data": "{}"},
+        RtoType.IKE_DELETE: {"id": "00" * 8},
         RtoType.SYNC_DONE: {},
     }
     assert set(bodies) == set(RtoType)

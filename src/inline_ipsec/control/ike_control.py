@@ -912,6 +912,39 @@ class IkeControl:
         """The IKE gateway an IKE SA belongs to."""
         return self.peers.get(session.config.name)
 
+    # ---------------------------------------------------------------- high availability
+    def export_sessions(self, now: float) -> list[tuple[IkeV2Session, dict]]:
+        """Every established, idle IKE SA with its exported state (`ike.v2.ha_state`), for a
+        high-availability peer node (docs/mnha.md §3)."""
+        from ..ike.v2.ha_state import export_session, exportable
+        return [(s, export_session(s, now)) for s in self.manager.sessions
+                if exportable(s) and id(s) not in self._dropping]
+
+    def adopt(self, state: dict, now: float) -> IkeV2Session:
+        """Carry on an IKE SA exported by the peer node: it joins this control as if it had
+        been negotiated here, its child SAs mapped to the VPNs' installed pairs (the caller
+        installs those), so DPD, rekeys and deletes continue with the remote peer.
+        Raises `HaStateError` for a state this configuration cannot take."""
+        from ..ike.v2.ha_state import HaStateError, restore_session
+        peer = self.peers.get(str(state.get("config")))
+        if peer is None:
+            raise HaStateError(f"IKE gateway {state.get('config')!r} is not configured here")
+        cfg = peer.config if state.get("initiator") else peer.responder
+        session = restore_session(cfg, state, now)
+        if self.manager.find_spi(session.ike.spi_i) is not None:
+            raise HaStateError("an IKE SA with these SPIs exists here already")
+        self.manager.adopt(session)
+        info = self._track(session, now)
+        info.up_at = now
+        for child in session.children.values():
+            name = child.config.name
+            self._pairs[name] = (session, child.spi_in)
+            self._spi_child[child.spi_in] = name
+            vpn = self._child_vpn.get(name)
+            if vpn is not None:
+                self._wanted.add(vpn)
+        return session
+
     def up(self, vpns: Optional[Iterable[str]] = None) -> bool:
         """Every VPN (of `vpns`) has its tunnel installed with all its child SA pairs."""
         names = list(vpns) if vpns is not None else list(self.vpns)

@@ -23,10 +23,11 @@ and `inbound` take and return packets like `Gateway.outbound`/`inbound`.
 from __future__ import annotations
 
 import ipaddress
+import json
 import struct
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..config.high_availability import HighAvailability, problems as ha_problems
 from ..dataplane.gateway import Gateway, Output
@@ -36,6 +37,9 @@ from .network import FloatingAddresses
 from .rto import RTO_PORT, RtoError, RtoMessage, RtoType, decode, encode, spec_from_json, \
     spec_to_json
 from .srg import PeerView, SrgMachine, SrgState, SrgTransition
+
+if TYPE_CHECKING:
+    from ..control.ike_control import IkeControl
 
 __all__ = ["MnhaNode", "HaCounters", "DEFAULT_BLOCK", "MAX_EVENTS"]
 
@@ -48,6 +52,9 @@ MAX_STANDBY_PAIRS = 4000
 #: The fastest a node could send on one SA (packets per second), used to skip sequence numbers
 #: the active node may have sent while this node could not hear it (ICL down, peer alive).
 MAX_PACKET_RATE = 20_000_000
+#: IKE SAs one node keeps for its peer, and the JSON characters of one RTO part of one.
+MAX_STANDBY_IKE = 2000
+_IKE_PART = 900
 #: Upper bound on the ESP packets one inner packet can become (pre-fragmentation at DF clear:
 #: every fragment carries at least this many bytes of the inner packet).
 _MIN_FRAGMENT_PAYLOAD = 256
@@ -70,6 +77,10 @@ class HaCounters:
     yields: int = 0
     peer_lost: int = 0
     standby_overflow: int = 0
+    ike_synced_out: int = 0
+    ike_synced_in: int = 0
+    ike_adopted: int = 0
+    ike_adopt_errors: int = 0
 
 
 @dataclass
@@ -101,7 +112,7 @@ class MnhaNode:
     """One MNHA node: a gateway plus the activeness and state synchronisation of its SRGs."""
 
     def __init__(self, gateway: Gateway, network: FloatingAddresses, *, now: float = 0.0,
-                 block: int = DEFAULT_BLOCK) -> None:
+                 block: int = DEFAULT_BLOCK, ike: Optional["IkeControl"] = None) -> None:
         ha = gateway.config.high_availability
         problems = [text for _, text in ha_problems(gateway.config)]
         if ha is None or problems:
@@ -113,6 +124,9 @@ class MnhaNode:
         if block < 64:
             raise ValueError("the reservation block must be at least 64 sequence numbers")
         self.gw = gateway
+        #: the gateway's IKE control, if it runs IKE: it runs only while this node is active
+        #: for some SRG (`ike_datagrams`), and its IKE SAs follow the SRG's tunnels
+        self.ike = ike
         self.ha: HighAvailability = ha
         self.network = network
         self.node_id = ha.local_id
@@ -149,6 +163,10 @@ class MnhaNode:
         #: since when our copy of the peer's state may be behind (peer lost while it still
         #: answered for the floating address: it kept sending without us)
         self._stale_since: Optional[float] = None
+        self._ike_sent: dict[str, tuple] = {}      # active: IKE SA id -> state_key sent
+        self._ike_states: dict[str, dict] = {}     # backup: the peer's IKE SAs
+        self._ike_parts: dict[str, dict[int, str]] = {}
+        self._ike_started = False
         # Tunnels of the SRGs start on no node: they come up on the node that is elected.
         for vpn in self.vpn_srg:
             if vpn in gateway.distributor:
@@ -186,6 +204,7 @@ class MnhaNode:
                 self._sync_replay()
         if self.peer_alive:
             self._sync_sas(now)
+            self._sync_ike(now)
             self._reserve(now)
             if not self._sync_done_sent and all(
                     lim.held for lim in self._limits.values()):
@@ -264,6 +283,7 @@ class MnhaNode:
                 if top is not None:
                     rec.engine.set_sequence(pair.inbound_handle, top)
             installed += 1
+        self._adopt_ike(now, srg)
         if skip_note := (self._stale_since is not None and installed):
             self._log(now, f"SRG{srg}: the peer ran without us for {now - self._stale_since:.3f}"
                       " s: outbound sequence numbers skip ahead by that time at "
@@ -290,6 +310,12 @@ class MnhaNode:
         for spi, lim in list(self._limits.items()):
             if self.vpn_srg.get(lim.vpn) == srg:
                 del self._limits[spi]
+        if self.ike is not None:
+            from ..ike.v2.ha_state import abandon
+            for session in self.ike.sessions():
+                if self._ike_srg(session) == srg:
+                    abandon(session)
+            self._ike_sent.clear()
         self._log(now, f"SRG{srg}: tunnels handed to node {self.peer_id}")
 
     def request_failover(self, now: float, srg: int = 1) -> None:
@@ -402,6 +428,7 @@ class MnhaNode:
                 self._log(now, f"peer node {self.peer_id} up")
                 self._stale_since = None      # its state arrives afresh (SA_ADD)
                 self._synced.clear()          # a (re)joining peer holds none of our state
+                self._ike_sent.clear()
                 self._sync_done_sent = False
                 for lim in self._limits.values():
                     lim.asked, lim.held, lim.sent_at = 0, False, float("-inf")
@@ -446,6 +473,31 @@ class MnhaNode:
             for m in self.srgs.values():
                 m.ready = True
                 self._apply(now, m.evaluate())
+        elif msg.type is RtoType.IKE_SA:
+            ident, part, parts = b["id"], b["part"], b["parts"]
+            if not 0 <= part < parts <= 64:
+                raise RtoError(f"IKE SA part {part} of {parts}")
+            if ident not in self._ike_parts and len(self._ike_parts) >= MAX_STANDBY_IKE:
+                raise RtoError("too many IKE SAs being received")
+            got = self._ike_parts.setdefault(ident, {})
+            got[part] = b["data"]
+            if len(got) == parts and set(got) == set(range(parts)):
+                del self._ike_parts[ident]
+                try:
+                    state = json.loads("".join(got[i] for i in range(parts)))
+                except json.JSONDecodeError as exc:
+                    raise RtoError(f"IKE SA state is not JSON: {exc}") from None
+                if not isinstance(state, dict):
+                    raise RtoError("IKE SA state is not an object")
+                if ident not in self._ike_states and \
+                        len(self._ike_states) >= MAX_STANDBY_IKE:
+                    self.counters.standby_overflow += 1
+                    raise RtoError("standby IKE SA table full")
+                self._ike_states[ident] = state
+                self.counters.ike_synced_in += 1
+        elif msg.type is RtoType.IKE_DELETE:
+            self._ike_states.pop(b["id"], None)
+            self._ike_parts.pop(b["id"], None)
         elif msg.type is RtoType.SA_DELETE:
             for p in self._standby.pop(b["vpn"], {}).values():
                 self._reserved.pop(p.out.spi, None)
@@ -470,6 +522,75 @@ class MnhaNode:
             for spi, top in b["spis"]:
                 if any(p.inb.spi == spi for ps in self._standby.values() for p in ps.values()):
                     self._replay[spi] = max(self._replay.get(spi, 0), top)
+
+    # -- IKE --------------------------------------------------------------------------------------
+
+    def _ike_srg(self, session: Any) -> Optional[int]:
+        """The SRG of an IKE SA: that of the VPNs of its `ike gateway`."""
+        assert self.ike is not None
+        peer = self.ike.peer_of(session)
+        if peer is None:
+            return None
+        return next((self.vpn_srg[v] for v in peer.vpns if v in self.vpn_srg), None)
+
+    def _sync_ike(self, now: float) -> None:
+        """Send the peer every established IKE SA of an active SRG whose state changed (new
+        message IDs after an exchange, a rekey, child SAs), and a delete for those gone."""
+        if self.ike is None:
+            return
+        from ..ike.v2.ha_state import state_key
+        live = set()
+        for session, state in self.ike.export_sessions(now):
+            srg = self._ike_srg(session)
+            if srg is None or not self.active(srg):
+                continue
+            ident = session.ike.spi_i.hex()
+            live.add(ident)
+            key = state_key(session)
+            if self._ike_sent.get(ident) == key:
+                continue
+            text = json.dumps(state, separators=(",", ":"))
+            parts = [text[i:i + _IKE_PART] for i in range(0, len(text), _IKE_PART)]
+            for i, data in enumerate(parts):
+                self._send(RtoType.IKE_SA, {"id": ident, "part": i, "parts": len(parts),
+                                            "data": data})
+            self._ike_sent[ident] = key
+            self.counters.ike_synced_out += 1
+        busy = {s.ike.spi_i.hex() for s in self.ike.sessions()}
+        for ident in [i for i in self._ike_sent if i not in live and i not in busy]:
+            del self._ike_sent[ident]
+            self._send(RtoType.IKE_DELETE, {"id": ident})
+
+    def _adopt_ike(self, now: float, srg: int) -> None:
+        if self.ike is None:
+            return
+        from ..ike.v2.ha_state import HaStateError
+        peers = {name for v, s in self.vpn_srg.items() if s == srg
+                 for name in [getattr(self.gw.config.ipsec_vpns[v].ike, "gateway", None)]
+                 if name}
+        for ident, state in list(self._ike_states.items()):
+            if state.get("config") not in peers:
+                continue
+            del self._ike_states[ident]
+            try:
+                self.ike.adopt(state, now)
+                self.counters.ike_adopted += 1
+            except HaStateError as exc:
+                self.counters.ike_adopt_errors += 1
+                self._log(now, f"SRG{srg}: IKE SA {ident} not carried on: {exc}")
+        if not self._ike_started:
+            self._ike_started = True
+            self.ike.start(now)
+
+    def ike_datagrams(self, now: float) -> list[tuple[bytes, tuple]]:
+        """The IKE control's timers and datagrams, while this node is active for an SRG;
+        a backup node's IKE is dormant (it must not negotiate the peer node's tunnels)."""
+        if self.ike is None or not any(m.state is SrgState.ACTIVE for m in self.srgs.values()):
+            return []
+        t = self.ike.get_timer()
+        if t is not None and t <= now:
+            self.ike.handle_timer(now)
+        return self.ike.datagrams_to_send(now)
 
     # -- packets ---------------------------------------------------------------------------------
 

@@ -47,8 +47,8 @@ class RtoType(enum.IntEnum):
     SEQ_RESERVE = 4   #: {"spis": [[outbound spi, reserved up to]]}
     SEQ_ACK = 5       #: the same, echoed once recorded
     REPLAY = 6        #: {"spis": [[inbound spi, highest sequence number accepted]]}
-    IKE_SA = 7        #: {"vpn", "state": {...}} (control/ike_control.py export)
-    IKE_DELETE = 8    #: {"vpn"}
+    IKE_SA = 7        #: {"id": SPIi, "part", "parts", "data"}: an exported IKE SA, in parts
+    IKE_DELETE = 8    #: {"id": SPIi}
     SYNC_DONE = 9     #: {} : cold sync complete (the backup is ready for failover)
 
 
@@ -61,8 +61,8 @@ _SCHEMA: dict[RtoType, dict[str, type | tuple[type, ...]]] = {
     RtoType.SEQ_RESERVE: {"spis": list},
     RtoType.SEQ_ACK: {"spis": list},
     RtoType.REPLAY: {"spis": list},
-    RtoType.IKE_SA: {"vpn": str, "state": dict},
-    RtoType.IKE_DELETE: {"vpn": str},
+    RtoType.IKE_SA: {"id": str, "part": int, "parts": int, "data": str},
+    RtoType.IKE_DELETE: {"id": str},
     RtoType.SYNC_DONE: {},
 }
 
@@ -122,9 +122,14 @@ def decode(data: bytes) -> RtoMessage:
 # -- SA specs as JSON ------------------------------------------------------------------------
 
 def spec_to_json(spec: SaSpec) -> dict[str, Any]:
+    """The fields of `spec` that differ from their defaults (the rest is implied)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)
+        if f.default is not dataclasses.MISSING and value == f.default:
+            continue
+        if f.default_factory is not dataclasses.MISSING and value == f.default_factory():
+            continue
         if isinstance(value, bytes):
             value = value.hex()
         elif isinstance(value, Lifetime):

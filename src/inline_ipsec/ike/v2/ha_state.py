@@ -28,7 +28,8 @@ from ..proposals import Suite
 from .child import ChildSa
 from .session import IkeSaState, IkeV2Session
 
-__all__ = ["HaStateError", "export_session", "restore_session", "state_key"]
+__all__ = ["HaStateError", "export_session", "restore_session", "state_key", "exportable",
+           "abandon"]
 
 _IKE_KEYS = tuple(f.name for f in dataclasses.fields(IkeKeys))
 _CHILD_KEYS = tuple(f.name for f in dataclasses.fields(ChildKeys))
@@ -226,3 +227,13 @@ def restore_session(config: IkeConfig, state: Mapping[str, Any], now: float) -> 
         raise HaStateError(f"IKE SA state is incomplete: {exc!r}") from None
     s.state = "established"
     return s
+
+
+def abandon(s: IkeV2Session) -> None:
+    """Stop carrying an IKE SA without a word to the peer: another node carries it on (a
+    high-availability handover). No Delete is sent and no event is reported."""
+    s.state = "closed"
+    s.ike.pending = None
+    s._queue.clear()
+    s._out.clear()
+    s._events.clear()
