@@ -38,7 +38,33 @@ def _data_vpns(local_if: str, gateway: str) -> list[str]:
     ]
 
 
-def node_config(node: int, priority: int = 0, preemption: bool = False, extra: str = "") -> str:
+def icl_ike_lines(node: int) -> list[str]:
+    """The ICL VPN negotiated by IKEv2 between the nodes' ICL addresses (instead of a manual
+    SA), AES-GCM-256: offloaded."""
+    me, other = ICL[node], ICL[3 - node]
+    return [
+        "set security ike proposal icl-p authentication-method pre-shared-keys",
+        "set security ike proposal icl-p dh-group group20",
+        "set security ike proposal icl-p encryption-algorithm aes-256-gcm",
+        "set security ike policy icl-pol proposals icl-p",
+        'set security ike policy icl-pol pre-shared-key ascii-text "icl-secret"',
+        "set security ike gateway icl-gw ike-policy icl-pol",
+        f"set security ike gateway icl-gw address {other}",
+        f"set security ike gateway icl-gw local-address {me}",
+        "set security ike gateway icl-gw external-interface ge-0/0/2.0",
+        "set security ike gateway icl-gw version v2-only",
+        "set security ipsec proposal icl-esp encryption-algorithm aes-256-gcm",
+        "set security ipsec policy icl-ipol proposals icl-esp",
+        "set security ipsec vpn ICL-VPN ike gateway icl-gw",
+        "set security ipsec vpn ICL-VPN ike ipsec-policy icl-ipol",
+        "set security ipsec vpn ICL-VPN establish-tunnels immediately",
+        f"set security ipsec vpn ICL-VPN traffic-selector icl local-ip {me}/32 "
+        f"remote-ip {other}/32",
+    ]
+
+
+def node_config(node: int, priority: int = 0, preemption: bool = False, extra: str = "",
+                icl_ike: bool = False) -> str:
     """MNHA node `node` (1 or 2): SRG1 owns the VIP, the data VPNs' local address."""
     me, other = ICL[node], ICL[3 - node]
     prio = priority or (200 if node == 1 else 100)
@@ -63,11 +89,19 @@ def node_config(node: int, priority: int = 0, preemption: bool = False, extra: s
         "set interfaces st0 unit 9 family inet",
         "set security ipsec vpn ICL-VPN bind-interface st0.9",
         "set security ipsec vpn ICL-VPN ha-link-encryption",
-        "set security ipsec vpn ICL-VPN manual spi 9000",
-        "set security ipsec vpn ICL-VPN manual protocol esp",
-        f"set security ipsec vpn ICL-VPN manual encryption algorithm aes-128-gcm key hexadecimal {ICL_KEY}",
-        f"set security ipsec vpn ICL-VPN manual gateway {other}",
-        "set security ipsec vpn ICL-VPN manual external-interface ge-0/0/2.0",
+    ]
+    if icl_ike:
+        lines += icl_ike_lines(node)
+    else:
+        lines += [
+            "set security ipsec vpn ICL-VPN manual spi 9000",
+            "set security ipsec vpn ICL-VPN manual protocol esp",
+            "set security ipsec vpn ICL-VPN manual encryption algorithm aes-128-gcm key "
+            f"hexadecimal {ICL_KEY}",
+            f"set security ipsec vpn ICL-VPN manual gateway {other}",
+            "set security ipsec vpn ICL-VPN manual external-interface ge-0/0/2.0",
+        ]
+    lines += [
         f"set routing-options static route {other}/32 next-hop st0.9",
         "set routing-options static route 10.2.0.0/24 next-hop st0.0",
         "set routing-options static route 10.2.1.0/24 next-hop st0.1",
@@ -207,7 +241,10 @@ def ike_lines(local: str, local_if: str, remote: str) -> list[str]:
 
 @dataclass
 class IkeFabric(Fabric):
-    """`Fabric` whose HA pair and peer also run IKEv2 for v-ike and v-ike-cbc."""
+    """`Fabric` whose HA pair and peer also run IKEv2 for v-ike and v-ike-cbc (and, with
+    `icl_ike`, the nodes negotiate the ICL itself with IKEv2)."""
+
+    icl_ike: bool = False
 
     def __post_init__(self) -> None:
         from inline_ipsec.control.ike_control import IkeControl
@@ -223,7 +260,8 @@ class IkeFabric(Fabric):
 
     def _node(self, n: int, prio: int) -> MnhaNode:
         extra = "\n".join(ike_lines(VIP, "lo0.0", PEER)) + "\n"
-        gw = Gateway.from_text(node_config(n, prio, self.preemption, extra), name=f"node{n}")
+        gw = Gateway.from_text(node_config(n, prio, self.preemption, extra, self.icl_ike),
+                               name=f"node{n}")
         ike = self._ike_control(gw, local=(VIP, 500), peers={PEER: (PEER, 500)})
         return MnhaNode(gw, self.net, now=self.now, block=self.block, ike=ike)
 
@@ -245,8 +283,13 @@ class IkeFabric(Fabric):
                 if owner in self.alive:
                     self.nodes[owner].ike.receive(data, (PEER, 500), self.now)
             for n in sorted(self.alive):
-                for data, _addr in self.nodes[n].ike_datagrams(self.now):
+                for data, addr in self.nodes[n].ike_datagrams(self.now):
                     moved += 1
+                    if addr[0] == ICL[3 - n]:           # the ICL's own IKE, node to node
+                        self.ike_log.append((f"node{n}->node{3 - n}", data))
+                        if self.icl_up and 3 - n in self.alive:
+                            self.nodes[3 - n].ike.receive(data, (ICL[n], 500), self.now)
+                        continue
                     self.ike_log.append((f"node{n}->peer", data))
                     self.peer_ike.receive(data, (VIP, 500), self.now)
             if not moved:

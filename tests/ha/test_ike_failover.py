@@ -3,6 +3,8 @@ remote peer's DPD, child SA rekeys and the IKE SA itself carry on: no renegotiat
 IKE SPI, no sequence number sent twice."""
 from __future__ import annotations
 
+import pytest
+
 from inline_ipsec.ha import SrgState
 from inline_ipsec.io.traffic import udp_packet
 
@@ -28,14 +30,18 @@ def _no_reuse(f: IkeFabric) -> None:
     assert len(pairs) == len(set(pairs))
 
 
-def test_ike_sa_follows_the_srg_on_failover_and_failback() -> None:
-    f = IkeFabric(block=256, preemption=True)
+@pytest.mark.parametrize("icl_ike", [False, True], ids=["icl-manual-sa", "icl-ikev2"])
+def test_ike_sa_follows_the_srg_on_failover_and_failback(icl_ike: bool) -> None:
+    f = IkeFabric(block=256, preemption=True, icl_ike=icl_ike)
     f.run(1.0)
+    for n in (1, 2):                                # the ICL is on the PFE either way
+        assert f.nodes[n].gw.distributor.tunnel("ICL-VPN").offloaded
     assert f.peer_ike.up() and f.nodes[1].ike.up()
     ike_before = _ike_ids(f)
     assert len(ike_before) == 1
     assert f.nodes[2]._ike_states                   # the backup holds the IKE SA
-    assert f.nodes[2].ike_datagrams(f.now) == []    # and its IKE is dormant
+    assert "gw-p" in f.nodes[2].ike.paused           # and does not negotiate them
+    assert not [d for who, d in f.ike_log if who == "node2->peer"]
     for i in range(50):
         f.step()
         assert _traffic(f, i) == (4, 4)
@@ -54,7 +60,7 @@ def test_ike_sa_follows_the_srg_on_failover_and_failback() -> None:
         assert _traffic(f, i) == (4, 4)
     assert peer_session.dpd_probes > probes
     assert peer_session.state == "established" and not peer_session.errors.counts
-    node2 = f.nodes[2].ike.sessions()[0]
+    node2 = f.nodes[2].ike.sessions("v-ike")[0]
     assert node2.state == "established" and not node2.errors.counts
     # a child SA rekey started by the peer, then one by node 2: both on the carried IKE SA
     spi = next(c.spi_in for c in peer_session.children.values() if c.state == "installed")

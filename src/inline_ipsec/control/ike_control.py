@@ -350,6 +350,9 @@ class IkeControl:
         self._closed = False
         gw.tunnel_trigger = self.trigger
         gw.ike = self
+        #: IKE gateways this control neither initiates nor answers for now (a high-
+        #: availability backup node: the other node carries them, docs/mnha.md §3)
+        self.paused: set[str] = set()
 
     @staticmethod
     def remote_addresses(gw: "Gateway") -> list[str]:
@@ -376,7 +379,7 @@ class IkeControl:
     def _lookup(self, addr: Addr) -> Optional[IkeConfig]:
         """IKE_SA_INIT from a new peer: a gateway whose peer is `addr` (one with a PPK first,
         so USE_PPK is offered, RFC 8784 §3); IKE_AUTH picks the gateway (`_selector`)."""
-        cands = self._candidates(addr)
+        cands = [p for p in self._candidates(addr) if p.name not in self.paused]
         if not cands:
             return None
         return next((p for p in cands if p.config.ppk is not None), cands[0]).responder
@@ -386,7 +389,7 @@ class IkeControl:
             cands = self._by_ids.get((tuple(transport), idi), []) + \
                 self._by_ids.get((tuple(transport), None), [])
             for p in cands:
-                if idr is not None and p.config.local_id != idr:
+                if (idr is not None and p.config.local_id != idr) or p.name in self.paused:
                     continue
                 return p.responder
             return None
@@ -436,7 +439,7 @@ class IkeControl:
         """Bring `vpn` up if it is not: CREATE_CHILD_SA for its missing child SAs on its
         gateway's IKE SA, or wait for the IKE SA being negotiated, or start one."""
         v = self.vpns[vpn]
-        if self._vpn_up(v):
+        if self._vpn_up(v) or v.peer.name in self.paused:
             return
         self._wanted.add(vpn)
         session = self.session_of(vpn)

@@ -167,6 +167,8 @@ class MnhaNode:
         self._ike_states: dict[str, dict] = {}     # backup: the peer's IKE SAs
         self._ike_parts: dict[str, dict[int, str]] = {}
         self._ike_started = False
+        if ike is not None:
+            ike.paused |= self._srg_gateways(None)
         # Tunnels of the SRGs start on no node: they come up on the node that is elected.
         for vpn in self.vpn_srg:
             if vpn in gateway.distributor:
@@ -312,6 +314,7 @@ class MnhaNode:
                 del self._limits[spi]
         if self.ike is not None:
             from ..ike.v2.ha_state import abandon
+            self.ike.paused |= self._srg_gateways(srg)
             for session in self.ike.sessions():
                 if self._ike_srg(session) == srg:
                     abandon(session)
@@ -561,13 +564,18 @@ class MnhaNode:
             del self._ike_sent[ident]
             self._send(RtoType.IKE_DELETE, {"id": ident})
 
+    def _srg_gateways(self, srg: Optional[int]) -> set[str]:
+        """The `ike gateway`s of the VPNs of `srg` (of every SRG when None)."""
+        return {name for v, s in self.vpn_srg.items() if srg is None or s == srg
+                for name in [getattr(self.gw.config.ipsec_vpns[v].ike, "gateway", None)]
+                if name}
+
     def _adopt_ike(self, now: float, srg: int) -> None:
         if self.ike is None:
             return
         from ..ike.v2.ha_state import HaStateError
-        peers = {name for v, s in self.vpn_srg.items() if s == srg
-                 for name in [getattr(self.gw.config.ipsec_vpns[v].ike, "gateway", None)]
-                 if name}
+        peers = self._srg_gateways(srg)
+        self.ike.paused -= peers
         for ident, state in list(self._ike_states.items()):
             if state.get("config") not in peers:
                 continue
@@ -578,15 +586,20 @@ class MnhaNode:
             except HaStateError as exc:
                 self.counters.ike_adopt_errors += 1
                 self._log(now, f"SRG{srg}: IKE SA {ident} not carried on: {exc}")
+        for name in peers:                     # bring up what was not carried over
+            for vpn in self.ike.peers[name].vpns if name in self.ike.peers else ():
+                if self.gw.config.ipsec_vpns[vpn].establish_tunnels == "immediately":
+                    self.ike.ensure(vpn, now)
+
+    def ike_datagrams(self, now: float) -> list[tuple[bytes, tuple]]:
+        """The IKE control's timers and datagrams. While this node is backup for an SRG the
+        SRG's IKE gateways are paused (`IkeControl.paused`): it neither initiates nor answers
+        for the tunnels its peer carries; the ICL's own IKE (and SRG0's) always runs."""
+        if self.ike is None:
+            return []
         if not self._ike_started:
             self._ike_started = True
             self.ike.start(now)
-
-    def ike_datagrams(self, now: float) -> list[tuple[bytes, tuple]]:
-        """The IKE control's timers and datagrams, while this node is active for an SRG;
-        a backup node's IKE is dormant (it must not negotiate the peer node's tunnels)."""
-        if self.ike is None or not any(m.state is SrgState.ACTIVE for m in self.srgs.values()):
-            return []
         t = self.ike.get_timer()
         if t is not None and t <= now:
             self.ike.handle_timer(now)
