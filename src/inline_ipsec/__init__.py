@@ -1,18 +1,12 @@
 """inline-ipsec: a working software model of Juniper SRX inline IPsec.
 
 The PFE (`Pfe`) is the modelled ASIC: ESP tunnel mode with AES-GCM in C. The CPU engine
-(`CpuEngine`) carries everything else, in Python on `cryptography`. Importing this package
-without its compiled `_pfe_core` extension fails: there is no silent pure-Python fallback.
+(`CpuEngine`) carries everything else, in Python on `cryptography`. Only the PFE module
+(`inline_ipsec.pfe`, and the gateway built on it) needs the compiled `_pfe_core` extension:
+without it the CPU engine still imports and runs, and `Pfe` fails loudly, naming the missing
+extension (there is no silent pure-Python fallback for the PFE).
 """
 from __future__ import annotations
-
-try:
-    import _pfe_core  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised only on a broken install
-    raise ImportError(
-        "inline_ipsec needs its compiled _pfe_core extension (the modelled PFE), which failed "
-        f"to import: {exc}. Reinstall with `pip install .` on a machine with libssl-dev."
-    ) from exc
 
 from . import _aliases
 
@@ -36,10 +30,17 @@ from .errors import (
 )
 from .cpu import CpuEngine, SaEvent
 from .packet.burst import Burst
-from .pfe import Pfe
 from .sa import Lifetime, SaSpec
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The PFE is loaded on first use, so that the CPU engine works without _pfe_core.
+    if name == "Pfe":
+        from .pfe import Pfe
+        return Pfe
+    raise AttributeError(f"module 'inline_ipsec' has no attribute {name!r}")
 
 __all__ = [
     "BackendUnavailableError", "Burst", "CapacityError", "CpuEngine", "ConfigError", "Engine",

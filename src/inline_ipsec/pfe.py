@@ -12,12 +12,19 @@ import os
 import threading
 from typing import Optional
 
-import _pfe_core
+try:
+    import _pfe_core
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess (tests/test_package.py)
+    raise ImportError(
+        "inline_ipsec's PFE needs its compiled _pfe_core extension (the modelled ASIC), which "
+        f"failed to import: {exc}. Reinstall with `pip install .` on a machine with "
+        "libssl-dev. The CPU engine (inline_ipsec.cpu) works without it."
+    ) from exc
 from _pfe_core import gcm as _pfe_gcm
 from _pfe_core.pipeline import ENGINE_CPU, Pipeline, PipelineArrays, Verdict, run_pair
 from _pfe_core.table import BurstArrays, DuplicateSpi, SaTable, TableFull
 
-from .engine import EngineCounters, SaCounters, SinglePacketCalls
+from .engine import EngineCounters, SaCounters, SinglePacketCalls, Status
 from .errors import (
     BackendUnavailableError,
     CapacityError,
@@ -32,6 +39,10 @@ from .sa import SaSpec
 __all__ = ["Pfe", "PFE_BACKENDS", "resolve_backend", "open_esp_gcm", "pfe_limitations",
            "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW", "Pipeline", "Verdict",
            "ENGINE_CPU", "new_pipeline", "pipeline_arrays", "run_pair"]
+
+if {s.name: int(s) for s in _pfe_core.Status} != {s.name: int(s) for s in Status}:
+    raise ImportError("the _pfe_core kernels and inline_ipsec.engine.Status disagree on the "
+                      "per-packet status codes: rebuild the extension")
 
 PFE_MAX_SAS: int = _pfe_core.MAX_SAS
 PFE_MAX_REPLAY_WINDOW: int = _pfe_core.MAX_REPLAY_WINDOW

@@ -13,7 +13,7 @@ inference, as on the PFE.
 """
 from __future__ import annotations
 
-from _pfe_core.status import Status
+from ..engine import Status
 
 #: The window used only to infer ESN high bits when anti-replay is switched off (as the PFE).
 ESN_INFER_WINDOW = 64

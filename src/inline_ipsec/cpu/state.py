@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Callable
 
-from _pfe_core.status import Status
+from ..engine import Status
 
 from ..engine import SaCounters
 from ..packet.ip import (
