@@ -385,28 +385,3 @@ def machine() -> dict:
             else None,
             "backends": list(_pfe_core.BACKENDS), "numpy": np.__version__,
             "cryptography": cryptography.__version__, "platform": platform.platform()}
-
-
-def quick_report(sizes: Sequence[int | str] = (64, 512, 1400, IMIX), bits: int = 128,
-                 burst: int = 32, rounds: int = 200,
-                 progress: Callable[[str], None] = lambda s: None,
-                 duration: float = 0.1) -> list[dict]:
-    """PFE (OpenSSL backend) encrypt/decrypt against the raw loop, measured as `inline-ipsec
-    bench` measures (`perf.suite.measure_figure`, `duration` seconds each), and encrypt against
-    the naive loop (`rounds` rounds), per size: a short run."""
-    from .perf.suite import measure_figure
-    rows = []
-    for size in sizes:
-        progress(f"{size}")
-        raw_e, pfe_e = measure_figure("pfe", "openssl", bits, "encrypt", size, burst, duration)
-        raw_d, pfe_d = measure_figure("pfe", "openssl", bits, "decrypt", size, burst, duration)
-        naive = measure_naive(bits, size, burst, max(10, rounds // 10))
-        rows.append({
-            "size": size, "cipher": f"aes-gcm-{bits}", "burst": burst,
-            "pfe_encrypt_pps": pfe_e.pps, "pfe_encrypt_gbps": pfe_e.gbps,
-            "pfe_decrypt_pps": pfe_d.pps, "raw_encrypt_pps": raw_e.pps,
-            "raw_decrypt_pps": raw_d.pps, "naive_encrypt_pps": naive.pps,
-            "encrypt_vs_raw": pfe_e.ratio, "decrypt_vs_raw": pfe_d.ratio,
-            "encrypt_vs_naive": pfe_e.pps / naive.pps,
-        })
-    return rows

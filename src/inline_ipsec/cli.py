@@ -26,18 +26,6 @@ def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentPar
     return register
 
 
-def print_bench_table(rows: list[dict], out=sys.stdout) -> None:
-    out.write(f"{'size':>6} {'PFE enc pps':>13} {'Gbit/s':>7} {'raw enc pps':>13} "
-              f"{'enc/raw':>8} {'PFE dec pps':>13} {'dec/raw':>8} {'naive pps':>11} "
-              f"{'PFE/naive':>9}\n")
-    for r in rows:
-        out.write(f"{str(r['size']):>6} {r['pfe_encrypt_pps']:>13,.0f} "
-                  f"{r['pfe_encrypt_gbps']:>7.2f} {r['raw_encrypt_pps']:>13,.0f} "
-                  f"{r['encrypt_vs_raw']:>8.2f} {r['pfe_decrypt_pps']:>13,.0f} "
-                  f"{r['decrypt_vs_raw']:>8.2f} {r['naive_encrypt_pps']:>11,.0f} "
-                  f"{r['encrypt_vs_naive']:>8.1f}x\n")
-
-
 def _bench_args(p: argparse.ArgumentParser) -> None:
     from .perf.cli import configure
     configure(p)

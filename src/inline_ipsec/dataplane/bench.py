@@ -17,10 +17,11 @@ import threading
 import time
 from typing import Callable, Optional
 
-from ..benchmark import gcm_spec, inner_ipv4_udp, packet_sizes
 from ..config import License
+from ..io.traffic import udp_packet
 from ..packet.burst import Burst
 from ..pfe import Pfe, Verdict
+from ..sa import SaSpec
 from .gateway import Gateway
 
 __all__ = ["GatewayPairWorkload", "BarePfeWorkload", "paired_ratio", "thread_scaling",
@@ -31,19 +32,27 @@ _WIRE = int(Verdict.WIRE)
 _DELIVER = int(Verdict.DELIVER)
 
 
-def _specs(bits: int) -> tuple:
-    ab = gcm_spec(bits, spi=0x1000, replay_window=1024)
-    ba = gcm_spec(bits, spi=0x2000, replay_window=1024)
-    import dataclasses
-    ab = dataclasses.replace(ab, tunnel_src=_A, tunnel_dst=_B)
-    ba = dataclasses.replace(ba, tunnel_src=_B, tunnel_dst=_A)
-    return ab, ba
+def _specs(bits: int) -> tuple[SaSpec, SaSpec]:
+    """The two directions of one AES-GCM tunnel between _A and _B."""
+    def one(spi: int, src: str, dst: str) -> SaSpec:
+        key = bytes((spi + 7 * i) & 0xFF for i in range(bits // 8 + 4))
+        return SaSpec(spi=spi, cipher=f"aes-gcm-{bits}", key=key, tunnel_src=src,
+                      tunnel_dst=dst, replay_window=1024)
+    return one(0x1000, _A, _B), one(0x2000, _B, _A)
+
+
+def _packets(size: int, burst: int) -> list[bytes]:
+    """`burst` IPv4/UDP packets of `size` bytes from 10.1.0.1 to 10.2.0.1."""
+    if size < 28:
+        raise ValueError("an IPv4/UDP packet is at least 28 bytes")
+    return [udp_packet("10.1.0.1", "10.2.0.1", bytes([i & 0xFF]) * (size - 28), 1024, 5001)
+            for i in range(burst)]
 
 
 class GatewayPairWorkload:
     """Two gateways back to back over one offloaded tunnel (module docstring)."""
 
-    def __init__(self, bits: int = 256, size: int | str = 64, burst: int = 32,
+    def __init__(self, bits: int = 256, size: int = 64, burst: int = 32,
                  bursts: int = 4, backend: Optional[str] = None, name: str = "pair") -> None:
         ab, ba = _specs(bits)
         self.a = Gateway(name=f"{name}-a", license=License(), pfes=1, pfe_backend=backend)
@@ -52,8 +61,8 @@ class GatewayPairWorkload:
                                 remote_ts=["10.2.0.0/16"])
         self.b.install_child_sa("t", ba, ab, local_ts=["10.2.0.0/16"],
                                 remote_ts=["10.1.0.0/16"])
-        self.sizes = packet_sizes(size, burst)
-        inner = [inner_ipv4_udp(n, i) for i, n in enumerate(self.sizes)]
+        inner = _packets(int(size), burst)
+        self.sizes = [len(p) for p in inner]
         self.bursts = [Burst.from_packets(inner) for _ in range(bursts)]
         self.pristine = [b.copy() for b in self.bursts]
         self.packets_per_pass = burst * bursts
@@ -80,14 +89,14 @@ class GatewayPairWorkload:
 class BarePfeWorkload:
     """One PFE, one SA pair, the same packets: encrypt then decrypt each burst."""
 
-    def __init__(self, bits: int = 256, size: int | str = 64, burst: int = 32,
+    def __init__(self, bits: int = 256, size: int = 64, burst: int = 32,
                  bursts: int = 4, backend: Optional[str] = None, name: str = "bare") -> None:
         ab, _ = _specs(bits)
         self.pfe = Pfe(name, backend=backend)
         out = self.pfe.add_outbound(ab)
         self.pfe.add_inbound(ab)
-        self.sizes = packet_sizes(size, burst)
-        inner = [inner_ipv4_udp(n, i) for i, n in enumerate(self.sizes)]
+        inner = _packets(int(size), burst)
+        self.sizes = [len(p) for p in inner]
         self.bursts = [Burst.from_packets(inner, out) for _ in range(bursts)]
         self.pristine = [b.copy() for b in self.bursts]
         self.packets_per_pass = burst * bursts
@@ -140,7 +149,7 @@ def _median(xs: list[float]) -> float:
     return s[k] if len(s) % 2 else (s[k - 1] + s[k]) / 2
 
 
-def thread_scaling(threads: int, duration: float = 1.0, bits: int = 256, size: int | str = 64,
+def thread_scaling(threads: int, duration: float = 1.0, bits: int = 256, size: int = 64,
                    burst: int = 32, backend: Optional[str] = None) -> tuple[float, list[int]]:
     """Packets/s of `threads` gateway pairs, one per thread, each forwarding its own bursts
     through its two gateways (the pipeline releases the GIL for each burst). Returns
@@ -181,7 +190,7 @@ def thread_scaling(threads: int, duration: float = 1.0, bits: int = 256, size: i
     return sum(counts) / (time.perf_counter() - t0), counts
 
 
-def measure_pipeline(backend: Optional[str], size: int | str = 64, burst: int = 32,
+def measure_pipeline(backend: Optional[str], size: int = 64, burst: int = 32,
                      duration: float = 1.0, bits: int = 256):
     """Two gateways end to end against the bare PFE, in interleaved windows
     (`perf.measure.paired_windows`): returns (Paired, inner bytes per burst). Its ratios are
