@@ -274,6 +274,15 @@ cdef class SaTable:
         EVP_CIPHER_CTX_free(sa.ctx)
         sa.ctx = ctx
 
+    def set_options(self, long long h, int df_mode, bint copy_outer_dscp) -> None:
+        """Change the DF-bit mode and DSCP copy of an installed SA in place (its keys,
+        sequence number and anti-replay window stay)."""
+        cdef sa_t *sa = self._get(h)
+        if df_mode not in (0, 1, 2):
+            raise ValueError("df_mode is 0 (clear), 1 (set) or 2 (copy)")
+        sa.df_mode = df_mode
+        sa.copy_outer_dscp = copy_outer_dscp
+
     def direction(self, long long h) -> int:
         return self._get(h).direction
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Mapping, Protocol, runtime_checkable
+from typing import Mapping, Optional, Protocol, runtime_checkable
 
 from .errors import (
     IntegrityError,
@@ -25,7 +25,7 @@ from .packet.burst import Burst
 from .sa import SaSpec
 from .stats.catalogue import counter_fields
 
-__all__ = ["Engine", "SaCounters", "EngineCounters", "Status", "raise_for_status",
+__all__ = ["Engine", "SaCounters", "EngineCounters", "SaEvent", "Status", "raise_for_status",
            "encrypt_one", "decrypt_one", "SinglePacketCalls"]
 
 
@@ -60,25 +60,58 @@ class EngineCounters:
                       for name in cls.COUNTERS})  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class SaEvent:
+    """Something the control plane must act on.
+
+    kind: "rekey-due" (a soft limit, or the sequence space is about to end) or "expired"
+    (a hard limit: the SA carries no more traffic). limit: "seconds", "kilobytes", "packets"
+    or "sequence". direction: "outbound" or "inbound". at: the engine clock's reading."""
+
+    kind: str
+    handle: int
+    spi: int
+    direction: str
+    limit: str
+    at: float
+
+
+
 @runtime_checkable
 class Engine(Protocol):
-    """What every engine offers. Handles are non-negative integers that fit an int32
-    (`Burst.sa`); a handle names one SA for its whole life and is never reused for another,
-    so a handle kept after `remove` gets `Status.NO_SA` / `UnknownSaError`."""
+    """The one contract of an engine: the PFE (`Pfe`) and the CPU engine (`CpuEngine`) both
+    implement all of it, so the gateway and the distributor never probe for a method.
+
+    Handles are non-negative integers that fit an int32 (`Burst.sa`); a handle names one SA
+    for its whole life and is never reused for another, so a handle kept after `remove` gets
+    `Status.NO_SA` / `UnknownSaError`."""
 
     #: "pfe" or "cpu"; shown as `Hardware Offloaded: Yes` for the PFE.
     kind: str
 
+    # install / update / remove
     def add_outbound(self, spec: SaSpec) -> int: ...
     def add_inbound(self, spec: SaSpec) -> int: ...
+    def update(self, handle: int, spec: SaSpec) -> None:
+        """Apply new options (DF bit, DSCP copy) to an installed SA in place, keeping its
+        sequence number and anti-replay window; `UnsupportedSaError` for anything else."""
     def remove(self, handle: int) -> None: ...
+    def spec(self, handle: int) -> SaSpec: ...
+    def handles(self) -> list[int]: ...
+    def lookup_inbound(self, spi: int) -> int: ...
+    # packets
     def encrypt(self, handle: int, packet: bytes) -> bytes: ...
     def decrypt(self, packet: bytes) -> bytes: ...
     def encrypt_burst(self, burst: Burst) -> int: ...
     def decrypt_burst(self, burst: Burst) -> int: ...
+    # sequence numbers (RFC 4303 §3.3.3) and the events the control plane acts on
+    def sequence(self, handle: int) -> int: ...
+    def set_sequence(self, handle: int, seq: int) -> None: ...
+    def rekey_needed(self, handle: int) -> bool: ...
+    def next_event(self) -> Optional[SaEvent]: ...
+    # counters
     def counters(self, handle: int) -> SaCounters: ...
     def engine_counters(self) -> EngineCounters: ...
-    def rekey_needed(self, handle: int) -> bool: ...
     def __len__(self) -> int: ...
 
 

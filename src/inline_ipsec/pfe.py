@@ -24,7 +24,10 @@ from _pfe_core import gcm as _pfe_gcm
 from _pfe_core.pipeline import ENGINE_CPU, Pipeline, PipelineArrays, Verdict, run_pair
 from _pfe_core.table import BurstArrays, DuplicateSpi, SaTable, TableFull
 
-from .engine import EngineCounters, SaCounters, SinglePacketCalls, Status
+import dataclasses
+from collections import deque
+
+from .engine import EngineCounters, SaCounters, SaEvent, SinglePacketCalls, Status
 from .errors import (
     BackendUnavailableError,
     CapacityError,
@@ -111,6 +114,8 @@ class Pfe(SinglePacketCalls):
         self.backend = resolve_backend(backend)
         self._table = SaTable(self.backend)
         self._specs: dict[int, SaSpec] = {}
+        self._events: deque[SaEvent] = deque(maxlen=2 * PFE_MAX_SAS)
+        self._reported: set[int] = set()     # outbound handles whose exhaustion was reported
         # Bursts release the GIL; the lock keeps two threads off one table (each SA's
         # cipher context belongs to one thread at a time). One PFE per thread scales.
         self._lock = threading.Lock()
@@ -157,12 +162,44 @@ class Pfe(SinglePacketCalls):
             self._specs[handle] = spec
         return handle
 
+    def update(self, handle: int, spec: SaSpec) -> None:
+        """Change an installed SA's DF-bit mode and DSCP copy in place (keys, sequence number
+        and anti-replay window stay). The ASIC cannot change anything else of an SA: other
+        changes raise `UnsupportedSaError` (they need a new SA, i.e. a rekey)."""
+        old = self.spec(handle)
+        same = dataclasses.replace(spec, df_bit=old.df_bit, copy_outer_dscp=old.copy_outer_dscp)
+        if same != old:
+            raise UnsupportedSaError(f"{self.name}: the PFE changes only df_bit and "
+                                     "copy_outer_dscp of an installed SA; rekey for the rest")
+        with self._lock:
+            self._checked(self._table.set_options, handle, _DF_MODES[spec.df_bit],
+                          spec.copy_outer_dscp)
+            self._specs[handle] = spec
+
+    def next_event(self) -> Optional[SaEvent]:
+        """The next event for the control plane, or None: "rekey-due" (limit "sequence") once
+        for each outbound SA that used its last sequence number (RFC 4303 §3.3.3). The PFE
+        keeps no other lifetime: SAs with volume lifetimes are placed on the CPU path
+        (`pfe_limitations`), and time lifetimes are IKE's timers. Polling reads every
+        outbound SA's flag: O(SAs), for the control plane's tick, never per packet."""
+        if not self._events:
+            with self._lock:
+                for handle, spec in self._specs.items():
+                    if handle in self._reported or self._table.direction(handle) != _OUTBOUND:
+                        continue
+                    if self._table.rekey_needed(handle):
+                        self._reported.add(handle)
+                        self._events.append(SaEvent("rekey-due", handle, spec.spi, "outbound",
+                                                    "sequence", 0.0))
+        return self._events.popleft() if self._events else None
+
     def remove(self, handle: int) -> None:
         """Uninstall an SA and wipe its keys. Its slot becomes free, under a new generation:
         the handle names nothing from now on (`UnknownSaError`, `Status.NO_SA`)."""
         with self._lock:
             self._checked(self._table.remove, handle)
             del self._specs[handle]
+            self._reported.discard(handle)
 
     def _checked(self, call, handle: int, *args):
         """`call(handle, *args)` on the table, with `UnknownSaError` for a handle that names
@@ -226,6 +263,7 @@ class Pfe(SinglePacketCalls):
         (tests of the 2^32 limit and of ESN, and SAs moved between engines)."""
         with self._lock:
             self._checked(self._table.set_sequence, handle, seq)
+            self._reported.discard(handle)
 
 
 def new_pipeline(pfes: "list[Pfe]", **kw: object) -> Pipeline:

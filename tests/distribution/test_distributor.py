@@ -305,23 +305,6 @@ def test_df_bit_and_dscp_immediate_on_cpu_tunnel(make_engine: Any, clock: Clock,
                           "Copy-Outer-DSCP changed to Enabled (1 times)"]
 
 
-def test_cpu_without_update_df_reinstalls_outbound_dscp_waits(make_engine: Any, clock: Clock,
-                                                               pair: Any, log: list[Any]) -> None:
-    cpu = make_engine("cpu", "cpu")            # no update()
-    d = Distributor([], cpu, clock=clock)
-    d.install("v", Tunnel(), *pair(0x1001, 0x2001))
-    del log[:]
-    assert d.set_df_bit("v", "copy") is True
-    # the new outbound SA (same SPI) first, then the old one goes; the inbound SA stays
-    assert log == [("add_outbound", "cpu", 0x1001), ("remove", "cpu", 0x1001)]
-    rec = d.tunnel("v")
-    assert cpu.sas[rec.pairs[0].outbound_handle][1].df_bit == "copy"
-    assert d.set_copy_outer_dscp("v", True) is False
-    assert rec.pending_copy_outer_dscp is True and not rec.copy_outer_dscp
-    new = d.rekey("v", *pair(0x1002, 0x2002))
-    assert new.inbound.copy_outer_dscp and new.outbound.df_bit == "copy"
-
-
 def test_df_bit_rejects_bad_mode(chassis: Any, pair: Any) -> None:
     d, _, _ = chassis
     d.install("v", Tunnel(), *pair(0x1001, 0x2001))

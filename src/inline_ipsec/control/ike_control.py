@@ -649,29 +649,35 @@ class IkeControl:
 
     # ---------------------------------------------------------------- CPU-engine lifetimes
     def poll_engines(self, now: float) -> int:
-        """Act on the CPU engine's lifetime events (kilobytes, packets, sequence space;
-        seconds are the sessions' own timers): "rekey-due" of an outbound SA -> CREATE_CHILD_SA
-        rekey (the sender rekeys; the receiver, which counts the same bytes inbound, does not,
-        so the two ends do not collide, §2.8.1), "expired" -> delete (RFC 7296 §2.8, §1.4.1).
+        """Act on every engine's events (`Engine.next_event`: the CPU engine's lifetimes in
+        kilobytes, packets and sequence space, the PFE's exhausted sequence space; seconds are
+        the sessions' own timers): "rekey-due" of an outbound SA -> CREATE_CHILD_SA rekey (the
+        sender rekeys; the receiver, which counts the same bytes inbound, does not, so the two
+        ends do not collide, §2.8.1), "expired" -> delete (RFC 7296 §2.8, §1.4.1).
         Returns the events acted on."""
         acted = 0
-        while (ev := self.gw.cpu.next_event()) is not None:
-            if ev.limit == "seconds":
-                continue
-            hit = self._child_of(ev.spi, ev.direction)
-            if hit is None:
-                continue
-            session, spi_in = hit
-            child = session.children.get(spi_in)
-            if ev.kind == "rekey-due" and ev.direction == "outbound" and child is not None \
-                    and child.state == "installed":
-                child.rekey_at = None
-                session.rekey_child(spi_in, now)
-                acted += 1
-            elif ev.kind == "expired" and child is not None and child.state != "deleting":
-                session.delete_child(spi_in, now)
-                acted += 1
+        for engine in self.gw.engines:
+            while (ev := engine.next_event()) is not None:
+                acted += self._act_on(ev, now)
         return acted
+
+    def _act_on(self, ev: object, now: float) -> int:
+        if ev.limit == "seconds":  # type: ignore[attr-defined]
+            return 0
+        hit = self._child_of(ev.spi, ev.direction)  # type: ignore[attr-defined]
+        if hit is None:
+            return 0
+        session, spi_in = hit
+        child = session.children.get(spi_in)
+        if ev.kind == "rekey-due" and ev.direction == "outbound" \
+                and child is not None and child.state == "installed":  # type: ignore
+            session.rekey_child_now(spi_in, now)
+            return 1
+        if ev.kind == "expired" and child is not None \
+                and child.state != "deleting":  # type: ignore[attr-defined]
+            session.delete_child(spi_in, now)
+            return 1
+        return 0
 
     def _child_of(self, spi: int, direction: str) -> Optional[tuple[IkeV2Session, int]]:
         for s in self.manager.sessions:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..engine import SaEvent
 from ..sa import Lifetime
 
 REKEY_DUE = "rekey-due"
@@ -19,22 +20,6 @@ EXPIRED = "expired"
 
 #: A limit that is never reached (counters are bounded by 2^64 on any real SA).
 NEVER = 1 << 64
-
-
-@dataclass(frozen=True)
-class SaEvent:
-    """Something the control plane must act on.
-
-    kind: "rekey-due" (a soft limit, or the sequence space is about to end) or "expired"
-    (a hard limit: the SA carries no more traffic). limit: "seconds", "kilobytes", "packets"
-    or "sequence". direction: "outbound" or "inbound". at: the engine clock's reading."""
-
-    kind: str
-    handle: int
-    spi: int
-    direction: str
-    limit: str
-    at: float
 
 
 class LifetimeState:

@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 from ...sa import SaSpec
-from .distributor import Distributor, SaEngine, SaPair, TunnelEvent, TunnelRecord
+from ...engine import Engine as SaEngine
+from .distributor import Distributor, SaPair, TunnelEvent, TunnelRecord
 from .placement import (
     PFE_SA_LIMIT,
     PFE_TUNNEL_LIMIT,

@@ -5,9 +5,9 @@ chassis limits, fallback to the CPU), make-before-break rekey, removal, DF-bit /
 changes, and the per-tunnel event history that `show security ipsec security-associations
 detail` prints under `Tunnel events:`. It never encrypts a packet and never talks IKE.
 
-Engines follow `inline_ipsec.engine.Engine` (only the part used here, `SaEngine` below):
-`add_outbound(spec) -> handle`, `add_inbound(spec) -> handle`, `remove(handle)`,
-`counters(handle)`, `kind` ("pfe" or "cpu"); a full PFE raises `CapacityError`.
+Engines implement `inline_ipsec.engine.Engine` completely (install, update, remove, sequence
+numbers, events, counters): nothing here probes for a method. A full PFE raises
+`CapacityError`.
 
 Rekey, make-before-break (RFC 7296 §2.8; strongSwan `child_rekey.c` installs the new inbound SA
 first and switches outbound after):
@@ -17,10 +17,8 @@ first and switches outbound after):
      time has passed (`expire_drained`) or at once with `finish_drain`.
 
 DF bit and DSCP copy (docs/design.md §2): on an active *offloaded* tunnel a change is pending until
-the next rekey, whose new SAs carry it; on a CPU tunnel it is applied at once, through the
-engine's `update(handle, spec)` when it has one. Without `update`, a DF change reinstalls the
-outbound SA with its sequence counter, and a DSCP-copy change waits for the rekey as on the
-PFE (reinstalling the inbound SA would lose its anti-replay window).
+the next rekey, whose new SAs carry it (Junos); on a CPU tunnel it is applied at once, through
+the engine's `update(handle, spec)`, which keeps sequence numbers and anti-replay windows.
 """
 from __future__ import annotations
 
@@ -32,12 +30,13 @@ from typing import Any, Callable, Optional, Protocol, Sequence, TypeVar
 
 from ...config.model import License
 from ...errors import CapacityError, UnsupportedSaError
+from ...engine import Engine
 from ...sa import DF_BIT_MODES, SaSpec
 from .placement import PFE_SA_LIMIT, PFE_TUNNEL_LIMIT, Placement, Settings, Tunnel, place
 
 __all__ = [
     "Distributor",
-    "SaEngine",
+    "Engine",
     "SaPair",
     "TunnelEvent",
     "TunnelRecord",
@@ -49,17 +48,6 @@ FIRST_TUNNEL_ID = 500001
 #: `Tunnel events:` kept per tunnel, the most recent ones (a tunnel rekeyed every hour for a
 #: year must not keep every event it ever had)
 MAX_TUNNEL_EVENTS = 64
-
-
-class SaEngine(Protocol):
-    """The part of `inline_ipsec.engine.Engine` the distributor uses."""
-
-    kind: str
-
-    def add_outbound(self, spec: SaSpec) -> int: ...
-    def add_inbound(self, spec: SaSpec) -> int: ...
-    def remove(self, handle: int) -> None: ...
-    def counters(self, handle: int) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -102,7 +90,7 @@ class TunnelRecord:
     tunnel_id: int
     tunnel: Tunnel
     placement: Placement
-    engine: SaEngine = field(repr=False)
+    engine: Engine = field(repr=False)
     #: index into the distributor's PFE list, None on the CPU
     pfe_index: Optional[int]
     #: `Location:` of the detail output: "FPC 0, PIC 0" on a PFE, "CPU" otherwise
@@ -165,7 +153,7 @@ class Distributor:
     used to stamp events, to read the license date and to time drains.
     """
 
-    def __init__(self, pfes: Sequence[SaEngine], cpu: SaEngine, *,
+    def __init__(self, pfes: Sequence[Engine], cpu: Engine, *,
                  license: Optional[License] = None, hw_offload_disable: bool = False,
                  sa_limit: int = PFE_SA_LIMIT, tunnel_limit: int = PFE_TUNNEL_LIMIT,
                  slots: Optional[Sequence[tuple[int, int]]] = None,
@@ -295,7 +283,7 @@ class Distributor:
         inbound = _with(inbound, outbound.df_bit, outbound.copy_outer_dscp)
         placement = place(tunnel, self.settings())
         pair: Optional[SaPair] = None
-        engine: SaEngine = self.cpu
+        engine: Engine = self.cpu
         pfe_index: Optional[int] = None
         if placement.offloaded:
             refusal = "no PFE available"
@@ -484,13 +472,10 @@ class Distributor:
         return True
 
     def set_copy_outer_dscp(self, name: str, enabled: bool) -> bool:
-        """Change `copy-outer-dscp`. Returns True if in force now, False if pending until the
-        next rekey: on an offloaded tunnel, and on a CPU engine without `update()` (DSCP copy
-        acts on decapsulation, and reinstalling an inbound SA would lose its anti-replay
-        window, RFC 4303 §3.4.3)."""
+        """Change `copy-outer-dscp`. Returns True if in force now (CPU tunnel, `update`), False
+        if pending until the next rekey (offloaded tunnel)."""
         rec = self.tunnel(name)
-        update = getattr(rec.engine, "update", None)
-        if rec.offloaded or update is None:
+        if rec.offloaded:
             rec.pending_copy_outer_dscp = None if enabled == rec.copy_outer_dscp else enabled
             if rec.pending_copy_outer_dscp is None:
                 return True                 # back to the setting in force: nothing pending
@@ -502,30 +487,20 @@ class Distributor:
             for pair in rec.pairs:
                 pair.outbound = self._stamp(rec, pair.outbound)
                 pair.inbound = self._stamp(rec, pair.inbound)
-                update(pair.outbound_handle, pair.outbound)
-                update(pair.inbound_handle, pair.inbound)
+                rec.engine.update(pair.outbound_handle, pair.outbound)
+                rec.engine.update(pair.inbound_handle, pair.inbound)
             self._event(rec, f"Copy-Outer-DSCP changed to {_enabled(enabled)}")
             self._reindex(name)
         return True
 
     def _apply_df_bit(self, rec: TunnelRecord) -> None:
-        """Apply the tunnel's DF-bit setting to its SAs now (CPU tunnels).
-
-        With an engine `update(handle, spec)` (strongSwan's `update_sa`) the SAs are updated
-        in place. Otherwise the outbound SA (the DF bit acts on encapsulation only,
-        docs/wire-format.md) is reinstalled with the same SPI and keys and its sequence
-        counter carried over (`sequence`/`set_sequence`): new one installed, old one removed.
-        The engine then counts packets and lifetime for the new SA from zero.
-        """
-        engine = rec.engine
-        update = getattr(engine, "update", None)
+        """Apply the tunnel's DF-bit setting to its SAs now (CPU tunnels), in place through
+        the engine's `update` (strongSwan's `update_sa`): sequence numbers, anti-replay
+        windows and counters stay."""
         for pair in rec.pairs:
             new_out, new_in = self._stamp(rec, pair.outbound), self._stamp(rec, pair.inbound)
-            if update is not None:
-                update(pair.outbound_handle, new_out)
-                update(pair.inbound_handle, new_in)
-            elif new_out.df_bit != pair.outbound.df_bit:
-                pair.outbound_handle = _reinstall_outbound(engine, pair.outbound_handle, new_out)
+            rec.engine.update(pair.outbound_handle, new_out)
+            rec.engine.update(pair.inbound_handle, new_in)
             pair.outbound, pair.inbound = new_out, new_in
         self._reindex(rec.name)
 
@@ -568,19 +543,7 @@ def _check_pair(outbound: SaSpec, inbound: SaSpec) -> None:
         raise ValueError("the outbound and inbound SA of a pair use different protocols")
 
 
-def _reinstall_outbound(engine: SaEngine, handle: int, spec: SaSpec) -> int:
-    """Replace an outbound SA by one with new options, keeping its sequence counter so the
-    peer's anti-replay window accepts what follows (RFC 4303 §3.3.3)."""
-    get_seq = getattr(engine, "sequence", None)
-    set_seq = getattr(engine, "set_sequence", None)
-    new = engine.add_outbound(spec)
-    if get_seq is not None and set_seq is not None:
-        set_seq(new, get_seq(handle))
-    engine.remove(handle)
-    return new
-
-
-def _install_pair(engine: SaEngine, outbound: SaSpec, inbound: SaSpec,
+def _install_pair(engine: Engine, outbound: SaSpec, inbound: SaSpec,
                   now: Optional[_dt.datetime] = None) -> SaPair:
     """Inbound first, then outbound; if the outbound install fails the inbound is removed, so
     nothing is half-installed."""

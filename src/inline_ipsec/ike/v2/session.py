@@ -219,6 +219,15 @@ class IkeV2Session:
         self._queue.append(ChildRekeyTask(self, spi_in))
         self._kick(now)
 
+    def rekey_child_now(self, spi_in: int, now: float) -> None:
+        """Rekey a child SA at once because its data plane asked (sequence space or volume
+        used up, RFC 4303 §3.3.3, RFC 4301 §4.4.2.1), and drop its timer-based rekey so the
+        rekey is not started twice (§2.8). The one way for code outside `ike` to do this."""
+        child = self.children.get(spi_in)
+        if child is not None:
+            child.rekey_at = None
+        self.rekey_child(spi_in, now)
+
     def rekey_ike(self, now: float) -> None:
         """Queue a rekey of the IKE SA (§1.3.2, §2.18)."""
         from .tasks.ike_rekey import IkeRekeyTask
