@@ -159,7 +159,8 @@ class Gateway:
                  ike_handler: Optional[Callable[[IkeDatagram], None]] = None,
                  clock: Callable[[], _dt.datetime] = _utcnow, install_manual: bool = True,
                  max_burst: int = 256, sa_limit: Optional[int] = None,
-                 pfe_backend: Optional[str] = None, hairpin: bool = True) -> None:
+                 pfe_backend: Optional[str] = None, hairpin: bool = True,
+                 python_path: bool = False) -> None:
         if mtu < 68:
             raise ValueError("the tunnel MTU must be at least 68 (RFC 791)")
         self.config = config if config is not None else Config()
@@ -188,6 +189,9 @@ class Gateway:
         self._ts_cache: dict[tuple[str, Optional[int], bytes], bool] = {}
         # The forwarding pipeline (C tables, filled from the routes and the distributor).
         self._pipeline = new_pipeline(self.pfes, hairpin=hairpin)
+        # python_path: every packet takes the Python path (the reference the differential
+        # tests hold the C pipeline to); never for traffic.
+        self._python_path = python_path
         self._tids: dict[str, int] = {}
         self._tid_names: dict[int, str] = {}
         self._free_tids: list[int] = []
@@ -561,6 +565,8 @@ class Gateway:
         are handled in Python; what they produced is in the returned `BurstOutput` (`NO_PUNTS`
         when there were none). With `select` >= 0 only the slots whose verdict is `select`
         are processed. A gateway is used by one thread at a time: the call takes no lock."""
+        if self._python_path:
+            return self._all_python(burst, select, inbound=False)
         arrays = burst.pipeline_view or pipeline_arrays(burst)
         if self._pipeline.outbound(arrays, burst.count, select):
             res = BurstOutput()
@@ -574,12 +580,30 @@ class Gateway:
         `burst.verdict` per slot: DELIVER (the slot holds the inner packet), WIRE (hairpinned
         into another tunnel), a DROP_* or a punt handled in Python (`BurstOutput`). Pass
         `select=Verdict.WIRE` to take a burst another gateway's `outbound_burst` just filled."""
+        if self._python_path:
+            return self._all_python(burst, select, inbound=True)
         arrays = burst.pipeline_view or pipeline_arrays(burst)
         if self._pipeline.inbound(arrays, burst.count, select):
             res = BurstOutput()
             self._inbound_punts(burst, res)
             return res
         return NO_PUNTS
+
+    def _all_python(self, burst: Burst, select: int, inbound: bool) -> "BurstOutput":
+        """The reference path: every selected packet punted to Python, which counts it
+        received too."""
+        v = burst.verdict[:burst.count]
+        chosen = np.ones(burst.count, bool) if select < 0 else v == select
+        v[~chosen] = _SKIPPED
+        v[chosen] = _PUNT_MIN
+        items = [(i, burst.packet(i)) for i in np.flatnonzero(chosen).tolist()]
+        res = BurstOutput()
+        if inbound:
+            self._counters.outer_received += len(items)
+            self._slow_inbound(items, res)
+        else:
+            self._slow_outbound(items, res, received=True)
+        return res
 
     def _punted(self, burst: Burst) -> list[tuple[int, bytes]]:
         v = burst.verdict[:burst.count]
