@@ -190,3 +190,17 @@ def test_the_model_test_saw_every_decision() -> None:
     assert {Verdict.WIRE, Verdict.DELIVER, Verdict.DROP_TS, Verdict.DROP_NO_ROUTE,
             Verdict.PUNT_CPU, Verdict.PUNT_TOO_BIG, Verdict.PUNT_ROUTE, Verdict.SKIPPED} <= seen, \
         sorted(Verdict(v).name for v in seen)
+
+
+def test_run_pair_is_two_burst_calls_in_one() -> None:
+    """`run_pair`: gateway a's outbound and gateway b's inbound in one C call deliver what the
+    two burst calls deliver."""
+    from inline_ipsec.dataplane.bench import GatewayPairWorkload
+    from inline_ipsec.pfe import run_pair
+    w = GatewayPairWorkload(bursts=1)
+    burst = w.bursts[0]
+    inner = burst.packets()
+    assert run_pair(w.a._pipeline, w.b._pipeline, pipeline_arrays(burst), burst.count) == (0, 0)
+    assert (burst.verdict[:burst.count] == Verdict.DELIVER).all()
+    assert burst.packets() == inner
+    assert w.b.tunnel_flow("t").in_delivered == burst.count
