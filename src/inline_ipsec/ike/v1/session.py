@@ -93,6 +93,8 @@ class IkeV1Session:
     """One IKEv1 ISAKMP SA (initiator or responder) and its IPsec SA pairs."""
 
     version = 1
+    #: IKEv1 has no post-quantum preshared key (RFC 8784 is IKEv2 only)
+    ppk_used = False
 
     def __init__(self, config: IkeV1Config, *, initiator: bool, local_addr: Addr,
                  remote_addr: Addr, now: float = 0.0,
