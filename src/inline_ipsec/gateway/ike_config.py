@@ -285,11 +285,11 @@ def ike_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
 DEFAULT_AUTH_METHOD = "pre-shared-keys"
 
 
-def _phase1_proposals(config: Config, policy_name: str, certificate: bool
+def _phase1_proposals(config: Config, gateway: str, policy_name: str, certificate: bool
                       ) -> list[Phase1Proposal]:
     """The policy's `ike proposal`s as IKEv1 Phase 1 transforms (RFC 2409 Appendix A), in
     the policy's order. IKEv1 has no AEAD Phase 1 cipher: an `aes-*-gcm` proposal is
-    reported."""
+    reported, with the hint that the gateway is IKEv1 (perhaps by Junos' default)."""
     policy = config.ike_policies[policy_name]
     out = []
     for name in policy.proposals:
@@ -298,6 +298,13 @@ def _phase1_proposals(config: Config, policy_name: str, certificate: bool
             continue
         method = p.authentication_method or ("rsa-signatures" if certificate
                                              else DEFAULT_AUTH_METHOD)
+        enc = p.encryption_algorithm or ""
+        if enc.endswith("-gcm"):
+            raise IkeConfigError(
+                f"ike gateway {gateway} is IKEv1 ('version v1-only', the Junos default when "
+                f"'version' is absent) and ike proposal {name} has encryption-algorithm "
+                f"{enc}: IKEv1 Phase 1 has CBC ciphers only (RFC 2409); configure a CBC "
+                "cipher or 'version v2-only'")
         try:
             out.append(Phase1Proposal(
                 auth_method=method,
@@ -349,7 +356,7 @@ def ike_v1_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
         children=[c for v in vpns for c in child_configs(config, v)],
         force_encap=force_encap)
     cert = policy.local_certificate is not None
-    kw["proposals"] = tuple(_phase1_proposals(config, gw.ike_policy, cert))
+    kw["proposals"] = tuple(_phase1_proposals(config, gw.name, gw.ike_policy, cert))
     if cert:
         creds = (credentials or {}).get(policy.local_certificate or "")
         if creds is None:

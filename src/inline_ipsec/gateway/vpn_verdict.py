@@ -8,13 +8,14 @@ its offload verdict, `inline-ipsec run` prints it at start-up and counts such VP
 inactive-tunnels` gives the reason as the tunnel's down reason.
 
 The rules, in order:
-- the IKE version of the VPN's gateway is negotiated (`ike_config.NOT_NEGOTIATED`: IKEv1 is
-  the one entry today);
+- the IKE version of the VPN's gateway is negotiated (`ike_config.NOT_NEGOTIATED`; both
+  `v1-only` and `v2-only` are, so this rule is there for a version to come);
 - the outer addresses are known: the gateway's `address` is an IP address (host names are
   not resolved) and a local address is configured (`local-address` or an address on the
   `external-interface`);
 - the IKE configuration can be built: algorithms, DH groups and proposals the IKE
-  implementation has, a pre-shared key or a loaded certificate (`ike_config`);
+  implementation of the gateway's version has (IKEv1 Phase 1 has no AES-GCM), a pre-shared
+  key or a loaded certificate (`ike_config`);
 - on an IKE gateway shared by several VPNs (one IKE SA, a child SA pair per VPN, told apart
   by traffic selectors, RFC 7296 §2.9) no two VPNs propose the same traffic selectors: the
   responder could not tell which VPN a CREATE_CHILD_SA is for, so the later VPN cannot come
