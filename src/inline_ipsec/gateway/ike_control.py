@@ -34,7 +34,8 @@ responder picks the VPN by the traffic selectors the initiator proposes (§2.9,
 `child_create.by_fit`). Every child SA event names its child configuration and so its VPN;
 rekeys and deletes are per child SA, so per VPN, and the IKE SA stays while the gateway has
 it (one VPN's delete leaves the others alone). VPNs that cannot come up (`vpn_verdict`: an
-AES-GCM Phase 1 on an IKEv1 gateway, identical selectors on one IKE gateway, ...) are not negotiated; `unsupported` says why.
+AES-GCM Phase 1 on an IKEv1 gateway, identical selectors on one IKE gateway, ...) are not
+negotiated; `unsupported` says why.
 
 Lifetimes: the sessions rekey at the soft lifetime and delete at the hard one (§2.8). The
 responder's copy of a gateway's child SAs rekeys later than the initiator's (at the middle of
