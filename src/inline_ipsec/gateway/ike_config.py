@@ -200,7 +200,8 @@ def ike_config_for_vpn(config: Config, vpn: IpsecVpn, *,
                        credentials: Optional[Mapping[str, tuple[object, Sequence[object]]]]
                        = None, ca_certificates: Sequence[object] = (),
                        force_encap: bool = False, **overrides: Any) -> Any:
-    """The `IkeConfig` (or `IkeV1Config`) of one IKE VPN alone (module docstring), named after the VPN.
+    """The `IkeConfig` (or `IkeV1Config`) of one IKE VPN alone (module docstring), named after
+    the VPN.
     `credentials` maps a `local-certificate` name to (private key, certificate chain);
     `force_encap` makes this side claim a NAT (RFC 7296 §2.23), so the child SAs run over
     UDP 4500."""

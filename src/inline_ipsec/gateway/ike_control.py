@@ -1,5 +1,5 @@
-"""`IkeControl`: the gateway's IKE control plane (IKEv2 and IKEv1), sans-I/O (docs/design.md §1: IKE always runs
-on the CPU and hands every negotiated SA pair to the distributor).
+"""`IkeControl`: the gateway's IKE control plane (IKEv2 and IKEv1), sans-I/O (docs/design.md
+§1: IKE always runs on the CPU and hands every negotiated SA pair to the distributor).
 
     ike = IkeControl(gw)                        # or gw.enable_ike(...)
     ike.start(now)                              # establish-tunnels immediately: initiate
