@@ -42,6 +42,13 @@ def test_demo_runs_and_shows_offload_counters_and_throughput(capsys):
     assert "traffic on the new SA: 8/8 packets delivered" in out
     assert "(INFORMATIONAL Delete)\n" in out and "FAILED" not in out
     assert " root 4500 192.0.2.1" in out                 # vpn-natt: NAT-T, port 4500
+    # one IKEv1 pair of gateways (a v1-only IKE gateway): Main Mode, GCM on the PFE
+    assert "(Main Mode, PSK, DH group 19, then a Quick Mode per VPN) up in" in out
+    assert "  v1-gcm128  on the PFE" in out and "  v1-cbc     on the CPU" in out
+    assert [r for r in out.splitlines() if "  Main           198.51.100.1" in r]
+    assert "  Version: IKEv1\n" in out
+    assert "v1-a rekeys v1-cbc: ChildSaRekeyed -> ChildSaDown" in out
+    assert "IKEv1 traffic on the new SA: 8/8 packets delivered" in out
 
 
 def test_no_command_prints_help_and_exits_2(capsys):
