@@ -108,11 +108,12 @@ def test_gateway_ike_establishments_per_second(benchmark, group: int) -> None:
           f"(configuration to PFE, both ends)")
 
 
-def scale_up(tunnels: int = 2001, timeout: float = 60.0) -> dict:
-    """Two gateways over loopback UDP bring up `tunnels` IKEv2 tunnels; returns facts and
-    timings (configuration parsing is not part of `seconds`)."""
-    a = Gateway.from_text(scale_config("a", tunnels), name="a")
-    b = Gateway.from_text(scale_config("b", tunnels), name="b")
+def scale_up(tunnels: int = 2001, timeout: float = 60.0, version: str = "v2-only") -> dict:
+    """Two gateways over loopback UDP bring up `tunnels` IKEv2 (or, `version="v1-only"`,
+    IKEv1 Main Mode + Quick Mode) tunnels; returns facts and timings (configuration parsing
+    is not part of `seconds`)."""
+    a = Gateway.from_text(scale_config("a", tunnels, version=version), name="a")
+    b = Gateway.from_text(scale_config("b", tunnels, version=version), name="b")
     with IkeUdpPort("127.0.0.1") as pa, IkeUdpPort("127.0.0.1") as pb:
         ia, ib = pair_controls(a, b, pa.transport, pb.transport)
         pa.attach(ia)
