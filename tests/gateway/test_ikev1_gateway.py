@@ -9,12 +9,12 @@ import pytest
 
 from inline_ipsec.config import load_config
 from inline_ipsec.gateway import Gateway, WireLink
-from inline_ipsec.gateway.demo_config import IKEV1_VPNS, demo_config, ikev1_config
-from inline_ipsec.gateway.ike_config import ike_config_for_vpn
-from inline_ipsec.gateway.ike_control import DPD_EVENT
-from inline_ipsec.gateway.ike_link import IkePump, IkeUdpPort, pair_controls, run_udp
-from inline_ipsec.gateway.traffic import flows, packets
-from inline_ipsec.gateway.vpn_verdict import vpn_verdicts
+from inline_ipsec.io.demo_config import IKEV1_VPNS, demo_config, ikev1_config
+from inline_ipsec.control.ike_config import ike_config_for_vpn
+from inline_ipsec.control.ike_control import DPD_EVENT
+from inline_ipsec.io.ike_link import IkePump, IkeUdpPort, pair_controls, run_udp
+from inline_ipsec.io.traffic import flows, packets
+from inline_ipsec.control.vpn_verdict import vpn_verdicts
 from inline_ipsec.ike import ChildSaDown, ChildSaRekeyed, Identity
 from inline_ipsec.ike.v1 import IkeV1Config, IkeV1Session
 
@@ -219,7 +219,7 @@ def test_one_pair_of_ports_serves_an_ikev1_and_an_ikev2_gateway() -> None:
 def test_many_ikev1_gateways_to_one_peer_told_apart_by_identity() -> None:
     """Main Mode PSK picks the key by address (RFC 2409 §5.4); gateways sharing the peer
     address and the policy are told apart by the identity the peer proves."""
-    from inline_ipsec.gateway.demo_config import scale_config
+    from inline_ipsec.io.demo_config import scale_config
     a, b, ia, ib, pump = _pair(scale_config("a", 6, version="v1-only"),
                                scale_config("b", 6, version="v1-only"))
     ia.start(0.0)
