@@ -8,13 +8,13 @@ from __future__ import annotations
 import pytest
 
 from inline_ipsec.config import load_config
-from inline_ipsec.gateway import Gateway, WireLink
-from inline_ipsec.io.demo_config import IKEV1_VPNS, demo_config, ikev1_config
 from inline_ipsec.control.ike_config import ike_config_for_vpn
 from inline_ipsec.control.ike_control import DPD_EVENT
+from inline_ipsec.control.vpn_verdict import vpn_verdicts
+from inline_ipsec.gateway import Gateway, WireLink
+from inline_ipsec.io.demo_config import IKEV1_VPNS, demo_config, ikev1_config
 from inline_ipsec.io.ike_link import IkePump, IkeUdpPort, pair_controls, run_udp
 from inline_ipsec.io.traffic import flows, packets
-from inline_ipsec.control.vpn_verdict import vpn_verdicts
 from inline_ipsec.ike import ChildSaDown, ChildSaRekeyed, Identity
 from inline_ipsec.ike.v1 import IkeV1Config, IkeV1Session
 
