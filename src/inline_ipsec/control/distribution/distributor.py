@@ -145,14 +145,28 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _mutates(method: _F) -> _F:
-    """Invalidate the distributor's cached PFE usage before and after `method`."""
+    """Keep the distributor's cached PFE usage right across `method`: a method that changes
+    one named tunnel (its first argument) adjusts the cache by that tunnel's share before and
+    after (thousands of tunnels come up one by one); any other change drops the cache."""
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kw: Any) -> Any:
-        self._usage_cache = None
-        try:
-            return method(self, *args, **kw)
-        finally:
+        name = args[0] if args and isinstance(args[0], str) else None
+        if name is None:
             self._usage_cache = None
+            try:
+                return method(self, *args, **kw)
+            finally:
+                self._usage_cache = None
+        cache = self._usage()               # what the method's placement sees
+        before = self._share(name)
+        try:
+            result = method(self, *args, **kw)
+        except BaseException:
+            self._usage_cache = None
+            raise
+        after = self._share(name)
+        self._usage_cache = (cache[0] - before[0] + after[0], cache[1] - before[1] + after[1])
+        return result
     return wrapper  # type: ignore[return-value]
 
 
@@ -215,6 +229,13 @@ class Distributor:
             off = [t for t in self._tunnels.values() if t.offloaded]
             cached = self._usage_cache = (len(off), sum(t.sa_count for t in off))
         return cached
+
+    def _share(self, name: str) -> tuple[int, int]:
+        """(PFE tunnels, PFE SAs) tunnel `name` takes (0, 0 when absent or on the CPU)."""
+        rec = self._tunnels.get(name)
+        if rec is None or not rec.offloaded:
+            return 0, 0
+        return 1, rec.sa_count
 
     @property
     def pfe_tunnels_in_use(self) -> int:
