@@ -252,6 +252,8 @@ class IkeManager:
             self._events.append((session, event))
             if isinstance(event, IkeSaRekeyed):     # the new IKE SA's SPIs (§2.18)
                 self._by_spi[event.spi_i] = session
+                for ike in session.old_ike:         # a redundant one of a collision too
+                    self._by_spi.setdefault(ike.spi_i, session)
             if isinstance(event, IkeSaUp) and session.peer_initial_contact:
                 self._initial_contact(session)
 

@@ -92,6 +92,9 @@ class IkeSaState:
         self.cached: Optional[tuple[int, list[bytes]]] = None
         self.pending: Optional[_Pending] = None
         self.fragments = Reassembly()  #: RFC 7383 fragments being collected
+        #: the IKE SA our rekey replaced by this one (a colliding rekey of it may still
+        #: arrive, §2.8.2); only the latest link is kept
+        self.rekeyed_from: Optional["IkeSaState"] = None
 
     @property
     def prf(self) -> int:

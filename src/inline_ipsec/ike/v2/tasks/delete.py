@@ -101,8 +101,14 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
             continue
         if d.protocol == ProtocolId.IKE:
             old = session.rx_ike
+            pending = session.ike.pending
             if old is not None and old is not session.ike:
                 session.after_response(functools.partial(_forget, session, old))
+            elif pending is not None and getattr(pending.task, "collision", None):
+                # §2.8.2: the peer finished its rekey of this IKE SA (which we answered)
+                # before our colliding one returned; that decides which new SA stays, and
+                # this one goes then
+                pending.task.old_deleted = True
             else:
                 session.after_response(lambda: session._shutdown("deleted by peer"))
             return []
