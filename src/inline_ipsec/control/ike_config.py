@@ -380,7 +380,7 @@ def ike_v1_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
                   dpd_mode=dpd.mode)
     kw.update(overrides)
     v2_only = {"ike_rekey_seconds", "ppk", "ppk_id", "ppk_required", "auth", "select_peer",
-               "require_cookie", "max_child_sas", "cookie_secret"}
+               "require_cookie", "max_child_sas", "cookie_secrets"}
     try:
         return IkeV1Config(**{k: v for k, v in kw.items() if k not in v2_only})
     except LocalIkeError as exc:

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 from cryptography import x509
 
 from .auth import Identity
+from .cookies import CookieSecrets
 
 
 #: Junos `dead-peer-detection` modes (`IkeConfig.dpd_mode`).
@@ -106,8 +107,10 @@ class IkeConfig:
     #: was answered with this one, so candidates should share the IKE proposals.
     select_peer: Optional[Callable[[Identity, Optional[Identity]], Optional["IkeConfig"]]] = \
         field(default=None, repr=False)
-    #: secret for stateless cookies (§2.6); shared by all responder sessions of this config.
-    cookie_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    #: secrets for stateless cookies (§2.6: a current and a previous one, rotated on a
+    #: schedule); shared by all responder sessions of this configuration and its copies.
+    cookie_secrets: CookieSecrets = field(default_factory=CookieSecrets, repr=False,
+                                          compare=False)
 
     def __post_init__(self) -> None:
         if self.dpd_mode not in DPD_MODES:

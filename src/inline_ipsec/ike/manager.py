@@ -33,7 +33,6 @@ from .events import IkeEvent, IkeSaRekeyed, IkeSaUp
 from .message import IkeHeader, decode_message, encode_message
 from .payloads import NoncePayload, NotifyPayload, notify
 from .v2.session import Addr, IkeV2Session
-from .v2.tasks.ike_init import make_cookie
 
 #: Picks the configuration for a peer that starts an IKE SA with us, or None to ignore it.
 ConfigLookup = Callable[[Addr], Optional[IkeConfig]]
@@ -149,7 +148,7 @@ class IkeManager:
         fresh = False
         if session is None and self._is_new_init(raw):
             cfg = self.config_for(tuple(addr))
-            if cfg is not None and self._admit(cfg, raw, addr, marker):
+            if cfg is not None and self._admit(cfg, raw, addr, marker, now):
                 session = IkeV2Session(cfg, initiator=False, local_addr=self.local_addr,
                                        remote_addr=addr, now=now,
                                        natt_local_port=self.natt_local_port)
@@ -210,7 +209,8 @@ class IkeManager:
         else:
             self._half_open.pop(id(s), None)
 
-    def _admit(self, cfg: IkeConfig, raw: bytes, addr: Addr, marker: bool) -> bool:
+    def _admit(self, cfg: IkeConfig, raw: bytes, addr: Addr, marker: bool,
+               now: float) -> bool:
         """May this new IKE_SA_INIT request create a session? Otherwise it is dropped, or
         answered statelessly with HDR, N(COOKIE) (§2.6), and leaves no state behind."""
         if self.max_half_open is not None and self.half_open >= self.max_half_open:
@@ -226,13 +226,14 @@ class IkeManager:
         if nonce is None:
             return False
         h = msg.header
-        expected = make_cookie(cfg.cookie_secret, addr[0], nonce.nonce, h.spi_i)
+        secrets = cfg.cookie_secrets
         got = next((p for p in msg.payloads if isinstance(p, NotifyPayload)
                     and p.notify_type == NotifyType.COOKIE), None)
-        if got is not None and got.data == expected:
+        if got is not None and secrets.check(got.data, addr[0], nonce.nonce, h.spi_i, now):
             return True
         if got is not None:
             self.bad_cookies += 1
+        expected = secrets.make(addr[0], nonce.nonce, h.spi_i, now)
         hdr = IkeHeader(h.spi_i, bytes(8), 0, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE,
                         h.message_id)
         reply = encode_message(hdr, [notify(NotifyType.COOKIE, expected)])
