@@ -10,9 +10,10 @@ asserted as times):
   one more, which lands on the CPU with the reason shown. Target under 15 s.
 - IKEv1 (RFC 2409): Main Mode PSK + Quick Mode establishments per second, both ends in one
   process (`IkeV1Session` pairs), DH group 19 (target >= 300/s) and, for comparison, group 14
-  (MODP-2048 by Python's `pow()`, `inline_ipsec.ike.modp`); and 2000 IKEv1 tunnels between
-  two `IkeV1Manager` endpoints over loopback UDP (target under 15 s; the gateways do not run
-  IKEv1 yet, so this is the IKE layer alone).
+  (MODP-2048 by Python's `pow()`, `inline_ipsec.ike.modp`); 2000 IKEv1 tunnels between
+  two gateways over loopback UDP (`v1-only` IKE gateways, Main Mode + Quick Mode through
+  `IkeControl` to the distributor; target under 15 s), and the same between two bare
+  `IkeV1Manager` endpoints (the IKE layer alone).
 
     python -m pytest benchmarks/bench_ike.py --benchmark-only
 """
@@ -149,6 +150,22 @@ def test_scale_2000_tunnels_over_udp(benchmark) -> None:
 
 
 # ---- IKEv1 ------------------------------------------------------------------------------------
+
+def test_ikev1_scale_2000_tunnels_between_gateways(benchmark) -> None:
+    result: dict = {}
+
+    def once() -> None:
+        result.update(scale_up(2000, version="v1-only"))
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    a = result["a"]
+    assert result["ok"] and len(a.tunnel_names()) == 2000
+    benchmark.extra_info.update(tunnels=2000, seconds=round(result["seconds"], 2),
+                                target_seconds=15, datagrams=result["datagrams"],
+                                pfe_tunnels=a.distributor.pfe_tunnels_in_use)
+    print(f"\n2000 IKEv1 tunnels between two gateways over loopback UDP in "
+          f"{result['seconds']:.1f} s ({result['datagrams']} datagrams)")
+
 
 def _v1_configs(group: int):
     from inline_ipsec.ike.v1 import IkeV1Config, Phase1Proposal
