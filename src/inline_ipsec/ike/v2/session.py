@@ -583,6 +583,8 @@ class IkeV2Session:
             else:
                 wires = self.seal(ike, hdr, payloads)
             self.send_request(ike, task, wires, now)
+        if self.listener is not None:      # our timer may have moved
+            self.listener(self)
 
     def seal(self, ike: IkeSaState, hdr: IkeHeader, payloads: list[Payload]) -> list[bytes]:
         """Protect a message (§3.14), in RFC 7383 fragments when negotiated and too large;
