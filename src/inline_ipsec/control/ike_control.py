@@ -321,6 +321,8 @@ class IkeControl:
             self._by_host.setdefault((ver, ipaddress.ip_address(key[0])), []).append(peer)
             self._by_ids.setdefault((ver, key, peer.config.remote_id), []).append(peer)
         self._live: dict[str, dict[int, Any]] = {}   # gateway -> its IKE SAs
+        #: candidate list (by id) -> (the list, the gateway IKE_SA_INIT is answered with)
+        self._ppk_first: dict[int, tuple[list, _Peer]] = {}
         self._dropping: set[int] = set()          # duplicate IKE SAs being deleted
         #: child SA configuration -> the (IKE SA, inbound SPI) installed for it
         self._pairs: dict[str, tuple[Any, int]] = {}
@@ -410,7 +412,12 @@ class IkeControl:
         cands = self._candidates(addr)
         if not cands:
             return None
-        return next((p for p in cands if p.config.ppk is not None), cands[0]).responder
+        first = self._ppk_first.get(id(cands))
+        if first is None or first[0] is not cands:
+            # once per candidate list: thousands of gateways may share one peer address
+            first = self._ppk_first[id(cands)] = (
+                cands, next((p for p in cands if p.config.ppk is not None), cands[0]))
+        return first[1].responder
 
     def _lookup_v1(self, addr: Addr) -> Optional[IkeV1Config]:
         """A Phase 1 first message from a new peer: an IKEv1 gateway whose peer is `addr`;
@@ -958,10 +965,13 @@ class IkeControl:
     # ---------------------------------------------------------------- queries
     def sessions(self, vpn: Optional[str] = None) -> list[IkeV2Session]:
         """Live IKE SAs (of one VPN's IKE gateway), in creation order."""
-        out = [s for s in self.all_sessions() if s.state != "closed"]
         if vpn is not None:
+            # the gateway's own IKE SAs (`_live`), not every session of thousands
             gateway = self.vpns[vpn].peer.name if vpn in self.vpns else vpn
-            out = [s for s in out if s.config.name == gateway]
+            out = [s for s in self._live.get(gateway, {}).values()
+                   if s.state != "closed" and s.config.name == gateway]
+        else:
+            out = [s for s in self.all_sessions() if s.state != "closed"]
         return sorted(out, key=lambda s: self.info[id(s)].index if id(s) in self.info else 0)
 
     def session_of(self, vpn: str) -> Optional[IkeV2Session]:
