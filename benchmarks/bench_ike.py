@@ -3,11 +3,11 @@ asserted as times):
 
 - tunnel establishments per second, both ends in one process, PSK, DH group 19 (ECP-256) and
   group 31 (Curve25519): IKE_SA_INIT + IKE_AUTH with the first child SA (RFC 7296 §1.2), in
-  memory. Target >= 300 tunnels/s on one core. Two figures: the bare IKE sessions
+  memory. Target >= 1000 tunnels/s (group 19) on one core. Two figures: the bare IKE sessions
   (`IkeV2Session` pairs) and the whole gateway path (Junos configuration -> `IkeControl` ->
   `Gateway.handle_ike_event` -> distributor -> PFE), both ends in memory (`IkePump`);
 - scale: two gateways over loopback UDP bring up 2000 tunnels (4000 SAs, the PFE full) plus
-  one more, which lands on the CPU with the reason shown. Target under 15 s.
+  one more, which lands on the CPU with the reason shown. Target under 5 s.
 - IKEv1 (RFC 2409): Main Mode PSK + Quick Mode establishments per second, both ends in one
   process (`IkeV1Session` pairs), DH group 19 (target >= 300/s) and, for comparison, group 14
   (MODP-2048 by Python's `pow()`, `inline_ipsec.ike.modp`); 2000 IKEv1 tunnels between
@@ -76,8 +76,9 @@ def test_ike_establishments_per_second(benchmark, group: int) -> None:
     if benchmark.stats is None:  # --benchmark-disable: a smoke run
         return
     rate = BATCH / benchmark.stats.stats.median
-    benchmark.extra_info.update(group=group, tunnels_per_second=round(rate, 1), target=300,
-                                meets_target=rate >= 300)
+    target = 1000 if group == 19 else None
+    benchmark.extra_info.update(group=group, tunnels_per_second=round(rate, 1), target=target,
+                                meets_target=rate >= target if target else None)
     print(f"\nIKEv2 PSK, DH group {group}: {rate:,.0f} tunnels/s (both ends, one core)")
 
 
@@ -138,7 +139,7 @@ def test_scale_2000_tunnels_over_udp(benchmark) -> None:
     a = result["a"]
     cpu = [r for r in a.distributor.tunnels() if not r.offloaded]
     benchmark.extra_info.update(
-        tunnels=len(a.tunnel_names()), seconds=round(result["seconds"], 2), target_seconds=15,
+        tunnels=len(a.tunnel_names()), seconds=round(result["seconds"], 2), target_seconds=5,
         pfe_tunnels=a.distributor.pfe_tunnels_in_use, pfe_sas=a.distributor.pfe_sas_in_use,
         cpu_tunnel=cpu[0].name if cpu else None,
         cpu_reasons=list(cpu[0].placement.reasons) if cpu else [],
