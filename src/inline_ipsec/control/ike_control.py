@@ -412,20 +412,28 @@ class IkeControl:
     def _lookup(self, addr: Addr) -> Optional[IkeConfig]:
         """IKE_SA_INIT from a new peer: a gateway whose peer is `addr` (one with a PPK first,
         so USE_PPK is offered, RFC 8784 §3); IKE_AUTH picks the gateway (`_selector`)."""
-        cands = [p for p in self._candidates(addr) if p.name not in self.paused]
-        if not cands:
+        base = self._candidates(addr)
+        if self.paused:
+            cands = [p for p in base if p.name not in self.paused]
+            if not cands:
+                return None
+            return next((p for p in cands if p.config.ppk is not None), cands[0]).responder
+        if not base:
             return None
-        first = self._ppk_first.get(id(cands))
-        if first is None or first[0] is not cands:
-            # once per candidate list: thousands of gateways may share one peer address
-            first = self._ppk_first[id(cands)] = (
-                cands, next((p for p in cands if p.config.ppk is not None), cands[0]))
+        first = self._ppk_first.get(id(base))
+        if first is None or first[0] is not base:
+            # once per candidate list (the index's own lists, a bounded set): thousands of
+            # gateways may share one peer address
+            first = self._ppk_first[id(base)] = (
+                base, next((p for p in base if p.config.ppk is not None), base[0]))
         return first[1].responder
 
     def _lookup_v1(self, addr: Addr) -> Optional[IkeV1Config]:
         """A Phase 1 first message from a new peer: an IKEv1 gateway whose peer is `addr`;
         the identity the peer proves then picks among them (`_selector`)."""
         cands = self._candidates(addr, 1)
+        if self.paused:
+            cands = [p for p in cands if p.name not in self.paused]
         return cands[0].responder if cands else None
 
     def _selector(self, transport: Addr, version: int = 2):
