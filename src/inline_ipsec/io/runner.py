@@ -126,7 +126,9 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
     ike = gw.ike
     if ports and ike is not None:
         t = ports[0].transport
-        out.write(f"IKEv2 on udp {t[0]}:{t[1]} (NAT-T {t[2]}), "
+        versions = sorted({p.version for p in ike.peers.values()}) or [2]
+        label = " and ".join(f"IKEv{v}" for v in versions)
+        out.write(f"{label} on udp {t[0]}:{t[1]} (NAT-T {t[2]}), "
                   f"{len(ike.vpns)} IKE VPNs\n")
     if link is not None:
         out.write(f"test traffic: every tunnel to the in-process peer, "
