@@ -267,3 +267,50 @@ def test_two_gateways_over_ikev1_on_loopback_udp() -> None:
         assert run_udp([pa, pb], lambda: ia.up() and ib.up(), 10.0)
         for vpn in NAMES:
             _both_ways(a, b, vpn)
+
+
+@pytest.mark.parametrize("method", ["ecdsa-signatures-256", "rsa-signatures"])
+def test_ikev1_certificates_from_the_policy(method: str) -> None:
+    """`certificate local-certificate <name>` with an IKEv1 `authentication-method`
+    (RFC 2409 §5.1 signatures, RFC 4754 ECDSA): the key and chain loaded for that name, the
+    peer's certificate checked against the CA, the identity its subject's alternative name."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ike"))
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from ike_helpers import _cert
+
+    def new_key():
+        return ec.generate_private_key(ec.SECP256R1()) if method.startswith("ecdsa") \
+            else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_key = new_key()
+    ca = _cert("Demo CA", ca_key, ca=True)
+    creds = {}
+    for side in "ab":
+        key = new_key()
+        creds[side] = {"gw-cert": (key, [_cert(f"{side}.v1.demo", key, ca, ca_key,
+                                               san=f"{side}.v1.demo")])}
+    texts = []
+    for side in "ab":
+        lines = [ln for ln in ikev1_config(side).splitlines() if "pre-shared-key " not in ln]
+        lines = [ln.replace("authentication-method pre-shared-keys",
+                            f"authentication-method {method}") for ln in lines]
+        if method == "rsa-signatures":      # no method: the key's (an RSA key here)
+            lines = [ln for ln in lines if "authentication-method" not in ln]
+        lines.append("set security ike policy ike-v1 certificate local-certificate gw-cert")
+        texts.append("\n".join(lines) + "\n")
+    a, b, ia, ib, pump = _pair(*texts, a_kw={"credentials": creds["a"]},
+                               b_kw={"credentials": creds["b"]}, ca_certificates=[ca])
+    assert ia.peers["v1"].config.suites[0].uses_signatures
+    ia.start(0.0)
+    ib.start(0.0)
+    pump.run(0.0)
+    pump.advance(2.0)
+    assert ia.up() and ib.up(), (list(ia.errors), [s.errors for s in ia.sessions()])
+    assert str(ib.sessions()[0].peer_id) == "a.v1.demo"
+    shown = {"ecdsa-signatures-256": "ECDSA-signatures-256",
+             "rsa-signatures": "RSA-signatures"}[method]
+    assert f"Exchange type: Main, Authentication method: {shown}" in a.show(
+        "security ike security-associations detail")
+    for vpn in NAMES:
+        _both_ways(a, b, vpn)

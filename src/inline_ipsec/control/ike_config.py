@@ -286,8 +286,18 @@ def ike_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
 DEFAULT_AUTH_METHOD = "pre-shared-keys"
 
 
-def _phase1_proposals(config: Config, gateway: str, policy_name: str, certificate: bool
-                      ) -> list[Phase1Proposal]:
+def _signature_method(key: object) -> str:
+    """The IKEv1 signature method of a private key (RFC 2409 RSA, RFC 4754 ECDSA), for a
+    proposal that names none."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {256: "ecdsa-signatures-256", 384: "ecdsa-signatures-384"}.get(
+            key.curve.key_size, "ecdsa-signatures-521")
+    return "rsa-signatures"
+
+
+def _phase1_proposals(config: Config, gateway: str, policy_name: str, certificate: bool,
+                      key: object = None) -> list[Phase1Proposal]:
     """The policy's `ike proposal`s as IKEv1 Phase 1 transforms (RFC 2409 Appendix A), in
     the policy's order. IKEv1 has no AEAD Phase 1 cipher: an `aes-*-gcm` proposal is
     reported, with the hint that the gateway is IKEv1 (perhaps by Junos' default)."""
@@ -297,7 +307,7 @@ def _phase1_proposals(config: Config, gateway: str, policy_name: str, certificat
         p = config.ike_proposals.get(name)
         if p is None:
             continue
-        method = p.authentication_method or ("rsa-signatures" if certificate
+        method = p.authentication_method or (_signature_method(key) if certificate
                                              else DEFAULT_AUTH_METHOD)
         enc = p.encryption_algorithm or ""
         if enc.endswith("-gcm"):
@@ -357,9 +367,10 @@ def ike_v1_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
         children=[c for v in vpns for c in child_configs(config, v)],
         force_encap=force_encap)
     cert = policy.local_certificate is not None
-    kw["proposals"] = tuple(_phase1_proposals(config, gw.name, gw.ike_policy, cert))
+    creds = (credentials or {}).get(policy.local_certificate or "") if cert else None
+    kw["proposals"] = tuple(_phase1_proposals(config, gw.name, gw.ike_policy, cert,
+                                              creds[0] if creds else None))
     if cert:
-        creds = (credentials or {}).get(policy.local_certificate or "")
         if creds is None:
             raise IkeConfigError(f"ike policy {policy.name}: no key and certificate loaded "
                                  f"for local-certificate {policy.local_certificate}")
