@@ -6,16 +6,19 @@ the PFE cannot (docs/design.md Table 1): every ESP cipher of `CIPHER_KEY_MATERIA
 mode, anti-replay windows of any size, any number of SAs and several child SAs per tunnel,
 and lifetimes in seconds, kilobytes and packets.
 
-Bursts are processed PMI-style: packets are grouped by SA and each group runs one tight loop
-with the SA's cipher objects and header templates, built once at install.
+With PowerMode IPsec on (`pmi=True`, `set security flow power-mode-ipsec`) bursts are processed
+as vectors (cpu/pmi.py): outer headers parsed for the whole burst, packets grouped by SA, one
+anti-replay decision per vector, AEAD in place; with it off, packet by packet through the full
+per-packet path. Both give the same bytes, statuses and counters.
 """
 from __future__ import annotations
 
 import struct
 import threading
+from array import array
 import time
 from collections import deque
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 from ..engine import EngineCounters, SaCounters, SinglePacketCalls, Status
 from ..errors import CapacityError, UnknownSaError, UnsupportedSaError
@@ -25,12 +28,14 @@ from ..sa import SaSpec
 from .ah import AhIn, AhOut
 from .esp import EspIn, EspOut
 from .lifetimes import SaEvent
+from .pmi import PmiCounters, decrypt_eligible, decrypt_vector, encrypt_eligible, encrypt_vector
 from .state import INBOUND, OUTBOUND
 
 __all__ = ["CpuEngine"]
 
 _H = struct.Struct("!H")
 _L = struct.Struct("!L")
+_V4_ESP_IN = struct.Struct("!10HLL8s")  # outer IPv4 header as words, SPI, sequence number, IV
 MALFORMED = int(Status.MALFORMED)
 UNKNOWN_SPI = int(Status.UNKNOWN_SPI)
 NO_SA = int(Status.NO_SA)
@@ -50,15 +55,19 @@ class CpuEngine(SinglePacketCalls):
     >>> inner = cpu.decrypt(wire)
     >>> cpu.next_event()          # lifetime events, polled
 
-    `clock` returns seconds (monotonic by default); tests inject their own.
+    `clock` returns seconds (monotonic by default); tests inject their own. `pmi` selects
+    PowerMode IPsec: bursts as vectors (True) or packet by packet (False).
     """
 
     kind = "cpu"
     capacity = None  # no SA limit
 
-    def __init__(self, name: str = "cpu0", clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str = "cpu0", clock: Callable[[], float] = time.monotonic,
+                 pmi: bool = True) -> None:
         self.name = name
         self.clock = clock
+        self.pmi = pmi
+        self._pmi = PmiCounters()
         self._out: dict[int, OutState] = {}
         self._in: dict[int, InState] = {}
         self._by_spi: dict[int, InState] = {}
@@ -82,7 +91,8 @@ class CpuEngine(SinglePacketCalls):
         cls = AhOut if spec.protocol == "ah" else EspOut
         with self._lock:
             h = self._new_handle()
-            self._out[h] = cls(h, spec, OUTBOUND, self.clock(), self._events.append)
+            sa = self._out[h] = cls(h, spec, OUTBOUND, self.clock(), self._events.append)
+            sa.vector_out = cls is EspOut and encrypt_eligible(sa)
         return h
 
     def add_inbound(self, spec: SaSpec) -> int:
@@ -95,6 +105,7 @@ class CpuEngine(SinglePacketCalls):
                                          "installed already")
             h = self._new_handle()
             sa = cls(h, spec, INBOUND, self.clock(), self._events.append)
+            sa.vector_in = cls is EspIn and decrypt_eligible(sa)
             self._in[h] = sa
             self._by_spi[spec.spi] = sa
         return h
@@ -169,30 +180,51 @@ class CpuEngine(SinglePacketCalls):
         if n == 0:
             return 0
         slot = burst.slot_size
-        mv = burst.data.data.cast("B")
-        offs = burst.offset[:n].tolist()
-        lens = burst.length[:n].tolist()
-        handles = burst.sa[:n].tolist()
+        mv, v_off, v_len, v_sa, v_status = burst.cpu_view
+        offs = v_off[:n].tolist()
+        lens = v_len[:n].tolist()
+        handles = v_sa[:n].tolist()
         status = [0] * n
-        groups: dict[int, list[int]] = {}
-        for i, h in enumerate(handles):
-            g = groups.get(h)
-            if g is None:
-                groups[h] = [i]
-            else:
-                g.append(i)
         now = self.clock()
-        for h, idx in groups.items():
-            sa = self._out.get(h)
-            if sa is None:
-                for i in idx:
+        pmi = self._pmi
+        if not self.pmi:              # the regular path: each packet on its own
+            for i, h in enumerate(handles):
+                sa = self._out.get(h)
+                if sa is None:
                     status[i] = NO_SA
-                self._c["no_sa"] += len(idx)
-                continue
-            sa.encrypt_group(mv, slot, idx, offs, lens, status, now)
-        burst.offset[:n] = offs
-        burst.length[:n] = lens
-        burst.status[:n] = status
+                    self._c["no_sa"] += 1
+                else:
+                    sa.encrypt_group(mv, slot, (i,), offs, lens, status, now)
+            pmi.regular_encrypt += n
+        else:
+            groups: dict[int, Any]
+            if handles.count(handles[0]) == n:
+                groups = {handles[0]: range(n)}
+            else:
+                groups = {}
+                for i, h in enumerate(handles):
+                    g = groups.get(h)
+                    if g is None:
+                        groups[h] = [i]
+                    else:
+                        g.append(i)
+            pmi.vectors += 1
+            vector = 0
+            for h, idx in groups.items():
+                sa = self._out.get(h)
+                if sa is None:
+                    for i in idx:
+                        status[i] = NO_SA
+                    self._c["no_sa"] += len(idx)
+                elif sa.vector_out:
+                    vector += encrypt_vector(sa, mv, slot, idx, offs, lens, status, now)
+                else:
+                    sa.encrypt_group(mv, slot, idx, offs, lens, status, now)
+            pmi.vector_encrypt += vector
+            pmi.regular_encrypt += n - vector
+        v_off[:n] = array("I", offs)
+        v_len[:n] = array("I", lens)
+        v_status[:n] = bytes(status)
         return status.count(0)
 
     def decrypt_burst(self, burst: Burst) -> int:
@@ -207,16 +239,18 @@ class CpuEngine(SinglePacketCalls):
         n = _count(burst)
         if n == 0:
             return 0
+        if self.pmi:
+            return self._decrypt_vector(burst, n)
         slot = burst.slot_size
-        mv = burst.data.data.cast("B")
-        offs = burst.offset[:n].tolist()
-        lens = burst.length[:n].tolist()
+        mv, v_off, v_len = burst.cpu_view[:3]
+        offs = v_off[:n].tolist()
+        lens = v_len[:n].tolist()
         status = [0] * n
         sa_out = [-1] * n
-        groups: dict[int, list] = {}
         by_spi = self._by_spi
         c = self._c
-        for i in range(n):
+        now = self.clock()
+        for i in range(n):            # the regular path: each packet on its own
             item = self._classify(mv, slot, i, offs[i], lens[i])
             if type(item) is int:
                 status[i] = item
@@ -227,19 +261,94 @@ class CpuEngine(SinglePacketCalls):
                 c["unknown_spi"] += 1
                 continue
             sa_out[i] = sa.handle
-            g = groups.get(sa.handle)
-            if g is None:
-                groups[sa.handle] = [item[:8]]
-            else:
-                g.append(item[:8])
+            sa.decrypt_group(mv, slot, [item[:8]], offs, lens, status, now)
+        self._pmi.regular_decrypt += n
+        return _store(burst, n, offs, lens, sa_out, status)
+
+    def _decrypt_vector(self, burst: Burst, n: int) -> int:
+        """PMI: the outer headers of the whole burst first (one struct call per packet for
+        the common IPv4 ESP header, RFC 791 checksum included), then one vector loop per SA.
+        Packets of another shape are parsed by `_classify` and take the per-packet path; an SA
+        that has packets on both paths has all of them processed in order on the per-packet
+        path, so that its anti-replay decisions are the sequential ones."""
+        slot = burst.slot_size
+        mv, v_off, v_len = burst.cpu_view[:3]
+        offs = v_off[:n].tolist()
+        lens = v_len[:n].tolist()
+        status = [0] * n
+        sa_out = [-1] * n
+        by_spi = self._by_spi
+        unpack = _V4_ESP_IN.unpack_from
+        vectors: dict[int, tuple[list, list]] = {}
+        regular: list[int] = []
+        last_spi = -1
+        items: list = []
+        hdrs: list = []
+        handle = -1
+        for i in range(n):
+            off = offs[i]
+            ln = lens[i]
+            if off > slot or ln > slot - off or ln < 36:
+                regular.append(i)
+                continue
+            w = unpack(mv, i * slot + off)
+            w0 = w[0]
+            if w0 >> 8 != 0x45 or w[1] > ln or w[1] < 36 or w[3] & 0x3FFF \
+                    or w[4] & 0xFF != 50 or (w0 + w[1] + w[2] + w[3] + w[4] + w[5] + w[6]
+                                             + w[7] + w[8] + w[9]) % 0xFFFF:
+                regular.append(i)     # not plain IPv4 ESP, or a bad checksum: parse fully
+                continue
+            spi = w[10]
+            if spi != last_spi:
+                sa = by_spi.get(spi)
+                if sa is None or not sa.vector_in:
+                    last_spi = -1
+                    regular.append(i)
+                    continue
+                last_spi = spi
+                handle = sa.handle
+                g = vectors.get(handle)
+                if g is None:
+                    g = vectors[handle] = ([], [])
+                items, hdrs = g
+            items.append(i)
+            hdrs.append(w)
+            sa_out[i] = handle
         now = self.clock()
-        for h, items in groups.items():
-            self._in[h].decrypt_group(mv, slot, items, offs, lens, status, now)
-        burst.offset[:n] = offs
-        burst.length[:n] = lens
-        burst.sa[:n] = sa_out
-        burst.status[:n] = status
-        return status.count(0)
+        pmi = self._pmi
+        pmi.vectors += 1
+        general: dict[int, list] = {}
+        if regular:
+            c = self._c
+            for i in regular:
+                item = self._classify(mv, slot, i, offs[i], lens[i])
+                if type(item) is int:
+                    status[i] = item
+                    continue
+                sa = by_spi.get(item[8])
+                if sa is None or sa.proto_in != item[9]:
+                    status[i] = UNKNOWN_SPI
+                    c["unknown_spi"] += 1
+                    continue
+                sa_out[i] = sa.handle
+                general.setdefault(sa.handle, []).append(item[:8])
+            for h in [h for h in general if h in vectors]:
+                v_items, v_hdrs = vectors.pop(h)
+                merged = general[h] + [(i, p, w[1], 20, p + 9, p + 20, w[1] - 20, w[0] & 0xFF)
+                                       for i, w in zip(v_items, v_hdrs)
+                                       for p in (i * slot + offs[i],)]
+                merged.sort()
+                general[h] = merged
+        vector = 0
+        for h, (v_items, v_hdrs) in vectors.items():
+            decrypt_vector(self._in[h], mv, slot, v_items, v_hdrs, offs, lens, status, now,
+                           pmi)
+            vector += len(v_items)
+        for h, g_items in general.items():
+            self._in[h].decrypt_group(mv, slot, g_items, offs, lens, status, now)
+        pmi.vector_decrypt += vector
+        pmi.regular_decrypt += n - vector
+        return _store(burst, n, offs, lens, sa_out, status)
 
     def _classify(self, mv, slot: int, i: int, off: int, ln: int):
         """Parse the outer header of packet `i` (RFC 4303 §3.4.1, RFC 3948 §2, RFC 4302 §3.4):
@@ -332,6 +441,10 @@ class CpuEngine(SinglePacketCalls):
     def engine_counters(self) -> EngineCounters:
         return EngineCounters.from_mapping(self._c)
 
+    def pmi_counters(self) -> PmiCounters:
+        """How many packets took the PMI vector loops and how many the per-packet path."""
+        return PmiCounters(**self._pmi.as_dict())
+
     def rekey_needed(self, handle: int) -> bool:
         """True once an outbound SA used its last sequence number (RFC 4303 §3.3.3), or once
         any SA crossed a soft or hard lifetime (RFC 4301 §4.4.2.1)."""
@@ -389,6 +502,15 @@ def _udp6_ok(mv, ip: int, udp: int, ulen: int) -> bool:
         return False
     acc = ones_sum(mv[ip + 8:ip + 40]) + ulen + PROTO_UDP + ones_sum(mv[udp:udp + ulen])
     return acc % 0xFFFF == 0  # a correct checksum makes the ones'-complement sum all ones
+
+
+def _store(burst: Burst, n: int, offs: list, lens: list, sa_out: list, status: list) -> int:
+    _, v_off, v_len, v_sa, v_status = burst.cpu_view
+    v_off[:n] = array("I", offs)
+    v_len[:n] = array("I", lens)
+    v_sa[:n] = array("i", sa_out)
+    v_status[:n] = bytes(status)
+    return status.count(0)
 
 
 def _count(burst: Burst) -> int:
