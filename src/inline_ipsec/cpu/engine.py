@@ -28,14 +28,20 @@ from ..sa import SaSpec
 from .ah import AhIn, AhOut
 from .esp import EspIn, EspOut
 from .lifetimes import SaEvent
-from .pmi import PmiCounters, decrypt_eligible, decrypt_vector, encrypt_eligible, encrypt_vector
+from .pmi import (
+    PmiCounters,
+    _store,
+    decrypt_burst,
+    decrypt_eligible,
+    encrypt_eligible,
+    encrypt_vector,
+)
 from .state import INBOUND, OUTBOUND
 
 __all__ = ["CpuEngine"]
 
 _H = struct.Struct("!H")
 _L = struct.Struct("!L")
-_V4_ESP_IN = struct.Struct("!10HLL8s")  # outer IPv4 header as words, SPI, sequence number, IV
 MALFORMED = int(Status.MALFORMED)
 UNKNOWN_SPI = int(Status.UNKNOWN_SPI)
 NO_SA = int(Status.NO_SA)
@@ -240,115 +246,34 @@ class CpuEngine(SinglePacketCalls):
         if n == 0:
             return 0
         if self.pmi:
-            return self._decrypt_vector(burst, n)
+            return decrypt_burst(self, burst, n)
         slot = burst.slot_size
         mv, v_off, v_len = burst.cpu_view[:3]
         offs = v_off[:n].tolist()
         lens = v_len[:n].tolist()
         status = [0] * n
         sa_out = [-1] * n
-        by_spi = self._by_spi
-        c = self._c
         now = self.clock()
         for i in range(n):            # the regular path: each packet on its own
-            item = self._classify(mv, slot, i, offs[i], lens[i])
-            if type(item) is int:
-                status[i] = item
-                continue
-            sa = by_spi.get(item[8])
-            if sa is None or sa.proto_in != item[9]:
-                status[i] = UNKNOWN_SPI
-                c["unknown_spi"] += 1
-                continue
-            sa_out[i] = sa.handle
-            sa.decrypt_group(mv, slot, [item[:8]], offs, lens, status, now)
+            self._decrypt_one(mv, slot, i, offs, lens, status, sa_out, now)
         self._pmi.regular_decrypt += n
         return _store(burst, n, offs, lens, sa_out, status)
 
-    def _decrypt_vector(self, burst: Burst, n: int) -> int:
-        """PMI: the outer headers of the whole burst first (one struct call per packet for
-        the common IPv4 ESP header, RFC 791 checksum included), then one vector loop per SA.
-        Packets of another shape are parsed by `_classify` and take the per-packet path; an SA
-        that has packets on both paths has all of them processed in order on the per-packet
-        path, so that its anti-replay decisions are the sequential ones."""
-        slot = burst.slot_size
-        mv, v_off, v_len = burst.cpu_view[:3]
-        offs = v_off[:n].tolist()
-        lens = v_len[:n].tolist()
-        status = [0] * n
-        sa_out = [-1] * n
-        by_spi = self._by_spi
-        unpack = _V4_ESP_IN.unpack_from
-        vectors: dict[int, tuple[list, list]] = {}
-        regular: list[int] = []
-        last_spi = -1
-        items: list = []
-        hdrs: list = []
-        handle = -1
-        for i in range(n):
-            off = offs[i]
-            ln = lens[i]
-            if off > slot or ln > slot - off or ln < 36:
-                regular.append(i)
-                continue
-            w = unpack(mv, i * slot + off)
-            w0 = w[0]
-            if w0 >> 8 != 0x45 or w[1] > ln or w[1] < 36 or w[3] & 0x3FFF \
-                    or w[4] & 0xFF != 50 or (w0 + w[1] + w[2] + w[3] + w[4] + w[5] + w[6]
-                                             + w[7] + w[8] + w[9]) % 0xFFFF:
-                regular.append(i)     # not plain IPv4 ESP, or a bad checksum: parse fully
-                continue
-            spi = w[10]
-            if spi != last_spi:
-                sa = by_spi.get(spi)
-                if sa is None or not sa.vector_in:
-                    last_spi = -1
-                    regular.append(i)
-                    continue
-                last_spi = spi
-                handle = sa.handle
-                g = vectors.get(handle)
-                if g is None:
-                    g = vectors[handle] = ([], [])
-                items, hdrs = g
-            items.append(i)
-            hdrs.append(w)
-            sa_out[i] = handle
-        now = self.clock()
-        pmi = self._pmi
-        pmi.vectors += 1
-        general: dict[int, list] = {}
-        if regular:
-            c = self._c
-            for i in regular:
-                item = self._classify(mv, slot, i, offs[i], lens[i])
-                if type(item) is int:
-                    status[i] = item
-                    continue
-                sa = by_spi.get(item[8])
-                if sa is None or sa.proto_in != item[9]:
-                    status[i] = UNKNOWN_SPI
-                    c["unknown_spi"] += 1
-                    continue
-                sa_out[i] = sa.handle
-                general.setdefault(sa.handle, []).append(item[:8])
-            for h in [h for h in general if h in vectors]:
-                v_items, v_hdrs = vectors.pop(h)
-                merged = general[h] + [(i, p, w[1], 20, p + 9, p + 20, w[1] - 20, w[0] & 0xFF)
-                                       for i, w in zip(v_items, v_hdrs)
-                                       for p in (i * slot + offs[i],)]
-                merged.sort()
-                general[h] = merged
-        vector = 0
-        for h, (v_items, v_hdrs) in vectors.items():
-            decrypt_vector(self._in[h], mv, slot, v_items, v_hdrs, offs, lens, status, now,
-                           pmi)
-            vector += len(v_items)
-        for h, g_items in general.items():
-            self._in[h].decrypt_group(mv, slot, g_items, offs, lens, status, now)
-        pmi.vector_decrypt += vector
-        pmi.regular_decrypt += n - vector
-        return _store(burst, n, offs, lens, sa_out, status)
+    def _decrypt_one(self, mv, slot: int, i: int, offs: list, lens: list, status: list,
+                     sa_out: list, now: float) -> None:
+        """The per-packet path of packet `i`: full outer-header parse, SA by SPI, the SA's
+        per-packet decapsulation."""
+        item = self._classify(mv, slot, i, offs[i], lens[i])
+        if type(item) is int:
+            status[i] = item
+            return
+        sa = self._by_spi.get(item[8])
+        if sa is None or sa.proto_in != item[9]:
+            status[i] = UNKNOWN_SPI
+            self._c["unknown_spi"] += 1
+            return
+        sa_out[i] = sa.handle
+        sa.decrypt_group(mv, slot, [item[:8]], offs, lens, status, now)
 
     def _classify(self, mv, slot: int, i: int, off: int, ln: int):
         """Parse the outer header of packet `i` (RFC 4303 §3.4.1, RFC 3948 §2, RFC 4302 §3.4):
@@ -502,15 +427,6 @@ def _udp6_ok(mv, ip: int, udp: int, ulen: int) -> bool:
         return False
     acc = ones_sum(mv[ip + 8:ip + 40]) + ulen + PROTO_UDP + ones_sum(mv[udp:udp + ulen])
     return acc % 0xFFFF == 0  # a correct checksum makes the ones'-complement sum all ones
-
-
-def _store(burst: Burst, n: int, offs: list, lens: list, sa_out: list, status: list) -> int:
-    _, v_off, v_len, v_sa, v_status = burst.cpu_view
-    v_off[:n] = array("I", offs)
-    v_len[:n] = array("I", lens)
-    v_sa[:n] = array("i", sa_out)
-    v_status[:n] = bytes(status)
-    return status.count(0)
 
 
 def _count(burst: Burst) -> int:

@@ -18,26 +18,18 @@ statuses are the same either way (tests/cpu/test_pmi.py compares them).
 from __future__ import annotations
 
 import struct
+from array import array
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 
-from ..packet.ip import PROTO_IPIP, PROTO_NONE, decap_ds_field, ipv4_set_checksum, set_tos
-from .state import (
-    AUTH_FAILED,
-    BAD_TRAILER,
-    BELOW,
-    DUMMY,
-    DUPLICATE,
-    ECN_DROP,
-    EXPIRED,
-    MALFORMED,
-    OK,
-    PADS,
-)
+from ..packet.ip import PROTO_IPIP, PROTO_NONE
+from .state import AUTH_FAILED, BAD_TRAILER, DUMMY, EXPIRED, PADS
 
 if TYPE_CHECKING:
+    from ..packet.burst import Burst
+    from .engine import CpuEngine
     from .esp import EspIn, EspOut
 
 _NONCE = struct.Struct("!LQ")        # salt || 64-bit IV (= seq on our side, RFC 4106 §4)
@@ -45,8 +37,9 @@ _V4_GCM = struct.Struct("!BBHHHBBH4s4sLLQ")    # outer IPv4 + SPI, seq, IV
 _AAD = struct.Struct("!LL")
 _ESN_AAD = struct.Struct("!LLL")
 _INNER = struct.Struct("!BBH2xB")    # version/IHL, DS field, total length, flags byte
-_INNER_IN = struct.Struct("!BBH")    # version/IHL, DS field, total length
-_TAIL = struct.Struct("!HBB")        # the two bytes before pad length, pad length, next header
+#: the outer IPv4 header as the checksum needs it (version/IHL/DS/total length, ident, flags
+#: and fragment offset, TTL/protocol, checksum, addresses), SPI, sequence number, IV
+_OUTER = struct.Struct("!LHHHH8sLL8s")
 
 
 @dataclass
@@ -60,8 +53,7 @@ class PmiCounters:
     vector_decrypt: int = 0
     regular_encrypt: int = 0
     regular_decrypt: int = 0
-    replay_vector_checks: int = 0   # groups whose anti-replay check was done once per vector
-    replay_packet_checks: int = 0   # groups checked packet by packet (reordering, duplicates)
+    replay_runs: int = 0            # anti-replay windows advanced once for a run of packets
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -149,189 +141,253 @@ def encrypt_vector(sa: "EspOut", mv, slot: int, idx, offs: list, lens: list, sta
     return done
 
 
-def decrypt_vector(sa: "EspIn", mv, slot: int, idx: list, hdrs: list, offs: list,
-                   lens: list, status: list, now: float, pmi: PmiCounters) -> None:
-    """Decrypt one SA's packets of a vector in place (RFC 4303 §3.4). `idx` are the slots of
-    IPv4 ESP packets whose outer header the engine checked, `hdrs` those headers as the
-    engine unpacked them: ten 16-bit words of the IPv4 header, SPI, sequence number, IV.
+def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
+    """Decrypt a burst as a vector, in place (RFC 4303 §3.4, RFC 4106); the engine's
+    `decrypt_burst` with PMI on.
 
-    Anti-replay (§3.4.3) once per vector when every number lies above the window and none
-    repeats: no packet of the vector can then be a replay of another or of an earlier one,
-    and the window advances once, by the numbers whose ICV verified. Otherwise each packet is
-    checked before and after its ICV, and the window advances per packet, as without PMI."""
-    life = sa.life
-    if not sa.unlimited and life.check_time(now):
-        for i in idx:
-            status[i] = EXPIRED
-        sa.expired += len(idx)
-        return
-    replay = sa.replay
-    seqs = [w[11] for w in hdrs]
-    vector_replay = min(seqs) > replay.top and (not replay.window
-                                                or len(set(seqs)) == len(seqs))
-    if vector_replay:
-        pmi.replay_vector_checks += 1
+    When the packets start at one offset, one struct call reads the outer headers of the
+    whole vector (IPv4 header words, SPI, sequence number, IV), skipping the rest of each
+    slot. Then one pass in packet order: consecutive packets of one SA form a run that keeps
+    the SA's state in locals; within it anti-replay (§3.4.3) is one comparison with the
+    highest number accepted so far, the outer checksum (RFC 791, RFC 1071) is summed from
+    the unpacked fields plus the addresses' share, and each packet costs one AEAD call in its
+    slot. When a run ends, its inner headers and trailers are read by one struct call too
+    and, when they are all alike (one stream of one packet size), checked once
+    (`_finish_run`); the window then takes the run's numbers at once. A packet a run cannot
+    take (another shape, a reordered or repeated number, a lifetime near) ends the run and
+    takes the per-packet path, so every decision is the one the per-packet path makes in
+    the same order."""
+    slot = burst.slot_size
+    mv, v_off, v_len, _, _ = burst.cpu_view
+    offs = v_off[:n].tolist()
+    lens = v_len[:n].tolist()
+    status = [0] * n
+    sa_out = [-1] * n
+    now = engine.clock()
+    by_spi = engine._by_spi
+    pmi = engine._pmi
+    off0 = offs[0]
+    views: Any = ()
+    g_total = -1
+    if n > 1 and off0 <= slot - 36 and offs.count(off0) == n:
+        fields = _outer_bulk(slot, n)(mv, off0)
+        hdrs: Any = zip(*[iter(fields)] * 9)
+        if 76 <= fields[0] & 0xFFFF <= slot - off0:
+            g_total = fields[0] & 0xFFFF
+            views = _slot_views(burst, off0, g_total)
     else:
-        pmi.replay_packet_checks += 1
-    if vector_replay and not life.expired and \
-            sa.packets + len(idx) < life.next_packets and min(w[1] for w in hdrs) >= 76 and \
-            sa.bytes + sum(w[1] for w in hdrs) < life.next_bytes:
-        # no lifetime can be crossed in this vector and every packet can hold an IPv4 one
-        _decrypt_quick(sa, mv, slot, idx, hdrs, offs, lens, status)
-        return
-    check, advance = replay.check, replay.advance
-    t = sa.transform
-    dec_into = t.aead.decrypt_into                 # type: ignore[attr-defined]
-    salt = t.salt                                  # type: ignore[attr-defined]
-    aad = _AAD.pack
-    tail = _TAIL.unpack_from
-    inner_hdr = _INNER_IN.unpack_from
-    copy_dscp = sa.copy_dscp
-    min_len = sa.min_len + 20
-    packets, nbytes = sa.packets, sa.bytes
-    next_p, next_b = life.next_packets, life.next_bytes
-    accepted = []
-    for i, w in zip(idx, hdrs):
-        if life.expired:
-            status[i] = EXPIRED
-            sa.expired += 1
-            continue
-        total = w[1]
-        if total < min_len:
-            status[i] = MALFORMED
-            sa.malformed += 1
-            continue
-        seq = w[11]
-        if not vector_replay:
-            st = check(seq)
-            if st:
-                status[i] = sa.replay_status(st)
-                continue
-        p = i * slot + offs[i]
-        out = p + 36
-        end = p + total - 16
-        try:
-            dec_into(salt + w[12], mv[out:p + total], aad(w[10], seq), mv[out:end])
-        except InvalidTag:
-            status[i] = AUTH_FAILED
-            sa.auth_failed += 1
-            continue
-        if vector_replay:
-            accepted.append(seq)
+        unpack = _OUTER.unpack_from
+        hdrs = (unpack(mv, i * slot + off) if off <= slot - 36 else None
+                for i, off in enumerate(offs))
+    cur: Any = None               # the SA of the current run, its state in locals below
+    cur_spi = -1
+    top = _NEVER                  # the highest number accepted in the run (none: no run)
+    handle = last_addrs = -1
+    addr_sum = 0
+    roomy = False
+    run: list[int] = []           # the run's sequence numbers whose ICV verified
+    done: list[tuple] = []        # (slot, total length, outer DS field) of those packets
+    dec_into = salt = None
+    regular = 0
+    for i, off, ln, h in zip(range(n), offs, lens, hdrs):
+        if 76 <= ln <= slot - off:
+            vt, ident, frag, tp, csum, addrs, spi, seq, iv = h
+            if addrs != last_addrs:   # the addresses' share of the header checksum
+                addr_sum = int.from_bytes(addrs, "big") % 0xFFFF
+                last_addrs = addrs
+            if spi != cur_spi:        # a new run: the SA's state into locals
+                if cur is not None:
+                    _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi)
+                    run, done = [], []
+                cur = by_spi.get(spi)
+                cur_spi = spi
+                if cur is None or not cur.vector_in or cur.life.expired or \
+                        not cur.unlimited and cur.life.check_time(now):
+                    cur, top = None, _NEVER
+                else:
+                    life = cur.life   # no lifetime can be crossed in this burst
+                    roomy = life.next_packets - cur.packets > n + 1 and \
+                        life.next_bytes - cur.bytes > n * slot
+                    top = cur.replay.top
+                    handle = cur.handle
+                    t = cur.transform
+                    dec_into, salt = t.aead.decrypt_into, t.salt
+            total = vt & 0xFFFF
+            fast = vt >> 24 == 0x45 and tp & 0xFF == 50 and 76 <= total <= ln and \
+                not frag & 0x3FFF and seq > top and roomy and \
+                ((vt >> 16) + total + ident + frag + tp + csum + addr_sum) % 0xFFFF == 0
         else:
-            st = check(seq)           # a packet of this vector may have taken it meanwhile
-            if st:
-                status[i] = sa.replay_status(st)
-                continue
-            advance(seq)
-        # pad bytes 1, 2, ... (RFC 4303 §2.4), pad length, next header: one word read
-        pads, pad_len, nh = tail(mv, end - 4)
-        inner_end = end - 2 - pad_len
-        if inner_end < out or (pad_len and (
-                pads & 0xFF != 1 if pad_len == 1 else pads != 0x0102 if pad_len == 2
-                else mv[inner_end:end - 2] != PADS[pad_len])):
-            status[i] = BAD_TRAILER
-            sa.bad_trailer += 1
+            fast = False
+        if not fast:                  # the per-packet path, on up-to-date SA state
+            if cur is not None:
+                _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi)
+                run, done = [], []
+                cur, cur_spi, top = None, -1, _NEVER
+            engine._decrypt_one(mv, slot, i, offs, lens, status, sa_out, now)
+            regular += 1
             continue
-        if nh == PROTO_IPIP and inner_end - out >= 20:
-            b0, inner_tos, n = inner_hdr(mv, out)
-            if b0 >> 4 != 4:
-                status[i] = BAD_TRAILER
-                sa.bad_trailer += 1
-                continue
-            if b0 & 0x0F < 5 or n < (b0 & 0x0F) * 4 or n > inner_end - out:
-                status[i] = MALFORMED
-                sa.malformed += 1
-                continue
-            outer_tos = w[0] & 0xFF
-            if inner_tos != outer_tos:
-                tos = decap_ds_field(inner_tos, outer_tos, copy_dscp)
-                if tos is None:       # outer CE over Not-ECT: MUST drop (RFC 6040 §4.2)
-                    status[i] = ECN_DROP
-                    sa.ecn_drop += 1
-                    continue
-                if tos != inner_tos:
-                    set_tos(mv, out, tos)
-                    ipv4_set_checksum(mv, out)
-        elif nh == PROTO_NONE:        # dummy packet (RFC 4303 §2.6)
-            status[i] = DUMMY
-            sa.dummy += 1
-            continue
-        else:                         # IPv6 inner packets and short ones: the shared check
-            n = sa._tunnel_inner(mv, mv[out:inner_end].tobytes(), inner_end - out, nh, out,
-                                 w[0] & 0xFF)
-            if n < 0:
-                status[i] = -n
-                continue
-        offs[i] = out - i * slot
-        lens[i] = n
-        packets += 1
-        nbytes += n
-        if packets >= next_p or nbytes >= next_b:
-            life.crossed(packets, nbytes, now)
-            next_p, next_b = life.next_packets, life.next_bytes
-    sa.packets, sa.bytes = packets, nbytes
-    if accepted:
-        _advance_all(replay, accepted)
-
-
-def _decrypt_quick(sa: "EspIn", mv, slot: int, idx: list, hdrs: list, offs: list,
-                   lens: list, status: list) -> None:
-    """`decrypt_vector` for the common vector: anti-replay decided for the vector, no
-    lifetime reachable, every packet long enough for an inner IPv4 header. Per packet: the
-    AEAD call, and one struct call that reads the inner header's first word and the trailer
-    (pad bytes, pad length, next header) at once."""
-    t = sa.transform
-    dec_into = t.aead.decrypt_into                 # type: ignore[attr-defined]
-    salt = t.salt                                  # type: ignore[attr-defined]
-    copy_dscp = sa.copy_dscp
-    split = _split_struct
-    accepted = []
-    nbytes = good = 0
-    for i, w in zip(idx, hdrs):
-        off = offs[i]
-        p = i * slot + off
-        out = p + 36
-        total = w[1]
-        end = p + total - 16
+        sa_out[i] = handle
         try:
-            dec_into(salt + w[12], mv[out:p + total], mv[p + 20:p + 28], mv[out:end])
+            if total == g_total and off == off0:
+                src, aad, dst = views[i]
+                dec_into(salt + iv, src, aad, dst)
+            else:
+                p = i * slot + off
+                dec_into(salt + iv, mv[p + 36:p + total], mv[p + 20:p + 28],
+                         mv[p + 36:p + total - 16])
         except InvalidTag:
             status[i] = AUTH_FAILED
-            sa.auth_failed += 1
+            cur.auth_failed += 1
             continue
-        accepted.append(w[11])
-        b0, inner_tos, n, pads, pad_len, nh = split(total - 52)(mv, out)
-        inner_end = end - 2 - pad_len
-        if pad_len and (pads & 0xFF != 1 if pad_len == 1 else pads != 0x0102 if pad_len == 2
-                        else inner_end < out or mv[inner_end:end - 2] != PADS[pad_len]):
-            status[i] = BAD_TRAILER
-            sa.bad_trailer += 1
-            continue
-        if nh != PROTO_IPIP or b0 != 0x45 or n > inner_end - out or n < 20 or \
-                inner_tos != w[0] & 0xFF:
-            # IPv6 or IPv4 with options inside, dummy, malformed, ECN/DSCP to apply: the
-            # per-packet rules
-            if nh == PROTO_NONE:
-                status[i] = DUMMY
-                sa.dummy += 1
-                continue
-            n = sa._tunnel_inner(mv, mv[out:inner_end].tobytes(), inner_end - out, nh, out,
-                                 w[0] & 0xFF)
-            if n < 0:
-                status[i] = -n
-                continue
-        offs[i] = off + 36
-        lens[i] = n
-        nbytes += n
-        good += 1
+        top = seq
+        run.append(seq)
+        done.append((i, total, (vt >> 16) & 0xFF))
+    if cur is not None:
+        _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi)
+    pmi.vectors += 1
+    pmi.vector_decrypt += n - regular
+    pmi.regular_decrypt += regular
+    return _store(burst, n, offs, lens, sa_out, status)
+
+
+def _finish_run(sa: "EspIn", mv, slot: int, offs: list, lens: list, status: list,
+                run: list, done: list, pmi: PmiCounters) -> None:
+    """The rest of RFC 4303 §3.4 for a run's packets whose ICV verified: trailer (§2.4-2.6),
+    inner header, DS field (RFC 6040 §4.2); then the SA's counters and its window."""
+    good = nbytes = 0
+    k = len(done)
+    if k:
+        first, last = done[0][0], done[-1][0]
+        _, tots, toss = zip(*done)
+        off = offs[first]
+        total = tots[0]
+        if k > 1 and last - first == k - 1 and tots.count(total) == k and \
+                offs[first:last + 1].count(off) == k:
+            # one stream of one packet size: one struct call for every inner header and
+            # trailer; when they are all alike, one check serves the run
+            vals = _inner_bulk(total - 52, slot, k)(mv, first * slot + off + 36)
+            head = vals[:6]
+            n_in = _plain_inner(head, total - 52)
+            if n_in and vals == head * k and toss.count(head[1]) == k:
+                offs[first:last + 1] = [off + 36] * k
+                lens[first:last + 1] = [n_in] * k
+                good, nbytes = k, k * n_in
+                k = 0
+        if k:
+            for i, total, tos in done:
+                p = i * slot + offs[i]
+                n_in = _inner_one(sa, mv, p, total, tos, _split_struct(total - 52)(mv, p + 36),
+                                  status, i)
+                if n_in:
+                    offs[i] += 36
+                    lens[i] = n_in
+                    good += 1
+                    nbytes += n_in
     sa.packets += good
     sa.bytes += nbytes
-    if accepted:
-        _advance_all(sa.replay, accepted)
+    if run:
+        _advance_all(sa.replay, run)
+        pmi.replay_runs += 1
 
 
+def _plain_inner(tail: tuple, plen: int) -> int:
+    """The inner length when `tail` (inner version/IHL, DS field, total length; pad bytes,
+    pad length, next header) is an IPv4 packet without options followed by a correct
+    trailer of at most two pad bytes; else 0."""
+    b0, _, n_in, pads, pad_len, nh = tail
+    if nh != PROTO_IPIP or b0 != 0x45 or n_in < 20 or n_in > plen - 2 - pad_len or \
+            pad_len > 2 or pad_len == 1 and pads & 0xFF != 1 or \
+            pad_len == 2 and pads != 0x0102:
+        return 0
+    return n_in
+
+
+def _inner_one(sa: "EspIn", mv, p: int, total: int, outer_tos: int, tail: tuple,
+               status: list, i: int) -> int:
+    """Trailer and inner header of one decrypted packet at `p`; its inner length, or 0 with
+    the status set and counted."""
+    plen = total - 52
+    out = p + 36
+    end = p + total - 16
+    n_in = _plain_inner(tail, plen)
+    if n_in and tail[1] == outer_tos:
+        return n_in
+    b0, inner_tos, n_in, pads, pad_len, nh = tail
+    if pad_len and (pad_len > plen - 2 or mv[end - 2 - pad_len:end - 2] != PADS[pad_len]):
+        status[i] = BAD_TRAILER
+        sa.bad_trailer += 1
+        return 0
+    if nh == PROTO_NONE:              # dummy packet (RFC 4303 §2.6)
+        status[i] = DUMMY
+        sa.dummy += 1
+        return 0
+    # IPv6 or IPv4 with options inside, a bad inner header, ECN or DSCP to apply
+    n_in = sa._tunnel_inner(mv, mv[out:end - 2 - pad_len].tobytes(), plen - 2 - pad_len, nh,
+                            out, outer_tos)
+    if n_in < 0:
+        status[i] = -n_in
+        return 0
+    return n_in
+
+
+def _store(burst: "Burst", n: int, offs: list, lens: list, sa_out: list,
+           status: list) -> int:
+    """Write a burst call's per-packet results back into the burst; the number of OK."""
+    _, v_off, v_len, v_sa, v_status = burst.cpu_view
+    v_off[:n] = array("I", offs)
+    v_len[:n] = array("I", lens)
+    v_sa[:n] = array("i", sa_out)
+    v_status[:n] = bytes(status)
+    return status.count(0)
+
+
+_NEVER = 1 << 64                     # above every sequence number: no run
 _SPLITS: dict[int, Any] = {}
+_BULK: dict[tuple, Any] = {}
+
+
+def _outer_bulk(slot: int, n: int):
+    """unpack_from for the outer headers (`_OUTER`) of `n` packets at one offset in slots of
+    `slot` bytes: one call, the bytes between headers skipped."""
+    key = ("outer", slot, n)
+    f = _BULK.get(key)
+    if f is None:
+        f = _cache(key, "!" + ("LHHHH8sLL8s" + f"{slot - 36}x") * (n - 1) + "LHHHH8sLL8s")
+    return f
+
+
+def _inner_bulk(plen: int, slot: int, k: int):
+    """unpack_from for the inner header word and trailer of `k` plaintexts of `plen` bytes in
+    consecutive slots (`_split_struct` for each)."""
+    key = ("inner", plen, slot, k)
+    f = _BULK.get(key)
+    if f is None:
+        one = f"BBH{plen - 8}xHBB"
+        f = _cache(key, "!" + (one + f"{slot - plen}x") * (k - 1) + one)
+    return f
+
+
+def _slot_views(burst: "Burst", off: int, total: int) -> list:
+    """Per slot of `burst`, the views a decryption of a `total`-byte IPv4 ESP packet at `off`
+    takes (ciphertext and ICV, SPI and sequence number, plaintext), made once per layout."""
+    key = ("decrypt", off, total)
+    views = burst.cpu_slices.get(key)
+    if views is None:
+        if len(burst.cpu_slices) >= 8:    # a few layouts per burst; bound them anyway
+            burst.cpu_slices.clear()
+        mv, slot = burst.cpu_view[0], burst.slot_size
+        views = burst.cpu_slices[key] = [
+            (mv[p + 36:p + total], mv[p + 20:p + 28], mv[p + 36:p + total - 16])
+            for p in range(off, burst.capacity * slot, slot)]
+    return views
+
+
+def _cache(key: tuple, fmt: str):
+    if len(_BULK) >= 512:             # burst sizes and packet lengths are few; bound it anyway
+        _BULK.clear()
+    f = _BULK[key] = struct.Struct(fmt).unpack_from
+    return f
+
 
 
 def _split_struct(plen: int):
@@ -366,5 +422,5 @@ def _advance_all(replay, accepted: list) -> None:
     replay.top = new_top
 
 
-__all__ = ["PmiCounters", "decrypt_eligible", "decrypt_vector", "encrypt_eligible",
-           "encrypt_vector", "BELOW", "DUPLICATE"]
+__all__ = ["PmiCounters", "decrypt_burst", "decrypt_eligible", "encrypt_eligible",
+           "encrypt_vector"]

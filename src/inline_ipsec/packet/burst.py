@@ -152,6 +152,9 @@ class Burst:
         #: (made once: a Python loop reads and writes them cheaper than the numpy arrays).
         self.cpu_view = (self._flat, memoryview(self.offset), memoryview(self.length),
                          memoryview(self.sa), memoryview(self.status))
+        #: The CPU engine's per-slot views of a packet layout (offset, length) it met in this
+        #: burst before: slicing a view costs more than the rest of a packet's bookkeeping.
+        self.cpu_slices: dict = {}
 
     def restore_from(self, other: "Burst") -> None:
         """Copy `other`'s slots, offsets, lengths and handles into this burst, in place."""
