@@ -223,7 +223,7 @@ class CpuEngine(SinglePacketCalls):
                         status[i] = NO_SA
                     self._c["no_sa"] += len(idx)
                 elif sa.vector_out:
-                    vector += encrypt_vector(sa, mv, slot, idx, offs, lens, status, now)
+                    vector += encrypt_vector(sa, burst, idx, offs, lens, status, now)
                 else:
                     sa.encrypt_group(mv, slot, idx, offs, lens, status, now)
             pmi.vector_encrypt += vector

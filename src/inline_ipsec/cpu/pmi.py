@@ -70,7 +70,7 @@ def decrypt_eligible(sa: "EspIn") -> bool:
     return bool(sa.aead and sa.tunnel and not sa.esn)
 
 
-def encrypt_vector(sa: "EspOut", mv, slot: int, idx, offs: list, lens: list, status: list,
+def encrypt_vector(sa: "EspOut", burst: "Burst", idx, offs: list, lens: list, status: list,
                    now: float) -> int:
     """Encrypt the packets `idx` of one outbound SA in place (RFC 4303 §3.3, RFC 4106 §3-5);
     returns how many took the vector loop. A packet that needs a decision of the per-packet
@@ -97,6 +97,11 @@ def encrypt_vector(sa: "EspOut", mv, slot: int, idx, offs: list, lens: list, sta
     max_seq = sa.max_seq
     seq, packets, nbytes = sa.seq, sa.packets, sa.bytes
     next_p, next_b = life.next_packets, life.next_bytes
+    mv, slot = burst.cpu_view[0], burst.slot_size
+    i0 = idx[0]
+    v_off, v_ln = offs[i0], lens[i0]    # the layout whose per-slot views are used
+    views: Any = _slot_views_out(burst, v_off, v_ln) \
+        if 20 <= v_ln and hdr_len <= v_off and v_off + v_ln + room_after <= slot else None
     done = 0
     for i in idx:
         off = offs[i]
@@ -126,9 +131,13 @@ def encrypt_vector(sa: "EspOut", mv, slot: int, idx, offs: list, lens: list, sta
         c = (c & 0xFFFF) + (c >> 16)
         header(mv, p - hdr_len, 0x45, tos, total, seq & 0xFFFF, df << 8, ttl, proto,
                ~c & 0xFFFF, src, dst, spi, seq_lo, seq)
-        enc_into(nonce(salt, seq), mv[p:plain_end],
+        if off == v_off and ln == v_ln:
+            plain, sealed = views[i]
+        else:
+            plain, sealed = mv[p:plain_end], mv[p:plain_end + 16]
+        enc_into(nonce(salt, seq), plain,
                  esn_aad(spi, seq >> 32, seq_lo) if esn_aad else aad_pack(spi, seq_lo),
-                 mv[p:plain_end + 16])
+                 sealed)
         offs[i] = off - hdr_len
         lens[i] = total
         packets += 1
@@ -379,6 +388,21 @@ def _slot_views(burst: "Burst", off: int, total: int) -> list:
         views = burst.cpu_slices[key] = [
             (mv[p + 36:p + total], mv[p + 20:p + 28], mv[p + 36:p + total - 16])
             for p in range(off, burst.capacity * slot, slot)]
+    return views
+
+
+def _slot_views_out(burst: "Burst", off: int, ln: int) -> list:
+    """Per slot of `burst`, the plaintext (inner packet and trailer) and sealed (plus ICV)
+    views of an `ln`-byte inner packet at `off`, made once per layout (4-byte alignment)."""
+    key = ("encrypt", off, ln)
+    views = burst.cpu_slices.get(key)
+    if views is None:
+        if len(burst.cpu_slices) >= 8:    # a few layouts per burst; bound them anyway
+            burst.cpu_slices.clear()
+        mv, slot = burst.cpu_view[0], burst.slot_size
+        end = ln + 2 + (-(ln + 2)) % 4
+        views = burst.cpu_slices[key] = [(mv[p:p + end], mv[p:p + end + 16])
+                                         for p in range(off, burst.capacity * slot, slot)]
     return views
 
 
