@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from .engine import CpuEngine
 from .lifetimes import SaEvent
+from .pmi import PmiCounters
+from .qat import QatCounters, QatDevice
 from .replay import ReplayWindow
 
-__all__ = ["CpuEngine", "ReplayWindow", "SaEvent"]
+__all__ = ["CpuEngine", "PmiCounters", "QatCounters", "QatDevice", "ReplayWindow", "SaEvent"]

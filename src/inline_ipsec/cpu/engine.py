@@ -18,7 +18,7 @@ import threading
 from array import array
 import time
 from collections import deque
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 from ..engine import EngineCounters, SaCounters, SinglePacketCalls, Status
 from ..errors import CapacityError, UnknownSaError, UnsupportedSaError
@@ -36,6 +36,7 @@ from .pmi import (
     encrypt_eligible,
     encrypt_vector,
 )
+from .qat import QatCounters, QatDevice
 from .state import INBOUND, OUTBOUND
 
 __all__ = ["CpuEngine"]
@@ -62,17 +63,20 @@ class CpuEngine(SinglePacketCalls):
     >>> cpu.next_event()          # lifetime events, polled
 
     `clock` returns seconds (monotonic by default); tests inject their own. `pmi` selects
-    PowerMode IPsec: bursts as vectors (True) or packet by packet (False).
+    PowerMode IPsec: bursts as vectors (True) or packet by packet (False). `qat`, a
+    `QatDevice`, does the vectors' AEAD calls through its request/response rings (and
+    implies PMI).
     """
 
     kind = "cpu"
     capacity = None  # no SA limit
 
     def __init__(self, name: str = "cpu0", clock: Callable[[], float] = time.monotonic,
-                 pmi: bool = True) -> None:
+                 pmi: bool = True, qat: Optional[QatDevice] = None) -> None:
         self.name = name
         self.clock = clock
-        self.pmi = pmi
+        self.pmi = pmi or qat is not None     # the crypto device serves the PMI vectors
+        self.qat = qat
         self._pmi = PmiCounters()
         self._out: dict[int, OutState] = {}
         self._in: dict[int, InState] = {}
@@ -223,7 +227,8 @@ class CpuEngine(SinglePacketCalls):
                         status[i] = NO_SA
                     self._c["no_sa"] += len(idx)
                 elif sa.vector_out:
-                    vector += encrypt_vector(sa, burst, idx, offs, lens, status, now)
+                    vector += encrypt_vector(sa, burst, idx, offs, lens, status, now,
+                                             self.qat)
                 else:
                     sa.encrypt_group(mv, slot, idx, offs, lens, status, now)
             pmi.vector_encrypt += vector
@@ -369,6 +374,10 @@ class CpuEngine(SinglePacketCalls):
     def pmi_counters(self) -> PmiCounters:
         """How many packets took the PMI vector loops and how many the per-packet path."""
         return PmiCounters(**self._pmi.as_dict())
+
+    def qat_counters(self) -> Optional[QatCounters]:
+        """The crypto device's counters, or None without one."""
+        return None if self.qat is None else QatCounters(**self.qat.counters.as_dict())
 
     def rekey_needed(self, handle: int) -> bool:
         """True once an outbound SA used its last sequence number (RFC 4303 §3.3.3), or once

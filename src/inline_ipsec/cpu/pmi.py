@@ -29,6 +29,7 @@ from .state import AUTH_FAILED, BAD_TRAILER, DUMMY, EXPIRED, PADS
 
 if TYPE_CHECKING:
     from ..packet.burst import Burst
+    from .qat import QatDevice
     from .engine import CpuEngine
     from .esp import EspIn, EspOut
 
@@ -71,7 +72,7 @@ def decrypt_eligible(sa: "EspIn") -> bool:
 
 
 def encrypt_vector(sa: "EspOut", burst: "Burst", idx, offs: list, lens: list, status: list,
-                   now: float) -> int:
+                   now: float, qat: "QatDevice | None" = None) -> int:
     """Encrypt the packets `idx` of one outbound SA in place (RFC 4303 §3.3, RFC 4106 §3-5);
     returns how many took the vector loop. A packet that needs a decision of the per-packet
     path (malformed, no room, sequence overflow, lifetime) is handed to it with the SA's state
@@ -84,6 +85,8 @@ def encrypt_vector(sa: "EspOut", burst: "Burst", idx, offs: list, lens: list, st
         return 0
     t = sa.transform
     enc_into = t.aead.encrypt_into                 # type: ignore[attr-defined]
+    if qat is not None:                            # the crypto device does the AEAD calls
+        enc_into = qat.submitter(enc_into)
     salt = int.from_bytes(t.salt, "big")           # type: ignore[attr-defined]
     nonce = _NONCE.pack
     header = _V4_GCM.pack_into
@@ -147,6 +150,8 @@ def encrypt_vector(sa: "EspOut", burst: "Burst", idx, offs: list, lens: list, st
             life.crossed(packets, nbytes, now)
             next_p, next_b = life.next_packets, life.next_bytes
     sa.seq, sa.packets, sa.bytes = seq, packets, nbytes
+    if qat is not None:
+        qat.drain()                   # an encryption cannot fail; wait for the slots
     return done
 
 
@@ -175,6 +180,7 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
     now = engine.clock()
     by_spi = engine._by_spi
     pmi = engine._pmi
+    qat = engine.qat
     off0 = offs[0]
     views: Any = ()
     g_total = -1
@@ -206,7 +212,7 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
                 last_addrs = addrs
             if spi != cur_spi:        # a new run: the SA's state into locals
                 if cur is not None:
-                    _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi)
+                    _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi, qat)
                     run, done = [], []
                 cur = by_spi.get(spi)
                 cur_spi = spi
@@ -221,6 +227,8 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
                     handle = cur.handle
                     t = cur.transform
                     dec_into, salt = t.aead.decrypt_into, t.salt
+                    if qat is not None:   # the crypto device does the AEAD calls
+                        dec_into = qat.submitter(dec_into)
             total = vt & 0xFFFF
             fast = vt >> 24 == 0x45 and tp & 0xFF == 50 and 76 <= total <= ln and \
                 not frag & 0x3FFF and seq > top and roomy and \
@@ -229,7 +237,7 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
             fast = False
         if not fast:                  # the per-packet path, on up-to-date SA state
             if cur is not None:
-                _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi)
+                _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi, qat)
                 run, done = [], []
                 cur, cur_spi, top = None, -1, _NEVER
             engine._decrypt_one(mv, slot, i, offs, lens, status, sa_out, now)
@@ -252,7 +260,7 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
         run.append(seq)
         done.append((i, total, (vt >> 16) & 0xFF))
     if cur is not None:
-        _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi)
+        _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi, qat)
     pmi.vectors += 1
     pmi.vector_decrypt += n - regular
     pmi.regular_decrypt += regular
@@ -260,9 +268,19 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
 
 
 def _finish_run(sa: "EspIn", mv, slot: int, offs: list, lens: list, status: list,
-                run: list, done: list, pmi: PmiCounters) -> None:
+                run: list, done: list, pmi: PmiCounters, qat: "QatDevice | None") -> None:
     """The rest of RFC 4303 §3.4 for a run's packets whose ICV verified: trailer (§2.4-2.6),
-    inner header, DS field (RFC 6040 §4.2); then the SA's counters and its window."""
+    inner header, DS field (RFC 6040 §4.2); then the SA's counters and its window. With a
+    crypto device the run's requests are completed first; those whose ICV failed leave the
+    run (a forged packet never moves the window)."""
+    if qat is not None:
+        failed = qat.drain()
+        if failed:
+            for k in reversed(failed):
+                i = done[k][0]
+                status[i] = AUTH_FAILED
+                sa.auth_failed += 1
+                del done[k], run[k]
     good = nbytes = 0
     k = len(done)
     if k:
