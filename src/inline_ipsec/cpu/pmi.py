@@ -198,10 +198,11 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
     cur_spi = -1
     top = _NEVER                  # the highest number accepted in the run (none: no run)
     handle = last_addrs = -1
-    addr_sum = 0
+    addr_sum = start = 0
     roomy = False
-    run: list[int] = []           # the run's sequence numbers whose ICV verified
-    done: list[tuple] = []        # (slot, total length, outer DS field) of those packets
+    run: list[int] = []           # the run's sequence numbers whose ICV verified (or queued)
+    vts: list[int] = []           # the first word of those packets' outer headers
+    fails: list[int] = []         # the run's packets whose ICV failed
     dec_into = salt = None
     regular = 0
     for i, off, ln, h in zip(range(n), offs, lens, hdrs):
@@ -212,10 +213,12 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
                 last_addrs = addrs
             if spi != cur_spi:        # a new run: the SA's state into locals
                 if cur is not None:
-                    _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi, qat)
-                    run, done = [], []
+                    _finish_run(cur, handle, mv, slot, offs, lens, status, sa_out, start, i,
+                                run, vts, fails, pmi, qat)
+                    run, vts, fails = [], [], []
                 cur = by_spi.get(spi)
                 cur_spi = spi
+                start = i
                 if cur is None or not cur.vector_in or cur.life.expired or \
                         not cur.unlimited and cur.life.check_time(now):
                     cur, top = None, _NEVER
@@ -237,13 +240,13 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
             fast = False
         if not fast:                  # the per-packet path, on up-to-date SA state
             if cur is not None:
-                _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi, qat)
-                run, done = [], []
+                _finish_run(cur, handle, mv, slot, offs, lens, status, sa_out, start, i,
+                            run, vts, fails, pmi, qat)
+                run, vts, fails = [], [], []
                 cur, cur_spi, top = None, -1, _NEVER
             engine._decrypt_one(mv, slot, i, offs, lens, status, sa_out, now)
             regular += 1
             continue
-        sa_out[i] = handle
         try:
             if total == g_total and off == off0:
                 src, aad, dst = views[i]
@@ -253,58 +256,66 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
                 dec_into(salt + iv, mv[p + 36:p + total], mv[p + 20:p + 28],
                          mv[p + 36:p + total - 16])
         except InvalidTag:
-            status[i] = AUTH_FAILED
-            cur.auth_failed += 1
+            fails.append(i)
             continue
         top = seq
         run.append(seq)
-        done.append((i, total, (vt >> 16) & 0xFF))
+        vts.append(vt)
     if cur is not None:
-        _finish_run(cur, mv, slot, offs, lens, status, run, done, pmi, qat)
+        _finish_run(cur, handle, mv, slot, offs, lens, status, sa_out, start, n, run, vts,
+                    fails, pmi, qat)
     pmi.vectors += 1
     pmi.vector_decrypt += n - regular
     pmi.regular_decrypt += regular
     return _store(burst, n, offs, lens, sa_out, status)
 
 
-def _finish_run(sa: "EspIn", mv, slot: int, offs: list, lens: list, status: list,
-                run: list, done: list, pmi: PmiCounters, qat: "QatDevice | None") -> None:
-    """The rest of RFC 4303 §3.4 for a run's packets whose ICV verified: trailer (§2.4-2.6),
-    inner header, DS field (RFC 6040 §4.2); then the SA's counters and its window. With a
-    crypto device the run's requests are completed first; those whose ICV failed leave the
-    run (a forged packet never moves the window)."""
+def _finish_run(sa: "EspIn", handle: int, mv, slot: int, offs: list, lens: list,
+                status: list, sa_out: list, start: int, end: int, run: list, vts: list,
+                fails: list, pmi: PmiCounters, qat: "QatDevice | None") -> None:
+    """The rest of RFC 4303 §3.4 for the run of slots `start`..`end`-1 of SA `sa`: packets
+    whose ICV failed are counted; for the others trailer (§2.4-2.6), inner header and DS
+    field (RFC 6040 §4.2); then the SA's counters and its window. With a crypto device the
+    run's requests are completed first; those whose ICV failed leave the run (a forged packet
+    never moves the window)."""
+    if end == start:
+        return
+    sa_out[start:end] = [handle] * (end - start)
     if qat is not None:
-        failed = qat.drain()
-        if failed:
-            for k in reversed(failed):
-                i = done[k][0]
-                status[i] = AUTH_FAILED
-                sa.auth_failed += 1
-                del done[k], run[k]
+        for k in reversed(qat.drain()):          # ordinals: positions in the run
+            fails.append(start + k)
+            del run[k], vts[k]
+        fails.sort()
+    idx: Any = range(start, end)
+    if fails:
+        for i in fails:
+            status[i] = AUTH_FAILED
+        sa.auth_failed += len(fails)
+        gone = set(fails)
+        idx = [i for i in idx if i not in gone]
     good = nbytes = 0
-    k = len(done)
+    k = len(vts)
     if k:
-        first, last = done[0][0], done[-1][0]
-        _, tots, toss = zip(*done)
-        off = offs[first]
-        total = tots[0]
-        if k > 1 and last - first == k - 1 and tots.count(total) == k and \
-                offs[first:last + 1].count(off) == k:
+        vt = vts[0]
+        off = offs[start]
+        total = vt & 0xFFFF
+        if k > 1 and not fails and vts.count(vt) == k and offs[start:end].count(off) == k:
             # one stream of one packet size: one struct call for every inner header and
             # trailer; when they are all alike, one check serves the run
-            vals = _inner_bulk(total - 52, slot, k)(mv, first * slot + off + 36)
+            vals = _inner_bulk(total - 52, slot, k)(mv, start * slot + off + 36)
             head = vals[:6]
             n_in = _plain_inner(head, total - 52)
-            if n_in and vals == head * k and toss.count(head[1]) == k:
-                offs[first:last + 1] = [off + 36] * k
-                lens[first:last + 1] = [n_in] * k
+            if n_in and vals == head * k and head[1] == (vt >> 16) & 0xFF:
+                offs[start:end] = [off + 36] * k
+                lens[start:end] = [n_in] * k
                 good, nbytes = k, k * n_in
                 k = 0
         if k:
-            for i, total, tos in done:
+            for i, vt in zip(idx, vts):
                 p = i * slot + offs[i]
-                n_in = _inner_one(sa, mv, p, total, tos, _split_struct(total - 52)(mv, p + 36),
-                                  status, i)
+                total = vt & 0xFFFF
+                n_in = _inner_one(sa, mv, p, total, (vt >> 16) & 0xFF,
+                                  _split_struct(total - 52)(mv, p + 36), status, i)
                 if n_in:
                     offs[i] += 36
                     lens[i] = n_in
