@@ -141,7 +141,7 @@ class _Reference:
 
 
 def measure_cpu_modes(size: int | str = 64, burst: int = 32, rounds: int = 40,
-                      bursts: int = 4, depths: Sequence[int] = DEFAULT_DEPTHS,
+                      bursts: int = 2, depths: Sequence[int] = DEFAULT_DEPTHS,
                       batch: int = 16, directions: Sequence[str] = ("encrypt", "decrypt"),
                       progress: Callable[[str], None] = lambda s: None) -> CpuModesResult:
     """Every mode, both directions, `rounds` rounds of one window each (`bursts` bursts)."""
