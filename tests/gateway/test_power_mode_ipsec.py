@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from gw_helpers import FIXED, small_config
+from inline_ipsec.gateway.traffic import udp_packet
 
 from inline_ipsec.gateway import Gateway, WireLink
-from inline_ipsec.gateway.traffic import udp_packet
 
 MODES = {
     "off": "",

@@ -44,7 +44,7 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
     set security ipsec hw-offload-disable            (the model's spelling, see docs/junos-formats.md)
     set security key-manager profiles <p> static key-id|key ascii-text <s>
     set security flow power-mode-ipsec
-    set security flow power-mode-ipsec-qat [ring-depth <1..4096> | batch-size <1..256>]  (**)
+    set security flow power-mode-ipsec-qat [ring-depth <1..4096>|batch-size <1..256>] (**)
     set interfaces st0 unit <N> family inet|inet6 [address <pfx>] | multipoint  (marks p2mp)
     set interfaces <ifd> unit <N> family inet|inet6 [address <pfx>]
     set routing-options static route <pfx> next-hop <st0.N|ip>
@@ -84,8 +84,8 @@ from .model import (
     IpsecVpn,
     KeyManagerProfile,
     License,
-    QatSettings,
     ManualSa,
+    QatSettings,
     St0Unit,
     StaticRoute,
     TrafficSelector,

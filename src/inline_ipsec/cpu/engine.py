@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import struct
 import threading
-from array import array
 import time
+from array import array
 from collections import deque
 from typing import Any, Callable, Optional, Union
 

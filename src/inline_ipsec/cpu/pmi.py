@@ -29,9 +29,9 @@ from .state import AUTH_FAILED, BAD_TRAILER, DUMMY, EXPIRED, PADS
 
 if TYPE_CHECKING:
     from ..packet.burst import Burst
-    from .qat import QatDevice
     from .engine import CpuEngine
     from .esp import EspIn, EspOut
+    from .qat import QatDevice
 
 _NONCE = struct.Struct("!LQ")        # salt || 64-bit IV (= seq on our side, RFC 4106 §4)
 _V4_GCM = struct.Struct("!BBHHHBBH4s4sLLQ")    # outer IPv4 + SPI, seq, IV
