@@ -189,3 +189,28 @@ def test_a_run_of_one_length_with_different_trailers():
     assert len(set(b.length[:12].tolist())) == 1
     rx.add_inbound(spec)
     assert rx.decrypt_burst(b) == 12 and b.packets() == pkts
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 2100), st.integers(0, 2100), st.binary(max_size=96),
+                          st.booleans()), min_size=1, max_size=12))
+def test_garbage_offsets_lengths_and_bytes_never_raise(entries):
+    """Slots with any offset and length (also past the slot) and any bytes, some of them
+    a real ESP header of an installed SA: counted drops, the same in both modes."""
+    on, off, _, _ = engines()
+    tx = CpuEngine("tx")
+    good = Burst.single(inner_v4(100), tx.add_outbound(SPECS[0]))
+    tx.encrypt_burst(good)
+    real = good.packet(0)
+    results = []
+    for e in (on, off):
+        b = Burst(len(entries))
+        b.count = len(entries)
+        for i, (o, ln, data, esp) in enumerate(entries):
+            payload = (real[:len(data)] + data[len(real):]) if esp else data
+            start = min(o, b.slot_size)
+            b.data[i, start:start + len(payload)] = list(payload[:b.slot_size - start])
+            b.offset[i], b.length[i] = o, ln
+        e.decrypt_burst(b)
+        results.append((b.status.tolist(), b.offset.tolist(), b.length.tolist()))
+    assert results[0] == results[1]
