@@ -19,6 +19,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .high_availability import HighAvailability
+
 __all__ = [
     "DEPLOYMENT_TYPES",
     "Config",
@@ -329,6 +331,8 @@ class Config:
     #: `set security flow power-mode-ipsec-qat`: None when absent (implies PMI when set)
     power_mode_ipsec_qat: Optional[QatSettings] = None
     license: Optional[License] = None
+    #: `set chassis high-availability ...` (Multinode HA), None when absent
+    high_availability: Optional[HighAvailability] = None
 
     def license_state(self, today: _dt.date) -> str:
         """"none", "valid" or "expired" for the IPsec offload license on `today`."""
