@@ -182,14 +182,10 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
     pmi = engine._pmi
     qat = engine.qat
     off0 = offs[0]
-    views: Any = ()
-    g_total = -1
+    layouts: dict[int, list] = {}     # total length -> per-slot views (packets at off0)
     if n > 1 and off0 <= slot - 36 and offs.count(off0) == n:
         fields = _outer_bulk(slot, n)(mv, off0)
         hdrs: Any = zip(*[iter(fields)] * 9)
-        if 76 <= fields[0] & 0xFFFF <= slot - off0:
-            g_total = fields[0] & 0xFFFF
-            views = _slot_views(burst, off0, g_total)
     else:
         unpack = _OUTER.unpack_from
         hdrs = (unpack(mv, i * slot + off) if off <= slot - 36 else None
@@ -248,7 +244,10 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
             regular += 1
             continue
         try:
-            if total == g_total and off == off0:
+            views = layouts.get(total) if off == off0 else None
+            if views is None and off == off0 and len(layouts) < 4:
+                views = layouts[total] = _slot_views(burst, off0, total)
+            if views is not None:
                 src, aad, dst = views[i]
                 dec_into(salt + iv, src, aad, dst)
             else:
@@ -311,11 +310,17 @@ def _finish_run(sa: "EspIn", handle: int, mv, slot: int, offs: list, lens: list,
                 good, nbytes = k, k * n_in
                 k = 0
         if k:
+            checked: dict[tuple, int] = {}   # inner header word and trailer found good
             for i, vt in zip(idx, vts):
                 p = i * slot + offs[i]
                 total = vt & 0xFFFF
-                n_in = _inner_one(sa, mv, p, total, (vt >> 16) & 0xFF,
-                                  _split_struct(total - 52)(mv, p + 36), status, i)
+                tos = (vt >> 16) & 0xFF
+                tail = _split_struct(total - 52)(mv, p + 36)
+                n_in = checked.get(tail, 0) if tail[1] == tos else 0
+                if not n_in:
+                    n_in = _inner_one(sa, mv, p, total, tos, tail, status, i)
+                    if n_in and tail[1] == tos and _plain_inner(tail, total - 52):
+                        checked[tail] = n_in
                 if n_in:
                     offs[i] += 36
                     lens[i] = n_in
