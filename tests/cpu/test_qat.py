@@ -87,7 +87,7 @@ def test_forged_packets_through_the_device_never_move_the_window():
     assert rx.decrypt_burst(burst) == 3
     assert burst.status[:6].tolist() == [0, 0, 0] + [Status.AUTH_FAILED] * 3
     assert rx.sequence(h) == 3 and rx.counters(h).auth_failed == 3
-    assert rx.qat_counters().auth_failures == 3
+    assert rx.qat_counters().errors == 3
     again = Burst.from_packets(wires[3:])                  # the genuine ones still pass
     assert rx.decrypt_burst(again) == 3 and rx.sequence(h) == 6
     del dev
@@ -101,3 +101,21 @@ def test_bounds(depth, batch):
 
 def test_the_device_implies_pmi():
     assert CpuEngine(pmi=False, qat=QatDevice(threaded=False)).pmi
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_a_refused_request_is_an_error_response_not_a_dead_device(threaded):
+    dev = QatDevice(ring_depth=4, batch_size=2, threaded=threaded)
+    try:
+        def bad(*args):
+            raise ValueError("buffer must be 84 bytes")
+        ok = []
+        dev.submit(lambda *a: ok.append(a), 1)
+        dev.submit(bad, 2)
+        dev.submit(lambda *a: ok.append(a), 3)
+        assert dev.drain() == [1] and ok == [(1,), (3,)]
+        assert dev.counters.errors == 1 and dev.counters.responses == 3
+        dev.submit(lambda *a: ok.append(a), 4)           # the device still works
+        assert dev.drain() == [] and ok[-1] == (4,)
+    finally:
+        dev.close()

@@ -37,7 +37,7 @@ PMI statistics:
     Ring full:                                     0
     Polls:                                      2048
     Empty polls:                                2048
-    Authentication failures:                       0
+    Error responses:                               0
     Maximum in flight:                            32
 """
 
@@ -53,7 +53,7 @@ def test_pmi_statistics_with_qat() -> None:
                       regular_encrypt=0, regular_decrypt=2, replay_runs=1024,
                       qat_ring_depth=64, qat_batch_size=16,
                       qat=dict(requests=65536, responses=65536, doorbells=4096, ring_full=0,
-                               polls=2048, empty_polls=2048, auth_failures=0,
+                               polls=2048, empty_polls=2048, errors=0,
                                max_in_flight=32))
     assert render_pmi_statistics(s) == PMI_QAT
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import InvalidTag
 
 from ..packet.ip import PROTO_IPIP, PROTO_NONE
-from .state import AUTH_FAILED, BAD_TRAILER, DUMMY, EXPIRED, PADS
+from .state import AUTH_FAILED, BAD_TRAILER, DUMMY, EXPIRED, MALFORMED, PADS
 
 if TYPE_CHECKING:
     from ..packet.burst import Burst
@@ -85,6 +85,7 @@ def encrypt_vector(sa: "EspOut", burst: "Burst", idx, offs: list, lens: list, st
         return 0
     t = sa.transform
     enc_into = t.aead.encrypt_into                 # type: ignore[attr-defined]
+    queued: list[int] = []                         # slots whose request is in the device
     if qat is not None:                            # the crypto device does the AEAD calls
         enc_into = qat.submitter(enc_into)
     salt = int.from_bytes(t.salt, "big")           # type: ignore[attr-defined]
@@ -146,12 +147,16 @@ def encrypt_vector(sa: "EspOut", burst: "Burst", idx, offs: list, lens: list, st
         packets += 1
         nbytes += ln
         done += 1
+        if qat is not None:
+            queued.append(i)
         if packets >= next_p or nbytes >= next_b:
             life.crossed(packets, nbytes, now)
             next_p, next_b = life.next_packets, life.next_bytes
     sa.seq, sa.packets, sa.bytes = seq, packets, nbytes
-    if qat is not None:
-        qat.drain()                   # an encryption cannot fail; wait for the slots
+    if qat is not None:               # wait for the slots; a refused request is a drop
+        for k in qat.drain():
+            status[queued[k]] = MALFORMED
+            sa.malformed += 1
     return done
 
 

@@ -51,7 +51,7 @@ class QatCounters:
     ring_full: int = 0        # submissions that found the ring full and polled first
     polls: int = 0            # response-ring polls
     empty_polls: int = 0      # polls that found no response and waited
-    auth_failures: int = 0    # responses with an ICV that did not verify
+    errors: int = 0           # error responses: an ICV that did not verify, a refused request
     max_in_flight: int = 0    # the most requests in flight at once
 
     def as_dict(self) -> dict[str, int]:
@@ -138,6 +138,9 @@ class QatDevice:
         if self._worker is not None:
             self._worker.join(timeout=5)
 
+    def _worker_alive(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
     def _doorbell(self) -> None:
         with self._cv:
             self._requests.extend(self._pending)
@@ -156,7 +159,8 @@ class QatDevice:
                 if self.threaded:
                     self._cv.notify_all()        # wake the device, then wait for it
                     while not self._responses:
-                        self._cv.wait()
+                        if not self._cv.wait(timeout=1.0) and not self._worker_alive():
+                            raise RuntimeError(f"{self.name}: the device thread is gone")
             got = list(self._responses)
             self._responses.clear()
         if not got and not self.threaded:        # the device runs inside the poll
@@ -166,7 +170,7 @@ class QatDevice:
             c.responses += 1
             if not ok:
                 self._failed.append(ordinal)
-                c.auth_failures += 1
+                c.errors += 1
 
     # -- the device side -----------------------------------------------------------------------
 
@@ -183,7 +187,9 @@ class QatDevice:
             try:
                 fn(*args)
                 out.append((ordinal, True))
-            except InvalidTag:
+            except (InvalidTag, ValueError, TypeError):
+                # a failed ICV, or a request the device refuses: an error response, never
+                # a dead device thread and a caller waiting for ever
                 out.append((ordinal, False))
         return out
 

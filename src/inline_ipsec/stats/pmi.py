@@ -100,6 +100,6 @@ def render_pmi_statistics(s: PmiStatistics) -> str:
                   _line("Ring full", q["ring_full"], 4),
                   _line("Polls", q["polls"], 4),
                   _line("Empty polls", q["empty_polls"], 4),
-                  _line("Authentication failures", q["auth_failures"], 4),
+                  _line("Error responses", q["errors"], 4),
                   _line("Maximum in flight", q["max_in_flight"], 4)]
     return "\n".join(lines) + "\n"
