@@ -36,3 +36,22 @@ def test_rejected_with_the_line(line: str, expected: str) -> None:
         load_config("set security flow power-mode-ipsec\n" + line + "\n")
     errors = [str(e) for e in info.value.errors]
     assert len(errors) == 1 and expected in errors[0] and "line 2" in errors[0]
+
+
+def test_check_names_the_cpu_path_mode(tmp_path) -> None:
+    import contextlib
+    import io
+
+    from inline_ipsec.cli import main
+    cases = {"": "CPU path: packet by packet (no power-mode-ipsec)",
+             "set security flow power-mode-ipsec\n": "CPU path: PowerMode IPsec (vectors)",
+             "set security flow power-mode-ipsec-qat ring-depth 8\n":
+                 "CPU path: PowerMode IPsec (vectors), QAT device model with ring depth 8, "
+                 "batch size 16"}
+    for k, (text, line) in enumerate(cases.items()):
+        path = tmp_path / f"c{k}.conf"
+        path.write_text(text)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            main(["check", str(path)])
+        assert out.getvalue().splitlines()[-1] == line
