@@ -214,3 +214,38 @@ def test_garbage_offsets_lengths_and_bytes_never_raise(entries):
         e.decrypt_burst(b)
         results.append((b.status.tolist(), b.offset.tolist(), b.length.tolist()))
     assert results[0] == results[1]
+
+
+def test_esp_in_udp_takes_the_vectors_and_ike_and_keepalives_do_not():
+    """RFC 3948: ESP in UDP is vectorised both ways; a non-ESP marker (IKE) and a NAT-keepalive
+    on the same port go the per-packet path, with the same statuses in both modes."""
+    spec = SPECS[6]
+    tx = CpuEngine()
+    b = Burst.from_packets([inner_v4(64 + k) for k in range(16)], tx.add_outbound(spec))
+    assert tx.encrypt_burst(b) == 16 and tx.pmi_counters().vector_encrypt == 16
+    wires = b.packets()
+    assert all(w[9] == 17 and w[20:22] == b"\x11\x94" for w in wires)
+    udp = bytes.fromhex("11941194") + struct.pack("!HH", 8 + 12, 0)
+    ike = _outer_v4_udp(udp + bytes(4) + b"ike-message!")
+    keepalive = _outer_v4_udp(bytes.fromhex("11941194") + struct.pack("!HH", 9, 0) + b"\xff")
+    burst_pkts = wires[:8] + [ike, keepalive] + wires[8:]
+    results = []
+    for pmi in (True, False):
+        rx = CpuEngine(pmi=pmi)
+        h = rx.add_inbound(spec)
+        rb = Burst.from_packets(burst_pkts)
+        results.append((rx.decrypt_burst(rb), rb.status[:18].tolist(), rb.ok_packets(),
+                        rx.counters(h), rx.engine_counters()))
+        if pmi:
+            c = rx.pmi_counters()
+            assert (c.vector_decrypt, c.regular_decrypt) == (16, 2)
+    assert results[0] == results[1]
+    assert results[0][0] == 16
+    assert results[0][1][8:10] == [Status.NOT_ESP, Status.KEEPALIVE]
+
+
+def _outer_v4_udp(udp: bytes) -> bytes:
+    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                                bytes([198, 51, 100, 1]), bytes([192, 0, 2, 1])))
+    struct.pack_into("!H", hdr, 10, internet_checksum(bytes(hdr)))
+    return bytes(hdr) + udp

@@ -1,19 +1,21 @@
 """PowerMode IPsec (PMI) on the CPU path: the vector loops and their counters.
 
-With `set security flow power-mode-ipsec` the CPU path takes a burst as a vector: the outer
-headers of the whole burst are parsed first, packets are grouped by SA, each group's
-anti-replay check is done once for the vector when its sequence numbers allow it (all above
-the window and unique: the common case of an in-order stream), and each packet then costs
-one struct call for its headers and one AEAD call that encrypts or decrypts in place in the
-burst slot (RFC 4303 §3.3, §3.4; RFC 4106). Without the statement every packet goes alone
-through the full per-packet path (`EspOut.encrypt_group` / `EspIn.decrypt_group` with one
-packet), as Junos's regular flow path does.
+With `set security flow power-mode-ipsec` the CPU path takes a burst as a vector. Encrypting,
+the packets of each SA are one loop with the SA's state in locals, a header template written by
+one struct call and the AEAD sealing in place in the burst slot (RFC 4303 §3.3, RFC 4106).
+Decrypting (`decrypt_burst`), the outer headers of the whole vector are read by one struct
+call, consecutive packets of one SA form runs whose anti-replay window is updated once, and
+the inner headers and trailers of a run are read and, when alike, checked at once (§3.4).
+Without the statement every packet goes alone through the full per-packet path
+(`EspOut.encrypt_group` / `EspIn.decrypt_group` with one packet), as Junos's regular flow path
+does.
 
-The vector loops cover what PMI covers on an SRX: tunnel-mode ESP with an AEAD (AES-GCM,
-ChaCha20-Poly1305) over IPv4 without NAT-T. Anything else in a vector (IPv6 outer headers,
-NAT-T, AH, transport mode, CBC/CTR/GMAC, fragments, malformed packets) takes the per-packet
-path and is counted as `regular` in `show security flow pmi statistics`; the bytes and
-statuses are the same either way (tests/cpu/test_pmi.py compares them).
+The vector loops cover tunnel-mode ESP with an AEAD (AES-GCM, ChaCha20-Poly1305) over IPv4,
+in UDP (RFC 3948) or not. Anything else in a vector (IPv6 outer headers, AH, transport mode,
+CBC/CTR/GMAC, ESN on decryption, fragments, IKE and keepalives on port 4500, malformed
+packets) takes the per-packet path and is counted as processed one by one in `show security
+flow pmi statistics`; the bytes and statuses are the same either way (tests/cpu/test_pmi.py
+compares them).
 """
 from __future__ import annotations
 
@@ -35,12 +37,15 @@ if TYPE_CHECKING:
 
 _NONCE = struct.Struct("!LQ")        # salt || 64-bit IV (= seq on our side, RFC 4106 §4)
 _V4_GCM = struct.Struct("!BBHHHBBH4s4sLLQ")    # outer IPv4 + SPI, seq, IV
+_V4_UDP_GCM = struct.Struct("!BBHHHBBH4s4sHHHHLLQ")    # outer IPv4 + UDP + SPI, seq, IV
 _AAD = struct.Struct("!LL")
 _ESN_AAD = struct.Struct("!LLL")
 _INNER = struct.Struct("!BBH2xB")    # version/IHL, DS field, total length, flags byte
 #: the outer IPv4 header as the checksum needs it (version/IHL/DS/total length, ident, flags
 #: and fragment offset, TTL/protocol, checksum, addresses), SPI, sequence number, IV
 _OUTER = struct.Struct("!LHHHH8sLL8s")
+#: the same with the UDP header of ESP in UDP (RFC 3948 §2.1) between: its length only
+_OUTER_UDP = struct.Struct("!LHHHH8s2x2xH2xLL8s")
 
 
 @dataclass
@@ -61,8 +66,9 @@ class PmiCounters:
 
 
 def encrypt_eligible(sa: "EspOut") -> bool:
-    """The SA's packets can take the PMI encrypt loop: tunnel-mode AEAD over IPv4, no NAT-T."""
-    return bool(sa.gcm and sa.tunnel and not sa.ipv6 and not sa.udp)
+    """The SA's packets can take the PMI encrypt loop: tunnel-mode AEAD over IPv4, in UDP
+    (RFC 3948) or not."""
+    return bool(sa.gcm and sa.tunnel and not sa.ipv6)
 
 
 def decrypt_eligible(sa: "EspIn") -> bool:
@@ -91,6 +97,9 @@ def encrypt_vector(sa: "EspOut", burst: "Burst", idx, offs: list, lens: list, st
     salt = int.from_bytes(t.salt, "big")           # type: ignore[attr-defined]
     nonce = _NONCE.pack
     header = _V4_GCM.pack_into
+    udp = sa.udp                  # ESP in UDP: the UDP header too, checksum 0 (RFC 3948 §2.1)
+    header_udp = _V4_UDP_GCM.pack_into
+    sport, dport = sa.spec.udp_sport, sa.spec.udp_dport
     inner = _INNER.unpack_from
     esn_aad = _ESN_AAD.pack if sa.esn else None
     aad_pack = _AAD.pack
@@ -133,8 +142,12 @@ def encrypt_vector(sa: "EspOut", burst: "Burst", idx, offs: list, lens: list, st
         c = v4_sum + tos + total + (seq & 0xFFFF) + (df << 8)
         c = (c & 0xFFFF) + (c >> 16)
         c = (c & 0xFFFF) + (c >> 16)
-        header(mv, p - hdr_len, 0x45, tos, total, seq & 0xFFFF, df << 8, ttl, proto,
-               ~c & 0xFFFF, src, dst, spi, seq_lo, seq)
+        if udp:
+            header_udp(mv, p - hdr_len, 0x45, tos, total, seq & 0xFFFF, df << 8, ttl, proto,
+                       ~c & 0xFFFF, src, dst, sport, dport, total - 20, 0, spi, seq_lo, seq)
+        else:
+            header(mv, p - hdr_len, 0x45, tos, total, seq & 0xFFFF, df << 8, ttl, proto,
+                   ~c & 0xFFFF, src, dst, spi, seq_lo, seq)
         if off == v_off and ln == v_ln:
             plain, sealed = views[i]
         else:
@@ -188,13 +201,19 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
     qat = engine.qat
     off0 = offs[0]
     layouts: dict[int, list] = {}     # total length -> per-slot views (packets at off0)
-    if n > 1 and off0 <= slot - 36 and offs.count(off0) == n:
-        fields = _outer_bulk(slot, n)(mv, off0)
-        hdrs: Any = zip(*[iter(fields)] * 9)
+    # ESP in UDP (RFC 3948) when the first packet is UDP: 8 more header bytes, and the UDP
+    # length must be the IP payload's (anything else takes the per-packet path)
+    natt = off0 <= slot - 10 and mv[off0 + 9] == 17
+    hl = 44 if natt else 36       # outer IPv4 [+ UDP] + SPI + sequence number + IV
+    if n > 1 and off0 <= slot - hl and offs.count(off0) == n:
+        fields = _outer_bulk(slot, n, natt)(mv, off0)
+        hdrs: Any = zip(*[iter(fields)] * (10 if natt else 9))
     else:
-        unpack = _OUTER.unpack_from
-        hdrs = (unpack(mv, i * slot + off) if off <= slot - 36 else None
+        unpack = (_OUTER_UDP if natt else _OUTER).unpack_from
+        hdrs = (unpack(mv, i * slot + off) if off <= slot - hl else None
                 for i, off in enumerate(offs))
+    min_total = hl + 40           # room for an inner IPv4 header, the trailer and the ICV
+    proto = 17 if natt else 50
     cur: Any = None               # the SA of the current run, its state in locals below
     cur_spi = -1
     top = _NEVER                  # the highest number accepted in the run (none: no run)
@@ -207,15 +226,20 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
     dec_into = salt = None
     regular = 0
     for i, off, ln, h in zip(range(n), offs, lens, hdrs):
-        if 76 <= ln <= slot - off:
-            vt, ident, frag, tp, csum, addrs, spi, seq, iv = h
+        if min_total <= ln <= slot - off:
+            if natt:
+                vt, ident, frag, tp, csum, addrs, ulen, spi, seq, iv = h
+                if ulen + 20 != vt & 0xFFFF:
+                    spi = -1          # not the whole IP payload: the per-packet path
+            else:
+                vt, ident, frag, tp, csum, addrs, spi, seq, iv = h
             if addrs != last_addrs:   # the addresses' share of the header checksum
                 addr_sum = int.from_bytes(addrs, "big") % 0xFFFF
                 last_addrs = addrs
             if spi != cur_spi:        # a new run: the SA's state into locals
                 if cur is not None:
                     _finish_run(cur, handle, mv, slot, offs, lens, status, sa_out, start, i,
-                                run, vts, fails, pmi, qat)
+                                run, vts, fails, pmi, qat, hl)
                     run, vts, fails = [], [], []
                 cur = by_spi.get(spi)
                 cur_spi = spi
@@ -234,7 +258,7 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
                     if qat is not None:   # the crypto device does the AEAD calls
                         dec_into = qat.submitter(dec_into)
             total = vt & 0xFFFF
-            fast = vt >> 24 == 0x45 and tp & 0xFF == 50 and 76 <= total <= ln and \
+            fast = vt >> 24 == 0x45 and tp & 0xFF == proto and min_total <= total <= ln and \
                 not frag & 0x3FFF and seq > top and roomy and \
                 ((vt >> 16) + total + ident + frag + tp + csum + addr_sum) % 0xFFFF == 0
         else:
@@ -242,7 +266,7 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
         if not fast:                  # the per-packet path, on up-to-date SA state
             if cur is not None:
                 _finish_run(cur, handle, mv, slot, offs, lens, status, sa_out, start, i,
-                            run, vts, fails, pmi, qat)
+                            run, vts, fails, pmi, qat, hl)
                 run, vts, fails = [], [], []
                 cur, cur_spi, top = None, -1, _NEVER
             engine._decrypt_one(mv, slot, i, offs, lens, status, sa_out, now)
@@ -251,14 +275,14 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
         try:
             views = layouts.get(total) if off == off0 else None
             if views is None and off == off0 and len(layouts) < 4:
-                views = layouts[total] = _slot_views(burst, off0, total)
+                views = layouts[total] = _slot_views(burst, off0, total, hl)
             if views is not None:
                 src, aad, dst = views[i]
                 dec_into(salt + iv, src, aad, dst)
             else:
                 p = i * slot + off
-                dec_into(salt + iv, mv[p + 36:p + total], mv[p + 20:p + 28],
-                         mv[p + 36:p + total - 16])
+                dec_into(salt + iv, mv[p + hl:p + total], mv[p + hl - 16:p + hl - 8],
+                         mv[p + hl:p + total - 16])
         except InvalidTag:
             fails.append(i)
             continue
@@ -267,7 +291,7 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
         vts.append(vt)
     if cur is not None:
         _finish_run(cur, handle, mv, slot, offs, lens, status, sa_out, start, n, run, vts,
-                    fails, pmi, qat)
+                    fails, pmi, qat, hl)
     pmi.vectors += 1
     pmi.vector_decrypt += n - regular
     pmi.regular_decrypt += regular
@@ -276,7 +300,7 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
 
 def _finish_run(sa: "EspIn", handle: int, mv, slot: int, offs: list, lens: list,
                 status: list, sa_out: list, start: int, end: int, run: list, vts: list,
-                fails: list, pmi: PmiCounters, qat: "QatDevice | None") -> None:
+                fails: list, pmi: PmiCounters, qat: "QatDevice | None", hl: int) -> None:
     """The rest of RFC 4303 §3.4 for the run of slots `start`..`end`-1 of SA `sa`: packets
     whose ICV failed are counted; for the others trailer (§2.4-2.6), inner header and DS
     field (RFC 6040 §4.2); then the SA's counters and its window. With a crypto device the
@@ -306,11 +330,12 @@ def _finish_run(sa: "EspIn", handle: int, mv, slot: int, offs: list, lens: list,
         if k > 1 and not fails and vts.count(vt) == k and offs[start:end].count(off) == k:
             # one stream of one packet size: one struct call for every inner header and
             # trailer; when they are all alike, one check serves the run
-            vals = _inner_bulk(total - 52, slot, k)(mv, start * slot + off + 36)
+            plen = total - hl - 16
+            vals = _inner_bulk(plen, slot, k)(mv, start * slot + off + hl)
             head = vals[:6]
-            n_in = _plain_inner(head, total - 52)
+            n_in = _plain_inner(head, plen)
             if n_in and vals == head * k and head[1] == (vt >> 16) & 0xFF:
-                offs[start:end] = [off + 36] * k
+                offs[start:end] = [off + hl] * k
                 lens[start:end] = [n_in] * k
                 good, nbytes = k, k * n_in
                 k = 0
@@ -320,14 +345,16 @@ def _finish_run(sa: "EspIn", handle: int, mv, slot: int, offs: list, lens: list,
                 p = i * slot + offs[i]
                 total = vt & 0xFFFF
                 tos = (vt >> 16) & 0xFF
-                tail = _split_struct(total - 52)(mv, p + 36)
+                plen = total - hl - 16
+                tail = _split_struct(plen)(mv, p + hl)
                 n_in = checked.get(tail, 0) if tail[1] == tos else 0
                 if not n_in:
-                    n_in = _inner_one(sa, mv, p, total, tos, tail, status, i)
-                    if n_in and tail[1] == tos and _plain_inner(tail, total - 52):
+                    n_in = _inner_one(sa, mv, p + hl - 36, total - hl + 36, tos, tail, status,
+                                      i)
+                    if n_in and tail[1] == tos and _plain_inner(tail, plen):
                         checked[tail] = n_in
                 if n_in:
-                    offs[i] += 36
+                    offs[i] += hl
                     lens[i] = n_in
                     good += 1
                     nbytes += n_in
@@ -394,13 +421,14 @@ _SPLITS: dict[int, Any] = {}
 _BULK: dict[tuple, Any] = {}
 
 
-def _outer_bulk(slot: int, n: int):
-    """unpack_from for the outer headers (`_OUTER`) of `n` packets at one offset in slots of
-    `slot` bytes: one call, the bytes between headers skipped."""
-    key = ("outer", slot, n)
+def _outer_bulk(slot: int, n: int, natt: bool):
+    """unpack_from for the outer headers (`_OUTER`, `_OUTER_UDP`) of `n` packets at one
+    offset in slots of `slot` bytes: one call, the bytes between headers skipped."""
+    key = ("outer", slot, n, natt)
     f = _BULK.get(key)
     if f is None:
-        f = _cache(key, "!" + ("LHHHH8sLL8s" + f"{slot - 36}x") * (n - 1) + "LHHHH8sLL8s")
+        one, hl = ("LHHHH8s2x2xH2xLL8s", 44) if natt else ("LHHHH8sLL8s", 36)
+        f = _cache(key, "!" + (one + f"{slot - hl}x") * (n - 1) + one)
     return f
 
 
@@ -415,17 +443,18 @@ def _inner_bulk(plen: int, slot: int, k: int):
     return f
 
 
-def _slot_views(burst: "Burst", off: int, total: int) -> list:
+def _slot_views(burst: "Burst", off: int, total: int, hl: int) -> list:
     """Per slot of `burst`, the views a decryption of a `total`-byte IPv4 ESP packet at `off`
-    takes (ciphertext and ICV, SPI and sequence number, plaintext), made once per layout."""
-    key = ("decrypt", off, total)
+    whose ciphertext starts `hl` bytes in takes (ciphertext and ICV, SPI and sequence number,
+    plaintext), made once per layout."""
+    key = ("decrypt", off, total, hl)
     views = burst.cpu_slices.get(key)
     if views is None:
         if len(burst.cpu_slices) >= 8:    # a few layouts per burst; bound them anyway
             burst.cpu_slices.clear()
         mv, slot = burst.cpu_view[0], burst.slot_size
         views = burst.cpu_slices[key] = [
-            (mv[p + 36:p + total], mv[p + 20:p + 28], mv[p + 36:p + total - 16])
+            (mv[p + hl:p + total], mv[p + hl - 16:p + hl - 8], mv[p + hl:p + total - 16])
             for p in range(off, burst.capacity * slot, slot)]
     return views
 
