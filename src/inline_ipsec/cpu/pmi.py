@@ -41,11 +41,11 @@ _V4_UDP_GCM = struct.Struct("!BBHHHBBH4s4sHHHHLLQ")    # outer IPv4 + UDP + SPI,
 _AAD = struct.Struct("!LL")
 _ESN_AAD = struct.Struct("!LLL")
 _INNER = struct.Struct("!BBH2xB")    # version/IHL, DS field, total length, flags byte
-#: the outer IPv4 header as the checksum needs it (version/IHL/DS/total length, ident, flags
-#: and fragment offset, TTL/protocol, checksum, addresses), SPI, sequence number, IV
-_OUTER = struct.Struct("!LHHHH8sLL8s")
+#: the outer IPv4 header as three 32-bit words (version/IHL/DS/total length, identification/
+#: flags/fragment offset, TTL/protocol/checksum) and the addresses, SPI, sequence number, IV
+_OUTER = struct.Struct("!LLL8sLL8s")
 #: the same with the UDP header of ESP in UDP (RFC 3948 §2.1) between: its length only
-_OUTER_UDP = struct.Struct("!LHHHH8s2x2xH2xLL8s")
+_OUTER_UDP = struct.Struct("!LLL8s2x2xH2xLL8s")
 
 
 @dataclass
@@ -201,13 +201,15 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
     qat = engine.qat
     off0 = offs[0]
     layouts: dict[int, list] = {}     # total length -> per-slot views (packets at off0)
+    views: Any = None
+    v_total = -1                  # the total length `views` are for (-1: slice per packet)
     # ESP in UDP (RFC 3948) when the first packet is UDP: 8 more header bytes, and the UDP
     # length must be the IP payload's (anything else takes the per-packet path)
     natt = off0 <= slot - 10 and mv[off0 + 9] == 17
     hl = 44 if natt else 36       # outer IPv4 [+ UDP] + SPI + sequence number + IV
     if n > 1 and off0 <= slot - hl and offs.count(off0) == n:
         fields = _outer_bulk(slot, n, natt)(mv, off0)
-        hdrs: Any = zip(*[iter(fields)] * (10 if natt else 9))
+        hdrs: Any = zip(*[iter(fields)] * (8 if natt else 7))
     else:
         unpack = (_OUTER_UDP if natt else _OUTER).unpack_from
         hdrs = (unpack(mv, i * slot + off) if off <= slot - hl else None
@@ -228,11 +230,11 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
     for i, off, ln, h in zip(range(n), offs, lens, hdrs):
         if min_total <= ln <= slot - off:
             if natt:
-                vt, ident, frag, tp, csum, addrs, ulen, spi, seq, iv = h
+                vt, idf, tc, addrs, ulen, spi, seq, iv = h
                 if ulen + 20 != vt & 0xFFFF:
                     spi = -1          # not the whole IP payload: the per-packet path
             else:
-                vt, ident, frag, tp, csum, addrs, spi, seq, iv = h
+                vt, idf, tc, addrs, spi, seq, iv = h
             if addrs != last_addrs:   # the addresses' share of the header checksum
                 addr_sum = int.from_bytes(addrs, "big") % 0xFFFF
                 last_addrs = addrs
@@ -258,9 +260,10 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
                     if qat is not None:   # the crypto device does the AEAD calls
                         dec_into = qat.submitter(dec_into)
             total = vt & 0xFFFF
-            fast = vt >> 24 == 0x45 and tp & 0xFF == proto and min_total <= total <= ln and \
-                not frag & 0x3FFF and seq > top and roomy and \
-                ((vt >> 16) + total + ident + frag + tp + csum + addr_sum) % 0xFFFF == 0
+            # 2^16 = 1 modulo 0xFFFF: the 32-bit words sum like the 16-bit ones (RFC 1071)
+            fast = vt >> 24 == 0x45 and (tc >> 16) & 0xFF == proto and \
+                min_total <= total <= ln and not idf & 0x3FFF and seq > top and roomy and \
+                (vt + idf + tc + addr_sum) % 0xFFFF == 0
         else:
             fast = False
         if not fast:                  # the per-packet path, on up-to-date SA state
@@ -272,17 +275,19 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
             engine._decrypt_one(mv, slot, i, offs, lens, status, sa_out, now)
             regular += 1
             continue
-        try:
+        if total != v_total or off != off0:   # another layout than the last packet's
             views = layouts.get(total) if off == off0 else None
             if views is None and off == off0 and len(layouts) < 4:
                 views = layouts[total] = _slot_views(burst, off0, total, hl)
-            if views is not None:
-                src, aad, dst = views[i]
-                dec_into(salt + iv, src, aad, dst)
-            else:
-                p = i * slot + off
-                dec_into(salt + iv, mv[p + hl:p + total], mv[p + hl - 16:p + hl - 8],
-                         mv[p + hl:p + total - 16])
+            v_total = total if views is not None else -1
+        if v_total >= 0:
+            src, aad, dst = views[i]
+        else:
+            p = i * slot + off
+            src, aad, dst = mv[p + hl:p + total], mv[p + hl - 16:p + hl - 8], \
+                mv[p + hl:p + total - 16]
+        try:
+            dec_into(salt + iv, src, aad, dst)
         except InvalidTag:
             fails.append(i)
             continue
@@ -427,7 +432,7 @@ def _outer_bulk(slot: int, n: int, natt: bool):
     key = ("outer", slot, n, natt)
     f = _BULK.get(key)
     if f is None:
-        one, hl = ("LHHHH8s2x2xH2xLL8s", 44) if natt else ("LHHHH8sLL8s", 36)
+        one, hl = ("LLL8s2x2xH2xLL8s", 44) if natt else ("LLL8sLL8s", 36)
         f = _cache(key, "!" + (one + f"{slot - hl}x") * (n - 1) + one)
     return f
 
