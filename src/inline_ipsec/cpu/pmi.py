@@ -336,10 +336,11 @@ def _finish_run(sa: "EspIn", handle: int, mv, slot: int, offs: list, lens: list,
             # one stream of one packet size: one struct call for every inner header and
             # trailer; when they are all alike, one check serves the run
             plen = total - hl - 16
-            vals = _inner_bulk(plen, slot, k)(mv, start * slot + off + hl)
-            head = vals[:6]
+            out = start * slot + off + hl
+            vals = _inner_bulk(plen, slot, k)(mv, out)   # (first word, last word) per packet
+            head = _split_struct(plen)(mv, out)
             n_in = _plain_inner(head, plen)
-            if n_in and vals == head * k and head[1] == (vt >> 16) & 0xFF:
+            if n_in and vals == vals[:2] * k and head[1] == (vt >> 16) & 0xFF:
                 offs[start:end] = [off + hl] * k
                 lens[start:end] = [n_in] * k
                 good, nbytes = k, k * n_in
@@ -438,12 +439,13 @@ def _outer_bulk(slot: int, n: int, natt: bool):
 
 
 def _inner_bulk(plen: int, slot: int, k: int):
-    """unpack_from for the inner header word and trailer of `k` plaintexts of `plen` bytes in
-    consecutive slots (`_split_struct` for each)."""
+    """unpack_from for the first and the last four bytes (inner header word, trailer) of `k`
+    plaintexts of `plen` bytes in consecutive slots, as bytes: comparing them is all a run of
+    alike packets needs."""
     key = ("inner", plen, slot, k)
     f = _BULK.get(key)
     if f is None:
-        one = f"BBH{plen - 8}xHBB"
+        one = f"4s{plen - 8}x4s"
         f = _cache(key, "!" + (one + f"{slot - plen}x") * (k - 1) + one)
     return f
 
