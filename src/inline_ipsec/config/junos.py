@@ -44,6 +44,7 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
     set security ipsec hw-offload-disable            (the model's spelling, see docs/junos-formats.md)
     set security key-manager profiles <p> static key-id|key ascii-text <s>
     set security flow power-mode-ipsec
+    set security flow power-mode-ipsec-qat [ring-depth <1..4096>|batch-size <1..256>] (**)
     set interfaces st0 unit <N> family inet|inet6 [address <pfx>] | multipoint  (marks p2mp)
     set interfaces <ifd> unit <N> family inet|inet6 [address <pfx>]
     set routing-options static route <pfx> next-hop <st0.N|ip>
@@ -65,6 +66,9 @@ from other stanzas; we accept those markers too (`interfaces st0 unit N multipoi
 `validate.py` rejects a contradiction. Group VPN (`security group-vpn`) has no marker here.
 `system license ipsec-offload` models the offload license (Junos installs licenses out of band;
 see `License`).
+(**) `power-mode-ipsec-qat` is named after the Junos show line "Flow power mode IPsec QAT"; its
+`ring-depth` and `batch-size` are statements of this model (the QAT device model's rings,
+docs/junos-formats.md).
 """
 from __future__ import annotations
 
@@ -92,6 +96,7 @@ from .model import (
     KeyManagerProfile,
     License,
     ManualSa,
+    QatSettings,
     St0Unit,
     StaticRoute,
     TrafficSelector,
@@ -401,6 +406,7 @@ class _Builder:
         self.routes: list[StaticRoute] = []
         self.hw_offload_disable = False
         self.power_mode_ipsec = False
+        self.qat: Optional[dict[str, int]] = None
         self.license: Optional[License] = None
         self.high_availability = HaBuilder()
 
@@ -459,6 +465,7 @@ class _Builder:
             interface_addresses={k: tuple(v) for k, v in self.interfaces.items()},
             hw_offload_disable=self.hw_offload_disable,
             power_mode_ipsec=self.power_mode_ipsec,
+            power_mode_ipsec_qat=None if self.qat is None else QatSettings(**self.qat),
             license=self.license,
             high_availability=self.high_availability.freeze(),
         )
@@ -517,8 +524,17 @@ class _Parser:
             c.keyword(("ascii-text",))
             fields["key_id" if item == "key-id" else "key"] = c.value("a quoted string")
         else:
-            c.keyword(("power-mode-ipsec",))
-            self.b.power_mode_ipsec = True
+            flow = c.keyword(("power-mode-ipsec", "power-mode-ipsec-qat"))
+            if flow == "power-mode-ipsec":
+                self.b.power_mode_ipsec = True
+                return
+            qat = self.b.qat = {} if self.b.qat is None else self.b.qat
+            if not c.at_end():
+                item = c.keyword(("ring-depth", "batch-size"))
+                if item == "ring-depth":
+                    qat["ring_depth"] = c.integer("requests", 1, 4096)
+                else:
+                    qat["batch_size"] = c.integer("requests", 1, 256)
 
     def _ike_proposal(self, c: _Cursor, name: str) -> None:
         f = self.b.entry(self.b.ike_proposals, name, self.line)

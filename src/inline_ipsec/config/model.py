@@ -34,6 +34,7 @@ __all__ = [
     "IpsecVpn",
     "KeyManagerProfile",
     "License",
+    "QatSettings",
     "ManualSa",
     "St0Unit",
     "StaticRoute",
@@ -299,6 +300,17 @@ class License(_Lines):
 
 
 @dataclass(frozen=True)
+class QatSettings:
+    """`set security flow power-mode-ipsec-qat [ring-depth N | batch-size N]`: the CPU path's
+    crypto requests go through a QAT-style device model (cpu/qat.py). `ring_depth` bounds
+    the requests in flight, `batch_size` the requests per doorbell; both are statements of
+    this model (docs/junos-formats.md)."""
+
+    ring_depth: int = 64
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole parsed and validated configuration (`load_config()` returns one)."""
 
@@ -316,6 +328,8 @@ class Config:
     interface_addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     hw_offload_disable: bool = False
     power_mode_ipsec: bool = False
+    #: `set security flow power-mode-ipsec-qat`: None when absent (implies PMI when set)
+    power_mode_ipsec_qat: Optional[QatSettings] = None
     license: Optional[License] = None
     #: `set chassis high-availability ...` (Multinode HA), None when absent
     high_availability: Optional[HighAvailability] = None

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 from ..config import Config, load_config, load_config_file, manual_sa_args
 from ..config.model import IpsecVpn
-from ..cpu import CpuEngine
+from ..cpu import CpuEngine, QatDevice
 from ..control.distribution import Distributor, SaPair, Tunnel, TunnelRecord, tunnel_from_config
 from ..engine import Status
 from ..errors import ConfigError
@@ -112,7 +112,12 @@ class Gateway:
         self.ike_queue: deque[IkeDatagram] = deque(maxlen=1024)
         # pfe_backend: "openssl", "ipsec-mb" or "auto" (see Pfe); None: the default
         self.pfes = [Pfe(f"{name}.pfe{i}", backend=pfe_backend) for i in range(pfes)]
-        self.cpu = CpuEngine(f"{name}.cpu")
+        # PowerMode IPsec and the QAT device model are the CPU path's modes (Junos `set
+        # security flow power-mode-ipsec[-qat]`); the PFE is unaffected by either.
+        qat = self.config.power_mode_ipsec_qat
+        self.cpu = CpuEngine(f"{name}.cpu", pmi=self.config.power_mode_ipsec,
+                             qat=None if qat is None else QatDevice(
+                                 qat.ring_depth, qat.batch_size, name=f"{name}.qat"))
         self.engines: list = [*self.pfes, self.cpu]
         lic = self.config.license if license is _FROM_CONFIG else license
         hw_off = self.config.hw_offload_disable if hw_offload_disable is None \

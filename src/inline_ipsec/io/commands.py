@@ -77,7 +77,19 @@ def check_report(config, today) -> str:
               f"{len(placements) - offloaded} on the CPU"
               + (f", {down} cannot come up" if down else "")
               + f" (license: {config.license_state(today)})"]
+    lines.append(_cpu_path_line(config))
     return "\n".join(lines) + "\n"
+
+
+def _cpu_path_line(config) -> str:
+    """How the CPU path processes packets (`set security flow power-mode-ipsec[-qat]`)."""
+    qat = config.power_mode_ipsec_qat
+    if qat is not None:
+        return (f"CPU path: PowerMode IPsec (vectors), QAT device model with ring depth "
+                f"{qat.ring_depth}, batch size {qat.batch_size}")
+    if config.power_mode_ipsec:
+        return "CPU path: PowerMode IPsec (vectors)"
+    return "CPU path: packet by packet (no power-mode-ipsec)"
 
 
 def _mnha_lines(config, vpn: str) -> list[str]:

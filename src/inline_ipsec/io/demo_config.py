@@ -156,6 +156,7 @@ def demo_config(side: str, hw_offload_disable: bool = False) -> str:
                 lines.append(f"set routing-options rib inet6.0 static route "
                              f"{lan(peer, v.unit, True)} next-hop {st0}")
     lines.append("set security ipsec vpn vpn-gcm256 df-bit copy")
+    lines.append("set security flow power-mode-ipsec")   # the CPU path in vectors
     if hw_offload_disable:
         lines.append("set security ipsec hw-offload-disable")
     return "\n".join(lines) + "\n"

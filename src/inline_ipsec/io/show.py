@@ -4,6 +4,8 @@ the pure renderers of `inline_ipsec.stats` (Junos 25.x formats, docs/junos-forma
     show security ipsec security-associations [detail] [index <id> | vpn-name <name>]
     show security ipsec statistics [index <id> | vpn-name <name>]
     show security flow statistics
+    show security flow status
+    show security flow pmi statistics
     show security ike security-associations [detail]
     show security ipsec inactive-tunnels [detail]
 
@@ -38,6 +40,8 @@ SHOW_COMMANDS = (
     "security ipsec security-associations [detail] [index <id> | vpn-name <name>]",
     "security ipsec statistics [index <id> | vpn-name <name>]",
     "security flow statistics",
+    "security flow status",
+    "security flow pmi statistics",
     "security ike security-associations [detail]",
     "security ipsec inactive-tunnels [detail]",
 )
@@ -167,6 +171,12 @@ def show(gw: "Gateway", command: str) -> str:
         return render_ipsec_statistics(gateway_ipsec_statistics(gw, names))
     if key == "security flow statistics":
         return render_flow_statistics(gateway_flow_statistics(gw))
+    if key in ("security flow status", "security flow pmi statistics"):
+        from ..stats.pmi import (flow_status, pmi_statistics, render_flow_status,
+                                 render_pmi_statistics)
+        if key.endswith("status"):
+            return render_flow_status(flow_status(gw.cpu))
+        return render_pmi_statistics(pmi_statistics(gw.cpu))
     if key in ("security ipsec inactive-tunnels", "security ipsec inactive-tunnels detail"):
         from .inactive import (inactive_tunnels, render_inactive_tunnels,
                                render_inactive_tunnels_detail)
