@@ -15,6 +15,7 @@ from typing import Mapping, Optional
 from ..sa import CIPHER_KEY_MATERIAL, INTEGRITY_ALGORITHMS
 from .algorithms import AEAD_ENCRYPTION, cipher_name, integrity_name
 from .errors import ConfigIssue
+from .firewall import validate_firewall
 from .model import Config, IkeGateway, IpsecVpn, ManualSa
 
 __all__ = ["validate"]
@@ -32,6 +33,7 @@ def validate(config: Config) -> list[ConfigIssue]:
     for vpn in config.ipsec_vpns.values():
         _vpn(config, vpn, issues)
     _routes(config, issues)
+    issues += validate_firewall(config)
     for profile in config.key_manager_profiles.values():
         for attr, stmt in (("key_id", "key-id"), ("key", "key")):
             if getattr(profile, attr) is None:
@@ -208,7 +210,7 @@ def _vpn(config: Config, vpn: IpsecVpn, issues: list[ConfigIssue]) -> None:
                 vpn.line_of(f"traffic_selectors.{ts.name}"),
                 f"{where}: traffic-selector {ts.name}: local-ip and remote-ip are of "
                 "different address families", ts.name))
-    if vpn.traffic_selectors and vpn.bind_interface is None:
+    if vpn.traffic_selectors and vpn.bind_interface is None and not vpn.policy_based:
         issues.append(ConfigIssue(
             vpn.line, f"{where}: traffic-selector needs 'bind-interface st0.<unit>'"))
     implied = config.implied_deployment(vpn)
