@@ -1,0 +1,76 @@
+"""The 5-tuple a security policy matches: addresses, IP protocol, ports or ICMP type/code.
+
+Reads an IPv4 or IPv6 header (RFC 791, RFC 8200) and the first bytes of TCP/UDP/SCTP
+(ports, RFC 793 §3.1, RFC 768) or ICMP/ICMPv6 (type and code, RFC 792, RFC 4443 §2.1).
+IPv6 extension headers (hop-by-hop, routing, destination options; RFC 8200 §4) are walked,
+at most 8 of them. A non-first fragment carries no ports: its ports are None, and it matches
+only policies whose applications name no ports. Every length is checked before it is read.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional, Union
+
+__all__ = ["FiveTuple", "five_tuple"]
+
+Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+_PORTS = (6, 17, 132)          # TCP, UDP, SCTP: source and destination port first
+_ICMP = (1, 58)
+_V6_EXT = (0, 43, 60)          # hop-by-hop, routing, destination options
+
+
+@dataclass(frozen=True)
+class FiveTuple:
+    """What a policy lookup needs of one packet (ports None: unknown, e.g. a fragment)."""
+
+    src: Address
+    dst: Address
+    protocol: int
+    sport: Optional[int] = None
+    dport: Optional[int] = None
+    icmp_type: Optional[int] = None
+    icmp_code: Optional[int] = None
+
+    @property
+    def version(self) -> int:
+        return self.src.version
+
+
+def _l4(pkt: bytes, off: int, proto: int, first: bool) -> tuple:
+    if not first:
+        return None, None, None, None
+    if proto in _PORTS and len(pkt) >= off + 4:
+        return (int.from_bytes(pkt[off:off + 2], "big"),
+                int.from_bytes(pkt[off + 2:off + 4], "big"), None, None)
+    if proto in _ICMP and len(pkt) >= off + 2:
+        return None, None, pkt[off], pkt[off + 1]
+    return None, None, None, None
+
+
+def five_tuple(pkt: bytes) -> Optional[FiveTuple]:
+    """The packet's `FiveTuple`, or None if it is not a well-formed IPv4/IPv6 header."""
+    n = len(pkt)
+    if n >= 20 and pkt[0] >> 4 == 4:
+        ihl = (pkt[0] & 0x0F) * 4
+        if ihl < 20 or n < ihl:
+            return None
+        proto = pkt[9]
+        first = (int.from_bytes(pkt[6:8], "big") & 0x1FFF) == 0
+        sport, dport, t, c = _l4(pkt, ihl, proto, first)
+        return FiveTuple(ipaddress.IPv4Address(pkt[12:16]), ipaddress.IPv4Address(pkt[16:20]),
+                         proto, sport, dport, t, c)
+    if n >= 40 and pkt[0] >> 4 == 6:
+        nh, off, first = pkt[6], 40, True
+        for _ in range(8):
+            if nh in _V6_EXT and n >= off + 8:
+                nh, off = pkt[off], off + (pkt[off + 1] + 1) * 8
+            elif nh == 44 and n >= off + 8:          # fragment header (RFC 8200 §4.5)
+                first = (int.from_bytes(pkt[off + 2:off + 4], "big") >> 3) == 0
+                nh, off = pkt[off], off + 8
+            else:
+                break
+        sport, dport, t, c = _l4(pkt, off, nh, first)
+        return FiveTuple(ipaddress.IPv6Address(pkt[8:24]), ipaddress.IPv6Address(pkt[24:40]),
+                         nh, sport, dport, t, c)
+    return None
