@@ -27,7 +27,7 @@ from ..policy import Decision, PolicyTable, ZoneMap, five_tuple
 from ..policy.packet import FiveTuple
 
 if TYPE_CHECKING:
-    from .core import Gateway
+    from .gateway import Gateway
 
 __all__ = ["PolicyPath", "PolicyCounters"]
 
