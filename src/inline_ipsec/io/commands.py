@@ -47,6 +47,8 @@ def run_check(args: argparse.Namespace) -> int:
         print(exc.report(), file=sys.stderr)
         return 1
     today = args.today or datetime.date.today()
+    if config.warning():
+        print(f"{args.file}: warning: {config.warning()}", file=sys.stderr)
     sys.stdout.write(check_report(config, today))
     return 0
 
@@ -113,6 +115,10 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="VPNs to run over NAT-T (UDP 4500): this side claims a NAT "
                         "(RFC 7296 §2.23), or with --prekeyed, encapsulated as such")
     p.add_argument("--mtu", type=int, default=1500, help="tunnel MTU of the outer packets")
+    p.add_argument("--pki-dir", metavar="DIR", default=None,
+                   help="PKI directory of `inline-ipsec request security pki ... load`: local "
+                        "certificates for IKE `certificate local-certificate ID`, CA "
+                        "certificates to validate peers")
     p.add_argument("--backend", choices=("openssl", "ipsec-mb", "auto"), default=None,
                    help="the PFEs' crypto backend (default openssl; auto: the fastest built)")
 
@@ -129,7 +135,8 @@ def run_run(args: argparse.Namespace) -> int:
         return run_gateway(args.config, control_path=args.control or default_control_path(),
                            duration=args.duration, peer=args.peer, prekeyed=args.prekeyed,
                            nat_t=args.nat_t, mtu=args.mtu, pfe_backend=args.backend,
-                           ike_listen=args.ike, ike_peer=args.ike_peer)
+                           ike_listen=args.ike, ike_peer=args.ike_peer,
+                           pki_dir=args.pki_dir)
     except ConfigurationErrors as exc:
         print(exc.report(), file=sys.stderr)
         return 1

@@ -40,6 +40,9 @@ SHOW_COMMANDS = (
     "security flow statistics",
     "security ike security-associations [detail]",
     "security ipsec inactive-tunnels [detail]",
+    "security policies [detail | hit-count]",
+    "security zones",
+    "security pki local-certificate [detail] | ca-certificate [detail]",
 )
 
 
@@ -150,6 +153,20 @@ def _select(gw: "Gateway", words: list[str]) -> tuple[list[str], Optional[list[s
     return rest, names
 
 
+def _policy_show(gw: "Gateway", key: str) -> str:
+    from ..policy import PolicyTable
+    from ..policy.show import (render_hit_count, render_policies, render_policies_detail,
+                               render_zones)
+    if key == "security zones":
+        return render_zones(gw.config.firewall)
+    table = gw.policy.table if gw.policy is not None else PolicyTable(gw.config.firewall)
+    if key.endswith("detail"):
+        return render_policies_detail(table)
+    if key.endswith("hit-count"):
+        return render_hit_count(table)
+    return render_policies(table)
+
+
 def show(gw: "Gateway", command: str) -> str:
     """Run one show command against `gw` and return its text (`SHOW_COMMANDS`)."""
     words = command.split()
@@ -180,6 +197,15 @@ def show(gw: "Gateway", command: str) -> str:
         if key.endswith("detail"):
             return render_ike_sa_detail(ike_sa_details(gw))
         return render_ike_sa_summary(ike_sa_records(gw))
+    if key in ("security policies", "security policies detail", "security policies hit-count",
+               "security zones"):
+        return _policy_show(gw, key)
+    if key.startswith("security pki "):
+        pki = getattr(gw, "pki", None)
+        if pki is None:
+            raise ShowError("no PKI directory: run the gateway with --pki-dir DIR")
+        from ..pki import show_pki
+        return show_pki(pki, words[2:])
     typed = " ".join(w for w in command.split() if w != "show")
     raise ShowError(f"unknown command 'show {typed}'; expected one of:\n"
                     + "\n".join(f"  show {c}" for c in SHOW_COMMANDS))
