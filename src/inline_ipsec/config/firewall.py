@@ -644,13 +644,12 @@ def parse_policies(p: Any, c: Any) -> None:
         pol["action"] = action
         if action != "permit" or c.at_end():
             return
-        opt = c.section(("tunnel",))
-        c.keyword(("ipsec-vpn",))
-        pol["tunnel"] = c.value("an IPsec VPN name", _name)
-        if not c.at_end():
-            c.keyword(("pair-policy",))
-            pol["pair_policy"] = c.value("a policy name", _name)
-        del opt
+        c.section(("tunnel",))
+        while not c.at_end():         # one line, or one line per leaf as `display set` prints
+            if c.keyword(("ipsec-vpn", "pair-policy")) == "ipsec-vpn":
+                pol["tunnel"] = c.value("an IPsec VPN name", _name)
+            else:
+                pol["pair_policy"] = c.value("a policy name", _name)
 
 
 #: Most proxy IDs one policy-based VPN takes from its policy (source x destination pairs).
