@@ -186,21 +186,61 @@ def _key_text(cert: x509.Certificate) -> str:
     return type(k).__name__
 
 
+_NAME_FIELDS = ((x509.oid.NameOID.ORGANIZATION_NAME, "Organization"),
+                (x509.oid.NameOID.ORGANIZATIONAL_UNIT_NAME, "Organizational unit"),
+                (x509.oid.NameOID.COUNTRY_NAME, "Country"))
+
+
+def _name_block(name: x509.Name) -> list[str]:
+    """A name as Junos's detail view lays it out: organization fields on one line, then
+    `Common name:`."""
+    parts = [f"{label}: {a.value}" for oid, label in _NAME_FIELDS
+             for a in name.get_attributes_for_oid(oid)]
+    out = [f"    {', '.join(parts)}"] if parts else []
+    for a in name.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME):
+        out.append(f"    Common name: {a.value}")
+    return out
+
+
+def _alternate_subject(cert: x509.Certificate) -> str:
+    """`Alternate subject:` (RFC 5280 §4.2.1.6 subjectAltName): the DNS name, then ipv4, ipv6
+    and email, `empty` where the certificate has none."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = x509.SubjectAlternativeName([])
+    dns = san.get_values_for_type(x509.DNSName)
+    ips = san.get_values_for_type(x509.IPAddress)
+    v4 = [str(i) for i in ips if i.version == 4]
+    v6 = [str(i) for i in ips if i.version == 6]
+    mail = san.get_values_for_type(x509.RFC822Name)
+    return (f"{dns[0] if dns else 'fqdn empty'}, ipv4 {v4[0] if v4 else 'empty'}, "
+            f"ipv6 {v6[0] if v6 else 'empty'}, email {mail[0] if mail else 'empty'}")
+
+
+def _cn(name: x509.Name) -> str:
+    cn = name.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    return str(cn[0].value) if cn else _dn(name)
+
+
 def render_certificate(cert: x509.Certificate, identifier: str, detail: bool = False) -> list[str]:
-    """One certificate in the layout of Junos `show security pki local-certificate`."""
-    cn = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
-    lines = [f"Certificate identifier: {identifier}",
-             f"  Issued to: {cn[0].value if cn else _dn(cert.subject)}, "
-             f"Issued by: {_dn(cert.issuer)}",
-             "  Validity:",
-             f"    Not before: {_when(cert.not_valid_before_utc)}",
-             f"    Not after: {_when(cert.not_valid_after_utc)}",
-             f"  Public key algorithm: {_key_text(cert)}"]
-    if detail:
-        lines += [f"  Serial number: {cert.serial_number:x}",
-                  f"  Subject: {_dn(cert.subject)}",
-                  f"  Signature algorithm: {cert.signature_algorithm_oid._name}"]
-    return lines
+    """One certificate in the layout of Junos `show security pki local-certificate [detail]`
+    (tests/data/junos/vsrx-pki-local-certificate-detail.txt)."""
+    validity = ["  Validity:",
+                f"    Not before: {_when(cert.not_valid_before_utc)}",
+                f"    Not after: {_when(cert.not_valid_after_utc)}",
+                f"  Public key algorithm: {_key_text(cert)}"]
+    if not detail:
+        return [f"Certificate identifier: {identifier}",
+                f"  Issued to: {_cn(cert.subject)}, Issued by: {_dn(cert.issuer)}"] + validity
+    return ([f"Certificate identifier: {identifier}",
+             f"  Certificate version: {cert.version.value + 1}",
+             f"  Serial number: {cert.serial_number:x}",
+             "  Issuer:"] + _name_block(cert.issuer) + ["  Subject:"] + _name_block(cert.subject)
+            + ["  Subject string: ", f"    {cert.subject.rfc4514_string()}",
+               f"  Alternate subject: {_alternate_subject(cert)}",
+               f"  Cert-Chain: {_cn(cert.issuer)}"] + validity
+            + [f"  Signature algorithm: {cert.signature_algorithm_oid._name}"])
 
 
 def show_pki(store: PkiStore, words: Sequence[str]) -> str:

@@ -153,7 +153,7 @@ def proxy_identity(prefix: str = "0.0.0.0/0") -> str:
     return f"{family}({net.network_address}-{net.broadcast_address})"
 
 
-def algorithm_field(sa: SaSnapshot, style: str = "25") -> str:
+def algorithm_field(sa: SaSnapshot, style: str = "iked") -> str:
     """The summary's Algorithm column: `ESP:aes-gcm-256/aes256-gcm`, `ESP:aes-cbc-256/sha256`,
     `AH:none/sha256` (Junos 25.x spelling; 24.4 printed `None` for the GCM auth half)."""
     proto = sa.protocol.upper()
@@ -163,7 +163,7 @@ def algorithm_field(sa: SaSnapshot, style: str = "25") -> str:
     if sa.integrity is not None:
         auth = _SUMMARY_AUTH.get(sa.integrity, sa.integrity)
     else:
-        auth = "None" if style == "srx" else _aead_auth(sa.cipher)
+        auth = "None" if style == "kmd" else _aead_auth(sa.cipher)
     return f"{proto}:{enc}/{auth}"
 
 
@@ -186,23 +186,24 @@ def _life(sa: SaSnapshot) -> str:
     return f"{secs}/{'unlim':>{max(5, 10 - len(secs))}}"
 
 
-def render_ipsec_sa_summary(tunnels: Sequence[TunnelSnapshot], style: str = "25") -> str:
+def render_ipsec_sa_summary(tunnels: Sequence[TunnelSnapshot], style: str = "iked") -> str:
     """`show security ipsec security-associations` (docs/junos-formats.md §4.1): `<` inbound,
-    `>` outbound, one ID per pair; "Total IPsec sas" counts SA pairs. `style` "25" is Junos
-    25.x (SPI with `0x`, GCM authentication `aes256-gcm`, "IPsec"); "srx" the SRX releases
-    before it (no `0x`, `None`, "Ipsec"), as the captures in tests/data/junos/ print them."""
+    `>` outbound, one ID per pair; "Total IPsec sas" counts SA pairs. `style` "iked" is what
+    the iked IKE daemon prints (SRX4700, vSRX with junos-ike, MX: SPI with `0x`, GCM
+    authentication `aes256-gcm`, "IPsec"); "kmd" the older kmd daemon (no `0x`, `None`,
+    "Ipsec"), as the captures in tests/data/junos/ show."""
     pairs = sum(sum(1 for sa in t.sas if sa.direction == "inbound") for t in tunnels)
-    srx = style == "srx"
+    kmd = style == "kmd"
     lines = [
-        f"  Total active tunnels: {len(tunnels)}     Total {'Ipsec' if srx else 'IPsec'} sas: "
+        f"  Total active tunnels: {len(tunnels)}     Total {'Ipsec' if kmd else 'IPsec'} sas: "
         f"{pairs}",
-        f"  ID{'    ' if srx else '      '}Algorithm       SPI      Life:sec/kb  Mon lsys Port  "
+        f"  ID{'    ' if kmd else '      '}Algorithm       SPI      Life:sec/kb  Mon lsys Port  "
         "Gateway",
     ]
     for t in tunnels:
         for sa in t.sas:
             arrow = "<" if sa.direction == "inbound" else ">"
-            spi = f"{sa.spi:08x}" if srx else f"0x{sa.spi:08x}"
+            spi = f"{sa.spi:08x}" if kmd else f"0x{sa.spi:08x}"
             lines.append(
                 f"  {arrow}{t.tunnel_id} {algorithm_field(sa, style)} {spi} {_life(sa)} "
                 f"{t.monitoring} {t.virtual_system} {t.port} {t.remote_gateway}")
