@@ -50,22 +50,26 @@ def _index(i: int) -> int:
 
 
 def render_policies(table: PolicyTable) -> str:
-    """`show security policies`."""
+    """`show security policies` (Junos 20+ layout: vrf groups and identity feeds are `any`,
+    the model has neither)."""
     lines = [f"Default policy: {table.firewall.default_policy}",
+             "Default policy log Profile ID: 0",
              "Pre ID default policy: permit-all"]
     for pair, items in _groups(table):
         lines.append("Global policies:" if pair is None
                      else f"From zone: {pair[0]}, To zone: {pair[1]}")
         for seq, (i, p) in enumerate(items, start=1):
             lines.append(f"  Policy: {p.name}, State: {_state(p)}, Index: {_index(i)}, "
-                         f"Scope Policy: 0, Sequence number: {seq}")
+                         f"Scope Policy: 0, Sequence number: {seq}, Log Profile ID: 0")
             if p.global_policy:
                 lines.append(f"    From zones: {', '.join(p.from_zones) or 'any'}")
                 lines.append(f"    To zones: {', '.join(p.to_zones) or 'any'}")
+            lines += ["    Source vrf group: any", "    Destination vrf group: any"]
             lines.append(f"    Source addresses: {', '.join(p.source_addresses) or 'any'}")
             lines.append("    Destination addresses: "
                          f"{', '.join(p.destination_addresses) or 'any'}")
             lines.append(f"    Applications: {', '.join(p.applications) or 'any'}")
+            lines += ["    Source identity feeds: any", "    Destination identity feeds: any"]
             lines.append(f"    Action: {p.action_text}")
     return "\n".join(lines) + "\n"
 
