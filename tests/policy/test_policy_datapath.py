@@ -113,3 +113,38 @@ def test_five_tuple_reads_ports_and_icmp() -> None:
     assert (ft.protocol, ft.sport, ft.dport) == (6, 40000, 443)
     assert five_tuple(b"\x45\x00") is None
     assert five_tuple(b"") is None
+
+
+def tcp_reply(src: str, dst: str, sport: int, dport: int = 40000) -> bytes:
+    import struct
+    pkt = bytearray(tcp(src, dst, 0))
+    struct.pack_into("!HH", pkt, 20, sport, dport)
+    return bytes(pkt)
+
+
+def test_sessions_let_replies_through_and_count_once(pair) -> None:
+    a, b, link = pair
+    for _ in range(3):
+        assert len(link.send(a, [tcp("10.1.200.1", "10.2.200.1", 80)]).delivered) == 1
+    # b's reply 10.2.200.1:80 -> 10.1.200.1:40000 matches no policy of its own (web-out
+    # permits destination port 80 only); the session b opened for the request carries it,
+    # and a's session lets it in
+    back = link.send(b, [tcp_reply("10.2.200.1", "10.1.200.1", 80)])
+    assert len(back.delivered) == 1
+    ta, tb = a.policy.table, b.policy.table
+    assert ta.hits[[p.name for p in ta.policies].index("web-out")] == 1   # one session
+    assert tb.hits[[p.name for p in tb.policies].index("web-in")] == 1
+    assert b.counters.policy_denied_out == 0 and a.counters.policy_denied_in == 0
+    # the same reply without a session is denied
+    other = link.send(b, [tcp_reply("10.2.200.1", "10.1.200.1", 80, 40001)])
+    assert other.delivered == [] and b.counters.policy_denied_out == 1
+
+
+def test_session_table_is_bounded(pair, monkeypatch) -> None:
+    from inline_ipsec.dataplane import policy_path
+    a, _, _ = pair
+    monkeypatch.setattr(policy_path, "MAX_SESSIONS", 8)
+    for port in range(50):
+        a.outbound([tcp("10.1.200.1", "10.2.200.1", 80)[:20] + bytes(
+            [0x9c, port, 0, 80]) + tcp("10.1.200.1", "10.2.200.1", 80)[24:]])
+    assert len(a.policy.sessions) <= 16

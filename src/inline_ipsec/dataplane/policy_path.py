@@ -15,11 +15,17 @@ A configuration with security zones or policies puts every packet through them:
   - IKE arriving on the data path is accepted only on an address whose interface's
     host-inbound-traffic allows system-services ike.
 
-Decisions are cached per (addresses, protocol, ports) flow, bounded; the policy's hit counter
-moves for every packet, cached or not.
+Stateful, as Junos is: the first packet of a flow is looked up; a permitted one opens a
+session (both directions: the reply matches the reverse key, an ICMP echo reply its request's
+identifier), and later packets of either direction follow the session without a lookup, into
+the same policy-based tunnel. So a policy's hit count counts sessions, and replies need no
+policy of their own. Denied packets open no session: each is looked up (the decision is cached
+per flow, bounded) and counted on the deciding policy. The session table is bounded
+(`MAX_SESSIONS`, least recently used out first); the model has no session timers.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
@@ -29,9 +35,11 @@ from ..policy.packet import FiveTuple
 if TYPE_CHECKING:
     from .gateway import Gateway
 
-__all__ = ["PolicyPath", "PolicyCounters"]
+__all__ = ["PolicyPath", "PolicyCounters", "MAX_SESSIONS"]
 
 _CACHE = 65536
+#: Most sessions (each counted once, both directions share an entry pair).
+MAX_SESSIONS = 65536
 
 
 @dataclass
@@ -62,6 +70,8 @@ class PolicyPath:
         self.zones = ZoneMap(cfg)
         self.counters = PolicyCounters()
         self._cache: dict[tuple, Decision] = {}
+        #: session key -> (deciding policy index, policy-based tunnel or None)
+        self.sessions: "OrderedDict[tuple, tuple[int, Optional[str]]]" = OrderedDict()
         self._vpn_zone: dict[str, Optional[str]] = {}
         for v in cfg.ipsec_vpns.values():
             if v.bind_interface is not None:
@@ -76,15 +86,32 @@ class PolicyPath:
     def for_gateway(cls, gw: "Gateway") -> Optional["PolicyPath"]:
         return cls(gw) if gw.config.firewall.configured else None
 
+    def _session(self, ft: FiveTuple) -> Optional[tuple[int, Optional[str]]]:
+        hit = self.sessions.get(ft.session_key())
+        if hit is not None:
+            self.sessions.move_to_end(ft.session_key())
+        return hit
+
+    def _open(self, ft: FiveTuple, d: Decision) -> None:
+        while len(self.sessions) > 2 * MAX_SESSIONS - 2:
+            self.sessions.popitem(last=False)
+        self.sessions[ft.session_key()] = (d.index, d.tunnel)
+        self.sessions[ft.reverse_key()] = (d.index, d.tunnel)
+
     def _decide(self, key: tuple, from_zone: Optional[str], to_zone: Optional[str],
                 ft: FiveTuple) -> Decision:
+        """A new flow's decision: looked up (denied ones cached), counted, and a permitted
+        one opens a session."""
         d = self._cache.get(key)
         if d is None:
             d = self.table.match(from_zone, to_zone, ft)
-            if len(self._cache) >= _CACHE:
-                self._cache.clear()
-            self._cache[key] = d
+            if not d.permitted:
+                if len(self._cache) >= _CACHE:
+                    self._cache.clear()
+                self._cache[key] = d
         self.table.count(d)
+        if d.permitted:
+            self._open(ft, d)
         return d
 
     def _drop(self, d: Decision, outbound: bool) -> None:
@@ -108,14 +135,20 @@ class PolicyPath:
             routed = gw._route(key)
         vpn = gw.config.ipsec_vpns.get(routed[0].name) if routed else None
         route_based = routed is not None and (vpn is None or not vpn.policy_based)
+        session = self._session(ft)
+        if session is not None:                      # an open session: no lookup
+            tunnel = session[1]
+            if tunnel is not None:
+                return self._tunnel_hit(tunnel, ft)
+            return routed if route_based else None
         from_zone = self.zones.zone_of(ingress) if ingress is not None else \
             self.zones.zone_towards(ft.src)
         if route_based:
             to_zone = self._vpn_zone.get(routed[0].name)
         else:
             to_zone = self.zones.zone_towards(ft.dst)
-        d = self._decide((key, ft.protocol, ft.sport, ft.dport, ft.icmp_type, from_zone,
-                          to_zone), from_zone, to_zone, ft)
+        d = self._decide((ft.session_key(), ft.icmp_type, from_zone, to_zone), from_zone,
+                         to_zone, ft)
         if not d.permitted:
             self._drop(d, True)
             return False
@@ -146,11 +179,12 @@ class PolicyPath:
         if ft is None:
             self.counters.malformed += 1
             return False
+        if self._session(ft) is not None:             # a reply, or a later packet
+            return True
         from_zone = self._vpn_zone.get(vpn)
         to_zone = self.zones.zone_towards(ft.dst)
-        key = (ft.src, ft.dst, ft.protocol, ft.sport, ft.dport, ft.icmp_type, from_zone,
-               to_zone)
-        d = self._decide(key, from_zone, to_zone, ft)
+        d = self._decide((ft.session_key(), ft.icmp_type, from_zone, to_zone), from_zone,
+                         to_zone, ft)
         if d.permitted:
             return True
         self._drop(d, False)

@@ -31,21 +31,41 @@ class FiveTuple:
     dport: Optional[int] = None
     icmp_type: Optional[int] = None
     icmp_code: Optional[int] = None
+    #: the identifier of an ICMP/ICMPv6 echo request or reply (RFC 792, RFC 4443 §4.1-4.2)
+    icmp_id: Optional[int] = None
 
     @property
     def version(self) -> int:
         return self.src.version
 
+    def session_key(self) -> tuple:
+        """The flow as a session table keys it: addresses, protocol and ports; an ICMP echo
+        request and its reply share their identifier in place of both ports."""
+        if self.icmp_id is not None:
+            return (self.src, self.dst, self.protocol, self.icmp_id, self.icmp_id)
+        return (self.src, self.dst, self.protocol, self.sport, self.dport)
+
+    def reverse_key(self) -> tuple:
+        """`session_key` of the reply direction."""
+        src, dst, proto, sport, dport = self.session_key()
+        return (dst, src, proto, dport, sport)
+
+
+_ECHO = {1: (0, 8), 58: (128, 129)}
+
 
 def _l4(pkt: bytes, off: int, proto: int, first: bool) -> tuple:
     if not first:
-        return None, None, None, None
+        return None, None, None, None, None
     if proto in _PORTS and len(pkt) >= off + 4:
         return (int.from_bytes(pkt[off:off + 2], "big"),
-                int.from_bytes(pkt[off + 2:off + 4], "big"), None, None)
+                int.from_bytes(pkt[off + 2:off + 4], "big"), None, None, None)
     if proto in _ICMP and len(pkt) >= off + 2:
-        return None, None, pkt[off], pkt[off + 1]
-    return None, None, None, None
+        ident = None
+        if pkt[off] in _ECHO[proto] and len(pkt) >= off + 6:
+            ident = int.from_bytes(pkt[off + 4:off + 6], "big")
+        return None, None, pkt[off], pkt[off + 1], ident
+    return None, None, None, None, None
 
 
 def five_tuple(pkt: bytes) -> Optional[FiveTuple]:
@@ -57,9 +77,9 @@ def five_tuple(pkt: bytes) -> Optional[FiveTuple]:
             return None
         proto = pkt[9]
         first = (int.from_bytes(pkt[6:8], "big") & 0x1FFF) == 0
-        sport, dport, t, c = _l4(pkt, ihl, proto, first)
+        sport, dport, t, c, ident = _l4(pkt, ihl, proto, first)
         return FiveTuple(ipaddress.IPv4Address(pkt[12:16]), ipaddress.IPv4Address(pkt[16:20]),
-                         proto, sport, dport, t, c)
+                         proto, sport, dport, t, c, ident)
     if n >= 40 and pkt[0] >> 4 == 6:
         nh, off, first = pkt[6], 40, True
         for _ in range(8):
@@ -70,7 +90,7 @@ def five_tuple(pkt: bytes) -> Optional[FiveTuple]:
                 nh, off = pkt[off], off + 8
             else:
                 break
-        sport, dport, t, c = _l4(pkt, off, nh, first)
+        sport, dport, t, c, ident = _l4(pkt, off, nh, first)
         return FiveTuple(ipaddress.IPv6Address(pkt[8:24]), ipaddress.IPv6Address(pkt[24:40]),
-                         nh, sport, dport, t, c)
+                         nh, sport, dport, t, c, ident)
     return None
