@@ -146,3 +146,23 @@ def test_route_based_vpn_in_a_tunnel_policy_is_refused() -> None:
     with pytest.raises(ConfigurationErrors) as info:
         load_config(text)
     assert any("is route-based" in e.message for e in info.value.errors)
+
+
+def test_check_names_zone_and_host_inbound_problems(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    text = (CONFIGS / "branch-route-based.conf").read_text()
+    text = text.replace("set security zones security-zone untrust interfaces ge-0/0/0.0 "
+                        "host-inbound-traffic system-services ike\n", "")
+    text = text.replace("security-zone vpn interfaces st0.0\n", "security-zone vpn interfaces "
+                        "st0.1\n")
+    path = tmp_path / "broken.conf"
+    path.write_text(text)
+    assert main(["check", "--today", "2026-03-01", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  Security zone: st0.0 is in no security zone: its traffic is dropped\n" in out
+    assert ("  Host-inbound: security-zone untrust interface ge-0/0/0.0: host-inbound-traffic "
+            "does not allow system-services ike: the peer's IKE is dropped") in out
+    good = main(["check", "--today", "2026-03-01", str(CONFIGS / "hq-policy-based.conf")])
+    assert good == 0
+    assert "  Policy-based: proxy IDs from policy vpn-out:\n    10.20.1.0/24 <-> 10.10.0.0/16\n" \
+        in capsys.readouterr().out

@@ -60,6 +60,7 @@ def check_report(config, today) -> str:
     import dataclasses
 
     from ..control.distribution import place_config
+    from ..policy.check import policy_notes
     from ..stats import render_offload_check
     from ..control.vpn_verdict import render_verdict, vpn_verdicts
     verdicts = vpn_verdicts(config)
@@ -72,6 +73,7 @@ def check_report(config, today) -> str:
         else:
             lines += [f"VPN Name: {name}", "  Hardware Offloaded: - (it cannot come up)"]
         lines += render_verdict(verdicts[name])
+        lines += policy_notes(config, config.ipsec_vpns[name])
     offloaded = sum(1 for p in placements.values() if p.offloaded)
     down = len(config.ipsec_vpns) - len(placements)
     lines += ["", f"{len(config.ipsec_vpns)} VPNs: {offloaded} offloaded to the PFE, "
