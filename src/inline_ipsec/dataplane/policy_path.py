@@ -25,12 +25,13 @@ per flow, bounded) and counted on the deciding policy. The session table is boun
 """
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from ..policy import Decision, PolicyTable, ZoneMap, five_tuple
-from ..policy.packet import FiveTuple
+from ..policy.packet import FiveTuple, session_keys
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -86,22 +87,23 @@ class PolicyPath:
     def for_gateway(cls, gw: "Gateway") -> Optional["PolicyPath"]:
         return cls(gw) if gw.config.firewall.configured else None
 
-    def _session(self, ft: FiveTuple) -> Optional[tuple[int, Optional[str]]]:
-        hit = self.sessions.get(ft.session_key())
+    def _session(self, keys: tuple[bytes, bytes]) -> Optional[tuple[int, Optional[str]]]:
+        hit = self.sessions.get(keys[0])
         if hit is not None:
-            self.sessions.move_to_end(ft.session_key())
+            self.sessions.move_to_end(keys[0])
         return hit
 
-    def _open(self, ft: FiveTuple, d: Decision) -> None:
+    def _open(self, keys: tuple[bytes, bytes], d: Decision) -> None:
         while len(self.sessions) > 2 * MAX_SESSIONS - 2:
             self.sessions.popitem(last=False)
-        self.sessions[ft.session_key()] = (d.index, d.tunnel)
-        self.sessions[ft.reverse_key()] = (d.index, d.tunnel)
+        self.sessions[keys[0]] = (d.index, d.tunnel)
+        self.sessions[keys[1]] = (d.index, d.tunnel)
 
-    def _decide(self, key: tuple, from_zone: Optional[str], to_zone: Optional[str],
-                ft: FiveTuple) -> Decision:
+    def _decide(self, keys: tuple[bytes, bytes], from_zone: Optional[str],
+                to_zone: Optional[str], ft: FiveTuple) -> Decision:
         """A new flow's decision: looked up (denied ones cached), counted, and a permitted
         one opens a session."""
+        key = (keys[0], ft.icmp_type, from_zone, to_zone)
         d = self._cache.get(key)
         if d is None:
             d = self.table.match(from_zone, to_zone, ft)
@@ -111,7 +113,7 @@ class PolicyPath:
                 self._cache[key] = d
         self.table.count(d)
         if d.permitted:
-            self._open(ft, d)
+            self._open(keys, d)
         return d
 
     def _drop(self, d: Decision, outbound: bool) -> None:
@@ -126,65 +128,86 @@ class PolicyPath:
         """The gateway's route hit (tunnel, pair, engine, limit) for an inner packet, None
         for no route/no SA yet, or False when policy drops it (counted here)."""
         gw = self.gw
-        ft = five_tuple(pkt)
-        if ft is None:
+        keys = session_keys(pkt)
+        if keys is None:
             self.counters.malformed += 1
             return False
         routed = gw._route_cache.get(key, False)
         if routed is False:
             routed = gw._route(key)
-        vpn = gw.config.ipsec_vpns.get(routed[0].name) if routed else None
-        route_based = routed is not None and (vpn is None or not vpn.policy_based)
-        session = self._session(ft)
+        session = self._session(keys)
         if session is not None:                      # an open session: no lookup
-            tunnel = session[1]
-            if tunnel is not None:
-                return self._tunnel_hit(tunnel, ft)
-            return routed if route_based else None
+            if session[1] is not None:
+                return self._tunnel_hit(session[1], key)
+            return routed if self._route_based(routed) else None
+        ft = five_tuple(pkt)
+        assert ft is not None
+        route_based = self._route_based(routed)
         from_zone = self.zones.zone_of(ingress) if ingress is not None else \
             self.zones.zone_towards(ft.src)
         if route_based:
             to_zone = self._vpn_zone.get(routed[0].name)
         else:
             to_zone = self.zones.zone_towards(ft.dst)
-        d = self._decide((ft.session_key(), ft.icmp_type, from_zone, to_zone), from_zone,
-                         to_zone, ft)
+        d = self._decide(keys, from_zone, to_zone, ft)
         if not d.permitted:
             self._drop(d, True)
             return False
         if d.tunnel is not None:
-            return self._tunnel_hit(d.tunnel, ft)
+            return self._tunnel_hit(d.tunnel, key)
         return routed if route_based else None
 
-    def _tunnel_hit(self, name: str, ft: FiveTuple):
+    def _route_based(self, routed) -> bool:
+        """The route went into a route-based tunnel (a policy-based one is reached by policy
+        only, its auto routes notwithstanding)."""
+        if routed is None:
+            return False
+        vpn = self.gw.config.ipsec_vpns.get(routed[0].name)
+        return vpn is None or not vpn.policy_based
+
+    def _tunnel_hit(self, name: str, key: bytes):
+        """The child SA pair of policy-based VPN `name` whose proxy ID holds the packet, as the
+        gateway's route hits are (cached with them, so a tunnel change clears it too)."""
         from .mtu import max_inner_length
         from .routing import ANY
         gw = self.gw
+        cache_key = (name, key)
+        hit = gw._route_cache.get(cache_key, False)     # type: ignore[call-overload]
+        if hit is not False:
+            return hit
         info = gw._tunnels.get(name)
         if info is None or name not in gw.distributor:
             if gw.tunnel_trigger is not None:       # on-traffic establishment
                 gw.tunnel_trigger(name)
             return None
         rec = gw.distributor.tunnel(name)
+        result = None
+        half = len(key) // 2
+        src, dst = ipaddress.ip_address(key[:half]), ipaddress.ip_address(key[half:])
         for i, pair in enumerate(rec.pairs):
             sel = info.selectors[i] if i < len(info.selectors) else ANY
-            if sel.matches_outbound(ft.src, ft.dst):
-                return (info, pair, gw._engine_index(rec.engine),
-                        max_inner_length(pair.outbound, gw.mtu))
-        return None
+            if sel.matches_outbound(src, dst):
+                result = (info, pair, gw._engine_index(rec.engine),
+                          max_inner_length(pair.outbound, gw.mtu))
+                break
+        if len(gw._route_cache) >= 65536:
+            gw._route_cache.clear()
+        gw._route_cache[cache_key] = result             # type: ignore[index]
+        return result
 
     def inbound(self, inner: bytes, vpn: str) -> bool:
         """True when a decrypted packet of `vpn` may be delivered (counted if not)."""
-        ft = five_tuple(inner)
-        if ft is None:
+        keys = session_keys(inner)
+        if keys is None:
             self.counters.malformed += 1
             return False
-        if self._session(ft) is not None:             # a reply, or a later packet
+        if self._session(keys) is not None:           # a reply, or a later packet
             return True
+        ft = five_tuple(inner)
+        assert ft is not None
         from_zone = self._vpn_zone.get(vpn)
         to_zone = self.zones.zone_towards(ft.dst)
-        d = self._decide((ft.session_key(), ft.icmp_type, from_zone, to_zone), from_zone,
-                         to_zone, ft)
+        d = self._decide(keys, from_zone, to_zone, ft)
         if d.permitted:
             return True
         self._drop(d, False)

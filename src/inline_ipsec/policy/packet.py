@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Optional, Union
 
-__all__ = ["FiveTuple", "five_tuple"]
+__all__ = ["FiveTuple", "five_tuple", "session_keys"]
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 _PORTS = (6, 17, 132)          # TCP, UDP, SCTP: source and destination port first
@@ -38,18 +38,6 @@ class FiveTuple:
     def version(self) -> int:
         return self.src.version
 
-    def session_key(self) -> tuple:
-        """The flow as a session table keys it: addresses, protocol and ports; an ICMP echo
-        request and its reply share their identifier in place of both ports."""
-        if self.icmp_id is not None:
-            return (self.src, self.dst, self.protocol, self.icmp_id, self.icmp_id)
-        return (self.src, self.dst, self.protocol, self.sport, self.dport)
-
-    def reverse_key(self) -> tuple:
-        """`session_key` of the reply direction."""
-        src, dst, proto, sport, dport = self.session_key()
-        return (dst, src, proto, dport, sport)
-
 
 _ECHO = {1: (0, 8), 58: (128, 129)}
 
@@ -68,18 +56,15 @@ def _l4(pkt: bytes, off: int, proto: int, first: bool) -> tuple:
     return None, None, None, None, None
 
 
-def five_tuple(pkt: bytes) -> Optional[FiveTuple]:
-    """The packet's `FiveTuple`, or None if it is not a well-formed IPv4/IPv6 header."""
+def _headers(pkt: bytes) -> Optional[tuple]:
+    """(version, source bytes, destination bytes, protocol, L4 offset, first fragment)."""
     n = len(pkt)
     if n >= 20 and pkt[0] >> 4 == 4:
         ihl = (pkt[0] & 0x0F) * 4
         if ihl < 20 or n < ihl:
             return None
-        proto = pkt[9]
         first = (int.from_bytes(pkt[6:8], "big") & 0x1FFF) == 0
-        sport, dport, t, c, ident = _l4(pkt, ihl, proto, first)
-        return FiveTuple(ipaddress.IPv4Address(pkt[12:16]), ipaddress.IPv4Address(pkt[16:20]),
-                         proto, sport, dport, t, c, ident)
+        return 4, pkt[12:16], pkt[16:20], pkt[9], ihl, first
     if n >= 40 and pkt[0] >> 4 == 6:
         nh, off, first = pkt[6], 40, True
         for _ in range(8):
@@ -90,7 +75,38 @@ def five_tuple(pkt: bytes) -> Optional[FiveTuple]:
                 nh, off = pkt[off], off + 8
             else:
                 break
-        sport, dport, t, c, ident = _l4(pkt, off, nh, first)
-        return FiveTuple(ipaddress.IPv6Address(pkt[8:24]), ipaddress.IPv6Address(pkt[24:40]),
-                         nh, sport, dport, t, c, ident)
+        return 6, pkt[8:24], pkt[24:40], nh, off, first
     return None
+
+
+def five_tuple(pkt: bytes) -> Optional[FiveTuple]:
+    """The packet's `FiveTuple`, or None if it is not a well-formed IPv4/IPv6 header."""
+    h = _headers(pkt)
+    if h is None:
+        return None
+    version, src, dst, proto, off, first = h
+    sport, dport, t, c, ident = _l4(pkt, off, proto, first)
+    cls = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    return FiveTuple(cls(src), cls(dst), proto, sport, dport, t, c, ident)
+
+
+_UNKNOWN = b"\xff\xff\xff\xff\xff"
+
+
+def session_keys(pkt: bytes) -> Optional[tuple[bytes, bytes]]:
+    """(this direction, the reply direction) of the packet's flow as bytes, what the session
+    table is keyed by on the per-packet path (no address objects): addresses, protocol, ports
+    (an ICMP echo's identifier for both); a flow whose ports are unknown (a non-first fragment)
+    keys apart from its first fragment's. None if it is not an IPv4/IPv6 packet."""
+    h = _headers(pkt)
+    if h is None:
+        return None
+    _v, src, dst, proto, off, first = h
+    p = bytes((proto,))
+    if first and proto in _PORTS and len(pkt) >= off + 4:
+        sp, dp = pkt[off:off + 2], pkt[off + 2:off + 4]
+        return src + dst + p + sp + dp, dst + src + p + dp + sp
+    if first and proto in _ICMP and len(pkt) >= off + 6 and pkt[off] in _ECHO[proto]:
+        ident = pkt[off + 4:off + 6]
+        return src + dst + p + ident + ident, dst + src + p + ident + ident
+    return src + dst + p + _UNKNOWN, dst + src + p + _UNKNOWN
