@@ -148,3 +148,12 @@ def test_session_table_is_bounded(pair, monkeypatch) -> None:
         a.outbound([tcp("10.1.200.1", "10.2.200.1", 80)[:20] + bytes(
             [0x9c, port, 0, 80]) + tcp("10.1.200.1", "10.2.200.1", 80)[24:]])
     assert len(a.policy.sessions) <= 16
+
+
+def test_current_sessions_are_the_policy_sessions(pair) -> None:
+    a, _, link = pair
+    for port in (80, 80, 80):
+        link.send(a, [tcp("10.1.200.1", "10.2.200.1", port)])
+    link.send(a, [udp_packet("10.1.0.5", "10.2.0.7", b"x" * 40)])
+    assert a.current_sessions() == 2
+    assert "Current sessions: 2\n" in a.show("security flow statistics")

@@ -116,3 +116,30 @@ def test_default_permit_and_reject() -> None:
     six = FiveTuple(ipaddress.ip_address("2001:db8::1"), ipaddress.ip_address("2001:db8::2"),
                     17, 1, 2)
     assert t.lookup("a", "a", six).action == Action.REJECT and t.hits == [1]
+
+
+from hypothesis import HealthCheck  # noqa: E402
+
+from inline_ipsec.policy import five_tuple  # noqa: E402
+from inline_ipsec.policy.packet import session_keys  # noqa: E402
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=120), version=st.sampled_from([0x45, 0x46, 0x60, 0x4f, 0x00]))
+def test_packet_readers_never_raise_and_agree(data: bytes, version: int) -> None:
+    pkt = bytes([version]) + data
+    ft, keys = five_tuple(pkt), session_keys(pkt)
+    assert (ft is None) == (keys is None)
+    if keys is not None:
+        fwd, rev = keys
+        half = (len(fwd) - 5) // 2
+        assert rev[:half] == fwd[half:2 * half] and rev[half:2 * half] == fwd[:half]
+
+
+@given(sport=st.integers(0, 65535), dport=st.integers(0, 65535))
+def test_reply_keys_mirror_request_keys(sport: int, dport: int) -> None:
+    from inline_ipsec.gateway.traffic import udp_packet
+    req = session_keys(udp_packet("10.0.0.1", "10.0.0.2", b"x", sport, dport))
+    rep = session_keys(udp_packet("10.0.0.2", "10.0.0.1", b"y", dport, sport))
+    assert req is not None and rep is not None
+    assert req[0] == rep[1] and req[1] == rep[0]

@@ -660,6 +660,10 @@ class Gateway:
     # -- statistics and show -----------------------------------------------------------------
 
     def current_sessions(self) -> int:
+        """Flows through the tunnels: with a policy stage its sessions (one per flow, both
+        directions), as Junos counts them; otherwise the address pairs seen."""
+        if self.policy is not None:
+            return len(self.policy.sessions) // 2
         return len(self._sessions)
 
     def show(self, command: str) -> str:
