@@ -138,6 +138,13 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
     for name, verdict in verdicts.items():
         for note in verdict.notes:
             out.write(f"not carried out: {name}: {note}\n")
+    if gw.policy is not None:       # IKE reaches the device only where host-inbound allows it
+        for name, g in gw.config.ike_gateways.items():
+            local = gw.config.local_address_of(g)
+            if local is not None and not gw.policy.zones.host_inbound_allows(local, "ike"):
+                out.write(f"ike gateway {name}: "
+                          f"{gw.policy.zones.host_inbound_reason(local, 'ike')}: IKE from its "
+                          f"peer is dropped on {local}\n")
     ike = gw.ike
     if ports and ike is not None:
         t = ports[0].transport
