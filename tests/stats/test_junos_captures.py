@@ -136,3 +136,16 @@ def test_pki_local_certificate_detail_vsrx() -> None:
 def test_every_capture_has_a_source(name: str) -> None:
     readme = (CAPTURES / "README.md").read_text()
     assert f"`{name}`" in readme
+
+
+def test_inactive_tunnels_kmd() -> None:
+    from inline_ipsec.gateway.inactive import InactiveTunnel, render_inactive_tunnels
+    down = InactiveTunnel(
+        vpn="IPSEC-VPN", tunnel_id=131073, local_gateway="192.0.2.1",
+        remote_gateway="128.168.104.229", version="IKEv2", df_bit="clear",
+        bind_interface="st0.1", port=500, negotiations=130, failures=130, immediately=True,
+        events=(), down_reason="No response from peer. Negotiation failed (130 times)",
+        can_come_up=True)
+    text = render_inactive_tunnels([], style="kmd") + render_inactive_tunnels([down],
+                                                                              style="kmd")
+    same_fields(text, capture("vsrx-kmd-inactive-tunnels.txt"))
