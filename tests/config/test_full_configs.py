@@ -166,3 +166,14 @@ def test_check_names_zone_and_host_inbound_problems(tmp_path: Path,
     assert good == 0
     assert "  Policy-based: proxy IDs from policy vpn-out:\n    10.20.1.0/24 <-> 10.10.0.0/16\n" \
         in capsys.readouterr().out
+
+
+def test_show_configuration_ignored() -> None:
+    from inline_ipsec.gateway import Gateway
+    gw = Gateway.from_file(str(CONFIGS / "branch-route-based.conf"), name="gw")
+    text = gw.show("configuration ignored")
+    assert text.startswith("Outside the model:\n  version: line 2\n")
+    assert "  security nat: lines 51, 52, 53, 54\n" in text
+    assert text.endswith("Inactive:\n  security ipsec vpn vpn-dr: lines 46, 47, 48\n")
+    many = Gateway.from_text("".join(f"set snmp community c{i}\n" for i in range(50)))
+    assert many.show("configuration ignored").rstrip().endswith("... (30 more)")

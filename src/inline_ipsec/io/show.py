@@ -43,6 +43,7 @@ SHOW_COMMANDS = (
     "security policies [detail | hit-count]",
     "security zones",
     "security pki local-certificate [detail] | ca-certificate [detail]",
+    "configuration ignored",
 )
 
 
@@ -153,6 +154,25 @@ def _select(gw: "Gateway", words: list[str]) -> tuple[list[str], Optional[list[s
     return rest, names
 
 
+def _ignored(gw: "Gateway") -> str:
+    """`show configuration ignored` (the model's command): every statement of the loaded
+    configuration the model does not carry out, by hierarchy, and the inactive ones."""
+    ignored = gw.config.ignored
+    if not ignored:
+        return "Every statement of the configuration is carried out\n"
+    lines = []
+    for kind in ("outside the model", "inactive"):
+        items = [i for i in ignored if i.kind == kind]
+        if items:
+            lines.append(f"{kind.capitalize()}:")
+            for i in items:
+                shown = ", ".join(str(n) for n in i.lines[:20])
+                more = f" ... ({len(i.lines) - 20} more)" if len(i.lines) > 20 else ""
+                lines.append(f"  {i.hierarchy}: line{'s' if len(i.lines) > 1 else ''} "
+                             f"{shown}{more}")
+    return "\n".join(lines) + "\n"
+
+
 def _policy_show(gw: "Gateway", key: str) -> str:
     from ..policy import PolicyTable
     from ..policy.show import (render_hit_count, render_policies, render_policies_detail,
@@ -200,6 +220,8 @@ def show(gw: "Gateway", command: str) -> str:
     if key in ("security policies", "security policies detail", "security policies hit-count",
                "security zones"):
         return _policy_show(gw, key)
+    if key == "configuration ignored":
+        return _ignored(gw)
     if key.startswith("security pki "):
         pki = getattr(gw, "pki", None)
         if pki is None:
