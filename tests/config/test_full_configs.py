@@ -177,3 +177,19 @@ def test_show_configuration_ignored() -> None:
     assert text.endswith("Inactive:\n  security ipsec vpn vpn-dr: lines 46, 47, 48\n")
     many = Gateway.from_text("".join(f"set snmp community c{i}\n" for i in range(50)))
     assert many.show("configuration ignored").rstrip().endswith("... (30 more)")
+
+
+def test_global_policy_covers_every_zone_pair() -> None:
+    import ipaddress
+
+    from inline_ipsec.policy import FiveTuple, PolicyTable, ZoneMap
+    c = load_config_file(CONFIGS / "dc-inline-offload.conf")
+    table, zones = PolicyTable(c.firewall), ZoneMap(c)
+    src, dst = ipaddress.ip_address("10.1.0.1"), ipaddress.ip_address("10.2.0.1")
+    assert (zones.zone_towards(src), zones.zone_towards(dst)) == ("left", "vpn")
+    d = table.match("left", "vpn", FiveTuple(src, dst, 17, 1024, 1024))
+    assert d.permitted and d.policy == "permit"
+    assert len(table) == len(c.firewall.zones) ** 2      # expanded into each pair
+    assert zones.host_inbound_allows("192.168.3.1", "ike")
+    assert not zones.host_inbound_allows("192.168.1.1", "ike")
+    assert not zones.host_inbound_allows("10.255.0.21", "ike")     # fxp0: in no zone
