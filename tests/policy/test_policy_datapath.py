@@ -157,3 +157,17 @@ def test_current_sessions_are_the_policy_sessions(pair) -> None:
     link.send(a, [udp_packet("10.1.0.5", "10.2.0.7", b"x" * 40)])
     assert a.current_sessions() == 2
     assert "Current sessions: 2\n" in a.show("security flow statistics")
+
+
+def test_show_policies_filters(pair) -> None:
+    a, _, _ = pair
+    text = a.show("security policies from-zone trust to-zone vpn")
+    assert "From zone: trust, To zone: vpn\n" in text and "to-b" not in text
+    assert "Policy: web-out" in text
+    detail = a.show("security policies policy-name to-b detail")
+    assert "Policy: to-b, action-type: permit" in detail and "web-out" not in detail
+    hits = a.show("security policies from-zone untrust to-zone trust hit-count")
+    assert "from-b" in hits and "web-in" not in hits
+    from inline_ipsec.gateway.show import ShowError
+    with pytest.raises(ShowError, match="from-zone and to-zone go together"):
+        a.show("security policies from-zone trust")

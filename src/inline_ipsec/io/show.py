@@ -40,7 +40,8 @@ SHOW_COMMANDS = (
     "security flow statistics",
     "security ike security-associations [detail]",
     "security ipsec inactive-tunnels [detail]",
-    "security policies [detail | hit-count]",
+    "security policies [from-zone <z> to-zone <z> | global] [policy-name <p>] "
+    "[detail | hit-count]",
     "security zones",
     "security pki local-certificate [detail] | ca-certificate [detail]",
     "configuration ignored",
@@ -174,17 +175,25 @@ def _ignored(gw: "Gateway") -> str:
 
 
 def _policy_show(gw: "Gateway", key: str) -> str:
+    """`show security zones`, `show security policies [from-zone <z> to-zone <z> | global]
+    [policy-name <p>] [detail | hit-count]`."""
     from ..policy import PolicyTable
-    from ..policy.show import (render_hit_count, render_policies, render_policies_detail,
-                               render_zones)
+    from ..policy.show import (parse_selection, render_hit_count, render_policies,
+                               render_policies_detail, render_zones)
     if key == "security zones":
         return render_zones(gw.config.firewall)
+    words = key.split()[2:]
+    view = words.pop() if words and words[-1] in ("detail", "hit-count") else ""
+    try:
+        sel = parse_selection(words)
+    except ValueError as exc:
+        raise ShowError(f"show {key}: {exc}") from None
     table = gw.policy.table if gw.policy is not None else PolicyTable(gw.config.firewall)
-    if key.endswith("detail"):
-        return render_policies_detail(table)
-    if key.endswith("hit-count"):
-        return render_hit_count(table)
-    return render_policies(table)
+    if view == "detail":
+        return render_policies_detail(table, sel)
+    if view == "hit-count":
+        return render_hit_count(table, sel)
+    return render_policies(table, sel)
 
 
 def show(gw: "Gateway", command: str) -> str:
@@ -217,8 +226,8 @@ def show(gw: "Gateway", command: str) -> str:
         if key.endswith("detail"):
             return render_ike_sa_detail(ike_sa_details(gw))
         return render_ike_sa_summary(ike_sa_records(gw))
-    if key in ("security policies", "security policies detail", "security policies hit-count",
-               "security zones"):
+    if key == "security zones" or key == "security policies" or \
+            key.startswith("security policies "):
         return _policy_show(gw, key)
     if key == "configuration ignored":
         return _ignored(gw)

@@ -9,12 +9,14 @@ The renderers are pure: they take a `PolicyTable` (its policies, hit counters, t
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 from ..config.firewall import Firewall, Policy
 from .table import PolicyTable
 
-__all__ = ["render_policies", "render_policies_detail", "render_hit_count", "render_zones"]
+__all__ = ["Selection", "parse_selection", "render_policies", "render_policies_detail",
+           "render_hit_count", "render_zones"]
 
 
 def _zone_pair(p: Policy) -> tuple[str, str]:
@@ -29,11 +31,37 @@ def _state(p: Policy) -> str:
     return "enabled"
 
 
-def _groups(table: PolicyTable) -> list[tuple[Optional[tuple[str, str]], list[tuple[int, Policy]]]]:
+@dataclass(frozen=True)
+class Selection:
+    """`show security policies` filters: `from-zone <z> to-zone <z>`, `global`,
+    `policy-name <p>` (None: all)."""
+
+    from_zone: Optional[str] = None
+    to_zone: Optional[str] = None
+    global_only: bool = False
+    policy_name: Optional[str] = None
+
+    def admits(self, p: Policy) -> bool:
+        if self.policy_name is not None and p.name != self.policy_name:
+            return False
+        if self.global_only:
+            return p.global_policy
+        if self.from_zone is not None:
+            return not p.global_policy and _zone_pair(p) == (self.from_zone, self.to_zone)
+        return True
+
+
+ALL = Selection()
+
+
+def _groups(table: PolicyTable, sel: Selection = ALL
+            ) -> list[tuple[Optional[tuple[str, str]], list[tuple[int, Policy]]]]:
     """Zone-pair policies grouped by pair (in first-configured order), then global ones."""
     pairs: dict[tuple[str, str], list[tuple[int, Policy]]] = {}
     glob: list[tuple[int, Policy]] = []
     for i, p in enumerate(table.policies):
+        if not sel.admits(p):
+            continue
         if p.global_policy:
             glob.append((i, p))
         else:
@@ -49,13 +77,33 @@ def _index(i: int) -> int:
     return i + 4
 
 
-def render_policies(table: PolicyTable) -> str:
+def parse_selection(words: list[str]) -> Selection:
+    """The filter words after `show security policies` (ValueError on anything else)."""
+    kw: dict = {}
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in ("from-zone", "to-zone", "policy-name") and i + 1 < len(words):
+            kw[w.replace("-", "_")] = words[i + 1]
+            i += 2
+        elif w == "global":
+            kw["global_only"] = True
+            i += 1
+        else:
+            raise ValueError(f"unexpected '{w}': expected from-zone <z> to-zone <z>, global, "
+                             "policy-name <p>, detail or hit-count")
+    if ("from_zone" in kw) != ("to_zone" in kw):
+        raise ValueError("from-zone and to-zone go together")
+    return Selection(**kw)
+
+
+def render_policies(table: PolicyTable, sel: Selection = ALL) -> str:
     """`show security policies` (Junos 20+ layout: vrf groups and identity feeds are `any`,
     the model has neither)."""
     lines = [f"Default policy: {table.firewall.default_policy}",
              "Default policy log Profile ID: 0",
              "Pre ID default policy: permit-all"]
-    for pair, items in _groups(table):
+    for pair, items in _groups(table, sel):
         lines.append("Global policies:" if pair is None
                      else f"From zone: {pair[0]}, To zone: {pair[1]}")
         for seq, (i, p) in enumerate(items, start=1):
@@ -83,11 +131,11 @@ def _addresses(fw: Firewall, names: tuple[str, ...], zone: Optional[str]) -> lis
     return out
 
 
-def render_policies_detail(table: PolicyTable) -> str:
+def render_policies_detail(table: PolicyTable, sel: Selection = ALL) -> str:
     """`show security policies detail`."""
     fw = table.firewall
     lines = [f"Default policy: {fw.default_policy}", "Pre ID default policy: permit-all"]
-    for pair, items in _groups(table):
+    for pair, items in _groups(table, sel):
         for seq, (i, p) in enumerate(items, start=1):
             fz, tz = _zone_pair(p)
             lines.append(f"Policy: {p.name}, action-type: {p.action or 'none'}, State: "
@@ -120,14 +168,14 @@ def render_policies_detail(table: PolicyTable) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def render_hit_count(table: PolicyTable) -> str:
+def render_hit_count(table: PolicyTable, sel: Selection = ALL) -> str:
     """`show security policies hit-count`: packets each policy decided, in policy order,
     then the default policy's."""
     lines = ["Logical system: root-logical-system",
              f" {'Index':<7} {'From zone':<16} {'To zone':<16} {'Name':<20} "
              f"{'Policy count':<13} Action"]
     n = 0
-    for pair, items in _groups(table):
+    for pair, items in _groups(table, sel):
         for i, p in items:
             n += 1
             fz, tz = _zone_pair(p)
