@@ -143,3 +143,23 @@ def test_policy_based_vpn_negotiates_the_policy_proxy_ids_with_certificates(pki_
     text = b.show("security policies hit-count")
     assert [ln.split()[4] for ln in text.splitlines() if " in " in ln] == ["1"]
     assert "Certificate identifier: gw-b" in b.show("security pki local-certificate")
+
+
+def test_ike_on_a_socket_is_taken_only_where_host_inbound_allows_it() -> None:
+    a = Gateway.from_text(config("a").replace(
+        "set security ike policy ike-pol certificate local-certificate gw-a\n", "").replace(
+        "authentication-method ecdsa-signatures-256", "authentication-method pre-shared-keys")
+        + "set security ike policy ike-pol pre-shared-key ascii-text \"k\"\n", name="gw-a")
+    b = Gateway.from_text(config("b").replace(
+        "set security ike policy ike-pol certificate local-certificate gw-b\n", "").replace(
+        "authentication-method ecdsa-signatures-256", "authentication-method pre-shared-keys")
+        + "set security ike policy ike-pol pre-shared-key ascii-text \"k\"\n", name="gw-b")
+    ia, ib = pair_controls(a, b, A_T, B_T)
+    ia.start(0.0)
+    init = ia.datagrams_to_send(0.0)
+    assert init
+    data, _addr = init[0]
+    ib.receive(data, ("192.0.2.1", 500), 0.0, local="10.2.255.1")     # trust: no ike
+    assert b.counters.host_inbound_denied == 1 and not ib.datagrams_to_send(0.0)
+    ib.receive(data, ("192.0.2.1", 500), 0.0, local="198.51.100.1")   # untrust: ike
+    assert b.counters.host_inbound_denied == 1 and ib.datagrams_to_send(0.0)
