@@ -50,6 +50,18 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
     set routing-options rib inet6.0 static route <pfx6> next-hop <st0.N|ip>
     set system license ipsec-offload expires <YYYY-MM-DD> | permanent                   (*)
 
+Security zones, address books, applications and security policies (`set security zones`,
+`set security address-book`, `set applications`, `set security policies`) are parsed by
+`firewall.py`, `set security pki ca-profile` by `pki.py`, from the `_security`/`_applications`
+dispatch below.
+
+Whole device configurations load: a statement under a hierarchy the model does not carry out
+(`system` but its offload license, `snmp`, `protocols`, `security screen`, `interfaces *
+description`, ...; `IGNORED_TOP_LEVEL` and every `_Cursor.section` level) is not an error but
+an entry of `Config.ignored`, which `Config.warning()` reports in one line; a word that is no
+Junos hierarchy at the top level stays an error. `deactivate <path>` makes every `set` under
+`<path>` inactive (also in `Config.ignored`).
+
 (*) `deployment-type` states a VPN's deployment for docs/design.md Table 1. Junos itself implies it
 from other stanzas; we accept those markers too (`interfaces st0 unit N multipoint` -> p2mp,
 `ike gateway <g> advpn ...` -> advpn, `ipsec vpn <v> ha-link-encryption` -> mnha-icl) and
