@@ -9,10 +9,12 @@
 raises one `ConfigurationErrors` (a `ConfigError`) listing every problem with its line number in
 `.errors`. Nothing is half-applied: either you get a whole `Config` or an exception.
 `load_config_file` does the same for a file (UTF-8; a line that is not is an error of that
-line) and names the file in its errors. Statements outside the model (a whole device's
-`system`, `snmp`, `protocols`, ...) and `deactivate`d ones are no errors: they are listed in
-`Config.ignored`, and `Config.warning()` is the one warning line about them: `ConfigurationErrors.report()` prints them as
+line) and names the file in its errors: `ConfigurationErrors.report()` prints them as
 `FILE:LINE: error: ...`, which is what `inline-ipsec check` and `run` print.
+
+Statements outside the model (a whole device's `system`, `snmp`, `protocols`, ...) and
+`deactivate`d ones are no errors: they are listed in `Config.ignored`, and `Config.warning()`
+is the one warning line about them that `check` and `run` print.
 """
 from __future__ import annotations
 
