@@ -171,3 +171,24 @@ def test_show_policies_filters(pair) -> None:
     from inline_ipsec.gateway.show import ShowError
     with pytest.raises(ShowError, match="from-zone and to-zone go together"):
         a.show("security policies from-zone trust")
+
+
+def test_policy_based_tunnel_detail_says_proxy_id(pair) -> None:
+    a, _, _ = pair
+    detail = a.show("security ipsec security-associations detail vpn-name pb")
+    assert "  Local Identity: ipv4(10.1.0.0-10.1.0.255)\n" in detail
+    assert "  TS Type: proxy-id\n" in detail
+
+
+def test_check_notes_an_external_interface_outside_the_to_zone(tmp_path, capsys) -> None:
+    from inline_ipsec.cli import main
+    text = (CONFIGS / "pair-a.conf").read_text().replace(
+        "security-zone untrust interfaces ge-0/0/0.0 host-inbound-traffic system-services ike",
+        "security-zone dmz interfaces ge-0/0/0.0 host-inbound-traffic system-services ike"
+    ).replace("security-zone untrust interfaces ge-0/0/0.0 host-inbound-traffic system-services "
+              "ping", "security-zone untrust interfaces ge-0/0/2.0")
+    path = tmp_path / "moved.conf"
+    path.write_text(text)
+    assert main(["check", "--today", "2026-03-01", str(path)]) == 0
+    assert ("its external interface ge-0/0/0.0 is in zone dmz, the policy's to-zone is "
+            "untrust") in capsys.readouterr().out

@@ -80,7 +80,9 @@ def _snapshot(gw: "Gateway", name: str) -> TunnelSnapshot:
             over["tunnel_establishment"] = "establish-tunnels-immediately"
     selectors = gw.selectors(name)
     if selectors and selectors[0].local and selectors[0].remote:
-        over["ts_type"] = "traffic-selector"
+        # a policy-based VPN's selectors are its policy's proxy IDs (Junos: "proxy-id")
+        over["ts_type"] = "proxy-id" if vpn is not None and vpn.policy_based \
+            else "traffic-selector"
         over["local_identity"] = proxy_identity(str(selectors[0].local[0]))
         over["remote_identity"] = proxy_identity(str(selectors[0].remote[0]))
     elif rec.pairs and rec.pairs[0].outbound.outer_ipv6:

@@ -23,6 +23,15 @@ def policy_notes(config: Config, vpn: IpsecVpn) -> list[str]:
         if not vpn.traffic_selectors:
             out.append("    none (the policy's addresses give no prefix pair of one family): "
                        "it cannot come up")
+        policy = next((p for p in fw.policies if p.name == vpn.tunnel_policy), None)
+        gateway = config.gateway_of(vpn)
+        ext = gateway.external_interface if gateway is not None else \
+            (vpn.manual.external_interface if vpn.manual is not None else None)
+        ext_zone = zones.zone_of(ext)
+        if policy is not None and policy.to_zones and ext_zone not in policy.to_zones:
+            out.append(f"    its external interface {ext} is in zone {ext_zone or 'none'}, "
+                       f"the policy's to-zone is {policy.to_zones[0]}: its traffic is routed "
+                       "elsewhere than the tunnel's interface")
     elif vpn.bind_interface is not None:
         zone = zones.zone_of(vpn.bind_interface)
         if zone is None:
