@@ -107,3 +107,28 @@ def test_ca_profile_statement() -> None:
                     "set security pki ca-profile root-ca revocation-check disable\n")
     assert c.ca_profiles["root-ca"].ca_identity == "root-ca"
     assert "security pki ca-profile * revocation-check (line 2)" in (c.warning() or "")
+
+
+def test_verify_local_certificate(files, tmp_path: Path, capsys) -> None:
+    d = str(files["dir"])
+    store = PkiStore(d)
+    store.load_local(str(files["gw.crt"]), str(files["gw.key"]), "gw-a")
+    with pytest.raises(PkiError, match="no CA certificate loaded"):
+        store.verify_local("gw-a")
+    store.load_ca("root-ca", str(files["ca.crt"]))
+    assert store.verify_local("gw-a", T0 + dt.timedelta(days=2)) == \
+        "Local certificate gw-a verification success"
+    with pytest.raises(PkiError, match="verification failed"):
+        store.verify_local("gw-a", T0 + dt.timedelta(days=400))      # expired by then
+    with pytest.raises(PkiError, match="no local certificate nope"):
+        store.verify_local("nope")
+    assert main(["request", "security", "pki", "local-certificate", "verify",
+                 "certificate-id", "nope", "--pki-dir", d]) == 1
+    other = ec.generate_private_key(ec.SECP256R1())
+    rogue = _cert("Other Root", other, other, "Other Root", True)
+    (tmp_path / "rogue.crt").write_bytes(rogue.public_bytes(serialization.Encoding.PEM))
+    PkiStore(tmp_path / "p2").load_ca("other", str(tmp_path / "rogue.crt"))
+    s2 = PkiStore(tmp_path / "p2")
+    s2.load_local(str(files["gw.crt"]), str(files["gw.key"]), "gw-a")
+    with pytest.raises(PkiError, match="no path from the peer's certificate"):
+        s2.verify_local("gw-a", T0 + dt.timedelta(days=2))

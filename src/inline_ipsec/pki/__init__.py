@@ -137,6 +137,29 @@ class PkiStore:
         path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs))
         return Loaded(ca_profile, certs[0].subject.rfc4514_string(), str(path))
 
+    def verify_local(self, certificate_id: str, at: Optional[Any] = None) -> str:
+        """`request security pki local-certificate verify certificate-id ID`: the
+        certificate's chain up to a loaded CA certificate, signatures, validity periods and CA
+        constraints (RFC 5280 §6, as IKE checks a peer's chain); PkiError says what fails."""
+        import datetime as _dt
+
+        from ..ike.auth import validate_chain
+        from ..ike.errors import IkeError
+        _check_id("certificate-id", certificate_id)
+        if certificate_id not in self.local_ids():
+            raise PkiError(f"no local certificate {certificate_id} in {self.dir}")
+        chain = self.local_certificate(certificate_id)
+        anchors = self.ca_certificates()
+        if not anchors:
+            raise PkiError("no CA certificate loaded (request security pki ca-certificate load)")
+        when = at if at is not None else _dt.datetime.now(_dt.timezone.utc)
+        try:
+            validate_chain(chain[0], chain[1:], anchors, when)
+        except IkeError as exc:
+            raise PkiError(f"local certificate {certificate_id} verification failed: "
+                           f"{exc}") from None
+        return f"Local certificate {certificate_id} verification success"
+
     # -- what IKE uses -----------------------------------------------------------------------
 
     def local_ids(self) -> list[str]:

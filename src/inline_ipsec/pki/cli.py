@@ -4,6 +4,7 @@ certificates, on a PKI directory (`inline_ipsec.pki`); and `show security pki ..
     inline-ipsec request security pki local-certificate load filename F key K certificate-id ID \\
         --pki-dir DIR
     inline-ipsec request security pki ca-certificate load ca-profile P filename F --pki-dir DIR
+    inline-ipsec request security pki local-certificate verify certificate-id ID --pki-dir DIR
     inline-ipsec request show security pki local-certificate|ca-certificate [detail] --pki-dir DIR
 
 Exit codes: 0 loaded, 1 a file that cannot be loaded (the reason on stderr), 2 usage.
@@ -17,7 +18,8 @@ from typing import Callable, Optional
 __all__ = ["register"]
 
 _USAGE = ("security pki local-certificate load filename F key K certificate-id ID | "
-          "security pki ca-certificate load ca-profile P filename F")
+          "security pki ca-certificate load ca-profile P filename F | "
+          "security pki local-certificate verify certificate-id ID")
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -41,6 +43,13 @@ def run_request(args: argparse.Namespace) -> int:
     try:
         if w[:3] == ["show", "security", "pki"]:
             sys.stdout.write(show_pki(store, w[3:]))
+            return 0
+        if w[:4] == ["security", "pki", "local-certificate", "verify"]:
+            o = _options(w[4:], ("certificate-id",))
+            if o is None:
+                print("inline-ipsec request: expected verify certificate-id ID", file=sys.stderr)
+                return 2
+            print(store.verify_local(o["certificate-id"]))
             return 0
         if w[:2] != ["security", "pki"] or len(w) < 4 or w[3] != "load":
             print(f"inline-ipsec request: expected {_USAGE}", file=sys.stderr)
