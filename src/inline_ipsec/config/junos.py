@@ -49,6 +49,15 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
     set routing-options static route <pfx> next-hop <st0.N|ip>
     set routing-options rib inet6.0 static route <pfx6> next-hop <st0.N|ip>
     set system license ipsec-offload expires <YYYY-MM-DD> | permanent                   (*)
+    set chassis high-availability local-id <1..2> [local-ip <ip>]
+                                  | peer-id <1..2> peer-ip <ip>|interface <ifl>|vpn-profile <vpn>
+                                    |liveness-detection minimum-interval <ms>|multiplier <n>
+                                  | services-redundancy-group <0..16> peer-id <n>
+                                    |deployment-type routing|switching|hybrid
+                                    |activeness-priority <1..254>|preemption
+                                    |virtual-ip <n> ip <pfx>|interface <ifl>
+                                    |monitor interface <if>|activeness-probe dest-ip <ip>
+                                  (Multinode High Availability, config/high_availability.py)
 
 Security zones, address books, applications and security policies (`set security zones`,
 `set security address-book`, `set applications`, `set security policies`) are parsed by
@@ -83,6 +92,8 @@ from .errors import ConfigIssue, shown
 from .firewall import (FirewallBuilder, parse_address_book, parse_applications, parse_policies,
                        parse_zones, policy_proxy_ids)
 from .pki import freeze_pki, parse_pki
+from .high_availability import HaBuilder
+from .high_availability import parse_statement as parse_high_availability
 from .model import (
     DEPLOYMENT_TYPES,
     Config,
@@ -433,6 +444,7 @@ class _Builder:
         self.license: Optional[License] = None
         self.firewall = FirewallBuilder()
         self.ca_profiles: dict[str, dict[str, Any]] = {}
+        self.high_availability = HaBuilder()
 
     def entry(self, table: dict[Any, _Fields], key: Any, line: int) -> _Fields:
         if key not in table:
@@ -506,6 +518,7 @@ class _Builder:
             ca_profiles=freeze_pki(self.ca_profiles),
             ignored=tuple(IgnoredStatements(kind, hierarchy, tuple(lines))
                           for (kind, hierarchy), lines in self.parser.ignored.items()),
+            high_availability=self.high_availability.freeze(),
         )
 
 
@@ -542,7 +555,8 @@ class _Parser:
         tok = c.peek()
         if tok is not None and not tok.quoted and tok.text in IGNORED_TOP_LEVEL:
             raise _Ignored(tok.text)
-        top = c.keyword(("security", "interfaces", "routing-options", "system", "applications"))
+        top = c.keyword(("security", "interfaces", "routing-options", "system", "applications",
+                         "chassis"))
         getattr(self, "_" + top.replace("-", "_"))(c)
         c.end()
 
@@ -806,6 +820,11 @@ class _Parser:
         next_hop = c.value("st0.<unit> or an IP address", _next_hop)
         self.b.routes.append(StaticRoute(prefix, next_hop, rib, line=self.line))
 
+    # set chassis high-availability ... (Multinode High Availability, config/high_availability.py)
+    def _chassis(self, c: _Cursor) -> None:
+        c.section(("high-availability",))       # fpc, alarm, cluster...: outside
+        parse_high_availability(c, self.b.high_availability, self.line)
+
     # set system license ipsec-offload ... (the rest of `system` is outside the model)
     def _system(self, c: _Cursor) -> None:
         c.section(("license",))
@@ -829,7 +848,7 @@ _FIREWALL_GRAMMAR: dict[str, Callable[["_Parser", _Cursor], None]] = {
 #: Top-level Junos hierarchies outside the model: a statement under one of them is reported
 #: in the load warning, never an error. Any other unknown top-level word is an error.
 IGNORED_TOP_LEVEL = frozenset((
-    "version", "groups", "apply-groups", "apply-groups-except", "chassis", "snmp", "protocols",
+    "version", "groups", "apply-groups", "apply-groups-except", "snmp", "protocols",
     "class-of-service", "policy-options", "firewall", "routing-instances", "services",
     "forwarding-options", "event-options", "access", "access-profile", "vlans", "poe",
     "switch-options", "ethernet-switching-options", "logical-systems", "bridge-domains",

@@ -21,6 +21,7 @@ from typing import Optional
 
 from .firewall import Firewall
 from .pki import CaProfile
+from .high_availability import HighAvailability
 
 __all__ = [
     "DEPLOYMENT_TYPES",
@@ -346,6 +347,8 @@ class Config:
     hw_offload_disable: bool = False
     power_mode_ipsec: bool = False
     license: Optional[License] = None
+    #: `set chassis high-availability ...` (Multinode HA), None when absent
+    high_availability: Optional[HighAvailability] = None
     #: security zones, address books, applications, security policies
     firewall: Firewall = field(default_factory=Firewall)
     #: `security pki ca-profile <p> ca-identity <id>`
