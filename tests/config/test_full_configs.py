@@ -193,3 +193,11 @@ def test_global_policy_covers_every_zone_pair() -> None:
     assert zones.host_inbound_allows("192.168.3.1", "ike")
     assert not zones.host_inbound_allows("192.168.1.1", "ike")
     assert not zones.host_inbound_allows("10.255.0.21", "ike")     # fxp0: in no zone
+
+
+def test_chassis_statements_other_than_high_availability_are_outside_the_model() -> None:
+    c = load_config("set chassis cluster reth-count 2\n"
+                    "set chassis fpc 1 pic 0 port-profile B-1X400G-2X100G-2X50G\n")
+    assert c.high_availability is None
+    assert c.warning() == ("2 statements ignored, outside the model: chassis cluster (line 1); "
+                           "chassis fpc (line 2)")
