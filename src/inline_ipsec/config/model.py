@@ -19,6 +19,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .firewall import Firewall
+from .pki import CaProfile
 from .high_availability import HighAvailability
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "Identity",
     "IkeGateway",
     "IkePolicy",
+    "IgnoredStatements",
     "IkeProposal",
     "IpsecPolicy",
     "IpsecProposal",
@@ -224,8 +227,15 @@ class IpsecVpn(_Lines):
     traffic_selectors: tuple[TrafficSelector, ...] = ()
     deployment_type: Optional[str] = None
     ha_link_encryption: bool = False
+    #: the security policy (`then permit tunnel ipsec-vpn <this vpn>`) of a policy-based VPN,
+    #: whose proxy IDs became `traffic_selectors`
+    tunnel_policy: Optional[str] = None
     line: int = field(default=0, compare=False, repr=False)
     field_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def policy_based(self) -> bool:
+        return self.tunnel_policy is not None
 
     @property
     def anti_replay_window(self) -> int:
@@ -311,6 +321,26 @@ class QatSettings:
 
 
 @dataclass(frozen=True)
+class IgnoredStatements:
+    """Statements a load kept out of the model: `kind` is "outside the model" (a hierarchy
+    the model does not carry out, e.g. "snmp" or "interfaces * unit * family inet dhcp") or
+    "inactive" (under a `deactivate`d path); `lines` where they are."""
+
+    kind: str
+    hierarchy: str
+    lines: tuple[int, ...]
+
+
+def _line_list(lines: tuple[int, ...]) -> str:
+    if len(lines) == 1:
+        return f"line {lines[0]}"
+    if lines[-1] - lines[0] == len(lines) - 1:
+        return f"lines {lines[0]}-{lines[-1]}"
+    shown = ",".join(str(n) for n in lines[:4]) + (",..." if len(lines) > 4 else "")
+    return f"lines {shown}"
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole parsed and validated configuration (`load_config()` returns one)."""
 
@@ -333,6 +363,27 @@ class Config:
     license: Optional[License] = None
     #: `set chassis high-availability ...` (Multinode HA), None when absent
     high_availability: Optional[HighAvailability] = None
+    #: security zones, address books, applications, security policies
+    firewall: Firewall = field(default_factory=Firewall)
+    #: `security pki ca-profile <p> ca-identity <id>`
+    ca_profiles: dict[str, CaProfile] = field(default_factory=dict)
+    #: statements outside the model and inactive ones (reported, see `warning()`)
+    ignored: tuple[IgnoredStatements, ...] = ()
+
+    def warning(self) -> Optional[str]:
+        """The one warning a load gives when statements were ignored: every hierarchy outside
+        the model and every inactive path, with their lines; None when nothing was."""
+        if not self.ignored:
+            return None
+        total = sum(len(i.lines) for i in self.ignored)
+        parts = []
+        for kind in ("outside the model", "inactive"):
+            items = [i for i in self.ignored if i.kind == kind]
+            if items:
+                parts.append(f"{kind}: " + "; ".join(
+                    f"{i.hierarchy} ({_line_list(i.lines)})" for i in items))
+        return (f"{total} statement{'s' if total != 1 else ''} ignored, "
+                + " | ".join(parts))
 
     def license_state(self, today: _dt.date) -> str:
         """"none", "valid" or "expired" for the IPsec offload license on `today`."""

@@ -15,6 +15,7 @@ from typing import Mapping, Optional
 from ..sa import CIPHER_KEY_MATERIAL, INTEGRITY_ALGORITHMS
 from .algorithms import AEAD_ENCRYPTION, cipher_name, integrity_name
 from .errors import ConfigIssue
+from .firewall import validate_firewall
 from .high_availability import problems as _ha_problems
 from .model import Config, IkeGateway, IpsecVpn, ManualSa
 
@@ -33,6 +34,7 @@ def validate(config: Config) -> list[ConfigIssue]:
     for vpn in config.ipsec_vpns.values():
         _vpn(config, vpn, issues)
     _routes(config, issues)
+    issues += validate_firewall(config)
     issues += [ConfigIssue(line, f"chassis high-availability: {text}")
                for line, text in _ha_problems(config)]
     for profile in config.key_manager_profiles.values():
@@ -211,7 +213,7 @@ def _vpn(config: Config, vpn: IpsecVpn, issues: list[ConfigIssue]) -> None:
                 vpn.line_of(f"traffic_selectors.{ts.name}"),
                 f"{where}: traffic-selector {ts.name}: local-ip and remote-ip are of "
                 "different address families", ts.name))
-    if vpn.traffic_selectors and vpn.bind_interface is None:
+    if vpn.traffic_selectors and vpn.bind_interface is None and not vpn.policy_based:
         issues.append(ConfigIssue(
             vpn.line, f"{where}: traffic-selector needs 'bind-interface st0.<unit>'"))
     implied = config.implied_deployment(vpn)

@@ -563,9 +563,16 @@ class IkeControl:
         return info
 
     # ---------------------------------------------------------------- sans-I/O surface
-    def receive(self, data: bytes, addr: Addr, now: float) -> None:
+    def receive(self, data: bytes, addr: Addr, now: float,
+                local: Optional[str] = None) -> None:
         """One UDP payload from the IKE port or the NAT-T port (keeping its non-ESP marker);
-        a 0xFF NAT-keepalive is ignored (RFC 3948 §2.3)."""
+        a 0xFF NAT-keepalive is ignored (RFC 3948 §2.3). `local` is the address it arrived on,
+        when the socket knows it: with security zones configured, IKE is taken only where the
+        interface's host-inbound-traffic allows it (dropped and counted otherwise)."""
+        policy = getattr(self.gw, "policy", None)
+        if local is not None and policy is not None and not policy.ike_allowed(local):
+            self.gw.counters.host_inbound_denied += 1
+            return
         self._now = now
         raw = data[4:] if data.startswith(NON_ESP_MARKER) else data
         if data == KEEPALIVE:

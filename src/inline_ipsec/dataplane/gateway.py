@@ -45,6 +45,7 @@ from ..sa import SaSpec
 from .counters import GatewayCounters, TunnelFlow
 from .demux import IkeDatagram, classify_outer
 from .mtu import max_inner_length
+from .policy_path import PolicyPath
 from .routing import ANY, RouteTable, Selector, inner_addresses
 
 if TYPE_CHECKING:
@@ -141,6 +142,8 @@ class Gateway:
         self.ike: Optional["IkeControl"] = None
         self.tunnel_trigger: Optional[Callable[[str], None]] = None
         self._routes_from_config()
+        #: security policy stage (`policy_path.PolicyPath`), when zones/policies are configured
+        self.policy = PolicyPath.for_gateway(self)
         if install_manual:
             self.install_manual_sas()
 
@@ -420,10 +423,13 @@ class Gateway:
             self._route_cache[key] = result
         return result
 
-    def outbound(self, packets: Sequence[bytes]) -> Output:
-        """Encrypt inner IP packets into their tunnels (module docstring)."""
+    def outbound(self, packets: Sequence[bytes], ingress: Optional[str] = None) -> Output:
+        """Encrypt inner IP packets into their tunnels (module docstring). With security
+        zones configured, `ingress` names the interface the packets came in on (default: the
+        interface towards each source, `policy.ZoneMap`)."""
         c = self.counters
         out = Output()
+        policy = self.policy
         jobs: dict[int, list[tuple[int, bytes, int, _Tunnel]]] = {}
         slots = 0
         cache = self._route_cache
@@ -439,9 +445,16 @@ class Gateway:
                 c.malformed_inner += 1
                 out.dropped += 1
                 continue
-            hit = cache.get(key, False)
-            if hit is False:
-                hit = self._route(key)
+            if policy is not None:
+                hit = policy.outbound(pkt, key, ingress)
+                if hit is False:                     # security policy: dropped, counted
+                    c.policy_denied_out += 1
+                    out.dropped += 1
+                    continue
+            else:
+                hit = cache.get(key, False)
+                if hit is False:
+                    hit = self._route(key)
             if hit is None:
                 c.no_route += 1
                 out.dropped += 1
@@ -552,6 +565,10 @@ class Gateway:
             if kind == "fragment":
                 continue
             if kind == "ike":
+                if self.policy is not None and not self.policy.ike_allowed(value.dst):
+                    c.host_inbound_denied += 1       # host-inbound-traffic: no ike here
+                    out.dropped += 1
+                    continue
                 c.ike_packets += 1
                 out.ike.append(value)
                 self.ike_queue.append(value)
@@ -620,6 +637,11 @@ class Gateway:
             self.counters.ts_check_fail += 1
             out.dropped += 1
             return None
+        if self.policy is not None and not self.policy.inbound(inner, info.name):
+            flow.in_policy_drops += 1                # security policy: dropped, counted
+            self.counters.policy_denied_in += 1
+            out.dropped += 1
+            return None
         flow.in_delivered += 1
         if len(self._sessions) < 65536:
             self._sessions.add((key, inner[9] if v == 4 else inner[6]))
@@ -643,6 +665,10 @@ class Gateway:
     # -- statistics and show -----------------------------------------------------------------
 
     def current_sessions(self) -> int:
+        """Flows through the tunnels: with a policy stage its sessions (one per flow, both
+        directions), as Junos counts them; otherwise the address pairs seen."""
+        if self.policy is not None:
+            return len(self.policy.sessions) // 2
         return len(self._sessions)
 
     def show(self, command: str) -> str:

@@ -47,6 +47,8 @@ def run_check(args: argparse.Namespace) -> int:
         print(exc.report(), file=sys.stderr)
         return 1
     today = args.today or datetime.date.today()
+    if config.warning():
+        print(f"{args.file}: warning: {config.warning()}", file=sys.stderr)
     sys.stdout.write(check_report(config, today))
     return 0
 
@@ -58,6 +60,7 @@ def check_report(config, today) -> str:
     import dataclasses
 
     from ..control.distribution import place_config
+    from ..policy.check import policy_notes
     from ..stats import render_offload_check
     from ..control.vpn_verdict import render_verdict, vpn_verdicts
     verdicts = vpn_verdicts(config)
@@ -70,6 +73,7 @@ def check_report(config, today) -> str:
         else:
             lines += [f"VPN Name: {name}", "  Hardware Offloaded: - (it cannot come up)"]
         lines += render_verdict(verdicts[name])
+        lines += policy_notes(config, config.ipsec_vpns[name])
         lines += _mnha_lines(config, name)
     offloaded = sum(1 for p in placements.values() if p.offloaded)
     down = len(config.ipsec_vpns) - len(placements)
@@ -148,6 +152,10 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="VPNs to run over NAT-T (UDP 4500): this side claims a NAT "
                         "(RFC 7296 §2.23), or with --prekeyed, encapsulated as such")
     p.add_argument("--mtu", type=int, default=1500, help="tunnel MTU of the outer packets")
+    p.add_argument("--pki-dir", metavar="DIR", default=None,
+                   help="PKI directory of `inline-ipsec request security pki ... load`: local "
+                        "certificates for IKE `certificate local-certificate ID`, CA "
+                        "certificates to validate peers")
     p.add_argument("--backend", choices=("openssl", "ipsec-mb", "auto"), default=None,
                    help="the PFEs' crypto backend (default openssl; auto: the fastest built)")
 
@@ -164,7 +172,8 @@ def run_run(args: argparse.Namespace) -> int:
         return run_gateway(args.config, control_path=args.control or default_control_path(),
                            duration=args.duration, peer=args.peer, prekeyed=args.prekeyed,
                            nat_t=args.nat_t, mtu=args.mtu, pfe_backend=args.backend,
-                           ike_listen=args.ike, ike_peer=args.ike_peer)
+                           ike_listen=args.ike, ike_peer=args.ike_peer,
+                           pki_dir=args.pki_dir)
     except ConfigurationErrors as exc:
         print(exc.report(), file=sys.stderr)
         return 1

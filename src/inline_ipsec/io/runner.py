@@ -69,10 +69,19 @@ def _start_ike(gw: Gateway, other: Optional[Gateway], ike_listen: str,
     target = parse_transport(ike_peer)
     remotes = {r for r in (IkeControl.remote_addresses(gw))}
     ctl = IkeControl(gw, local=mine.transport[:2], natt_port=mine.transport[2],
-                     peers={r: target for r in remotes}, nat_t=nat_t)
+                     peers={r: target for r in remotes}, nat_t=nat_t, **pki_keywords(gw))
     mine.attach(ctl)
     ctl.start(now)
     return [mine]
+
+
+def pki_keywords(gw: Gateway) -> dict:
+    """`IkeControl` keywords from the gateway's PKI directory (`--pki-dir`): the loaded local
+    certificates with their keys, and every loaded CA certificate as a trust anchor."""
+    store = getattr(gw, "pki", None)
+    if store is None:
+        return {}
+    return {"credentials": store.credentials(), "ca_certificates": store.ca_certificates()}
 
 
 def run_gateway(config: str, *, control_path: str, duration: Optional[float] = None,
@@ -80,9 +89,15 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
                 nat_t: Sequence[str] = (), mtu: int = DEFAULT_MTU, burst: int = 8,
                 pfe_backend: Optional[str] = None, ike_listen: str = "127.0.0.1:0",
                 ike_peer: Optional[str] = None,
-                out: TextIO = sys.stdout, install_signals: bool = True) -> int:
+                out: TextIO = sys.stdout, install_signals: bool = True,
+                pki_dir: Optional[str] = None) -> int:
     """Run a gateway from the configuration file `config` (see module docstring)."""
     gw = Gateway.from_file(config, name="local", mtu=mtu, pfe_backend=pfe_backend)
+    if gw.config.warning():
+        out.write(f"{config}: warning: {gw.config.warning()}\n")
+    if pki_dir is not None:
+        from ..pki import PkiStore
+        gw.pki = PkiStore(pki_dir)      # type: ignore[attr-defined]
     other = None
     if peer is not None:
         other = Gateway.from_file(peer, name="peer", mtu=mtu, pfe_backend=pfe_backend)
@@ -123,6 +138,13 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
     for name, verdict in verdicts.items():
         for note in verdict.notes:
             out.write(f"not carried out: {name}: {note}\n")
+    if gw.policy is not None:       # IKE reaches the device only where host-inbound allows it
+        for name, g in gw.config.ike_gateways.items():
+            local = gw.config.local_address_of(g)
+            if local is not None and not gw.policy.zones.host_inbound_allows(local, "ike"):
+                out.write(f"ike gateway {name}: "
+                          f"{gw.policy.zones.host_inbound_reason(local, 'ike')}: IKE from its "
+                          f"peer is dropped on {local}\n")
     ike = gw.ike
     if ports and ike is not None:
         t = ports[0].transport
