@@ -123,15 +123,16 @@ class GapAttr(IntEnum):
 
 
 class IpsecAttr(IntEnum):
-    """RFC 2407 §4.5 SA attributes used in an SA TEK, with RFC 6407 §5.4.1's additions."""
+    """RFC 2407 §4.5 SA attributes used in an SA TEK, with RFC 6407 §5.4.1's additions
+    (IANA "IPSEC Security Association Attributes" 14 and 15)."""
 
     SA_LIFE_TYPE = 1
     SA_LIFE_DURATION = 2
     ENCAPSULATION_MODE = 4
     AUTH_ALGORITHM = 5
     KEY_LENGTH = 6
-    ADDRESS_PRESERVATION = 16
-    SA_DIRECTION = 17
+    ADDRESS_PRESERVATION = 14
+    SA_DIRECTION = 15
 
 
 class AddressPreservation(IntEnum):
