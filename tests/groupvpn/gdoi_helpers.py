@@ -42,12 +42,12 @@ def ike(name: str) -> IkeV1Config:
 class Net:
     """Delivers datagrams between the key server and members; `now` is a fake clock."""
 
-    def __init__(self, members: int = 3, **group_kw) -> None:
+    def __init__(self, count: int = 3, **group_kw) -> None:
         self.now = 1000.0
         self.ks = KeyServer([group(**group_kw)], [("192.0.2.0/24", ike(KS))], (KS, 848),
                             signing_key=signing_key(), now=self.now)
         self.members: dict[str, GroupMember] = {}
-        for host in MEMBERS[:members]:
+        for host in MEMBERS[:count]:
             vpn = MemberVpn("GV", 1, (KS, 848), ike(host))
             self.members[host] = GroupMember(vpn, (host, 848), GroupEngine(clock=self.clock))
         self.wire: list[tuple[str, str, bytes]] = []     # (src, dst, datagram)

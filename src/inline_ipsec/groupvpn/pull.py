@@ -185,6 +185,11 @@ class GroupkeyPull(Exchange):
         if self.initiator:
             s.emit(RegistrationFailed(self.group_id, str(exc)))
 
+    def _failed(self, exc: IkeError) -> None:
+        """The key server refused us (a protected error notification, which the IKEv1
+        Informational handler hands to our exchanges waiting for message 2)."""
+        self._fail(exc)
+
     def on_timeout(self) -> None:
         self._fail(RemoteIkeError(f"GROUPKEY-PULL {self.mid:#010x}: no answer"))
 

@@ -46,6 +46,8 @@ from .push import JUNOS_SIG_HASH, Kek, seal_push
 Addr = tuple
 #: most ISAKMP SAs the key server keeps
 MAX_SESSIONS = 4096
+#: how long an offered registration holds its member-threshold slot
+PENDING_TTL = 60.0
 #: most evicted members a group remembers (refused until readmitted)
 MAX_BANNED = 4096
 
@@ -71,6 +73,9 @@ class GroupState:
     rekeys: int = 0
     evictions: int = 0
     refused: int = 0
+    #: registrations in progress (offered, not yet keyed): host -> until when the slot is
+    #: held; they count against member-threshold, so concurrent pulls cannot overshoot it
+    pending: "OrderedDict[str, float]" = field(default_factory=OrderedDict)
     #: evicted members, refused until `readmit` (bounded: MAX_BANNED, oldest forgotten)
     banned: "OrderedDict[str, float]" = field(default_factory=OrderedDict)
 
@@ -132,11 +137,17 @@ class KeyServer:
             st.refused += 1
             raise RemoteIkeError(f"{host} is not a member of group {group_id}",
                                  NotifyType.AUTHENTICATION_FAILED)
-        if host not in st.members and len(st.members) >= st.config.member_threshold:
-            st.refused += 1
-            raise RemoteIkeError(f"group {group_id} has {len(st.members)} members "
-                                 "(member-threshold)", NotifyType.ATTRIBUTES_NOT_SUPPORTED)
         now = session.now
+        for h, until in list(st.pending.items()):
+            if until <= now:
+                del st.pending[h]
+        taken = len(st.members) + sum(1 for h in st.pending if h not in st.members)
+        if host not in st.members and host not in st.pending and \
+                taken >= st.config.member_threshold:
+            st.refused += 1
+            raise RemoteIkeError(f"group {group_id} has {taken} members "
+                                 "(member-threshold)", NotifyType.ATTRIBUTES_NOT_SUPPORTED)
+        st.pending[host] = now + PENDING_TTL
         kek = self._new_kek(st, now)
         sa = GdoiSaPayload(kek=kek_payload(kek, now, self.local_addr[0], host),
                            teks=[tek_payload(t, now) for t in self.active_teks(st, now)])
@@ -147,9 +158,7 @@ class KeyServer:
         st = self.groups[group_id]
         teks = [t for t in st.teks if t.spi in spis]
         host = session.remote_addr[0]
-        if host not in st.members and len(st.members) >= st.config.member_threshold:
-            st.refused += 1
-            raise RemoteIkeError("member-threshold reached", NotifyType.ATTRIBUTES_NOT_SUPPORTED)
+        st.pending.pop(host, None)
         st.members.pop(host, None)
         st.members[host] = Registration(tuple(session.remote_addr), group_id, kek, session.now,
                                         last_seq=st.seq)
