@@ -36,7 +36,7 @@ def group(**kw) -> ServerGroup:
 
 
 def ike(name: str) -> IkeV1Config:
-    return IkeV1Config(psk=PSK, local_id=Identity.parse(name), children=[])
+    return IkeV1Config(psk=PSK, local_id=Identity.parse(name), children=[], natt=False)
 
 
 class Net:

@@ -53,7 +53,8 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
 (*) `deployment-type` states a VPN's deployment for docs/design.md Table 1. Junos itself implies it
 from other stanzas; we accept those markers too (`interfaces st0 unit N multipoint` -> p2mp,
 `ike gateway <g> advpn ...` -> advpn, `ipsec vpn <v> ha-link-encryption` -> mnha-icl) and
-`validate.py` rejects a contradiction. Group VPN (`security group-vpn`) has no marker here.
+`validate.py` rejects a contradiction. Group VPN has its own hierarchy, `set security group-vpn
+server|member ...`, parsed by `group_vpn.py`.
 `system license ipsec-offload` models the offload license (Junos installs licenses out of band;
 see `License`).
 """
@@ -391,6 +392,8 @@ class _Builder:
         self.hw_offload_disable = False
         self.power_mode_ipsec = False
         self.license: Optional[License] = None
+        from .group_vpn import GroupVpnBuilder
+        self.group_vpn = GroupVpnBuilder()
 
     def entry(self, table: dict[Any, _Fields], key: Any, line: int) -> _Fields:
         if key not in table:
@@ -448,6 +451,7 @@ class _Builder:
             hw_offload_disable=self.hw_offload_disable,
             power_mode_ipsec=self.power_mode_ipsec,
             license=self.license,
+            group_vpn=self.group_vpn.freeze(self.parser.issues),
         )
 
 
@@ -483,8 +487,10 @@ class _Parser:
 
     # set security ...
     def _security(self, c: _Cursor) -> None:
-        what = c.keyword(("ike", "ipsec", "key-manager", "flow"))
-        if what == "ike":
+        what = c.keyword(("ike", "ipsec", "key-manager", "flow", "group-vpn"))
+        if what == "group-vpn":
+            self.b.group_vpn.statement(c, self.line)     # config/group_vpn.py
+        elif what == "ike":
             kind = c.keyword(("proposal", "policy", "gateway"))
             name = c.value(_named(f"an IKE {kind} name"), _name)
             getattr(self, f"_ike_{kind}")(c, name)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = [
     "DEPLOYMENT_TYPES",
@@ -315,6 +315,8 @@ class Config:
     hw_offload_disable: bool = False
     power_mode_ipsec: bool = False
     license: Optional[License] = None
+    #: `set security group-vpn ...` (config/group_vpn.py `GroupVpnConfig`), if any
+    group_vpn: Optional[Any] = None
 
     def license_state(self, today: _dt.date) -> str:
         """"none", "valid" or "expired" for the IPsec offload license on `today`."""

@@ -70,6 +70,9 @@ def check_report(config, today) -> str:
         else:
             lines += [f"VPN Name: {name}", "  Hardware Offloaded: - (it cannot come up)"]
         lines += render_verdict(verdicts[name])
+    if config.group_vpn is not None:
+        from ..groupvpn.check import check_lines
+        lines += check_lines(config.group_vpn)
     offloaded = sum(1 for p in placements.values() if p.offloaded)
     down = len(config.ipsec_vpns) - len(placements)
     lines += ["", f"{len(config.ipsec_vpns)} VPNs: {offloaded} offloaded to the PFE, "
@@ -126,6 +129,11 @@ def run_run(args: argparse.Namespace) -> int:
             print(f"inline-ipsec run: no such file: {path}", file=sys.stderr)
             return 2
     try:
+        from ..groupvpn.runner import is_group_vpn_only, run_group_vpn
+        if is_group_vpn_only(args.config):
+            return run_group_vpn(args.config,
+                                 control_path=args.control or default_control_path(),
+                                 duration=args.duration, listen=args.ike, server=args.ike_peer)
         return run_gateway(args.config, control_path=args.control or default_control_path(),
                            duration=args.duration, peer=args.peer, prekeyed=args.prekeyed,
                            nat_t=args.nat_t, mtu=args.mtu, pfe_backend=args.backend,

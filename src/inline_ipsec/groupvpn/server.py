@@ -62,6 +62,8 @@ class Registration:
     registered_at: float
     pushes: int = 0
     last_seq: int = 0
+    #: the key server's `ike gateway` the member came through
+    gateway: str = ""
 
 
 @dataclass
@@ -161,7 +163,7 @@ class KeyServer:
         st.pending.pop(host, None)
         st.members.pop(host, None)
         st.members[host] = Registration(tuple(session.remote_addr), group_id, kek, session.now,
-                                        last_seq=st.seq)
+                                        last_seq=st.seq, gateway=session.config.name)
         return st.seq, KdPayload([tek_key_packet(t) for t in teks] + [kek_key_packet(kek)])
 
     # -- GROUPKEY-PUSH -------------------------------------------------------------------
