@@ -53,7 +53,7 @@ def member_config(address: str) -> str:
 
 
 def _packet(src: str, dst: str, payload: bytes) -> bytes:
-    from ..gateway.traffic import udp_packet
+    from ..io.traffic import udp_packet
     return udp_packet(src, dst, payload, sport=4000, dport=5000)
 
 

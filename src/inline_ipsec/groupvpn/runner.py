@@ -18,7 +18,7 @@ import time
 from typing import Optional, TextIO
 
 from ..config import load_config_file
-from ..gateway.control import ControlServer
+from ..io.control_socket import ControlServer
 from .check import check_lines
 from .member import GroupMember
 from .server import KeyServer
