@@ -164,3 +164,13 @@ def test_traffic_id_networks() -> None:
     with pytest.raises(RemoteIkeError):
         TrafficId(IdType.ID_IPV4_ADDR_SUBNET, 0, bytes([10, 0, 0, 0, 255, 0, 255, 0])
                   ).to_network()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.tuples(st.ip_addresses(v=4), st.integers(0, 32)),
+                 st.tuples(st.ip_addresses(v=6), st.integers(0, 128))))
+def test_traffic_id_round_trip(addr_len) -> None:
+    import ipaddress
+    addr, plen = addr_len
+    net = ipaddress.ip_network(f"{addr}/{plen}", strict=False)
+    assert TrafficId.network(str(net)).to_network() == net

@@ -107,10 +107,18 @@ class ServerGroup:
 
     @property
     def margin(self) -> float:
-        if self.rekey_margin is not None:
-            return self.rekey_margin
+        """Seconds before a TEK expires that the key server pushes its successor: room for
+        the activation delay (twice it, as Junos waits) and a retry, at most half the
+        shortest lifetime (so a rekey never follows a rekey)."""
         shortest = min(s.lifetime_seconds for s in self.ipsec_sas)
-        return max(2.0 * self.activation_time_delay + 10.0, 0.1 * shortest)
+        want = self.rekey_margin if self.rekey_margin is not None else \
+            max(2.0 * self.activation_time_delay + 10.0, 0.1 * shortest)
+        return min(want, 0.5 * shortest)
+
+    @property
+    def kek_margin(self) -> float:
+        """Seconds before a member's KEK expires that it is replaced by a push."""
+        return min(max(10.0, 0.1 * self.kek_lifetime_seconds), 0.5 * self.kek_lifetime_seconds)
 
 
 @dataclass
@@ -122,6 +130,7 @@ class MemberVpn:
     server: tuple[str, int]
     ike: IkeV1Config
     local_address: str = ""
-    #: re-register this many seconds before the KEK or the last TEK would expire
-    reregister_margin: float = 30.0
+    #: re-register this many seconds before the KEK or the newest TEK would expire without
+    #: a push having replaced it (less than any key server margin: a push comes first)
+    reregister_margin: float = 5.0
     extra: dict = field(default_factory=dict)

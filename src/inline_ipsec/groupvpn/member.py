@@ -28,6 +28,9 @@ from .pull import GdoiSession, GroupKeysReceived, RegistrationFailed
 from .push import Kek, PushRejected, open_push
 
 Addr = tuple
+#: most group SAs one member VPN holds (each rekey adds one per ipsec-sa until the old
+#: expire; an authentic but excessive push is refused whole, not installed in part)
+MAX_TEKS_PER_GROUP = 32
 
 
 @dataclass
@@ -104,6 +107,8 @@ class GroupMember:
 
     def _registered(self, ev: GroupKeysReceived, now: float) -> None:
         try:
+            if len(ev.sa.teks) > MAX_TEKS_PER_GROUP:
+                raise RemoteIkeError(f"{len(ev.sa.teks)} TEKs in one registration")
             sas = [group_sa_from(t, ev.kd.packets, now, self.group_id) for t in ev.sa.teks]
             kek = kek_from(ev.sa.kek, ev.kd.packets, now) if ev.sa.kek else None
         except RemoteIkeError as exc:
@@ -155,6 +160,10 @@ class GroupMember:
             a = attr_value(sa.gap.attributes, GapAttr.ACTIVATION_TIME_DELAY)
             delay = float(a.as_int) if a else 0.0
         packets = kd.packets if kd is not None else []
+        mine = sum(1 for sa in self.engine.sas.values() if sa.group_id == self.group_id)
+        if sa is not None and mine + len(sa.teks) > MAX_TEKS_PER_GROUP:
+            raise RemoteIkeError(f"push would hold {mine + len(sa.teks)} TEKs for the group "
+                                 f"(at most {MAX_TEKS_PER_GROUP})")
         # validate everything first, then install
         new: list[GroupSa] = [group_sa_from(t, packets, now, self.group_id, delay)
                               for t in (sa.teks if sa else [])]

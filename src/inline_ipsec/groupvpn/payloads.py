@@ -154,13 +154,15 @@ class TrafficId:
         if self.id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR):
             return ipaddress.ip_network(ipaddress.ip_address(self.data))
         half = len(self.data) // 2
-        addr = ipaddress.ip_address(self.data[:half])
-        mask = ipaddress.ip_address(self.data[half:])
-        try:
-            return ipaddress.ip_network(f"{addr}/{mask}", strict=False)
-        except ValueError:
+        bits = half * 8
+        mask = int.from_bytes(self.data[half:], "big")
+        plen = bin(mask).count("1")
+        if mask != ((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1):
             raise RemoteIkeError("policy ID with a non-contiguous mask",
-                                 NotifyType.INVALID_ID_INFORMATION) from None
+                                 NotifyType.INVALID_ID_INFORMATION)
+        base = int.from_bytes(self.data[:half], "big") & mask
+        return ipaddress.ip_network((base, plen)) if bits == 32 else \
+            ipaddress.IPv6Network((base, plen))
 
 
 # --- SA attribute payloads -------------------------------------------------------------------

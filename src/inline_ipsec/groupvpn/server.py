@@ -291,7 +291,7 @@ class KeyServer:
             for t in self._newest(st):
                 times.append(t.expires - st.config.margin)
             for reg in st.members.values():
-                times.append(reg.kek.expires - st.config.margin)
+                times.append(reg.kek.expires - st.config.kek_margin)
         return min(times) if times else None
 
     @staticmethod
@@ -314,7 +314,7 @@ class KeyServer:
                 self.rekey(gid, now)
             st.teks = [t for t in st.teks if t.expires > now]
             for reg in list(st.members.values()):
-                if reg.kek.expires - st.config.margin <= now:
+                if reg.kek.expires - st.config.kek_margin <= now:
                     self._rekey_kek(st, reg, now)
 
     # -- show ----------------------------------------------------------------------------
