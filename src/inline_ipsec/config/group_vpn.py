@@ -311,10 +311,13 @@ class GroupVpnBuilder:
                 smc["lifetime_seconds"] = c.integer("seconds", 300, 86400)
             elif item == "sig-hash-algorithm":
                 smc["sig_hash_algorithm"] = c.keyword(("sha-256", "sha-384"))
-            elif item == "retransmission-period":
-                smc["retransmission_period"] = c.integer("seconds", 2, 60)
-            elif item == "number-of-retransmission":
-                smc["number_of_retransmission"] = c.integer("retransmissions", 0, 60)
+            elif item in ("retransmission-period", "number-of-retransmission"):
+                smc[item.replace("-", "_")] = c.integer(
+                    "seconds" if item == "retransmission-period" else "retransmissions",
+                    2 if item == "retransmission-period" else 0, 60)
+                self.unsupported.append((line, f"server-member-communication {item} (pushes "
+                                         "are not acknowledged, so not retransmitted; a "
+                                         "member that misses one registers again)"))
             else:
                 smc["certificate"] = c.value(_named("a certificate identifier"), _name)
                 self.unsupported.append((line, "server-member-communication certificate "
