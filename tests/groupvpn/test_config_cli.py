@@ -102,7 +102,8 @@ def test_check_gives_the_verdict(capsys) -> None:
     assert main(["check", str(DATA / "server.conf")]) == 0
     out = capsys.readouterr().out
     assert "Group VPN Server Group: G1, Group Id: 1" in out
-    assert "Hardware Offloaded: No (group SA: address preservation" in out
+    assert "Hardware Offloaded: No\n    Offload failure reason: group VPN deployment not " \
+        "supported by PFE" in out
     assert "Verdict: can run" in out
     assert main(["check", str(DATA / "member.conf")]) == 0
     out = capsys.readouterr().out
@@ -152,7 +153,7 @@ def test_run_key_server_and_member_then_show(tmp_path: Path) -> None:
         assert "Total active tunnels: 1" in sas and "ESP:aes-cbc-256/sha256" in sas
         detail = show(gm_sock, "security", "group-vpn", "member", "ipsec",
                       "security-associations", "detail")
-        assert "Hardware Offloaded: No (group SA" in detail
+        assert "Offload failure reason: group VPN deployment not supported by PFE" in detail
         kek = show(gm_sock, "security", "group-vpn", "member", "kek",
                    "security-associations")
         assert "127.0.0.1" in kek and "Ready" in kek

@@ -141,7 +141,10 @@ def test_garbled_packets_are_counted_drops(prefix: bytes, pos: int, flip: int) -
 
 def test_every_group_sa_runs_on_the_cpu() -> None:
     assert GroupEngine.hardware_offloaded is False
-    assert "address preservation" in OFFLOAD_REASON
+    assert OFFLOAD_REASON == "group VPN deployment not supported by PFE"
+    from inline_ipsec.cpu.group import offload_reasons
+    assert offload_reasons(sa()) == (OFFLOAD_REASON, "encryption algorithm aes-cbc-256 not "
+                                     "supported by PFE (AES-GCM 128/256 only)")
 
 
 def test_expiry_removes_sas() -> None:

@@ -17,7 +17,7 @@ CPU engine rather than inside its per-packet loop:
   (source prefix, destination prefix, protocol, ports) matches; others are passed clear
   (`bypass`), as a group member forwards traffic outside the group policy.
 
-Every group SA runs on the CPU ("Hardware Offloaded: No", `OFFLOAD_REASON`): the PFE model's
+Every group SA runs on the CPU ("Hardware Offloaded: No", `offload_reasons`): the PFE model's
 SA table binds an SA to one tunnel with fixed outer addresses (docs/design.md Table 1).
 Bad input is a counted drop (`drops`, by reason), never an exception; per-SA state is bounded.
 """
@@ -35,8 +35,19 @@ from ..sa import SaSpec
 from .state import PADS
 from .transforms import make_transform
 
-#: why no group SA is offloaded (shown as `Hardware Offloaded: No (<reason>)`)
-OFFLOAD_REASON = "group SA: address preservation needs per-packet outer addresses"
+#: why no group SA is offloaded, worded as the placement's reasons (docs/design.md Table 1):
+#: the PFE model's SA table binds an SA to one tunnel with fixed outer addresses, and a group
+#: SA needs per-packet outer addresses (address preservation) shared by every member
+OFFLOAD_REASON = "group VPN deployment not supported by PFE"
+
+
+def offload_reasons(sa: "GroupSa") -> tuple[str, ...]:
+    """Every reason this group SA runs on the CPU (`Offload failure reason:` lines)."""
+    out = [OFFLOAD_REASON]
+    if not sa.cipher.startswith("aes-gcm-"):
+        out.append(f"encryption algorithm {sa.cipher} not supported by PFE "
+                   "(AES-GCM 128/256 only)")
+    return tuple(out)
 #: ticks per second of the time-based anti-replay clock in the ESP sequence number
 TICKS = 100
 #: most ICVs remembered per SA for duplicate detection inside the time window

@@ -33,13 +33,17 @@ def check_lines(gv) -> list[str]:
                   f"{g.activation_time_delay} s",
                   "  Anti-replay: " + (f"time-based, {g.anti_replay_time_window} s"
                                        if g.anti_replay_time_window else "disabled"),
-                  f"  Hardware Offloaded: No ({OFFLOAD_REASON})",
+                  "  Hardware Offloaded: No",
+                  f"    Offload failure reason: {OFFLOAD_REASON}",
+                  *[f"    Offload failure reason: encryption algorithm {s.encryption} not "
+                    "supported by PFE (AES-GCM 128/256 only)" for s in g.ipsec_sas],
                   "  Verdict: can run"]
     for m in members:
         lines += [f"Group VPN Member VPN: {m.name}, Group Id: {m.group_id}",
                   f"  Role: group member of key server {m.server[0]} udp {m.server[1]}"
                   + (f" from {m.local_address}" if m.local_address else ""),
-                  f"  Hardware Offloaded: No ({OFFLOAD_REASON})",
+                  "  Hardware Offloaded: No",
+                  f"    Offload failure reason: {OFFLOAD_REASON}",
                   "  Verdict: can register"]
     for line, what in gv.unsupported:
         lines.append(f"  not carried out: line {line}: {what}")

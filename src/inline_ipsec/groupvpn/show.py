@@ -4,15 +4,15 @@
     show security group-vpn member kek security-associations
     show security group-vpn server registered-members
 
-Every group SA is on the CPU path: each one shows `Hardware Offloaded: No` with the reason
-(`cpu.group.OFFLOAD_REASON`).
+Every group SA is on the CPU path: each one shows `Hardware Offloaded: No` with its reasons
+(`cpu.group.offload_reasons`), as the gateway's `Offload failure reason:` lines.
 """
 from __future__ import annotations
 
 import datetime as _dt
 from typing import Optional, Sequence
 
-from ..cpu.group import OFFLOAD_REASON, GroupSa
+from ..cpu.group import OFFLOAD_REASON, GroupSa, offload_reasons
 from .member import GroupMember
 from .server import KeyServer
 
@@ -69,7 +69,8 @@ def member_ipsec_sas_detail(members: Sequence[GroupMember], now: float) -> str:
                   f"push drops: {sum(m.push_drops.values())}"
                   + "".join(f", {k}: {v}" for k, v in sorted(m.push_drops.items())),
                   "    DF-bit: clear, Address preservation: source-and-destination",
-                  f"    Hardware Offloaded: No ({OFFLOAD_REASON})"]
+                  "    Hardware Offloaded: No",
+                  f"      Offload failure reason: {OFFLOAD_REASON}"]
         for sa in m.group_sas():
             window = f"time-based, {sa.replay_window_s:g} seconds" if sa.replay_window_s \
                 else "disabled"
@@ -85,7 +86,8 @@ def member_ipsec_sas_detail(members: Sequence[GroupMember], now: float) -> str:
                       f"protocol {sa.policy.protocol or 'any'}",
                       f"      Packets: out {sa.out_packets}, in {sa.in_packets}; "
                       f"bytes: out {sa.out_bytes}, in {sa.in_bytes}",
-                      f"      Hardware Offloaded: No ({OFFLOAD_REASON})"]
+                      "      Hardware Offloaded: No",
+                      *[f"        Offload failure reason: {r}" for r in offload_reasons(sa)]]
         drops = m.engine.drops
         if drops:
             lines.append("    Drops: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
