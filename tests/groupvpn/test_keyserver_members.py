@@ -254,3 +254,20 @@ def test_server_state_is_bounded() -> None:
     finally:
         srv.MAX_SESSIONS = srv_max
     assert MAX_SESSIONS >= 1024
+
+
+def test_a_gap_in_the_push_sequence_triggers_a_new_registration(net: Net) -> None:
+    """Pushes are numbered per member: after a lost push the next one shows the gap, and the
+    member registers again at once instead of sending with keys the group dropped."""
+    a, b = MEMBERS[0], MEMBERS[1]
+    net.blocked.add(a)
+    net.ks.evict(1, MEMBERS[2], net.now)          # a misses the push that deletes the old TEK
+    net.pump()
+    net.blocked.clear()
+    m = net.members[a]
+    assert m.pushes == 0 and m.registrations == 1
+    net.ks.rekey(1, net.now, activation_delay=0)
+    net.pump()
+    assert m.missed_pushes == 1 and m.registrations == 2 and m.state == "registered"
+    assert set(m.engine.sas) == {t.spi for t in net.ks.groups[1].teks}
+    send(net, a, b, b"back in sync")

@@ -22,7 +22,7 @@ def _pushes(count: int) -> tuple[Net, list[bytes]]:
 
 
 NET, PUSHES = _pushes(6)
-SEQS = [NET.ks.groups[1].seq - len(PUSHES) + i + 1 for i in range(len(PUSHES))]
+SEQS = list(range(1, len(PUSHES) + 1))          # each member's own sequence
 
 
 @settings(max_examples=120, deadline=None)
@@ -34,6 +34,7 @@ def test_any_delivery_order(deliveries) -> None:
     m = n.members[MEMBERS[0]]
     ref = NET.members[MEMBERS[0]]
     m.kek, m.last_seq, m.state = ref.kek, SEQS[0] - 1, "registered"
+    m.start = lambda now: None                 # a gap would re-register: not here
     accepted: list[int] = []
     for idx, pos, flip in deliveries:
         data = bytearray(PUSHES[idx])
@@ -54,7 +55,6 @@ def test_any_delivery_order(deliveries) -> None:
 
 
 def test_ipv6_group() -> None:
-    from gdoi_helpers import group
     from inline_ipsec.groupvpn import GroupIpsecSa, MatchPolicy
     n = Net(ipsec_sas=[GroupIpsecSa("V6", MatchPolicy("M6", "2001:db8::/32", "2001:db8::/32"))])
     n.register_all()
@@ -68,7 +68,6 @@ def test_ipv6_group() -> None:
     assert a.engine.protect(ipv4_udp("10.0.0.1", "10.0.0.2", b"x"), n.now)[0] == "bypass"
     sa = next(iter(a.engine.sas.values()))
     assert sa.policy.src == ipaddress.ip_network("2001:db8::/32")
-    del group
 
 
 def test_long_tek_lifetime_short_kek_lifetime_no_push_storm() -> None:

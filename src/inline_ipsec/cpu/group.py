@@ -93,6 +93,8 @@ class GroupSa:
     replay_window_s: float = 0.0
     group_id: int = 0
     name: str = ""
+    #: install order in its engine (a later TEK of the same policy is the newer one)
+    generation: int = 0
     #: counters
     out_packets: int = 0
     out_bytes: int = 0
@@ -141,12 +143,15 @@ class GroupEngine:
         self.sas: dict[int, GroupSa] = {}
         self.drops: dict[str, int] = {}
         self.bypassed = 0
+        self._generation = 0
 
     # -- control -------------------------------------------------------------------------
     def install(self, sa: GroupSa) -> None:
         """Install (or replace) a group SA; the same SA serves both directions."""
         if sa.spi not in self.sas and len(self.sas) >= MAX_GROUP_SAS:
             raise ValueError(f"group SA table full ({MAX_GROUP_SAS})")
+        self._generation += 1
+        sa.generation = self._generation
         self.sas[sa.spi] = sa
 
     def remove(self, spi: int) -> None:
@@ -165,17 +170,23 @@ class GroupEngine:
 
     # -- outbound ------------------------------------------------------------------------
     def select(self, packet: bytes, now: float) -> Optional[GroupSa]:
-        """The newest active SA whose policy matches the packet (RFC 4301 §5.1: the SPD
-        decides; with several TEKs for one policy during a rekey, the newest one sends)."""
+        """The SA to send the packet with (RFC 4301 §5.1: the SPD decides): among the
+        unexpired SAs whose policy matches, the newest active one (activation delay
+        passed; newest = latest activation, then latest installed); if none is active yet,
+        the newest pending one, which every member that received it can already decrypt
+        (better than sending in clear)."""
         head = _five_tuple(packet)
         if head is None:
             return None
         best = None
+        best_key: tuple = ()
         for sa in self.sas.values():
-            if sa.not_before > now or (sa.expires is not None and sa.expires <= now):
+            if (sa.expires is not None and sa.expires <= now) or not sa.policy.matches(*head):
                 continue
-            if sa.policy.matches(*head) and (best is None or sa.not_before > best.not_before):
-                best = sa
+            active = sa.not_before <= now
+            key = (active, sa.not_before if active else 0.0, sa.generation)
+            if best is None or key > best_key:
+                best, best_key = sa, key
         return best
 
     def protect(self, packet: bytes, now: Optional[float] = None) -> tuple[str, bytes]:

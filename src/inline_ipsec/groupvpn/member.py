@@ -7,7 +7,9 @@ A push is acted on only after `push.open_push` accepted it: the cookies name our
 decrypts and decodes, the key server's signature verifies, and its SEQ is above every SEQ we
 accepted. Everything it carries is validated before anything is installed (all or nothing).
 Rejected pushes are counted by reason (`push_drops`: unknown-kek, malformed, bad-signature,
-replayed, ...). A member re-registers (a new Phase 1 and GROUPKEY-PULL) when its KEK or its
+replayed, ...). The key server numbers each member's pushes 1, 2, 3, ...: a gap means a lost
+push (with keys or Deletes we lack), and the member registers again at once. A member
+re-registers (a new Phase 1 and GROUPKEY-PULL) when its KEK or its
 newest TEK comes within `reregister_margin` of expiry without a push having replaced it, at
 most once per `retry` seconds.
 """
@@ -58,8 +60,14 @@ class GroupMember:
         #: "idle" -> "registering" -> "registered" (or "failed" until the next retry)
         self.state = "idle"
         self.registered_at: Optional[float] = None
+        #: completed registrations (each starts its own push sequence and KEK)
+        self.registrations = 0
         self.next_attempt = 0.0
+        #: registrations that failed in a row (for the back-off)
+        self.failures = 0
         self.pushes = 0
+        #: pushes known lost (gaps in our SEQ), each answered by a new registration
+        self.missed_pushes = 0
         self.push_drops: dict[str, int] = {}
         self.events: list[MemberEvent] = []
         self._out: list[tuple[bytes, Addr]] = []
@@ -77,10 +85,16 @@ class GroupMember:
     # -- registration --------------------------------------------------------------------
     def start(self, now: float) -> None:
         """Register (again): a new ISAKMP SA with the key server, then GROUPKEY-PULL."""
-        if self.session is not None and self.session.state != "closed":
-            self.session.drop("re-registering")
+        old = self.session
+        if old is not None and old.state == "established":
+            old.close(now)                 # Delete: the key server forgets it at once
+            self._out += old.datagrams_to_send(now)
+        elif old is not None:
+            old.drop("re-registering")
+        # back off while registrations fail: retry, 2 x retry, ... up to 30 x retry
+        self.failures = self.failures + 1 if self.state in ("failed", "registering") else 0
         self.state = "registering"
-        self.next_attempt = now + self.retry
+        self.next_attempt = now + self.retry * min(2 ** self.failures, 30)
         s = GdoiSession(self.vpn.ike, initiator=True, local_addr=self.local_addr,
                         remote_addr=self.vpn.server, now=now, group_id=self.vpn.group_id)
         self.session = s
@@ -126,6 +140,7 @@ class GroupMember:
         self.last_seq = ev.seq
         self.state = "registered"
         self.registered_at = now
+        self.registrations += 1
         self._event("registered", [sa.spi for sa in sas])
 
     # -- GROUPKEY-PUSH -------------------------------------------------------------------
@@ -142,6 +157,7 @@ class GroupMember:
             self._count(exc.reason)
             return
         # authentic and fresh: never act on it twice, whatever it carries
+        missed = seq - self.last_seq - 1
         self.last_seq = seq
         try:
             self._apply(payloads, now)
@@ -150,6 +166,12 @@ class GroupMember:
             self._event("push-unusable", detail=str(exc))
             return
         self.pushes += 1
+        if missed > 0:
+            # our sequence skipped: pushes were lost, with TEKs (or Deletes) we lack;
+            # register again now rather than send with keys the group dropped
+            self.missed_pushes += missed
+            self._event("missed-pushes", detail=f"{missed} before SEQ {seq}")
+            self.start(now)
 
     def _apply(self, payloads, now: float) -> None:
         sa = next((p for p in payloads if type(p) is GdoiSaPayload), None)
@@ -244,7 +266,7 @@ class GroupMember:
                       key=lambda sa: sa.not_before)
 
     def stats(self) -> dict[str, int]:
-        out = {"pushes-accepted": self.pushes}
+        out = {"pushes-accepted": self.pushes, "pushes-missed": self.missed_pushes}
         out.update({f"push-{k}": v for k, v in sorted(self.push_drops.items())})
         return out
 

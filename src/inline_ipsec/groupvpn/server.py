@@ -7,7 +7,10 @@ API calls (`rekey`, `evict`); it produces `datagrams_to_send(now)` and `get_time
   GROUPKEY-PULL (`pull.py`). A member is refused (a protected notification) if the group ID
   is unknown, its address is not one of the group's `ike-gateway`s, or the group holds
   `member-threshold` members already.
-- Each group holds its TEKs (one per `ipsec-sa` and generation) and a push sequence number.
+- Each group holds its TEKs (one per `ipsec-sa` and generation). Each registration has its
+  own KEK and its own push sequence (1, 2, 3, ... from the SEQ of its GROUPKEY-PULL): pushes
+  are unicast, so a member sees every number of its sequence and knows when it missed a push
+  (it then registers again at once, `member.py`).
 - Rekey before expiry: `margin` seconds before the newest TEK of an `ipsec-sa` expires, a new
   TEK is made and pushed (GROUPKEY-PUSH, unicast to every registered member, as Junos does);
   the old TEK stays valid until it expires, so traffic moves over without loss. Members send
@@ -44,8 +47,9 @@ from .pull import GdoiSession
 from .push import JUNOS_SIG_HASH, Kek, seal_push
 
 Addr = tuple
-#: most ISAKMP SAs the key server keeps
+#: most ISAKMP SAs the key server keeps, and per member address
 MAX_SESSIONS = 4096
+MAX_SESSIONS_PER_PEER = 2
 #: how long an offered registration holds its member-threshold slot
 PENDING_TTL = 60.0
 #: most evicted members a group remembers (refused until readmitted)
@@ -61,6 +65,7 @@ class Registration:
     kek: Kek
     registered_at: float
     pushes: int = 0
+    #: the SEQ of the last push sent to this member (its own sequence, see module docstring)
     last_seq: int = 0
     #: the key server's `ike gateway` the member came through
     gateway: str = ""
@@ -70,7 +75,6 @@ class Registration:
 class GroupState:
     config: ServerGroup
     teks: list[Tek] = field(default_factory=list)
-    seq: int = 0
     members: "OrderedDict[str, Registration]" = field(default_factory=OrderedDict)
     rekeys: int = 0
     evictions: int = 0
@@ -163,15 +167,15 @@ class KeyServer:
         st.pending.pop(host, None)
         st.members.pop(host, None)
         st.members[host] = Registration(tuple(session.remote_addr), group_id, kek, session.now,
-                                        last_seq=st.seq, gateway=session.config.name)
-        return st.seq, KdPayload([tek_key_packet(t) for t in teks] + [kek_key_packet(kek)])
+                                        gateway=session.config.name)
+        return 0, KdPayload([tek_key_packet(t) for t in teks] + [kek_key_packet(kek)])
 
     # -- GROUPKEY-PUSH -------------------------------------------------------------------
     def _push(self, st: GroupState, reg: Registration, payloads: list[Payload]) -> None:
-        st.seq += 1
         reg.pushes += 1
-        reg.last_seq = st.seq
-        self._out.append((seal_push(reg.kek, st.seq, payloads, self.random), reg.address))
+        reg.last_seq += 1
+        self._out.append((seal_push(reg.kek, reg.last_seq, payloads, self.random),
+                          reg.address))
 
     def rekey(self, group_id: int, now: float, *, delete_old: bool = False,
               activation_delay: Optional[int] = None) -> list[Tek]:
@@ -182,21 +186,23 @@ class KeyServer:
         fresh = [self._new_tek(st, s, now) for s in st.config.ipsec_sas]
         for t in old:
             t.rekeyed = True
-        st.teks = fresh if delete_old else old + fresh
-        # bounded: at most the previous and the current generation of each ipsec-sa
+        # bounded: at most the previous and the current generation of each ipsec-sa; what
+        # falls out (or, with delete_old, every old TEK) is deleted at the members too
         keep: list[Tek] = []
-        for t in reversed(st.teks):
-            if sum(1 for k in keep if k.ipsec_sa == t.ipsec_sa) < 2:
+        for t in reversed(old + fresh):
+            if (not delete_old or t in fresh) and \
+                    sum(1 for k in keep if k.ipsec_sa == t.ipsec_sa) < 2:
                 keep.append(t)
         st.teks = list(reversed(keep))
+        dropped = [t for t in old if t not in st.teks]
         st.rekeys += 1
         delay = st.config.activation_time_delay if activation_delay is None else \
             activation_delay
         for reg in list(st.members.values()):
             payloads: list[Payload] = []
-            if delete_old and old:
+            if dropped:
                 payloads.append(DeletePayload(TekProtocol.ESP,
-                                              [struct.pack("!I", t.spi) for t in old],
+                                              [struct.pack("!I", t.spi) for t in dropped],
                                               doi=DOI_GDOI))
             gap = GapPayload((Attr(GapAttr.ACTIVATION_TIME_DELAY, delay),)) if delay else None
             payloads += [GdoiSaPayload(gap=gap, teks=[tek_payload(t, now) for t in fresh]),
@@ -262,6 +268,11 @@ class KeyServer:
             if len(self.sessions) >= MAX_SESSIONS:
                 self._count("session-limit")
                 return
+            # a member re-registering replaces its older ISAKMP SAs: at most
+            # MAX_SESSIONS_PER_PEER per address (oldest dropped)
+            mine = [k for k, o in self.sessions.items() if o.remote_addr[0] == addr[0]]
+            for k in mine[:max(0, len(mine) - MAX_SESSIONS_PER_PEER + 1)]:
+                self.sessions.pop(k).drop("replaced by a newer registration")
             s = GdoiSession(cfg, initiator=False, local_addr=self.local_addr,
                             remote_addr=tuple(addr), now=now, provider=self)
             self.sessions[cky_i] = s
