@@ -19,6 +19,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .high_availability import HighAvailability
+
 __all__ = [
     "DEPLOYMENT_TYPES",
     "Config",
@@ -317,6 +319,8 @@ class Config:
     license: Optional[License] = None
     #: `set security group-vpn ...` (config/group_vpn.py `GroupVpnConfig`), if any
     group_vpn: Optional[Any] = None
+    #: `set chassis high-availability ...` (Multinode HA), None when absent
+    high_availability: Optional[HighAvailability] = None
 
     def license_state(self, today: _dt.date) -> str:
         """"none", "valid" or "expired" for the IPsec offload license on `today`."""
