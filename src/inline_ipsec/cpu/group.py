@@ -68,9 +68,19 @@ class GroupPolicy:
     src_port: int = 0
     dst_port: int = 0
 
-    def matches(self, src: ipaddress._BaseAddress, dst: ipaddress._BaseAddress, proto: int,
-                sport: int, dport: int) -> bool:
-        return (src.version == self.src.version and src in self.src and dst in self.dst and
+    def __post_init__(self) -> None:
+        # per packet the policy compares integers, not ipaddress objects
+        object.__setattr__(self, "_v", self.src.version)
+        object.__setattr__(self, "_s", (int(self.src.network_address), int(self.src.netmask)))
+        object.__setattr__(self, "_d", (int(self.dst.network_address), int(self.dst.netmask)))
+
+    def matches(self, version: int, src: int, dst: int, proto: int, sport: int,
+                dport: int) -> bool:
+        """Whether a packet's (version, source, destination as integers, protocol, ports)
+        falls under this policy."""
+        s, d = self._s, self._d      # type: ignore[attr-defined]
+        return (version == self._v and src & s[1] == s[0] and   # type: ignore[attr-defined]
+                dst & d[1] == d[0] and
                 (not self.protocol or proto == self.protocol) and
                 (not self.src_port or sport == self.src_port) and
                 (not self.dst_port or dport == self.dst_port))
@@ -169,13 +179,14 @@ class GroupEngine:
         self.drops[reason] = self.drops.get(reason, 0) + 1
 
     # -- outbound ------------------------------------------------------------------------
-    def select(self, packet: bytes, now: float) -> Optional[GroupSa]:
+    def select(self, packet: bytes, now: float, head: Optional[tuple] = None
+               ) -> Optional[GroupSa]:
         """The SA to send the packet with (RFC 4301 §5.1: the SPD decides): among the
         unexpired SAs whose policy matches, the newest active one (activation delay
         passed; newest = latest activation, then latest installed); if none is active yet,
         the newest pending one, which every member that received it can already decrypt
         (better than sending in clear)."""
-        head = _five_tuple(packet)
+        head = head or _five_tuple(packet)
         if head is None:
             return None
         best = None
@@ -193,10 +204,11 @@ class GroupEngine:
         """("esp", ESP packet) if a group policy covers the packet, ("bypass", packet) if
         none does, ("drop", b"") for a packet that is not a well-formed IP packet."""
         now = self.clock() if now is None else now
-        if _five_tuple(packet) is None:
+        head = _five_tuple(packet)
+        if head is None:
             self._count("malformed-inner")
             return "drop", b""
-        sa = self.select(packet, now)
+        sa = self.select(packet, now, head)
         if sa is None:
             self.bypassed += 1
             return "bypass", packet
@@ -298,29 +310,32 @@ class GroupEngine:
         return bytes(inner)
 
 
-def _five_tuple(packet: bytes):
-    """(src, dst, protocol, sport, dport) of an IPv4/IPv6 packet, or None if malformed."""
+def _five_tuple(packet: bytes) -> Optional[tuple]:
+    """(version, src, dst as integers, protocol, sport, dport) of an IPv4/IPv6 packet whose
+    length fields match its size, or None."""
     try:
         ver = packet[0] >> 4
         if ver == 4:
             ihl = (packet[0] & 0x0F) * 4
-            if ihl < 20 or len(packet) < ihl:
+            if ihl < 20 or len(packet) < ihl or \
+                    struct.unpack_from("!H", packet, 2)[0] != len(packet):
                 return None
-            total = struct.unpack_from("!H", packet, 2)[0]
-            if total != len(packet):
-                return None
-            src, dst = ipaddress.IPv4Address(packet[12:16]), ipaddress.IPv4Address(packet[16:20])
+            src, dst = _V4.unpack_from(packet, 12)
             proto, l4 = packet[9], ihl
         elif ver == 6:
             if len(packet) < 40 or struct.unpack_from("!H", packet, 4)[0] + 40 != len(packet):
                 return None
-            src, dst = ipaddress.IPv6Address(packet[8:24]), ipaddress.IPv6Address(packet[24:40])
+            src = int.from_bytes(packet[8:24], "big")
+            dst = int.from_bytes(packet[24:40], "big")
             proto, l4 = packet[6], 40
         else:
             return None
         sport = dport = 0
         if proto in (6, 17) and len(packet) >= l4 + 4:
             sport, dport = struct.unpack_from("!HH", packet, l4)
-        return src, dst, proto, sport, dport
+        return ver, src, dst, proto, sport, dport
     except (IndexError, struct.error):
         return None
+
+
+_V4 = struct.Struct("!LL")
