@@ -162,3 +162,14 @@ def test_run_key_server_and_member_then_show(tmp_path: Path) -> None:
             if p is not None:
                 p.terminate()
                 p.wait(timeout=10)
+
+
+def test_run_modes(tmp_path: Path) -> None:
+    from inline_ipsec.groupvpn.runner import group_vpn_mode
+    root = Path(__file__).parents[2]
+    mixed = tmp_path / "mixed.conf"
+    mixed.write_text((root / "examples" / "srx.conf").read_text() + "\n" +
+                     (DATA / "member.conf").read_text())
+    assert group_vpn_mode(str(DATA / "server.conf")) == "only"
+    assert group_vpn_mode(str(mixed)) == "mixed"
+    assert group_vpn_mode(str(root / "examples" / "srx.conf")) is None

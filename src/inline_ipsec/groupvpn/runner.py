@@ -26,10 +26,18 @@ from .show import show
 from .udp import GdoiUdpEndpoint
 
 
-def is_group_vpn_only(path: str) -> bool:
-    """The configuration has group VPN statements and no `security ipsec vpn`."""
+def group_vpn_mode(path: str) -> Optional[str]:
+    """"only": group VPN statements and no `security ipsec vpn` (this runner runs it);
+    "mixed": both (the gateway runs the IPsec VPNs and says the group VPN is not run);
+    None: no group VPN."""
     config = load_config_file(path)
-    return config.group_vpn is not None and not config.ipsec_vpns
+    if config.group_vpn is None:
+        return None
+    return "mixed" if config.ipsec_vpns else "only"
+
+
+MIXED_NOTE = ("not carried out: security group-vpn (with security ipsec vpn statements in "
+              "the same configuration; run the group VPN from a configuration of its own)\n")
 
 
 def _hostport(text: str) -> tuple[str, int]:

@@ -152,11 +152,14 @@ def run_run(args: argparse.Namespace) -> int:
             print(f"inline-ipsec run: no such file: {path}", file=sys.stderr)
             return 2
     try:
-        from ..groupvpn.runner import is_group_vpn_only, run_group_vpn
-        if is_group_vpn_only(args.config):
+        from ..groupvpn.runner import MIXED_NOTE, group_vpn_mode, run_group_vpn
+        mode = group_vpn_mode(args.config)
+        if mode == "only":
             return run_group_vpn(args.config,
                                  control_path=args.control or default_control_path(),
                                  duration=args.duration, listen=args.ike, server=args.ike_peer)
+        if mode == "mixed":
+            sys.stdout.write(MIXED_NOTE)
         return run_gateway(args.config, control_path=args.control or default_control_path(),
                            duration=args.duration, peer=args.peer, prekeyed=args.prekeyed,
                            nat_t=args.nat_t, mtu=args.mtu, pfe_backend=args.backend,
