@@ -9,7 +9,8 @@ wire; then the edge cases (pre-fragmentation, MTU drops with ICMP, replay, NAT-T
 demultiplexing, a traffic-selector violation), the show commands (IKE SAs included), one IKEv2
 child rekey and one delete, two more gateways over IKEv1 (`demo_config.ikev1_config`: Main
 Mode, an offloaded AES-GCM-128 VPN and a CBC one on the CPU, a Quick Mode rekey), packets per
-second per path measured in this run, the hw-offload-disable scenario, and the
+second per path measured in this run, the hw-offload-disable scenario, a small group VPN (a
+GDOI key server and three members over loopback UDP, `groupvpn/demo.py`), and the
 PFE-vs-raw-crypto table.
 """
 from __future__ import annotations
@@ -370,7 +371,12 @@ def run(out: TextIO = sys.stdout) -> int:
     link2.ike.close()
     ike.close()
 
-    _section(w, "9. The PFE against the raw crypto loop, one core, AES-GCM-128, bursts of 32")
+    _section(w, "9. Group VPN (GDOI, RFC 6407): a key server and three members, group SAs on "
+                "the CPU")
+    from .groupvpn.demo import run_section
+    run_section(w)
+
+    _section(w, "10. The PFE against the raw crypto loop, one core, AES-GCM-128, bursts of 32")
     from .cli import print_bench_table
     print_bench_table(quick_report((64, 1400, IMIX), 128, 32, 150), out)
     w("\n'raw' is the same OpenSSL AES-GCM calls with no ESP work: the crypto limit. "

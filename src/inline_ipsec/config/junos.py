@@ -75,7 +75,8 @@ Junos hierarchy at the top level stays an error. `deactivate <path>` makes every
 (*) `deployment-type` states a VPN's deployment for docs/design.md Table 1. Junos itself implies it
 from other stanzas; we accept those markers too (`interfaces st0 unit N multipoint` -> p2mp,
 `ike gateway <g> advpn ...` -> advpn, `ipsec vpn <v> ha-link-encryption` -> mnha-icl) and
-`validate.py` rejects a contradiction. Group VPN (`security group-vpn`) has no marker here.
+`validate.py` rejects a contradiction. Group VPN has its own hierarchy, `set security group-vpn
+server|member ...`, parsed by `group_vpn.py`.
 `system license ipsec-offload` models the offload license (Junos installs licenses out of band;
 see `License`).
 (**) `power-mode-ipsec-qat` is named after the Junos show line "Flow power mode IPsec QAT"; its
@@ -450,6 +451,8 @@ class _Builder:
         self.license: Optional[License] = None
         self.firewall = FirewallBuilder()
         self.ca_profiles: dict[str, dict[str, Any]] = {}
+        from .group_vpn import GroupVpnBuilder
+        self.group_vpn = GroupVpnBuilder()
         self.high_availability = HaBuilder()
 
     def entry(self, table: dict[Any, _Fields], key: Any, line: int) -> _Fields:
@@ -525,6 +528,7 @@ class _Builder:
             ca_profiles=freeze_pki(self.ca_profiles),
             ignored=tuple(IgnoredStatements(kind, hierarchy, tuple(lines))
                           for (kind, hierarchy), lines in self.parser.ignored.items()),
+            group_vpn=self.group_vpn.freeze(self.parser.issues),
             high_availability=self.high_availability.freeze(),
         )
 
@@ -573,10 +577,12 @@ class _Parser:
 
     # set security ...
     def _security(self, c: _Cursor) -> None:
-        what = c.section(("ike", "ipsec", "key-manager", "flow", "zones", "policies",
-                          "address-book", "pki"))
+        what = c.section(("ike", "ipsec", "key-manager", "flow", "group-vpn", "zones",
+                          "policies", "address-book", "pki"))
         if what in _FIREWALL_GRAMMAR:
             _FIREWALL_GRAMMAR[what](self, c)
+        elif what == "group-vpn":
+            self.b.group_vpn.statement(c, self.line)     # config/group_vpn.py
         elif what == "ike":
             kind = c.keyword(("proposal", "policy", "gateway"))
             name = c.value(_named(f"an IKE {kind} name"), _name)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from .firewall import Firewall
 from .pki import CaProfile
@@ -361,6 +361,8 @@ class Config:
     #: `set security flow power-mode-ipsec-qat`: None when absent (implies PMI when set)
     power_mode_ipsec_qat: Optional[QatSettings] = None
     license: Optional[License] = None
+    #: `set security group-vpn ...` (config/group_vpn.py `GroupVpnConfig`), if any
+    group_vpn: Optional[Any] = None
     #: `set chassis high-availability ...` (Multinode HA), None when absent
     high_availability: Optional[HighAvailability] = None
     #: security zones, address books, applications, security policies

@@ -75,6 +75,9 @@ def check_report(config, today) -> str:
         lines += render_verdict(verdicts[name])
         lines += policy_notes(config, config.ipsec_vpns[name])
         lines += _mnha_lines(config, name)
+    if config.group_vpn is not None:
+        from ..groupvpn.check import check_lines
+        lines += check_lines(config.group_vpn)
     offloaded = sum(1 for p in placements.values() if p.offloaded)
     down = len(config.ipsec_vpns) - len(placements)
     lines += ["", f"{len(config.ipsec_vpns)} VPNs: {offloaded} offloaded to the PFE, "
@@ -169,6 +172,14 @@ def run_run(args: argparse.Namespace) -> int:
             print(f"inline-ipsec run: no such file: {path}", file=sys.stderr)
             return 2
     try:
+        from ..groupvpn.runner import MIXED_NOTE, group_vpn_mode, run_group_vpn
+        mode = group_vpn_mode(args.config)
+        if mode == "only":
+            return run_group_vpn(args.config,
+                                 control_path=args.control or default_control_path(),
+                                 duration=args.duration, listen=args.ike, server=args.ike_peer)
+        if mode == "mixed":
+            sys.stdout.write(MIXED_NOTE)
         return run_gateway(args.config, control_path=args.control or default_control_path(),
                            duration=args.duration, peer=args.peer, prekeyed=args.prekeyed,
                            nat_t=args.nat_t, mtu=args.mtu, pfe_backend=args.backend,
