@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from cryptography import x509
 
@@ -106,6 +106,12 @@ class IkeConfig:
     #: was answered with this one, so candidates should share the IKE proposals.
     select_peer: Optional[Callable[[Identity, Optional[Identity]], Optional["IkeConfig"]]] = \
         field(default=None, repr=False)
+    #: initiator: attributes of a CP(CFG_REQUEST) sent in IKE_AUTH (RFC 7296 §3.15), e.g.
+    #: [(INTERNAL_IP4_ADDRESS, our tunnel address)]; empty: no CP payload.
+    cp_request: Sequence[tuple[int, bytes]] = ()
+    #: responder: called with (session, the peer's CpPayload) in IKE_AUTH, after the peer
+    #: is authenticated; returns the CP(CFG_REPLY) to send, or None for none.
+    cp_responder: Optional[Callable[[Any, Any], Any]] = field(default=None, repr=False)
     #: secret for stateless cookies (§2.6); shared by all responder sessions of this config.
     cookie_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
 
