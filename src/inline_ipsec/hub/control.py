@@ -57,9 +57,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from ..config.model import IkeGateway, IpsecVpn
-from ..gateway.core import Output
-from ..gateway.ike_config import NOT_NEGOTIATED, IkeConfigError, ike_config_for_gateway
-from ..gateway.negotiated import _remove, _with_vpn_options
+from ..dataplane.gateway import Output
+from ..control.ike_config import NOT_NEGOTIATED, IkeConfigError, ike_config_for_gateway
+from ..control.negotiated import _remove, _with_vpn_options
 from ..ike import (ChildSaDown, ChildSaRekeyed, ChildSaUp, IkeConfig, IkeManager, IkeSaDown,
                    IkeSaUp, IkeV2Session)
 from ..ike.auth import Identity
@@ -74,7 +74,7 @@ from .identity import IdentityPattern
 from .nhtb import NhtbTable, render_next_hop_tunnels, resolve_routes
 
 if TYPE_CHECKING:
-    from ..gateway.core import Gateway
+    from ..dataplane.gateway import Gateway
 
 __all__ = ["HubControl", "HubTunnel", "MAX_SPOKES", "hub_vpns"]
 
