@@ -68,9 +68,10 @@ def make_pki() -> Pki:
 
 
 def hub_config(*, advpn: bool = True, limit: Optional[int] = None, routes: bool = True,
-               pattern: str = "hostname *.spokes.example", spokes=SPOKES) -> str:
+               pattern: str = "hostname *.spokes.example", spokes=SPOKES,
+               hub: str = HUB) -> str:
     lines = [IKE.strip(),
-             f"set interfaces ge-0/0/0 unit 0 family inet address {HUB}/24",
+             f"set interfaces ge-0/0/0 unit 0 family inet address {hub}/24",
              "set interfaces st0 unit 0 multipoint",
              "set interfaces st0 unit 0 family inet address 10.100.0.1/24",
              "set security ike gateway spokes ike-policy ike-1",
@@ -92,15 +93,17 @@ def hub_config(*, advpn: bool = True, limit: Optional[int] = None, routes: bool 
 
 
 def spoke_config(i: int, *, advpn: bool = True, idle_time: int = 60,
-                 idle_threshold: int = 5, connection_limit: Optional[int] = None) -> str:
-    outer, st0, lan = SPOKES[i - 1]
+                 idle_threshold: int = 5, connection_limit: Optional[int] = None,
+                 hub: str = HUB, outer: Optional[str] = None) -> str:
+    default_outer, st0, lan = SPOKES[i - 1]
+    outer = outer or default_outer
     lines = [IKE.strip(),
              f"set interfaces ge-0/0/0 unit 0 family inet address {outer}/24",
              f"set interfaces ge-0/0/1 unit 0 family inet address {lan_gw(i)}",
              "set interfaces st0 unit 0 multipoint",
              f"set interfaces st0 unit 0 family inet address {st0}/24",
              "set security ike gateway hub ike-policy ike-1",
-             f"set security ike gateway hub address {HUB}",
+             f"set security ike gateway hub address {hub}",
              f"set security ike gateway hub local-identity hostname spoke{i}.spokes.example",
              "set security ike gateway hub remote-identity hostname hub.example",
              "set security ike gateway hub external-interface ge-0/0/0.0",
@@ -212,3 +215,91 @@ def lan_host(i: int, host: int = 5) -> str:
 def flow(src_spoke: int, dst_spoke: int, n: int, size: int = 100) -> list[bytes]:
     return [udp_packet(lan_host(src_spoke), lan_host(dst_spoke), bytes(size), 1000 + k, 2000)
             for k in range(n)]
+
+
+class LoopNet(Net):
+    """The same network over real UDP sockets on loopback: each node has its own 127.0.0.x,
+    an IKE socket and a "wire" socket that carries outer IP packets as datagram payloads
+    (raw IP needs privileges; see `inline_ipsec.io.link.UdpLink`). IKE time stays ours."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.socks: dict[str, tuple] = {}
+        self.peers: dict[str, tuple] = {}
+
+    def add(self, name: str, text: str, outer: str, creds: dict, ca, **kw) -> Node:
+        import socket
+        ike = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        ike.bind((outer, 0))
+        wire = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        wire.bind((outer, 0))
+        for s in (ike, wire):
+            s.setblocking(False)
+        gw = Gateway(load_config(text), name=name)
+        ctl = HubControl(gw, local=ike.getsockname(), credentials=creds, ca_certificates=[ca],
+                         peers=dict(self.peers), **kw)
+        node = Node(name, outer, gw, ctl)
+        self.nodes[outer] = node
+        self.socks[outer] = (ike, wire)
+        self.peers[outer] = ike.getsockname()
+        return node
+
+    def close(self) -> None:
+        for ike, wire in self.socks.values():
+            ike.close()
+            wire.close()
+
+    def _drain(self, index: int, wait: float) -> list[tuple[str, bytes, tuple]]:
+        import select
+        socks = {v[index]: k for k, v in self.socks.items()}
+        got = []
+        ready, _, _ = select.select(list(socks), [], [], wait)
+        while ready:
+            for s in ready:
+                while True:
+                    try:
+                        data, addr = s.recvfrom(65535)
+                    except BlockingIOError:
+                        break
+                    got.append((socks[s], data, addr))
+            ready, _, _ = select.select(list(socks), [], [], 0.02)
+        return got
+
+    def pump(self, rounds: int = 30) -> None:
+        for _ in range(rounds):
+            moved = 0
+            for outer, node in list(self.nodes.items()):
+                for data, addr in node.ctl.datagrams_to_send(self.now):
+                    self.socks[outer][0].sendto(data, addr)
+                    moved += 1
+            for outer, data, addr in self._drain(0, 0.2 if moved else 0.0):
+                self.nodes[outer].ctl.receive(data, addr, self.now)
+                moved += 1
+            for node in list(self.nodes.values()):
+                t = node.ctl.get_timer()
+                if t is not None and t <= self.now:
+                    node.ctl.handle_timer(self.now)
+                    moved += 1
+            if not moved:
+                return
+
+    def send(self, src: Node, packets: list[bytes], hops: int = 4) -> None:
+        wire = src.gw.outbound(packets).wire
+        sender = src.outer
+        for _ in range(hops):
+            for pkt in wire:
+                dst = str(ipaddress.IPv4Address(pkt[16:20]))
+                if dst in self.socks:
+                    self.socks[sender][1].sendto(pkt, self.socks[dst][1].getsockname())
+                self.wire_packets[dst] = self.wire_packets.get(dst, 0) + 1
+            if not wire:
+                return
+            by_node: dict[str, list[bytes]] = {}
+            for outer, data, _addr in self._drain(1, 1.0):
+                by_node.setdefault(outer, []).append(data)
+            wire = []
+            for outer, pkts in by_node.items():
+                got = self.nodes[outer].ctl.inbound(pkts, self.now)
+                self.nodes[outer].delivered += got.delivered
+                wire += got.wire
+                sender = outer
