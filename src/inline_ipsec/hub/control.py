@@ -65,7 +65,7 @@ from ..ike import (ChildSaDown, ChildSaRekeyed, ChildSaUp, IkeConfig, IkeManager
 from ..ike.auth import Identity
 from ..ike.constants import NON_ESP_MARKER
 from ..ike.events import PrivateNotify
-from ..ike.payloads import CFG_REPLY, INTERNAL_IP4_ADDRESS, CpPayload
+from ..ike.payloads import CFG_ACK, CFG_REPLY, CFG_SET, INTERNAL_IP4_ADDRESS, CpPayload
 from ..stats import IkeSaRecord
 from ..stats.show import render_ike_sa_summary
 from .advpn import SHORTCUT_SUGGESTION, AdvpnCounters, IdleTracker, Suggestion, \
@@ -242,6 +242,7 @@ class HubControl:
             mine = self._st0_ipv4(v.bind_interface)
             if mine is not None:
                 cfg.cp_request = [(INTERNAL_IP4_ADDRESS, ipaddress.IPv4Address(mine).packed)]
+                cfg.cp_type = CFG_SET           # our own tunnel address, not a request
         return _Vpn(v.name, g, cfg, local, remote, transport, v.establish_tunnels,
                     unit.name if unit is not None else v.bind_interface, limit)
 
@@ -286,14 +287,19 @@ class HubControl:
         return sum(1 for t in self.tunnels.values() if t.vpn == vpn and t.kind == "spoke")
 
     def _cp_reply(self, session: IkeV2Session, cp: CpPayload) -> Optional[CpPayload]:
-        """CFG_REPLY for a spoke's CFG_REQUEST (RFC 7296 §3.15.4): the address it asked for
-        when that is a free host of our multipoint st0 subnet, a free one for 0.0.0.0."""
+        """Answer a spoke's configuration payload in IKE_AUTH (RFC 7296 §3.15):
+
+        - CFG_SET with INTERNAL_IP4_ADDRESS (a gateway telling us its st0 address): CFG_ACK
+          when that is a free host of our multipoint st0 subnet (it then names the spoke's
+          next-hop tunnel); the spoke keeps its own traffic selectors (its LAN is behind it);
+        - CFG_REQUEST (a client asking for an address, e.g. strongSwan `vips`): CFG_REPLY with
+          the address asked for when free, else a free host of the subnet (0.0.0.0: any); the
+          peer's TSi is narrowed to that address (§2.9), as such a client expects."""
         raw = cp.first(INTERNAL_IP4_ADDRESS)
-        if raw is None:
+        if raw is None or cp.cfg_type not in (CFG_SET, 1):
             return None
         vpn = self.vpns.get(session.config.name)
-        net = None
-        mine = None
+        net = mine = None
         if vpn is not None:
             for prefix in self.gw.config.interface_addresses.get(vpn.interface or "", ()):
                 iface = ipaddress.ip_interface(prefix)
@@ -304,15 +310,23 @@ class HubControl:
             return None
         taken = {e.address for e in self.nhtb.entries()} | set(self._cp_assigned.values())
         want = ipaddress.IPv4Address(raw) if len(raw) == 4 else ipaddress.IPv4Address(0)
+        pick: Optional[ipaddress.IPv4Address] = None
         if want in net and want != mine and str(want) not in taken and \
                 want not in (net.network_address, net.broadcast_address):
-            pick: Optional[ipaddress.IPv4Address] = want
-        else:
+            pick = want
+        if cp.cfg_type == CFG_SET:
+            if pick is None:
+                return None                     # not acknowledged: no NHTB entry (§3.15)
+            self._cp_assigned[id(session)] = str(pick)
+            return CpPayload(CFG_ACK, [(INTERNAL_IP4_ADDRESS, b"")])
+        if pick is None:
             pick = next((h for i, h in enumerate(net.hosts()) if i < 65536
                          and h != mine and str(h) not in taken), None)
         if pick is None:
             return None
         self._cp_assigned[id(session)] = str(pick)
+        session.config = dataclasses.replace(session.config, children=[
+            dataclasses.replace(c, remote_ts=(f"{pick}/32",)) for c in session.config.children])
         return CpPayload(CFG_REPLY, [(INTERNAL_IP4_ADDRESS, pick.packed)])
 
     # ------------------------------------------------------------------ initiation

@@ -106,9 +106,11 @@ class IkeConfig:
     #: was answered with this one, so candidates should share the IKE proposals.
     select_peer: Optional[Callable[[Identity, Optional[Identity]], Optional["IkeConfig"]]] = \
         field(default=None, repr=False)
-    #: initiator: attributes of a CP(CFG_REQUEST) sent in IKE_AUTH (RFC 7296 §3.15), e.g.
-    #: [(INTERNAL_IP4_ADDRESS, our tunnel address)]; empty: no CP payload.
+    #: initiator: attributes of a CP payload sent in IKE_AUTH (RFC 7296 §3.15), e.g.
+    #: [(INTERNAL_IP4_ADDRESS, our tunnel address)]; empty: no CP payload. `cp_type` is
+    #: CFG_REQUEST (1: give me an address, or this one) or CFG_SET (3: this is mine).
     cp_request: Sequence[tuple[int, bytes]] = ()
+    cp_type: int = 1
     #: responder: called with (session, the peer's CpPayload) in IKE_AUTH, after the peer
     #: is authenticated; returns the CP(CFG_REPLY) to send, or None for none.
     cp_responder: Optional[Callable[[Any, Any], Any]] = field(default=None, repr=False)
