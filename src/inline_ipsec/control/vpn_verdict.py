@@ -97,6 +97,9 @@ def _endpoints(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
     gw = ctx.config.gateway_of(vpn)
     if gw is None:
         return ()
+    if gw.dynamic is not None:
+        return (f"ike gateway {gw.name} is dynamic (AutoVPN hub): its spokes are accepted by "
+                "inline_ipsec.hub.HubControl (Python API), not by 'inline-ipsec run'",)
     reasons = []
     if gw.address:
         try:
@@ -191,8 +194,9 @@ def _advpn(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
     gw = ctx.config.gateway_of(vpn)
     if gw is None or gw.advpn is None:
         return ()
-    return (f"ike gateway {gw.name}: advpn {gw.advpn}: ADVPN shortcut tunnels are not "
-            "negotiated, only the tunnel to the configured peer",)
+    return (f"ike gateway {gw.name}: advpn {gw.advpn}: ADVPN shortcut tunnels are negotiated "
+            "by inline_ipsec.hub.HubControl (Python API); 'inline-ipsec run' brings up only "
+            "the tunnel to the configured peer",)
 
 
 def _untriggerable(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:

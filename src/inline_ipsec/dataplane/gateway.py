@@ -79,6 +79,8 @@ class _Tunnel:
     selectors: list[Selector]
     sa_type: str
     flow: TunnelFlow
+    #: the configured VPN this tunnel belongs to (an AutoVPN spoke's, a shortcut's)
+    config_vpn: Optional[str] = None
 
 
 def _utcnow() -> _dt.datetime:
@@ -243,7 +245,7 @@ class Gateway:
             rec = self.distributor.install(vpn, tunnel, outbound, inbound)
             pair = rec.pairs[0]
             info = _Tunnel(vpn, self._config_selectors(cfg_vpn), sa_type,
-                           TunnelFlow(vpn, rec.offloaded))
+                           TunnelFlow(vpn, rec.offloaded), config_vpn)
             self._tunnels[vpn] = info
         else:
             pair = self.distributor.add_child(vpn, outbound, inbound)
@@ -388,6 +390,11 @@ class Gateway:
 
     def selectors(self, vpn: str) -> list[Selector]:
         return list(self._tunnels[vpn].selectors)
+
+    def config_vpn_of(self, name: str) -> str:
+        """The configured VPN a tunnel belongs to (its own name for a VPN's only tunnel)."""
+        info = self._tunnels.get(name)
+        return (info.config_vpn if info is not None else None) or name
 
     def sa_type(self, vpn: str) -> str:
         return self._tunnels[vpn].sa_type
