@@ -12,12 +12,12 @@ def _hub_flow(hub) -> dict[str, tuple[int, int]]:
             for t in hub.ctl.tunnels}
 
 
-def _network(n: int = 3, **spoke_kw):
+def _network(n: int = 3, advpn: bool = True, **spoke_kw):
     pki = make_pki()
     net = Net()
     hub = net.add("hub", hub_config(), HUB, pki.issue("hub", "hub.example"), pki.ca,
                   suggest_holddown=1000.0)
-    spokes = [net.add(f"s{i}", spoke_config(i, **spoke_kw), SPOKES[i - 1][0],
+    spokes = [net.add(f"s{i}", spoke_config(i, advpn=advpn, **spoke_kw), SPOKES[i - 1][0],
                       pki.issue(f"s{i}", f"spoke{i}.spokes.example"), pki.ca)
               for i in range(1, n + 1)]
     for s in spokes:
@@ -202,3 +202,24 @@ def test_malformed_suggestion_is_counted(flip: int) -> None:
     net.pump()
     assert s1.ctl.counters.suggestions_received == 1
     assert s1.ctl.counters.suggestions_ignored == 1 and s1.ctl.shortcuts() == []
+
+
+def test_spoke_tunnels_rekey_and_keep_carrying_traffic() -> None:
+    """Child SAs rekey at their soft lifetime (RFC 7296 §2.8, make-before-break) and the IKE
+    SAs at theirs (§2.18): the spoke tunnels, their NHTB entries and routes stay."""
+    net, hub, (s1, s2, _s3), _ = _network(advpn=False)
+    t1 = hub.gw.tunnel(f"hub@{SPOKES[0][0]}")
+    spi_before = t1.pairs[0].inbound.spi
+    ike_before = hub.ctl.tunnels[f"hub@{SPOKES[0][0]}"].session.ike.spi_i
+    net.advance(3700.0, step=20.0)                        # past the 3600 s hard lifetime
+    t1 = hub.gw.tunnel(f"hub@{SPOKES[0][0]}")
+    assert t1.pairs[0].inbound.spi != spi_before and t1.rekeys >= 1
+    assert sorted(hub.ctl.tunnels) == [f"hub@{SPOKES[i][0]}" for i in range(3)]
+    assert hub.ctl.nhtb.tunnel_for(SPOKES[1][1]) == f"hub@{SPOKES[1][0]}"
+    net.send(s1, flow(1, 2, 6))
+    assert len(s2.delivered) == 6
+    net.advance(28800.0, step=600.0)                      # the IKE SAs' lifetime too
+    session = hub.ctl.tunnels[f"hub@{SPOKES[0][0]}"].session
+    assert session.ike.spi_i != ike_before and session.state == "established"
+    net.send(s1, flow(1, 2, 6))
+    assert len(s2.delivered) == 12

@@ -102,6 +102,16 @@ def hub_vpns(config) -> list[IpsecVpn]:
     return out
 
 
+def _rekey_later(cfg: IkeConfig) -> None:
+    """The responder's side rekeys later than the initiator's (between soft and hard
+    lifetime), so the two ends do not start colliding rekeys at the same moment (RFC 7296
+    §2.8.1 would resolve them, but both would retry in step)."""
+    cfg.children = [dataclasses.replace(c, rekey_seconds=(c.soft_seconds + c.lifetime_seconds)
+                                        / 2) for c in cfg.children]
+    if cfg.ike_rekey_seconds is not None:
+        cfg.ike_rekey_seconds *= 1.1        # the soft limit is 5/6 of the lifetime
+
+
 def _unit(config, vpn: IpsecVpn):
     b = vpn.bind_interface or ""
     return config.st0_units.get(int(b[4:])) if b[4:].isdigit() else None
@@ -229,6 +239,7 @@ class HubControl:
             cfg.remote_id = IdentityPattern.from_junos(g.dynamic)  # type: ignore[assignment]
             cfg.cp_responder = self._cp_reply
             cfg.select_peer = self._select
+            _rekey_later(cfg)
             limit = g.dynamic_connections_limit or MAX_SPOKES
             remote, transport = None, None
             local = local or "0.0.0.0"
@@ -698,6 +709,8 @@ class HubControl:
                                   remote_id=Identity(sug.peer_id_type, sug.peer_id),
                                   cp_request=(), cp_responder=None, select_peer=None,
                                   children=[child])
+        if not sug.initiate:
+            _rekey_later(cfg)
         self._expected[host] = _Expected(name, t.vpn, sug, cfg, now + self.shortcut_wait)
         if sug.initiate:
             s = self.manager.connect(cfg, (host, sug.peer_port), now)
