@@ -223,3 +223,25 @@ def test_spoke_tunnels_rekey_and_keep_carrying_traffic() -> None:
     assert session.ike.spi_i != ike_before and session.state == "established"
     net.send(s1, flow(1, 2, 6))
     assert len(s2.delivered) == 12
+
+
+def test_vanished_spoke_is_found_by_dead_peer_detection() -> None:
+    """A spoke that disappears without a Delete: the hub's dead peer detection (RFC 7296
+    §2.4, `dead-peer-detection interval 10 threshold 3`) clears its tunnel, NHTB entry and
+    routes, while the other spokes stay."""
+    pki = make_pki()
+    net = Net()
+    text = hub_config() + ("set security ike gateway spokes dead-peer-detection "
+                           "probe-idle-tunnel interval 10 threshold 3\n")
+    hub = net.add("hub", text, HUB, pki.issue("hub", "hub.example"), pki.ca)
+    spokes = [net.add(f"s{i}", spoke_config(i), SPOKES[i - 1][0],
+                      pki.issue(f"s{i}", f"spoke{i}.spokes.example"), pki.ca) for i in (1, 2)]
+    for s in spokes:
+        s.ctl.start(net.now)
+    net.pump()
+    assert len(hub.ctl.tunnels) == 2
+    net.remove(spokes[1])                                  # gone without a word
+    net.advance(60.0, step=2.0)
+    assert list(hub.ctl.tunnels) == [f"hub@{SPOKES[0][0]}"]
+    assert hub.ctl.nhtb.tunnel_for(SPOKES[1][1]) is None
+    assert SPOKES[1][2] not in dict(hub.ctl.routes())

@@ -146,6 +146,8 @@ class HubTunnel:
     idle: Optional[IdleTracker] = None
     idle_check_at: Optional[float] = None
     torn_down_idle: bool = False
+    #: (packets decrypted, packets encrypted) last reported to dead peer detection
+    seen: Optional[tuple[int, int]] = None
 
 
 @dataclass
@@ -400,12 +402,28 @@ class HubControl:
     def handle_timer(self, now: float) -> None:
         self._now = now
         self._due(now)
+        self._report_traffic(now)
         self.manager.handle_timer(now)
         self._idle(now)
         for host, e in list(self._expected.items()):
             if e.deadline <= now and e.name not in self.tunnels:
                 del self._expected[host]
         self._process(now)
+
+    def _report_traffic(self, now: float) -> None:
+        """Dead peer detection (the gateway's `dead-peer-detection`, RFC 7296 §2.4): tell
+        each tunnel's IKE SA whether the tunnel carried traffic since the last look, so a
+        spoke that vanished without a Delete is found and its tunnel removed."""
+        for t in self.tunnels.values():
+            if t.name not in self.gw.distributor or not t.session.config.dpd_interval:
+                continue
+            flow = self.gw.tunnel_flow(t.name)
+            seen = (flow.in_delivered, flow.out_encrypted)
+            last = t.seen or (0, 0)
+            if seen != last:
+                t.session.note_traffic(now, inbound=seen[0] > last[0],
+                                       outbound=seen[1] > last[1])
+                t.seen = seen
 
     def _due(self, now: float) -> None:
         for v in self.vpns.values():
