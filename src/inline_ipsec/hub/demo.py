@@ -23,7 +23,7 @@ from ..dataplane.gateway import Gateway
 from ..io.traffic import udp_packet
 from .control import HubControl
 
-__all__ = ["run_hub_demo", "hub_text", "spoke_text"]
+__all__ = ["run_hub_demo", "hub_text", "spoke_text", "demo_pki"]
 
 HUB = "192.0.2.1"
 SPOKES = [(f"198.51.100.{10 + i}", f"10.100.0.{10 + i}", f"10.{i}.0.0/16") for i in (1, 2, 3)]
@@ -85,7 +85,9 @@ def spoke_text(i: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pki() -> Callable[[str], dict]:
+def demo_pki() -> Callable[[str], dict]:
+    """A throwaway ECDSA CA: `issue(dns)` returns {"gw-cert": (key, [certificate])};
+    `issue.ca` is the CA certificate."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
 
@@ -164,7 +166,7 @@ class _Net:
 
 def run_hub_demo(w: Callable[[str], object]) -> dict:
     """Write the hub-and-spoke story with `w`; returns the figures it printed."""
-    issue = _pki()
+    issue = demo_pki()
     net = _Net()
     hub = net.add("hub", hub_text(), HUB, issue("hub.example"), issue.ca)  # type: ignore
     spokes = [net.add(f"spoke{i}", spoke_text(i), SPOKES[i - 1][0],
