@@ -199,3 +199,42 @@ def test_overlapping_spoke_prefixes_resolved_by_nhtb() -> None:
                            udp_packet("10.1.0.1", "10.50.8.9", b"y")])
     dst = [str(ipaddress.IPv4Address(p[16:20])) for p in out.wire]
     assert dst == [SPOKES[1][0], SPOKES[0][0]]
+
+
+def _ike_with_suggestion() -> tuple[bytes, Suggestion]:
+    from inline_ipsec.hub.advpn import SHORTCUT_SUGGESTION
+    from inline_ipsec.ike.payloads import CFG_SET, NotifyPayload
+    sug = Suggestion(7, True, "198.51.100.12", 500, 2, b"spoke2.spokes.example",
+                     "10.100.0.12", ("10.2.0.0/16",))
+    hdr = IkeHeader(b"\x01" * 8, b"\x02" * 8, 0, 37, 0x08, 2)
+    return encode_message(hdr, [NotifyPayload(SHORTCUT_SUGGESTION, sug.encode()),
+                                CpPayload(CFG_SET, [(INTERNAL_IP4_ADDRESS,
+                                                     bytes([10, 100, 0, 11]))])]), sug
+
+
+def test_suggestion_notify_decoded_by_scapy_and_tshark(tmp_path) -> None:
+    """The suggestion (as the plaintext of the INFORMATIONAL) and a CFG_SET, read by scapy
+    and by Wireshark's dissector: a private-use status notify, protocol 0, no SPI."""
+    import shutil
+    import subprocess
+
+    from helpers import missing
+    from scapy.all import IP, UDP, Raw, wrpcap
+    from scapy.contrib.ikev2 import IKEv2
+    wire, sug = _ike_with_suggestion()
+    n = IKEv2(wire).getlayer("IKEv2_Notify")
+    assert n is not None and n.type == 45056 and n.proto == 0 and n.SPIsize == 0
+    assert Suggestion.decode(bytes(n.notify)) == sug
+    cp = IKEv2(wire).getlayer("IKEv2_CP")
+    assert cp is not None and cp.CFGType == 3
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        missing("tshark is not installed (apt-get install tshark)")
+    pcap = tmp_path / "suggestion.pcap"
+    wrpcap(str(pcap), [IP(src="192.0.2.1", dst="198.51.100.11") / UDP(sport=500, dport=500)
+                       / Raw(wire)])
+    out = subprocess.run([tshark, "-r", str(pcap), "-V", "-O", "isakmp"], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert "Notify Message Type: Private Use - STATUS TYPES (45056)" in out
+    assert "Type: CFG_SET (3)" in out and "INTERNAL IP4 ADDRESS: 10.100.0.11" in out
+    assert "Malformed" not in out
