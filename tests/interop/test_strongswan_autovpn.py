@@ -32,6 +32,8 @@ from traffic_harness import IP, Topology, icmp_echo, parse_icmp, udp_packet, udp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 from hub_helpers import Net, hub_config, make_pki, spoke_config  # noqa: E402
 
+from inline_ipsec.hub.advpn import SHORTCUT_SUGGESTION, Suggestion  # noqa: E402
+
 pytestmark = pytest.mark.interop
 
 VIP = "10.100.0.50"
@@ -219,6 +221,26 @@ def test_strongswan_autovpn_spoke_with_traffic_through_the_hub(topology, tmp_pat
         assert (to_spoke.in_delivered, to_spoke.out_encrypted) == (PINGS, PINGS)
         text = hub.show("security ipsec next-hop-tunnels")
         assert VIP in text and "spoke9.spokes.example" in text
+        # the suggestion's INFORMATIONAL is plain IKEv2 to a third party: charon (no ADVPN)
+        # answers it and keeps the IKE SA (RFC 7296 §3.10.1: unknown status types ignored)
+        session = hub.tunnels[name].session
+        mid = session.ike.next_mid
+        sug = Suggestion(1, False, SPOKE_OUTER, 500, 2, b"spoke1.spokes.example",
+                         "10.100.0.11", ("10.1.0.0/16",))
+        session.send_notify(SHORTCUT_SUGGESTION, sug.encode(), run.now())
+        end = time.monotonic() + 10
+        while time.monotonic() < end and (session.ike.pending is not None or
+                                          session.ike.next_mid == mid):
+            run.pump(0.1)
+        assert session.ike.next_mid == mid + 1 and session.ike.pending is None
+        assert session.state == "established" and not session.errors.counts, session.errors
+        log = charon.logs()
+        assert f"parsed INFORMATIONAL request {mid} [ N((45056)) ]" in log, log[-3000:]
+        assert f"generating INFORMATIONAL response {mid} [ ]" in log
+        # the traffic above was spoke-to-spoke through the hub: it suggested a shortcut to
+        # both spokes already (our spoke got one; charon, no ADVPN partner, ignored its own)
+        assert hub.counters.suggestions_sent >= 2
+        assert run.spoke.ctl.counters.suggestions_received == 1
     finally:
         if run is not None:
             run.close()
