@@ -245,3 +245,56 @@ def test_vanished_spoke_is_found_by_dead_peer_detection() -> None:
     assert list(hub.ctl.tunnels) == [f"hub@{SPOKES[0][0]}"]
     assert hub.ctl.nhtb.tunnel_for(SPOKES[1][1]) is None
     assert SPOKES[1][2] not in dict(hub.ctl.routes())
+
+
+def _static_p2mp_hub() -> str:
+    from hub_helpers import IKE
+    lines = [IKE.strip(),
+             f"set interfaces ge-0/0/0 unit 0 family inet address {HUB}/24",
+             "set interfaces st0 unit 0 multipoint",
+             "set interfaces st0 unit 0 family inet address 10.100.0.1/24"]
+    for i in (1, 2):
+        outer, st0, lan = SPOKES[i - 1]
+        lines += [f"set security ike gateway g{i} ike-policy ike-1",
+                  f"set security ike gateway g{i} address {outer}",
+                  f"set security ike gateway g{i} local-identity hostname hub.example",
+                  f"set security ike gateway g{i} remote-identity hostname "
+                  f"spoke{i}.spokes.example",
+                  f"set security ike gateway g{i} external-interface ge-0/0/0.0",
+                  f"set security ike gateway g{i} version v2-only",
+                  f"set security ipsec vpn v{i} bind-interface st0.0",
+                  f"set security ipsec vpn v{i} ike gateway g{i}",
+                  f"set security ipsec vpn v{i} ike ipsec-policy ipsec-1",
+                  f"set security ipsec vpn v{i} establish-tunnels immediately",
+                  f"set interfaces st0 unit 0 family inet next-hop-tunnel {st0} ipsec-vpn v{i}",
+                  f"set routing-options static route {lan} next-hop {st0}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_two_static_vpns_on_one_multipoint_st0_routed_by_static_nhtb() -> None:
+    """Point-to-multipoint without AutoVPN: two configured VPNs on st0.0 multipoint, both
+    ends bringing their tunnels up at once (the duplicate IKE SAs are resolved alike on both
+    ends), routes through the static next-hop-tunnel entries."""
+    pki = make_pki()
+    net = Net()
+    hub = net.add("hub", _static_p2mp_hub(), HUB, pki.issue("hub", "hub.example"), pki.ca)
+    spokes = [net.add(f"s{i}", spoke_config(i, advpn=False), SPOKES[i - 1][0],
+                      pki.issue(f"s{i}", f"spoke{i}.spokes.example"), pki.ca) for i in (1, 2)]
+    hub.ctl.start(net.now)
+    for s in spokes:
+        s.ctl.start(net.now)
+    net.advance(10.0)
+    assert sorted(hub.ctl.tunnels) == ["v1", "v2"]
+    assert all(len(s.ctl.tunnels) == 1 for s in spokes)
+    assert len([x for x in hub.ctl.manager.sessions if x.state == "established"]) == 2
+    entries = {e.address: (e.vpn, e.tunnel, e.source) for e in hub.ctl.nhtb.entries()}
+    assert entries == {SPOKES[0][1]: ("v1", "v1", "static"),
+                       SPOKES[1][1]: ("v2", "v2", "static")}
+    assert dict(hub.ctl.routes()) == {SPOKES[0][2]: ["v1"], SPOKES[1][2]: ["v2"]}
+    assert "p2mp" == hub.gw.config.deployment_of(hub.gw.config.ipsec_vpns["v1"])
+    assert "point-to-multipoint deployment not supported by PFE" in \
+        hub.gw.tunnel("v1").placement.reasons
+    net.send(spokes[0], flow(1, 2, 4))
+    assert len(spokes[1].delivered) == 4
+    text = hub.ctl.show("security ipsec next-hop-tunnels")
+    assert "Static" in text and "v2" in text

@@ -238,3 +238,19 @@ def test_suggestion_notify_decoded_by_scapy_and_tshark(tmp_path) -> None:
     assert "Notify Message Type: Private Use - STATUS TYPES (45056)" in out
     assert "Type: CFG_SET (3)" in out and "INTERNAL IP4 ADDRESS: 10.100.0.11" in out
     assert "Malformed" not in out
+
+
+@given(st.integers(2, 255), st.binary(min_size=0, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_forwarding_decrements_ttl_and_keeps_the_checksum_right(ttl: int, body: bytes) -> None:
+    from scapy.layers.inet import IP
+
+    from inline_ipsec.hub.control import _hop
+    pkt = bytes(IP(src="10.1.0.5", dst="10.2.0.5", ttl=ttl, proto=17) / body)
+    out = _hop(pkt)
+    assert out is not None
+    again = IP(out)
+    assert again.ttl == ttl - 1
+    del again.chksum
+    assert IP(bytes(again)).chksum == IP(out).chksum      # scapy recomputes the same
+    assert _hop(bytes(IP(dst="10.2.0.5", ttl=1))) is None

@@ -102,6 +102,24 @@ def hub_vpns(config) -> list[IpsecVpn]:
     return out
 
 
+def _hop(pkt: bytes) -> Optional[bytes]:
+    """The packet as it leaves a router: TTL (IPv4, with the header checksum updated as RFC
+    1624 does) or hop limit (IPv6) one less; None when it reaches zero (RFC 1812 §5.3.1)."""
+    if pkt[0] >> 4 == 4:
+        ttl = pkt[8]
+        if ttl <= 1:
+            return None
+        out = bytearray(pkt)
+        out[8] = ttl - 1
+        csum = ((pkt[10] << 8) | pkt[11]) + 0x0100      # HC' = HC + m - m' (ones' complement)
+        csum = (csum & 0xFFFF) + (csum >> 16)
+        out[10], out[11] = csum >> 8, csum & 0xFF
+        return bytes(out)
+    if pkt[7] <= 1:
+        return None
+    return pkt[:7] + bytes([pkt[7] - 1]) + pkt[8:]
+
+
 def _rekey_later(cfg: IkeConfig) -> None:
     """The responder's side rekeys later than the initiator's (between soft and hard
     lifetime), so the two ends do not start colliding rekeys at the same moment (RFC 7296
@@ -203,6 +221,8 @@ class HubControl:
         #: peers refused, by reason
         self.refused: Counter[str] = Counter()
         self.events: deque = deque(maxlen=EVENT_HISTORY)
+        #: forwarded packets dropped because their TTL / hop limit ran out
+        self.ttl_expired = 0
         self.errors: deque = deque(maxlen=256)
         self._now = 0.0
         self._index = 1
@@ -454,7 +474,11 @@ class HubControl:
             if not out_names or any(dst.version == c.version and dst in c for c in connected):
                 local.append(pkt)
                 continue
-            forward.append(pkt)
+            fwd = _hop(pkt)
+            if fwd is None:                     # RFC 1812 §5.3.1 / RFC 8200 §3: TTL ends here
+                self.ttl_expired += 1
+                continue
+            forward.append(fwd)
             in_names = [n for n in gw.routes.lookup(src) if n in self.tunnels]
             if in_names and in_names[0] != out_names[0]:
                 self._maybe_suggest(in_names[0], out_names[0], now)
