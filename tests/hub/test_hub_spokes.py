@@ -298,3 +298,22 @@ def test_two_static_vpns_on_one_multipoint_st0_routed_by_static_nhtb() -> None:
     assert len(spokes[1].delivered) == 4
     text = hub.ctl.show("security ipsec next-hop-tunnels")
     assert "Static" in text and "v2" in text
+
+
+def test_inactive_tunnels_of_a_hub() -> None:
+    """An AutoVPN VPN with spokes up is not inactive; without any it waits for spokes; a
+    spoke whose hub is gone waits for negotiation."""
+    pki = make_pki()
+    net = Net()
+    hub = net.add("hub", hub_config(), HUB, pki.issue("hub", "hub.example"), pki.ca)
+    assert "Waiting for spokes" in hub.ctl.show("security ipsec inactive-tunnels")
+    s1 = net.add("s1", spoke_config(1), SPOKES[0][0],
+                 pki.issue("s1", "spoke1.spokes.example"), pki.ca)
+    s1.ctl.start(net.now)
+    net.pump()
+    assert "Total inactive tunnels: 0" in hub.ctl.show("security ipsec inactive-tunnels")
+    net.remove(hub)
+    s1.ctl.tunnels["to-hub"].session.close(net.now)   # unanswered: retransmitted, then gone
+    net.advance(200.0, step=5.0)
+    text = s1.ctl.show("security ipsec inactive-tunnels")
+    assert "Total inactive tunnels: 1" in text and "Waiting for negotiation" in text

@@ -812,6 +812,26 @@ class HubControl:
                 kind = {"shortcut": "Shortcut", "spoke": "AutoVPN"}.get(t.kind, "Static")
                 out.append(f"{line.ljust(width)}  {kind:<9} {t.name}")
             return "\n".join(out) + "\n"
+        if key in ("security ipsec inactive-tunnels", "security ipsec inactive-tunnels detail"):
+            from ..io.inactive import (inactive_tunnels, render_inactive_tunnels,
+                                       render_inactive_tunnels_detail)
+            rows = []
+            for row in inactive_tunnels(self.gw):
+                if any(t.vpn == row.vpn for t in self.tunnels.values()):
+                    continue                    # an AutoVPN VPN is up with its spokes' tunnels
+                v = self.vpns.get(row.vpn)
+                if row.vpn in self.unsupported:
+                    row = dataclasses.replace(row, down_reason=self.unsupported[row.vpn],
+                                              can_come_up=False)
+                elif v is not None:
+                    why = ("Waiting for spokes (AutoVPN: none is up)" if v.remote is None
+                           else "Waiting for negotiation")
+                    row = dataclasses.replace(row, down_reason=why, can_come_up=True,
+                                              remote_gateway=v.remote or "-")
+                rows.append(row)
+            render = render_inactive_tunnels_detail if key.endswith("detail") \
+                else render_inactive_tunnels
+            return render(rows)
         text = self.gw.show(command)
         notes = [f"  Not negotiated: ipsec vpn {n}: {r}" for n, r in self.unsupported.items()]
         notes += [f"  Unresolved route: {u}" for u in self.unresolved]
