@@ -30,6 +30,7 @@ set security ike policy ike-1 proposals ike-1
 set security ike policy ike-1 certificate local-certificate gw-cert
 set security ipsec proposal ipsec-1 encryption-algorithm aes-256-gcm
 set security ipsec policy ipsec-1 proposals ipsec-1
+set system license ipsec-offload permanent
 """
 
 

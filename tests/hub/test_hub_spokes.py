@@ -41,7 +41,8 @@ def test_autovpn_hub_accepts_spokes_with_their_own_tunnels_and_nhtb() -> None:
     for name in names:                                           # Table 1: CPU, and why
         rec = hub.gw.tunnel(name)
         assert not rec.offloaded
-        assert "ADVPN deployment not supported by PFE" in rec.placement.reasons
+        # licensed, AES-GCM, ESP tunnel mode: only the deployment keeps it off the PFE
+        assert rec.placement.reasons == ("ADVPN deployment not supported by PFE",)
     detail = hub.gw.show("security ipsec security-associations detail")
     assert detail.count("Hardware Offloaded: No") == 3
 
@@ -64,7 +65,8 @@ def test_spoke_to_spoke_through_hub_then_shortcut_then_back_after_idle() -> None
     assert s1.ctl.routes()[0] == (SPOKES[1][2], [sc1])            # preferred over the hub
     ike_sas = s1.ctl.show("security ike security-associations")
     assert "Shortcut  " + sc1 in ike_sas and "Static    to-hub" in ike_sas
-    assert not s1.gw.tunnel(sc1).offloaded                       # ADVPN: CPU (Table 1)
+    assert s1.gw.tunnel(sc1).placement.reasons == (             # ADVPN: CPU (Table 1)
+        "ADVPN deployment not supported by PFE",)
     before = _hub_flow(hub)
     wire_at_hub = net.wire_packets.get(HUB, 0)
     for _ in range(5):                                          # busy: above the threshold
@@ -292,8 +294,8 @@ def test_two_static_vpns_on_one_multipoint_st0_routed_by_static_nhtb() -> None:
                        SPOKES[1][1]: ("v2", "v2", "static")}
     assert dict(hub.ctl.routes()) == {SPOKES[0][2]: ["v1"], SPOKES[1][2]: ["v2"]}
     assert "p2mp" == hub.gw.config.deployment_of(hub.gw.config.ipsec_vpns["v1"])
-    assert "point-to-multipoint deployment not supported by PFE" in \
-        hub.gw.tunnel("v1").placement.reasons
+    assert hub.gw.tunnel("v1").placement.reasons == (
+        "point-to-multipoint deployment not supported by PFE",)
     net.send(spokes[0], flow(1, 2, 4))
     assert len(spokes[1].delivered) == 4
     text = hub.ctl.show("security ipsec next-hop-tunnels")
