@@ -254,3 +254,13 @@ def test_forwarding_decrements_ttl_and_keeps_the_checksum_right(ttl: int, body: 
     del again.chksum
     assert IP(bytes(again)).chksum == IP(out).chksum      # scapy recomputes the same
     assert _hop(bytes(IP(dst="10.2.0.5", ttl=1))) is None
+
+
+def test_vpns_hub_control_does_not_run_are_reported() -> None:
+    from inline_ipsec.gateway import Gateway
+    from inline_ipsec.hub.control import HubControl
+    text = _two_static_vpns().replace("set interfaces st0 unit 0 multipoint\n", "")
+    text += "set interfaces st0 unit 0 family inet\n"
+    ctl = HubControl(Gateway(load_config(text)))
+    assert set(ctl.unsupported) == {"v1", "v2"} and ctl.vpns == {}
+    assert "IkeControl negotiates it" in ctl.show("security ipsec security-associations")

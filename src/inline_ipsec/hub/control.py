@@ -228,6 +228,12 @@ class HubControl:
         self._index = 1
         self._session_index: dict[int, int] = {}
         over = dict(config_overrides or {})
+        mine = {v.name for v in hub_vpns(config)}
+        for v in config.ipsec_vpns.values():
+            if v.ike is not None and v.name not in mine:
+                self.unsupported[v.name] = (
+                    "not a hub VPN (no multipoint st0, dynamic or advpn gateway, or IKEv1): "
+                    "IkeControl negotiates it, HubControl does not")
         for v in hub_vpns(config):
             try:
                 self.vpns[v.name] = self._vpn(v, credentials, list(ca_certificates), over)
