@@ -319,3 +319,45 @@ def test_inactive_tunnels_of_a_hub() -> None:
     net.advance(200.0, step=5.0)
     text = s1.ctl.show("security ipsec inactive-tunnels")
     assert "Total inactive tunnels: 1" in text and "Waiting for negotiation" in text
+
+
+def test_ipv6_lans_through_the_hub_then_over_a_shortcut() -> None:
+    """Dual stack: the spokes' st0 inet6 addresses reach the hub in CFG_SET
+    (INTERNAL_IP6_ADDRESS, RFC 7296 §3.15.1) and become NHTB entries; IPv6 routes through
+    them carry spoke-to-spoke traffic, and the shortcut's suggested prefixes are IPv6 too."""
+    from inline_ipsec.gateway.traffic import udp_packet
+    v6 = {i: (f"2001:db8:100::{10 + i}", f"2001:db8:{i}::/48") for i in (1, 2)}
+    hub_text = hub_config(routes=False) + \
+        "set interfaces st0 unit 0 family inet6 address 2001:db8:100::1/64\n" + "".join(
+            f"set routing-options rib inet6.0 static route {lan} next-hop {st0}\n"
+            for st0, lan in v6.values())
+
+    def spoke_text(i: int) -> str:
+        return spoke_config(i) + (
+            f"set interfaces st0 unit 0 family inet6 address {v6[i][0]}/64\n"
+            f"set interfaces ge-0/0/1 unit 0 family inet6 address 2001:db8:{i}::1/48\n"
+            "set routing-options rib inet6.0 static route 2001:db8::/32 next-hop st0.0\n")
+    pki = make_pki()
+    net = Net()
+    hub = net.add("hub", hub_text, HUB, pki.issue("hub", "hub.example"), pki.ca,
+                  suggest_holddown=1000.0)
+    s1, s2 = (net.add(f"s{i}", spoke_text(i), SPOKES[i - 1][0],
+                      pki.issue(f"s{i}", f"spoke{i}.spokes.example"), pki.ca) for i in (1, 2))
+    for s in (s1, s2):
+        s.ctl.start(net.now)
+    net.pump()
+    entries = {e.address: e.tunnel for e in hub.ctl.nhtb.entries()}
+    assert entries[v6[2][0]] == f"hub@{SPOKES[1][0]}" and entries[SPOKES[1][1]] == \
+        f"hub@{SPOKES[1][0]}"
+    pkts = [udp_packet("2001:db8:1::5", "2001:db8:2::5", bytes(64), 7000 + k, 53)
+            for k in range(4)]
+    net.send(s1, pkts)
+    assert len(s2.delivered) == 4 and s2.delivered[0][7] == pkts[0][7] - 1   # one router hop
+    net.pump()
+    sc = f"to-hub~{SPOKES[1][0]}"
+    assert s1.ctl.shortcuts() == [sc]
+    assert ("2001:db8:2::/48", [sc]) in s1.ctl.routes()
+    hub_in = hub.gw.tunnel_flow(f"hub@{SPOKES[0][0]}").in_delivered
+    net.send(s1, pkts)
+    assert len(s2.delivered) == 8 and s2.delivered[-1] == pkts[-1]           # direct now
+    assert hub.gw.tunnel_flow(f"hub@{SPOKES[0][0]}").in_delivered == hub_in

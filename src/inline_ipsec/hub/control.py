@@ -65,7 +65,8 @@ from ..ike import (ChildSaDown, ChildSaRekeyed, ChildSaUp, IkeConfig, IkeManager
 from ..ike.auth import Identity
 from ..ike.constants import NON_ESP_MARKER
 from ..ike.events import PrivateNotify
-from ..ike.payloads import CFG_ACK, CFG_REPLY, CFG_SET, INTERNAL_IP4_ADDRESS, CpPayload
+from ..ike.payloads import (CFG_ACK, CFG_REPLY, CFG_SET, INTERNAL_IP4_ADDRESS,
+                            INTERNAL_IP6_ADDRESS, CpPayload)
 from ..stats import IkeSaRecord
 from ..stats.show import render_ike_sa_summary
 from .advpn import SHORTCUT_SUGGESTION, AdvpnCounters, IdleTracker, Suggestion, \
@@ -211,7 +212,7 @@ class HubControl:
         self.tunnels: dict[str, HubTunnel] = {}
         self._of_session: dict[int, str] = {}          # id(session) -> tunnel name
         self._vpn_of_session: dict[int, str] = {}      # id(session) -> configured VPN
-        self._cp_assigned: dict[int, str] = {}         # id(session) -> address we gave
+        self._cp_assigned: dict[int, list[str]] = {}   # id(session) -> its st0 addresses
         self._expected: dict[str, _Expected] = {}      # peer host -> shortcut awaited
         self._suggested: dict[frozenset, float] = {}
         self._suggestion_id = 0
@@ -278,19 +279,19 @@ class HubControl:
             transport = self.peer_map.get(remote, (remote, 500))
             local = config.local_address_of(g) or "0.0.0.0"
             limit = 1
-            mine = self._st0_ipv4(v.bind_interface)
-            if mine is not None:
-                cfg.cp_request = [(INTERNAL_IP4_ADDRESS, ipaddress.IPv4Address(mine).packed)]
-                cfg.cp_type = CFG_SET           # our own tunnel address, not a request
+            attrs = []
+            for prefix in config.interface_addresses.get(v.bind_interface or "", ()):
+                iface = ipaddress.ip_interface(prefix)
+                if iface.version == 4 and not any(a == INTERNAL_IP4_ADDRESS for a, _ in attrs):
+                    attrs.append((INTERNAL_IP4_ADDRESS, iface.ip.packed))
+                elif iface.version == 6 and not any(a == INTERNAL_IP6_ADDRESS
+                                                    for a, _ in attrs):
+                    attrs.append((INTERNAL_IP6_ADDRESS,
+                                  iface.ip.packed + bytes([iface.network.prefixlen])))
+            if attrs:                           # our own tunnel addresses, not a request
+                cfg.cp_request, cfg.cp_type = attrs, CFG_SET
         return _Vpn(v.name, g, cfg, local, remote, transport, v.establish_tunnels,
                     unit.name if unit is not None else v.bind_interface, limit)
-
-    def _st0_ipv4(self, interface: Optional[str]) -> Optional[str]:
-        for prefix in self.gw.config.interface_addresses.get(interface or "", ()):
-            iface = ipaddress.ip_interface(prefix)
-            if iface.version == 4:
-                return str(iface.ip)
-        return None
 
     def _dynamic(self) -> list[_Vpn]:
         return [v for v in self.vpns.values() if v.remote is None]
@@ -325,45 +326,62 @@ class HubControl:
     def _spokes(self, vpn: str) -> int:
         return sum(1 for t in self.tunnels.values() if t.vpn == vpn and t.kind == "spoke")
 
+    def _st0_subnet(self, vpn: Optional[_Vpn], version: int):
+        """(network, our address) of the VPN's st0 unit in one family, or (None, None)."""
+        for prefix in self.gw.config.interface_addresses.get(
+                vpn.interface or "" if vpn else "", ()):
+            iface = ipaddress.ip_interface(prefix)
+            if iface.version == version:
+                return iface.network, iface.ip
+        return None, None
+
+    def _free(self, addr, version: int, vpn: Optional[_Vpn]) -> bool:
+        net, mine = self._st0_subnet(vpn, version)
+        taken = {e.address for e in self.nhtb.entries()} | \
+            {a for lst in self._cp_assigned.values() for a in lst}
+        return net is not None and addr in net and addr != mine and str(addr) not in taken \
+            and addr != net.network_address and \
+            (version == 6 or addr != net.broadcast_address)
+
     def _cp_reply(self, session: IkeV2Session, cp: CpPayload) -> Optional[CpPayload]:
         """Answer a spoke's configuration payload in IKE_AUTH (RFC 7296 §3.15):
 
-        - CFG_SET with INTERNAL_IP4_ADDRESS (a gateway telling us its st0 address): CFG_ACK
-          when that is a free host of our multipoint st0 subnet (it then names the spoke's
-          next-hop tunnel); the spoke keeps its own traffic selectors (its LAN is behind it);
-        - CFG_REQUEST (a client asking for an address, e.g. strongSwan `vips`): CFG_REPLY with
-          the address asked for when free, else a free host of the subnet (0.0.0.0: any); the
-          peer's TSi is narrowed to that address (§2.9), as such a client expects."""
-        raw = cp.first(INTERNAL_IP4_ADDRESS)
-        if raw is None or cp.cfg_type not in (CFG_SET, 1):
-            return None
+        - CFG_SET with INTERNAL_IP4_ADDRESS and/or INTERNAL_IP6_ADDRESS (a gateway telling
+          us its st0 addresses): CFG_ACK naming those that are free hosts of our multipoint
+          st0 subnet (they then name the spoke's next-hop tunnel, §3.15.1); the spoke keeps
+          its own traffic selectors (its LAN is behind it);
+        - CFG_REQUEST with INTERNAL_IP4_ADDRESS (a client asking for an address, e.g.
+          strongSwan `vips`): CFG_REPLY with the address asked for when free, else a free
+          host of the subnet (0.0.0.0: any); the peer's TSi is narrowed to that address
+          (§2.9), as such a client expects."""
         vpn = self.vpns.get(session.config.name)
-        net = mine = None
-        if vpn is not None:
-            for prefix in self.gw.config.interface_addresses.get(vpn.interface or "", ()):
-                iface = ipaddress.ip_interface(prefix)
-                if iface.version == 4:
-                    net, mine = iface.network, iface.ip
-                    break
-        if net is None:
-            return None
-        taken = {e.address for e in self.nhtb.entries()} | set(self._cp_assigned.values())
-        want = ipaddress.IPv4Address(raw) if len(raw) == 4 else ipaddress.IPv4Address(0)
-        pick: Optional[ipaddress.IPv4Address] = None
-        if want in net and want != mine and str(want) not in taken and \
-                want not in (net.network_address, net.broadcast_address):
-            pick = want
         if cp.cfg_type == CFG_SET:
-            if pick is None:
-                return None                     # not acknowledged: no NHTB entry (§3.15)
-            self._cp_assigned[id(session)] = str(pick)
-            return CpPayload(CFG_ACK, [(INTERNAL_IP4_ADDRESS, b"")])
-        if pick is None:
-            pick = next((h for i, h in enumerate(net.hosts()) if i < 65536
-                         and h != mine and str(h) not in taken), None)
+            acked, got = [], []
+            for atype, size, version in ((INTERNAL_IP4_ADDRESS, 4, 4),
+                                         (INTERNAL_IP6_ADDRESS, 17, 6)):
+                raw = cp.first(atype)
+                if raw is None or len(raw) != size:
+                    continue
+                addr = ipaddress.ip_address(raw[:16] if version == 6 else raw)
+                if self._free(addr, version, vpn):
+                    acked.append((atype, b""))
+                    got.append(str(addr))
+            if not acked:
+                return None                     # nothing acknowledged: no NHTB entry
+            self._cp_assigned[id(session)] = got
+            return CpPayload(CFG_ACK, acked)
+        raw = cp.first(INTERNAL_IP4_ADDRESS)
+        if cp.cfg_type != 1 or raw is None:
+            return None
+        want = ipaddress.IPv4Address(raw) if len(raw) == 4 else ipaddress.IPv4Address(0)
+        pick: Optional[ipaddress.IPv4Address] = want if self._free(want, 4, vpn) else None
+        net, _ = self._st0_subnet(vpn, 4)
+        if pick is None and net is not None:
+            pick = next((h for i, h in enumerate(net.hosts())
+                         if i < 65536 and self._free(h, 4, vpn)), None)
         if pick is None:
             return None
-        self._cp_assigned[id(session)] = str(pick)
+        self._cp_assigned[id(session)] = [str(pick)]
         session.config = dataclasses.replace(session.config, children=[
             dataclasses.replace(c, remote_ts=(f"{pick}/32",)) for c in session.config.children])
         return CpPayload(CFG_REPLY, [(INTERNAL_IP4_ADDRESS, pick.packed)])
@@ -613,18 +631,18 @@ class HubControl:
         unit = self.vpns[t.vpn].interface or ""
         if t.kind == "static":
             self.nhtb.bind_static(t.vpn, t.name, tid, peer_id)
-        addr = t.tunnel_address
+        addrs = [t.tunnel_address] if t.tunnel_address else []
         source = "advpn"
-        if addr is None and t.kind != "static":
-            addr, source = self._cp_assigned.pop(id(s), None), "ike-cp"
-        if addr is None and t.kind != "static":
-            for ts in child.remote_ts:
-                if ts.start_addr == ts.end_addr and self.nhtb.unit_of(str(ts.start_addr)):
-                    addr, source = str(ts.start_addr), "ike-ts"
-                    break
-        if addr is not None and self.nhtb.unit_of(addr) == unit:
-            if self.nhtb.bind(unit, addr, t.vpn, t.name, source, tid, peer_id):
-                t.tunnel_address = addr
+        if not addrs and t.kind != "static":
+            addrs, source = self._cp_assigned.pop(id(s), []), "ike-cp"
+        if not addrs and t.kind != "static":
+            addrs = [str(ts.start_addr) for ts in child.remote_ts
+                     if ts.start_addr == ts.end_addr and self.nhtb.unit_of(str(ts.start_addr))]
+            source = "ike-ts"
+        for addr in addrs:
+            if self.nhtb.unit_of(addr) == unit and \
+                    self.nhtb.bind(unit, addr, t.vpn, t.name, source, tid, peer_id):
+                t.tunnel_address = t.tunnel_address or addr
         for ts in child.remote_ts:                      # auto route insertion (§2.9)
             for net in ipaddress.summarize_address_range(ipaddress.ip_address(ts.start_addr),
                                                          ipaddress.ip_address(ts.end_addr)):
@@ -680,7 +698,7 @@ class HubControl:
                 vpn_tunnels.setdefault(t.vpn, []).append(t.name)
             extra += [(p, [t.name]) for p in t.routes]
             if t.kind == "shortcut" and t.tunnel_address:
-                extra.append((f"{t.tunnel_address}/32", [t.name]))
+                extra.append((str(ipaddress.ip_network(t.tunnel_address)), [t.name]))
         for v in self.gw.config.ipsec_vpns.values():
             if v.name not in self.vpns:
                 vpn_tunnels.setdefault(v.name, [v.name])

@@ -63,8 +63,10 @@ class NhtbTable:
         return len(self._entries)
 
     def entries(self) -> list[NhtbEntry]:
-        return sorted(self._entries.values(),
-                      key=lambda e: (e.interface, ipaddress.ip_address(e.address)))
+        def key(e: NhtbEntry) -> tuple:
+            ip = ipaddress.ip_address(e.address)
+            return (e.interface, ip.version, int(ip))
+        return sorted(self._entries.values(), key=key)
 
     def unit_of(self, address: str) -> Optional[str]:
         """The multipoint st0 unit whose subnet holds `address`, if any."""
@@ -149,13 +151,15 @@ def resolve_routes(config: Config, nhtb: NhtbTable, vpn_tunnels: Mapping[str, Se
         if hop.startswith("st0."):
             unit = config.st0_units.get(int(hop[4:])) if hop[4:].isdigit() else None
             vpns = [v.name for v in config.ipsec_vpns.values() if v.bind_interface == hop]
-            if unit is not None and unit.multipoint and len(vpns) > 1:
-                # several VPNs behind one multipoint unit: only NHTB can choose (Junos
-                # installs such a route on the interface, reaching no particular tunnel)
-                unresolved.append(f"{route.prefix} via {hop}: {len(vpns)} VPNs on a "
+            tunnels = [t for v in vpns for t in vpn_tunnels.get(v, [v])]
+            if unit is not None and unit.multipoint and (len(vpns) > 1 or len(tunnels) > 1):
+                # several tunnels behind one multipoint unit (several VPNs, or the spokes of
+                # an AutoVPN VPN): only NHTB can choose (Junos installs such a route on the
+                # interface, reaching no particular tunnel)
+                unresolved.append(f"{route.prefix} via {hop}: {len(tunnels)} tunnels on a "
                                   "multipoint st0; use a next-hop tunnel address")
                 continue
-            add(route.prefix, [t for v in vpns for t in vpn_tunnels.get(v, [v])])
+            add(route.prefix, tunnels)
             continue
         tunnel = nhtb.tunnel_for(hop)
         if tunnel is not None:
