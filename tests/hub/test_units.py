@@ -264,3 +264,15 @@ def test_vpns_hub_control_does_not_run_are_reported() -> None:
     ctl = HubControl(Gateway(load_config(text)))
     assert set(ctl.unsupported) == {"v1", "v2"} and ctl.vpns == {}
     assert "IkeControl negotiates it" in ctl.show("security ipsec security-associations")
+
+
+@given(st.binary(max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_configuration_payload_decoder_is_bounded(body: bytes) -> None:
+    """Any bytes: a CpPayload or INVALID_SYNTAX (RFC 7296 §3.15 lengths are checked)."""
+    from inline_ipsec.ike.errors import RemoteIkeError
+    try:
+        cp = CpPayload.decode(body)
+    except RemoteIkeError:
+        return
+    assert CpPayload.decode(cp.encode_body()) == cp
