@@ -3,6 +3,8 @@ the spokes' configuration payloads, ADVPN shortcut up, traffic moving off the hu
 through the hub after the idle teardown."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from hub_helpers import HUB, SPOKES, Net, flow, hub_config, make_pki, spoke_config
 
@@ -127,6 +129,9 @@ def test_connections_limit_bounds_spokes() -> None:
     net.pump()
     assert len(hub.ctl.tunnels) == 2
     assert hub.ctl.refused["connections-limit reached"] >= 1
+    text = hub.ctl.show("security advpn statistics")
+    assert re.search(r"AutoVPN spokes up: +2\n", text)
+    assert "Spokes refused (connections-limit reached):" in text
     assert "to-hub" not in spokes[2].ctl.tunnels
 
 

@@ -826,7 +826,13 @@ class HubControl:
         if key == "security ipsec next-hop-tunnels":
             return render_next_hop_tunnels(self.nhtb.entries()) + "\n"
         if key == "security advpn statistics":
-            return self.counters.render(len(self.shortcuts())) + "\n"
+            spokes = sum(1 for t in self.tunnels.values() if t.kind == "spoke")
+            lines = [self.counters.render(len(self.shortcuts())),
+                     "Hub:", f"  {'AutoVPN spokes up:':<30}{spokes:>12}"]
+            lines += [f"  {'Spokes refused (' + why + '):':<30}{n:>12}"
+                      for why, n in sorted(self.refused.items())]
+            lines.append(f"  {'Forwarded, TTL expired:':<30}{self.ttl_expired:>12}")
+            return "\n".join(lines) + "\n"
         if key == "security ike security-associations":
             rows = self.ike_sa_records()
             text = render_ike_sa_summary([r for r, _ in rows]).rstrip("\n").split("\n")
