@@ -3,6 +3,7 @@ processes over loopback UDP; the hub's control socket answers the hub shows."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -22,9 +23,20 @@ def _psk(text: str) -> str:
 
 
 def _free_port_pair() -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
-    from test_run_ike import _free_port_pair as pair
-    return pair()
+    """A port P with P and P+1 free on 127.0.0.1 (IKE and NAT-T)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port >= 65535:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s2:
+                s2.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair")
 
 
 def _query_until(sock: Path, command: str, want: str, timeout: float = 20.0) -> str:
