@@ -366,3 +366,24 @@ def test_ipv6_lans_through_the_hub_then_over_a_shortcut() -> None:
     net.send(s1, pkts)
     assert len(s2.delivered) == 8 and s2.delivered[-1] == pkts[-1]           # direct now
     assert hub.gw.tunnel_flow(f"hub@{SPOKES[0][0]}").in_delivered == hub_in
+
+
+def test_a_spoke_claiming_a_taken_tunnel_address_gets_no_nhtb_entry() -> None:
+    """CFG_SET with an address another spoke holds (or outside the subnet) is not
+    acknowledged (RFC 7296 §3.15): the spoke is up, but no route reaches it by that address."""
+    pki = make_pki()
+    net = Net()
+    hub = net.add("hub", hub_config(), HUB, pki.issue("hub", "hub.example"), pki.ca)
+    s1 = net.add("s1", spoke_config(1), SPOKES[0][0],
+                 pki.issue("s1", "spoke1.spokes.example"), pki.ca)
+    s1.ctl.start(net.now)
+    net.pump()
+    thief = spoke_config(2).replace(f"address {SPOKES[1][1]}/24", f"address {SPOKES[0][1]}/24")
+    s2 = net.add("s2", thief, SPOKES[1][0], pki.issue("s2", "spoke2.spokes.example"), pki.ca)
+    s2.ctl.start(net.now)
+    net.pump()
+    assert len(hub.ctl.tunnels) == 2
+    assert hub.ctl.nhtb.tunnel_for(SPOKES[0][1]) == f"hub@{SPOKES[0][0]}"
+    assert len(hub.ctl.nhtb) == 1
+    assert s2.ctl.tunnels["to-hub"].session.peer_cp is None      # no CFG_ACK came back
+    assert s1.ctl.tunnels["to-hub"].session.peer_cp.cfg_type == 4
