@@ -376,7 +376,12 @@ def run(out: TextIO = sys.stdout) -> int:
     from .groupvpn.demo import run_section
     run_section(w)
 
-    _section(w, "10. The PFE against the raw crypto loop, one core, AES-GCM-128, bursts of 32")
+    _section(w, "10. Hub and spoke on the CPU path: AutoVPN, NHTB and one ADVPN shortcut "
+                "(docs/advpn.md)")
+    from .hub.demo import run_hub_demo
+    run_hub_demo(w)
+
+    _section(w, "11. The PFE against the raw crypto loop, one core, AES-GCM-128, bursts of 32")
     from .cli import print_bench_table
     print_bench_table(quick_report((64, 1400, IMIX), 128, 32, 150), out)
     w("\n'raw' is the same OpenSSL AES-GCM calls with no ESP work: the crypto limit. "

@@ -182,6 +182,7 @@ def test_statements_not_carried_out_are_noted(tmp_path: Path, capsys) -> None:
     assert "  Can come up: Yes\n  Not carried out: ike gateway gw-vpn-cbc: backup peer " \
            "addresses 198.51.100.9 are not used; only 198.51.100.1 is negotiated" \
            in blocks["vpn-cbc"]
-    assert "ADVPN shortcut tunnels are not negotiated" in blocks["vpn-ah"]
+    assert "ADVPN shortcut tunnels are negotiated by inline_ipsec.hub.HubControl" in \
+        blocks["vpn-ah"]
     assert "no route leads into st0.6: traffic cannot trigger it" in blocks["vpn-chacha"]
     assert "Not carried out" not in blocks["vpn-gcm256"]

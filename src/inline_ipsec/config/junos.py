@@ -26,6 +26,10 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
                                  | dead-peer-detection [optimized|probe-idle-tunnel|always-send]
                                    [interval <2..60>] [threshold <1..5>]
                                  | advpn suggester|partner [disable]  (marks an ADVPN gateway)
+                                 | advpn partner idle-time <60..86400> | idle-threshold <3..5000>
+                                   | connection-limit <1..1000>
+                                 | dynamic hostname|user-at-hostname|distinguished-name ...
+                                   | dynamic connections-limit <1..10000>   (AutoVPN hub)
     set security ipsec proposal <n> protocol esp|ah | encryption-algorithm <kw>
                                     | authentication-algorithm <kw> | lifetime-seconds <180..86400>
                                     | lifetime-kilobytes <64..1048576> | extended-sequence-number
@@ -46,6 +50,7 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
     set security flow power-mode-ipsec
     set security flow power-mode-ipsec-qat [ring-depth <1..4096>|batch-size <1..256>] (**)
     set interfaces st0 unit <N> family inet|inet6 [address <pfx>] | multipoint  (marks p2mp)
+    set interfaces st0 unit <N> family inet|inet6 next-hop-tunnel <ip> ipsec-vpn <vpn>   (NHTB)
     set interfaces <ifd> unit <N> family inet|inet6 [address <pfx>]
     set routing-options static route <pfx> next-hop <st0.N|ip>
     set routing-options rib inet6.0 static route <pfx6> next-hop <st0.N|ip>
@@ -129,6 +134,12 @@ _NAME_RULE = "1 to 63 of A-Z a-z 0-9 _ . -, not starting with _ . -"
 MAX_UNIT = 1048574
 _IFL = f"an interface name like ge-0/0/0.0 (unit 0..{MAX_UNIT})"
 _IFNAME_RE = re.compile(r"^[a-z][a-z0-9\-]*(\d+(/\d+)*)?\.\d+$")
+#: Peers one `dynamic` IKE gateway accepts at most (`dynamic connections-limit` range).
+MAX_DYNAMIC_PEERS = 10000
+_DYNAMIC_KINDS = ("inet", "inet6", "hostname", "user-at-hostname", "distinguished-name")
+#: `advpn partner` options: (low, high, unit) as the model takes them (docs/advpn.md)
+_ADVPN_RANGES = {"idle-time": (60, 86400, "seconds"), "idle-threshold": (3, 5000, "packets"),
+                 "connection-limit": (1, 1000, "a count")}
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*$")
 
@@ -652,7 +663,7 @@ class _Parser:
         f = self.b.entry(self.b.ike_gateways, name, self.line)
         stmt = c.keyword(("ike-policy", "address", "external-interface", "local-address",
                           "version", "ppk-profile", "nat-keepalive", "local-identity",
-                          "remote-identity", "dead-peer-detection", "advpn"))
+                          "remote-identity", "dead-peer-detection", "advpn", "dynamic"))
         if stmt == "ike-policy":
             f["ike_policy"] = c.value(_named("an IKE policy name"), _name)
         elif stmt == "address":
@@ -680,11 +691,27 @@ class _Parser:
                     dpd["threshold"] = c.integer("a count", 1, 5)
                 else:
                     dpd["mode"] = item
+        elif stmt == "dynamic":
+            # AutoVPN: any peer proving an identity that matches (hub side)
+            if c.keyword(("connections-limit",) + _DYNAMIC_KINDS) == "connections-limit":
+                f["dynamic_connections_limit"] = c.integer("a count", 1, MAX_DYNAMIC_PEERS)
+            else:
+                c.pos -= 1
+                f["dynamic"] = self._identity(c)
         else:
             role = c.keyword(("suggester", "partner"))
-            if not c.at_end():
-                role += " " + c.keyword(("disable",))
-            f["advpn"] = role
+            if c.at_end():
+                f["advpn"] = role
+                return
+            item = c.keyword(("disable",) + (("idle-time", "idle-threshold",
+                                              "connection-limit") if role == "partner" else ()))
+            if item == "disable":
+                f["advpn"] = role + " disable"
+                f[f"advpn_{role}_disable"] = True
+            else:
+                f.setdefault("advpn", role)
+                lo, hi, unit = _ADVPN_RANGES[item]
+                f["advpn_" + item.replace("-", "_")] = c.integer(unit, lo, hi)
 
     @staticmethod
     def _identity(c: _Cursor) -> Identity:
@@ -816,6 +843,15 @@ class _Parser:
                 return
             family = c.keyword(("inet", "inet6"))
             f["families"] = set(f.get("families", ())) | {family}
+            if not c.at_end() and c.keyword(("address", "next-hop-tunnel")) != "address":
+                version = 4 if family == "inet" else 6
+                addr = c.value(f"an IPv{version} address", _ip4 if version == 4 else _ip6)
+                c.keyword(("ipsec-vpn",))
+                vpn = c.value(_named("an IPsec VPN name"), _name)
+                _append(f, "next_hop_tunnels", [(addr, vpn)])
+                return
+            if not c.at_end():
+                c.pos -= 1
         else:
             c.section(("family",))
             family = c.section(("inet", "inet6"))

@@ -132,8 +132,27 @@ class IkeGateway(_Lines):
     remote_identity: Optional[Identity] = None
     dead_peer_detection: Optional[DeadPeerDetection] = None
     advpn: Optional[str] = None
+    #: `advpn suggester disable` / `advpn partner disable` and the partner's options
+    advpn_suggester_disable: bool = False
+    advpn_partner_disable: bool = False
+    advpn_idle_time: int = 300
+    advpn_idle_threshold: int = 5
+    advpn_connection_limit: int = 1000
+    #: `dynamic <identity>`: an AutoVPN hub gateway, any peer proving a matching identity
+    dynamic: Optional[Identity] = None
+    dynamic_connections_limit: Optional[int] = None
     line: int = field(default=0, compare=False, repr=False)
     field_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def advpn_suggester(self) -> bool:
+        """ADVPN suggester role: `advpn` configured and the suggester not disabled (Junos
+        enables both roles with `advpn` and a hub or spoke disables the other one)."""
+        return self.advpn is not None and not self.advpn_suggester_disable
+
+    @property
+    def advpn_partner(self) -> bool:
+        return self.advpn is not None and not self.advpn_partner_disable
 
     @property
     def ike_version(self) -> int:
@@ -268,6 +287,8 @@ class St0Unit(_Lines):
     unit: int
     families: frozenset[str] = frozenset()
     multipoint: bool = False
+    #: `family inet next-hop-tunnel <addr> ipsec-vpn <vpn>` (static NHTB entries)
+    next_hop_tunnels: tuple[tuple[str, str], ...] = ()
     line: int = field(default=0, compare=False, repr=False)
     field_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 

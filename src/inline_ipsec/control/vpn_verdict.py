@@ -98,6 +98,8 @@ def _endpoints(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
     gw = ctx.config.gateway_of(vpn)
     if gw is None:
         return ()
+    if gw.dynamic is not None:
+        return ()       # an AutoVPN hub has no peer address: HubControl accepts its spokes
     reasons = []
     if gw.address:
         try:
@@ -114,13 +116,20 @@ def _endpoints(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
 
 
 def _ike_config(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
+    config = ctx.config
+    gw = config.gateway_of(vpn)
+    if gw is not None and gw.dynamic is not None:
+        # an AutoVPN hub: the rest of its IKE configuration, with any peer address
+        import dataclasses
+        config = dataclasses.replace(config, ike_gateways={
+            **config.ike_gateways, gw.name: dataclasses.replace(gw, address=("0.0.0.0",))})
     try:
-        ike_config_for_vpn(ctx.config, vpn, credentials=ctx.credentials)  # type: ignore
+        ike_config_for_vpn(config, vpn, credentials=ctx.credentials)  # type: ignore
     except IkeConfigError as exc:
         text = str(exc)
         if "no key and certificate loaded" in text and ctx.credentials is None:
             text += " (the command line loads none: certificate authentication runs from " \
-                    "Python, IkeControl(credentials=...))"
+                    "Python, IkeControl(credentials=...) or HubControl(credentials=...))"
         return (text,)
     except ConfigError:
         return ()        # already reported by _endpoints
@@ -192,13 +201,17 @@ def _advpn(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
     gw = ctx.config.gateway_of(vpn)
     if gw is None or gw.advpn is None:
         return ()
-    return (f"ike gateway {gw.name}: advpn {gw.advpn}: ADVPN shortcut tunnels are not "
-            "negotiated, only the tunnel to the configured peer",)
+    return (f"ike gateway {gw.name}: advpn {gw.advpn}: ADVPN shortcut tunnels are negotiated "
+            "by inline_ipsec.hub.HubControl ('inline-ipsec run' uses it when every IKE VPN is "
+            "a hub VPN); IkeControl brings up only the tunnel to the configured peer",)
 
 
 def _untriggerable(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
     if vpn.establish_tunnels == "immediately" or vpn.traffic_selectors:
         return ()
+    gw = ctx.config.gateway_of(vpn)
+    if gw is not None and gw.dynamic is not None:
+        return ()                   # an AutoVPN hub waits for its spokes by design
     if vpn.bind_interface is not None and ctx.config.routes_via(vpn.bind_interface):
         return ()
     where = vpn.bind_interface or "the VPN"

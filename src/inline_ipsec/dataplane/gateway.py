@@ -80,6 +80,8 @@ class _Tunnel:
     selectors: list[Selector]
     sa_type: str
     flow: TunnelFlow
+    #: the configured VPN this tunnel belongs to (an AutoVPN spoke's, a shortcut's)
+    config_vpn: Optional[str] = None
 
 
 def _utcnow() -> _dt.datetime:
@@ -175,6 +177,15 @@ class Gateway:
                 if ts.remote_ip:
                     self.routes.add(ts.remote_ip, [v.name])
 
+    def set_routes(self, entries: Iterable[tuple[str, Sequence[str]]]) -> None:
+        """Replace the route table with `entries` (prefix, tunnels in order of preference),
+        e.g. from next-hop tunnel binding (`inline_ipsec.hub.nhtb.resolve_routes`)."""
+        table = type(self.routes)()
+        for prefix, tunnels in entries:
+            table.add(prefix, list(tunnels))
+        self.routes = table
+        self._route_cache.clear()
+
     def _config_selectors(self, vpn: Optional[IpsecVpn]) -> list[Selector]:
         if vpn is None or not vpn.traffic_selectors:
             return []
@@ -214,23 +225,26 @@ class Gateway:
     def install_child_sa(self, vpn: str, outbound: SaSpec, inbound: SaSpec, *,
                          local_ts: Optional[Sequence[object]] = None,
                          remote_ts: Optional[Sequence[object]] = None,
-                         sa_type: str = "dynamic") -> SaPair:
+                         sa_type: str = "dynamic", config_vpn: Optional[str] = None) -> SaPair:
         """Install one negotiated child SA pair of `vpn` (RFC 7296 §1.3). The first pair places
         the tunnel (docs/design.md Table 1) and installs it on a PFE or the CPU engine; later pairs
         join it on the same engine. `local_ts`/`remote_ts` (prefixes) are the pair's
         negotiated selectors; by default the VPN's configured traffic selector for this child,
-        or any. A VPN not in the configuration is routed by its `remote_ts`."""
+        or any. A VPN not in the configuration is routed by its `remote_ts`. `config_vpn`:
+        the configured VPN a tunnel of another name belongs to (one tunnel per spoke of an
+        AutoVPN VPN, an ADVPN shortcut): placed with that VPN's settings, routed by whoever
+        installs it (`set_routes`)."""
         if inbound.spi in self._spi_index:
             raise ConfigError(f"an inbound SA with SPI 0x{inbound.spi:08x} is installed "
                               "already (RFC 4301 §4.1: the SPI names the SA)")
-        cfg_vpn = self.config.ipsec_vpns.get(vpn)
+        cfg_vpn = self.config.ipsec_vpns.get(config_vpn or vpn)
         info = self._tunnels.get(vpn)
         if vpn not in self.distributor:
             if cfg_vpn is not None:
                 tunnel = tunnel_from_config(self.config, cfg_vpn, udp_encap=outbound.udp_encap)
                 # the negotiated transforms, which may be any proposal of the policy
                 tunnel = dataclasses.replace(
-                    tunnel, protocol=outbound.protocol, cipher=outbound.cipher,
+                    tunnel, name=vpn, protocol=outbound.protocol, cipher=outbound.cipher,
                     replay_window=outbound.replay_window,
                     lifetime_kilobytes=(outbound.lifetime.hard_kilobytes
                                         or tunnel.lifetime_kilobytes))
@@ -239,7 +253,7 @@ class Gateway:
             rec = self.distributor.install(vpn, tunnel, outbound, inbound)
             pair = rec.pairs[0]
             info = _Tunnel(vpn, self._config_selectors(cfg_vpn), sa_type,
-                           TunnelFlow(vpn, rec.offloaded))
+                           TunnelFlow(vpn, rec.offloaded), config_vpn)
             self._tunnels[vpn] = info
         else:
             pair = self.distributor.add_child(vpn, outbound, inbound)
@@ -250,7 +264,7 @@ class Gateway:
             while len(info.selectors) <= index:
                 info.selectors.append(ANY)
             info.selectors[index] = sel
-            if cfg_vpn is None:
+            if cfg_vpn is None and config_vpn is None:
                 for net in sel.remote:
                     self.routes.add(net, [vpn])
         self._index_tunnel(vpn)     # only adds SAs: no full rebuild (2000 tunnels, IKE)
@@ -384,6 +398,11 @@ class Gateway:
 
     def selectors(self, vpn: str) -> list[Selector]:
         return list(self._tunnels[vpn].selectors)
+
+    def config_vpn_of(self, name: str) -> str:
+        """The configured VPN a tunnel belongs to (its own name for a VPN's only tunnel)."""
+        info = self._tunnels.get(name)
+        return (info.config_vpn if info is not None else None) or name
 
     def sa_type(self, vpn: str) -> str:
         return self._tunnels[vpn].sa_type

@@ -479,6 +479,45 @@ class EncryptedFragmentPayload(Payload):
         return struct.pack("!HH", self.number, self.total) + self.data
 
 
+# --- Configuration payload: RFC 7296 §3.15 ---------------------------------------------------
+
+#: CFG types (§3.15) and the attributes used here (§3.15.1)
+CFG_REQUEST, CFG_REPLY, CFG_SET, CFG_ACK = 1, 2, 3, 4
+INTERNAL_IP4_ADDRESS, INTERNAL_IP4_NETMASK, INTERNAL_IP6_ADDRESS = 1, 2, 8
+
+
+@dataclass
+class CpPayload(Payload):
+    """RFC 7296 §3.15 Configuration payload: a CFG type and (attribute type, value) pairs.
+    A request may carry an empty value (asking for one) or a value (suggesting it,
+    §3.15.1); the reserved bit before each attribute type is ignored on receipt."""
+
+    ptype: ClassVar[int] = PayloadType.CP
+    cfg_type: int = CFG_REQUEST
+    attributes: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def encode_body(self) -> bytes:
+        out = [struct.pack("!B3x", self.cfg_type)]
+        for atype, value in self.attributes:
+            out.append(struct.pack("!HH", atype & 0x7FFF, len(value)) + value)
+        return b"".join(out)
+
+    @classmethod
+    def decode(cls, body: bytes) -> "CpPayload":
+        r = _Reader(body, "Configuration payload")
+        cfg_type = r.u8()
+        r.take(3)
+        attrs = []
+        while r.left:
+            atype = r.u16() & 0x7FFF
+            attrs.append((atype, r.take(r.u16())))
+        return cls(cfg_type, attrs)
+
+    def first(self, atype: int) -> Optional[bytes]:
+        """The value of the first attribute of type `atype`, or None."""
+        return next((v for t, v in self.attributes if t == atype), None)
+
+
 @dataclass
 class UnknownPayload(Payload):
     """A payload type we do not implement (kept so the chain stays intact)."""
@@ -498,7 +537,8 @@ class UnknownPayload(Payload):
 PAYLOAD_CLASSES: dict[int, Any] = {
     cls.ptype: cls for cls in (SaPayload, KePayload, NoncePayload, IdiPayload, IdrPayload,
                                AuthPayload, CertPayload, CertReqPayload, NotifyPayload,
-                               DeletePayload, VendorIdPayload, TsiPayload, TsrPayload)
+                               DeletePayload, VendorIdPayload, TsiPayload, TsrPayload,
+                               CpPayload)
 }
 
 

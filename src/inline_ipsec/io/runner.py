@@ -16,6 +16,7 @@ the end the number of VPNs still down is printed.
 """
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import time
@@ -84,6 +85,30 @@ def pki_keywords(gw: Gateway) -> dict:
     return {"credentials": store.credentials(), "ca_certificates": store.ca_certificates()}
 
 
+def _start_hub(gw: Gateway, ike_listen: str, ike_peer: Optional[str]):
+    """A hub-and-spoke gateway (every IKE VPN on a multipoint st0, a dynamic or an advpn
+    gateway): `inline_ipsec.hub.HubControl` on the IKE ports; configured peers are mapped to
+    `ike_peer` as for IkeControl, dynamic VPNs accept spokes from anywhere."""
+    from ..hub.control import HubControl
+    host, port, natt = parse_transport(ike_listen)
+    mine = IkeUdpPort(host, port, natt)
+    peers = {}
+    if ike_peer is not None:
+        target = parse_transport(ike_peer)
+        peers = {r: target for r in IkeControl.remote_addresses(gw)}
+    hub = HubControl(gw, local=mine.transport[:2], natt_port=mine.transport[2], peers=peers)
+    mine.attach(hub)  # type: ignore[arg-type]
+    hub.start(time.monotonic())
+    return [mine], hub
+
+
+def _hub_config(gw: Gateway) -> bool:
+    from ..control.ike_config import ike_vpns
+    from ..hub.control import hub_vpns
+    vpns = {v.name for v in ike_vpns(gw.config)}
+    return bool(vpns) and vpns <= {v.name for v in hub_vpns(gw.config)}
+
+
 def run_gateway(config: str, *, control_path: str, duration: Optional[float] = None,
                 peer: Optional[str] = None, prekeyed: bool = False,
                 nat_t: Sequence[str] = (), mtu: int = DEFAULT_MTU, burst: int = 8,
@@ -102,7 +127,10 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
     if peer is not None:
         other = Gateway.from_file(peer, name="peer", mtu=mtu, pfe_backend=pfe_backend)
     ports: list[IkeUdpPort] = []
-    if prekeyed:
+    hub = None
+    if other is None and not prekeyed and _hub_config(gw):
+        ports, hub = _start_hub(gw, ike_listen, ike_peer)
+    elif prekeyed:
         gw.establish_prekeyed(udp_encap=nat_t)
         if other is not None:
             other.establish_prekeyed(udp_encap=nat_t)
@@ -113,7 +141,7 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
                       "--peer CONFIG, no --prekeyed\n")
     link = WireLink(gw, other) if other is not None else None
     plan: list = []
-    server = ControlServer(control_path, gw.show)
+    server = ControlServer(control_path, hub.show if hub is not None else gw.show)
     previous = {}
     if install_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,6 +150,10 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
     offloaded = sum(1 for t in tunnels if t.offloaded)
     verdicts = gw.ike.verdicts if gw.ike is not None else vpn_verdicts(gw.config)
     cannot = {n: v for n, v in verdicts.items() if not v.can_come_up}
+    if hub is not None:                 # HubControl's own account of what it cannot run
+        cannot = {n: dataclasses.replace(v, reasons=(hub.unsupported[n],))
+                  if n in hub.unsupported and not v.reasons else v
+                  for n, v in verdicts.items() if n in hub.unsupported}
     configured = len(gw.config.ipsec_vpns)
     out.write(f"inline-ipsec gateway running: {len(tunnels)} tunnels ({offloaded} offloaded, "
               f"{len(tunnels) - offloaded} on the CPU)\n"
@@ -152,6 +184,11 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
         label = " and ".join(f"IKEv{v}" for v in versions)
         out.write(f"{label} on udp {t[0]}:{t[1]} (NAT-T {t[2]}), "
                   f"{len(ike.vpns)} IKE VPNs\n")
+    if hub is not None:
+        t = ports[0].transport
+        out.write(f"hub and spoke (inline_ipsec.hub): {len(hub.vpns)} VPNs on udp "
+                  f"{t[0]}:{t[1]} (NAT-T {t[2]}); show security ipsec next-hop-tunnels, "
+                  "show security advpn statistics\n")
     if link is not None:
         out.write(f"test traffic: every tunnel to the in-process peer, "
                   f"{burst} packets per flow every {TICK:g} s\n")
@@ -190,6 +227,9 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
             signal.signal(sig, handler)
     c = gw.counters
     down = configured - len(gw.distributor)
+    if hub is not None:                 # an AutoVPN VPN is up with any of its spokes
+        up = {t.vpn for t in hub.tunnels.values()}
+        down = sum(1 for n in gw.config.ipsec_vpns if n not in up and n not in gw.distributor)
     out.write(f"stopped after {time.monotonic() - start:.1f} s: {server.requests} show "
               f"requests answered; {c.transmitted_outer} packets encrypted, "
               f"{c.delivered_inner} decrypted; {down} of {configured} VPNs down"

@@ -59,7 +59,7 @@ class ShowError(ValueError):
 def _snapshot(gw: "Gateway", name: str) -> TunnelSnapshot:
     rec = gw.tunnel(name)
     cfg = gw.config
-    vpn = cfg.ipsec_vpns.get(name)
+    vpn = cfg.ipsec_vpns.get(gw.config_vpn_of(name))
     over: dict = {"anchorship": None}
     sa_type = gw.sa_type(name)
     if rec.offloaded and rec.pfe_index is not None:

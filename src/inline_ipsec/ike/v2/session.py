@@ -147,6 +147,8 @@ class IkeV2Session:
         self.init_request = b""
         self.init_response = b""
         self.peer_id: Optional[Identity] = None
+        #: the peer's Configuration payload in IKE_AUTH (RFC 7296 §3.15), if it sent one
+        self.peer_cp: Optional[Payload] = None
         #: the peer sent INITIAL_CONTACT in IKE_AUTH (§2.4): its older IKE SAs are stale.
         self.peer_initial_contact = False
         #: send INITIAL_CONTACT in IKE_AUTH: only when no other IKE SA with the peer exists.
@@ -243,6 +245,13 @@ class IkeV2Session:
             self._shutdown("closed locally")
             return
         self._queue.append(DeleteIkeTask(self))
+        self._kick(now)
+
+    def send_notify(self, notify_type: int, data: bytes, now: float) -> None:
+        """Queue an INFORMATIONAL request with one private-use status Notify (§3.10.1);
+        the peer's session reports it as `PrivateNotify`."""
+        from .tasks.delete import NotifyTask
+        self._queue.append(NotifyTask([notify(notify_type, data)]))
         self._kick(now)
 
     def send_dpd(self, now: float) -> None:
