@@ -35,7 +35,7 @@ def test_demo_runs_and_shows_offload_counters_and_throughput(capsys):
     assert "IKEv2 over loopback UDP: gw-a at 127.0.0.1:" in out
     assert "10 VPNs negotiated" in out and "pre-keyed" not in out
     assert "Version: IKEv2" in out and "Quantum Secured: Yes" in out   # vpn-gcm256: PPK
-    two_gateways = out.split("8. Hub and spoke")[0]
+    two_gateways = out.split("6. IKEv1 (RFC 2409)")[0]
     ike_rows = [line for line in two_gateways.splitlines() if "  IKEv2          " in line]
     assert len(ike_rows) == 10 and all(" UP " in r for r in ike_rows)
     assert "Exchange type: IKEv2, Authentication method: Pre-shared-keys" in out
