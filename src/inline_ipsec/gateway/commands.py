@@ -101,7 +101,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="also run the peer gateway from this configuration in-process, on an "
                         "in-memory wire, with test traffic through every tunnel")
     p.add_argument("--ike", default="127.0.0.1:0", metavar="HOST:PORT[:NATT]",
-                   help="loopback address and UDP port IKEv2 listens on (NAT-T on PORT+1; "
+                   help="address and UDP port IKEv2 listens on (NAT-T on PORT+1; "
                         "default 127.0.0.1 with free ports)")
     p.add_argument("--ike-peer", metavar="HOST:PORT[:NATT]",
                    help="where the peer gateway's IKE listens (another inline-ipsec run); "
@@ -115,6 +115,49 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mtu", type=int, default=1500, help="tunnel MTU of the outer packets")
     p.add_argument("--backend", choices=("openssl", "ipsec-mb", "auto"), default=None,
                    help="the PFEs' crypto backend (default openssl; auto: the fastest built)")
+    d = p.add_argument_group(
+        "real tunnels (root or CAP_NET_ADMIN + CAP_NET_RAW)",
+        "with --tun the gateway terminates tunnels with real peers: inner traffic through a "
+        "TUN device routed by the configuration, IKE and ESP on the external interfaces' "
+        "addresses (UDP 500/4500, raw ESP)")
+    d.add_argument("--tun", metavar="NAME",
+                   help="create TUN device NAME for the inner traffic and run as a daemon")
+    d.add_argument("--ike-port", type=int, default=500, metavar="PORT",
+                   help="local IKE port (default 500)")
+    d.add_argument("--natt-port", type=int, default=4500, metavar="PORT",
+                   help="local NAT-T port (default 4500)")
+    d.add_argument("--no-raw-esp", action="store_true",
+                   help="do not open raw ESP sockets (peers must use NAT-T)")
+    d.add_argument("--pcap", metavar="FILE",
+                   help="capture what crosses the outer sockets and the TUN (pcap)")
+    d.add_argument("--esp-keys", metavar="FILE",
+                   help="keep a Wireshark esp_sa table of every SA's keys in FILE")
+    d.add_argument("--log", metavar="FILE",
+                   help="tunnel event log (one Junos-like line per event; default stderr)")
+    d.add_argument("--burst", type=int, default=64, metavar="N",
+                   help="packets per syscall batch and per gateway call (default 64)")
+
+
+def _run_daemon(args: argparse.Namespace) -> int:
+    from ..io.control_socket import CommandError
+    from ..io.daemon import Daemon
+    from ..io.tun import TunError
+    from .control import ControlError, default_control_path
+    log = open(args.log, "a", buffering=1) if args.log else None  # noqa: SIM115
+    try:
+        daemon = Daemon(args.config, tun=args.tun,
+                        control_path=args.control or default_control_path(),
+                        ike_port=args.ike_port, natt_port=args.natt_port,
+                        raw_esp=not args.no_raw_esp, pcap=args.pcap, esp_keys=args.esp_keys,
+                        log=log, burst=args.burst, mtu=args.mtu, pfe_backend=args.backend,
+                        nat_t=args.nat_t, duration=args.duration)
+        return daemon.run()
+    except (TunError, ControlError, CommandError) as exc:
+        print(f"inline-ipsec run: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if log is not None:
+            log.close()
 
 
 def run_run(args: argparse.Namespace) -> int:
@@ -126,6 +169,12 @@ def run_run(args: argparse.Namespace) -> int:
             print(f"inline-ipsec run: no such file: {path}", file=sys.stderr)
             return 2
     try:
+        if args.tun is not None:
+            if args.peer or args.prekeyed or args.ike_peer:
+                print("inline-ipsec run: --tun runs against real peers; it does not combine "
+                      "with --peer, --prekeyed or --ike-peer", file=sys.stderr)
+                return 2
+            return _run_daemon(args)
         return run_gateway(args.config, control_path=args.control or default_control_path(),
                            duration=args.duration, peer=args.peer, prekeyed=args.prekeyed,
                            nat_t=args.nat_t, mtu=args.mtu, pfe_backend=args.backend,
@@ -156,6 +205,37 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("socket", metavar="SOCKET", help="the control socket of `inline-ipsec run`")
+    p.add_argument("words", nargs="*", metavar="WORD",
+                   help="an operational command, abbreviations accepted: 'show sec ipsec sa', "
+                        "'clear security ike security-associations [PEER]', 'clear security "
+                        "ipsec security-associations [vpn-name NAME]', 'request security ike "
+                        "rekey', 'request security ipsec rekey [vpn-name NAME]', 'commit'; "
+                        "none: read commands from standard input, one per line")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from ..io.control_socket import query_command
+    from .control import ControlError
+    lines = [" ".join(args.words)] if args.words else None
+    status = 0
+    if lines is None:
+        lines = (line.strip() for line in sys.stdin)
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        if line in ("quit", "exit"):
+            break
+        try:
+            sys.stdout.write(query_command(args.socket, line))
+            sys.stdout.flush()
+        except ControlError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
 def register(command: Command) -> None:
     """Register `check`, `run` and `show` with the CLI's `command` decorator."""
     command("check", "parse a configuration; per VPN, Hardware Offloaded: Yes/No with every "
@@ -164,3 +244,5 @@ def register(command: Command) -> None:
             "commands", _run_args)(run_run)
     command("show", "show commands against a running gateway (inline-ipsec run)",
             _show_args)(run_show)
+    command("cli", "operational commands (show, clear, request, commit) on a running "
+            "gateway's control socket", _cli_args)(run_cli)
