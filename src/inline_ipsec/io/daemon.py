@@ -141,6 +141,9 @@ class Daemon:
         self.keys = EspKeyLog(esp_keys) if esp_keys else None
         self._stop = False
         self._reload = False
+        self._events: list = []
+        self._up: set = set()
+        self._tunnel_ids: dict = {}            # VPNs logged up and not yet logged down
         self._known_spis: frozenset = frozenset()
         self.commits = 0
         try:
@@ -166,15 +169,22 @@ class Daemon:
         first = self.sockets.locals[0]
         ike = IkeControl(gw, local=(first.address, first.ike_port), natt_port=first.natt_port,
                          nat_t=self.nat_t)
-        ike.events = _Tap(ike.events, self._on_ike_event)   # type: ignore[assignment]
+        # logged once the event has been applied (the tunnel ID exists then)
+        ike.events = _Tap(ike.events, lambda *item: self._events.append(item))  # type: ignore
         return ike
 
+    def _drain_events(self) -> None:
+        while self._events:
+            self._on_ike_event(*self._events.pop(0))
+
     def _vpn_fields(self, vpn: str) -> str:
+        if vpn in self.gw.distributor:
+            self._tunnel_ids[vpn] = self.gw.tunnel(vpn).tunnel_id
         v = self.ike.vpns.get(vpn) if self.ike is not None else None
         cfg = self.gw.config.ipsec_vpns.get(vpn)
         local = v.local if v is not None else "-"
         gateway = v.peer.name if v is not None else "-"
-        tid = self.gw.tunnel(vpn).tunnel_id if vpn in self.gw.distributor else "-"
+        tid = self._tunnel_ids.get(vpn, "-")
         bind = (cfg.bind_interface if cfg is not None else None) or "Not-Available"
         return (f"Local-ip: {local}, gateway name: {gateway}, vpn name: {vpn}, tunnel-id: "
                 f"{tid}, local tunnel-if: {bind}, SA Type: Static")
@@ -202,6 +212,7 @@ class Daemon:
                               f"{direction}, SPI: 0x{spi:08x}, AUX-SPI: 0, Mode: Tunnel, "
                               "Type: dynamic")
             if kind == "ChildSaUp":
+                self._up.add(vpn)
                 self.log.emit("KMD_VPN_UP_ALARM_USER",
                               f"VPN {vpn} from {remote} is up. {self._vpn_fields(vpn)}")
             else:
@@ -210,11 +221,17 @@ class Daemon:
                               f"0x{event.old_spi_in:08x}, new SPI 0x{child.spi_in:08x}")
             self._note_keys()
         elif kind == "ChildSaDown":
+            if vpn in self.gw.distributor:
+                return                   # one child SA of several, or a rekey's old SA
+            self._up.discard(vpn)
             self.log.emit("KMD_VPN_DOWN_ALARM_USER",
                           f"VPN {vpn} from {remote} is down. {self._vpn_fields(vpn)}, Reason: "
                           f"IPsec SA deleted ({getattr(event, 'reason', 'deleted')}), SPI "
                           f"0x{getattr(event, 'spi_in', 0):08x}")
         elif kind == "IkeSaDown":
+            if vpn not in self._up or vpn in self.gw.distributor:
+                return                   # a duplicate IKE SA, or the VPN was down already
+            self._up.discard(vpn)
             reason = getattr(event, "reason", "deleted")
             self.log.emit("KMD_VPN_DOWN_ALARM_USER",
                           f"VPN {vpn} from {remote} is down. {self._vpn_fields(vpn)}, Reason: "
@@ -352,8 +369,9 @@ class Daemon:
                 if t is not None and t <= now:
                     ike.handle_timer(now)
                 self._flush_ike(now)
+            self._drain_events()
             if ctl_fd in ready:
-                self.server.poll(0.0)
+                self.server.poll(0.001)
                 ike = self.ike
             if self._reload:
                 self._reload = False
@@ -457,6 +475,7 @@ class Daemon:
             if t is not None and t <= time.monotonic():
                 ike.handle_timer(time.monotonic())
         self._flush_ike(time.monotonic())
+        self._drain_events()
         return len(closing)
 
     def close(self) -> None:
