@@ -139,7 +139,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_daemon(args: argparse.Namespace) -> int:
-    from ..io.control_socket import CommandError
+    from ..io.command_socket import CommandError
     from ..io.daemon import Daemon
     from ..io.tun import TunError
     from .control import ControlError, default_control_path
@@ -216,7 +216,7 @@ def _cli_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from ..io.control_socket import query_command
+    from ..io.command_socket import query_command
     from .control import ControlError
     lines = [" ".join(args.words)] if args.words else None
     status = 0

@@ -39,7 +39,7 @@ from ..gateway.core import DEFAULT_MTU, Gateway
 from ..gateway.ike_control import IkeControl
 from ..gateway.routing import RouteTable
 from ..gateway.vpn_verdict import vpn_verdicts
-from .control_socket import CommandError, CommandServer, parse_command
+from .command_socket import CommandError, CommandServer, parse_command
 from .eventlog import EventLog, proxy_id
 from .keylog import EspKeyLog
 from .pcap import PcapWriter
