@@ -30,7 +30,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..gateway.control import ControlError, ControlServer
+from .control_socket import ControlError, ControlServer
 
 __all__ = ["CommandError", "Command", "CommandServer", "parse_command", "query_command",
            "GRAMMAR"]

@@ -35,10 +35,10 @@ import time
 from typing import Callable, Optional, Sequence, TextIO
 
 from ..config import ConfigurationErrors, load_config_file
-from ..gateway.core import DEFAULT_MTU, Gateway
-from ..gateway.ike_control import IkeControl
-from ..gateway.routing import RouteTable
-from ..gateway.vpn_verdict import vpn_verdicts
+from ..dataplane.gateway import DEFAULT_MTU, Gateway
+from ..control.ike_control import IkeControl
+from ..dataplane.routing import RouteTable
+from ..control.vpn_verdict import vpn_verdicts
 from .command_socket import CommandError, CommandServer, parse_command
 from .eventlog import EventLog, proxy_id
 from .keylog import EspKeyLog
