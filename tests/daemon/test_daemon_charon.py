@@ -77,9 +77,9 @@ secrets {{
 def charon(lab, tmp_path, request):
     if not available():
         missing("strongSwan charon is not installed (/usr/lib/ipsec/charon)")
+    (tmp_path / "charon").mkdir()
     c = Charon(tmp_path / "charon", "delete_rekeyed_delay = 1",
-               netns=lab.ns["gb"], port=500, port_nat_t=4500, install_routes=True) \
-        if (tmp_path / "charon").mkdir() is None else None
+               netns=lab.ns["gb"], port=500, port_nat_t=4500, install_routes=True)
     request.addfinalizer(c.stop)
     c.start()
     return c

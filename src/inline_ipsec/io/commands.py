@@ -134,8 +134,53 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="keep a Wireshark esp_sa table of every SA's keys in FILE")
     d.add_argument("--log", metavar="FILE",
                    help="tunnel event log (one Junos-like line per event; default stderr)")
+    d.add_argument("--local-certificate", nargs=3, action="append", default=[],
+                   metavar=("ID", "CERT", "KEY"),
+                   help="load a local certificate (PEM, leaf first, then its chain) and its "
+                        "private key (PEM) as certificate-id ID, the name `ike policy ... "
+                        "certificate local-certificate ID` uses (as Junos' request security "
+                        "pki local-certificate load filename CERT key KEY certificate-id ID)")
+    d.add_argument("--ca-certificate", action="append", default=[], metavar="PEM",
+                   help="a CA certificate the peers' certificates are checked against (as a "
+                        "Junos ca-profile's CA certificate); repeatable")
     d.add_argument("--burst", type=int, default=64, metavar="N",
                    help="packets per syscall batch and per gateway call (default 64)")
+
+
+class CredentialError(ValueError):
+    """A certificate or key file that cannot be read or does not parse."""
+
+
+def load_credentials(entries) -> dict:
+    """[(ID, CERT, KEY)] -> {ID: (private key, [certificates])} for `IkeControl`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    out = {}
+    for cid, cert, key in entries:
+        try:
+            with open(cert, "rb") as f:
+                certs = x509.load_pem_x509_certificates(f.read())
+            with open(key, "rb") as f:
+                private = load_pem_private_key(f.read(), password=None)
+        except (OSError, ValueError) as exc:
+            raise CredentialError(f"local certificate {cid}: {exc}") from None
+        if certs[0].public_key().public_numbers() != private.public_key().public_numbers():
+            raise CredentialError(f"local certificate {cid}: the key does not belong to "
+                                  f"the certificate {certs[0].subject.rfc4514_string()}")
+        out[cid] = (private, certs)
+    return out
+
+
+def load_cas(paths) -> list:
+    from cryptography import x509
+    out = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                out += x509.load_pem_x509_certificates(f.read())
+        except (OSError, ValueError) as exc:
+            raise CredentialError(f"CA certificate {path}: {exc}") from None
+    return out
 
 
 def _run_daemon(args: argparse.Namespace) -> int:
@@ -150,9 +195,11 @@ def _run_daemon(args: argparse.Namespace) -> int:
                         ike_port=args.ike_port, natt_port=args.natt_port,
                         raw_esp=not args.no_raw_esp, pcap=args.pcap, esp_keys=args.esp_keys,
                         log=log, burst=args.burst, mtu=args.mtu, pfe_backend=args.backend,
-                        nat_t=args.nat_t, duration=args.duration)
+                        nat_t=args.nat_t, duration=args.duration,
+                        credentials=load_credentials(args.local_certificate),
+                        ca_certificates=load_cas(args.ca_certificate))
         return daemon.run()
-    except (TunError, ControlError, CommandError) as exc:
+    except (TunError, ControlError, CommandError, CredentialError) as exc:
         print(f"inline-ipsec run: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -123,7 +123,11 @@ class Daemon:
                  log: Optional[TextIO] = None, out: TextIO = sys.stdout, burst: int = 64,
                  mtu: int = DEFAULT_MTU, tun_mtu: Optional[int] = None,
                  pfe_backend: Optional[str] = None, nat_t: Sequence[str] = (),
-                 duration: Optional[float] = None, name: Optional[str] = None) -> None:
+                 duration: Optional[float] = None, name: Optional[str] = None,
+                 credentials: Optional[dict] = None,
+                 ca_certificates: Sequence[object] = ()) -> None:
+        self.credentials = credentials or {}
+        self.ca_certificates = list(ca_certificates)
         self.config_path = config_path
         self.out = out
         self.burst = burst
@@ -168,7 +172,8 @@ class Daemon:
         assert self.sockets is not None
         first = self.sockets.locals[0]
         ike = IkeControl(gw, local=(first.address, first.ike_port), natt_port=first.natt_port,
-                         nat_t=self.nat_t)
+                         nat_t=self.nat_t, credentials=self.credentials,
+                         ca_certificates=self.ca_certificates)
         # logged once the event has been applied (the tunnel ID exists then)
         ike.events = _Tap(ike.events, lambda *item: self._events.append(item))  # type: ignore
         return ike
