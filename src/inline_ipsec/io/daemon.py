@@ -385,9 +385,25 @@ class Daemon:
             if now >= next_house:
                 next_house = now + HOUSEKEEPING
                 self.gw.expire_drained()
+                self._keep_up(now)
                 self._note_keys()
                 if self.pcap is not None:
                     self.pcap.flush()
+
+    def _keep_up(self, now: float) -> None:
+        """`establish-tunnels immediately`: a VPN whose child SA went (cleared here, deleted
+        by the peer) while its IKE SA stays comes back at once, as on the SRX; an IKE SA
+        that went is renegotiated by IkeControl itself."""
+        ike = self.ike
+        if ike is None:
+            return
+        for name, v in ike.vpns.items():
+            if v.establish != "immediately" or name in self.gw.distributor:
+                continue
+            s = ike.session_of(name)
+            if s is None or any(s.negotiating(c.name) for c in v.children):
+                continue
+            ike.ensure(name, now)
 
     def _flush_ike(self, now: float) -> None:
         assert self.sockets is not None and self.ike is not None

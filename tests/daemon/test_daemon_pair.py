@@ -1,0 +1,156 @@
+"""Two `inline-ipsec run --tun` daemons against each other, through the command line only.
+
+    hl 10.1.0.10 -- ga: inline-ipsec run (st0) ==ESP== gb: inline-ipsec run (st0) -- hr 10.2.0.10
+
+Plain ESP on raw sockets between the two (no NAT), ESP in UDP when one side claims a NAT. Each
+scenario pings and streams UDP both ways; the capture and key table one daemon writes
+(`--pcap`, `--esp-keys`) are decrypted by tshark with nothing else; then the operational
+commands: abbreviations, a rekey we request, a commit changing the DF bit of an offloaded tunnel
+(waits for that rekey), clear, a commit adding a VPN, and SIGTERM (the peer logs the Delete).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from helpers import missing
+from lab import LEFT, RIGHT, DaemonProc, junos_psk, wait_for
+from udp_probe import udp_both_ways
+
+pytestmark = pytest.mark.interop
+
+
+def _pair(lab, tmp_path, a_conf: str, b_conf: str, a_extra=(), b_extra=()):
+    a = DaemonProc(lab, "ga", tmp_path, a_conf, *a_extra, name="a")
+    try:
+        b = DaemonProc(lab, "gb", tmp_path, b_conf, *b_extra, name="b")
+    except BaseException:
+        a.stop()
+        raise
+    return a, b
+
+
+def _up(*daemons) -> bool:
+    return wait_for(lambda: all("<" in d.cli("show sec ipsec sa", check=False)
+                                for d in daemons), 20)
+
+
+def _traffic(lab, inner: int = 4) -> None:
+    left, right = LEFT[inner][1], RIGHT[inner][1]
+    for src, dst in (("hl", right), ("hr", left)):
+        r = lab.ping(src, dst, count=3, family=inner)
+        assert " 0% packet loss" in r.stdout, r.stdout + r.stderr
+    udp_both_ways(lab, left, right, count=20)
+
+
+def _tshark_decrypts(d: DaemonProc, tmp_path) -> str:
+    """tshark, given only the capture and the key table, decrypts the ESP packets."""
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        missing("tshark is not installed")
+    home = tmp_path / "wireshark-home"
+    (home / ".config" / "wireshark").mkdir(parents=True, exist_ok=True)
+    shutil.copy(d.keys, home / ".config" / "wireshark" / "esp_sa")
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    res = subprocess.run([tshark, "-n", "-r", str(d.pcap), "-o",
+                          "esp.enable_encryption_decode:TRUE", "-Y", "esp && (icmp || udp)",
+                          "-T", "fields", "-e", "esp.spi", "-e", "ip.src", "-e", "ip.dst",
+                          "-e", "icmp.type", "-e", "udp.dstport", "-E", "occurrence=l"],
+                         capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+@pytest.mark.parametrize("cipher,integrity,offloaded", [
+    ("aes-128-gcm", None, "Yes"),
+    ("aes-256-cbc", "hmac-sha-256-128", "No"),
+])
+def test_two_daemons_ping_udp_and_tshark(lab, tmp_path, cipher, integrity, offloaded):
+    a, b = _pair(lab, tmp_path, junos_psk(4, "a", cipher=cipher, integrity=integrity),
+                 junos_psk(4, "b", cipher=cipher, integrity=integrity))
+    try:
+        assert _up(a, b), a.output() + b.output()
+        assert f"Hardware Offloaded: {offloaded}" in a.cli("show sec ipsec sa detail")
+        _traffic(lab)
+    finally:
+        a.stop()
+        b.stop()
+    lines = [x.split("\t") for x in _tshark_decrypts(a, tmp_path).splitlines()]
+    # ESP records with the inner ICMP echo requests (8) and replies (0) and the UDP stream
+    # decrypted: both directions, each on its own SPI
+    icmp = {(x[1], x[3]) for x in lines if x[3]}
+    assert ("10.1.0.10", "8") in icmp and ("10.2.0.10", "0") in icmp, lines[:10]
+    assert len({x[0] for x in lines}) >= 2      # (a duplicate pair may have carried a few)
+    assert sum(1 for x in lines if x[4] == "40001") >= 40
+
+
+@pytest.mark.parametrize("lab", [6], indirect=True)
+def test_two_daemons_ipv6_outer_ipv6_inner(lab, tmp_path):
+    a, b = _pair(lab, tmp_path, junos_psk(6, "a", inner=6), junos_psk(6, "b", inner=6))
+    try:
+        assert _up(a, b), a.output() + b.output()
+        _traffic(lab, inner=6)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_nat_t_between_daemons(lab, tmp_path):
+    a, b = _pair(lab, tmp_path, junos_psk(4, "a"), junos_psk(4, "b"),
+                 a_extra=("--nat-t", "vpn-1"))
+    try:
+        assert _up(a, b), a.output() + b.output()
+        assert " 4500 " in a.cli("show sec ipsec sa"), a.cli("show sec ipsec sa")
+        _traffic(lab)
+    finally:
+        a.stop()
+        b.stop()
+    lines = [x.split("\t") for x in _tshark_decrypts(a, tmp_path).splitlines()]
+    assert sum(1 for x in lines if x[4] == "40001") >= 40, lines[:10]
+
+
+def test_operations_rekey_commit_clear_and_stop(lab, tmp_path):
+    a, b = _pair(lab, tmp_path, junos_psk(4, "a"), junos_psk(4, "b"))
+    try:
+        assert _up(a, b), a.output() + b.output()
+        time.sleep(3)        # both ends initiate; the duplicate pair goes within the backoff
+        # Junos abbreviations
+        full = a.cli("show security ipsec security-associations")
+        assert a.cli("show sec ipsec sa").splitlines()[:2] == full.splitlines()[:2]
+        assert "Total active tunnels: 1" in full
+        assert "ambiguous" in a.cli("show sec i sa", check=False)
+        # a DF-bit change on the offloaded tunnel waits for the next rekey ...
+        a.conf.write_text(junos_psk(4, "a", df_bit="set"))
+        out = a.cli("commit")
+        assert "DF-bit clear -> set, applies at its next rekey (offloaded)" in out, out
+        assert "DF-bit: clear" in a.cli("show sec ipsec sa detail")
+        old = re.findall(r"<\d+\s+\S+\s+(0x[0-9a-f]{8})", a.cli("show sec ipsec sa"))
+        assert "rekey started for 1" in a.cli("request security ipsec rekey vpn-name vpn-1")
+        assert wait_for(lambda: old[0] not in a.cli("show sec ipsec sa") and
+                        "<" in a.cli("show sec ipsec sa"), 15), a.output()
+        assert "DF-bit: set" in a.cli("show sec ipsec sa detail")
+        _traffic(lab)
+        # clear the IPsec SAs: they come back (establish-tunnels immediately)
+        assert "cleared" in a.cli("clear security ipsec security-associations vpn-name vpn-1")
+        assert wait_for(lambda: "<" in a.cli("show sec ipsec sa") and
+                        "<" in b.cli("show sec ipsec sa"), 20), a.output()
+        # clear the IKE SA (a Delete to the peer)
+        # (the duplicate IKE SA of the crossing start may still be closing: 1 or 2)
+        assert re.match(r"[12] IKE SAs? cleared", a.cli("clear sec ike sa 192.0.2.2"))
+        assert wait_for(lambda: "<" in a.cli("show sec ipsec sa"), 20), a.output()
+        _traffic(lab)
+        assert "IKE SA delete notification received" in b.cli("show sec ipsec inactive-tunnels detail") \
+            or "KMD_VPN_DOWN_ALARM_USER" in b.log.read_text()
+    finally:
+        assert a.stop(signal.SIGTERM) == 0
+    # the peer saw our Delete on SIGTERM
+    assert wait_for(lambda: "IKE SA down (deleted by peer)" in b.log.read_text(), 10), \
+        b.output()
+    b.stop()
+    log = a.log.read_text()
+    assert "KMD_PM_SA_REKEYED" in log and "commit complete" in log
