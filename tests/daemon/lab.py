@@ -170,7 +170,7 @@ class DaemonProc:
     """`inline-ipsec run CONFIG --tun st0` in a namespace, with its files in `workdir`."""
 
     def __init__(self, lab: Lab, ns: str, workdir: Path, config: str, *extra: str,
-                 name: str = "d") -> None:
+                 name: str = "d", capture: bool = True) -> None:
         self.lab, self.ns = lab, ns
         self.dir = workdir
         self.conf = workdir / f"{name}.conf"
@@ -181,10 +181,11 @@ class DaemonProc:
         self.pcap = workdir / f"{name}.pcap"
         self.keys = workdir / f"{name}.esp_sa"
         self._out = open(self.stdout, "w")  # noqa: SIM115
-        self.proc = lab.popen(ns, [sys.executable, "-m", "inline_ipsec", "run",
+        self.proc = lab.popen(ns, [sys.executable, *(["-m", "cProfile", "-o", str(workdir / f"{name}.prof")] if os.environ.get("DAEMON_PROFILE") else []), "-m", "inline_ipsec", "run",
                                    str(self.conf), "--tun", "st0", "--control", self.control,
-                                   "--log", str(self.log), "--pcap", str(self.pcap),
-                                   "--esp-keys", str(self.keys), *extra],
+                                   "--log", str(self.log),
+                                   *(("--pcap", str(self.pcap), "--esp-keys", str(self.keys))
+                                     if capture else ()), *extra],
                               stdout=self._out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while not os.path.exists(self.control):

@@ -108,6 +108,7 @@ class Batch:
             h.msg_iov = ctypes.pointer(self._iov[i])
             h.msg_iovlen = 1
         self._addr_cache: dict[tuple, bytes] = {}
+        self._dirty = size             # slots whose lengths a call may have changed
         #: syscalls made and datagrams moved (for the daemon's statistics)
         self.calls = 0
         self.datagrams = 0
@@ -116,16 +117,18 @@ class Batch:
         self.last_error = ""
 
     # ------------------------------------------------------------------ receive
-    def recv(self, sock: socket.socket, limit: Optional[int] = None
+    def recv(self, sock: socket.socket, limit: Optional[int] = None, addresses: bool = True
              ) -> list[tuple[bytes, Optional[tuple]]]:
         """Up to `limit` (default `size`) datagrams already queued on `sock`, without
-        blocking: [(payload, (host, port))]. Raw sockets give (host, 0)."""
+        blocking: [(payload, (host, port))]. Raw sockets give (host, 0); with
+        `addresses=False` the address is None (an IPv4 raw socket's packets carry it)."""
         n = min(limit or self.size, self.size)
         if _libc is None:                 # pragma: no cover
             return self._recv_loop(sock, n)
-        for i in range(n):
-            self._msgs[i].msg_hdr.msg_namelen = _SOCKADDR
-            self._iov[i].iov_len = self.slot
+        msgs, iov, slot = self._msgs, self._iov, self.slot
+        for i in range(min(n, self._dirty)):     # the slots the last call used
+            msgs[i].msg_hdr.msg_namelen = _SOCKADDR
+            iov[i].iov_len = slot
         got = _recvmmsg(sock.fileno(), ctypes.addressof(self._msgs), n, _MSG_DONTWAIT, None)
         self.calls += 1
         if got < 0:
@@ -136,12 +139,14 @@ class Batch:
         out = []
         string_at = ctypes.string_at
         names = ctypes.addressof(self._names)
-        base, slot = self._base, self.slot
+        base = self._base
         for i in range(got):
-            length = self._msgs[i].msg_len
-            addr = _decode_addr(string_at(names + i * _SOCKADDR, _SOCKADDR))
+            length = msgs[i].msg_len
+            addr = _decode_addr(string_at(names + i * _SOCKADDR, _SOCKADDR)) \
+                if addresses else None
             out.append((string_at(base + i * slot, length), addr))
         self.datagrams += got
+        self._dirty = max(got, 1)
         return out
 
     def _recv_loop(self, sock: socket.socket, n: int) -> list:   # pragma: no cover
@@ -198,6 +203,7 @@ class Batch:
             length = len(data)
             memmove(base + n * slot, data, length)
             self._iov[n].iov_len = length
+            self._dirty = self.size
             key = (addr[0], addr[1])
             raw = cache.get(key)
             if raw is None:

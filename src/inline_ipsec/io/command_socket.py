@@ -14,6 +14,7 @@ also the Junos alias of `security-associations`). Commands:
     show security ike security-associations [detail]
     show security flow statistics
     show security <anything else the gateway shows>      (passed on verbatim)
+    show daemon statistics         (model: per-stage time of the data path, syscalls)
     clear security ike security-associations [<peer-address>]
     clear security ipsec security-associations [vpn-name <name>]
     request security ike rekey [peer <address>]              (model: rekey IKE SAs, RFC 7296
@@ -59,7 +60,7 @@ def _options(flags: tuple = (), valued: tuple = (), positional: Optional[str] = 
 
 
 GRAMMAR: dict = {
-    "show": {"security": {
+    "show": {"daemon": {"statistics": _END}, "security": {
         "ipsec": {
             "security-associations": _options(("detail", "brief"), ("index", "vpn-name")),
             "statistics": _options((), ("index", "vpn-name")),

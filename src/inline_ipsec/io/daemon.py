@@ -146,6 +146,10 @@ class Daemon:
         self._stop = False
         self._reload = False
         self._events: list = []
+        #: seconds per stage of the data path and bursts per source (`show daemon statistics`)
+        self.times = dict.fromkeys(("tun_read", "encrypt", "send", "recv", "decrypt",
+                                    "tun_write"), 0.0)
+        self.bursts = {"tun": 0, "outer": 0}
         self._up: set = set()
         self._tunnel_ids: dict = {}            # VPNs logged up and not yet logged down
         self._known_spis: frozenset = frozenset()
@@ -417,11 +421,19 @@ class Daemon:
     def _from_tun(self) -> None:
         """Inner packets the host routed into the TUN -> tunnels -> outer sockets."""
         assert self.tun is not None and self.sockets is not None
+        t = self.times
+        clock = time.perf_counter
         for _ in range(4):                      # a few bursts, then let the peers' side run
+            t0 = clock()
             inner = self.tun.read_burst(self.burst)
+            t1 = clock()
+            t["tun_read"] += t1 - t0
             if not inner:
                 return
+            self.bursts["tun"] += 1
             wire, local = self.path.encrypt(inner)
+            t2 = clock()
+            t["encrypt"] += t2 - t1
             if self.pcap is not None:
                 self.pcap.write(inner)
                 self.pcap.write(wire)
@@ -429,13 +441,20 @@ class Daemon:
                 self.sockets.send_wire(wire)
             if local:                           # ICMP errors for the senders
                 self.tun.write_burst(local)
+            t["send"] += clock() - t2
             if len(inner) < self.burst:
                 return
 
     def _from_peers(self, ready: list) -> None:
         """Outer packets -> IKE or the data path -> TUN."""
         assert self.tun is not None and self.sockets is not None
+        t = self.times
+        clock = time.perf_counter
+        t0 = clock()
         got = self.sockets.receive(ready, capture=self.pcap is not None)
+        t1 = clock()
+        t["recv"] += t1 - t0
+        self.bursts["outer"] += 1
         if got.keepalives:
             self.gw.counters.nat_keepalives += got.keepalives
         if self.pcap is not None and got.captured:
@@ -445,11 +464,15 @@ class Daemon:
             for data, addr, _natt in got.ike:
                 self.ike.receive(data, addr, now)
         if got.esp:
+            t2 = clock()
             inner = self.path.decrypt(got.esp)
+            t3 = clock()
+            t["decrypt"] += t3 - t2
             if inner:
                 self.tun.write_burst(inner)
                 if self.pcap is not None:
                     self.pcap.write(inner)
+            t["tun_write"] += clock() - t3
 
     # ------------------------------------------------------------------ stop
     def _graceful_stop(self) -> None:
@@ -573,11 +596,33 @@ class Daemon:
         gw._routes_from_config()
         gw._route_cache.clear()
 
+    def statistics(self) -> str:
+        """`show daemon statistics` (the model's own command): where the data path's time
+        goes, per stage, with the engines' crypto time split out of encrypt/decrypt."""
+        assert self.sockets is not None and self.tun is not None
+        c = self.gw.counters
+        crypto = sum(p.seconds for p in c.paths.values())
+        t = self.times
+        lines = ["Daemon data path:",
+                 f"  TUN packets read: {self.tun.reads}, written: {self.tun.writes}, write "
+                 f"errors: {self.tun.write_errors}",
+                 f"  Bursts: from TUN {self.bursts['tun']}, from outer sockets "
+                 f"{self.bursts['outer']}",
+                 f"  Outer socket syscalls (recvmmsg/sendmmsg): {self.sockets.syscalls}"]
+        lines += [f"  Outer {k.replace('_', ' ')}: {v}" for k, v in self.sockets.counts.items()]
+        lines.append("  Seconds per stage:")
+        for k, v in t.items():
+            lines.append(f"    {k.replace('_', ' ')}: {v:.6f}")
+        lines.append(f"    crypto (engine burst calls, inside encrypt/decrypt): {crypto:.6f}")
+        return "\n".join(lines) + "\n"
+
     # ------------------------------------------------------------------ control socket
     def command(self, text: str) -> str:
         """One operational command (`control_socket.parse_command`), its output."""
         cmd = parse_command(text)
         verb = cmd.words[0]
+        if cmd.words[:2] == ["show", "daemon"]:
+            return self.statistics()
         if verb == "show":
             return self.gw.show(" ".join(cmd.words[1:]))
         if verb == "commit":

@@ -158,6 +158,7 @@ class OuterSockets:
             self.raw[version] = self._open_raw(version, raw_esp, rcvbuf)
         self._rx = Batch(burst)
         self._tx = Batch(burst)
+        self._names: dict[bytes, str] = {}      # packed destination -> text, for sendto
         #: datagrams by kind, for the start-up report and show
         self.counts = {"ike_in": 0, "ike_out": 0, "esp_in": 0, "esp_out": 0,
                        "natt_esp_in": 0, "natt_esp_out": 0, "keepalive_in": 0,
@@ -258,7 +259,7 @@ class OuterSockets:
         for version, r in self.raw.items():
             if r.sock is None or r.sock not in ready:
                 continue
-            for data, addr in self._rx.recv(r.sock):
+            for data, addr in self._rx.recv(r.sock, addresses=version == 6):
                 if version == 6:
                     lo = self.local_for(addr[0])
                     src = ipaddress.ip_address(addr[0]).packed
@@ -305,15 +306,22 @@ class OuterSockets:
         raw6: list = []
         udp: dict[int, list] = {}
         c = self.counts
+        names = self._names
         for pkt in packets:
             v = pkt[0] >> 4
             if v == 4:
                 ihl = (pkt[0] & 15) * 4
                 proto = pkt[9]
-                dst = socket.inet_ntop(socket.AF_INET, pkt[16:20])
+                raw_dst = pkt[16:20]
             else:
                 ihl, proto = 40, pkt[6]
-                dst = socket.inet_ntop(socket.AF_INET6, pkt[24:40])
+                raw_dst = pkt[24:40]
+            dst = names.get(raw_dst)
+            if dst is None:
+                if len(names) > 4096:
+                    names.clear()
+                dst = names[raw_dst] = socket.inet_ntop(
+                    socket.AF_INET if v == 4 else socket.AF_INET6, raw_dst)
             if proto == 17:
                 dport = (pkt[ihl + 2] << 8) | pkt[ihl + 3]
                 udp.setdefault(v, []).append((pkt[ihl + 8:], (dst, dport)))
