@@ -130,6 +130,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="do not open raw ESP sockets (peers must use NAT-T)")
     d.add_argument("--pcap", metavar="FILE",
                    help="capture what crosses the outer sockets and the TUN (pcap)")
+    d.add_argument("--pcap-limit", type=int, metavar="MB",
+                   help="stop capturing (and count what is not written) past MB megabytes")
     d.add_argument("--esp-keys", metavar="FILE",
                    help="keep a Wireshark esp_sa table of every SA's keys in FILE")
     d.add_argument("--log", metavar="FILE",
@@ -194,6 +196,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
                         control_path=args.control or default_control_path(),
                         ike_port=args.ike_port, natt_port=args.natt_port,
                         raw_esp=not args.no_raw_esp, pcap=args.pcap, esp_keys=args.esp_keys,
+                        pcap_limit=args.pcap_limit << 20 if args.pcap_limit else None,
                         log=log, burst=args.burst, mtu=args.mtu, pfe_backend=args.backend,
                         nat_t=args.nat_t, duration=args.duration,
                         credentials=load_credentials(args.local_certificate),

@@ -125,7 +125,8 @@ class Daemon:
                  pfe_backend: Optional[str] = None, nat_t: Sequence[str] = (),
                  duration: Optional[float] = None, name: Optional[str] = None,
                  credentials: Optional[dict] = None,
-                 ca_certificates: Sequence[object] = ()) -> None:
+                 ca_certificates: Sequence[object] = (),
+                 pcap_limit: Optional[int] = None) -> None:
         self.credentials = credentials or {}
         self.ca_certificates = list(ca_certificates)
         self.config_path = config_path
@@ -141,7 +142,7 @@ class Daemon:
         self.sockets: Optional[OuterSockets] = None
         self.tun: Optional[Tun] = None
         self.server: Optional[CommandServer] = None
-        self.pcap = PcapWriter(pcap) if pcap else None
+        self.pcap = PcapWriter(pcap, limit=pcap_limit) if pcap else None
         self.keys = EspKeyLog(esp_keys) if esp_keys else None
         self._stop = False
         self._reload = False

@@ -68,13 +68,17 @@ def uat_line(spec: SaSpec) -> Optional[str]:
     return ",".join(f'"{f}"' for f in fields)
 
 
-class EspKeyLog:
-    """Keeps the `esp_sa` file at `path` current (module docstring)."""
+#: SAs the table keeps (the oldest go first past it)
+MAX_SAS = 65536
 
-    def __init__(self, path: str) -> None:
+
+class EspKeyLog:
+    """Keeps the `esp_sa` file at `path` current (module docstring), at most `limit` SAs."""
+
+    def __init__(self, path: str, limit: int = MAX_SAS) -> None:
+        self.limit = limit
         self.path = path
-        self._lines: dict[int, str] = {}        # (SPI, destination) would also do; SPIs are
-        self._order: list[int] = []             # unique per host here (SaSpec.spi inbound)
+        #: (SPI, destination) -> line; an SA is named by both (RFC 4301 §4.1)
         self._keys: dict[tuple, str] = {}
         self._write()
 
@@ -90,6 +94,8 @@ class EspKeyLog:
                 continue
             self._keys[key] = line
             new += 1
+            while len(self._keys) > self.limit:
+                del self._keys[next(iter(self._keys))]
         if new:
             self._write()
         return new
