@@ -154,3 +154,49 @@ def test_operations_rekey_commit_clear_and_stop(lab, tmp_path):
     b.stop()
     log = a.log.read_text()
     assert "KMD_PM_SA_REKEYED" in log and "commit complete" in log
+
+
+def _second_vpn(side: str) -> str:
+    """vpn-2 on the same IKE gateway: 10.1.0.0/24 <-> 10.2.1.0/24 over st0.1."""
+    mine, theirs = ("10.1.0.0/24", "10.2.1.0/24") if side == "a" else \
+        ("10.2.1.0/24", "10.1.0.0/24")
+    pre = "set security ipsec vpn vpn-2"
+    return "\n".join([
+        "set interfaces st0 unit 1 family inet", f"{pre} bind-interface st0.1",
+        f"{pre} ike gateway peer", f"{pre} ike ipsec-policy e1",
+        f"{pre} establish-tunnels immediately",
+        f"{pre} traffic-selector ts local-ip {mine} remote-ip {theirs}",
+        f"set routing-options static route {theirs} next-hop st0.1"]) + "\n"
+
+
+def test_commit_adds_and_removes_a_vpn(lab, tmp_path):
+    # a second network behind gb: 10.2.1.10 on hr, 10.2.1.1 on gb
+    lab.run("hr", "ip", "addr", "add", "10.2.1.10/24", "dev", lab.if_r_hr)
+    lab.run("gb", "ip", "addr", "add", "10.2.1.1/24", "dev", lab.if_r_gb)
+    a, b = _pair(lab, tmp_path, junos_psk(4, "a"), junos_psk(4, "b") + _second_vpn("b"))
+    try:
+        assert _up(a, b), a.output() + b.output()
+        assert lab.ping("hl", "10.2.1.10", count=2).returncode != 0   # no tunnel yet
+        a.conf.write_text(junos_psk(4, "a") + _second_vpn("a"))
+        out = a.cli("commit")
+        assert "VPNs added: vpn-2" in out, out
+        assert wait_for(lambda: "Total active tunnels: 2" in a.cli("show sec ipsec sa"), 25), \
+            a.output()
+        for dst in ("10.2.0.10", "10.2.1.10"):
+            r = lab.ping("hl", dst, count=3)
+            assert " 0% packet loss" in r.stdout, r.stdout + a.output()
+        # SIGHUP re-reads the configuration too: vpn-2 goes again
+        a.conf.write_text(junos_psk(4, "a"))
+        a.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "removed: vpn-2" in a.log.read_text(), 10), a.output()
+        assert wait_for(lambda: "Total active tunnels: 1" in a.cli("show sec ipsec sa"), 25), \
+            a.output()
+        assert " 0% packet loss" in lab.ping("hl", "10.2.0.10", count=3).stdout
+        assert "vpn-2" not in a.cli("show sec ipsec sa detail")
+        # a configuration with an error changes nothing
+        a.conf.write_text("set security ipsec vpn broken bogus-statement\n")
+        assert "error" in a.cli("commit")
+        assert "Total active tunnels: 1" in a.cli("show sec ipsec sa")
+    finally:
+        a.stop()
+        b.stop()
