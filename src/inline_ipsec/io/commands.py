@@ -145,6 +145,10 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--ca-certificate", action="append", default=[], metavar="PEM",
                    help="a CA certificate the peers' certificates are checked against (as a "
                         "Junos ca-profile's CA certificate); repeatable")
+    d.add_argument("--no-io-threads", action="store_true",
+                   help="write to the TUN and the outer sockets from the main thread (by "
+                        "default one writer thread each, so the kernel's forwarding work in "
+                        "those syscalls overlaps the gateway's)")
     d.add_argument("--burst", type=int, default=64, metavar="N",
                    help="packets per syscall batch and per gateway call (default 64)")
 
@@ -197,6 +201,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
                         ike_port=args.ike_port, natt_port=args.natt_port,
                         raw_esp=not args.no_raw_esp, pcap=args.pcap, esp_keys=args.esp_keys,
                         pcap_limit=args.pcap_limit << 20 if args.pcap_limit else None,
+                        io_threads=not args.no_io_threads,
                         log=log, burst=args.burst, mtu=args.mtu, pfe_backend=args.backend,
                         nat_t=args.nat_t, duration=args.duration,
                         credentials=load_credentials(args.local_certificate),

@@ -43,6 +43,7 @@ from .command_socket import CommandError, CommandServer, parse_command
 from .eventlog import EventLog, proxy_id
 from .keylog import EspKeyLog
 from .pcap import PcapWriter
+from .sink import Sink
 from .sockets import OuterSockets
 from .tun import Tun, TunError, tunnel_routes
 
@@ -126,7 +127,7 @@ class Daemon:
                  duration: Optional[float] = None, name: Optional[str] = None,
                  credentials: Optional[dict] = None,
                  ca_certificates: Sequence[object] = (),
-                 pcap_limit: Optional[int] = None) -> None:
+                 pcap_limit: Optional[int] = None, io_threads: bool = True) -> None:
         self.credentials = credentials or {}
         self.ca_certificates = list(ca_certificates)
         self.config_path = config_path
@@ -139,6 +140,8 @@ class Daemon:
         self.gw = Gateway.from_file(config_path, name=name or "local", mtu=mtu,
                                     pfe_backend=pfe_backend)
         self.path = DataPath(self.gw)
+        self._tun_sink: Optional[Sink] = None
+        self._wire_sink: Optional[Sink] = None
         self.sockets: Optional[OuterSockets] = None
         self.tun: Optional[Tun] = None
         self.server: Optional[CommandServer] = None
@@ -164,6 +167,9 @@ class Daemon:
             self.tun_problems = self.tun.configure(tun_addrs, routes)
             self.ike = self._new_ike()
             self.server = CommandServer(control_path, self.command)
+            if io_threads:
+                self._tun_sink = Sink("tun", self.tun.write_burst)
+                self._wire_sink = Sink("wire", self.sockets.send_wire)
         except BaseException:
             self.close()
             raise
@@ -419,6 +425,18 @@ class Daemon:
             if cap:
                 self.pcap.write(cap)        # type: ignore[union-attr]
 
+    def _to_tun(self, packets: list) -> None:
+        if self._tun_sink is not None:
+            self._tun_sink.put(packets)
+        else:
+            self.tun.write_burst(packets)       # type: ignore[union-attr]
+
+    def _to_peers(self, packets: list) -> None:
+        if self._wire_sink is not None:
+            self._wire_sink.put(packets)
+        else:
+            self.sockets.send_wire(packets)     # type: ignore[union-attr]
+
     def _from_tun(self) -> None:
         """Inner packets the host routed into the TUN -> tunnels -> outer sockets."""
         assert self.tun is not None and self.sockets is not None
@@ -439,9 +457,9 @@ class Daemon:
                 self.pcap.write(inner)
                 self.pcap.write(wire)
             if wire:
-                self.sockets.send_wire(wire)
+                self._to_peers(wire)
             if local:                           # ICMP errors for the senders
-                self.tun.write_burst(local)
+                self._to_tun(local)
             t["send"] += clock() - t2
             if len(inner) < self.burst:
                 return
@@ -470,7 +488,7 @@ class Daemon:
             t3 = clock()
             t["decrypt"] += t3 - t2
             if inner:
-                self.tun.write_burst(inner)
+                self._to_tun(inner)
                 if self.pcap is not None:
                     self.pcap.write(inner)
             t["tun_write"] += clock() - t3
@@ -524,6 +542,9 @@ class Daemon:
         return len(closing)
 
     def close(self) -> None:
+        for sink in (self._tun_sink, self._wire_sink):
+            if sink is not None:
+                sink.close()
         for part in (self.server, self.tun, self.sockets, self.pcap):
             if part is not None:
                 try:
@@ -611,6 +632,10 @@ class Daemon:
                  f"{self.bursts['outer']}",
                  f"  Outer socket syscalls (recvmmsg/sendmmsg): {self.sockets.syscalls}"]
         lines += [f"  Outer {k.replace('_', ' ')}: {v}" for k, v in self.sockets.counts.items()]
+        for sink in (self._tun_sink, self._wire_sink):
+            if sink is not None:
+                lines.append(f"  Writer thread {sink.name}: {sink.bursts} bursts, "
+                             f"{sink.dropped} packets dropped on a full queue")
         lines.append("  Seconds per stage:")
         for k, v in t.items():
             lines.append(f"    {k.replace('_', ' ')}: {v:.6f}")
