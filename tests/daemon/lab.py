@@ -181,7 +181,10 @@ class DaemonProc:
         self.pcap = workdir / f"{name}.pcap"
         self.keys = workdir / f"{name}.esp_sa"
         self._out = open(self.stdout, "w")  # noqa: SIM115
-        self.proc = lab.popen(ns, [sys.executable, *(["-m", "cProfile", "-o", str(workdir / f"{name}.prof")] if os.environ.get("DAEMON_PROFILE") else []), "-m", "inline_ipsec", "run",
+        # DAEMON_PROFILE=1: each daemon runs under cProfile into NAME.prof
+        profile = ["-m", "cProfile", "-o", str(workdir / f"{name}.prof")] \
+            if os.environ.get("DAEMON_PROFILE") else []
+        self.proc = lab.popen(ns, [sys.executable, *profile, "-m", "inline_ipsec", "run",
                                    str(self.conf), "--tun", "st0", "--control", self.control,
                                    "--log", str(self.log),
                                    *(("--pcap", str(self.pcap), "--esp-keys", str(self.keys))
@@ -224,3 +227,21 @@ def wait_for(predicate, timeout: float = 20, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+def df_bits(d: DaemonProc) -> dict:
+    """The DF bit of the first and the last ESP packet (plain or in UDP 4500) the daemon sent,
+    from its capture (flushed every housekeeping pass: wait one)."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.utils import rdpcap
+    time.sleep(1.0)
+
+    def esp(p) -> bool:
+        if IP not in p or p[IP].src != d.lab.a_out:
+            return False
+        if p[IP].proto == 50:
+            return True
+        return UDP in p and p[UDP].dport == 4500 and bytes(p[UDP].payload)[:4] != bytes(4) \
+            and len(p[UDP].payload) > 8
+    sent = [p for p in rdpcap(str(d.pcap)) if esp(p)]
+    return {"before": bool(sent[0][IP].flags.DF), "after": bool(sent[-1][IP].flags.DF)}

@@ -13,15 +13,13 @@ logs.
 """
 from __future__ import annotations
 
-import datetime
 import re
 import signal
-import time
 
 import pytest
 from charon_harness import Charon, available
 from helpers import missing
-from lab import LEFT, OUTER, RIGHT, DaemonProc, junos_psk, wait_for
+from lab import LEFT, OUTER, RIGHT, DaemonProc, df_bits, junos_psk, wait_for
 from udp_probe import udp_both_ways
 
 pytestmark = pytest.mark.interop
@@ -183,6 +181,7 @@ def test_commit_df_bit_then_peer_rekey(lab, tmp_path, charon):
         detail = d.cli("show security ipsec security-associations detail")
         assert "DF-bit: clear" in detail, detail        # offloaded: waits for the rekey
         _traffic(lab)
+        assert df_bits(d) == {"before": False, "after": False}
         old = re.findall(r"<\d+\s+\S+\s+(0x[0-9a-f]{8})", d.cli("show sec ipsec sa"))
         charon.swanctl("--rekey", "--child", "net")
         assert wait_for(lambda: old and old[0] not in d.cli("show sec ipsec sa") and
@@ -191,6 +190,7 @@ def test_commit_df_bit_then_peer_rekey(lab, tmp_path, charon):
         assert "DF-bit: set" in detail, detail
         _traffic(lab)
         # the outer packets leave with DF set now: the capture shows it
+        assert df_bits(d) == {"before": False, "after": True}
         assert "KMD_PM_SA_REKEYED" in d.log.read_text()
     finally:
         d.stop()

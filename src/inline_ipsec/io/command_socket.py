@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import socket
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 from .control_socket import ControlError, ControlServer
 

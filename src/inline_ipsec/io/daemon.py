@@ -45,7 +45,7 @@ from .keylog import EspKeyLog
 from .pcap import PcapWriter
 from .sink import Sink
 from .sockets import OuterSockets
-from .tun import Tun, TunError, tunnel_routes
+from .tun import Tun, tunnel_routes
 
 __all__ = ["Daemon", "DataPath", "STOP_GRACE", "external_addresses"]
 

@@ -1,10 +1,21 @@
 """One log line per tunnel event, in the shape of the SRX's key-management daemon (kmd)
 messages as they reach syslog:
 
-    Dec  5 05:40:01 gw-a kmd[4242]: KMD_VPN_UP_ALARM_USER: VPN vpn-1 from 198.51.100.2 is up. Local-ip: 192.0.2.1, gateway name: gw-1, vpn name: vpn-1, tunnel-id: 131073, local tunnel-if: st0.0, SA Type: Static
-    ... kmd[4242]: IKE_NEGOTIATION_SUCCESSFUL: IKE negotiation successfully completed. IKE Version: 2, VPN: vpn-1 Gateway: gw-1, Local: 192.0.2.1/500, Remote: 198.51.100.2/500, Local IKE-ID: 192.0.2.1, Remote IKE-ID: 198.51.100.2, VR-ID: 0, Role: Initiator
-    ... kmd[4242]: KMD_PM_SA_ESTABLISHED: Local gateway: 192.0.2.1, Remote gateway: 198.51.100.2, Local ID: ipv4_subnet(any:0,[0..7]=10.1.0.0/24), Remote ID: ipv4_subnet(any:0,[0..7]=10.2.0.0/24), Direction: inbound, SPI: 0xc0a80101, AUX-SPI: 0, Mode: Tunnel, Type: dynamic
-    ... kmd[4242]: KMD_VPN_DOWN_ALARM_USER: VPN vpn-1 from 198.51.100.2 is down. Local-ip: 192.0.2.1, gateway name: gw-1, vpn name: vpn-1, tunnel-id: 131073, local tunnel-if: st0.0, SA Type: Static, Reason: IKE SA delete notification received from peer
+    Dec  5 05:40:01 gw-a kmd[4242]: KMD_VPN_UP_ALARM_USER: VPN vpn-1 from 198.51.100.2 is
+        up. Local-ip: 192.0.2.1, gateway name: gw-1, vpn name: vpn-1, tunnel-id: 131073,
+        local tunnel-if: st0.0, SA Type: Static
+    ... kmd[4242]: IKE_NEGOTIATION_SUCCESSFUL: IKE negotiation successfully completed. IKE
+        Version: 2, VPN: vpn-1 Gateway: gw-1, Local: 192.0.2.1/500, Remote:
+        198.51.100.2/500, Local IKE-ID: 192.0.2.1, Remote IKE-ID: 198.51.100.2, VR-ID: 0,
+        Role: Initiator
+    ... kmd[4242]: KMD_PM_SA_ESTABLISHED: Local gateway: 192.0.2.1, Remote gateway:
+        198.51.100.2, Local ID: ipv4_subnet(any:0,[0..7]=10.1.0.0/24), Remote ID:
+        ipv4_subnet(any:0,[0..7]=10.2.0.0/24), Direction: inbound, SPI: 0xc0a80101, AUX-SPI:
+        0, Mode: Tunnel, Type: dynamic
+    ... kmd[4242]: KMD_VPN_DOWN_ALARM_USER: VPN vpn-1 from 198.51.100.2 is down. Local-ip:
+        192.0.2.1, ..., SA Type: Static, Reason: IKE SA down (deleted by peer)
+
+(each message is one line; wrapped here).
 
 The tags are Junos's; the fields are those the model knows (no routing instance, no AAA).
 The daemon's own events (start, stop, configuration commits) use the same shape with the

@@ -9,7 +9,9 @@ addresses, any address family.
   encapsulate (a peer behind no NAT sends plain ESP, which this host then cannot read).
   IPv4 sends with IP_HDRINCL, so the outer header the engines built (DF bit, DSCP, ECN, TTL,
   RFC 4303 §3.1.1, RFC 6040) leaves as built; IPv6 uses IPV6_HDRINCL where the kernel has it
-  (Linux 4.5+), else the kernel writes the header.
+  (Linux 4.5+), else the kernel writes the header. ESP in UDP leaves through the same raw
+  socket, whole, from the NAT-T port the engines wrote, for the same reason; without a raw
+  socket it leaves from the UDP 4500 socket and the kernel writes its outer header.
 
 What arrives is handed on as the gateway's data path expects it, a whole outer IP packet: ESP
 in UDP gets the IPv4/IPv6 and UDP header it came with rebuilt from the socket address (the
@@ -19,7 +21,6 @@ kernel strips it on IPv6 raw sockets).
 """
 from __future__ import annotations
 
-import errno
 import ipaddress
 import socket
 import struct
@@ -300,8 +301,9 @@ class OuterSockets:
         return sent
 
     def send_wire(self, packets: Sequence[bytes]) -> int:
-        """Outer packets from `Gateway.outbound`: ESP on the raw socket of its family, ESP
-        in UDP from the NAT-T socket to the port the packet names."""
+        """Outer packets from `Gateway.outbound`, plain ESP and ESP in UDP, whole on the raw
+        socket of their family (module docstring); ESP in UDP from the NAT-T socket, to the
+        port the packet names, where there is no raw socket."""
         raw4: list = []
         raw6: list = []
         udp: dict[int, list] = {}
@@ -322,13 +324,14 @@ class OuterSockets:
                     names.clear()
                 dst = names[raw_dst] = socket.inet_ntop(
                     socket.AF_INET if v == 4 else socket.AF_INET6, raw_dst)
-            if proto == 17:
+            r = self.raw.get(v)
+            if proto == 17 and (r is None or r.sock is None or not r.hdrincl):
+                # no raw socket: the kernel writes the outer header of ESP in UDP
                 dport = (pkt[ihl + 2] << 8) | pkt[ihl + 3]
                 udp.setdefault(v, []).append((pkt[ihl + 8:], (dst, dport)))
             elif v == 4:
                 raw4.append((pkt, (dst, 0)))
             else:
-                r = self.raw.get(6)
                 raw6.append((pkt if r is not None and r.hdrincl else pkt[40:], (dst, 0)))
         sent = 0
         for version, items in ((4, raw4), (6, raw6)):
@@ -339,7 +342,7 @@ class OuterSockets:
                 c["send_errors"] += len(items)
                 continue
             n = self._tx.send(r.sock, items)
-            c["esp_out"] += n
+            c["esp_out"] += n                  # plain ESP and ESP in UDP as the engines built it
             c["send_errors"] += len(items) - n
             sent += n
         for version, items in udp.items():
