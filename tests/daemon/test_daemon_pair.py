@@ -133,7 +133,8 @@ def test_operations_rekey_commit_clear_and_stop(lab, tmp_path):
         assert " 0% packet loss" in lab.ping("hl", "10.2.0.10", count=2).stdout
         assert df_bits(a) == {"before": False, "after": False}
         old = re.findall(r"<\d+\s+\S+\s+(0x[0-9a-f]{8})", a.cli("show sec ipsec sa"))
-        assert "rekey started for 1" in a.cli("request security ipsec rekey vpn-name vpn-1")
+        # the peer rekeys (CREATE_CHILD_SA from b): a's new SAs carry the DF bit
+        assert "rekey started for 1" in b.cli("request security ipsec rekey vpn-name vpn-1")
         assert wait_for(lambda: old[0] not in a.cli("show sec ipsec sa") and
                         "<" in a.cli("show sec ipsec sa"), 15), a.output()
         assert "DF-bit: set" in a.cli("show sec ipsec sa detail")
@@ -200,6 +201,27 @@ def test_commit_adds_and_removes_a_vpn(lab, tmp_path):
         a.conf.write_text("set security ipsec vpn broken bogus-statement\n")
         assert "error" in a.cli("commit")
         assert "Total active tunnels: 1" in a.cli("show sec ipsec sa")
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_two_daemons_ecdsa_certificates(lab, tmp_path):
+    from pki import ecdsa_pki
+    peer_dir = tmp_path / "b-pki"
+    peer_dir.mkdir()
+    files = ecdsa_pki(tmp_path, peer_dir=peer_dir)
+
+    def cert_conf(side: str) -> str:
+        text = junos_psk(4, side).replace(
+            "authentication-method pre-shared-keys", "authentication-method ecdsa-signatures-256")
+        return "\n".join(x for x in text.splitlines() if "pre-shared-key" not in x) + \
+            f"\nset security ike policy pol1 certificate local-certificate {side}-cert\n"
+    a, b = _pair(lab, tmp_path, cert_conf("a"), cert_conf("b"), a_extra=files["a"],
+                 b_extra=files["b"])
+    try:
+        assert _up(a, b), a.output() + b.output()
+        _traffic(lab)
     finally:
         a.stop()
         b.stop()
