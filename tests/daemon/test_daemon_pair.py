@@ -100,10 +100,12 @@ def test_two_daemons_ipv6_outer_ipv6_inner(lab, tmp_path):
         b.stop()
 
 
-def test_nat_t_between_daemons(lab, tmp_path):
-    a, b = _pair(lab, tmp_path, junos_psk(4, "a"), junos_psk(4, "b"),
-                 a_extra=("--nat-t", "vpn-1"))
+@pytest.mark.parametrize("how", [("--nat-t", "vpn-1"), ("--no-raw-esp",)])
+def test_nat_t_between_daemons(lab, tmp_path, how):
+    a, b = _pair(lab, tmp_path, junos_psk(4, "a"), junos_psk(4, "b"), a_extra=how)
     try:
+        if how == ("--no-raw-esp",):
+            assert "every IKE SA claims a NAT" in a.stdout.read_text()
         assert _up(a, b), a.output() + b.output()
         assert " 4500 " in a.cli("show sec ipsec sa"), a.cli("show sec ipsec sa")
         _traffic(lab)

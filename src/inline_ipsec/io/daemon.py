@@ -182,12 +182,23 @@ class Daemon:
             return None
         assert self.sockets is not None
         first = self.sockets.locals[0]
+        nat_t = list(self.nat_t)
+        if self.forced_encap():
+            # without a raw ESP socket plain ESP can be neither sent nor received: claim a
+            # NAT (RFC 7296 §2.23) so that every peer encapsulates in UDP 4500
+            nat_t = list(gw.config.ipsec_vpns)
         ike = IkeControl(gw, local=(first.address, first.ike_port), natt_port=first.natt_port,
-                         nat_t=self.nat_t, credentials=self.credentials,
+                         nat_t=nat_t, credentials=self.credentials,
                          ca_certificates=self.ca_certificates)
         # logged once the event has been applied (the tunnel ID exists then)
         ike.events = _Tap(ike.events, lambda *item: self._events.append(item))  # type: ignore
         return ike
+
+    def forced_encap(self) -> bool:
+        """No raw ESP socket for the IKE family: every VPN runs over NAT-T."""
+        assert self.sockets is not None
+        raw = self.sockets.raw.get(self.sockets.locals[0].version)
+        return raw is None or raw.sock is None
 
     def _drain_events(self) -> None:
         while self._events:
@@ -282,6 +293,9 @@ class Daemon:
                  f"{', '.join(self.tun.routes) or 'none'}"]
         lines += [f"  TUN problem: {p}" for p in self.tun_problems]
         lines += self.sockets.report()
+        if self.ike is not None and self.forced_encap():
+            lines.append("  so every IKE SA claims a NAT (RFC 7296 §2.23): peers encapsulate ESP "
+                         "in UDP 4500, which this host sends and receives without privileges")
         lines.append(f"control socket: {self.server.path}  (inline-ipsec cli "
                      f"{self.server.path} 'show security ipsec security-associations')")
         if self.pcap is not None:
