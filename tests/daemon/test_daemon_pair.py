@@ -227,3 +227,45 @@ def test_two_daemons_ecdsa_certificates(lab, tmp_path):
     finally:
         a.stop()
         b.stop()
+
+
+JUNK = r"""
+import os, random, socket, sys
+random.seed(7)
+dst = sys.argv[1]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
+for i in range(3000):
+    n = random.choice([0, 1, 3, 4, 8, 12, 28, 60, 200, 1400])
+    data = bytes(random.getrandbits(8) for _ in range(n))
+    kind = i % 4
+    if kind == 0:
+        u.sendto(data, (dst, 500))
+    elif kind == 1:
+        u.sendto(data, (dst, 4500))
+    elif kind == 2:
+        u.sendto(b"\x00\x00\x00\x00" + data, (dst, 4500))
+    else:
+        r.sendto(data, (dst, 0))
+print("sent")
+"""
+
+
+def test_garbage_from_the_network_is_counted_not_fatal(lab, tmp_path):
+    """Random datagrams on UDP 500 and 4500 (with and without the non-ESP marker) and random
+    raw ESP from the peer's address: counted drops; the daemon stays up, the tunnel works."""
+    import sys
+    a, b = _pair(lab, tmp_path, junos_psk(4, "a"), junos_psk(4, "b"))
+    try:
+        assert _up(a, b), a.output() + b.output()
+        res = lab.run("gb", sys.executable, "-c", JUNK, lab.a_out)
+        assert "sent" in res.stdout
+        assert a.proc.poll() is None, a.output()
+        stats = a.cli("show daemon statistics")
+        assert "Internal errors (bursts dropped): 0" in stats, stats + a.output()
+        ipsec = a.cli("show security ipsec statistics")
+        assert int(re.search(r"Invalid SPI: (\d+)", ipsec).group(1)) > 0, ipsec
+        _traffic(lab)
+    finally:
+        a.stop()
+        b.stop()

@@ -150,6 +150,8 @@ class Daemon:
         self._stop = False
         self._reload = False
         self._events: list = []
+        #: bursts lost to an exception inside the gateway or IKE (`_guard`)
+        self.internal_errors = 0
         #: seconds per stage of the data path and bursts per source (`show daemon statistics`)
         self.times = dict.fromkeys(("tun_read", "encrypt", "send", "recv", "decrypt",
                                     "tun_write"), 0.0)
@@ -389,9 +391,9 @@ class Daemon:
                 except OSError:
                     pass
             if tun_fd in ready:
-                self._from_tun()
+                self._guard(self._from_tun)
             if ready & socks.keys():
-                self._from_peers([socks[fd] for fd in ready if fd in socks])
+                self._guard(self._from_peers, [socks[fd] for fd in ready if fd in socks])
             now = time.monotonic()
             ike = self.ike
             if ike is not None:
@@ -414,6 +416,16 @@ class Daemon:
                 self._note_keys()
                 if self.pcap is not None:
                     self.pcap.flush()
+
+    def _guard(self, step: Callable, *args: object) -> None:
+        """Run one data-path step; an exception escaping the gateway or IKE (a bug: bad input
+        is a counted drop there) is counted and logged, and the daemon keeps forwarding."""
+        try:
+            step(*args)
+        except Exception as exc:   # noqa: BLE001 - one burst lost, never the gateway
+            self.internal_errors += 1
+            if self.internal_errors <= 10:
+                self.log.daemon(f"internal error, burst dropped: {type(exc).__name__}: {exc}")
 
     def _keep_up(self, now: float) -> None:
         """`establish-tunnels immediately`: a VPN whose child SA went (cleared here, deleted
@@ -640,6 +652,7 @@ class Daemon:
         crypto = sum(p.seconds for p in c.paths.values())
         t = self.times
         lines = ["Daemon data path:",
+                 f"  Internal errors (bursts dropped): {self.internal_errors}",
                  f"  TUN packets read: {self.tun.reads}, written: {self.tun.writes}, write "
                  f"errors: {self.tun.write_errors}",
                  f"  Bursts: from TUN {self.bursts['tun']}, from outer sockets "
