@@ -1,7 +1,10 @@
 """`inline-ipsec run CONFIG`: a gateway that runs until told to stop, with a control socket.
 
+This is the run without a data path to the outside (IKE only, or an in-process peer); with
+`--tun NAME` the CLI runs `io.daemon.Daemon` instead, which carries real traffic.
+
 The gateway installs the configuration's manual SAs and runs IKEv2 for its IKE VPNs
-(`ike_control.py`) over UDP on a loopback address: `ike_listen` ("127.0.0.1:PORT", NAT-T on
+(`ike_control.py`) over UDP on a local address: `ike_listen` ("127.0.0.1:PORT", NAT-T on
 PORT+1; port 0 picks free ports) and `ike_peer` ("HOST:PORT[:NATT]", the other `run` process),
 to which every configured peer address is mapped. With a `peer` configuration a second gateway
 runs in the same process (its own loopback UDP ports; IKE between the two is real), its data
