@@ -269,3 +269,21 @@ def test_garbage_from_the_network_is_counted_not_fatal(lab, tmp_path):
     finally:
         a.stop()
         b.stop()
+
+
+def test_commit_df_bit_on_a_cpu_tunnel_applies_at_once(lab, tmp_path):
+    cbc = dict(cipher="aes-256-cbc", integrity="hmac-sha-256-128")
+    a, b = _pair(lab, tmp_path, junos_psk(4, "a", **cbc), junos_psk(4, "b", **cbc))
+    try:
+        assert _up(a, b), a.output() + b.output()
+        assert "Hardware Offloaded: No" in a.cli("show sec ipsec sa detail")
+        assert " 0% packet loss" in lab.ping("hl", "10.2.0.10", count=2).stdout
+        a.conf.write_text(junos_psk(4, "a", df_bit="set", **cbc))
+        out = a.cli("commit")
+        assert "DF-bit clear -> set, applies now (CPU)" in out, out
+        assert "DF-bit: set" in a.cli("show sec ipsec sa detail")
+        assert " 0% packet loss" in lab.ping("hl", "10.2.0.10", count=2).stdout
+        assert df_bits(a) == {"before": False, "after": True}
+    finally:
+        a.stop()
+        b.stop()
