@@ -287,3 +287,55 @@ def test_commit_df_bit_on_a_cpu_tunnel_applies_at_once(lab, tmp_path):
     finally:
         a.stop()
         b.stop()
+
+
+def test_commit_keeps_the_unchanged_ike_gateway_up(lab, tmp_path):
+    """A commit that adds (then removes) another IKE gateway and its VPN leaves the existing
+    gateway's IKE SA and tunnel as they are: same IKE SPIs, same IPsec SPIs, no Delete at
+    the peer, traffic throughout."""
+    other = "\n".join([
+        "set security ike gateway other ike-policy pol1",
+        "set security ike gateway other address 192.0.2.99",
+        "set security ike gateway other external-interface ge-0/0/0.0",
+        "set security ike gateway other version v2-only",
+        "set interfaces st0 unit 5 family inet",
+        "set security ipsec vpn vpn-9 bind-interface st0.5",
+        "set security ipsec vpn vpn-9 ike gateway other",
+        "set security ipsec vpn vpn-9 ike ipsec-policy e1",
+        "set security ipsec vpn vpn-9 traffic-selector ts local-ip 10.1.0.0/24 "
+        "remote-ip 10.9.0.0/24"]) + "\n"
+    a, b = _pair(lab, tmp_path, junos_psk(4, "a"), junos_psk(4, "b"))
+    try:
+        assert _up(a, b), a.output() + b.output()
+        time.sleep(3)
+
+        def cookies() -> set:
+            return set(re.findall(r"UP\s+([0-9a-f]{16}\s+[0-9a-f]{16})",
+                                  a.cli("show sec ike sa")))
+        ike_before = cookies()
+
+        def spis() -> list:
+            return re.findall(r"[<>]\d+\s+\S+\s+(0x[0-9a-f]{8})", a.cli("show sec ipsec sa"))
+        sa_before = spis()
+        assert len(sa_before) == 2
+        a.conf.write_text(junos_psk(4, "a") + other)
+        out = a.cli("commit")
+        assert "VPNs added: vpn-9" in out and "kept with their IKE SAs: peer" in out, out
+        assert "negotiated afresh: other" in out, out
+        assert spis() == sa_before
+        assert cookies() and cookies() <= ike_before, (cookies(), ike_before)
+        _traffic(lab)
+        a.conf.write_text(junos_psk(4, "a"))
+        out = a.cli("commit")
+        assert "removed: vpn-9" in out and "kept with their IKE SAs: peer" in out, out
+        assert spis() == sa_before
+        _traffic(lab)
+        # the carried IKE SA still works: a rekey over it succeeds
+        assert "rekey started for 1" in a.cli("request security ipsec rekey")
+        assert wait_for(lambda: len(spis()) == 2 and not set(spis()) & set(sa_before), 15), \
+            a.output()
+        _traffic(lab)
+        assert "deleted by peer" not in b.log.read_text()
+    finally:
+        a.stop()
+        b.stop()

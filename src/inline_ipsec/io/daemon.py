@@ -19,9 +19,10 @@ Stop (SIGTERM/SIGINT): an INFORMATIONAL Delete for every IKE SA (RFC 7296 §1.4.
 not within `STOP_GRACE` seconds, then every SA is removed, the TUN goes down and the sockets
 close. Commit (SIGHUP or `commit` on the control socket) re-reads the configuration file: a
 VPN's DF-bit or DSCP-copy change applies at once on a CPU tunnel and at its next rekey on an
-offloaded one (`Distributor.set_df_bit`); VPNs added or removed (or any IKE statement changed)
-renegotiate the IKE gateways: every IKE SA is deleted and the new configuration's VPNs come up
-from scratch, the removed ones stay down.
+offloaded one (`Distributor.set_df_bit`); when VPNs are added or removed (or IKE statements
+changed), the IKE gateways whose statements and VPNs are all unchanged keep their IKE SAs and
+tunnels untouched (`_renegotiate`), the others are deleted and negotiated afresh from the new
+configuration, so added VPNs come up and removed ones go down.
 """
 from __future__ import annotations
 
@@ -113,6 +114,35 @@ class _Tap(list):
 
     def __getitem__(self, index):
         return self._source[index]
+
+
+def _same_ike_gateway(old, new, name: str) -> bool:
+    """The IKE gateway `name` and everything its IKE SA and child SAs depend on are the same in
+    both configurations (DF-bit and DSCP-copy aside, which a commit applies to live SAs)."""
+    if name not in new.ike_gateways or old.ike_gateways[name] != new.ike_gateways[name]:
+        return False
+    g = old.ike_gateways[name]
+    pol = g.ike_policy
+    if old.ike_policies.get(pol) != new.ike_policies.get(pol):
+        return False
+    for prop in getattr(old.ike_policies.get(pol), "proposals", ()) or ():
+        if old.ike_proposals.get(prop) != new.ike_proposals.get(prop):
+            return False
+
+    def vpns(cfg) -> dict:
+        return {n: dataclasses.replace(v, df_bit="clear", copy_outer_dscp=False)
+                for n, v in cfg.ipsec_vpns.items() if v.ike is not None and v.ike.gateway == name}
+    a, b = vpns(old), vpns(new)
+    if a != b:
+        return False
+    for v in a.values():
+        pol = v.ike.ipsec_policy
+        if old.ipsec_policies.get(pol) != new.ipsec_policies.get(pol):
+            return False
+        for prop in getattr(old.ipsec_policies.get(pol), "proposals", ()) or ():
+            if old.ipsec_proposals.get(prop) != new.ipsec_proposals.get(prop):
+                return False
+    return True
 
 
 class Daemon:
@@ -529,16 +559,18 @@ class Daemon:
             self.gw.remove(name, "the gateway stopped")
         self.log.daemon("stopped: every SA removed, TUN down")
 
-    def delete_ike_sas(self, peer: Optional[str] = None, grace: float = STOP_GRACE) -> int:
-        """Send a Delete for every established IKE SA (of the peer address `peer`) and run
-        the IKE exchanges until they are closed or `grace` seconds passed. Returns how many."""
+    def delete_ike_sas(self, peer: Optional[str] = None, grace: float = STOP_GRACE,
+                       skip: frozenset | set = frozenset()) -> int:
+        """Send a Delete for every established IKE SA (of the peer address `peer`; not those
+        whose id is in `skip`) and run the IKE exchanges until they are closed or `grace`
+        seconds passed. Returns how many."""
         ike = self.ike
         if ike is None or self.sockets is None:
             return 0
         now = time.monotonic()
         closing = []
         for s in list(ike.manager.sessions):
-            if s.state == "closed":
+            if s.state == "closed" or id(s) in skip:
                 continue
             if peer is not None and s.remote_addr[0] != peer and \
                     ike.peers.get(s.config.name, None) is not None and \
@@ -603,15 +635,7 @@ class Daemon:
                            for n in new.ipsec_vpns if n in old.ipsec_vpns))
         lines = []
         if added or removed or ike_changed:
-            lines.append(f"VPNs added: {', '.join(added) or 'none'}; removed: "
-                         f"{', '.join(removed) or 'none'}; IKE gateways renegotiate")
-            self.delete_ike_sas()
-            for name in list(gw.tunnel_names()):
-                gw.remove(name, "configuration changed")
-            self._set_config(new)
-            self.ike = self._new_ike()
-            if self.ike is not None:
-                self.ike.start(time.monotonic())
+            lines += self._renegotiate(old, new, added, removed)
         else:
             self._set_config(new)
             for name, v in new.ipsec_vpns.items():
@@ -636,6 +660,57 @@ class Daemon:
         text = "; ".join(lines) or "no change to the tunnels"
         self.log.daemon(f"commit complete: {text}")
         return "commit complete\n" + "".join(f"  {x}\n" for x in lines)
+
+    def _renegotiate(self, old, new, added: list, removed: list) -> list[str]:
+        """VPNs added or removed, or IKE statements changed: the IKE gateways whose own
+        statements, policy, proposals and VPNs are all unchanged keep their IKE SAs and
+        tunnels (each established IKE SA moves to the new IKE control as it is, through the
+        same export/adopt that hands IKE SAs to a high-availability peer node); every other
+        IKE SA is deleted (RFC 7296 §1.4.1), its tunnels removed, and its gateway's VPNs of
+        the new configuration negotiated afresh."""
+        from ..ike.v2.ha_state import abandon
+        gw = self.gw
+        now = time.monotonic()
+        keep = {name for name in old.ike_gateways if _same_ike_gateway(old, new, name)}
+        lines = [f"VPNs added: {', '.join(added) or 'none'}; removed: "
+                 f"{', '.join(removed) or 'none'}"]
+        carried: list = []
+        if self.ike is not None:
+            for session, state in self.ike.export_sessions(now):
+                if session.config.name in keep:
+                    carried.append((session, state))
+            moving = {id(session) for session, _ in carried}
+            self.delete_ike_sas(skip=moving)
+            for session, _ in carried:
+                abandon(session)
+        keep = {session.config.name for session, _ in carried}   # those with an IKE SA
+        kept_vpns = {v.name for v in old.ipsec_vpns.values()
+                     if v.ike is not None and v.ike.gateway in keep}
+        for name in list(gw.tunnel_names()):
+            cfg = old.ipsec_vpns.get(name)
+            if cfg is not None and cfg.ike is None and name in new.ipsec_vpns and \
+                    new.ipsec_vpns[name] == cfg:
+                continue                          # an unchanged manual SA stays
+            if name not in kept_vpns:
+                gw.remove(name, "configuration changed")
+        self._set_config(new)
+        gw.install_manual_sas()
+        self.ike = self._new_ike()
+        adopted = 0
+        if self.ike is not None:
+            for _session, state in carried:
+                try:
+                    self.ike.adopt(state, now)
+                    adopted += 1
+                except ValueError as exc:
+                    lines.append(f"IKE SA of gateway {state.get('config')} not carried over: "
+                                 f"{exc}")
+            self.ike.start(now)
+        renegotiated = sorted(set(new.ike_gateways) - keep)
+        lines.append(f"IKE gateways kept with their IKE SAs: {', '.join(sorted(keep)) or 'none'}"
+                     f" ({adopted} IKE SA{'s' if adopted != 1 else ''}); negotiated afresh: "
+                     f"{', '.join(renegotiated) or 'none'}")
+        return lines
 
     def _set_config(self, new) -> None:
         gw = self.gw
