@@ -245,3 +245,23 @@ def df_bits(d: DaemonProc) -> dict:
             and len(p[UDP].payload) > 8
     sent = [p for p in rdpcap(str(d.pcap)) if esp(p)]
     return {"before": bool(sent[0][IP].flags.DF), "after": bool(sent[-1][IP].flags.DF)}
+
+
+def settled(d: DaemonProc, quiet: float = 2.5, timeout: float = 15) -> bool:
+    """The daemon's SPIs stayed the same for `quiet` seconds (both ends initiate at start;
+    the duplicate pair goes within the backoff), so a traffic check sees one pair."""
+    import re
+
+    def spis() -> list:
+        return re.findall(r"[<>]\d+\s+\S+\s+(0x[0-9a-f]{8})",
+                          d.cli("show sec ipsec sa", check=False))
+    deadline = time.monotonic() + timeout
+    last, since = spis(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = spis()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif now and time.monotonic() - since >= quiet:
+            return True
+    return False

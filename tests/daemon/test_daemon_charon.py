@@ -19,7 +19,7 @@ import signal
 import pytest
 from charon_harness import Charon, available
 from helpers import missing
-from lab import LEFT, OUTER, RIGHT, DaemonProc, df_bits, junos_psk, wait_for
+from lab import LEFT, OUTER, RIGHT, DaemonProc, df_bits, junos_psk, settled, wait_for
 from udp_probe import udp_both_ways
 
 pytestmark = pytest.mark.interop
@@ -85,7 +85,7 @@ def charon(lab, tmp_path, request):
 
 def _up(d: DaemonProc, charon: Charon) -> bool:
     return wait_for(lambda: "INSTALLED" in charon.list_sas() and
-                    "<" in d.cli("show sec ipsec sa", check=False), 20)
+                    "<" in d.cli("show sec ipsec sa", check=False), 20) and settled(d)
 
 
 def _traffic(lab, inner: int = 4) -> None:

@@ -19,7 +19,7 @@ import time
 
 import pytest
 from helpers import missing
-from lab import LEFT, RIGHT, DaemonProc, df_bits, junos_psk, wait_for
+from lab import LEFT, RIGHT, DaemonProc, df_bits, junos_psk, settled, wait_for
 from udp_probe import udp_both_ways
 
 pytestmark = pytest.mark.interop
@@ -37,7 +37,7 @@ def _pair(lab, tmp_path, a_conf: str, b_conf: str, a_extra=(), b_extra=()):
 
 def _up(*daemons) -> bool:
     return wait_for(lambda: all("<" in d.cli("show sec ipsec sa", check=False)
-                                for d in daemons), 20)
+                                for d in daemons), 20) and all(settled(d) for d in daemons)
 
 
 def _traffic(lab, inner: int = 4) -> None:
