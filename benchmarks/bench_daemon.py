@@ -92,17 +92,19 @@ print(n, (last - first) if first and last and last > first else 0.0, flush=True)
 """
 
 
-def cpu_seconds(pids) -> float:
-    """User + system CPU time of the processes `pids`, all their threads (/proc/PID/stat)."""
+def cpu_seconds(pids) -> tuple[float, float]:
+    """(user, system) CPU seconds of the processes `pids`, all their threads
+    (/proc/PID/stat)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    user = system = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / tick, system / tick
 
 
 def measure(lab: Lab, size: int, seconds: float) -> tuple[float, int, int]:
@@ -248,14 +250,19 @@ def main(argv=None) -> int:
                         if (work / f"{size}-{r}-{system.__name__}").mkdir() is None else None
                     try:
                         measure(lab, size, 0.5)                  # warm-up
-                        c0 = cpu_seconds(sysobj.pids())
+                        u0, s0 = cpu_seconds(sysobj.pids())
                         pps, sent, recv = measure(lab, size, args.seconds)
-                        used = cpu_seconds(sysobj.pids()) - c0
+                        u1, s1 = cpu_seconds(sysobj.pids())
+                        used = (u1 - u0) + (s1 - s0)
                         got[system.__name__] = pps
                         cpu[system.__name__] = 1e6 * used / recv if recv else 0.0
+                        user_share = (u1 - u0) / used if used else 0.0
+                        rows.setdefault(f"{system.__name__}_user_share", []).append(user_share)
                         print(f"size {size} round {r}: {system.name}: {pps:,.0f} pps "
                               f"({recv} of {sent} delivered), both gateways "
-                              f"{cpu[system.__name__]:.1f} CPU us per packet", flush=True)
+                              f"{cpu[system.__name__]:.1f} CPU us per packet "
+                              f"({100 * user_share:.0f}% user, the rest in the kernel)",
+                              flush=True)
                         if system is Daemons:
                             stats_text = sysobj.stats()
                     finally:
@@ -277,7 +284,9 @@ def main(argv=None) -> int:
               f"{med['strongswan']:,.0f} pps, ratio {med['ratio']:.2f} (median of "
               f"{args.rounds}; target >= 3); gateway CPU per packet: daemon "
               f"{med['daemon_cpu_us']:.1f} us, strongSwan {med['strongswan_cpu_us']:.1f} us "
-              f"(strongSwan/daemon {med['cpu_ratio']:.2f})")
+              f"(strongSwan/daemon {med['cpu_ratio']:.2f}); user-space share: daemon "
+              f"{100 * med['Daemons_user_share']:.0f}%, strongSwan "
+              f"{100 * med['Charons_user_share']:.0f}%")
         print("encrypting side:\n" + stats_text[0] + "decrypting side:\n" + stats_text[1])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
