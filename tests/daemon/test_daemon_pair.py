@@ -339,3 +339,33 @@ def test_commit_keeps_the_unchanged_ike_gateway_up(lab, tmp_path):
     finally:
         a.stop()
         b.stop()
+
+
+def _manual(side: str) -> str:
+    me, peer = ("192.0.2.1", "192.0.2.2") if side == "a" else ("192.0.2.2", "192.0.2.1")
+    theirs = "10.2.0.0/24" if side == "a" else "10.1.0.0/24"
+    pre = "set security ipsec vpn man manual"
+    return "\n".join([
+        f"set interfaces ge-0/0/0 unit 0 family inet address {me}/24",
+        "set interfaces st0 unit 0 family inet",
+        "set security ipsec vpn man bind-interface st0.0",
+        f"{pre} spi 4660", f"{pre} protocol esp",
+        f"{pre} encryption algorithm aes-128-gcm key hexadecimal "
+        "0x00112233445566778899aabbccddeeff01020304",
+        f"{pre} gateway {peer}", f"{pre} external-interface ge-0/0/0.0",
+        f"set routing-options static route {theirs} next-hop st0.0",
+        "set system license ipsec-offload expires 2099-12-31"]) + "\n"
+
+
+def test_manual_sas_between_daemons(lab, tmp_path):
+    """No IKE at all: the configuration's manual SA (one SPI and key both ways, as Junos
+    uses them) carries the traffic from the first packet; commit and stop work without IKE."""
+    a, b = _pair(lab, tmp_path, _manual("a"), _manual("b"))
+    try:
+        assert "0x00001234" in a.cli("show sec ipsec sa")
+        _traffic(lab)
+        assert "no change to the tunnels" in a.cli("commit")
+        assert "0 IKE SAs cleared" in a.cli("clear sec ike sa")
+    finally:
+        assert a.stop() == 0
+        b.stop()

@@ -659,7 +659,7 @@ class Daemon:
                     self.tun.configure([], [r])
         text = "; ".join(lines) or "no change to the tunnels"
         self.log.daemon(f"commit complete: {text}")
-        return "commit complete\n" + "".join(f"  {x}\n" for x in lines)
+        return "commit complete\n" + "".join(f"  {x}\n" for x in lines or [text])
 
     def _renegotiate(self, old, new, added: list, removed: list) -> list[str]:
         """VPNs added or removed, or IKE statements changed: the IKE gateways whose own
