@@ -228,3 +228,22 @@ def test_tunnel_routes_from_the_configuration():
     assert "10.2.0.0/24" in routes
     cfg6 = load_config(junos_psk(6, "a", inner=6))
     assert [ipaddress.ip_network(r).version for r in tunnel_routes(cfg6)[1]] == [6, 6]
+
+
+def test_commit_keeps_only_untouched_ike_gateways():
+    from inline_ipsec.config import load_config
+    from inline_ipsec.io.daemon import _same_ike_gateway
+    from lab import junos_psk
+    base = load_config(junos_psk(4, "a"))
+    assert _same_ike_gateway(base, load_config(junos_psk(4, "a")), "peer")
+    # DF bit and DSCP copy are applied to live SAs: the IKE gateway stays
+    assert _same_ike_gateway(base, load_config(junos_psk(4, "a", df_bit="set")), "peer")
+    # anything its IKE or child SAs depend on: negotiated afresh
+    for changed in (junos_psk(4, "a", cipher="aes-256-gcm"),
+                    junos_psk(4, "a", psk="another-psk-0123456789"),
+                    junos_psk(4, "a", lifetime=1200),
+                    junos_psk(4, "a").replace("hostname a.example", "hostname z.example"),
+                    junos_psk(4, "a").replace("remote-ip 10.2.0.0/24", "remote-ip 10.3.0.0/24")):
+        assert not _same_ike_gateway(base, load_config(changed), "peer")
+    gone = load_config(junos_psk(4, "a").replace("gateway peer", "gateway other"))
+    assert not _same_ike_gateway(base, gone, "peer")
