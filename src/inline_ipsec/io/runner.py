@@ -1,7 +1,10 @@
 """`inline-ipsec run CONFIG`: a gateway that runs until told to stop, with a control socket.
 
+This is the run without a data path to the outside (IKE only, or an in-process peer); with
+`--tun NAME` the CLI runs `io.daemon.Daemon` instead, which carries real traffic.
+
 The gateway installs the configuration's manual SAs and runs IKEv2 for its IKE VPNs
-(`ike_control.py`) over UDP on a loopback address: `ike_listen` ("127.0.0.1:PORT", NAT-T on
+(`ike_control.py`) over UDP on a local address: `ike_listen` ("127.0.0.1:PORT", NAT-T on
 PORT+1; port 0 picks free ports) and `ike_peer` ("HOST:PORT[:NATT]", the other `run` process),
 to which every configured peer address is mapped. With a `peer` configuration a second gateway
 runs in the same process (its own loopback UDP ports; IKE between the two is real), its data
@@ -109,6 +112,23 @@ def _hub_config(gw: Gateway) -> bool:
     return bool(vpns) and vpns <= {v.name for v in hub_vpns(gw.config)}
 
 
+def standalone_notes(gw: Gateway, *, hub_run: bool) -> list[str]:
+    """What `inline-ipsec run` does not carry out for this configuration, one line each:
+    MNHA (`chassis high-availability`) runs in-process through `inline_ipsec.ha`
+    (docs/mnha.md), never in this runner; hub-and-spoke VPNs need the hub control, which
+    only the in-process runner (`hub_run`) starts."""
+    notes = []
+    if gw.config.high_availability is not None:
+        notes.append("not carried out: chassis high-availability: this process runs as a "
+                     "standalone node (no ICL, no SRG activeness, no SA sync); MNHA runs "
+                     "in-process with inline_ipsec.ha (docs/mnha.md)")
+    if not hub_run and _hub_config(gw):
+        notes.append("not carried out: hub-and-spoke VPNs (multipoint st0, dynamic or advpn "
+                     "gateways) run only without --tun (inline_ipsec.hub, docs/advpn.md); "
+                     "here they negotiate as point-to-point VPNs")
+    return notes
+
+
 def run_gateway(config: str, *, control_path: str, duration: Optional[float] = None,
                 peer: Optional[str] = None, prekeyed: bool = False,
                 nat_t: Sequence[str] = (), mtu: int = DEFAULT_MTU, burst: int = 8,
@@ -170,6 +190,8 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
     for name, verdict in verdicts.items():
         for note in verdict.notes:
             out.write(f"not carried out: {name}: {note}\n")
+    for note in standalone_notes(gw, hub_run=hub is not None):
+        out.write(note + "\n")
     if gw.policy is not None:       # IKE reaches the device only where host-inbound allows it
         for name, g in gw.config.ike_gateways.items():
             local = gw.config.local_address_of(g)
