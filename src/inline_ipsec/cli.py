@@ -50,6 +50,11 @@ from .io.commands import register as _register_gateway_commands  # noqa: E402
 
 _register_gateway_commands(command)
 
+# request security pki ... load (inline_ipsec/pki/cli.py)
+from .pki.cli import register as _register_pki_commands  # noqa: E402
+
+_register_pki_commands(command)
+
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(

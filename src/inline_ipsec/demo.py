@@ -7,8 +7,11 @@ UDP (one with a PPK, RFC 8784; one over NAT-T; one AH child SA); `build(ike="pre
 the old stand-in (`control/keying.py`). Traffic crosses every tunnel both ways on an in-memory
 wire; then the edge cases (pre-fragmentation, MTU drops with ICMP, replay, NAT-T
 demultiplexing, a traffic-selector violation), the show commands (IKE SAs included), one IKEv2
-child rekey and one delete, packets per second per path measured in this run, the
-hw-offload-disable scenario, and the PFE-vs-raw-crypto table.
+child rekey and one delete, two more gateways over IKEv1 (`demo_config.ikev1_config`: Main
+Mode, an offloaded AES-GCM-128 VPN and a CBC one on the CPU, a Quick Mode rekey), packets per
+second per path measured in this run, the hw-offload-disable scenario, a small group VPN (a
+GDOI key server and three members over loopback UDP, `groupvpn/demo.py`), and the
+PFE-vs-raw-crypto table.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from . import __version__
 from .benchmark import IMIX, machine, measure_naive
 from .dataplane.gateway import Gateway
 from .io.link import WireLink
-from .io.demo_config import DEMO_VPNS, NAT_T_VPNS, demo_config
+from .io.demo_config import DEMO_VPNS, NAT_T_VPNS, demo_config, ikev1_config
 from .io.ike_link import IkeUdpPort, pair_controls, run_udp
 from .io.traffic import Flow, flows, packets, udp_packet
 from .packet.fragment import Reassembler
@@ -236,6 +239,57 @@ def _rekey_and_delete(w, a: Gateway, b: Gateway, link: WireLink) -> None:
         w(f"  gw-a tunnel event:     {ev[-1]}\n")
 
 
+def _ikev1(w) -> None:
+    """Two more gateways on `ikev1_config` (a `v1-only` IKE gateway, the Junos default):
+    Main Mode PSK and Quick Mode (RFC 2409) over loopback UDP, traffic both ways, the shows,
+    and a Quick Mode rekey of the CBC VPN with traffic on the new SPIs."""
+    a = Gateway.from_text(ikev1_config("a"), name="v1-a")
+    b = Gateway.from_text(ikev1_config("b"), name="v1-b")
+    pa, pb = IkeUdpPort("127.0.0.1"), IkeUdpPort("127.0.0.1")
+    try:
+        ia, ib = pair_controls(a, b, pa.transport, pb.transport, backoff=0.2)
+        pa.attach(ia)
+        pb.attach(ib)
+        t0 = time.perf_counter()
+        ia.start(time.monotonic())
+        ib.start(time.monotonic())
+        ok = run_udp([pa, pb], lambda: ia.up() and ib.up(), 10.0)
+        ms = (time.perf_counter() - t0) * 1000
+        w(f"  v1-a 192.0.2.1 <== in-memory wire ==> v1-b 198.51.100.1; IKEv1 over loopback "
+          f"UDP: {len(ia.vpns)} VPNs on one\n  ISAKMP SA (Main Mode, PSK, DH group 19, "
+          f"then a Quick Mode per VPN) {'up' if ok else 'NOT UP'} in {ms:.0f} ms\n")
+        link = WireLink(a, b)
+        n = send_all(link, flows(a, b), 32)
+        for vpn in ("v1-gcm128", "v1-cbc"):
+            rec = a.tunnel(vpn)
+            where = "PFE" if rec.offloaded else "CPU (" + "; ".join(rec.placement.reasons) + ")"
+            w(f"  {vpn:10} on the {where}\n")
+        w(f"  {n} packets delivered intact, both ways\n")
+        _section(w, "   v1-a> show security ike security-associations")
+        w(a.show("security ike security-associations"))
+        _section(w, "   v1-b> show security ipsec security-associations detail vpn-name "
+                    "v1-gcm128  (tunnel lines)")
+        detail = b.show("security ipsec security-associations detail vpn-name v1-gcm128")
+        w(detail[:detail.index("  Direction:")])
+        _section(w, "   IKEv1 at work: a Quick Mode rekey of v1-cbc (make-before-break)")
+        w(f"  v1-a v1-cbc before: {_spis(a, 'v1-cbc')}\n")
+        session = ia.session_of("v1-cbc")
+        old = next(s for s, c in session.children.items() if c.config.name.startswith("v1-cbc"))
+        mark = len(ia.events)
+        session.rekey_child(old, time.monotonic())
+        ok = run_udp([pa, pb], lambda: any(type(e).__name__ == "ChildSaDown" and v == "v1-cbc"
+                                           for v, e in ia.events[mark:]), 5.0)
+        names = [type(e).__name__ for v, e in ia.events[mark:] if v == "v1-cbc"]
+        w(f"  v1-a rekeys v1-cbc: {' -> '.join(names)}{'' if ok else ' (INCOMPLETE)'}\n")
+        w(f"  v1-a v1-cbc after:  {_spis(a, 'v1-cbc')}   (v1-b: {_spis(b, 'v1-cbc')})\n")
+        f = next(x for x in flows(a, b) if x.vpn == "v1-cbc" and x.sender == "a")
+        got = link.send(a, packets(f, 8, 300, 5000)).delivered
+        w(f"  IKEv1 traffic on the new SA: {len(got)}/8 packets delivered\n")
+    finally:
+        pa.close()
+        pb.close()
+
+
 def run(out: TextIO = sys.stdout) -> int:
     w = out.write
     t0 = time.perf_counter()
@@ -294,10 +348,14 @@ def run(out: TextIO = sys.stdout) -> int:
                 "(INFORMATIONAL)")
     _rekey_and_delete(w, a, b, link)
 
-    _section(w, "6. Throughput per path, measured in this run")
+    _section(w, "6. IKEv1 (RFC 2409): two more gateways on a v1-only IKE gateway, the Junos "
+                "default")
+    _ikev1(w)
+
+    _section(w, "7. Throughput per path, measured in this run")
     _throughput(w, a, b, link)
 
-    _section(w, "7. Second scenario: set security ipsec hw-offload-disable")
+    _section(w, "8. Second scenario: set security ipsec hw-offload-disable")
     a2, b2, link2 = build(hw_offload_disable=True)
     n = send_all(link2, flows(a2, b2), 32)
     offloaded = sum(1 for r in a2.distributor.tunnels() if r.offloaded)
@@ -313,7 +371,17 @@ def run(out: TextIO = sys.stdout) -> int:
     link2.ike.close()
     ike.close()
 
-    _section(w, "8. The PFE against the raw crypto loop, one core, AES-GCM-128, bursts of 32")
+    _section(w, "9. Group VPN (GDOI, RFC 6407): a key server and three members, group SAs on "
+                "the CPU")
+    from .groupvpn.demo import run_section
+    run_section(w)
+
+    _section(w, "10. Hub and spoke on the CPU path: AutoVPN, NHTB and one ADVPN shortcut "
+                "(docs/advpn.md)")
+    from .hub.demo import run_hub_demo
+    run_hub_demo(w)
+
+    _section(w, "11. The PFE against the raw crypto loop, one core, AES-GCM-128, bursts of 32")
     print_bench_table(quick_report((64, 1400, IMIX), 128, 32, 150), out)
     w("\n'raw' is the same OpenSSL AES-GCM calls with no ESP work: the crypto limit. "
       "'naive' builds the same packets\nwith Python and cryptography's AESGCM. "

@@ -35,13 +35,27 @@ def test_demo_runs_and_shows_offload_counters_and_throughput(capsys):
     assert "IKEv2 over loopback UDP: gw-a at 127.0.0.1:" in out
     assert "10 VPNs negotiated" in out and "pre-keyed" not in out
     assert "Version: IKEv2" in out and "Quantum Secured: Yes" in out   # vpn-gcm256: PPK
-    ike_rows = [line for line in out.splitlines() if "  IKEv2          " in line]
+    two_gateways = out.split("6. IKEv1 (RFC 2409)")[0]
+    ike_rows = [line for line in two_gateways.splitlines() if "  IKEv2          " in line]
     assert len(ike_rows) == 10 and all(" UP " in r for r in ike_rows)
     assert "Exchange type: IKEv2, Authentication method: Pre-shared-keys" in out
+    # hub and spoke: AutoVPN spokes with NHTB, one ADVPN shortcut up, then idle and gone
+    assert "Total next-hop tunnels: 3" in out and "ADVPN deployment not supported by PFE" in out
+    assert "Shortcut  to-hub~198.51.100.12" in out
+    assert "hub: 20 in from spoke1, 20 out to spoke2 (unchanged)" in out
+    assert "shortcut to-hub~198.51.100.12: 180 encrypted" in out
+    assert "back through the hub (hub: 30 in from spoke1, 30 out to spoke2)" in out
     assert "gw-a rekeys vpn-cbc:   ChildSaRekeyed -> ChildSaDown" in out
     assert "traffic on the new SA: 8/8 packets delivered" in out
     assert "(INFORMATIONAL Delete)\n" in out and "FAILED" not in out
     assert " root 4500 192.0.2.1" in out                 # vpn-natt: NAT-T, port 4500
+    # one IKEv1 pair of gateways (a v1-only IKE gateway): Main Mode, GCM on the PFE
+    assert "(Main Mode, PSK, DH group 19, then a Quick Mode per VPN) up in" in out
+    assert "  v1-gcm128  on the PFE" in out and "  v1-cbc     on the CPU" in out
+    assert [r for r in out.splitlines() if "  Main           198.51.100.1" in r]
+    assert "  Version: IKEv1\n" in out
+    assert "v1-a rekeys v1-cbc: ChildSaRekeyed -> ChildSaDown" in out
+    assert "IKEv1 traffic on the new SA: 8/8 packets delivered" in out
 
 
 def test_no_command_prints_help_and_exits_2(capsys):

@@ -31,6 +31,11 @@ def _blocks(out: str) -> dict[str, str]:
     return {b.split("\n")[0]: b for b in out.split("VPN Name: ")[1:]}
 
 
+#: the reason vpn-cbc cannot come up on its IKEv1 gateway: the demo's Phase 1 is AES-GCM
+V1_GCM = ("ike gateway gw-vpn-cbc is IKEv1 ('version v1-only', the Junos default when "
+          "'version' is absent) and ike proposal ike-1 has encryption-algorithm aes-256-gcm")
+
+
 def test_check_reports_a_vpn_on_an_ikev1_gateway(tmp_path: Path, capsys) -> None:
     p = tmp_path / "v1.conf"
     p.write_text(_v1("a"))
@@ -39,8 +44,7 @@ def test_check_reports_a_vpn_on_an_ikev1_gateway(tmp_path: Path, capsys) -> None
     blocks = _blocks(out)
     cbc = blocks["vpn-cbc"]
     assert "  Hardware Offloaded: - (it cannot come up)\n  Can come up: No\n" in cbc
-    assert "    Reason: IKEv1 is not implemented (ike gateway gw-vpn-cbc is 'version " \
-           "v1-only', the Junos default when 'version' is absent)" in cbc
+    assert f"    Reason: {V1_GCM}: IKEv1 Phase 1 has CBC ciphers only" in cbc
     assert "Hardware Offloaded: Yes" not in cbc
     for name, block in blocks.items():
         if name != "vpn-cbc":
@@ -49,10 +53,16 @@ def test_check_reports_a_vpn_on_an_ikev1_gateway(tmp_path: Path, capsys) -> None
            "(license: valid)" in out
 
 
-def test_ikev1_is_one_entry_in_one_table() -> None:
-    assert list(NOT_NEGOTIATED) == ["v1-only"]
+def test_both_ike_versions_are_negotiated() -> None:
+    assert NOT_NEGOTIATED == {}
     cfg = load_config(_v1("a"))
     assert not vpn_verdicts(cfg)["vpn-cbc"].can_come_up
+    # with a CBC Phase 1 the IKEv1 gateway can come up
+    cbc = _v1("a") + "set security ike proposal v1 encryption-algorithm aes-256-cbc\n" \
+        "set security ike policy v1 proposals v1\n" \
+        'set security ike policy v1 pre-shared-key ascii-text "v1"\n' \
+        "set security ike gateway gw-vpn-cbc ike-policy v1\n"
+    assert vpn_verdicts(load_config(cbc))["vpn-cbc"].can_come_up
 
 
 @pytest.mark.parametrize("edit, vpn, reason", [
@@ -103,8 +113,7 @@ def test_run_prints_and_counts_the_vpns_that_cannot_come_up(tmp_path: Path) -> N
     assert run_gateway(str(conf_a), control_path=str(tmp_path / "gw.sock"), duration=3.0,
                        peer=str(conf_b), out=out, install_signals=False) == 0
     text = out.getvalue()
-    assert "1 of 11 VPNs cannot come up (counted as down):\n  vpn-cbc: IKEv1 is not " \
-           "implemented" in text
+    assert f"1 of 11 VPNs cannot come up (counted as down):\n  vpn-cbc: {V1_GCM}" in text
     assert "IKE: all 9 IKE VPNs up after" in text and "(1 VPNs cannot come up)" in text
     assert "; 1 of 11 VPNs down (1 cannot come up)" in text
 
@@ -116,7 +125,7 @@ def test_inactive_tunnels_show_why() -> None:
     assert "Total inactive tunnels: 10" in shown         # every IKE VPN; the manual SA is up
     rows = shown.splitlines()[3:]
     assert len(rows) == 10 and all(r.split()[0] == "-" for r in rows)   # never up: ID "-"
-    assert NO_IKE_REASON in shown and "IKEv1 is not implemented" in shown
+    assert NO_IKE_REASON in shown and "ike gateway gw-vpn-cbc is IKEv1" in shown
     a = Gateway.from_text(a_text, name="gw-a")
     b = Gateway.from_text(b_text, name="gw-b")
     ia, ib = pair_controls(a, b, ("192.0.2.1", 500, 4500), ("198.51.100.1", 500, 4500))
@@ -131,10 +140,10 @@ def test_inactive_tunnels_show_why() -> None:
         in shown
     (row,) = shown.splitlines()[3:]
     assert row.split()[:5] == ["-", "500", "0", "0", "198.51.100.1"]
-    assert "IKEv1 is not implemented" in row
+    assert "ike gateway gw-vpn-cbc is IKEv1" in row
     detail = a.show("security ipsec inactive-tunnels detail")
     assert "VPN Name: vpn-cbc" in detail and "  Version: IKEv1" in detail
-    assert "Tunnel Down Reason: IKEv1 is not implemented" in detail
+    assert f"Tunnel Down Reason: {V1_GCM}" in detail
     assert "Total active tunnels: 10" in a.show("security ipsec security-associations")
 
 
@@ -173,6 +182,7 @@ def test_statements_not_carried_out_are_noted(tmp_path: Path, capsys) -> None:
     assert "  Can come up: Yes\n  Not carried out: ike gateway gw-vpn-cbc: backup peer " \
            "addresses 198.51.100.9 are not used; only 198.51.100.1 is negotiated" \
            in blocks["vpn-cbc"]
-    assert "ADVPN shortcut tunnels are not negotiated" in blocks["vpn-ah"]
+    assert "ADVPN shortcut tunnels are negotiated by inline_ipsec.hub.HubControl" in \
+        blocks["vpn-ah"]
     assert "no route leads into st0.6: traffic cannot trigger it" in blocks["vpn-chacha"]
     assert "Not carried out" not in blocks["vpn-gcm256"]

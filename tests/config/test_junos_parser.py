@@ -437,8 +437,7 @@ def test_error_names_line_token_and_expectation() -> None:
     ("set interfaces st0 unit 0 family mpls", "mpls", "inet, inet6"),
     ("set security ike proposal p colour blue", "colour", "authentication-method"),
     ("set security ipsec vpn v copy-outer-dscp extra", "extra", "end of statement"),
-    ("set chassis cluster", "cluster", "high-availability"),
-    ("set snmp community x", "snmp", "security, interfaces"),
+    ("set chasis cluster", "chasis", "security, interfaces"),
     ("show security ike", "show", "'set'"),
 ])
 def test_syntax_errors(line: str, token: str, expected: str) -> None:
@@ -456,11 +455,11 @@ def test_incomplete_statement() -> None:
     assert "expected one of: group1" in msg
 
 
-def test_deactivate_is_rejected_clearly() -> None:
+def test_delete_is_rejected_clearly() -> None:
     [msg] = errors_of("set security ike proposal p dh-group group14\n"
-                      "deactivate security ike proposal p\n")
-    assert msg.startswith("line 2: 'deactivate' statements are not supported")
-    assert "expected 'set'" in msg
+                      "delete security ike proposal p\n")
+    assert msg.startswith("line 2: 'delete' statements are not supported")
+    assert "expected 'set' or 'deactivate'" in msg
 
 
 def test_unterminated_quote() -> None:

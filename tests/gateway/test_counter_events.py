@@ -233,11 +233,67 @@ def ev_decrypt_drop():
         {"ESP authentication failures": 1}, ("v-cpu", {"ESP authentication failures": 1}))
 
 
+def zoned(side: str, ike: bool = True) -> Gateway:
+    """`small_config` with zones: trust (the hosts' /16), untrust (the outer interface;
+    host-inbound ike unless `ike` is False), vpn (st0.0, st0.1); trust <-> vpn permitted for
+    the local and remote x.x.0.0/24 only, so x.x.1.0/24 (v-cpu's) traffic is denied."""
+    mine, theirs = ("10.1", "10.2") if side == "a" else ("10.2", "10.1")
+    zones = "\n".join([
+        f"set interfaces ge-0/0/1 unit 0 family inet address {mine}.255.1/16",
+        "set security zones security-zone trust interfaces ge-0/0/1.0",
+        "set security zones security-zone untrust interfaces ge-0/0/0.0 host-inbound-traffic "
+        f"system-services {'ike' if ike else 'ping'}",
+        "set security zones security-zone vpn interfaces st0.0",
+        "set security zones security-zone vpn interfaces st0.1",
+        f"set security address-book global address here {mine}.0.0/24",
+        f"set security address-book global address there {theirs}.0.0/24",
+        "set security policies from-zone trust to-zone vpn policy out match source-address here",
+        "set security policies from-zone trust to-zone vpn policy out match destination-address "
+        "any",
+        "set security policies from-zone trust to-zone vpn policy out match application any",
+        "set security policies from-zone trust to-zone vpn policy out then permit",
+        "set security policies from-zone vpn to-zone trust policy in match source-address there",
+        "set security policies from-zone vpn to-zone trust policy in match destination-address "
+        "any",
+        "set security policies from-zone vpn to-zone trust policy in match application any",
+        "set security policies from-zone vpn to-zone trust policy in then permit",
+    ]) + "\n"
+    return Gateway.from_text(small_config(side, zones), name=f"gw-{side}",
+                             clock=lambda: FIXED)
+
+
+def ev_policy_denied_out():
+    a = zoned("a")
+    return Event(a, lambda: a.outbound([send(TO_CPU)]), {
+        ("gateway", "inner_received"): 1, ("gateway", "policy_denied_out"): 1,
+    }, {"Packets received": 1, "Packets dropped": 1})
+
+
+def ev_policy_denied_in():
+    a, _, _ = pair()
+    b = zoned("b")
+    wire = a.outbound([send(TO_CPU)]).wire
+    return Event(b, lambda: b.inbound(wire), {
+        ("gateway", "outer_received"): 1, ("gateway", "policy_denied_in"): 1,
+        ("path", "cpu", "decrypted"): 1, ("path", "cpu", "burst_calls"): 1,
+        ("tunnel", "v-cpu", "in_packets"): 1, ("tunnel", "v-cpu", "in_policy_drops"): 1,
+    }, {"Packets received": 1, "Packets dropped": 1},
+        {"Decrypted packets": 1, "Decrypted bytes": 128})
+
+
+def ev_host_inbound_denied():
+    b = zoned("b", ike=False)
+    return Event(b, lambda: b.inbound([udp_packet(A, B, b"IKE_SA_INIT", 500, 500)]), {
+        ("gateway", "outer_received"): 1, ("gateway", "host_inbound_denied"): 1,
+    }, {"Packets received": 1, "Packets dropped": 1})
+
+
 EVENTS = {f.__name__[3:]: f for f in (
     ev_send_offloaded, ev_receive_offloaded, ev_send_and_receive_on_the_cpu, ev_no_route,
     ev_malformed_inner, ev_malformed_outer, ev_invalid_spi, ev_ts_check_fail,
     ev_exceeds_tunnel_mtu, ev_pre_fragments, ev_fragments_received, ev_ike_packet,
-    ev_nat_keepalive, ev_encrypt_drop, ev_decrypt_drop)}
+    ev_nat_keepalive, ev_encrypt_drop, ev_decrypt_drop, ev_policy_denied_out,
+    ev_policy_denied_in, ev_host_inbound_denied)}
 
 
 def test_every_gateway_counter_has_an_event():

@@ -503,8 +503,10 @@ def test_simultaneous_soft_lifetime_rekey_on_both_gateways() -> None:
     pump.advance(2.0)
     vpn = "vpn-cbc"
     for ctl in (ia, ib):
-        for child in ctl.session_of(vpn).children.values():
+        session = ctl.session_of(vpn)
+        for child in session.children.values():
             child.rekey_at = 100.0
+        session.listener(session)         # the manager's timer heap learns of the change
     pump.keep_log = True
     pump.advance(100.0)
     requests = [tag for tag, d in pump.log

@@ -238,33 +238,87 @@ def test_ike_rekey_triggered_by_lifetime_timer():
     assert p.i.ike.spi_i == p.r.ike.spi_i and not p.i.old_ike and not p.r.old_ike
 
 
-def test_simultaneous_ike_rekey_is_retried_until_one_wins():
-    #   SA(IKE) Ni KEi -->   <-- SA(IKE) Ni KEi      (requests cross)
-    #   <-- N(TEMPORARY_FAILURE)   N(TEMPORARY_FAILURE) -->
-    #   the side with the shorter random delay rekeys first; one new IKE SA results
-    import os
+def _made_sas(monkeypatch):
+    """Every IKE SA a rekey exchange creates, on either end, in order."""
+    from inline_ipsec.ike.v2.tasks import ike_rekey
+    made = []
+    real = ike_rekey._new_sa
 
-    def fixed_delay(byte):
-        return lambda n: bytes([byte]) if n == 1 else os.urandom(n)
-    icfg, rcfg = configs()
-    icfg.random, rcfg.random = fixed_delay(0), fixed_delay(255)
-    p = established(icfg, rcfg)
-    old = p.i.ike.spi_i
+    def spy(*args, **kw):
+        sa = real(*args, **kw)
+        made.append(sa)
+        return sa
+    monkeypatch.setattr(ike_rekey, "_new_sa", spy)
+    return made
+
+
+def _check_collision_outcome(p, made, old_spi, children) -> None:
+    """Both ends agree on the IKE SA whose exchange did not carry the lowest of the four
+    nonces (RFC 7296 §2.8.2); nothing else is left, and the child SAs moved to it."""
+    from inline_ipsec.ike.constants import NotifyType
+    from inline_ipsec.ike.v2.tasks.ike_rekey import redundant
+    by_spi = {}
+    for sa in made:                    # each exchange's SA exists on both ends
+        by_spi.setdefault((sa.spi_i, sa.spi_r), sa)
+    assert len(by_spi) == 2, by_spi.keys()
+    a, b = by_spi.values()
+    loser = redundant(a, b)
+    winner = b if loser is a else a
+    assert min(loser.nonce_i, loser.nonce_r) < min(winner.nonce_i, winner.nonce_r)
+    for s in (p.i, p.r):
+        assert (s.ike.spi_i, s.ike.spi_r) == (winner.spi_i, winner.spi_r) != old_spi
+        assert s.old_ike == [] and s.state == "established"
+        assert not [e for e in s.errors if getattr(e, "notify_hint", None) ==
+                    NotifyType.TEMPORARY_FAILURE]
+    assert p.i.ike.keys.sk_d == p.r.ike.keys.sk_d
+    assert _pairs(p.i) == children
+    # the survivor works: a liveness check and a child rekey on it
+    p.i.send_dpd(p.now)
+    p.r.rekey_child(next(iter(p.r.children)), p.now)
+    p.run()
+    assert p.i.state == p.r.state == "established" and len(p.i.children) == 1
+    assert p.i.ike.spi_i == winner.spi_i
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_simultaneous_ike_rekey_keeps_the_sa_without_the_lowest_nonce(monkeypatch, seed):
+    #   SA(IKE) Ni KEi -->   <-- SA(IKE) Ni KEi      (requests cross)
+    #   <-- SA(IKE) Nr KEr   SA(IKE) Nr KEr -->      (each answers the other)
+    #   the exchange with the lowest of the four nonces made the redundant SA: its initiator
+    #   deletes it; the survivor's initiator deletes the old SA (§2.8.2)
+    made = _made_sas(monkeypatch)
+    p = established(*configs())
+    old = (p.i.ike.spi_i, p.i.ike.spi_r)
+    children = _pairs(p.i)
     p.i.rekey_ike(p.now)
     p.r.rekey_ike(p.now)
     p.run()
-    assert not _of(p.i_events, IkeSaRekeyed) and not _of(p.r_events, IkeSaRekeyed)
-    from inline_ipsec.ike.constants import NotifyType
-    assert p.i.errors[-1].notify_hint == NotifyType.TEMPORARY_FAILURE
-    assert p.i.ike_rekey_at == pytest.approx(10.0) and p.r.ike_rekey_at > 40.0
-    p.advance(10.0)
-    (ei,), (er,) = _of(p.i_events, IkeSaRekeyed), _of(p.r_events, IkeSaRekeyed)
-    assert ei.spi_i == er.spi_i != old and p.i.ike.initiator and not p.r.ike.initiator
-    assert p.r.ike_rekey_at is None     # its retry is cancelled by the new IKE SA
-    p.advance(60.0)
-    assert len(_of(p.r_events, IkeSaRekeyed)) == 1
-    assert p.i.state == p.r.state == "established"
-    assert p.i.ike.keys.sk_d == p.r.ike.keys.sk_d
+    assert len(_of(p.i_events, IkeSaRekeyed)) == len(_of(p.r_events, IkeSaRekeyed)) == 1
+    _check_collision_outcome(p, made, old, children)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("late", ["i", "r"])
+def test_late_colliding_ike_rekey_is_decided_alike(monkeypatch, seed, late):
+    #   one end's rekey completes (and it deletes the old SA) before the other end's
+    #   colliding request, delayed, arrives on the old SA: the same rule decides
+    made = _made_sas(monkeypatch)
+    p = established(*configs())
+    old = (p.i.ike.spi_i, p.i.ike.spi_r)
+    children = _pairs(p.i)
+    p.i.rekey_ike(p.now)
+    p.r.rekey_ike(p.now)
+    slow, fast = (p.i, "r") if late == "i" else (p.r, "i")
+    held = slow.datagrams_to_send(p.now)          # the delayed request
+    p.deliver(fast)                                # fast's request; slow answers it
+    p.deliver("i" if fast == "r" else "r")         # the answer; fast's rekey completes
+    peer = p.r if slow is p.i else p.i
+    for d, _addr in held:
+        src = p.i_seen if slow is p.i else (p.i.remote_addr[0], 500)
+        peer.receive_datagram(d, src, p.now)
+    p.drain_events()
+    p.run()
+    _check_collision_outcome(p, made, old, children)
 
 
 def test_ike_rekey_uses_the_negotiated_group_and_retries_on_invalid_ke():

@@ -70,7 +70,7 @@ def _cookie_of(reply: bytes) -> bytes | None:
     [n] = msg.payloads
     assert isinstance(n, NotifyPayload) and n.notify_type == NotifyType.COOKIE
     assert msg.header.next_payload == PayloadType.NOTIFY
-    assert 1 <= len(n.data) <= 64 and n.data[:4] == b"\0\0\0\1"    # version ID of secret
+    assert 1 <= len(n.data) <= 64 and n.data[:3] == b"\0\0\0"    # version ID of secret
     return n.data
 
 
@@ -201,3 +201,48 @@ def test_thresholds_can_be_switched_off() -> None:
         [reply] = _send(m, *_spoof(template, n))
         assert _cookie_of(reply) is None
     assert m.half_open == 60 and m.cookies_sent == m.dropped_half_open == 0
+
+
+def test_cookie_secret_rotates_and_cookies_of_the_previous_secret_still_pass() -> None:
+    """§2.6: <VersionIDofSecret> names the secret; after a rotation a cookie of the previous
+    secret is accepted once more, one of an older secret is refused with a fresh cookie."""
+    from inline_ipsec.ike.cookies import ROTATION_PERIOD
+    m, icfg = _responder(cookie_threshold=0)            # cookies for every new request
+    template = _template(icfg)
+    first, a1 = _spoof(template, 1)
+    [reply] = _send(m, first, a1, now=0.0)
+    c1 = _cookie_of(reply)
+    assert c1[:4] == b"\0\0\0\1"
+    t = ROTATION_PERIOD + 1.0                           # one rotation later
+    second, a2 = _spoof(template, 2)
+    [reply] = _send(m, second, a2, now=t)
+    c2 = _cookie_of(reply)
+    assert c2[:4] == b"\0\0\0\2"                        # the new secret's version ID
+    [ok] = _send(m, _with_cookie(first, c1), a1, now=t)  # the previous secret: accepted
+    assert _cookie_of(ok) is None and len(m.sessions) == 1
+    t += ROTATION_PERIOD                                # a second rotation: c1 is too old
+    third, a3 = _spoof(template, 3)
+    [reply] = _send(m, third, a3, now=t)
+    c3 = _cookie_of(reply)
+    assert c3[:4] == b"\0\0\0\3"
+    [again] = _send(m, _with_cookie(third, c1[:4] + c3[4:]), a3, now=t)   # forged version
+    assert _cookie_of(again) is not None and m.bad_cookies == 1
+    [ok] = _send(m, _with_cookie(second, c2), a2, now=t)   # c2 is the previous now
+    assert _cookie_of(ok) is None and len(m.sessions) == 2
+    # after two quiet periods neither secret of before survives
+    t += 2 * ROTATION_PERIOD + 1.0
+    [reply] = _send(m, _with_cookie(third, c3), a3, now=t)
+    assert _cookie_of(reply) is not None and m.bad_cookies == 2 and len(m.sessions) == 2
+
+
+def test_cookie_secrets_unit() -> None:
+    from inline_ipsec.ike.cookies import CookieSecrets
+    s = CookieSecrets(period=10.0)
+    c = s.make("192.0.2.1", b"n" * 16, b"s" * 8, now=0.0)
+    assert len(c) == 36 and s.check(c, "192.0.2.1", b"n" * 16, b"s" * 8, now=5.0)
+    assert not s.check(c, "192.0.2.2", b"n" * 16, b"s" * 8, now=5.0)   # another address
+    assert not s.check(c[:-1], "192.0.2.1", b"n" * 16, b"s" * 8, now=5.0)
+    assert s.check(c, "192.0.2.1", b"n" * 16, b"s" * 8, now=12.0) and s.rotations == 1
+    assert not s.check(c, "192.0.2.1", b"n" * 16, b"s" * 8, now=23.0) and s.rotations == 2
+    with pytest.raises(ValueError):
+        CookieSecrets(period=0)

@@ -290,3 +290,23 @@ def test_dh_rejects_bad_public_values(group):
         with pytest.raises(RemoteIkeError) as exc:
             a.shared_secret(bad)
         assert exc.value.notify_hint == NotifyType.INVALID_SYNTAX
+
+
+_transforms = st.builds(Transform, st.integers(1, 5), st.integers(0, 0xFFFF),
+                        st.one_of(st.none(), st.integers(0, 0xFFFF)))
+_proposals = st.builds(Proposal,
+                       st.integers(1, 255), st.integers(1, 3), st.binary(max_size=8),
+                       st.lists(_transforms, min_size=1, max_size=8))
+
+
+@given(st.lists(_proposals, min_size=1, max_size=4))
+def test_sa_payload_round_trip_property(proposals):
+    """RFC 7296 §3.3: any SA payload we encode decodes to the same proposals (the decoder
+    reads by offsets); every strict prefix is an INVALID_SYNTAX, never another exception."""
+    sa = SaPayload(proposals)
+    body = sa.encode_body()
+    assert SaPayload.decode(body) == sa
+    for cut in {0, 1, 7, len(body) // 2, len(body) - 1}:
+        if 0 <= cut < len(body):
+            with pytest.raises(RemoteIkeError):
+                SaPayload.decode(body[:cut])

@@ -11,6 +11,10 @@ raises one `ConfigurationErrors` (a `ConfigError`) listing every problem with it
 `load_config_file` does the same for a file (UTF-8; a line that is not is an error of that
 line) and names the file in its errors: `ConfigurationErrors.report()` prints them as
 `FILE:LINE: error: ...`, which is what `inline-ipsec check` and `run` print.
+
+Statements outside the model (a whole device's `system`, `snmp`, `protocols`, ...) and
+`deactivate`d ones are no errors: they are listed in `Config.ignored`, and `Config.warning()`
+is the one warning line about them that `check` and `run` print.
 """
 from __future__ import annotations
 
@@ -21,9 +25,11 @@ from typing import Optional, Union
 from .algorithms import cipher_name, integrity_name
 from .errors import ConfigIssue, ConfigurationErrors
 from .junos import decode, parse
+from .firewall import Firewall, Policy, SecurityZone
 from .model import (
     DEPLOYMENT_TYPES,
     Config,
+    IgnoredStatements,
     DeadPeerDetection,
     Identity,
     IkeGateway,
@@ -35,6 +41,7 @@ from .model import (
     KeyManagerProfile,
     License,
     ManualSa,
+    QatSettings,
     St0Unit,
     StaticRoute,
     TrafficSelector,
@@ -46,6 +53,10 @@ from .validate import validate
 __all__ = [
     "DEPLOYMENT_TYPES",
     "Config",
+    "Firewall",
+    "IgnoredStatements",
+    "Policy",
+    "SecurityZone",
     "ConfigIssue",
     "ConfigurationErrors",
     "DeadPeerDetection",
@@ -58,6 +69,7 @@ __all__ = [
     "IpsecVpn",
     "KeyManagerProfile",
     "License",
+    "QatSettings",
     "ManualSa",
     "St0Unit",
     "StaticRoute",

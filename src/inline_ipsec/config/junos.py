@@ -26,6 +26,10 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
                                  | dead-peer-detection [optimized|probe-idle-tunnel|always-send]
                                    [interval <2..60>] [threshold <1..5>]
                                  | advpn suggester|partner [disable]  (marks an ADVPN gateway)
+                                 | advpn partner idle-time <60..86400> | idle-threshold <3..5000>
+                                   | connection-limit <1..1000>
+                                 | dynamic hostname|user-at-hostname|distinguished-name ...
+                                   | dynamic connections-limit <1..10000>   (AutoVPN hub)
     set security ipsec proposal <n> protocol esp|ah | encryption-algorithm <kw>
                                     | authentication-algorithm <kw> | lifetime-seconds <180..86400>
                                     | lifetime-kilobytes <64..1048576> | extended-sequence-number
@@ -44,7 +48,9 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
     set security ipsec hw-offload-disable            (the model's spelling, see docs/junos-formats.md)
     set security key-manager profiles <p> static key-id|key ascii-text <s>
     set security flow power-mode-ipsec
+    set security flow power-mode-ipsec-qat [ring-depth <1..4096>|batch-size <1..256>] (**)
     set interfaces st0 unit <N> family inet|inet6 [address <pfx>] | multipoint  (marks p2mp)
+    set interfaces st0 unit <N> family inet|inet6 next-hop-tunnel <ip> ipsec-vpn <vpn>   (NHTB)
     set interfaces <ifd> unit <N> family inet|inet6 [address <pfx>]
     set routing-options static route <pfx> next-hop <st0.N|ip>
     set routing-options rib inet6.0 static route <pfx6> next-hop <st0.N|ip>
@@ -59,15 +65,32 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
                                     |monitor interface <if>|activeness-probe dest-ip <ip>
                                   (Multinode High Availability, config/high_availability.py)
 
+Security zones, address books, applications and security policies (`set security zones`,
+`set security address-book`, `set applications`, `set security policies`) are parsed by
+`firewall.py`, `set security pki ca-profile` by `pki.py`, from the `_security`/`_applications`
+dispatch below.
+
+Whole device configurations load: a statement under a hierarchy the model does not carry out
+(`system` but its offload license, `snmp`, `protocols`, `security screen`, `interfaces *
+description`, ...; `IGNORED_TOP_LEVEL` and every `_Cursor.section` level) is not an error but
+an entry of `Config.ignored`, which `Config.warning()` reports in one line; a word that is no
+Junos hierarchy at the top level stays an error. `deactivate <path>` makes every `set` under
+`<path>` inactive (also in `Config.ignored`).
+
 (*) `deployment-type` states a VPN's deployment for docs/design.md Table 1. Junos itself implies it
 from other stanzas; we accept those markers too (`interfaces st0 unit N multipoint` -> p2mp,
 `ike gateway <g> advpn ...` -> advpn, `ipsec vpn <v> ha-link-encryption` -> mnha-icl) and
-`validate.py` rejects a contradiction. Group VPN (`security group-vpn`) has no marker here.
+`validate.py` rejects a contradiction. Group VPN has its own hierarchy, `set security group-vpn
+server|member ...`, parsed by `group_vpn.py`.
 `system license ipsec-offload` models the offload license (Junos installs licenses out of band;
 see `License`).
+(**) `power-mode-ipsec-qat` is named after the Junos show line "Flow power mode IPsec QAT"; its
+`ring-depth` and `batch-size` are statements of this model (the QAT device model's rings,
+docs/junos-formats.md).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import ipaddress
 import re
@@ -76,6 +99,9 @@ from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import algorithms as alg
 from .errors import ConfigIssue, shown
+from .firewall import (FirewallBuilder, parse_address_book, parse_applications, parse_policies,
+                       parse_zones, policy_proxy_ids)
+from .pki import freeze_pki, parse_pki
 from .high_availability import HaBuilder
 from .high_availability import parse_statement as parse_high_availability
 from .model import (
@@ -88,10 +114,12 @@ from .model import (
     IkeProposal,
     IpsecPolicy,
     IpsecProposal,
+    IgnoredStatements,
     IpsecVpn,
     KeyManagerProfile,
     License,
     ManualSa,
+    QatSettings,
     St0Unit,
     StaticRoute,
     TrafficSelector,
@@ -106,6 +134,12 @@ _NAME_RULE = "1 to 63 of A-Z a-z 0-9 _ . -, not starting with _ . -"
 MAX_UNIT = 1048574
 _IFL = f"an interface name like ge-0/0/0.0 (unit 0..{MAX_UNIT})"
 _IFNAME_RE = re.compile(r"^[a-z][a-z0-9\-]*(\d+(/\d+)*)?\.\d+$")
+#: Peers one `dynamic` IKE gateway accepts at most (`dynamic connections-limit` range).
+MAX_DYNAMIC_PEERS = 10000
+_DYNAMIC_KINDS = ("inet", "inet6", "hostname", "user-at-hostname", "distinguished-name")
+#: `advpn partner` options: (low, high, unit) as the model takes them (docs/advpn.md)
+_ADVPN_RANGES = {"idle-time": (60, 86400, "seconds"), "idle-threshold": (3, 5000, "packets"),
+                 "connection-limit": (1, 1000, "a count")}
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*$")
 
@@ -169,6 +203,15 @@ def tokenize(line: str) -> list[Token]:
     return tokens
 
 
+class _Ignored(Exception):
+    """A statement outside the model: `hierarchy` is its path up to the first keyword the
+    model does not carry out, values shown as `*` (e.g. "interfaces * unit * family inet dhcp")."""
+
+    def __init__(self, hierarchy: str) -> None:
+        super().__init__(hierarchy)
+        self.hierarchy = hierarchy
+
+
 class _StatementError(Exception):
     def __init__(self, message: str, token: Optional[str]) -> None:
         super().__init__(message)
@@ -182,6 +225,8 @@ class _Cursor:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.pos = 0
+        #: the statement's hierarchy so far, values replaced by `*` (for the ignore report)
+        self.shape: list[str] = []
 
     @property
     def path(self) -> str:
@@ -212,7 +257,17 @@ class _Cursor:
         if tok is None or tok.quoted or tok.text not in choices:
             self.fail(_one_of(choices))
         self.pos += 1
+        self.shape.append(tok.text)
         return tok.text
+
+    def section(self, choices: Sequence[str]) -> str:
+        """Like `keyword`, at a level where Junos has more statements than the model: any
+        other keyword there is a statement outside the model (`_Ignored`), not an error."""
+        tok = self.peek()
+        if tok is not None and not tok.quoted and tok.text not in choices \
+                and re.fullmatch(r"[a-z][a-z0-9\-]*", tok.text):
+            raise _Ignored(" ".join(self.shape + [tok.text]))
+        return self.keyword(choices)
 
     def value(self, what: str, check: Optional[Callable[[str], Any]] = None) -> Any:
         """Next token as a value; `check` converts it or raises ValueError."""
@@ -221,12 +276,14 @@ class _Cursor:
             self.fail(what)
         if check is None:
             self.pos += 1
+            self.shape.append("*")
             return tok.text
         try:
             result = check(tok.text)
         except ValueError:
             self.fail(what)
         self.pos += 1
+        self.shape.append("*")
         return result
 
     def values(self, what: str, check: Optional[Callable[[str], Any]] = None) -> list[Any]:
@@ -319,7 +376,7 @@ def _ifname(text: str) -> str:
 
 
 def _ifd(text: str) -> str:
-    if not re.fullmatch(r"[a-z][a-z0-9\-]*\d+(/\d+)*", text):
+    if not re.fullmatch(r"[a-z][a-z0-9\-]*(\d+(/\d+)*)?", text):
         raise ValueError
     return text
 
@@ -401,7 +458,12 @@ class _Builder:
         self.routes: list[StaticRoute] = []
         self.hw_offload_disable = False
         self.power_mode_ipsec = False
+        self.qat: Optional[dict[str, int]] = None
         self.license: Optional[License] = None
+        self.firewall = FirewallBuilder()
+        self.ca_profiles: dict[str, dict[str, Any]] = {}
+        from .group_vpn import GroupVpnBuilder
+        self.group_vpn = GroupVpnBuilder()
         self.high_availability = HaBuilder()
 
     def entry(self, table: dict[Any, _Fields], key: Any, line: int) -> _Fields:
@@ -430,6 +492,18 @@ class _Builder:
                     for ts, fields in v["traffic_selectors"].items()
                 )
             vpns[name] = IpsecVpn(name=name, **v)
+        firewall = self.firewall.freeze()
+        for policy in firewall.policies:        # policy-based VPNs: proxy IDs from the policy
+            vpn = vpns.get(policy.tunnel or "")
+            if vpn is None or not policy.active or vpn.bind_interface is not None \
+                    or vpn.traffic_selectors:
+                continue
+            selectors = tuple(TrafficSelector(name=f"{policy.name}-{i}", local_ip=local,
+                                              remote_ip=remote)
+                              for i, (local, remote) in
+                              enumerate(policy_proxy_ids(firewall, policy), start=1))
+            vpns[vpn.name] = dataclasses.replace(vpn, traffic_selectors=selectors,
+                                                 tunnel_policy=policy.name)
         gateways = {}
         for name, f in self.ike_gateways.items():
             g = self._kwargs(f)
@@ -459,7 +533,13 @@ class _Builder:
             interface_addresses={k: tuple(v) for k, v in self.interfaces.items()},
             hw_offload_disable=self.hw_offload_disable,
             power_mode_ipsec=self.power_mode_ipsec,
+            power_mode_ipsec_qat=None if self.qat is None else QatSettings(**self.qat),
             license=self.license,
+            firewall=firewall,
+            ca_profiles=freeze_pki(self.ca_profiles),
+            ignored=tuple(IgnoredStatements(kind, hierarchy, tuple(lines))
+                          for (kind, hierarchy), lines in self.parser.ignored.items()),
+            group_vpn=self.group_vpn.freeze(self.parser.issues),
             high_availability=self.high_availability.freeze(),
         )
 
@@ -479,25 +559,42 @@ class _Parser:
         self.b = _Builder(self)
         self.issues: list[ConfigIssue] = []
         self.line = 0
+        #: (kind, hierarchy) -> lines: statements outside the model, and inactive ones
+        self.ignored: dict[tuple[str, str], list[int]] = {}
 
     def statement(self, tokens: list[Token]) -> None:
         c = _Cursor(tokens)
         first = c.peek()
         assert first is not None
-        if not first.quoted and first.text in ("deactivate", "delete", "insert", "activate",
+        if not first.quoted and first.text in ("delete", "insert", "activate",
                                                "annotate", "rename", "replace", "protect"):
             raise _StatementError(
-                f"'{first.text}' statements are not supported (a deactivated or deleted "
-                "statement would be silently dropped): expected 'set'", first.text)
+                f"'{first.text}' statements are not supported (a deleted or moved "
+                "statement would be silently misread): expected 'set' or 'deactivate'",
+                first.text)
         c.keyword(("set",))
-        top = c.keyword(("security", "interfaces", "routing-options", "system", "chassis"))
+        c.shape.clear()
+        tok = c.peek()
+        if tok is not None and not tok.quoted and tok.text in IGNORED_TOP_LEVEL:
+            raise _Ignored(tok.text)
+        top = c.keyword(("security", "interfaces", "routing-options", "system", "applications",
+                         "chassis"))
         getattr(self, "_" + top.replace("-", "_"))(c)
         c.end()
 
+    def note_ignored(self, c: _Cursor, hierarchy: str) -> None:
+        """A part of a statement the model keeps but does not carry out (reported)."""
+        self.ignored.setdefault(("outside the model", hierarchy), []).append(self.line)
+
     # set security ...
     def _security(self, c: _Cursor) -> None:
-        what = c.keyword(("ike", "ipsec", "key-manager", "flow"))
-        if what == "ike":
+        what = c.section(("ike", "ipsec", "key-manager", "flow", "group-vpn", "zones",
+                          "policies", "address-book", "pki"))
+        if what in _FIREWALL_GRAMMAR:
+            _FIREWALL_GRAMMAR[what](self, c)
+        elif what == "group-vpn":
+            self.b.group_vpn.statement(c, self.line)     # config/group_vpn.py
+        elif what == "ike":
             kind = c.keyword(("proposal", "policy", "gateway"))
             name = c.value(_named(f"an IKE {kind} name"), _name)
             getattr(self, f"_ike_{kind}")(c, name)
@@ -517,8 +614,17 @@ class _Parser:
             c.keyword(("ascii-text",))
             fields["key_id" if item == "key-id" else "key"] = c.value("a quoted string")
         else:
-            c.keyword(("power-mode-ipsec",))
-            self.b.power_mode_ipsec = True
+            flow = c.section(("power-mode-ipsec", "power-mode-ipsec-qat"))
+            if flow == "power-mode-ipsec":
+                self.b.power_mode_ipsec = True
+                return
+            qat = self.b.qat = {} if self.b.qat is None else self.b.qat
+            if not c.at_end():
+                item = c.keyword(("ring-depth", "batch-size"))
+                if item == "ring-depth":
+                    qat["ring_depth"] = c.integer("requests", 1, 4096)
+                else:
+                    qat["batch_size"] = c.integer("requests", 1, 256)
 
     def _ike_proposal(self, c: _Cursor, name: str) -> None:
         f = self.b.entry(self.b.ike_proposals, name, self.line)
@@ -557,7 +663,7 @@ class _Parser:
         f = self.b.entry(self.b.ike_gateways, name, self.line)
         stmt = c.keyword(("ike-policy", "address", "external-interface", "local-address",
                           "version", "ppk-profile", "nat-keepalive", "local-identity",
-                          "remote-identity", "dead-peer-detection", "advpn"))
+                          "remote-identity", "dead-peer-detection", "advpn", "dynamic"))
         if stmt == "ike-policy":
             f["ike_policy"] = c.value(_named("an IKE policy name"), _name)
         elif stmt == "address":
@@ -585,11 +691,27 @@ class _Parser:
                     dpd["threshold"] = c.integer("a count", 1, 5)
                 else:
                     dpd["mode"] = item
+        elif stmt == "dynamic":
+            # AutoVPN: any peer proving an identity that matches (hub side)
+            if c.keyword(("connections-limit",) + _DYNAMIC_KINDS) == "connections-limit":
+                f["dynamic_connections_limit"] = c.integer("a count", 1, MAX_DYNAMIC_PEERS)
+            else:
+                c.pos -= 1
+                f["dynamic"] = self._identity(c)
         else:
             role = c.keyword(("suggester", "partner"))
-            if not c.at_end():
-                role += " " + c.keyword(("disable",))
-            f["advpn"] = role
+            if c.at_end():
+                f["advpn"] = role
+                return
+            item = c.keyword(("disable",) + (("idle-time", "idle-threshold",
+                                              "connection-limit") if role == "partner" else ()))
+            if item == "disable":
+                f["advpn"] = role + " disable"
+                f[f"advpn_{role}_disable"] = True
+            else:
+                f.setdefault("advpn", role)
+                lo, hi, unit = _ADVPN_RANGES[item]
+                f["advpn_" + item.replace("-", "_")] = c.integer(unit, lo, hi)
 
     @staticmethod
     def _identity(c: _Cursor) -> Identity:
@@ -711,52 +833,86 @@ class _Parser:
     # set interfaces ...
     def _interfaces(self, c: _Cursor) -> None:
         ifd = c.value("an interface name like st0 or ge-0/0/0", _ifd)
-        c.keyword(("unit",))
+        c.section(("unit",))
         unit = c.integer("a unit number", 0, MAX_UNIT)
         if ifd == "st0":
             f = self.b.entry(self.b.st0, unit, self.line)
-            item = c.keyword(("family", "multipoint"))
+            item = c.section(("family", "multipoint"))
             if item == "multipoint":
                 f["multipoint"] = True
                 return
             family = c.keyword(("inet", "inet6"))
             f["families"] = set(f.get("families", ())) | {family}
+            if not c.at_end() and c.keyword(("address", "next-hop-tunnel")) != "address":
+                version = 4 if family == "inet" else 6
+                addr = c.value(f"an IPv{version} address", _ip4 if version == 4 else _ip6)
+                c.keyword(("ipsec-vpn",))
+                vpn = c.value(_named("an IPsec VPN name"), _name)
+                _append(f, "next_hop_tunnels", [(addr, vpn)])
+                return
+            if not c.at_end():
+                c.pos -= 1
         else:
-            c.keyword(("family",))
-            family = c.keyword(("inet", "inet6"))
+            c.section(("family",))
+            family = c.section(("inet", "inet6"))
         if c.at_end():
             return
-        c.keyword(("address",))
+        c.section(("address",))
         version = 4 if family == "inet" else 6
         addr = c.value(f"an IPv{version} address/prefix-length", _if_prefix_of(version))
         addresses = self.b.interfaces.setdefault(f"{ifd}.{unit}", [])
         if addr not in addresses:
             addresses.append(addr)
+        if not c.at_end():          # primary, preferred, vrrp-group, ...: the address stays
+            c.section(())
 
     # set routing-options ...
     def _routing_options(self, c: _Cursor) -> None:
         rib = "inet.0"
-        if c.keyword(("static", "rib")) == "rib":
+        if c.section(("static", "rib")) == "rib":
             rib = c.keyword(("inet6.0",))
-            c.keyword(("static",))
-        c.keyword(("route",))
+            c.section(("static",))
+        c.section(("route",))
         prefix = c.value("an IP prefix like 10.2.0.0/16", _prefix)
-        c.keyword(("next-hop",))
+        c.section(("next-hop",))
         next_hop = c.value("st0.<unit> or an IP address", _next_hop)
         self.b.routes.append(StaticRoute(prefix, next_hop, rib, line=self.line))
 
     # set chassis high-availability ... (Multinode High Availability, config/high_availability.py)
     def _chassis(self, c: _Cursor) -> None:
-        c.keyword(("high-availability",))
+        c.section(("high-availability",))       # fpc, alarm, cluster...: outside
         parse_high_availability(c, self.b.high_availability, self.line)
 
-    # set system license ipsec-offload ...
+    # set system license ipsec-offload ... (the rest of `system` is outside the model)
     def _system(self, c: _Cursor) -> None:
-        c.keyword(("license",))
-        c.keyword(("ipsec-offload",))
+        c.section(("license",))
+        c.section(("ipsec-offload",))
         kind = c.keyword(("expires", "permanent"))
         expires = c.value("a date YYYY-MM-DD", _date) if kind == "expires" else None
         self.b.license = License(expires=expires, line=self.line)
+
+    # set applications ...
+    def _applications(self, c: _Cursor) -> None:
+        parse_applications(self, c)
+
+
+_FIREWALL_GRAMMAR: dict[str, Callable[["_Parser", _Cursor], None]] = {
+    "zones": parse_zones,
+    "policies": parse_policies,
+    "address-book": parse_address_book,
+    "pki": parse_pki,
+}
+
+#: Top-level Junos hierarchies outside the model: a statement under one of them is reported
+#: in the load warning, never an error. Any other unknown top-level word is an error.
+IGNORED_TOP_LEVEL = frozenset((
+    "version", "groups", "apply-groups", "apply-groups-except", "snmp", "protocols",
+    "class-of-service", "policy-options", "firewall", "routing-instances", "services",
+    "forwarding-options", "event-options", "access", "access-profile", "vlans", "poe",
+    "switch-options", "ethernet-switching-options", "logical-systems", "bridge-domains",
+    "tenants", "schedulers", "accounting-options", "multi-chassis", "virtual-chassis", "wlan",
+    "smtp", "dynamic-profiles", "multitenancy", "security-profile", "session-limit-group",
+))
 
 
 #: What `surrogateescape` made of bytes that are not UTF-8 (see `decode`).
@@ -780,8 +936,14 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 
 def parse(text: str) -> tuple[Config, list[ConfigIssue]]:
     """Parse every line; return the configuration built from the good lines and one issue per
-    bad line. Callers must not use the configuration when issues is non-empty."""
+    bad line. Callers must not use the configuration when issues is non-empty.
+
+    `deactivate <path>` (how `show configuration | display set` prints an inactive statement)
+    makes every `set` statement under `<path>` inactive, wherever it appears in the text;
+    inactive statements and statements outside the model are listed in `Config.ignored`."""
     p = _Parser()
+    statements: list[tuple[int, list[Token]]] = []
+    inactive: dict[tuple[str, ...], str] = {}
     for number, line in _lines(text):
         p.line = number
         bad = _UNDECODED.search(line)
@@ -797,8 +959,29 @@ def parse(text: str) -> tuple[Config, list[ConfigIssue]]:
             continue
         if not tokens:
             continue
+        if tokens[0].text == "deactivate" and not tokens[0].quoted:
+            if len(tokens) < 2:
+                p.issues.append(ConfigIssue(number, "incomplete statement 'deactivate': "
+                                            "expected the path of a statement", "deactivate"))
+                continue
+            path = tuple(t.text for t in tokens[1:])
+            inactive.setdefault(path, " ".join(t.shown for t in tokens[1:]))
+            continue
+        statements.append((number, tokens))
+    longest = max((len(k) for k in inactive), default=0)
+    for number, tokens in statements:
+        p.line = number
+        if inactive and tokens[0].text == "set":
+            texts = tuple(t.text for t in tokens[1:longest + 1])
+            hit = next((inactive[texts[:k]] for k in range(1, len(texts) + 1)
+                        if texts[:k] in inactive), None)
+            if hit is not None:
+                p.ignored.setdefault(("inactive", hit), []).append(number)
+                continue
         try:
             p.statement(tokens)
+        except _Ignored as exc:
+            p.ignored.setdefault(("outside the model", exc.hierarchy), []).append(number)
         except _StatementError as exc:
             p.issues.append(ConfigIssue(number, exc.message, exc.token))
     return p.b.freeze(), p.issues

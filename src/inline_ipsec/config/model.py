@@ -17,8 +17,10 @@ from __future__ import annotations
 import datetime as _dt
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
+from .firewall import Firewall
+from .pki import CaProfile
 from .high_availability import HighAvailability
 
 __all__ = [
@@ -28,12 +30,14 @@ __all__ = [
     "Identity",
     "IkeGateway",
     "IkePolicy",
+    "IgnoredStatements",
     "IkeProposal",
     "IpsecPolicy",
     "IpsecProposal",
     "IpsecVpn",
     "KeyManagerProfile",
     "License",
+    "QatSettings",
     "ManualSa",
     "St0Unit",
     "StaticRoute",
@@ -128,8 +132,27 @@ class IkeGateway(_Lines):
     remote_identity: Optional[Identity] = None
     dead_peer_detection: Optional[DeadPeerDetection] = None
     advpn: Optional[str] = None
+    #: `advpn suggester disable` / `advpn partner disable` and the partner's options
+    advpn_suggester_disable: bool = False
+    advpn_partner_disable: bool = False
+    advpn_idle_time: int = 300
+    advpn_idle_threshold: int = 5
+    advpn_connection_limit: int = 1000
+    #: `dynamic <identity>`: an AutoVPN hub gateway, any peer proving a matching identity
+    dynamic: Optional[Identity] = None
+    dynamic_connections_limit: Optional[int] = None
     line: int = field(default=0, compare=False, repr=False)
     field_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def advpn_suggester(self) -> bool:
+        """ADVPN suggester role: `advpn` configured and the suggester not disabled (Junos
+        enables both roles with `advpn` and a hub or spoke disables the other one)."""
+        return self.advpn is not None and not self.advpn_suggester_disable
+
+    @property
+    def advpn_partner(self) -> bool:
+        return self.advpn is not None and not self.advpn_partner_disable
 
     @property
     def ike_version(self) -> int:
@@ -223,8 +246,15 @@ class IpsecVpn(_Lines):
     traffic_selectors: tuple[TrafficSelector, ...] = ()
     deployment_type: Optional[str] = None
     ha_link_encryption: bool = False
+    #: the security policy (`then permit tunnel ipsec-vpn <this vpn>`) of a policy-based VPN,
+    #: whose proxy IDs became `traffic_selectors`
+    tunnel_policy: Optional[str] = None
     line: int = field(default=0, compare=False, repr=False)
     field_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def policy_based(self) -> bool:
+        return self.tunnel_policy is not None
 
     @property
     def anti_replay_window(self) -> int:
@@ -257,6 +287,8 @@ class St0Unit(_Lines):
     unit: int
     families: frozenset[str] = frozenset()
     multipoint: bool = False
+    #: `family inet next-hop-tunnel <addr> ipsec-vpn <vpn>` (static NHTB entries)
+    next_hop_tunnels: tuple[tuple[str, str], ...] = ()
     line: int = field(default=0, compare=False, repr=False)
     field_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
@@ -299,6 +331,37 @@ class License(_Lines):
 
 
 @dataclass(frozen=True)
+class QatSettings:
+    """`set security flow power-mode-ipsec-qat [ring-depth N | batch-size N]`: the CPU path's
+    crypto requests go through a QAT-style device model (cpu/qat.py). `ring_depth` bounds
+    the requests in flight, `batch_size` the requests per doorbell; both are statements of
+    this model (docs/junos-formats.md)."""
+
+    ring_depth: int = 64
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class IgnoredStatements:
+    """Statements a load kept out of the model: `kind` is "outside the model" (a hierarchy
+    the model does not carry out, e.g. "snmp" or "interfaces * unit * family inet dhcp") or
+    "inactive" (under a `deactivate`d path); `lines` where they are."""
+
+    kind: str
+    hierarchy: str
+    lines: tuple[int, ...]
+
+
+def _line_list(lines: tuple[int, ...]) -> str:
+    if len(lines) == 1:
+        return f"line {lines[0]}"
+    if lines[-1] - lines[0] == len(lines) - 1:
+        return f"lines {lines[0]}-{lines[-1]}"
+    shown = ",".join(str(n) for n in lines[:4]) + (",..." if len(lines) > 4 else "")
+    return f"lines {shown}"
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole parsed and validated configuration (`load_config()` returns one)."""
 
@@ -316,9 +379,34 @@ class Config:
     interface_addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     hw_offload_disable: bool = False
     power_mode_ipsec: bool = False
+    #: `set security flow power-mode-ipsec-qat`: None when absent (implies PMI when set)
+    power_mode_ipsec_qat: Optional[QatSettings] = None
     license: Optional[License] = None
+    #: `set security group-vpn ...` (config/group_vpn.py `GroupVpnConfig`), if any
+    group_vpn: Optional[Any] = None
     #: `set chassis high-availability ...` (Multinode HA), None when absent
     high_availability: Optional[HighAvailability] = None
+    #: security zones, address books, applications, security policies
+    firewall: Firewall = field(default_factory=Firewall)
+    #: `security pki ca-profile <p> ca-identity <id>`
+    ca_profiles: dict[str, CaProfile] = field(default_factory=dict)
+    #: statements outside the model and inactive ones (reported, see `warning()`)
+    ignored: tuple[IgnoredStatements, ...] = ()
+
+    def warning(self) -> Optional[str]:
+        """The one warning a load gives when statements were ignored: every hierarchy outside
+        the model and every inactive path, with their lines; None when nothing was."""
+        if not self.ignored:
+            return None
+        total = sum(len(i.lines) for i in self.ignored)
+        parts = []
+        for kind in ("outside the model", "inactive"):
+            items = [i for i in self.ignored if i.kind == kind]
+            if items:
+                parts.append(f"{kind}: " + "; ".join(
+                    f"{i.hierarchy} ({_line_list(i.lines)})" for i in items))
+        return (f"{total} statement{'s' if total != 1 else ''} ignored, "
+                + " | ".join(parts))
 
     def license_state(self, today: _dt.date) -> str:
         """"none", "valid" or "expired" for the IPsec offload license on `today`."""

@@ -15,6 +15,7 @@ from typing import Mapping, Optional
 from ..sa import CIPHER_KEY_MATERIAL, INTEGRITY_ALGORITHMS
 from .algorithms import AEAD_ENCRYPTION, cipher_name, integrity_name
 from .errors import ConfigIssue
+from .firewall import validate_firewall
 from .high_availability import problems as _ha_problems
 from .model import Config, IkeGateway, IpsecVpn, ManualSa
 
@@ -33,6 +34,7 @@ def validate(config: Config) -> list[ConfigIssue]:
     for vpn in config.ipsec_vpns.values():
         _vpn(config, vpn, issues)
     _routes(config, issues)
+    issues += validate_firewall(config)
     issues += [ConfigIssue(line, f"chassis high-availability: {text}")
                for line, text in _ha_problems(config)]
     for profile in config.key_manager_profiles.values():
@@ -85,8 +87,17 @@ def _gateway(config: Config, gw: IkeGateway, issues: list[ConfigIssue]) -> None:
             f"{where}: ike-policy '{gw.ike_policy}' is not defined; expected one of "
             f"the 'set security ike policy' names ({_names(config.ike_policies)})",
             gw.ike_policy))
-    if not gw.address:
-        issues.append(ConfigIssue(gw.line, f"{where}: missing 'address <peer address>'"))
+    if gw.address and gw.dynamic is not None:
+        issues.append(ConfigIssue(
+            gw.line_of("dynamic"), f"{where}: 'dynamic' (any peer, AutoVPN) and 'address' "
+            "exclude each other"))
+    elif not gw.address and gw.dynamic is None:
+        issues.append(ConfigIssue(gw.line, f"{where}: missing 'address <peer address>' (or "
+                                  "'dynamic <identity>' for an AutoVPN hub)"))
+    if gw.dynamic is not None and gw.version != "v2-only":
+        issues.append(ConfigIssue(
+            gw.line_of("dynamic"), f"{where}: 'dynamic' (AutoVPN) is negotiated with "
+            "IKEv2 only here; configure 'version v2-only'"))
     if gw.external_interface is None:
         issues.append(ConfigIssue(gw.line, f"{where}: missing 'external-interface <ifl>'"))
     if gw.ppk_profile is not None:
@@ -211,7 +222,7 @@ def _vpn(config: Config, vpn: IpsecVpn, issues: list[ConfigIssue]) -> None:
                 vpn.line_of(f"traffic_selectors.{ts.name}"),
                 f"{where}: traffic-selector {ts.name}: local-ip and remote-ip are of "
                 "different address families", ts.name))
-    if vpn.traffic_selectors and vpn.bind_interface is None:
+    if vpn.traffic_selectors and vpn.bind_interface is None and not vpn.policy_based:
         issues.append(ConfigIssue(
             vpn.line, f"{where}: traffic-selector needs 'bind-interface st0.<unit>'"))
     implied = config.implied_deployment(vpn)
@@ -268,7 +279,34 @@ def _manual(vpn: IpsecVpn, m: ManualSa, issues: list[ConfigIssue]) -> None:
                 f"be {want} bytes, got {len(key)}"))
 
 
+def _next_hop_tunnels(config: Config, issues: list[ConfigIssue]) -> None:
+    """`next-hop-tunnel <addr> ipsec-vpn <vpn>`: the VPN exists and is bound to the unit, the
+    unit is multipoint (NHTB tells apart the VPNs of one point-to-multipoint st0), and one
+    address names one tunnel."""
+    for unit in config.st0_units.values():
+        seen: dict[str, str] = {}
+        for addr, vpn in unit.next_hop_tunnels:
+            line = unit.line_of("next_hop_tunnels")
+            where = f"interfaces {unit.name} next-hop-tunnel {addr}"
+            if not unit.multipoint:
+                issues.append(ConfigIssue(line, f"{where}: next-hop tunnel binding needs "
+                                          f"'set interfaces st0 unit {unit.unit} multipoint'",
+                                          addr))
+            v = config.ipsec_vpns.get(vpn)
+            if v is None:
+                issues.append(ConfigIssue(line, f"{where}: ipsec-vpn '{vpn}' is not defined",
+                                          vpn))
+            elif v.bind_interface != unit.name:
+                issues.append(ConfigIssue(line, f"{where}: ipsec vpn {vpn} is bound to "
+                                          f"{v.bind_interface or 'no interface'}, not "
+                                          f"{unit.name}", vpn))
+            if seen.setdefault(addr, vpn) != vpn:
+                issues.append(ConfigIssue(line, f"{where}: bound to both {seen[addr]} and "
+                                          f"{vpn}", addr))
+
+
 def _routes(config: Config, issues: list[ConfigIssue]) -> None:
+    _next_hop_tunnels(config, issues)
     for route in config.static_routes:
         version = ipaddress.ip_network(route.prefix).version
         if route.rib == "inet6.0" and version != 6:

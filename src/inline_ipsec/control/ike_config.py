@@ -19,12 +19,21 @@ is the same for one VPN alone. The parts:
   the same 5/6 soft limit as `config.to_sa.soft_limit`); the anti-replay window of the VPN;
 - dead peer detection: the gateway's `dead-peer-detection` mode, interval and threshold.
 
-Which IKE versions are negotiated at all is `NOT_NEGOTIATED`: a VPN on a gateway of another
-version cannot come up (`vpn_verdict`), and `ike_vpns` leaves it out.
+A `version v1-only` gateway (the Junos default when `version` is absent) gets an
+`IkeV1Config` instead (`ike_v1_config_for_gateway`, RFC 2409): the same identities, PSK or
+certificate, child SAs and DPD, with Phase 1 proposals from the policy's `ike proposal`s
+(`authentication-method`, `encryption-algorithm` CBC only, `authentication-algorithm`,
+`dh-group`, `lifetime-seconds`) and the policy's `mode main|aggressive` (default main). The
+child SAs carry the proposals' `lifetime-kilobytes`, which Quick Mode negotiates (RFC 2407
+§4.5).
+
+Which IKE versions are negotiated at all is `NOT_NEGOTIATED` (empty now that both are): a VPN
+on a gateway of a version listed there cannot come up (`vpn_verdict`), and `ike_vpns` leaves
+it out.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from ..config import Config
 from ..config.algorithms import DH_GROUPS, cipher_name, integrity_name
@@ -36,20 +45,23 @@ from ..ike import ChildConfig, Identity, IkeConfig
 from ..ike.errors import LocalIkeError
 from ..ike.constants import ProtocolId
 from ..ike.proposals import ah_proposal, esp_proposal, ike_proposal, parse_proposal
+from ..ike.v1 import IkeV1Config, Phase1Proposal
 from .keying import vpn_endpoints
 
-__all__ = ["ike_config_for_gateway", "ike_config_for_vpn", "ike_vpns", "junos_identity",
-           "IkeConfigError", "NOT_NEGOTIATED", "child_configs"]
+__all__ = ["ike_config_for_gateway", "ike_config_for_vpn", "ike_v1_config_for_gateway",
+           "ike_vpns", "junos_identity", "IkeConfigError", "NOT_NEGOTIATED", "child_configs",
+           "AnyIkeConfig"]
+
+#: the configuration of one IKE gateway's IKE SA, of its version
+AnyIkeConfig = Union[IkeConfig, IkeV1Config]
 
 #: Junos `dh-group` default when a proposal names none (group14, as Junos' standard set).
 DEFAULT_DH = "group14"
 
 #: IKE gateway `version`s this gateway does not negotiate, with the reason its VPNs cannot
-#: come up. The one place to change when IKEv1 (RFC 2409) is implemented: drop its line.
-NOT_NEGOTIATED: dict[str, str] = {
-    "v1-only": "IKEv1 is not implemented (ike gateway {gateway} is 'version v1-only', the "
-               "Junos default when 'version' is absent); configure 'version v2-only'",
-}
+#: come up ("{gateway}" is replaced by the gateway's name). Both Junos versions, `v1-only`
+#: (RFC 2409) and `v2-only` (RFC 7296), are negotiated.
+NOT_NEGOTIATED: dict[str, str] = {}
 
 
 class IkeConfigError(ConfigError):
@@ -133,6 +145,7 @@ def child_configs(config: Config, vpn: IpsecVpn) -> list[ChildConfig]:
         raise IkeConfigError(f"ipsec vpn {vpn.name} has no ipsec-policy")
     pfs = DH_GROUPS[policy.pfs_group] if policy.pfs_group else None
     proposals, lifetimes = [], []
+    kilobytes: list[int] = []
     protocols: set[str] = set()
     for p in config.ipsec_proposals_of(vpn):
         where = f"ipsec proposal {p.name}"
@@ -153,6 +166,8 @@ def child_configs(config: Config, vpn: IpsecVpn) -> list[ChildConfig]:
             raise IkeConfigError(f"ipsec vpn {vpn.name}: {where}: {exc}") from None
         protocols.add(p.protocol)
         lifetimes.append(p.lifetime_seconds)
+        if p.lifetime_kilobytes:
+            kilobytes.append(p.lifetime_kilobytes)
     if not proposals:
         raise IkeConfigError(f"ipsec vpn {vpn.name} has no IPsec proposal")
     if len(protocols) > 1:
@@ -161,7 +176,8 @@ def child_configs(config: Config, vpn: IpsecVpn) -> list[ChildConfig]:
     common: dict[str, Any] = dict(proposals=tuple(proposals), lifetime_seconds=life,
                                   rekey_seconds=float(soft_limit(int(life))),
                                   replay_window=vpn.anti_replay_window,
-                                  protocol=protocols.pop())
+                                  protocol=protocols.pop(),
+                                  lifetime_kilobytes=min(kilobytes) if kilobytes else None)
     if vpn.traffic_selectors:
         return [ChildConfig(name=f"{vpn.name}/{ts.name}",
                             local_ts=(ts.local_ip or "0.0.0.0/0",),
@@ -183,8 +199,9 @@ def child_configs(config: Config, vpn: IpsecVpn) -> list[ChildConfig]:
 def ike_config_for_vpn(config: Config, vpn: IpsecVpn, *,
                        credentials: Optional[Mapping[str, tuple[object, Sequence[object]]]]
                        = None, ca_certificates: Sequence[object] = (),
-                       force_encap: bool = False, **overrides: Any) -> IkeConfig:
-    """The `IkeConfig` of one IKE VPN alone (module docstring), named after the VPN.
+                       force_encap: bool = False, **overrides: Any) -> Any:
+    """The `IkeConfig` (or `IkeV1Config`) of one IKE VPN alone (module docstring), named after
+    the VPN.
     `credentials` maps a `local-certificate` name to (private key, certificate chain);
     `force_encap` makes this side claim a NAT (RFC 7296 §2.23), so the child SAs run over
     UDP 4500."""
@@ -196,9 +213,10 @@ def ike_config_for_vpn(config: Config, vpn: IpsecVpn, *,
 def ike_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
                            credentials: Optional[Mapping[str, tuple[object, Sequence[object]]]]
                            = None, ca_certificates: Sequence[object] = (),
-                           force_encap: bool = False, **overrides: Any) -> IkeConfig:
+                           force_encap: bool = False, **overrides: Any) -> Any:
     """The `IkeConfig` of the IKE gateway the `vpns` share (all name the same `ike gateway`),
-    named after the gateway: its children are every VPN's, in the order given."""
+    named after the gateway: its children are every VPN's, in the order given. A `v1-only`
+    gateway gets an `IkeV1Config` (`ike_v1_config_for_gateway`)."""
     if not vpns:
         raise IkeConfigError("an IKE gateway configuration needs at least one VPN")
     vpn = vpns[0]
@@ -208,6 +226,10 @@ def ike_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
     if any(config.gateway_of(v) is not gw for v in vpns):
         raise IkeConfigError(f"ipsec vpns {', '.join(v.name for v in vpns)} are not all on "
                              f"ike gateway {gw.name}")
+    if gw.ike_version == 1:
+        return ike_v1_config_for_gateway(config, vpns, credentials=credentials,
+                                         ca_certificates=ca_certificates,
+                                         force_encap=force_encap, **overrides)
     local, remote = vpn_endpoints(config, vpn.name)
     policy = config.ike_policies[gw.ike_policy]
     dn_local = gw.local_identity is not None and \
@@ -258,3 +280,119 @@ def ike_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
                   dpd_mode=dpd.mode)
     kw.update(overrides)
     return IkeConfig(**kw)
+
+
+#: Junos `authentication-method` default (pre-shared keys, as Junos' standard proposals)
+DEFAULT_AUTH_METHOD = "pre-shared-keys"
+
+
+def _signature_method(key: object) -> str:
+    """The IKEv1 signature method of a private key (RFC 2409 RSA, RFC 4754 ECDSA), for a
+    proposal that names none."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {256: "ecdsa-signatures-256", 384: "ecdsa-signatures-384"}.get(
+            key.curve.key_size, "ecdsa-signatures-521")
+    return "rsa-signatures"
+
+
+def _phase1_proposals(config: Config, gateway: str, policy_name: str, certificate: bool,
+                      key: object = None) -> list[Phase1Proposal]:
+    """The policy's `ike proposal`s as IKEv1 Phase 1 transforms (RFC 2409 Appendix A), in
+    the policy's order. IKEv1 has no AEAD Phase 1 cipher: an `aes-*-gcm` proposal is
+    reported, with the hint that the gateway is IKEv1 (perhaps by Junos' default)."""
+    policy = config.ike_policies[policy_name]
+    out = []
+    for name in policy.proposals:
+        p = config.ike_proposals.get(name)
+        if p is None:
+            continue
+        method = p.authentication_method or (_signature_method(key) if certificate
+                                             else DEFAULT_AUTH_METHOD)
+        enc = p.encryption_algorithm or ""
+        if enc.endswith("-gcm"):
+            raise IkeConfigError(
+                f"ike gateway {gateway} is IKEv1 ('version v1-only', the Junos default when "
+                f"'version' is absent) and ike proposal {name} has encryption-algorithm "
+                f"{enc}: IKEv1 Phase 1 has CBC ciphers only (RFC 2409); configure a CBC "
+                "cipher or 'version v2-only'")
+        try:
+            out.append(Phase1Proposal(
+                auth_method=method,
+                encryption=p.encryption_algorithm or "aes-128-cbc",
+                hash=p.authentication_algorithm or "sha-256",
+                dh_group=int((p.dh_group or DEFAULT_DH).removeprefix("group")),
+                lifetime_seconds=p.lifetime_seconds))
+        except (LocalIkeError, ValueError) as exc:
+            raise IkeConfigError(f"ike proposal {name}: {exc}") from None
+    if not out:
+        raise IkeConfigError(f"ike policy {policy_name} has no usable proposal")
+    return out
+
+
+def ike_v1_config_for_gateway(config: Config, vpns: Sequence[IpsecVpn], *,
+                              credentials: Optional[Mapping[str, tuple[object,
+                                                                       Sequence[object]]]]
+                              = None, ca_certificates: Sequence[object] = (),
+                              force_encap: bool = False, **overrides: Any) -> IkeV1Config:
+    """The `IkeV1Config` of a `version v1-only` IKE gateway shared by `vpns` (RFC 2409):
+    Phase 1 from the `ike policy` (`mode`, proposals, PSK or `certificate
+    local-certificate`), one Quick Mode child SA per traffic selector of every VPN, DPD as
+    Junos' `dead-peer-detection` (RFC 3706: `always-send` probes every interval, the other
+    modes only after an interval without anything heard from the peer)."""
+    if not vpns:
+        raise IkeConfigError("an IKE gateway configuration needs at least one VPN")
+    vpn = vpns[0]
+    gw = config.gateway_of(vpn)
+    if gw is None or gw.ike_policy is None:
+        raise IkeConfigError(f"ipsec vpn {vpn.name}: no IKE gateway with an ike-policy")
+    if any(config.gateway_of(v) is not gw for v in vpns):
+        raise IkeConfigError(f"ipsec vpns {', '.join(v.name for v in vpns)} are not all on "
+                             f"ike gateway {gw.name}")
+    local, remote = vpn_endpoints(config, vpn.name)
+    policy = config.ike_policies[gw.ike_policy]
+    if gw.ppk_profile is not None:
+        raise IkeConfigError(f"ike gateway {gw.name}: ppk-profile is an IKEv2 extension "
+                             "(RFC 8784); IKEv1 cannot carry it, configure 'version v2-only'")
+    dn_local = gw.local_identity is not None and \
+        gw.local_identity.kind == "distinguished-name" and gw.local_identity.value is None
+    try:
+        local_id = None if dn_local else junos_identity(gw.local_identity, local)
+        remote_id = junos_identity(gw.remote_identity, remote)
+    except IkeConfigError as exc:
+        raise IkeConfigError(f"ike gateway {gw.name}: {exc}") from None
+    kw: dict[str, Any] = dict(
+        name=gw.name, local_id=local_id, remote_id=remote_id,
+        mode=policy.mode or "main",
+        children=[c for v in vpns for c in child_configs(config, v)],
+        force_encap=force_encap)
+    cert = policy.local_certificate is not None
+    creds = (credentials or {}).get(policy.local_certificate or "") if cert else None
+    kw["proposals"] = tuple(_phase1_proposals(config, gw.name, gw.ike_policy, cert,
+                                              creds[0] if creds else None))
+    if cert:
+        if creds is None:
+            raise IkeConfigError(f"ike policy {policy.name}: no key and certificate loaded "
+                                 f"for local-certificate {policy.local_certificate}")
+        if dn_local:
+            kw["local_id"] = Identity.of_certificate(list(creds[1])[0])
+        kw.update(private_key=creds[0], certificates=list(creds[1]),
+                  ca_certificates=list(ca_certificates))
+    else:
+        if dn_local:
+            raise IkeConfigError(f"ike gateway {gw.name}: local-identity distinguished-name "
+                                 "is a certificate's subject; the ike policy has none")
+        if policy.pre_shared_key is None:
+            raise IkeConfigError(f"ike policy {policy.name}: no pre-shared-key")
+        kw["psk"] = policy.pre_shared_key.encode("utf-8", "surrogateescape")
+    if gw.dead_peer_detection is not None:
+        dpd = gw.dead_peer_detection
+        kw.update(dpd_interval=float(dpd.interval), dpd_threshold=dpd.threshold,
+                  dpd_mode=dpd.mode)
+    kw.update(overrides)
+    v2_only = {"ike_rekey_seconds", "ppk", "ppk_id", "ppk_required", "auth", "select_peer",
+               "require_cookie", "max_child_sas", "cookie_secrets"}
+    try:
+        return IkeV1Config(**{k: v for k, v in kw.items() if k not in v2_only})
+    except LocalIkeError as exc:
+        raise IkeConfigError(f"ike gateway {gw.name}: {exc}") from None

@@ -1,5 +1,5 @@
-"""`IkeControl`: the gateway's IKEv2 control plane, sans-I/O (docs/design.md §1: IKE always runs
-on the CPU and hands every negotiated SA pair to the distributor).
+"""`IkeControl`: the gateway's IKE control plane (IKEv2 and IKEv1), sans-I/O (docs/design.md
+§1: IKE always runs on the CPU and hands every negotiated SA pair to the distributor).
 
     ike = IkeControl(gw)                        # or gw.enable_ike(...)
     ike.start(now)                              # establish-tunnels immediately: initiate
@@ -7,8 +7,19 @@ on the CPU and hands every negotiated SA pair to the distributor).
     ike.receive(data, addr, now)                # a UDP payload from port 500 or 4500
     ike.handle_timer(now) when now >= ike.get_timer()
 
-It owns an `IkeManager` (sessions found by SPI, RFC 7296 §2.1) and turns session events into
-data-plane calls through `Gateway.handle_ike_event`:
+It owns an `IkeManager` (sessions found by SPI, RFC 7296 §2.1) and an `IkeV1Manager`
+(ISAKMP SAs found by cookies, RFC 2408 §2.5.3) behind the same two ports: each datagram goes
+to one of them by its header's major version (RFC 2408 §3.1 MjVer 1, RFC 7296 §3.1 major
+version 2), as a Junos gateway answers both `v1-only` and `v2-only` peers. A `v1-only` IKE
+gateway (the Junos default) is negotiated by IKEv1 (`ike_config.ike_v1_config_for_gateway`:
+Main or Aggressive Mode, then one Quick Mode per child SA); its sessions have the surface and
+the events of IKEv2's, so everything below holds for both versions, with these differences:
+IKEv1 has no IKE SA rekey (the initiator re-authenticates with a new Phase 1 that adopts the
+IPsec SAs, reported as `IkeSaRekeyed`), the responder picks the gateway by address and then
+by the identity the peer proves in Phase 1 (Main Mode PSK fixes the key by address, RFC 2409
+§5.4), and crossing Phase 1s are not paired off (IKEv1 SAs are independent of each other;
+duplicate IPsec SAs are, by the rule below). Every session's events turn into data-plane
+calls through `Gateway.handle_ike_event`:
 
 - ChildSaUp -> install (placement PFE or CPU per Table 1, with reasons) (§1.2, §1.3.1);
 - ChildSaRekeyed -> make-before-break rekey, ChildSaDown -> delete (§1.3.3, §2.8, §1.4.1);
@@ -22,8 +33,9 @@ further one is a CREATE_CHILD_SA on the same IKE SA (either end may send one, §
 responder picks the VPN by the traffic selectors the initiator proposes (§2.9,
 `child_create.by_fit`). Every child SA event names its child configuration and so its VPN;
 rekeys and deletes are per child SA, so per VPN, and the IKE SA stays while the gateway has
-it (one VPN's delete leaves the others alone). VPNs that cannot come up (`vpn_verdict`: IKEv1,
-identical selectors on one IKE gateway, ...) are not negotiated; `unsupported` says why.
+it (one VPN's delete leaves the others alone). VPNs that cannot come up (`vpn_verdict`: an
+AES-GCM Phase 1 on an IKEv1 gateway, identical selectors on one IKE gateway, ...) are not
+negotiated; `unsupported` says why.
 
 Lifetimes: the sessions rekey at the soft lifetime and delete at the hard one (§2.8). The
 responder's copy of a gateway's child SAs rekeys later than the initiator's (at the middle of
@@ -87,6 +99,8 @@ from ..errors import ConfigError, IpsecError
 from ..ike import (ChildConfig, ChildSaDown, ChildSaRekeyed, ChildSaUp, Identity, IkeConfig,
                    IkeManager, IkeSaDown, IkeSaRekeyed, IkeSaUp, IkeV2Session)
 from ..ike.constants import NON_ESP_MARKER
+from ..ike.v1 import IkeV1Config, IkeV1Manager, IkeV1Session
+from ..ike.v1.dispatch import ike_major_version
 from ..ike.v2.session import Addr
 from .ike_config import IkeConfigError, ike_config_for_gateway, ike_vpns
 from .keying import vpn_endpoints
@@ -188,6 +202,11 @@ class _Peer:
     vpns: list[str]
     keepalive: float = NAT_KEEPALIVE   # `nat-keepalive` seconds (behind a NAT)
 
+    @property
+    def version(self) -> int:
+        """1 for an IKEv1 (`v1-only`) gateway, 2 for IKEv2."""
+        return 1 if isinstance(self.config, IkeV1Config) else 2
+
 
 @dataclass
 class _Vpn:
@@ -277,7 +296,9 @@ class IkeControl:
                     self.unsupported[m.name] = str(exc)
                 continue
             gw_cfg = config.ike_gateways[name]
-            peer = _Peer(name, cfg, _later_rekey(cfg), lo, re, target[:2],
+            # IKEv1 child SAs rekey later on the responder by themselves (ike.v1.child)
+            responder = cfg if isinstance(cfg, IkeV1Config) else _later_rekey(cfg)
+            peer = _Peer(name, cfg, responder, lo, re, target[:2],
                          [m.name for m in members],
                          float(gw_cfg.nat_keepalive or NAT_KEEPALIVE))
             self.peers[name] = peer
@@ -288,19 +309,23 @@ class IkeControl:
             for m in members:
                 self.vpns[m.name] = _Vpn(m.name, peer, by_vpn[m.name], m.establish_tunnels)
         self.mapped = bool(peer_map)
-        #: indexes for the responder's lookups (thousands of gateways to one peer)
+        #: indexes for the responder's lookups (thousands of gateways to one peer), keyed
+        #: by IKE version first
         self._by_transport: dict[tuple, list[_Peer]] = {}
-        self._by_host: dict[object, list[_Peer]] = {}
+        self._by_host: dict[tuple, list[_Peer]] = {}
         self._by_ids: dict[tuple, list[_Peer]] = {}
         for peer in self.peers.values():
             key = tuple(peer.transport)
-            self._by_transport.setdefault(key, []).append(peer)
-            self._by_host.setdefault(ipaddress.ip_address(key[0]), []).append(peer)
-            self._by_ids.setdefault((key, peer.config.remote_id), []).append(peer)
-        self._live: dict[str, dict[int, IkeV2Session]] = {}   # gateway -> its IKE SAs
+            ver = peer.version
+            self._by_transport.setdefault((ver, key), []).append(peer)
+            self._by_host.setdefault((ver, ipaddress.ip_address(key[0])), []).append(peer)
+            self._by_ids.setdefault((ver, key, peer.config.remote_id), []).append(peer)
+        self._live: dict[str, dict[int, Any]] = {}   # gateway -> its IKE SAs
+        #: candidate list (by id) -> (the list, the gateway IKE_SA_INIT is answered with)
+        self._ppk_first: dict[int, tuple[list, _Peer]] = {}
         self._dropping: set[int] = set()          # duplicate IKE SAs being deleted
         #: child SA configuration -> the (IKE SA, inbound SPI) installed for it
-        self._pairs: dict[str, tuple[IkeV2Session, int]] = {}
+        self._pairs: dict[str, tuple[Any, int]] = {}
         #: inbound SPI of an installed (or draining) child SA -> its child configuration
         self._spi_child: dict[int, str] = {}
         #: VPNs to bring up on their gateway's IKE SA once it is up
@@ -322,9 +347,13 @@ class IkeControl:
                                                        2 * len(self.peers)),
                                   max_half_open=max(IkeManager.MAX_HALF_OPEN,
                                                     4 * len(self.peers)))
+        #: IKEv1 (`v1-only` gateways) on the same ports
+        self.manager_v1 = IkeV1Manager(tuple(local), natt_port, self._lookup_v1,
+                                       max_half_open=max(IkeV1Manager.MAX_HALF_OPEN,
+                                                         4 * len(self.peers)))
         for peer in self.peers.values():
             peer.config.select_peer = peer.responder.select_peer = \
-                self._selector(peer.transport)
+                self._selector(peer.transport, peer.version)
         self.info: dict[int, SessionInfo] = {}
         self._next_index = 1
         self._triggers: list[str] = []
@@ -354,9 +383,13 @@ class IkeControl:
         #: availability backup node: the other node carries them, docs/mnha.md §3)
         self.paused: set[str] = set()
 
+    def all_sessions(self) -> list[Any]:
+        """Every session of both managers (IKEv2 first), closed ones included until pruned."""
+        return [*self.manager.sessions, *self.manager_v1.sessions]
+
     @staticmethod
     def remote_addresses(gw: "Gateway") -> list[str]:
-        """The configured peer addresses of `gw`'s IKEv2 VPNs."""
+        """The configured peer addresses of `gw`'s IKE VPNs."""
         out = []
         for v in ike_vpns(gw.config):
             try:
@@ -366,28 +399,47 @@ class IkeControl:
         return out
 
     # ---------------------------------------------------------------- configuration lookup
-    def _candidates(self, addr: Addr) -> list[_Peer]:
-        exact = self._by_transport.get(tuple(addr))
+    def _candidates(self, addr: Addr, version: int = 2) -> list[_Peer]:
+        exact = self._by_transport.get((version, tuple(addr)))
         if exact:
             return exact
         try:
             host = ipaddress.ip_address(addr[0])
         except ValueError:
             return []
-        return self._by_host.get(host, [])
+        return self._by_host.get((version, host), [])
 
     def _lookup(self, addr: Addr) -> Optional[IkeConfig]:
         """IKE_SA_INIT from a new peer: a gateway whose peer is `addr` (one with a PPK first,
         so USE_PPK is offered, RFC 8784 §3); IKE_AUTH picks the gateway (`_selector`)."""
-        cands = [p for p in self._candidates(addr) if p.name not in self.paused]
-        if not cands:
+        base = self._candidates(addr)
+        if self.paused:
+            cands = [p for p in base if p.name not in self.paused]
+            if not cands:
+                return None
+            return next((p for p in cands if p.config.ppk is not None), cands[0]).responder
+        if not base:
             return None
-        return next((p for p in cands if p.config.ppk is not None), cands[0]).responder
+        first = self._ppk_first.get(id(base))
+        if first is None or first[0] is not base:
+            # once per candidate list (the index's own lists, a bounded set): thousands of
+            # gateways may share one peer address
+            first = self._ppk_first[id(base)] = (
+                base, next((p for p in base if p.config.ppk is not None), base[0]))
+        return first[1].responder
 
-    def _selector(self, transport: Addr):
-        def select(idi: Identity, idr: Optional[Identity]) -> Optional[IkeConfig]:
-            cands = self._by_ids.get((tuple(transport), idi), []) + \
-                self._by_ids.get((tuple(transport), None), [])
+    def _lookup_v1(self, addr: Addr) -> Optional[IkeV1Config]:
+        """A Phase 1 first message from a new peer: an IKEv1 gateway whose peer is `addr`;
+        the identity the peer proves then picks among them (`_selector`)."""
+        cands = self._candidates(addr, 1)
+        if self.paused:
+            cands = [p for p in cands if p.name not in self.paused]
+        return cands[0].responder if cands else None
+
+    def _selector(self, transport: Addr, version: int = 2):
+        def select(idi: Identity, idr: Optional[Identity]) -> Any:
+            cands = self._by_ids.get((version, tuple(transport), idi), []) + \
+                self._by_ids.get((version, tuple(transport), None), [])
             for p in cands:
                 if (idr is not None and p.config.local_id != idr) or p.name in self.paused:
                     continue
@@ -418,7 +470,7 @@ class IkeControl:
         lo, re = ipaddress.ip_address(peer.local), ipaddress.ip_address(peer.remote)
         return lo.version != re.version or int(lo) < int(re)
 
-    def connect(self, vpn: str, now: float) -> IkeV2Session:
+    def connect(self, vpn: str, now: float) -> Any:
         """Start an IKE SA for `vpn`'s IKE gateway as initiator, with the VPN's first child
         SA in IKE_AUTH (RFC 7296 §1.2); its other wanted VPNs follow as CREATE_CHILD_SA."""
         v = self.vpns[vpn]
@@ -428,7 +480,8 @@ class IkeControl:
             mine = {c.name for c in v.children}
             cfg = dataclasses.replace(cfg, children=list(v.children) + [
                 c for c in cfg.children if c.name not in mine])
-        session = self.manager.connect(cfg, v.peer.transport, now)
+        manager: Any = self.manager_v1 if v.peer.version == 1 else self.manager
+        session = manager.connect(cfg, v.peer.transport, now)
         self._track(session, now)
         self._half_open.add(id(session))
         self._wanted.add(vpn)
@@ -510,15 +563,26 @@ class IkeControl:
         return info
 
     # ---------------------------------------------------------------- sans-I/O surface
-    def receive(self, data: bytes, addr: Addr, now: float) -> None:
+    def receive(self, data: bytes, addr: Addr, now: float,
+                local: Optional[str] = None) -> None:
         """One UDP payload from the IKE port or the NAT-T port (keeping its non-ESP marker);
-        a 0xFF NAT-keepalive is ignored (RFC 3948 §2.3)."""
+        a 0xFF NAT-keepalive is ignored (RFC 3948 §2.3). `local` is the address it arrived on,
+        when the socket knows it: with security zones configured, IKE is taken only where the
+        interface's host-inbound-traffic allows it (dropped and counted otherwise)."""
+        policy = getattr(self.gw, "policy", None)
+        if local is not None and policy is not None and not policy.ike_allowed(local):
+            self.gw.counters.host_inbound_denied += 1
+            return
         self._now = now
         raw = data[4:] if data.startswith(NON_ESP_MARKER) else data
-        session = self.manager.find(raw)
-        self.manager.receive_datagram(data, tuple(addr), now)
+        if data == KEEPALIVE:
+            return
+        version = ike_major_version(data)
+        manager: Any = self.manager_v1 if version == 1 else self.manager
+        session = manager.find(raw)
+        manager.receive_datagram(data, tuple(addr), now)
         if session is None:
-            session = self.manager.find(raw)
+            session = manager.find(raw)
         if session is not None:
             info = self._track(session, now)
             info.rx_packets += 1
@@ -540,6 +604,15 @@ class IkeControl:
         self._start_due(now)
         out: list[tuple[bytes, Addr]] = self.manager.stateless_to_send()
         out += self._keepalives(now)
+        v1 = self.manager_v1
+        for data, addr in v1.datagrams_to_send(now):
+            raw = data[4:] if data.startswith(NON_ESP_MARKER) else data
+            s1 = v1.find(raw)
+            if s1 is not None and id(s1) in self.info:
+                info = self.info[id(s1)]
+                info.tx_packets += 1
+                info.tx_bytes += len(raw)
+            out.append((data, addr))
         for s in self.manager.sessions:
             if not s._out:
                 continue
@@ -560,7 +633,7 @@ class IkeControl:
     def _prune(self) -> None:
         """Forget closed sessions here and in the manager (module docstring: bounds)."""
         self.manager.prune()
-        alive = {id(s) for s in self.manager.sessions}
+        alive = {id(s) for s in self.all_sessions()}
         for key in [k for k in self.info if k not in alive]:
             del self.info[key]
         self._half_open &= alive
@@ -577,9 +650,9 @@ class IkeControl:
         """When `handle_timer` must run next (sessions' retransmits, rekeys, expiries, DPD,
         and delayed initiations), or None."""
         times = [v.connect_at for v in self.vpns.values() if v.connect_at is not None]
-        t = self.manager.get_timer()
-        if t is not None:
-            times.append(t)
+        for t in (self.manager.get_timer(), self.manager_v1.get_timer()):
+            if t is not None:
+                times.append(t)
         if self._triggers or (self._queued and len(self._half_open) < self.max_pending):
             times.append(self._now)
         times += self._keepalive_at.values()
@@ -590,6 +663,7 @@ class IkeControl:
         self._start_due(now)
         self._report_traffic(now)
         self.manager.handle_timer(now)
+        self.manager_v1.handle_timer(now)
         self.poll_engines(now)
         self._process(now)
 
@@ -608,7 +682,7 @@ class IkeControl:
         """RFC 3948 §2.3: from every established IKE SA behind a NAT, one 0xFF byte to the
         peer's NAT-T address every `nat-keepalive` seconds, so the NAT keeps its mapping."""
         out = []
-        for s in self.manager.sessions:
+        for s in self.all_sessions():
             if not (s.state == "established" and s.local_nat and s.natt):
                 self._keepalive_at.pop(id(s), None)
                 continue
@@ -679,16 +753,22 @@ class IkeControl:
             return 1
         return 0
 
-    def _child_of(self, spi: int, direction: str) -> Optional[tuple[IkeV2Session, int]]:
-        for s in self.manager.sessions:
+    def _child_of(self, spi: int, direction: str) -> Optional[tuple[Any, int]]:
+        for s in self.all_sessions():
             for c in s.children.values():
                 if (c.spi_in if direction == "inbound" else c.spi_out) == spi:
                     return s, c.spi_in
         return None
 
     # ---------------------------------------------------------------- events -> data plane
+    def _next_event(self) -> Optional[tuple[Any, object]]:
+        item: Any = self.manager.next_event()
+        if item is None:
+            item = self.manager_v1.next_event()
+        return item
+
     def _process(self, now: float) -> None:
-        while (item := self.manager.next_event()) is not None:
+        while (item := self._next_event()) is not None:
             session, event = item
             info = self._track(session, now)
             peer = self.peers.get(session.config.name)
@@ -737,7 +817,7 @@ class IkeControl:
             self._half_open.discard(id(session))
         if isinstance(event, IkeSaUp):
             info.up_at = now
-            if self._duplicate(session, peer, now):
+            if not isinstance(session, IkeV1Session) and self._duplicate(session, peer, now):
                 return
             for vpn in peer.vpns:
                 self._log(vpn, "IKE SA negotiation succeeds")
@@ -749,6 +829,12 @@ class IkeControl:
             return
         if isinstance(event, IkeSaRekeyed):
             info.rekeyed_at = now
+            if isinstance(session, IkeV1Session):
+                # a new Phase 1 adopted the IPsec SAs of an older ISAKMP SA (RFC 2409 has
+                # no ISAKMP SA rekey): their rekeys and Deletes now run on this session
+                for name, (s, spi) in list(self._pairs.items()):
+                    if s is not session and spi in session.children:
+                        self._pairs[name] = (session, spi)
             return
         if isinstance(event, (ChildSaUp, ChildSaRekeyed)):
             self._child_up(session, info, event, now)
@@ -903,10 +989,13 @@ class IkeControl:
     # ---------------------------------------------------------------- queries
     def sessions(self, vpn: Optional[str] = None) -> list[IkeV2Session]:
         """Live IKE SAs (of one VPN's IKE gateway), in creation order."""
-        out = [s for s in self.manager.sessions if s.state != "closed"]
         if vpn is not None:
+            # the gateway's own IKE SAs (`_live`), not every session of thousands
             gateway = self.vpns[vpn].peer.name if vpn in self.vpns else vpn
-            out = [s for s in out if s.config.name == gateway]
+            out = [s for s in self._live.get(gateway, {}).values()
+                   if s.state != "closed" and s.config.name == gateway]
+        else:
+            out = [s for s in self.all_sessions() if s.state != "closed"]
         return sorted(out, key=lambda s: self.info[id(s)].index if id(s) in self.info else 0)
 
     def session_of(self, vpn: str) -> Optional[IkeV2Session]:

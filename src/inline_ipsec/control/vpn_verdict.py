@@ -8,13 +8,14 @@ its offload verdict, `inline-ipsec run` prints it at start-up and counts such VP
 inactive-tunnels` gives the reason as the tunnel's down reason.
 
 The rules, in order:
-- the IKE version of the VPN's gateway is negotiated (`ike_config.NOT_NEGOTIATED`: IKEv1 is
-  the one entry today);
+- the IKE version of the VPN's gateway is negotiated (`ike_config.NOT_NEGOTIATED`; both
+  `v1-only` and `v2-only` are, so this rule is there for a version to come);
 - the outer addresses are known: the gateway's `address` is an IP address (host names are
   not resolved) and a local address is configured (`local-address` or an address on the
   `external-interface`);
 - the IKE configuration can be built: algorithms, DH groups and proposals the IKE
-  implementation has, a pre-shared key or a loaded certificate (`ike_config`);
+  implementation of the gateway's version has (IKEv1 Phase 1 has no AES-GCM), a pre-shared
+  key or a loaded certificate (`ike_config`);
 - on an IKE gateway shared by several VPNs (one IKE SA, a child SA pair per VPN, told apart
   by traffic selectors, RFC 7296 §2.9) no two VPNs propose the same traffic selectors: the
   responder could not tell which VPN a CREATE_CHILD_SA is for, so the later VPN cannot come
@@ -97,6 +98,8 @@ def _endpoints(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
     gw = ctx.config.gateway_of(vpn)
     if gw is None:
         return ()
+    if gw.dynamic is not None:
+        return ()       # an AutoVPN hub has no peer address: HubControl accepts its spokes
     reasons = []
     if gw.address:
         try:
@@ -113,13 +116,20 @@ def _endpoints(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
 
 
 def _ike_config(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
+    config = ctx.config
+    gw = config.gateway_of(vpn)
+    if gw is not None and gw.dynamic is not None:
+        # an AutoVPN hub: the rest of its IKE configuration, with any peer address
+        import dataclasses
+        config = dataclasses.replace(config, ike_gateways={
+            **config.ike_gateways, gw.name: dataclasses.replace(gw, address=("0.0.0.0",))})
     try:
-        ike_config_for_vpn(ctx.config, vpn, credentials=ctx.credentials)  # type: ignore
+        ike_config_for_vpn(config, vpn, credentials=ctx.credentials)  # type: ignore
     except IkeConfigError as exc:
         text = str(exc)
         if "no key and certificate loaded" in text and ctx.credentials is None:
             text += " (the command line loads none: certificate authentication runs from " \
-                    "Python, IkeControl(credentials=...))"
+                    "Python, IkeControl(credentials=...) or HubControl(credentials=...))"
         return (text,)
     except ConfigError:
         return ()        # already reported by _endpoints
@@ -191,13 +201,17 @@ def _advpn(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
     gw = ctx.config.gateway_of(vpn)
     if gw is None or gw.advpn is None:
         return ()
-    return (f"ike gateway {gw.name}: advpn {gw.advpn}: ADVPN shortcut tunnels are not "
-            "negotiated, only the tunnel to the configured peer",)
+    return (f"ike gateway {gw.name}: advpn {gw.advpn}: ADVPN shortcut tunnels are negotiated "
+            "by inline_ipsec.hub.HubControl ('inline-ipsec run' uses it when every IKE VPN is "
+            "a hub VPN); IkeControl brings up only the tunnel to the configured peer",)
 
 
 def _untriggerable(vpn: IpsecVpn, ctx: _Context) -> tuple[str, ...]:
     if vpn.establish_tunnels == "immediately" or vpn.traffic_selectors:
         return ()
+    gw = ctx.config.gateway_of(vpn)
+    if gw is not None and gw.dynamic is not None:
+        return ()                   # an AutoVPN hub waits for its spokes by design
     if vpn.bind_interface is not None and ctx.config.routes_via(vpn.bind_interface):
         return ()
     where = vpn.bind_interface or "the VPN"

@@ -6,16 +6,19 @@ the PFE cannot (docs/design.md Table 1): every ESP cipher of `CIPHER_KEY_MATERIA
 mode, anti-replay windows of any size, any number of SAs and several child SAs per tunnel,
 and lifetimes in seconds, kilobytes and packets.
 
-Bursts are processed PMI-style: packets are grouped by SA and each group runs one tight loop
-with the SA's cipher objects and header templates, built once at install.
+With PowerMode IPsec on (`pmi=True`, `set security flow power-mode-ipsec`) bursts are processed
+as vectors (cpu/pmi.py): outer headers parsed for the whole burst, packets grouped by SA, one
+anti-replay decision per vector, AEAD in place; with it off, packet by packet through the full
+per-packet path. Both give the same bytes, statuses and counters.
 """
 from __future__ import annotations
 
 import struct
 import threading
 import time
+from array import array
 from collections import deque
-from typing import Callable, Union
+from typing import Any, Callable, Optional, Union
 
 from ..engine import EngineCounters, SaCounters, SinglePacketCalls, Status
 from ..errors import CapacityError, UnknownSaError, UnsupportedSaError
@@ -25,6 +28,15 @@ from ..sa import SaSpec
 from .ah import AhIn, AhOut
 from .esp import EspIn, EspOut
 from .lifetimes import SaEvent
+from .pmi import (
+    PmiCounters,
+    _store,
+    decrypt_burst,
+    decrypt_eligible,
+    encrypt_eligible,
+    encrypt_vector,
+)
+from .qat import QatCounters, QatDevice
 from .state import INBOUND, OUTBOUND
 
 __all__ = ["CpuEngine"]
@@ -50,15 +62,22 @@ class CpuEngine(SinglePacketCalls):
     >>> inner = cpu.decrypt(wire)
     >>> cpu.next_event()          # lifetime events, polled
 
-    `clock` returns seconds (monotonic by default); tests inject their own.
+    `clock` returns seconds (monotonic by default); tests inject their own. `pmi` selects
+    PowerMode IPsec: bursts as vectors (True) or packet by packet (False). `qat`, a
+    `QatDevice`, does the vectors' AEAD calls through its request/response rings (and
+    implies PMI).
     """
 
     kind = "cpu"
     capacity = None  # no SA limit
 
-    def __init__(self, name: str = "cpu0", clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str = "cpu0", clock: Callable[[], float] = time.monotonic,
+                 pmi: bool = True, qat: Optional[QatDevice] = None) -> None:
         self.name = name
         self.clock = clock
+        self.pmi = pmi or qat is not None     # the crypto device serves the PMI vectors
+        self.qat = qat
+        self._pmi = PmiCounters()
         self._out: dict[int, OutState] = {}
         self._in: dict[int, InState] = {}
         self._by_spi: dict[int, InState] = {}
@@ -82,7 +101,8 @@ class CpuEngine(SinglePacketCalls):
         cls = AhOut if spec.protocol == "ah" else EspOut
         with self._lock:
             h = self._new_handle()
-            self._out[h] = cls(h, spec, OUTBOUND, self.clock(), self._events.append)
+            sa = self._out[h] = cls(h, spec, OUTBOUND, self.clock(), self._events.append)
+            sa.vector_out = cls is EspOut and encrypt_eligible(sa)
         return h
 
     def add_inbound(self, spec: SaSpec) -> int:
@@ -95,6 +115,7 @@ class CpuEngine(SinglePacketCalls):
                                          "installed already")
             h = self._new_handle()
             sa = cls(h, spec, INBOUND, self.clock(), self._events.append)
+            sa.vector_in = cls is EspIn and decrypt_eligible(sa)
             self._in[h] = sa
             self._by_spi[spec.spi] = sa
         return h
@@ -169,30 +190,52 @@ class CpuEngine(SinglePacketCalls):
         if n == 0:
             return 0
         slot = burst.slot_size
-        mv = burst.data.data.cast("B")
-        offs = burst.offset[:n].tolist()
-        lens = burst.length[:n].tolist()
-        handles = burst.sa[:n].tolist()
+        mv, v_off, v_len, v_sa, v_status = burst.cpu_view
+        offs = v_off[:n].tolist()
+        lens = v_len[:n].tolist()
+        handles = v_sa[:n].tolist()
         status = [0] * n
-        groups: dict[int, list[int]] = {}
-        for i, h in enumerate(handles):
-            g = groups.get(h)
-            if g is None:
-                groups[h] = [i]
-            else:
-                g.append(i)
         now = self.clock()
-        for h, idx in groups.items():
-            sa = self._out.get(h)
-            if sa is None:
-                for i in idx:
+        pmi = self._pmi
+        if not self.pmi:              # the regular path: each packet on its own
+            for i, h in enumerate(handles):
+                sa = self._out.get(h)
+                if sa is None:
                     status[i] = NO_SA
-                self._c["no_sa"] += len(idx)
-                continue
-            sa.encrypt_group(mv, slot, idx, offs, lens, status, now)
-        burst.offset[:n] = offs
-        burst.length[:n] = lens
-        burst.status[:n] = status
+                    self._c["no_sa"] += 1
+                else:
+                    sa.encrypt_group(mv, slot, (i,), offs, lens, status, now)
+            pmi.regular_encrypt += n
+        else:
+            groups: dict[int, Any]
+            if handles.count(handles[0]) == n:
+                groups = {handles[0]: range(n)}
+            else:
+                groups = {}
+                for i, h in enumerate(handles):
+                    g = groups.get(h)
+                    if g is None:
+                        groups[h] = [i]
+                    else:
+                        g.append(i)
+            pmi.vectors += 1
+            vector = 0
+            for h, idx in groups.items():
+                sa = self._out.get(h)
+                if sa is None:
+                    for i in idx:
+                        status[i] = NO_SA
+                    self._c["no_sa"] += len(idx)
+                elif sa.vector_out:
+                    vector += encrypt_vector(sa, burst, idx, offs, lens, status, now,
+                                             self.qat)
+                else:
+                    sa.encrypt_group(mv, slot, idx, offs, lens, status, now)
+            pmi.vector_encrypt += vector
+            pmi.regular_encrypt += n - vector
+        v_off[:n] = array("I", offs)
+        v_len[:n] = array("I", lens)
+        v_status[:n] = bytes(status)
         return status.count(0)
 
     def decrypt_burst(self, burst: Burst) -> int:
@@ -207,39 +250,35 @@ class CpuEngine(SinglePacketCalls):
         n = _count(burst)
         if n == 0:
             return 0
+        if self.pmi:
+            return decrypt_burst(self, burst, n)
         slot = burst.slot_size
-        mv = burst.data.data.cast("B")
-        offs = burst.offset[:n].tolist()
-        lens = burst.length[:n].tolist()
+        mv, v_off, v_len = burst.cpu_view[:3]
+        offs = v_off[:n].tolist()
+        lens = v_len[:n].tolist()
         status = [0] * n
         sa_out = [-1] * n
-        groups: dict[int, list] = {}
-        by_spi = self._by_spi
-        c = self._c
-        for i in range(n):
-            item = self._classify(mv, slot, i, offs[i], lens[i])
-            if type(item) is int:
-                status[i] = item
-                continue
-            sa = by_spi.get(item[8])
-            if sa is None or sa.proto_in != item[9]:
-                status[i] = UNKNOWN_SPI
-                c["unknown_spi"] += 1
-                continue
-            sa_out[i] = sa.handle
-            g = groups.get(sa.handle)
-            if g is None:
-                groups[sa.handle] = [item[:8]]
-            else:
-                g.append(item[:8])
         now = self.clock()
-        for h, items in groups.items():
-            self._in[h].decrypt_group(mv, slot, items, offs, lens, status, now)
-        burst.offset[:n] = offs
-        burst.length[:n] = lens
-        burst.sa[:n] = sa_out
-        burst.status[:n] = status
-        return status.count(0)
+        for i in range(n):            # the regular path: each packet on its own
+            self._decrypt_one(mv, slot, i, offs, lens, status, sa_out, now)
+        self._pmi.regular_decrypt += n
+        return _store(burst, n, offs, lens, sa_out, status)
+
+    def _decrypt_one(self, mv, slot: int, i: int, offs: list, lens: list, status: list,
+                     sa_out: list, now: float) -> None:
+        """The per-packet path of packet `i`: full outer-header parse, SA by SPI, the SA's
+        per-packet decapsulation."""
+        item = self._classify(mv, slot, i, offs[i], lens[i])
+        if type(item) is int:
+            status[i] = item
+            return
+        sa = self._by_spi.get(item[8])
+        if sa is None or sa.proto_in != item[9]:
+            status[i] = UNKNOWN_SPI
+            self._c["unknown_spi"] += 1
+            return
+        sa_out[i] = sa.handle
+        sa.decrypt_group(mv, slot, [item[:8]], offs, lens, status, now)
 
     def _classify(self, mv, slot: int, i: int, off: int, ln: int):
         """Parse the outer header of packet `i` (RFC 4303 §3.4.1, RFC 3948 §2, RFC 4302 §3.4):
@@ -331,6 +370,14 @@ class CpuEngine(SinglePacketCalls):
 
     def engine_counters(self) -> EngineCounters:
         return EngineCounters.from_mapping(self._c)
+
+    def pmi_counters(self) -> PmiCounters:
+        """How many packets took the PMI vector loops and how many the per-packet path."""
+        return PmiCounters(**self._pmi.as_dict())
+
+    def qat_counters(self) -> Optional[QatCounters]:
+        """The crypto device's counters, or None without one."""
+        return None if self.qat is None else QatCounters(**self.qat.counters.as_dict())
 
     def rekey_needed(self, handle: int) -> bool:
         """True once an outbound SA used its last sequence number (RFC 4303 §3.3.3), or once

@@ -301,6 +301,7 @@ class EspIn(SaState):
         self.iv_len = t.iv_len
         self.icv_len = t.icv_len
         self.block = t.block
+        self.aead = type(t) in (AesGcm, ChaChaPoly)      # RFC 4106 / RFC 7634 framing
         # SPI, seq, IV, at least pad length + next header (a whole block for CBC), ICV.
         self.min_len = 8 + t.iv_len + max(2, t.block) + t.icv_len
 

@@ -55,6 +55,10 @@ _L = struct.Struct("!L")
 class SaState:
     """Counters, lifetime, replay window and outer-header template of one SA direction."""
 
+    #: set at install: the SA's packets can take the PMI vector loops (cpu/pmi.py)
+    vector_out = False
+    vector_in = False
+
     def __init__(self, handle: int, spec: SaSpec, direction: str, now: float,
                  sink: Callable[[SaEvent], None]) -> None:
         self.handle = handle

@@ -30,7 +30,8 @@ class TunnelFlow:
     Inbound: `in_packets` ESP/AH packets named one of the tunnel's SPIs; `in_delivered` were
     decrypted and passed the selector check; `in_ts_fail` decrypted but failed it (RFC 4301
     §5.2); `in_engine_drops` the engine dropped (by `Status` name in `in_drop_reasons`), so
-    `in_packets == in_delivered + in_ts_fail + in_engine_drops`.
+    `in_packets == in_delivered + in_ts_fail + in_policy_drops + in_engine_drops`
+    (`in_policy_drops`: a security policy denied the decrypted packet).
     """
 
     name: str

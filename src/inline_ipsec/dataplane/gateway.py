@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 from ..config import Config, load_config, load_config_file, manual_sa_args
 from ..config.model import IpsecVpn
-from ..cpu import CpuEngine
+from ..cpu import CpuEngine, QatDevice
 from ..control.distribution import Distributor, SaPair, Tunnel, TunnelRecord, tunnel_from_config
 from ..engine import Status
 from ..errors import ConfigError
@@ -56,6 +56,7 @@ from ..sa import SaSpec
 from .counters import GatewayCounters, TunnelFlow
 from .demux import IkeDatagram, classify_outer
 from .mtu import max_inner_length
+from .policy_path import PolicyPath
 from .routing import ANY, RouteTable, Selector, inner_addresses
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ class _Tunnel:
     selectors: list[Selector]
     sa_type: str
     flow: TunnelFlow
+    #: the configured VPN this tunnel belongs to (an AutoVPN spoke's, a shortcut's)
+    config_vpn: Optional[str] = None
 
 
 def _utcnow() -> _dt.datetime:
@@ -172,7 +175,12 @@ class Gateway:
         self.ike_queue: deque[IkeDatagram] = deque(maxlen=1024)
         # pfe_backend: "openssl", "ipsec-mb" or "auto" (see Pfe); None: the default
         self.pfes = [Pfe(f"{name}.pfe{i}", backend=pfe_backend) for i in range(pfes)]
-        self.cpu = CpuEngine(f"{name}.cpu")
+        # PowerMode IPsec and the QAT device model are the CPU path's modes (Junos `set
+        # security flow power-mode-ipsec[-qat]`); the PFE is unaffected by either.
+        qat = self.config.power_mode_ipsec_qat
+        self.cpu = CpuEngine(f"{name}.cpu", pmi=self.config.power_mode_ipsec,
+                             qat=None if qat is None else QatDevice(
+                                 qat.ring_depth, qat.batch_size, name=f"{name}.qat"))
         self.engines: list = [*self.pfes, self.cpu]
         lic = self.config.license if license is _FROM_CONFIG else license
         hw_off = self.config.hw_offload_disable if hw_offload_disable is None \
@@ -207,6 +215,12 @@ class Gateway:
         self.ike: Optional["IkeControl"] = None
         self.tunnel_trigger: Optional[Callable[[str], None]] = None
         self._routes_from_config()
+        #: security policy stage (`policy_path.PolicyPath`), when zones/policies are configured
+        self.policy = PolicyPath.for_gateway(self)
+        if self.policy is not None:
+            # zones and policies are enforced on the Python path (`policy_path`): the C
+            # pipeline has no policy stage, so with one configured every packet is punted
+            self._python_path = True
         if install_manual:
             self.install_manual_sas()
 
@@ -263,6 +277,14 @@ class Gateway:
                 if ts.remote_ip:
                     self.routes.add(ts.remote_ip, [v.name])
 
+    def set_routes(self, entries: Iterable[tuple[str, Sequence[str]]]) -> None:
+        """Replace the route table with `entries` (prefix, tunnels in order of preference),
+        e.g. from next-hop tunnel binding (`inline_ipsec.hub.nhtb.resolve_routes`)."""
+        self.routes.clear()                 # the listener takes every prefix out of the FIB
+        for prefix, tunnels in entries:
+            self.routes.add(prefix, list(tunnels))
+        self._route_cache.clear()
+
     def _config_selectors(self, vpn: Optional[IpsecVpn]) -> list[Selector]:
         if vpn is None or not vpn.traffic_selectors:
             return []
@@ -302,23 +324,26 @@ class Gateway:
     def install_child_sa(self, vpn: str, outbound: SaSpec, inbound: SaSpec, *,
                          local_ts: Optional[Sequence[object]] = None,
                          remote_ts: Optional[Sequence[object]] = None,
-                         sa_type: str = "dynamic") -> SaPair:
+                         sa_type: str = "dynamic", config_vpn: Optional[str] = None) -> SaPair:
         """Install one negotiated child SA pair of `vpn` (RFC 7296 §1.3). The first pair places
         the tunnel (docs/design.md Table 1) and installs it on a PFE or the CPU engine; later pairs
         join it on the same engine. `local_ts`/`remote_ts` (prefixes) are the pair's
         negotiated selectors; by default the VPN's configured traffic selector for this child,
-        or any. A VPN not in the configuration is routed by its `remote_ts`."""
+        or any. A VPN not in the configuration is routed by its `remote_ts`. `config_vpn`:
+        the configured VPN a tunnel of another name belongs to (one tunnel per spoke of an
+        AutoVPN VPN, an ADVPN shortcut): placed with that VPN's settings, routed by whoever
+        installs it (`set_routes`)."""
         if self.distributor.lookup_spi(inbound.spi) is not None:
             raise ConfigError(f"an inbound SA with SPI 0x{inbound.spi:08x} is installed "
                               "already (RFC 4301 §4.1: the SPI names the SA)")
-        cfg_vpn = self.config.ipsec_vpns.get(vpn)
+        cfg_vpn = self.config.ipsec_vpns.get(config_vpn or vpn)
         info = self._tunnels.get(vpn)
         if vpn not in self.distributor:
             if cfg_vpn is not None:
                 tunnel = tunnel_from_config(self.config, cfg_vpn, udp_encap=outbound.udp_encap)
                 # the negotiated transforms, which may be any proposal of the policy
                 tunnel = dataclasses.replace(
-                    tunnel, protocol=outbound.protocol, cipher=outbound.cipher,
+                    tunnel, name=vpn, protocol=outbound.protocol, cipher=outbound.cipher,
                     replay_window=outbound.replay_window,
                     lifetime_kilobytes=(outbound.lifetime.hard_kilobytes
                                         or tunnel.lifetime_kilobytes))
@@ -327,7 +352,7 @@ class Gateway:
             rec = self.distributor.install(vpn, tunnel, outbound, inbound)
             pair = rec.pairs[0]
             info = _Tunnel(vpn, self._config_selectors(cfg_vpn), sa_type,
-                           TunnelFlow(vpn, rec.offloaded))
+                           TunnelFlow(vpn, rec.offloaded), config_vpn)
             self._tunnels[vpn] = info
         else:
             pair = self.distributor.add_child(vpn, outbound, inbound)
@@ -338,7 +363,7 @@ class Gateway:
             while len(info.selectors) <= index:
                 info.selectors.append(ANY)
             info.selectors[index] = sel
-            if cfg_vpn is None:
+            if cfg_vpn is None and config_vpn is None:
                 for net in sel.remote:
                     self.routes.add(net, [vpn])
         self._load_tunnel(vpn)      # with its selectors, now that they are set
@@ -450,6 +475,11 @@ class Gateway:
     def selectors(self, vpn: str) -> list[Selector]:
         return list(self._tunnels[vpn].selectors)
 
+    def config_vpn_of(self, name: str) -> str:
+        """The configured VPN a tunnel belongs to (its own name for a VPN's only tunnel)."""
+        info = self._tunnels.get(name)
+        return (info.config_vpn if info is not None else None) or name
+
     def sa_type(self, vpn: str) -> str:
         return self._tunnels[vpn].sa_type
 
@@ -557,16 +587,18 @@ class Gateway:
 
     # -- bursts --------------------------------------------------------------------------------
 
-    def outbound_burst(self, burst: Burst, select: int = -1) -> "BurstOutput":
+    def outbound_burst(self, burst: Burst, select: int = -1,
+                       ingress: Optional[str] = None) -> "BurstOutput":
         """Route and encrypt the inner packets of `burst` in place (module docstring).
 
         One C call for the burst (GIL released); `burst.verdict` says per slot what happened
         (`Verdict`: WIRE, a DROP_* or a punt) and `burst.tunnel` the tunnel id. Punted packets
         are handled in Python; what they produced is in the returned `BurstOutput` (`NO_PUNTS`
         when there were none). With `select` >= 0 only the slots whose verdict is `select`
-        are processed. A gateway is used by one thread at a time: the call takes no lock."""
+        are processed. `ingress`: the interface the packets came in on, for the security
+        policy stage. A gateway is used by one thread at a time: the call takes no lock."""
         if self._python_path:
-            return self._all_python(burst, select, inbound=False)
+            return self._all_python(burst, select, inbound=False, ingress=ingress)
         arrays = burst.pipeline_view or pipeline_arrays(burst)
         if self._pipeline.outbound(arrays, burst.count, select):
             res = BurstOutput()
@@ -589,7 +621,8 @@ class Gateway:
             return res
         return NO_PUNTS
 
-    def _all_python(self, burst: Burst, select: int, inbound: bool) -> "BurstOutput":
+    def _all_python(self, burst: Burst, select: int, inbound: bool,
+                    ingress: Optional[str] = None) -> "BurstOutput":
         """The reference path: every selected packet punted to Python, which counts it
         received too."""
         v = burst.verdict[:burst.count]
@@ -602,7 +635,7 @@ class Gateway:
             self._counters.outer_received += len(items)
             self._slow_inbound(items, res)
         else:
-            self._slow_outbound(items, res, received=True)
+            self._slow_outbound(items, res, received=True, ingress=ingress)
         return res
 
     def _punted(self, burst: Burst) -> list[tuple[int, bytes]]:
@@ -646,13 +679,14 @@ class Gateway:
 
     # -- outbound ------------------------------------------------------------------------------
 
-    def outbound(self, packets: Sequence[bytes]) -> Output:
+    def outbound(self, packets: Sequence[bytes], ingress: Optional[str] = None) -> Output:
         """Encrypt inner IP packets into their tunnels (module docstring): the list-of-bytes
-        form of `outbound_burst`."""
+        form of `outbound_burst`. With security zones configured, `ingress` names the
+        interface the packets came in on (default: the interface towards each source)."""
         out = Output()
         for start in range(0, len(packets), self.max_burst):
             burst = self._pipeline_burst("out", packets[start:start + self.max_burst])
-            self._collect(burst, self.outbound_burst(burst), out)
+            self._collect(burst, self.outbound_burst(burst, ingress=ingress), out)
         return out
 
     def _route(self, key: bytes) -> Optional[tuple[_Tunnel, SaPair, int, int]]:
@@ -687,11 +721,15 @@ class Gateway:
         return result
 
     def _slow_outbound(self, items: list[tuple[int, bytes]], res: "BurstOutput",
-                       received: bool = False) -> None:
+                       received: bool = False, ingress: Optional[str] = None) -> None:
         """The Python path of outbound packets the pipeline punted (CPU-path tunnels, packets
-        over the tunnel MTU, routes to tunnels without SAs, hairpins it could not take):
-        route, MTU, one `encrypt_burst` per engine. `res.wire[i]` gets the outer packets."""
+        over the tunnel MTU, routes to tunnels without SAs, hairpins it could not take), and of
+        every packet when a security policy stage is configured (`policy_path`): policy or
+        route, MTU, one `encrypt_burst` per engine. `res.wire[i]` gets the outer packets.
+        `ingress`: the interface the packets came in on (default: the one towards each
+        source, `policy.ZoneMap`)."""
         c = self._counters
+        policy = self.policy
         jobs: dict[int, list[tuple[int, bytes, int, _Tunnel]]] = {}
         cache = self._route_cache
         for index, pkt in items:
@@ -707,9 +745,16 @@ class Gateway:
                 c.malformed_inner += 1
                 res.dropped += 1
                 continue
-            hit = cache.get(key, False)
-            if hit is False:
-                hit = self._route(key)
+            if policy is not None:
+                hit = policy.outbound(pkt, key, ingress)
+                if hit is False:                     # security policy: dropped, counted
+                    c.policy_denied_out += 1
+                    res.dropped += 1
+                    continue
+            else:
+                hit = cache.get(key, False)
+                if hit is False:
+                    hit = self._route(key)
             if hit is None:
                 c.no_route += 1
                 res.dropped += 1
@@ -823,6 +868,10 @@ class Gateway:
             if kind == "fragment":
                 continue
             if kind == "ike":
+                if self.policy is not None and not self.policy.ike_allowed(value.dst):
+                    c.host_inbound_denied += 1       # host-inbound-traffic: no ike here
+                    res.dropped += 1
+                    continue
                 c.ike_packets += 1
                 res.ike.append(value)
                 self.ike_queue.append(value)
@@ -894,6 +943,11 @@ class Gateway:
             self._counters.ts_check_fail += 1
             out.dropped += 1
             return None
+        if self.policy is not None and not self.policy.inbound(inner, info.name):
+            flow.in_policy_drops += 1                # security policy: dropped, counted
+            self._counters.policy_denied_in += 1
+            out.dropped += 1
+            return None
         flow.in_delivered += 1
         self._pipeline.session_add(key, inner[9] if v == 4 else inner[6])
         if is_fragment(inner):
@@ -932,6 +986,8 @@ class Gateway:
     # -- statistics and show -----------------------------------------------------------------
 
     def current_sessions(self) -> int:
+        if self.policy is not None:       # Junos counts the policy stage's sessions
+            return len(self.policy.sessions) // 2
         return self._pipeline.sessions()
 
     def show(self, command: str) -> str:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from cryptography import x509
 
 from .auth import Identity
+from .cookies import CookieSecrets
 
 
 #: Junos `dead-peer-detection` modes (`IkeConfig.dpd_mode`).
@@ -106,8 +107,18 @@ class IkeConfig:
     #: was answered with this one, so candidates should share the IKE proposals.
     select_peer: Optional[Callable[[Identity, Optional[Identity]], Optional["IkeConfig"]]] = \
         field(default=None, repr=False)
-    #: secret for stateless cookies (§2.6); shared by all responder sessions of this config.
-    cookie_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    #: secrets for stateless cookies (§2.6: a current and a previous one, rotated on a
+    #: schedule); shared by all responder sessions of this configuration and its copies.
+    cookie_secrets: CookieSecrets = field(default_factory=CookieSecrets, repr=False,
+                                          compare=False)
+    #: initiator: attributes of a CP payload sent in IKE_AUTH (RFC 7296 §3.15), e.g.
+    #: [(INTERNAL_IP4_ADDRESS, our tunnel address)]; empty: no CP payload. `cp_type` is
+    #: CFG_REQUEST (1: give me an address, or this one) or CFG_SET (3: this is mine).
+    cp_request: Sequence[tuple[int, bytes]] = ()
+    cp_type: int = 1
+    #: responder: called with (session, the peer's CpPayload) in IKE_AUTH, after the peer
+    #: is authenticated; returns the CP(CFG_REPLY) to send, or None for none.
+    cp_responder: Optional[Callable[[Any, Any], Any]] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.dpd_mode not in DPD_MODES:

@@ -147,3 +147,13 @@ class IkeSaDown(IkeEvent):
     error: Optional[IkeError] = None
     #: child SAs that went down with it, as (spi_in, spi_out).
     children: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class PrivateNotify(IkeEvent):
+    """An INFORMATIONAL request on the established IKE SA carried a Notify of a private-use
+    status type (RFC 7296 §3.10.1: 40960-65535), e.g. an ADVPN shortcut suggestion
+    (docs/advpn.md). The exchange is authenticated; what the data means is the user's."""
+
+    notify_type: int
+    data: bytes

@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from cryptography.hazmat.primitives import hashes, hmac
+from hmac import digest as _hmac_digest
+
+from cryptography.hazmat.primitives import hashes
 
 from .constants import NotifyType, PrfId
 from .errors import RemoteIkeError
@@ -27,11 +29,19 @@ def prf_hash(prf_id: int) -> hashes.HashAlgorithm:
         raise RemoteIkeError(f"unsupported PRF {prf_id}", NotifyType.NO_PROPOSAL_CHOSEN) from None
 
 
+#: the PRFs' hashes by OpenSSL name, for the one-shot HMAC (`hmac.digest`)
+_PRF_DIGEST = {PrfId.PRF_HMAC_SHA1: "sha1", PrfId.PRF_HMAC_SHA2_256: "sha256",
+               PrfId.PRF_HMAC_SHA2_384: "sha384", PrfId.PRF_HMAC_SHA2_512: "sha512"}
+
+
 def prf(prf_id: int, key: bytes, data: bytes) -> bytes:
-    """prf(K, S) of RFC 7296 §2.13 (HMAC with the negotiated hash, RFC 2104 / RFC 4868)."""
-    h = hmac.HMAC(key, prf_hash(prf_id))
-    h.update(data)
-    return h.finalize()
+    """prf(K, S) of RFC 7296 §2.13 (HMAC with the negotiated hash, RFC 2104 / RFC 4868),
+    by OpenSSL's one-shot HMAC: key derivation calls it some thirty times per IKE SA."""
+    name = _PRF_DIGEST.get(prf_id)       # type: ignore[call-overload]
+    if name is None:
+        prf_hash(prf_id)                 # raises the typed error for an unknown PRF
+        raise RemoteIkeError(f"unsupported PRF {prf_id}", NotifyType.NO_PROPOSAL_CHOSEN)
+    return _hmac_digest(key, data, name)
 
 
 def prf_len(prf_id: int) -> int:

@@ -22,6 +22,7 @@ and datagrams for unknown SPIs are counted, never kept.
 """
 from __future__ import annotations
 
+import heapq
 import ipaddress
 from collections import deque
 from typing import Callable, Optional
@@ -33,7 +34,6 @@ from .events import IkeEvent, IkeSaRekeyed, IkeSaUp
 from .message import IkeHeader, decode_message, encode_message
 from .payloads import NoncePayload, NotifyPayload, notify
 from .v2.session import Addr, IkeV2Session
-from .v2.tasks.ike_init import make_cookie
 
 #: Picks the configuration for a peer that starts an IKE SA with us, or None to ignore it.
 ConfigLookup = Callable[[Addr], Optional[IkeConfig]]
@@ -81,6 +81,14 @@ class IkeManager:
         self._by_spi: dict[bytes, IkeV2Session] = {}
         #: sessions with queued events, in the order they queued them
         self._dirty: dict[int, IkeV2Session] = {}
+        #: (time, tie, session) of each session's timer, and the time each session's entry
+        #: stands for (older entries are stale and skipped): `get_timer` in O(log n) with
+        #: thousands of sessions. A session tells the manager (`listener`) whenever its
+        #: timer may have moved earlier (it only moves later by itself, which costs at most
+        #: a spurious wake-up).
+        self._heap: list[tuple[float, int, IkeV2Session]] = []
+        self._when: dict[int, Optional[float]] = {}
+        self._tie = 0
         self._peers: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, IkeConfig]] = []
         self._events: deque[tuple[IkeV2Session, IkeEvent]] = deque()
 
@@ -111,6 +119,7 @@ class IkeManager:
 
     def _add(self, s: IkeV2Session) -> None:
         s.listener = self._mark
+        self._dirty[id(s)] = s
         self.sessions.append(s)
         if s.ike.spi_i != bytes(8):
             self._by_spi[s.ike.spi_i] = s
@@ -156,7 +165,7 @@ class IkeManager:
         fresh = False
         if session is None and self._is_new_init(raw):
             cfg = self.config_for(tuple(addr))
-            if cfg is not None and self._admit(cfg, raw, addr, marker):
+            if cfg is not None and self._admit(cfg, raw, addr, marker, now):
                 session = IkeV2Session(cfg, initiator=False, local_addr=self.local_addr,
                                        remote_addr=addr, now=now,
                                        natt_local_port=self.natt_local_port)
@@ -186,8 +195,18 @@ class IkeManager:
             return
         self._stateless.append(item)
 
+    def _schedule(self, s: IkeV2Session) -> None:
+        """Put the session's current timer into the heap (if it changed)."""
+        t = s.get_timer()
+        if t != self._when.get(id(s)):
+            self._when[id(s)] = t
+            if t is not None:
+                self._tie += 1
+                heapq.heappush(self._heap, (t, self._tie, s))
+
     def _forget(self, session: IkeV2Session) -> None:
         self.sessions.remove(session)
+        self._when.pop(id(session), None)
         self._dirty.pop(id(session), None)
         self._half_open.pop(id(session), None)
         for ike in (session.ike, *session.old_ike):
@@ -217,7 +236,8 @@ class IkeManager:
         else:
             self._half_open.pop(id(s), None)
 
-    def _admit(self, cfg: IkeConfig, raw: bytes, addr: Addr, marker: bool) -> bool:
+    def _admit(self, cfg: IkeConfig, raw: bytes, addr: Addr, marker: bool,
+               now: float) -> bool:
         """May this new IKE_SA_INIT request create a session? Otherwise it is dropped, or
         answered statelessly with HDR, N(COOKIE) (§2.6), and leaves no state behind."""
         if self.max_half_open is not None and self.half_open >= self.max_half_open:
@@ -233,13 +253,14 @@ class IkeManager:
         if nonce is None:
             return False
         h = msg.header
-        expected = make_cookie(cfg.cookie_secret, addr[0], nonce.nonce, h.spi_i)
+        secrets = cfg.cookie_secrets
         got = next((p for p in msg.payloads if isinstance(p, NotifyPayload)
                     and p.notify_type == NotifyType.COOKIE), None)
-        if got is not None and got.data == expected:
+        if got is not None and secrets.check(got.data, addr[0], nonce.nonce, h.spi_i, now):
             return True
         if got is not None:
             self.bad_cookies += 1
+        expected = secrets.make(addr[0], nonce.nonce, h.spi_i, now)
         hdr = IkeHeader(h.spi_i, bytes(8), 0, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE,
                         h.message_id)
         reply = encode_message(hdr, [notify(NotifyType.COOKIE, expected)])
@@ -255,10 +276,13 @@ class IkeManager:
     def _collect(self, session: IkeV2Session) -> None:
         self._dirty.pop(id(session), None)
         self._track(session)
+        self._schedule(session)
         while (event := session.next_event()) is not None:
             self._events.append((session, event))
             if isinstance(event, IkeSaRekeyed):     # the new IKE SA's SPIs (§2.18)
                 self._by_spi[event.spi_i] = session
+                for ike in session.old_ike:         # a redundant one of a collision too
+                    self._by_spi.setdefault(ike.spi_i, session)
             if isinstance(event, IkeSaUp) and session.peer_initial_contact:
                 self._initial_contact(session)
 
@@ -280,6 +304,9 @@ class IkeManager:
             del self._half_open[g]
         for g in [g for g in self._dirty if g not in kept]:
             del self._dirty[g]
+        if len(kept) != len(self.sessions):
+            for g in [g for g in self._when if g not in kept]:
+                del self._when[g]
         self.sessions = keep
         self._by_spi = {ike.spi_i: s for s in keep for ike in (s.ike, *s.old_ike)
                         if ike.spi_i != bytes(8)}
@@ -299,15 +326,30 @@ class IkeManager:
         return out
 
     def get_timer(self) -> Optional[float]:
-        times = [t for t in (s.get_timer() for s in self.sessions) if t is not None]
-        return min(times) if times else None
+        for s in list(self._dirty.values()):
+            self._schedule(s)
+        heap = self._heap
+        while heap:
+            t, _, s = heap[0]
+            if self._when.get(id(s)) == t and s.state != "closed":
+                return t
+            heapq.heappop(heap)
+        return None
 
     def handle_timer(self, now: float) -> None:
-        for s in list(self.sessions):
+        for s in list(self._dirty.values()):
+            self._schedule(s)
+        heap, due = self._heap, []
+        while heap and heap[0][0] <= now:
+            t, _, s = heapq.heappop(heap)
+            if self._when.get(id(s)) == t:
+                self._when[id(s)] = None
+                due.append(s)
+        for s in due:
             t = s.get_timer()
             if t is not None and t <= now:
                 s.handle_timer(now)
-                self._collect(s)
+            self._collect(s)
 
     def next_event(self) -> Optional[tuple[IkeV2Session, IkeEvent]]:
         for s in list(self._dirty.values()):   # only sessions that queued events

@@ -16,8 +16,8 @@ from typing import Sequence
 
 from .constants import IKE_VERSION, HeaderFlag, NotifyType, PayloadType
 from .errors import RemoteIkeError, syntax_error
-from .payloads import (EncryptedFragmentPayload, EncryptedPayload, Payload, UnknownPayload,
-                       decode_payload_body)
+from .payloads import (PAYLOAD_CLASSES, EncryptedFragmentPayload, EncryptedPayload, Payload,
+                       UnknownPayload)
 
 HEADER_LEN = 28
 GENERIC_HEADER_LEN = 4
@@ -83,26 +83,32 @@ def parse_header(data: bytes) -> IkeHeader:
     return IkeHeader(spi_i, spi_r, nxt, exch, flags, mid, length, version)
 
 
+_GENERIC = struct.Struct("!BBH")
+_SK, _SKF, _NONE = int(PayloadType.SK), int(PayloadType.SKF), int(PayloadType.NONE)
+
+
 def decode_chain(first_type: int, data: bytes, offset: int = 0) -> list[Payload]:
     """Decode a chain of generic payloads (RFC 7296 §3.2) starting with `first_type`.
 
     Stops after an SK payload, whose body runs to the end of `data`.
     """
     payloads: list[Payload] = []
-    ptype = first_type
+    ptype = int(first_type)
+    data = bytes(data)
     end = len(data)
-    while ptype != PayloadType.NONE:
+    classes = PAYLOAD_CLASSES
+    unpack = _GENERIC.unpack_from
+    while ptype != _NONE:
         if end - offset < GENERIC_HEADER_LEN:
             raise syntax_error(f"payload {ptype} truncated: {end - offset} bytes left")
-        nxt, crit, plen = struct.unpack_from("!BBH", data, offset)
+        nxt, crit, plen = unpack(data, offset)
         if plen < GENERIC_HEADER_LEN or offset + plen > end:
             raise syntax_error(f"payload {ptype} length {plen} out of bounds")
-        body = bytes(data[offset + GENERIC_HEADER_LEN:offset + plen])
-        critical = bool(crit & 0x80)
-        if ptype in (PayloadType.SK, PayloadType.SKF):
+        body = data[offset + GENERIC_HEADER_LEN:offset + plen]
+        if ptype == _SK or ptype == _SKF:
             if offset + plen != end:
                 raise syntax_error("the Encrypted payload must be the last payload (§3.14)")
-            if ptype == PayloadType.SK:
+            if ptype == _SK:
                 payloads.append(EncryptedPayload(first_inner=nxt, data=body, offset=offset))
                 return payloads
             if len(body) < 4:
@@ -112,12 +118,15 @@ def decode_chain(first_type: int, data: bytes, offset: int = 0) -> list[Payload]
                 raise syntax_error(f"bad fragment {number} of {total} (RFC 7383 §2.5)")
             payloads.append(EncryptedFragmentPayload(nxt, number, total, body[4:], offset))
             return payloads
-        p = decode_payload_body(ptype, body)
-        if isinstance(p, UnknownPayload):
+        cls = classes.get(ptype)
+        if cls is not None:
+            p = cls.decode(body)
+        else:
+            critical = bool(crit & 0x80)
             if critical:
                 raise RemoteIkeError(f"unsupported critical payload {ptype}",
                                      NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD)
-            p.critical = critical
+            p = UnknownPayload(type=ptype, body=body, critical=critical)
         payloads.append(p)
         offset += plen
         ptype = nxt
@@ -142,13 +151,16 @@ def decode_message(data: bytes) -> Message:
 
 def encode_chain(payloads: Sequence[Payload], next_after: int = PayloadType.NONE) -> bytes:
     """Encode payloads as a generic chain; the last one's Next Payload is `next_after`."""
-    out = bytearray()
+    parts = []
+    pack = _GENERIC.pack
+    last = len(payloads) - 1
     for i, p in enumerate(payloads):
-        nxt = payloads[i + 1].ptype if i + 1 < len(payloads) else next_after
+        nxt = payloads[i + 1].ptype if i < last else next_after
         body = p.encode_body()
         crit = 0x80 if getattr(p, "critical", False) else 0
-        out += struct.pack("!BBH", nxt, crit, GENERIC_HEADER_LEN + len(body)) + body
-    return bytes(out)
+        parts.append(pack(nxt, crit, GENERIC_HEADER_LEN + len(body)))
+        parts.append(body)
+    return b"".join(parts)
 
 
 def first_type(payloads: Sequence[Payload]) -> int:

@@ -6,6 +6,7 @@ payload, critical bit, length) is handled by `message.py`.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from dataclasses import dataclass, field
@@ -97,26 +98,40 @@ class Proposal:
         return [t for t in self.transforms if t.type == ttype]
 
 
-def _decode_transform(r: _Reader) -> tuple[bool, Transform]:
-    last = r.u8()
-    r.u8()
-    tlen = r.u16()
-    if tlen < 8 or last not in (0, 3):
-        raise syntax_error(f"transform length {tlen} / last {last} invalid")
-    t = _Reader(r.take(tlen - 4), "transform")
-    ttype = t.u8()
-    t.u8()
-    tid = t.u16()
-    key_length = None
-    while t.left:
-        atype = t.u16()
-        if atype & 0x8000:  # TV format
-            value = t.u16()
-            if atype & 0x7FFF == TransformAttr.KEY_LENGTH:
-                key_length = value
-        else:  # TLV format
-            t.take(t.u16())
-    return last == 0, Transform(ttype, tid, key_length)
+_TRANSFORM = struct.Struct("!BxHBxH")      # last, length, type, ID (§3.3.2)
+_PROPOSAL = struct.Struct("!BxHBBBB")      # last, length, num, protocol, SPI size, count
+
+
+def _decode_transforms(data: bytes, pos: int, end: int, count: int
+                       ) -> tuple[list[Transform], int]:
+    """`count` transforms from data[pos:end] (§3.3.2, bounds-checked with offsets, no copies;
+    the SA payload is read for every IKE_SA_INIT and CREATE_CHILD_SA)."""
+    transforms = []
+    for n in range(count):
+        if end - pos < 8:
+            raise syntax_error(f"transform: truncated ({end - pos} bytes left)")
+        last, tlen, ttype, tid = _TRANSFORM.unpack_from(data, pos)
+        if tlen < 8 or last not in (0, 3) or pos + tlen > end:
+            raise syntax_error(f"transform length {tlen} / last {last} invalid")
+        if (last == 0) != (n == count - 1):
+            raise syntax_error("transform count does not match the last flags")
+        key_length = None
+        a, a_end = pos + 8, pos + tlen
+        while a < a_end:
+            if a_end - a < 4:
+                raise syntax_error("transform attribute: truncated")
+            atype, value = struct.unpack_from("!HH", data, a)
+            if atype & 0x8000:  # TV format
+                if atype & 0x7FFF == TransformAttr.KEY_LENGTH:
+                    key_length = value
+                a += 4
+            else:  # TLV format: value is the length
+                if a + 4 + value > a_end:
+                    raise syntax_error("transform attribute: truncated")
+                a += 4 + value
+        transforms.append(Transform(ttype, tid, key_length))
+        pos += tlen
+    return transforms, pos
 
 
 @dataclass
@@ -130,31 +145,28 @@ class SaPayload(Payload):
 
     @classmethod
     def decode(cls, body: bytes) -> "SaPayload":
-        r = _Reader(body, "SA payload")
         proposals = []
+        pos, end = 0, len(body)
         last = False
         while not last:
-            if r.left == 0:
+            if pos == end:
                 raise syntax_error("SA payload: missing last proposal")
-            more = r.u8()
-            r.u8()
-            plen = r.u16()
-            if plen < 8 or more not in (0, 2):
+            if end - pos < 8:
+                raise syntax_error(f"proposal: truncated ({end - pos} bytes left)")
+            more, plen, num, proto, spi_size, ntrans = _PROPOSAL.unpack_from(body, pos)
+            if plen < 8 or more not in (0, 2) or pos + plen > end:
                 raise syntax_error(f"proposal length {plen} / last {more} invalid")
-            p = _Reader(r.take(plen - 4), "proposal")
-            num, proto, spi_size, ntrans = p.u8(), p.u8(), p.u8(), p.u8()
-            spi = p.take(spi_size)
-            transforms = []
-            for _ in range(ntrans):
-                is_last, t = _decode_transform(p)
-                transforms.append(t)
-                if is_last != (len(transforms) == ntrans):
-                    raise syntax_error("transform count does not match the last flags")
-            if p.left:
+            p_end = pos + plen
+            if pos + 8 + spi_size > p_end:
+                raise syntax_error("proposal: SPI truncated")
+            spi = body[pos + 8:pos + 8 + spi_size]
+            transforms, at = _decode_transforms(body, pos + 8 + spi_size, p_end, ntrans)
+            if at != p_end:
                 raise syntax_error("trailing bytes in proposal")
             proposals.append(Proposal(num, proto, spi, transforms))
+            pos = p_end
             last = more == 0
-        if r.left:
+        if pos != end:
             raise syntax_error("trailing bytes after the last proposal")
         return cls(proposals)
 
@@ -354,8 +366,7 @@ class TrafficSelector:
     @classmethod
     def from_network(cls, net: str, ip_proto: int = 0, start_port: int = 0,
                      end_port: int = 65535) -> "TrafficSelector":
-        n = ipaddress.ip_network(net, strict=False)
-        return cls(n.network_address, n.broadcast_address, ip_proto, start_port, end_port)
+        return _from_network(cls, net, ip_proto, start_port, end_port)
 
     def encode(self) -> bytes:
         addrs = self.start_addr.packed + self.end_addr.packed
@@ -384,6 +395,14 @@ class TrafficSelector:
         if self.ip_proto or (self.start_port, self.end_port) != (0, 65535):
             extra = f"[{self.ip_proto}/{self.start_port}-{self.end_port}]"
         return addr + extra
+
+
+@functools.lru_cache(maxsize=4096)
+def _from_network(cls: type, net: str, ip_proto: int, start_port: int, end_port: int
+                  ) -> TrafficSelector:
+    """Configured prefixes repeat in every negotiation; the selector is immutable."""
+    n = ipaddress.ip_network(net, strict=False)
+    return cls(n.network_address, n.broadcast_address, ip_proto, start_port, end_port)
 
 
 _TS_ADDR_LEN: dict[int, int] = {TsType.TS_IPV4_ADDR_RANGE: 4, TsType.TS_IPV6_ADDR_RANGE: 16}
@@ -460,6 +479,45 @@ class EncryptedFragmentPayload(Payload):
         return struct.pack("!HH", self.number, self.total) + self.data
 
 
+# --- Configuration payload: RFC 7296 §3.15 ---------------------------------------------------
+
+#: CFG types (§3.15) and the attributes used here (§3.15.1)
+CFG_REQUEST, CFG_REPLY, CFG_SET, CFG_ACK = 1, 2, 3, 4
+INTERNAL_IP4_ADDRESS, INTERNAL_IP4_NETMASK, INTERNAL_IP6_ADDRESS = 1, 2, 8
+
+
+@dataclass
+class CpPayload(Payload):
+    """RFC 7296 §3.15 Configuration payload: a CFG type and (attribute type, value) pairs.
+    A request may carry an empty value (asking for one) or a value (suggesting it,
+    §3.15.1); the reserved bit before each attribute type is ignored on receipt."""
+
+    ptype: ClassVar[int] = PayloadType.CP
+    cfg_type: int = CFG_REQUEST
+    attributes: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def encode_body(self) -> bytes:
+        out = [struct.pack("!B3x", self.cfg_type)]
+        for atype, value in self.attributes:
+            out.append(struct.pack("!HH", atype & 0x7FFF, len(value)) + value)
+        return b"".join(out)
+
+    @classmethod
+    def decode(cls, body: bytes) -> "CpPayload":
+        r = _Reader(body, "Configuration payload")
+        cfg_type = r.u8()
+        r.take(3)
+        attrs = []
+        while r.left:
+            atype = r.u16() & 0x7FFF
+            attrs.append((atype, r.take(r.u16())))
+        return cls(cfg_type, attrs)
+
+    def first(self, atype: int) -> Optional[bytes]:
+        """The value of the first attribute of type `atype`, or None."""
+        return next((v for t, v in self.attributes if t == atype), None)
+
+
 @dataclass
 class UnknownPayload(Payload):
     """A payload type we do not implement (kept so the chain stays intact)."""
@@ -479,7 +537,8 @@ class UnknownPayload(Payload):
 PAYLOAD_CLASSES: dict[int, Any] = {
     cls.ptype: cls for cls in (SaPayload, KePayload, NoncePayload, IdiPayload, IdrPayload,
                                AuthPayload, CertPayload, CertReqPayload, NotifyPayload,
-                               DeletePayload, VendorIdPayload, TsiPayload, TsrPayload)
+                               DeletePayload, VendorIdPayload, TsiPayload, TsrPayload,
+                               CpPayload)
 }
 
 

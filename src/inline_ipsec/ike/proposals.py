@@ -13,6 +13,7 @@ implements (AES-CBC or AES-GCM, SHA1/SHA2).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
@@ -109,7 +110,14 @@ def parse_proposal(text: str, protocol: int = ProtocolId.IKE, num: int = 1) -> P
 
     For IKE without an explicit ``prf*`` token, each integrity algorithm adds the matching PRF
     (strongSwan does the same). For ESP, ``esn``/``noesn`` add ESN transforms (default noesn).
+    A fresh `Proposal` each time (callers set its SPI); the parse itself is cached, as the
+    configured texts repeat in every negotiation.
     """
+    return Proposal(num, protocol, b"", list(_parse_transforms(text, int(protocol))))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_transforms(text: str, protocol: int) -> tuple[Transform, ...]:
     transforms: list[Transform] = []
     integ: list[IntegId] = []
     prfs: list[PrfId] = []
@@ -159,7 +167,7 @@ def parse_proposal(text: str, protocol: int = ProtocolId.IKE, num: int = 1) -> P
     if protocol != ProtocolId.AH and not any(t.type == TransformType.ENCR for t in transforms):
         raise LocalIkeError(f"proposal {text!r} has no encryption algorithm")
     transforms.sort(key=lambda t: t.type)
-    return Proposal(num, protocol, b"", transforms)
+    return tuple(transforms)
 
 
 #: `inline_ipsec.sa` cipher names -> strongSwan keywords, for ESP children ...
@@ -235,7 +243,13 @@ def _key(t: Transform) -> tuple[int, int, Optional[int]]:
     return (t.type, t.id, t.key_length)
 
 
-def _types(p: Proposal) -> set[int]:
+def _types(p: Proposal) -> frozenset[int]:
+    return _types_of(int(p.protocol), tuple(p.transforms))
+
+
+@functools.lru_cache(maxsize=1024)
+def _types_of(protocol: int, transforms: tuple[Transform, ...]) -> frozenset[int]:
+    p = Proposal(0, protocol, b"", list(transforms))
     types = {t.type for t in p.transforms}
     if all(t.id == IntegId.NONE for t in p.of_type(TransformType.INTEG)):
         types.discard(TransformType.INTEG)    # INTEG NONE with a combined-mode cipher (§3.3)
@@ -244,7 +258,7 @@ def _types(p: Proposal) -> set[int]:
         types.add(TransformType.ESN)
         if all(t.id == DhGroup.NONE for t in p.of_type(TransformType.DH)):
             types.discard(TransformType.DH)
-    return types
+    return frozenset(types)
 
 
 def _normalised(p: Proposal) -> list[Transform]:
@@ -257,17 +271,32 @@ def _normalised(p: Proposal) -> list[Transform]:
 
 def match(offer: Proposal, ours: Proposal) -> Optional[Proposal]:
     """Pick one transform of each type from `offer` that `ours` also allows (§3.3.6)."""
-    if offer.protocol != ours.protocol or _types(offer) != _types(ours):
+    if offer.protocol != ours.protocol:
+        return None
+    chosen = _match(int(offer.protocol), tuple(offer.transforms), tuple(ours.transforms))
+    if chosen is None:
+        return None
+    return Proposal(offer.num, offer.protocol, offer.spi, list(chosen))
+
+
+@functools.lru_cache(maxsize=4096)
+def _match(protocol: int, offer_ts: tuple[Transform, ...], our_ts: tuple[Transform, ...]
+           ) -> Optional[tuple[Transform, ...]]:
+    """`match` on transforms alone (immutable), cached: peers offer the same few proposals
+    in every negotiation."""
+    offer = Proposal(0, protocol, b"", list(offer_ts))
+    ours = Proposal(0, protocol, b"", list(our_ts))
+    if _types(offer) != _types(ours):
         return None
     allowed = {_key(t) for t in _normalised(ours)}
     chosen: list[Transform] = []
+    normal = _normalised(offer)
     for ttype in sorted(_types(offer)):
-        pick = next((t for t in _normalised(offer) if t.type == ttype and _key(t) in allowed),
-                    None)
+        pick = next((t for t in normal if t.type == ttype and _key(t) in allowed), None)
         if pick is None:
             return None
         chosen.append(pick)
-    return Proposal(offer.num, offer.protocol, offer.spi, chosen)
+    return tuple(chosen)
 
 
 def select(offers: Sequence[Proposal], ours: Iterable[Proposal]) -> Proposal:
@@ -309,6 +338,10 @@ class Suite:
 
     @classmethod
     def from_proposal(cls, p: Proposal) -> "Suite":
+        return _suite_of(cls, int(p.protocol), tuple(p.transforms))
+
+    @classmethod
+    def _from_proposal(cls, p: Proposal) -> "Suite":
         def one(ttype: int, default: int = 0) -> int:
             ts = p.of_type(ttype)
             return ts[0].id if ts else default
@@ -394,3 +427,9 @@ class Suite:
             raise RemoteIkeError(f"unsupported integrity transform {self.integ}",
                                  NotifyType.NO_PROPOSAL_CHOSEN)
         return _INTEGRITY[self.integ][0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _suite_of(cls: type, protocol: int, transforms: tuple[Transform, ...]) -> Suite:
+    """`Suite.from_proposal`, cached on the (immutable) transforms."""
+    return cls._from_proposal(Proposal(0, protocol, b"", list(transforms)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["DemoVpn", "DEMO_VPNS", "OUTER", "demo_config", "lan", "NAT_T_VPNS",
-           "scale_config"]
+           "scale_config", "ikev1_config", "IKEV1_VPNS"]
 
 #: (IPv4, IPv6) outer addresses of each side.
 OUTER = {"a": ("192.0.2.1", "2001:db8::1"), "b": ("198.51.100.1", "2001:db8:ffff::1")}
@@ -156,15 +156,18 @@ def demo_config(side: str, hw_offload_disable: bool = False) -> str:
                 lines.append(f"set routing-options rib inet6.0 static route "
                              f"{lan(peer, v.unit, True)} next-hop {st0}")
     lines.append("set security ipsec vpn vpn-gcm256 df-bit copy")
+    lines.append("set security flow power-mode-ipsec")   # the CPU path in vectors
     if hw_offload_disable:
         lines.append("set security ipsec hw-offload-disable")
     return "\n".join(lines) + "\n"
 
 
-def scale_config(side: str, tunnels: int, dh_group: int = 19) -> str:
+def scale_config(side: str, tunnels: int, dh_group: int = 19, version: str = "v2-only"
+                 ) -> str:
     """`tunnels` IKEv2 PSK VPNs between the two demo gateways (the scale benchmark): VPN
     `t<i>` protects 10.<1|2>.<i / 256>.<i % 256>/32 with AES-GCM-256 (PFE-eligible), one IKE
-    gateway each, told apart by identities (RFC 7296 §2.15)."""
+    gateway each, told apart by identities (RFC 7296 §2.15). `version v1-only`: the same
+    over IKEv1 Main Mode (an AES-128-CBC/SHA-256 Phase 1; RFC 2409 has no AEAD there)."""
     if side not in ("a", "b"):
         raise ValueError("side is 'a' or 'b'")
     peer = "b" if side == "a" else "a"
@@ -175,7 +178,9 @@ def scale_config(side: str, tunnels: int, dh_group: int = 19) -> str:
         f"set interfaces ge-0/0/0 unit 0 family inet address {me4}/24",
         "set security ike proposal ike-s authentication-method pre-shared-keys",
         f"set security ike proposal ike-s dh-group group{dh_group}",
-        "set security ike proposal ike-s encryption-algorithm aes-128-gcm",
+        "set security ike proposal ike-s encryption-algorithm "
+        + ("aes-128-gcm" if version == "v2-only" else
+           "aes-128-cbc\nset security ike proposal ike-s authentication-algorithm sha-256"),
         "set security ike policy ike-s proposals ike-s",
         'set security ike policy ike-s pre-shared-key ascii-text "inline-ipsec-scale"',
         "set security ipsec proposal p-s encryption-algorithm aes-256-gcm",
@@ -185,7 +190,7 @@ def scale_config(side: str, tunnels: int, dh_group: int = 19) -> str:
         g, v = f"set security ike gateway g{i}", f"set security ipsec vpn t{i}"
         host = f"{i // 256}.{i % 256}"
         lines += [f"{g} ike-policy ike-s", f"{g} address {peer4}",
-                  f"{g} external-interface ge-0/0/0.0", f"{g} version v2-only",
+                  f"{g} external-interface ge-0/0/0.0", f"{g} version {version}",
                   f"{g} local-identity hostname t{i}.{side}.scale",
                   f"{g} remote-identity hostname t{i}.{peer}.scale",
                   f"set interfaces st0 unit {i} family inet",
@@ -194,4 +199,62 @@ def scale_config(side: str, tunnels: int, dh_group: int = 19) -> str:
                   f"{v} establish-tunnels immediately",
                   f"{v} traffic-selector ts local-ip 10.{mine}.{host}/32 "
                   f"remote-ip 10.{theirs}.{host}/32"]
+    return "\n".join(lines) + "\n"
+
+
+#: The VPNs of `ikev1_config`: (name, st0 unit, ipsec policy, offloaded?)
+IKEV1_VPNS = (("v1-gcm128", 20, "pol-v1-gcm128", True),
+              ("v1-cbc", 21, "pol-v1-cbc", False))
+
+
+def ikev1_config(side: str, mode: str = "main", dpd: bool = True) -> str:
+    """The two demo gateways over IKEv1 (RFC 2409), in the demo's style: one `ike gateway`
+    `v1` left at the Junos default version (`v1-only`), its `ike policy` in `mode` (main or
+    aggressive) with a PSK and an AES-256-CBC/SHA-256/group 19 Phase 1, carrying two VPNs by
+    traffic selector: `v1-gcm128` (AES-GCM-128, offloaded to the PFE) and `v1-cbc`
+    (AES-256-CBC + HMAC-SHA-256 with PFS group 19, on the CPU); DPD every 10 s, threshold 3."""
+    if side not in ("a", "b"):
+        raise ValueError("side is 'a' or 'b'")
+    if mode not in ("main", "aggressive"):
+        raise ValueError("mode is 'main' or 'aggressive'")
+    peer = "b" if side == "a" else "a"
+    me4, peer4 = OUTER[side][0], OUTER[peer][0]
+    g = "set security ike gateway v1"
+    lines = [
+        f"# inline-ipsec demo over IKEv1: gateway {side} (the peer is the mirror image)",
+        "set system license ipsec-offload permanent",
+        f"set interfaces ge-0/0/0 unit 0 family inet address {me4}/24",
+        "set security ike proposal ike-v1 authentication-method pre-shared-keys",
+        "set security ike proposal ike-v1 dh-group group19",
+        "set security ike proposal ike-v1 encryption-algorithm aes-256-cbc",
+        "set security ike proposal ike-v1 authentication-algorithm sha-256",
+        "set security ike proposal ike-v1 lifetime-seconds 28800",
+        f"set security ike policy ike-v1 mode {mode}",
+        "set security ike policy ike-v1 proposals ike-v1",
+        'set security ike policy ike-v1 pre-shared-key ascii-text "inline-ipsec-demo-v1"',
+        f"{g} ike-policy ike-v1", f"{g} address {peer4}",
+        f"{g} external-interface ge-0/0/0.0",
+        f"{g} local-identity hostname {side}.v1.demo",
+        f"{g} remote-identity hostname {peer}.v1.demo",
+        "set security ipsec proposal p-v1-gcm128 protocol esp",
+        "set security ipsec proposal p-v1-gcm128 encryption-algorithm aes-128-gcm",
+        "set security ipsec proposal p-v1-gcm128 lifetime-seconds 3600",
+        "set security ipsec proposal p-v1-cbc protocol esp",
+        "set security ipsec proposal p-v1-cbc encryption-algorithm aes-256-cbc",
+        "set security ipsec proposal p-v1-cbc authentication-algorithm hmac-sha-256-128",
+        "set security ipsec proposal p-v1-cbc lifetime-seconds 3600",
+        "set security ipsec policy pol-v1-gcm128 proposals p-v1-gcm128",
+        "set security ipsec policy pol-v1-cbc proposals p-v1-cbc",
+        "set security ipsec policy pol-v1-cbc perfect-forward-secrecy keys group19",
+    ]
+    if dpd:
+        lines.append(f"{g} dead-peer-detection probe-idle-tunnel interval 10 threshold 3")
+    for name, unit, policy, _ in IKEV1_VPNS:
+        pre = f"set security ipsec vpn {name}"
+        lines += [f"set interfaces st0 unit {unit} family inet",
+                  f"{pre} bind-interface st0.{unit}",
+                  f"{pre} ike gateway v1", f"{pre} ike ipsec-policy {policy}",
+                  f"{pre} establish-tunnels immediately",
+                  f"{pre} traffic-selector ts local-ip {lan(side, unit)} "
+                  f"remote-ip {lan(peer, unit)}"]
     return "\n".join(lines) + "\n"

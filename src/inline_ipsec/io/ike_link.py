@@ -25,7 +25,6 @@ from ..ike.constants import NON_ESP_MARKER
 from ..dataplane.gateway import Gateway
 from ..control.ike_control import IkeControl
 from ..control.keying import vpn_endpoints
-from .link import LOOPBACKS
 
 __all__ = ["IkeOnWire", "IkePump", "IkeUdpPort", "pair_controls", "run_udp"]
 
@@ -144,12 +143,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class IkeUdpPort:
-    """An IKE socket and a NAT-T socket on a loopback address (port 0: any free port)."""
+    """An IKE socket and a NAT-T socket on a local address (port 0: any free port)."""
 
     def __init__(self, host: str = "127.0.0.1", ike_port: int = 0, natt_port: int = 0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if host not in LOOPBACKS and not ipaddress.ip_address(host).is_loopback:
-            raise ValueError(f"{host}: IKE over UDP runs on loopback addresses only")
         self.host = host
         self.ike_sock = _bind(host, ike_port)
         self.natt_sock = _bind(host, natt_port)

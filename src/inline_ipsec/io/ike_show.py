@@ -4,6 +4,12 @@ SAs of its `IkeControl` as the renderers' records (docs/junos-formats.md §4.3, 
 Cookies are the IKE SA SPIs (RFC 7296 §3.1); the lifetime counts down from the IKE proposal's
 `lifetime-seconds` since the IKE SA came up (or was last rekeyed, §2.18); ports are 4500 once
 IKE floated to the NAT-T port (§2.23).
+
+An IKEv1 ISAKMP SA (RFC 2409) prints its Phase 1 exchange, `Main` or `Aggressive`, in the
+Mode column and as the detail's `Exchange type`; its cookies are the ISAKMP cookies (RFC 2408
+§3.1); its lifetime is the negotiated Phase 1 `lifetime-seconds` since Phase 1 completed; the
+Phase 1 hash is both the HMAC and the PRF (RFC 2409 §5: "prf" is the HMAC of the negotiated
+hash), printed as Junos names them.
 """
 from __future__ import annotations
 
@@ -35,6 +41,28 @@ def algorithm_names(suite) -> tuple[str, str, str, str]:
     return auth, enc, _PRF.get(suite.prf, str(suite.prf)), f"DH-group-{int(suite.dh)}"
 
 
+#: RFC 2409 Phase 1 hash -> (Authentication, PRF) as Junos prints them for IKEv1
+_V1_HASH = {"sha1": ("hmac-sha1-96", "hmac-sha1"), "sha256": ("hmac-sha256-128", "hmac-sha256"),
+            "sha384": ("hmac-sha384-192", "hmac-sha384"),
+            "sha512": ("hmac-sha512-256", "hmac-sha512"), "md5": ("hmac-md5-96", "hmac-md5")}
+#: Junos `authentication-method` -> the detail's `Authentication method`
+_V1_METHOD = {"pre-shared-keys": "Pre-shared-keys", "rsa-signatures": "RSA-signatures",
+              "ecdsa-signatures-256": "ECDSA-signatures-256",
+              "ecdsa-signatures-384": "ECDSA-signatures-384",
+              "ecdsa-signatures-521": "ECDSA-signatures-521"}
+
+
+def v1_algorithm_names(suite) -> tuple[str, str, str, str]:
+    """(Authentication, Encryption, PRF, DH group) of an ISAKMP SA's `Phase1Suite`."""
+    auth, prf = _V1_HASH.get(suite.hash_name, (suite.hash_name, suite.hash_name))
+    enc = "3des-cbc" if suite.cipher == "3des-cbc" else f"aes{suite.key_bits}-cbc"
+    return auth, enc, prf, f"DH-group-{int(suite.group)}"
+
+
+def _v1(s) -> bool:
+    return getattr(s, "version", 2) == 1
+
+
 def _live(gw: "Gateway") -> list["IkeV2Session"]:
     ike = gw.ike
     if ike is None:
@@ -56,8 +84,9 @@ def ike_sa_records(gw: "Gateway") -> list[IkeSaRecord]:
         return out
     for s in _live(gw):
         info = ike.session_info(s)
+        mode = s.exchange_mode if _v1(s) else "IKEv2"
         out.append(IkeSaRecord(info.index, "UP", int.from_bytes(s.ike.spi_i, "big"),
-                               int.from_bytes(s.ike.spi_r, "big"), "IKEv2", _remote(gw, s)))
+                               int.from_bytes(s.ike.spi_r, "big"), mode, _remote(gw, s)))
     return out
 
 
@@ -81,7 +110,17 @@ def ike_sa_details(gw: "Gateway", now: Optional[float] = None) -> list[IkeSaDeta
             life = min(lives) if lives else life
         since = info.rekeyed_at if info.rekeyed_at is not None else (info.up_at or t)
         port = 4500 if s.natt else 500
-        auth, enc, prf, dh = algorithm_names(s.ike.suite)
+        if _v1(s):
+            suite = s.ike.suite
+            life = suite.lifetime_seconds
+            since = s.established_at if s.established_at is not None else since
+            auth, enc, prf, dh = v1_algorithm_names(suite)
+            exchange = s.exchange_mode
+            method = _V1_METHOD.get(suite.auth_name, suite.auth_name)
+        else:
+            auth, enc, prf, dh = algorithm_names(s.ike.suite)
+            exchange = "IKEv2"
+            method = "Pre-shared-keys" if s.config.auth == "psk" else "Signature"
         pending = sum(1 for c in s.children.values() if c.state == "rekeying")
         out.append(IkeSaDetail(
             remote_address=v.remote if v is not None else str(s.remote_addr[0]),
@@ -91,9 +130,8 @@ def ike_sa_details(gw: "Gateway", now: Optional[float] = None) -> list[IkeSaDeta
             state="UP",
             initiator_cookie=int.from_bytes(s.ike.spi_i, "big"),
             responder_cookie=int.from_bytes(s.ike.spi_r, "big"),
-            exchange_type="IKEv2",
-            authentication_method="Pre-shared-keys" if s.config.auth == "psk"
-            else "Signature",
+            exchange_type=exchange,
+            authentication_method=method,
             local_address=v.local if v is not None else str(s.local_addr[0]),
             local_port=port, remote_port=port,
             lifetime_remaining=max(0, int(life - (t - since))),

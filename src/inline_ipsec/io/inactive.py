@@ -44,6 +44,8 @@ class InactiveTunnel:
     events: tuple[str, ...]
     down_reason: str
     can_come_up: bool
+    #: child SA pairs the VPN would negotiate (one per traffic selector, at least one)
+    pending_sas: int = 1
 
 
 def inactive_tunnels(gw: "Gateway") -> list[InactiveTunnel]:
@@ -88,7 +90,8 @@ def inactive_tunnels(gw: "Gateway") -> list[InactiveTunnel]:
             immediately=vpn.establish_tunnels == "immediately",
             events=tuple(status.event_lines()) if status is not None else (),
             down_reason=reason,
-            can_come_up=verdict is None or verdict.can_come_up))
+            can_come_up=verdict is None or verdict.can_come_up,
+            pending_sas=max(1, len(vpn.traffic_selectors))))
     return out
 
 
@@ -96,14 +99,22 @@ def _id(t: InactiveTunnel) -> str:
     return "-" if t.tunnel_id is None else str(t.tunnel_id)
 
 
-def render_inactive_tunnels(tunnels: list[InactiveTunnel]) -> str:
-    """`show security ipsec inactive-tunnels`."""
+def render_inactive_tunnels(tunnels: list[InactiveTunnel], style: str = "iked") -> str:
+    """`show security ipsec inactive-tunnels`; `style="kmd"` is the older kmd daemon's table
+    (`Pending SAs` in place of the negotiation counters, tests/data/junos/)."""
     lines = [
         f"  Total inactive tunnels: {len(tunnels)}",
         "  Total inactive tunnels with establish immediately: "
         f"{sum(1 for t in tunnels if t.immediately)}",
-        "  ID      Port  Nego#  Fail#  Gateway          Tunnel Down Reason",
     ]
+    if style == "kmd":
+        if tunnels:
+            lines.append("  ID           Port   Gateway          Pending SAs   Tunnel Down Reason")
+        for t in tunnels:
+            lines.append(f"  {_id(t):<12} {t.port:<6} {t.remote_gateway:<16} "
+                         f"{t.pending_sas:<13} {t.down_reason}")
+        return "\n".join(lines) + "\n"
+    lines.append("  ID      Port  Nego#  Fail#  Gateway          Tunnel Down Reason")
     for t in tunnels:
         lines.append(f"  {_id(t):<7} {t.port:<5} {t.negotiations:<6} {t.failures:<6} "
                      f"{t.remote_gateway:<16} {t.down_reason}")

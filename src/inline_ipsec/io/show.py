@@ -4,6 +4,8 @@ the pure renderers of `inline_ipsec.stats` (Junos 25.x formats, docs/junos-forma
     show security ipsec security-associations [detail] [index <id> | vpn-name <name>]
     show security ipsec statistics [index <id> | vpn-name <name>]
     show security flow statistics
+    show security flow status
+    show security flow pmi statistics
     show security ike security-associations [detail]
     show security ipsec inactive-tunnels [detail]
 
@@ -38,8 +40,15 @@ SHOW_COMMANDS = (
     "security ipsec security-associations [detail] [index <id> | vpn-name <name>]",
     "security ipsec statistics [index <id> | vpn-name <name>]",
     "security flow statistics",
+    "security flow status",
+    "security flow pmi statistics",
     "security ike security-associations [detail]",
     "security ipsec inactive-tunnels [detail]",
+    "security policies [from-zone <z> to-zone <z> | global] [policy-name <p>] "
+    "[detail | hit-count]",
+    "security zones",
+    "security pki local-certificate [detail] | ca-certificate [detail]",
+    "configuration ignored",
 )
 
 
@@ -50,7 +59,7 @@ class ShowError(ValueError):
 def _snapshot(gw: "Gateway", name: str) -> TunnelSnapshot:
     rec = gw.tunnel(name)
     cfg = gw.config
-    vpn = cfg.ipsec_vpns.get(name)
+    vpn = cfg.ipsec_vpns.get(gw.config_vpn_of(name))
     over: dict = {"anchorship": None}
     sa_type = gw.sa_type(name)
     if rec.offloaded and rec.pfe_index is not None:
@@ -75,7 +84,9 @@ def _snapshot(gw: "Gateway", name: str) -> TunnelSnapshot:
             over["tunnel_establishment"] = "establish-tunnels-immediately"
     selectors = gw.selectors(name)
     if selectors and selectors[0].local and selectors[0].remote:
-        over["ts_type"] = "traffic-selector"
+        # a policy-based VPN's selectors are its policy's proxy IDs (Junos: "proxy-id")
+        over["ts_type"] = "proxy-id" if vpn is not None and vpn.policy_based \
+            else "traffic-selector"
         over["local_identity"] = proxy_identity(str(selectors[0].local[0]))
         over["remote_identity"] = proxy_identity(str(selectors[0].remote[0]))
     elif rec.pairs and rec.pairs[0].outbound.outer_ipv6:
@@ -150,6 +161,47 @@ def _select(gw: "Gateway", words: list[str]) -> tuple[list[str], Optional[list[s
     return rest, names
 
 
+def _ignored(gw: "Gateway") -> str:
+    """`show configuration ignored` (the model's command): every statement of the loaded
+    configuration the model does not carry out, by hierarchy, and the inactive ones."""
+    ignored = gw.config.ignored
+    if not ignored:
+        return "Every statement of the configuration is carried out\n"
+    lines = []
+    for kind in ("outside the model", "inactive"):
+        items = [i for i in ignored if i.kind == kind]
+        if items:
+            lines.append(f"{kind.capitalize()}:")
+            for i in items:
+                shown = ", ".join(str(n) for n in i.lines[:20])
+                more = f" ... ({len(i.lines) - 20} more)" if len(i.lines) > 20 else ""
+                lines.append(f"  {i.hierarchy}: line{'s' if len(i.lines) > 1 else ''} "
+                             f"{shown}{more}")
+    return "\n".join(lines) + "\n"
+
+
+def _policy_show(gw: "Gateway", key: str) -> str:
+    """`show security zones`, `show security policies [from-zone <z> to-zone <z> | global]
+    [policy-name <p>] [detail | hit-count]`."""
+    from ..policy import PolicyTable
+    from ..policy.show import (parse_selection, render_hit_count, render_policies,
+                               render_policies_detail, render_zones)
+    if key == "security zones":
+        return render_zones(gw.config.firewall)
+    words = key.split()[2:]
+    view = words.pop() if words and words[-1] in ("detail", "hit-count") else ""
+    try:
+        sel = parse_selection(words)
+    except ValueError as exc:
+        raise ShowError(f"show {key}: {exc}") from None
+    table = gw.policy.table if gw.policy is not None else PolicyTable(gw.config.firewall)
+    if view == "detail":
+        return render_policies_detail(table, sel)
+    if view == "hit-count":
+        return render_hit_count(table, sel)
+    return render_policies(table, sel)
+
+
 def show(gw: "Gateway", command: str) -> str:
     """Run one show command against `gw` and return its text (`SHOW_COMMANDS`)."""
     words = command.split()
@@ -167,6 +219,12 @@ def show(gw: "Gateway", command: str) -> str:
         return render_ipsec_statistics(gateway_ipsec_statistics(gw, names))
     if key == "security flow statistics":
         return render_flow_statistics(gateway_flow_statistics(gw))
+    if key in ("security flow status", "security flow pmi statistics"):
+        from ..stats.pmi import (flow_status, pmi_statistics, render_flow_status,
+                                 render_pmi_statistics)
+        if key.endswith("status"):
+            return render_flow_status(flow_status(gw.cpu))
+        return render_pmi_statistics(pmi_statistics(gw.cpu))
     if key in ("security ipsec inactive-tunnels", "security ipsec inactive-tunnels detail"):
         from .inactive import (inactive_tunnels, render_inactive_tunnels,
                                render_inactive_tunnels_detail)
@@ -180,6 +238,17 @@ def show(gw: "Gateway", command: str) -> str:
         if key.endswith("detail"):
             return render_ike_sa_detail(ike_sa_details(gw))
         return render_ike_sa_summary(ike_sa_records(gw))
+    if key == "security zones" or key == "security policies" or \
+            key.startswith("security policies "):
+        return _policy_show(gw, key)
+    if key == "configuration ignored":
+        return _ignored(gw)
+    if key.startswith("security pki "):
+        pki = getattr(gw, "pki", None)
+        if pki is None:
+            raise ShowError("no PKI directory: run the gateway with --pki-dir DIR")
+        from ..pki import show_pki
+        return show_pki(pki, words[2:])
     typed = " ".join(w for w in command.split() if w != "show")
     raise ShowError(f"unknown command 'show {typed}'; expected one of:\n"
                     + "\n".join(f"  show {c}" for c in SHOW_COMMANDS))

@@ -55,6 +55,7 @@ class Burst:
         # One flat byte view of all slots: copying a packet in or out through it costs a
         # fraction of a numpy slice assignment (this is the per-packet cost of list APIs).
         self._flat = memoryview(self.data).cast("B")
+        self._set_cpu_view()
         #: An engine's cached view of the arrays (engines set it; the arrays never change
         #: identity: `load`, `set` and `restore_from` write into them).
         self.kernel_view: object = None
@@ -149,9 +150,19 @@ class Burst:
         for name in ("data", "offset", "length", "sa", "status", "verdict", "tunnel"):
             setattr(other, name, getattr(self, name).copy())
         other._flat = memoryview(other.data).cast("B")
+        other._set_cpu_view()
         other.kernel_view = None
         other.pipeline_view = None
         return other
+
+    def _set_cpu_view(self) -> None:
+        #: The CPU engine's views: flat bytes, offset, length, sa, status as memoryviews
+        #: (made once: a Python loop reads and writes them cheaper than the numpy arrays).
+        self.cpu_view = (self._flat, memoryview(self.offset), memoryview(self.length),
+                         memoryview(self.sa), memoryview(self.status))
+        #: The CPU engine's per-slot views of a packet layout (offset, length) it met in this
+        #: burst before: slicing a view costs more than the rest of a packet's bookkeeping.
+        self.cpu_slices: dict = {}
 
     def restore_from(self, other: "Burst") -> None:
         """Copy `other`'s slots, offsets, lengths and handles into this burst, in place."""

@@ -89,6 +89,12 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="instead of the matrix: where a PFE burst's time goes (crypto, ESP "
                         "framing, fixed cost per burst call), per backend and direction, from "
                         "bursts of 1 to 32")
+    p.add_argument("--cpu-modes", action="store_true",
+                   help="instead of the matrix: the CPU path against the minimal Python ESP "
+                        "loop, PowerMode IPsec off and on, and through the QAT device model "
+                        "at ring depths --qat-depths (64 B unless --sizes; --json writes it)")
+    p.add_argument("--qat-depths", type=int, nargs="+", default=[1, 8, 64], metavar="N",
+                   help="QAT ring depths for --cpu-modes (default 1 8 64)")
     p.add_argument("--compare", metavar="FILE",
                    help="gate the result stored in FILE instead of running (with --baseline)")
 
@@ -135,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         if args.cost_split:
             print(_cost_split_table(args))
             return 0
+        if args.cpu_modes:
+            return _cpu_modes(args)
         if args.compare:
             if not args.baseline:
                 print("error: --compare needs --baseline", file=sys.stderr)
@@ -160,6 +168,29 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _cpu_modes(args: argparse.Namespace) -> int:
+    import json
+
+    from ..benchmark import machine
+    from .cpu_modes import measure_cpu_modes, render_cpu_modes
+    if any(not 1 <= d <= 4096 for d in args.qat_depths):
+        raise ValueError("QAT ring depths are 1..4096")
+    where = machine()
+    rounds = max(10, int(args.duration * 160))      # 0.25 s per figure: 40 rounds
+    out = []
+    for size in args.sizes or [64]:
+        result = measure_cpu_modes(size, args.burst, rounds=rounds, depths=args.qat_depths,
+                                   directions=args.directions or ("encrypt", "decrypt"),
+                                   progress=lambda s: None)
+        print(render_cpu_modes(result, f"{where['cpu']}, {where['cores']} cores"))
+        out.append(result.as_dict())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": where, "cpu_modes": out}, f, indent=1)
+        print(f"\nwritten to {args.json}")
     return 0
 
 

@@ -153,7 +153,7 @@ def proxy_identity(prefix: str = "0.0.0.0/0") -> str:
     return f"{family}({net.network_address}-{net.broadcast_address})"
 
 
-def algorithm_field(sa: SaSnapshot) -> str:
+def algorithm_field(sa: SaSnapshot, style: str = "iked") -> str:
     """The summary's Algorithm column: `ESP:aes-gcm-256/aes256-gcm`, `ESP:aes-cbc-256/sha256`,
     `AH:none/sha256` (Junos 25.x spelling; 24.4 printed `None` for the GCM auth half)."""
     proto = sa.protocol.upper()
@@ -163,7 +163,7 @@ def algorithm_field(sa: SaSnapshot) -> str:
     if sa.integrity is not None:
         auth = _SUMMARY_AUTH.get(sa.integrity, sa.integrity)
     else:
-        auth = _aead_auth(sa.cipher)
+        auth = "None" if style == "kmd" else _aead_auth(sa.cipher)
     return f"{proto}:{enc}/{auth}"
 
 
@@ -176,24 +176,36 @@ def _aead_auth(cipher: str) -> str:
 
 
 def _life(sa: SaSnapshot) -> str:
+    """`Life:sec/kb`: Junos right-aligns the kilobytes so the field is 11 characters wide
+    (`5044/ unlim`, `21727/unlim`, tests/data/junos/)."""
     secs = "-" if sa.hard_lifetime_remaining is None else str(sa.hard_lifetime_remaining)
-    kb = " unlim" if sa.lifesize_remaining_kb is None else str(sa.lifesize_remaining_kb)
-    return f"{secs}/{kb}"
+    if sa.lifesize_remaining_kb is not None:
+        return f"{secs}/{sa.lifesize_remaining_kb}"
+    if sa.hard_lifetime_remaining is None:
+        return "-/ unlim"
+    return f"{secs}/{'unlim':>{max(5, 10 - len(secs))}}"
 
 
-def render_ipsec_sa_summary(tunnels: Sequence[TunnelSnapshot]) -> str:
-    """`show security ipsec security-associations` (Junos 25.x, docs/junos-formats.md §4.1): `<` inbound,
-    `>` outbound, one ID per pair, SPI with `0x`; "Total IPsec sas" counts SA pairs."""
+def render_ipsec_sa_summary(tunnels: Sequence[TunnelSnapshot], style: str = "iked") -> str:
+    """`show security ipsec security-associations` (docs/junos-formats.md §4.1): `<` inbound,
+    `>` outbound, one ID per pair; "Total IPsec sas" counts SA pairs. `style` "iked" is what
+    the iked IKE daemon prints (SRX4700, vSRX with junos-ike, MX: SPI with `0x`, GCM
+    authentication `aes256-gcm`, "IPsec"); "kmd" the older kmd daemon (no `0x`, `None`,
+    "Ipsec"), as the captures in tests/data/junos/ show."""
     pairs = sum(sum(1 for sa in t.sas if sa.direction == "inbound") for t in tunnels)
+    kmd = style == "kmd"
     lines = [
-        f"  Total active tunnels: {len(tunnels)}     Total IPsec sas: {pairs}",
-        "  ID      Algorithm       SPI      Life:sec/kb  Mon lsys Port  Gateway",
+        f"  Total active tunnels: {len(tunnels)}     Total {'Ipsec' if kmd else 'IPsec'} sas: "
+        f"{pairs}",
+        f"  ID{'    ' if kmd else '      '}Algorithm       SPI      Life:sec/kb  Mon lsys Port  "
+        "Gateway",
     ]
     for t in tunnels:
         for sa in t.sas:
             arrow = "<" if sa.direction == "inbound" else ">"
+            spi = f"{sa.spi:08x}" if kmd else f"0x{sa.spi:08x}"
             lines.append(
-                f"  {arrow}{t.tunnel_id} {algorithm_field(sa)} 0x{sa.spi:08x} {_life(sa)} "
+                f"  {arrow}{t.tunnel_id} {algorithm_field(sa, style)} {spi} {_life(sa)} "
                 f"{t.monitoring} {t.virtual_system} {t.port} {t.remote_gateway}")
     return "\n".join(lines) + "\n"
 

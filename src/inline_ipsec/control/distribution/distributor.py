@@ -133,14 +133,37 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _mutates(method: _F) -> _F:
-    """Invalidate the distributor's cached PFE usage before and after `method`."""
+    """Keep the distributor's cached PFE usage right across `method`: a method that changes
+    one named tunnel (its first argument) adjusts the cache by that tunnel's share before and
+    after (thousands of tunnels come up one by one); any other change drops the cache."""
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kw: Any) -> Any:
-        self._usage_cache = None
+        name = args[0] if args and isinstance(args[0], str) else None
+        if name is None:
+            self._usage_cache = self._load_cache = None
+            try:
+                return method(self, *args, **kw)
+            finally:
+                self._usage_cache = self._load_cache = None
+        cache = self._usage()               # what the method's placement sees
+        load = self._pfe_load()
+        before = self._share(name)
+        pfe_before = self._pfe_of(name)
         try:
-            return method(self, *args, **kw)
-        finally:
-            self._usage_cache = None
+            result = method(self, *args, **kw)
+        except BaseException:
+            self._usage_cache = self._load_cache = None
+            raise
+        after = self._share(name)
+        pfe_after = self._pfe_of(name)
+        self._usage_cache = (cache[0] - before[0] + after[0], cache[1] - before[1] + after[1])
+        load = list(load)
+        if pfe_before is not None:
+            load[pfe_before] -= 1
+        if pfe_after is not None:
+            load[pfe_after] += 1
+        self._load_cache = load
+        return result
     return wrapper  # type: ignore[return-value]
 
 
@@ -238,6 +261,28 @@ class Distributor:
             off = [t for t in self._tunnels.values() if t.offloaded]
             cached = self._usage_cache = (len(off), sum(t.sa_count for t in off))
         return cached
+
+    def _pfe_of(self, name: str) -> Optional[int]:
+        rec = self._tunnels.get(name)
+        return rec.pfe_index if rec is not None else None
+
+    def _pfe_load(self) -> list[int]:
+        """Tunnels per PFE, cached as the PFE usage (`_mutates`)."""
+        cached = getattr(self, "_load_cache", None)
+        if cached is None:
+            cached = [0] * len(self.pfes)
+            for rec in self._tunnels.values():
+                if rec.pfe_index is not None:
+                    cached[rec.pfe_index] += 1
+            self._load_cache = cached
+        return cached
+
+    def _share(self, name: str) -> tuple[int, int]:
+        """(PFE tunnels, PFE SAs) tunnel `name` takes (0, 0 when absent or on the CPU)."""
+        rec = self._tunnels.get(name)
+        if rec is None or not rec.offloaded:
+            return 0, 0
+        return 1, rec.sa_count
 
     @property
     def pfe_tunnels_in_use(self) -> int:
@@ -507,10 +552,7 @@ class Distributor:
     # -- helpers ---------------------------------------------------------------------------
 
     def _pfe_order(self) -> list[int]:
-        load = [0] * len(self.pfes)
-        for rec in self._tunnels.values():
-            if rec.pfe_index is not None:
-                load[rec.pfe_index] += 1
+        load = self._pfe_load()
         return sorted(range(len(self.pfes)), key=lambda i: (load[i], i))
 
     @staticmethod

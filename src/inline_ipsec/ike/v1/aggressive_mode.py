@@ -119,9 +119,9 @@ class AggressiveMode(Phase1Exchange):
                 self.peer_ke = ke.data                               # type: ignore
                 s.sa.nonce_i = nonce.nonce                           # type: ignore
                 s.sa.nonce_r = self.nonce().nonce
+                self._check_peer_id()          # picks the configuration, so the PSK
                 my_ke = self.new_ke()
                 self.derive()
-                self._check_peer_id()
             except IkeError as exc:
                 self.fail(exc)
                 return
@@ -160,6 +160,7 @@ class AggressiveMode(Phase1Exchange):
         idp = self.peer_id_payload
         assert isinstance(idp, IdPayload)
         peer = Identity(idp.id_type, idp.data)
+        self.select_config(peer)
         if s.config.remote_id is not None and peer != s.config.remote_id:
             raise RemoteIkeError(f"peer identity {peer} is not the configured "
                                  f"{s.config.remote_id}", NotifyType.INVALID_ID_INFORMATION)

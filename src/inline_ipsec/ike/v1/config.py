@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 from cryptography import x509
 
 from ..auth import Identity
-from ..config import ChildConfig
+from ..config import DPD_MODES, ChildConfig
 from ..errors import LocalIkeError
 from .proposals import Phase1Proposal, Phase1Suite
 
@@ -49,6 +49,11 @@ class IkeV1Config:
     dpd_interval: Optional[float] = None
     dpd_threshold: int = 5
     dpd_always_send: bool = False
+    #: Junos `dead-peer-detection` mode (as `IkeConfig.dpd_mode`): "probe-idle-tunnel"
+    #: probes after an interval with nothing heard from the peer (IKE or IPsec traffic,
+    #: `IkeV1Session.note_traffic`); "optimized" only when, besides, we sent IPsec traffic
+    #: the peer did not answer; "always-send" every interval (`dpd_always_send`).
+    dpd_mode: str = "probe-idle-tunnel"
     #: announce RFC 3947 NAT-T and float to `natt_port` when a NAT is detected.
     natt: bool = True
     natt_port: int = 4500
@@ -67,6 +72,13 @@ class IkeV1Config:
     random: Callable[[int], bytes] = os.urandom
     #: a label for the user (the gateway puts the Junos VPN name here).
     name: str = ""
+    #: responder: pick the peer configuration by the identity the peer proves in Phase 1
+    #: (called with (IDi, None); None keeps this configuration). Main Mode PSK chose the
+    #: key by address before any identity (RFC 2409 §5.4), so a picked configuration must
+    #: have the same key and allow the negotiated transform, else the peer is refused.
+    select_peer: Optional[Callable[[Identity, Optional[Identity]],
+                                   Optional["IkeV1Config"]]] = \
+        field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -81,6 +93,11 @@ class IkeV1Config:
             raise LocalIkeError("signature proposals need a private key and a certificate")
         if self.dpd_threshold < 1:
             raise LocalIkeError("dpd threshold must be at least 1")
+        if self.dpd_mode not in DPD_MODES:
+            raise LocalIkeError(f"dpd mode {self.dpd_mode!r}: expected one of "
+                                f"{', '.join(DPD_MODES)}")
+        if self.dpd_mode == "always-send":
+            self.dpd_always_send = True
 
     @property
     def exchange_mode(self) -> str:

@@ -109,7 +109,10 @@ def dpd_tick(session: "IkeV1Session", now: float) -> None:
         s.shutdown("dead peer", RemoteIkeError(
             f"{s.dpd_outstanding} DPD probes unanswered (interval {interval:g} s)"))
         return
-    if cfg.dpd_always_send or s.dpd_outstanding or s.last_rx + interval <= now:
+    heard = s.last_heard
+    if cfg.dpd_always_send or s.dpd_outstanding or (
+            heard + interval <= now and (cfg.dpd_mode != "optimized" or
+                                         s.traffic_out_at > heard)):
         send_dpd(s)
     s.dpd_next = now + interval
 

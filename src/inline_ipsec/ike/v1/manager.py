@@ -54,6 +54,11 @@ class IkeV1Manager:
                                 IkeV1Config]] = []
         #: sessions that changed since `datagrams_to_send` last visited them
         self._dirty: dict[int, IkeV1Session] = {}
+        #: sessions that changed since `next_event` last collected their events
+        self._unread: dict[int, IkeV1Session] = {}
+        #: sessions that completed Phase 1, by authenticated peer identity (re-authentication
+        #: and INITIAL-CONTACT look only at the peer's own ISAKMP SAs)
+        self._by_peer_id: dict[str, dict[int, IkeV1Session]] = {}
         #: responder sessions still in Phase 1, by id
         self._half_open: dict[int, IkeV1Session] = {}
         #: live sessions per peer address (INITIAL-CONTACT is sent to a new peer only)
@@ -107,6 +112,11 @@ class IkeV1Manager:
 
     def _mark(self, s: IkeV1Session) -> None:
         self._dirty[id(s)] = s
+        self._unread[id(s)] = s
+
+    def _same_peer(self, s: IkeV1Session) -> list[IkeV1Session]:
+        """The other ISAKMP SAs that authenticated the same peer identity as `s`."""
+        return [o for o in self._by_peer_id.get(str(s.peer_id), {}).values() if o is not s]
 
     def _count(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
@@ -159,6 +169,7 @@ class IkeV1Manager:
         while (event := session.next_event()) is not None:
             self._events.append((session, event))
             if isinstance(event, IkeSaUp):
+                self._by_peer_id.setdefault(str(session.peer_id), {})[id(session)] = session
                 if session.peer_initial_contact:
                     self._initial_contact(session)
                 elif session.replaces is not None:
@@ -181,8 +192,8 @@ class IkeV1Manager:
         one with the same identity and configuration: a re-authentication (strongSwan keeps
         the old SA for a while, Junos deletes it). The new SA adopts the IPsec SAs at once,
         as the peer moved them: their rekeys and Deletes arrive on the new SA."""
-        for old in list(self._sessions.values()):
-            if old is not fresh and old.state == "established" and \
+        for old in self._same_peer(fresh):
+            if old.state == "established" and \
                     old.peer_id == fresh.peer_id and old.config is fresh.config and \
                     old.phase1_seq < fresh.phase1_seq and old.children:
                 fresh.adopt_children(old)
@@ -193,8 +204,8 @@ class IkeV1Manager:
         after `old`: where `old`'s IPsec SAs go when the peer deletes `old` after
         re-authenticating (or `old` expires), instead of going down."""
         best = None
-        for s in self._sessions.values():
-            if s is not old and s.state == "established" and s.peer_id == old.peer_id \
+        for s in self._same_peer(old):
+            if s.state == "established" and s.peer_id == old.peer_id \
                     and s.config is old.config and s.phase1_seq > old.phase1_seq and (
                         best is None or s.phase1_seq > best.phase1_seq):
                 best = s
@@ -225,8 +236,8 @@ class IkeV1Manager:
     def _initial_contact(self, fresh: IkeV1Session) -> None:
         """The peer lost its state before `fresh`: our ISAKMP SAs with the same identity
         that completed Phase 1 before it are stale."""
-        for s in list(self._sessions.values()):
-            if s is not fresh and s.state == "established" and s.peer_id == fresh.peer_id \
+        for s in self._same_peer(fresh):
+            if s.state == "established" and s.peer_id == fresh.peer_id \
                     and s.phase1_seq < fresh.phase1_seq:
                 s.drop("replaced by INITIAL-CONTACT")
 
@@ -253,6 +264,12 @@ class IkeV1Manager:
             return
         self._half_open.pop(id(s), None)
         self._when.pop(id(s), None)
+        self._unread.pop(id(s), None)
+        same = self._by_peer_id.get(str(s.peer_id))
+        if same is not None:
+            same.pop(id(s), None)
+            if not same:
+                del self._by_peer_id[str(s.peer_id)]
         if self._by_cky.get(s.sa.cky_i) is s:
             del self._by_cky[s.sa.cky_i]
         peer = getattr(s, "_manager_peer", str(s.remote_addr[0]))
@@ -296,7 +313,8 @@ class IkeV1Manager:
 
     def next_event(self) -> Optional[tuple[IkeV1Session, IkeEvent]]:
         if not self._events:
-            for s in list(self._dirty.values()):
+            unread, self._unread = self._unread, {}
+            for s in unread.values():
                 self._collect(s)
         return self._events.popleft() if self._events else None
 

@@ -166,6 +166,7 @@ class Phase1Exchange(Exchange):
         idp = one(payloads, IdPayload, "ID")
         assert isinstance(idp, IdPayload)
         peer = Identity(idp.id_type, idp.data)
+        self.select_config(peer)
         if s.config.remote_id is not None and peer != s.config.remote_id:
             raise RemoteIkeError(f"peer identity {peer} is not the configured "
                                  f"{s.config.remote_id}", NotifyType.INVALID_ID_INFORMATION)
@@ -180,6 +181,30 @@ class Phase1Exchange(Exchange):
             if not _equal(got.data, digest_):  # type: ignore[attr-defined]
                 raise auth_failed("HASH of the peer does not match (wrong pre-shared key?)")
         s.peer_id = peer
+
+    def select_config(self, peer: Identity) -> None:
+        """Responder: the configuration for the peer's identity (`IkeV1Config.select_peer`,
+        as IKEv2's RFC 7296 §2.15 policy lookup). The transform (and in Main Mode the key,
+        RFC 2409 §5.4) were agreed under the configuration picked by address, so the new one
+        must share them; Aggressive Mode names the peer before any key is used."""
+        s = self.session
+        pick = s.config.select_peer
+        if self.initiator or pick is None:
+            return
+        cfg = pick(peer, None)
+        if cfg is None or cfg is s.config:
+            return
+        suite = s.sa.suite
+        if suite is not None:
+            if not suite.uses_signatures and s.sa.keys is not None and \
+                    cfg.psk != s.config.psk:
+                raise auth_failed(f"the configuration for {peer} has another pre-shared key "
+                                  "than the one chosen by address")
+            if not any(_same_algorithms(suite, x) for x in cfg.suites):
+                raise RemoteIkeError(f"the configuration for {peer} does not allow "
+                                     f"{suite.name}", NotifyType.NO_PROPOSAL_CHOSEN)
+        s.config = cfg
+        self.my_id = cfg.local_id
 
     def certreqs(self) -> list[Payload]:
         """CERTREQ for our CAs when signatures are used (strongSwan sends its certificate
@@ -222,6 +247,11 @@ class Phase1Exchange(Exchange):
         err = first_error(payloads)
         if err is not None:
             raise RemoteIkeError(f"peer refused Phase 1: {notify_name(err.notify_type)}")
+
+
+def _same_algorithms(a: Phase1Suite, b: Phase1Suite) -> bool:
+    return (a.encryption, a.key_bits, a.hash_id, a.auth_method, a.group) == \
+        (b.encryption, b.key_bits, b.hash_id, b.auth_method, b.group)
 
 
 def _equal(a: bytes, b: bytes) -> bool:

@@ -93,6 +93,8 @@ class IkeV1Session:
     """One IKEv1 ISAKMP SA (initiator or responder) and its IPsec SA pairs."""
 
     version = 1
+    #: IKEv1 has no post-quantum preshared key (RFC 8784 is IKEv2 only)
+    ppk_used = False
 
     def __init__(self, config: IkeV1Config, *, initiator: bool, local_addr: Addr,
                  remote_addr: Addr, now: float = 0.0,
@@ -129,6 +131,9 @@ class IkeV1Session:
         self.fragments = Reassembly()
         self._frag_id = 0
         self.last_rx = now
+        #: the data plane's last inbound / outbound IPsec traffic (`note_traffic`)
+        self.traffic_in_at = now
+        self.traffic_out_at = now
         self.established_at: Optional[float] = None
         #: when Phase 1 completed, in the order of all sessions (0: not yet)
         self.phase1_seq = 0
@@ -216,6 +221,15 @@ class IkeV1Session:
         child.state = "rekeying"
         self._guard(lambda: self._start_quick_mode(child.config, rekey_of=child))
 
+    def rekey_child_now(self, spi_in: int, now: float) -> None:
+        """Rekey an SA pair at once because its data plane asked (sequence space or volume
+        used up, RFC 4303 §3.3.3, RFC 4301 §4.4.2.1): as `rekey_child`, with its timer-based
+        rekey dropped so it is not started twice."""
+        child = self.children.get(spi_in)
+        if child is not None and hasattr(child, "rekey_at"):
+            child.rekey_at = None
+        self.rekey_child(spi_in, now)
+
     def delete_child(self, spi_in: int, now: float, reason: str = "deleted") -> None:
         """Delete an SA pair: a Delete payload with our inbound SPI (RFC 2408 §3.15)."""
         from .informational import send_delete_children
@@ -244,6 +258,36 @@ class IkeV1Session:
             finally:
                 self.shutdown("closed locally")
         self._guard(close)
+
+    def has_child(self, child_name: str) -> bool:
+        """An IPsec SA pair of the child configuration named `child_name` exists and is not
+        going away."""
+        return any(c.config.name == child_name and c.state in ("installed", "rekeying")
+                   for c in self.children.values())
+
+    def negotiating(self, child_name: str) -> bool:
+        """A Quick Mode of ours for the child configuration `child_name` is queued (behind
+        Phase 1) or in flight, not counting rekeys."""
+        from .quick_mode import QuickMode
+        if any(c.name == child_name for c in self._pending_children):
+            return True
+        return any(isinstance(ex, QuickMode) and ex.initiator and ex.rekey_of is None and
+                   ex.cfg is not None and ex.cfg.name == child_name
+                   for ex in self.exchanges.values())
+
+    def note_traffic(self, now: float, inbound: bool = False, outbound: bool = False) -> None:
+        """The data plane saw IPsec traffic from the peer (`inbound`: proof of life, RFC 3706
+        §5.1 "when there is traffic from the peer there is no need for DPD") and/or sent
+        some to it (`outbound`) since the last call; DPD's modes look at both."""
+        if inbound:
+            self.traffic_in_at = max(self.traffic_in_at, now)
+        if outbound:
+            self.traffic_out_at = max(self.traffic_out_at, now)
+
+    @property
+    def last_heard(self) -> float:
+        """The last time the peer proved alive: an ISAKMP message or inbound IPsec traffic."""
+        return max(self.last_rx, self.traffic_in_at)
 
     def send_dpd(self, now: float) -> None:
         """Send an R-U-THERE now (RFC 3706 §5)."""

@@ -4,6 +4,7 @@ that never collide with the non-ESP marker. Floating to port 4500 is done by the
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import struct
@@ -25,10 +26,14 @@ def new_ike_spi(random: Callable[[int], bytes]) -> bytes:
             return spi
 
 
+@functools.lru_cache(maxsize=4096)
+def _packed(host: str) -> bytes:
+    return ipaddress.ip_address(host).packed
+
+
 def nat_hash(spi_i: bytes, spi_r: bytes, addr: "Addr") -> bytes:
     """NAT_DETECTION_*_IP data: SHA-1(SPIi | SPIr | IP | Port) (RFC 7296 §2.23)."""
-    ip = ipaddress.ip_address(addr[0]).packed
-    return hashlib.sha1(spi_i + spi_r + ip + struct.pack("!H", addr[1])).digest()
+    return hashlib.sha1(spi_i + spi_r + _packed(addr[0]) + struct.pack("!H", addr[1])).digest()
 
 
 def nat_notifies(session: "IkeV2Session", spi_i: bytes, spi_r: bytes) -> list[Payload]:

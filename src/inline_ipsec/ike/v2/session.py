@@ -92,6 +92,9 @@ class IkeSaState:
         self.cached: Optional[tuple[int, list[bytes]]] = None
         self.pending: Optional[_Pending] = None
         self.fragments = Reassembly()  #: RFC 7383 fragments being collected
+        #: the IKE SA our rekey replaced by this one (a colliding rekey of it may still
+        #: arrive, §2.8.2); only the latest link is kept
+        self.rekeyed_from: Optional["IkeSaState"] = None
 
     @property
     def prf(self) -> int:
@@ -144,6 +147,8 @@ class IkeV2Session:
         self.init_request = b""
         self.init_response = b""
         self.peer_id: Optional[Identity] = None
+        #: the peer's Configuration payload in IKE_AUTH (RFC 7296 §3.15), if it sent one
+        self.peer_cp: Optional[Payload] = None
         #: the peer sent INITIAL_CONTACT in IKE_AUTH (§2.4): its older IKE SAs are stale.
         self.peer_initial_contact = False
         #: send INITIAL_CONTACT in IKE_AUTH: only when no other IKE SA with the peer exists.
@@ -249,6 +254,13 @@ class IkeV2Session:
             self._shutdown("closed locally")
             return
         self._queue.append(DeleteIkeTask(self))
+        self._kick(now)
+
+    def send_notify(self, notify_type: int, data: bytes, now: float) -> None:
+        """Queue an INFORMATIONAL request with one private-use status Notify (§3.10.1);
+        the peer's session reports it as `PrivateNotify`."""
+        from .tasks.delete import NotifyTask
+        self._queue.append(NotifyTask([notify(notify_type, data)]))
         self._kick(now)
 
     def send_dpd(self, now: float) -> None:
@@ -589,6 +601,8 @@ class IkeV2Session:
             else:
                 wires = self.seal(ike, hdr, payloads)
             self.send_request(ike, task, wires, now)
+        if self.listener is not None:      # our timer may have moved
+            self.listener(self)
 
     def seal(self, ike: IkeSaState, hdr: IkeHeader, payloads: list[Payload]) -> list[bytes]:
         """Protect a message (§3.14), in RFC 7383 fragments when negotiated and too large;

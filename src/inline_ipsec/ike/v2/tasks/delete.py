@@ -14,14 +14,36 @@ import functools
 from typing import TYPE_CHECKING, Optional
 
 from ...constants import ExchangeType, ProtocolId
-from ...events import ChildSaDown, ChildSaRekeyed
+from ...events import ChildSaDown, ChildSaRekeyed, PrivateNotify
 from ...message import Message
-from ...payloads import DeletePayload, Payload
+from ...payloads import DeletePayload, NotifyPayload, Payload
 from ..task import Task, TaskResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..child import ChildSa
     from ..session import IkeSaState, IkeV2Session
+
+
+#: private-use status notify types (RFC 7296 §3.10.1), handed to the user as PrivateNotify
+PRIVATE_STATUS_MIN = 40960
+
+
+class NotifyTask(Task):
+    """An INFORMATIONAL request carrying Notify payloads (private-use status types, which
+    the peer's user interprets); the empty response only acknowledges it (§1.4)."""
+
+    exchange = ExchangeType.INFORMATIONAL
+
+    def __init__(self, payloads: list[Payload]) -> None:
+        super().__init__()
+        self.payloads = payloads
+
+    def build_i(self, session: "IkeV2Session") -> list[Payload]:
+        return list(self.payloads)
+
+    def process_i(self, session: "IkeV2Session", msg: Message,
+                  payloads: list[Payload]) -> TaskResult:
+        return TaskResult.DONE
 
 
 def _spi4(spi: int) -> bytes:
@@ -97,12 +119,20 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
     """Answer an INFORMATIONAL request: process Delete payloads, otherwise echo nothing."""
     out: list[Payload] = []
     for d in payloads:
+        if isinstance(d, NotifyPayload) and d.notify_type >= PRIVATE_STATUS_MIN:
+            session.emit(PrivateNotify(d.notify_type, d.data))
         if not isinstance(d, DeletePayload):
             continue
         if d.protocol == ProtocolId.IKE:
             old = session.rx_ike
+            pending = session.ike.pending
             if old is not None and old is not session.ike:
                 session.after_response(functools.partial(_forget, session, old))
+            elif pending is not None and getattr(pending.task, "collision", None):
+                # §2.8.2: the peer finished its rekey of this IKE SA (which we answered)
+                # before our colliding one returned; that decides which new SA stays, and
+                # this one goes then
+                pending.task.old_deleted = True
             else:
                 session.after_response(lambda: session._shutdown("deleted by peer"))
             return []

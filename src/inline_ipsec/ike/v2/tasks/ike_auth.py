@@ -22,8 +22,9 @@ from ...errors import LocalIkeError, RemoteIkeError
 from ...events import ChildSaUp, IkeSaUp
 from ...keymat import IkeKeys, ppk_mix
 from ...message import Message
-from ...payloads import (AuthPayload, CertPayload, CertReqPayload, IdiPayload, IdPayload,
-                         IdrPayload, Payload, notify)
+from ...payloads import (CFG_ACK, CFG_REPLY, CFG_REQUEST, CFG_SET, AuthPayload, CertPayload,
+                         CertReqPayload, CpPayload, IdiPayload, IdPayload, IdrPayload, Payload,
+                         notify)
 from ..task import Task, TaskResult
 from .child_create import ChildInitiator, child_respond
 from .ike_init import find_notify, first_error, one
@@ -124,6 +125,8 @@ class IkeAuthTask(Task):
                                           self.plain_keys.sk_pi, cfg.local_id)
                 # RFC 8784 §3: the AUTH data as computed without the PPK (same method).
                 out.append(notify(NotifyType.NO_PPK_AUTH, plain.data))
+        if cfg.cp_request:
+            out.append(CpPayload(cfg.cp_type, list(cfg.cp_request)))    # §3.15
         self.child = ChildInitiator(session, cfg.children[0], with_pfs=False)
         out.append(self.child.sa_payload())
         out += self.child.ts_payloads()
@@ -149,6 +152,8 @@ class IkeAuthTask(Task):
         ike.keys = keys
         session.peer_id = _verify_peer(session, payloads, idr, a, session.init_response,
                                        ike.nonce_i, keys.sk_pr)
+        session.peer_cp = next((p for p in payloads if isinstance(p, CpPayload)
+                                and p.cfg_type in (CFG_REPLY, CFG_ACK)), None)
         session.state = "established"
         _schedule(session)
         session.emit(_ike_up(session))
@@ -219,6 +224,12 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
     out: list[Payload] = [IdrPayload(cfg.local_id.id_type, cfg.local_id.data), *certs, mine]
     if use_ppk:
         out.append(notify(NotifyType.PPK_IDENTITY, ppk_id.data if ppk_id else b""))
+    session.peer_cp = next((p for p in payloads if isinstance(p, CpPayload)
+                            and p.cfg_type in (CFG_REQUEST, CFG_SET)), None)
+    if session.peer_cp is not None and cfg.cp_responder is not None:
+        reply = cfg.cp_responder(session, session.peer_cp)
+        if reply is not None:
+            out.append(reply)
     session.state = "established"
     _schedule(session)
     session.emit(_ike_up(session))

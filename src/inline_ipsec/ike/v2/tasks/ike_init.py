@@ -8,8 +8,6 @@ INVALID_KE_PAYLOAD retry (§1.2), USE_PPK (RFC 8784 §3), SIGNATURE_HASH_ALGORIT
 """
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 from typing import TYPE_CHECKING, Optional
 
 from ...constants import (DhGroup, ExchangeType, NotifyType, ProtocolId, TransformType,
@@ -154,17 +152,12 @@ class IkeInitTask(Task):
         return TaskResult.DONE
 
 
-def make_cookie(secret: bytes, initiator_ip: str, nonce_i: bytes, spi_i: bytes) -> bytes:
-    """Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>) (§2.6), computed
-    without any state (the `IkeManager` answers floods with it before making a session)."""
-    ip = ipaddress.ip_address(initiator_ip).packed
-    return b"\x00\x00\x00\x01" + hashlib.sha256(nonce_i + ip + spi_i + secret).digest()
-
-
 def cookie_for(session: "IkeV2Session", nonce_i: bytes, spi_i: bytes) -> bytes:
-    """The cookie of this peer (§2.6); the secret is per configuration so that any responder
-    session, and the manager, can check it without state."""
-    return make_cookie(session.config.cookie_secret, session.remote_addr[0], nonce_i, spi_i)
+    """The cookie of this peer (§2.6) under the configuration's current secret; the secrets
+    are per configuration so that any responder session, and the manager, can check it
+    without state (`ike.cookies`)."""
+    return session.config.cookie_secrets.make(session.remote_addr[0], nonce_i, spi_i,
+                                              session.now)
 
 
 def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> list[Payload]:
@@ -172,10 +165,11 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
     ike = session.ike
     nonce_i = one(payloads, NoncePayload, "Nonce").nonce
     if session.config.require_cookie:
-        expected = cookie_for(session, nonce_i, msg.header.spi_i)
         got = find_notify(payloads, NotifyType.COOKIE)
-        if got is None or got.data != expected:
-            raise StatelessReply([notify(NotifyType.COOKIE, expected)])
+        if got is None or not session.config.cookie_secrets.check(
+                got.data, session.remote_addr[0], nonce_i, msg.header.spi_i, session.now):
+            raise StatelessReply([notify(NotifyType.COOKIE,
+                                         cookie_for(session, nonce_i, msg.header.spi_i))])
     sa = one(payloads, SaPayload, "SA")
     ke = one(payloads, KePayload, "KE")
     ike.spi_i = msg.header.spi_i

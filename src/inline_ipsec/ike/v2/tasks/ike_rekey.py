@@ -8,6 +8,15 @@
      from 0; child SAs move over; the rekey initiator is the new SA's original initiator)
     HDR(old SPIs), SK {D(IKE)}  -->
                                <--  HDR(old SPIs), SK {}
+
+Simultaneous rekeys (§2.8.2): when both ends start an IKE SA rekey at once, each answers the
+other's request as usual, so two new IKE SAs exist. The exchange that carried the lowest of
+the four nonces made the redundant SA: the end that initiated that exchange deletes it (on the
+redundant SA itself), the children move to the surviving SA, and the survivor's initiator
+deletes the old IKE SA. An end sees the collision either when its own response arrives after
+it answered the peer's request (`IkeRekeyTask.collision`), or when the peer's request arrives
+on the old SA after its own rekey completed; both ends decide alike, without
+TEMPORARY_FAILURE or a retry.
 """
 from __future__ import annotations
 
@@ -37,9 +46,12 @@ def is_ike_rekey(payloads: list[Payload]) -> bool:
 
 
 def _new_sa(session: "IkeV2Session", suite: Suite, spi_i: bytes, spi_r: bytes,
-            initiator: bool, nonce_i: bytes, nonce_r: bytes, g_ir: bytes) -> "IkeSaState":
+            initiator: bool, nonce_i: bytes, nonce_r: bytes, g_ir: bytes,
+            old: "Optional[IkeSaState]" = None) -> "IkeSaState":
+    """The IKE SA a rekey of `old` (default: the current one) makes (§2.18: SKEYSEED from
+    the rekeyed SA's SK_d)."""
     from ..session import IkeSaState
-    old = session.ike
+    old = old or session.ike
     assert old.keys is not None
     seed = skeyseed_rekey(suite.prf, old.keys.sk_d, g_ir, nonce_i, nonce_r)
     keys = derive_ike_keys(suite.prf, seed, nonce_i, nonce_r, spi_i, spi_r,
@@ -59,6 +71,8 @@ def _switch(session: "IkeV2Session", new: "IkeSaState", suite: Suite) -> "IkeSaS
         # oldest (its Delete, if ours is pending, is abandoned).
         del session.old_ike[0]
     session.ike = new
+    old.rekeyed_from = None          # one link only: no chain of every earlier IKE SA
+    new.rekeyed_from = old           # a late colliding request may still arrive on it
     session.proposal_text = proposal_name(suite)
     # A fresh IKE SA: its own lifetime, and any retry of a refused rekey is moot.
     session.ike_rekey_at = None if session.config.ike_rekey_seconds is None \
@@ -85,6 +99,12 @@ class IkeRekeyTask(Task):
             p.spi = self.spi
         self.ke: Optional[KeyExchange] = None
         self.nonce = session.random(NONCE_LEN)
+        #: the peer's simultaneous rekey, answered while ours was in flight (§2.8.2): its
+        #: new IKE SA and suite
+        self.collision: Optional[tuple["IkeSaState", Suite]] = None
+        #: the peer deleted the IKE SA we rekey while ours was in flight (it completed its
+        #: own rekey first): nothing left to delete once ours returns
+        self.old_deleted = False
 
     def build_i(self, session: "IkeV2Session") -> Optional[list[Payload]]:
         if session.state != "established":
@@ -103,6 +123,10 @@ class IkeRekeyTask(Task):
                 session._queue.appendleft(IkeRekeyTask(session, group))   # §1.3.2 retry
                 return TaskResult.DONE
         err = first_error(payloads)
+        if err is not None and self.collision is not None:
+            # the peer refused ours but took its own, which we answered: it survives
+            self._forget_old(session, _switch(session, *self.collision))
+            return TaskResult.DONE
         if err is not None:
             # Try again later, after a random delay so two colliding rekeys do not meet
             # again (§2.25.2 handled the simple way: both refuse, one retries first).
@@ -119,7 +143,19 @@ class IkeRekeyTask(Task):
         g_ir = self.ke.shared_secret(ke.data)
         nonce_r = one(payloads, NoncePayload, "Nonce").nonce
         new = _new_sa(session, suite, self.spi, chosen.spi, True, self.nonce, nonce_r, g_ir)
+        if self.collision is not None:
+            theirs, their_suite = self.collision
+            if redundant(new, theirs) is new:
+                # ours holds the lowest nonce: the peer's SA survives and its initiator
+                # deletes the old one; we delete ours, on ours (§2.8.2)
+                self._forget_old(session, _switch(session, theirs, their_suite))
+                _delete_redundant(session, new)
+                return TaskResult.DONE
+            session.old_ike.append(theirs)     # the peer deletes it; answer it till then
         old = _switch(session, new, suite)
+        if self.old_deleted:
+            self._forget_old(session, old)
+            return TaskResult.DONE
         # Delete the old IKE SA on the old SA itself (§2.18).
         task = DeleteIkeTask(session, target=old)
         old.next_mid += 1  # this response's ID is consumed on the old SA
@@ -132,10 +168,38 @@ class IkeRekeyTask(Task):
         return TaskResult.DONE
 
 
+    def _forget_old(self, session: "IkeV2Session", old: "IkeSaState") -> None:
+        """The old IKE SA already deleted by the peer: no Delete of ours, no answers."""
+        if self.old_deleted and old in session.old_ike:
+            session.old_ike.remove(old)
+
+
+def redundant(a: "IkeSaState", b: "IkeSaState") -> "IkeSaState":
+    """Of two IKE SAs made by simultaneous rekeys, the redundant one: made by the exchange
+    that carried the lowest of the four nonces (§2.8.2)."""
+    return a if min(a.nonce_i, a.nonce_r) < min(b.nonce_i, b.nonce_r) else b
+
+
+def _delete_redundant(session: "IkeV2Session", sa: "IkeSaState") -> None:
+    """Delete a redundant IKE SA we initiated, on itself; kept (as an old SA) until the
+    peer answers."""
+    if sa not in session.old_ike:
+        session.old_ike.append(sa)
+    task = DeleteIkeTask(session, target=sa)
+    hdr = IkeHeader(sa.spi_i, sa.spi_r, 0, ExchangeType.INFORMATIONAL,
+                    HeaderFlag.INITIATOR if sa.initiator else HeaderFlag.NONE, sa.next_mid)
+    session.send_request(sa, task, session.seal(sa, hdr, task.build_i(session)), session.now)
+
+
 def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> list[Payload]:
     pending = session.ike.pending
-    if pending is not None and isinstance(pending.task, IkeRekeyTask):
-        raise RemoteIkeError("IKE rekey collision", NotifyType.TEMPORARY_FAILURE)
+    ours = pending.task if pending is not None and isinstance(pending.task, IkeRekeyTask) \
+        else None
+    rx = session.rx_ike
+    late = rx is not None and rx is not session.ike
+    if late and session.ike.rekeyed_from is not rx:
+        raise RemoteIkeError("IKE rekey request on an IKE SA being deleted",
+                             NotifyType.TEMPORARY_FAILURE)
     sa = one(payloads, SaPayload, "SA")
     chosen = select(sa.proposals, ike_proposals(session))
     suite = Suite.from_proposal(chosen)
@@ -150,9 +214,23 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
     nonce_i = one(payloads, NoncePayload, "Nonce").nonce
     nonce_r = session.random(NONCE_LEN)
     spi_r = new_ike_spi(session.random)
-    new = _new_sa(session, suite, chosen.spi, spi_r, False, nonce_i, nonce_r, g_ir)
-    def switch() -> None:
-        _switch(session, new, suite)
-    session.after_response(switch)
+    new = _new_sa(session, suite, chosen.spi, spi_r, False, nonce_i, nonce_r, g_ir,
+                  old=rx if late else None)
+    if ours is not None:
+        ours.collision = (new, suite)          # decided when our response arrives (§2.8.2)
+    elif late:
+        # our rekey of `rx` already completed: the collision is decided now (§2.8.2)
+        mine = session.ike
+        if redundant(mine, new) is mine:
+            def adopt() -> None:
+                _switch(session, new, suite)
+                _delete_redundant(session, mine)
+            session.after_response(adopt)
+        else:
+            session.old_ike.append(new)        # the peer deletes it
+    else:
+        def switch() -> None:
+            _switch(session, new, suite)
+        session.after_response(switch)
     chosen.spi = spi_r
     return [SaPayload([chosen]), NoncePayload(nonce_r), KePayload(suite.dh, kex.public)]

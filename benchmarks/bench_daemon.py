@@ -1,0 +1,297 @@
+"""Forwarding through `inline-ipsec run --tun` against strongSwan's userspace data path.
+
+REQUIRES root (network namespaces, TUN devices, raw sockets) and strongSwan's charon with
+kernel-libipsec (/usr/lib/ipsec/charon). Not collected by pytest (no test functions).
+
+    python benchmarks/bench_daemon.py [--sizes 64 1400] [--seconds 3] [--rounds 3] [--json F]
+
+The same four namespaces serve both systems, in the same run, in alternating rounds:
+
+    hl (sender) -- ga (gateway) ==ESP, AES-GCM-128== gb (gateway) -- hr (receiver)
+
+- daemon: `inline-ipsec run --tun` in ga and in gb (PFE, AES-GCM-128, plain ESP on raw sockets);
+- strongSwan: charon 5.9 with kernel-libipsec in ga and in gb (its userspace ESP over a TUN
+  device, ESP in UDP 4500, aes128gcm16).
+
+A sender in hl offers UDP datagrams of the given IP packet size as fast as one core sends them
+(sendmmsg, 64 per call) for `seconds`; the receiver in hr counts what arrives. Each figure is
+packets per second delivered end to end, which crosses one gateway's TUN read and encryption
+and the other's decryption and TUN write. The ratio daemon/strongSwan is computed per round
+(both systems measured back to back), the median over rounds reported. The daemon's own
+`show daemon statistics` then says where its time went per stage (TUN read/write, syscalls,
+gateway work, crypto inside the engines).
+
+The machine is shared: all four processes (sender, two gateways, receiver) share its cores,
+alike for both systems.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "daemon"))
+sys.path.insert(0, str(HERE.parent / "tests" / "interop"))
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from charon_harness import Charon  # noqa: E402
+from lab import LEFT, RIGHT, DaemonProc, Lab, junos_psk, usable, wait_for  # noqa: E402
+
+SENDER = r"""
+import socket, sys, time
+sys.path.insert(0, sys.argv[5])
+from inline_ipsec.io.batch import Batch
+dst, port, size, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+b = Batch(64, 2048)
+items = [(bytes(max(0, size - 28)), (dst, port))] * 64
+end = time.monotonic() + seconds
+sent = 0
+while time.monotonic() < end:
+    sent += b.send(s, items)
+print(sent)
+"""
+
+RECEIVER = r"""
+import select, socket, sys, time
+sys.path.insert(0, sys.argv[4])
+from inline_ipsec.io.batch import Batch
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.setblocking(False)
+b = Batch(64, 2048)
+print("ready", flush=True)
+seconds = float(sys.argv[3])
+n = 0
+first = last = None
+deadline = time.monotonic() + seconds + 10
+while time.monotonic() < deadline:
+    r, _, _ = select.select([s], [], [], 1.0)
+    if not r:
+        if first is not None:
+            break
+        continue
+    got = len(b.recv(s))
+    now = time.monotonic()
+    if got and first is None:
+        first = now
+    n += got
+    last = now
+print(n, (last - first) if first and last and last > first else 0.0, flush=True)
+"""
+
+
+def cpu_seconds(pids) -> tuple[float, float]:
+    """(user, system) CPU seconds of the processes `pids`, all their threads
+    (/proc/PID/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user = system = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / tick, system / tick
+
+
+def measure(lab: Lab, size: int, seconds: float) -> tuple[float, int, int]:
+    """(packets/s delivered, sent, received) for one run of the UDP flood hl -> hr."""
+    src = str(HERE.parent / "src")
+    rx = lab.popen("hr", [sys.executable, "-c", RECEIVER, RIGHT[4][1], "40009", str(seconds),
+                          src], stdout=subprocess.PIPE, text=True)
+    assert rx.stdout.readline().strip() == "ready"
+    tx = lab.run("hl", sys.executable, "-c", SENDER, RIGHT[4][1], "40009", str(size),
+                 str(seconds), src, timeout=seconds + 30)
+    out, _ = rx.communicate(timeout=seconds + 30)
+    n, span = out.split()
+    n, span = int(n), float(span)
+    return (n / span if span > 0 else 0.0), int(tx.stdout.strip()), n
+
+
+def _swanctl(lab: Lab, side: str) -> str:
+    me, peer = (lab.a_out, lab.b_out) if side == "a" else (lab.b_out, lab.a_out)
+    mine = (LEFT if side == "a" else RIGHT)[4][2]
+    theirs = (RIGHT if side == "a" else LEFT)[4][2]
+    return f"""
+connections {{
+    bench {{
+        version = 2
+        local_addrs = {me}
+        remote_addrs = {peer}
+        proposals = aes256-sha256-ecp256
+        local {{
+            auth = psk
+            id = {side}.example
+        }}
+        remote {{
+            auth = psk
+            id = {'b' if side == 'a' else 'a'}.example
+        }}
+        children {{
+            net {{
+                local_ts = {mine}
+                remote_ts = {theirs}
+                esp_proposals = aes128gcm16
+                mode = tunnel
+                start_action = none
+            }}
+        }}
+    }}
+}}
+secrets {{
+    ike-1 {{
+        id-1 = a.example
+        id-2 = b.example
+        secret = "daemon-test-psk-0123456789"
+    }}
+}}
+"""
+
+
+EXTRA: list = []
+
+
+class Daemons:
+    name = "inline-ipsec run"
+
+    def __init__(self, lab: Lab, work: Path) -> None:
+        extra = ("--backend", "auto", *EXTRA)
+        self.a = DaemonProc(lab, "ga", work, junos_psk(4, "a"), *extra, name="a",
+                            capture=False)
+        self.b = DaemonProc(lab, "gb", work, junos_psk(4, "b"), *extra, name="b",
+                            capture=False)
+        if not wait_for(lambda: "<" in self.a.cli("show sec ipsec sa", check=False) and
+                        "<" in self.b.cli("show sec ipsec sa", check=False), 30):
+            raise RuntimeError("the daemons' tunnel did not come up\n" + self.a.output())
+        time.sleep(3)         # the duplicate pair of the crossing start goes
+
+    def pids(self) -> list:
+        return [self.a.proc.pid, self.b.proc.pid]
+
+    def stats(self) -> tuple[str, str]:
+        return self.a.cli("show daemon statistics"), self.b.cli("show daemon statistics")
+
+    def close(self) -> None:
+        self.a.stop()
+        self.b.stop()
+
+
+class Charons:
+    name = "strongSwan kernel-libipsec"
+
+    def __init__(self, lab: Lab, work: Path) -> None:
+        self.c = []
+        for side, ns in (("a", "ga"), ("b", "gb")):
+            d = work / f"charon-{side}"
+            d.mkdir(exist_ok=True)
+            c = Charon(d, "", netns=lab.ns[ns], port=500, port_nat_t=4500,
+                       install_routes=True)
+            c.start()
+            c.load(_swanctl(lab, side))
+            self.c.append(c)
+        proc = self.c[0].initiate("net", timeout=20)
+        proc.communicate(timeout=30)
+        if not wait_for(lambda: "INSTALLED" in self.c[1].list_sas(), 20):
+            raise RuntimeError("charon's tunnel did not come up\n" + self.c[0].logs())
+        time.sleep(1)
+
+    def pids(self) -> list:
+        return [c.proc.pid for c in self.c if c.proc is not None]
+
+    def close(self) -> None:
+        for c in self.c:
+            c.stop()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", nargs="+", type=int, default=[64, 1400])
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--nat-t", action="store_true",
+                   help="the daemons use ESP in UDP 4500 (as charon's kernel-libipsec does) "
+                        "instead of raw ESP")
+    args = p.parse_args(argv)
+    if args.nat_t:
+        EXTRA.extend(["--nat-t", "vpn-1"])
+    why = usable()
+    if why:
+        print(f"bench_daemon: {why}", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
+    results: dict = {"machine": f"{platform.processor() or platform.machine()}, "
+                                f"{os.cpu_count()} cores", "python": platform.python_version(),
+                     "seconds": args.seconds, "rounds": args.rounds, "sizes": {}}
+    stats_text = ("", "")
+    for size in args.sizes:
+        rows = {"daemon": [], "strongswan": [], "ratio": [], "daemon_cpu_us": [],
+                "strongswan_cpu_us": [], "cpu_ratio": []}
+        for r in range(args.rounds):
+            got = {}
+            cpu = {}
+            for system in (Daemons, Charons) if r % 2 == 0 else (Charons, Daemons):
+                lab = Lab(4)
+                try:
+                    sysobj = system(lab, work / f"{size}-{r}-{system.__name__}")  \
+                        if (work / f"{size}-{r}-{system.__name__}").mkdir() is None else None
+                    try:
+                        measure(lab, size, 0.5)                  # warm-up
+                        u0, s0 = cpu_seconds(sysobj.pids())
+                        pps, sent, recv = measure(lab, size, args.seconds)
+                        u1, s1 = cpu_seconds(sysobj.pids())
+                        used = (u1 - u0) + (s1 - s0)
+                        got[system.__name__] = pps
+                        cpu[system.__name__] = 1e6 * used / recv if recv else 0.0
+                        user_share = (u1 - u0) / used if used else 0.0
+                        rows.setdefault(f"{system.__name__}_user_share", []).append(user_share)
+                        print(f"size {size} round {r}: {system.name}: {pps:,.0f} pps "
+                              f"({recv} of {sent} delivered), both gateways "
+                              f"{cpu[system.__name__]:.1f} CPU us per packet "
+                              f"({100 * user_share:.0f}% user, the rest in the kernel)",
+                              flush=True)
+                        if system is Daemons:
+                            stats_text = sysobj.stats()
+                    finally:
+                        sysobj.close()
+                finally:
+                    lab.close()
+            rows["daemon"].append(got["Daemons"])
+            rows["strongswan"].append(got["Charons"])
+            rows["ratio"].append(got["Daemons"] / got["Charons"] if got["Charons"] else 0.0)
+            rows["daemon_cpu_us"].append(cpu["Daemons"])
+            rows["strongswan_cpu_us"].append(cpu["Charons"])
+            rows["cpu_ratio"].append(cpu["Charons"] / cpu["Daemons"] if cpu["Daemons"]
+                                     else 0.0)
+        med = {k: statistics.median(v) for k, v in rows.items()}
+        results["sizes"][str(size)] = {"samples": rows, "median": med,
+                                       "daemon_stats_a": stats_text[0],
+                                       "daemon_stats_b": stats_text[1]}
+        print(f"size {size}: daemon {med['daemon']:,.0f} pps, strongSwan "
+              f"{med['strongswan']:,.0f} pps, ratio {med['ratio']:.2f} (median of "
+              f"{args.rounds}; target >= 3); gateway CPU per packet: daemon "
+              f"{med['daemon_cpu_us']:.1f} us, strongSwan {med['strongswan_cpu_us']:.1f} us "
+              f"(strongSwan/daemon {med['cpu_ratio']:.2f}); user-space share: daemon "
+              f"{100 * med['Daemons_user_share']:.0f}%, strongSwan "
+              f"{100 * med['Charons_user_share']:.0f}%")
+        print("encrypting side:\n" + stats_text[0] + "decrypting side:\n" + stats_text[1])
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
