@@ -46,7 +46,7 @@ from _pfe_core.counters cimport (
 )
 from _pfe_core.esp_outb cimport esp_encrypt_burst
 from _pfe_core.esp_inb cimport esp_decrypt_burst
-from _pfe_core.wire cimport load16, load32
+from _pfe_core.wire cimport load16, load32, store16
 
 cdef enum:
     TUNNEL_FREE = 0
@@ -314,6 +314,25 @@ cdef inline void session_add(pipeline_t *p, const uint8_t *key, uint32_t klen,
 
 
 # -- the per-packet steps ----------------------------------------------------------------------
+
+cdef inline bint decrement_ttl(uint8_t *pkt, uint8_t fam) noexcept nogil:
+    """A router's hop (RFC 1812 §5.3.1, RFC 8200 §3): IPv4 TTL one less with the header
+    checksum updated incrementally (RFC 1624 §3, as Linux's ip_decrease_ttl), or IPv6 hop
+    limit one less. False, packet untouched, when it would reach zero. The header was
+    checked by ip_addrs."""
+    cdef uint32_t check
+    if fam == 4:
+        if pkt[8] <= 1:
+            return False
+        pkt[8] -= 1
+        check = <uint32_t>load16(pkt + 10) + 0x0100
+        store16(pkt + 10, <uint16_t>((check + (check >= 0xFFFF)) & 0xFFFF))
+        return True
+    if pkt[7] <= 1:
+        return False
+    pkt[7] -= 1
+    return True
+
 
 cdef inline int ip_addrs(const uint8_t *pkt, uint32_t ln, uint8_t *fam, const uint8_t **src,
                          const uint8_t **dst, uint32_t *alen, uint8_t *proto) noexcept nogil:
@@ -607,8 +626,8 @@ cdef uint8_t inbound_one(pipeline_t *p, uint8_t *slot, Py_ssize_t slot_size, uin
             and tid2 != e.tid:
         tunnel[0] = tid2
         t2 = &p.tunnels[tid2]
-        if t2.cpu or ln > t2.pairs[pair2].mtu_limit:
-            return PUNT_HAIRPIN
+        if t2.cpu or ln > t2.pairs[pair2].mtu_limit or not decrement_ttl(pkt, fam):
+            return PUNT_HAIRPIN         # the Python path (which drops a TTL ending here)
         t2.c.out_packets += 1
         return encrypt_into(p, t2, &t2.pairs[pair2], slot, slot_size, offset, length, sa,
                             status)

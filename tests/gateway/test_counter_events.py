@@ -288,12 +288,26 @@ def ev_host_inbound_denied():
     }, {"Packets received": 1, "Packets dropped": 1})
 
 
+def ev_hairpin_ttl_expired():
+    from scapy.layers.inet import IP, UDP
+    from test_hairpin import hub_and_spokes
+    s1, hub, _ = hub_and_spokes()
+    wire = s1.outbound([bytes(IP(src="10.1.0.5", dst="10.2.0.5", ttl=1) / UDP())]).wire
+    return Event(hub, lambda: hub.inbound(wire), {
+        ("gateway", "outer_received"): 1, ("gateway", "hairpin_ttl_expired"): 1,
+        ("path", "pfe", "decrypted"): 1, ("path", "pfe", "burst_calls"): 1,
+        ("tunnel", "t1", "in_packets"): 1, ("tunnel", "t1", "in_delivered"): 1,
+    }, {"Current sessions": 1, "Packets received": 1, "Packets dropped": 1,
+        "Services-offload packets processed": 1},
+        {"Decrypted packets": 1, "Decrypted bytes": 28})
+
+
 EVENTS = {f.__name__[3:]: f for f in (
     ev_send_offloaded, ev_receive_offloaded, ev_send_and_receive_on_the_cpu, ev_no_route,
     ev_malformed_inner, ev_malformed_outer, ev_invalid_spi, ev_ts_check_fail,
     ev_exceeds_tunnel_mtu, ev_pre_fragments, ev_fragments_received, ev_ike_packet,
     ev_nat_keepalive, ev_encrypt_drop, ev_decrypt_drop, ev_policy_denied_out,
-    ev_policy_denied_in, ev_host_inbound_denied)}
+    ev_policy_denied_in, ev_host_inbound_denied, ev_hairpin_ttl_expired)}
 
 
 def test_every_gateway_counter_has_an_event():

@@ -245,7 +245,7 @@ def test_suggestion_notify_decoded_by_scapy_and_tshark(tmp_path) -> None:
 def test_forwarding_decrements_ttl_and_keeps_the_checksum_right(ttl: int, body: bytes) -> None:
     from scapy.layers.inet import IP
 
-    from inline_ipsec.hub.control import _hop
+    from inline_ipsec.packet.ip import forwarded as _hop
     pkt = bytes(IP(src="10.1.0.5", dst="10.2.0.5", ttl=ttl, proto=17) / body)
     out = _hop(pkt)
     assert out is not None

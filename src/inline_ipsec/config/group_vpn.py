@@ -170,7 +170,7 @@ class GroupVpnBuilder:
 
     def statement(self, c, line: int) -> None:
         """The rest of one `set security group-vpn ...` statement (cursor after group-vpn)."""
-        from .junos import _host_or_ip, _ip, _name, _named
+        from .values import _host_or_ip, _ip, _name, _named
         self.any = True
         role = c.keyword(("server", "member"))
         what = c.keyword(("ike", "ipsec") + (("group",) if role == "server" else ()))
@@ -209,7 +209,7 @@ class GroupVpnBuilder:
             f["lifetime_seconds"] = c.integer("seconds", 180, 86400)
 
     def _ike_policy(self, c, f, role, line, _ip, _host, _name, _named) -> None:
-        from .junos import _hex_key
+        from .values import _hex_key
         stmt = c.keyword(("proposals", "pre-shared-key", "mode"))
         if stmt == "proposals":
             cur = list(f.get("proposals", ()))
@@ -250,7 +250,7 @@ class GroupVpnBuilder:
             f["lifetime_seconds"] = c.integer("seconds", 180, 86400)
 
     def _group(self, c, f, line, _ip, _name, _named) -> None:
-        from .junos import _prefix
+        from .values import _prefix
         stmt = c.keyword(("group-id", "member-threshold", "ike-gateway", "server-address",
                           "anti-replay-time-window", "no-anti-replay",
                           "activation-time-delay", "description", "ipsec-sa",
@@ -326,7 +326,7 @@ class GroupVpnBuilder:
 
     # -- member --------------------------------------------------------------------------
     def _vpn(self, c, f, line, _name, _named) -> None:
-        from .junos import _IFL, _ifname, _prefix
+        from .values import _IFL, _ifname, _prefix
         stmt = c.keyword(("ike-gateway", "group", "group-vpn-external-interface",
                           "match-direction", "recovery-probe", "fail-open", "exclude",
                           "tunnel-mtu", "df-bit"))

@@ -91,8 +91,6 @@ docs/junos-formats.md).
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
@@ -126,22 +124,20 @@ from .model import (
     VpnIke,
 )
 
+from .values import (  # the value checkers, shared with group_vpn.py
+    MAX_UNIT, _NAME_RE, _NAME_RULE, _IFL, _IFNAME_RE, _HOST_RE, _named, _name, _ip, _ip4, _ip6,
+    _host_or_ip, _prefix, _if_prefix, _ifname, _ifd, _if_prefix_of, _st0, _next_hop, _hex_key,
+    _date,
+)
+
 __all__ = ["decode", "parse", "tokenize", "Token"]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
-_NAME_RULE = "1 to 63 of A-Z a-z 0-9 _ . -, not starting with _ . -"
-#: Highest logical unit number of an interface (st0.N, ge-0/0/0.N).
-MAX_UNIT = 1048574
-_IFL = f"an interface name like ge-0/0/0.0 (unit 0..{MAX_UNIT})"
-_IFNAME_RE = re.compile(r"^[a-z][a-z0-9\-]*(\d+(/\d+)*)?\.\d+$")
 #: Peers one `dynamic` IKE gateway accepts at most (`dynamic connections-limit` range).
 MAX_DYNAMIC_PEERS = 10000
 _DYNAMIC_KINDS = ("inet", "inet6", "hostname", "user-at-hostname", "distinguished-name")
 #: `advpn partner` options: (low, high, unit) as the model takes them (docs/advpn.md)
 _ADVPN_RANGES = {"idle-time": (60, 86400, "seconds"), "idle-threshold": (3, 5000, "packets"),
                  "connection-limit": (1, 1000, "a count")}
-_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
-                      r"(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*$")
 
 
 @dataclass(frozen=True)
@@ -318,101 +314,10 @@ class _Cursor:
             self.fail("end of statement")
 
 
-def _named(what: str) -> str:
-    return f"{what} ({_NAME_RULE})"
-
-
 def _one_of(choices: Sequence[str]) -> str:
     if len(choices) == 1:
         return f"'{choices[0]}'"
     return "one of: " + ", ".join(choices)
-
-
-# -- value checkers (raise ValueError on bad input) --------------------------------------------
-
-def _name(text: str) -> str:
-    if not _NAME_RE.match(text):
-        raise ValueError
-    return text
-
-
-def _ip(text: str) -> str:
-    return str(ipaddress.ip_address(text))
-
-
-def _ip4(text: str) -> str:
-    return str(ipaddress.IPv4Address(text))
-
-
-def _ip6(text: str) -> str:
-    return str(ipaddress.IPv6Address(text))
-
-
-def _host_or_ip(text: str) -> str:
-    try:
-        return _ip(text)
-    except ValueError:
-        if _HOST_RE.match(text) and not text.replace(".", "").isdigit():
-            return text
-        raise
-
-
-def _prefix(text: str) -> str:
-    if "/" not in text:
-        raise ValueError
-    return str(ipaddress.ip_network(text, strict=True))
-
-
-def _if_prefix(text: str) -> str:
-    if "/" not in text:
-        raise ValueError
-    return str(ipaddress.ip_interface(text))
-
-
-def _ifname(text: str) -> str:
-    if not _IFNAME_RE.match(text) or int(text.rsplit(".", 1)[1]) > MAX_UNIT:
-        raise ValueError
-    return text
-
-
-def _ifd(text: str) -> str:
-    if not re.fullmatch(r"[a-z][a-z0-9\-]*(\d+(/\d+)*)?", text):
-        raise ValueError
-    return text
-
-
-def _if_prefix_of(version: int) -> Callable[[str], str]:
-    def check(text: str) -> str:
-        value = _if_prefix(text)
-        if ipaddress.ip_interface(value).version != version:
-            raise ValueError
-        return value
-    return check
-
-
-def _st0(text: str) -> str:
-    m = re.fullmatch(r"st0\.(\d+)", text)
-    if not m or int(m.group(1)) > MAX_UNIT:
-        raise ValueError
-    return text
-
-
-def _next_hop(text: str) -> str:
-    try:
-        return _ip(text)
-    except ValueError:
-        return _ifname(text)
-
-
-def _hex_key(text: str) -> bytes:
-    digits = text[2:] if text.lower().startswith("0x") else text
-    if not digits or len(digits) % 2:
-        raise ValueError
-    return bytes.fromhex(digits)
-
-
-def _date(text: str) -> _dt.date:
-    return _dt.date.fromisoformat(text)
 
 
 # -- builders: mutable while parsing, frozen at the end ----------------------------------------

@@ -49,6 +49,7 @@ from ..control.distribution import Distributor, SaPair, Tunnel, TunnelRecord, tu
 from ..engine import Status
 from ..errors import ConfigError
 from ..packet.burst import DEFAULT_HEADROOM, Burst
+from ..packet.ip import forwarded
 from ..packet.fragment import (FragmentError, Reassembler, fragment_ipv4,
                                icmp_fragmentation_needed, icmpv6_packet_too_big, is_fragment)
 from ..pfe import ENGINE_CPU, Pfe, Verdict, new_pipeline, pipeline_arrays
@@ -650,7 +651,22 @@ class Gateway:
         if others:
             self._slow_inbound(others, res)
         if hairpins:
-            self._slow_outbound(hairpins, res, received=False)
+            self._hairpin(hairpins, res)
+
+    def _hairpin(self, items: list[tuple[int, bytes]], res: "BurstOutput") -> None:
+        """Send decrypted packets on into the tunnel they are routed to, as a router does
+        (RFC 1812 §5.3.1, RFC 8200 §3: TTL or hop limit one less, as the pipeline does); a
+        packet whose TTL ends here is dropped and counted."""
+        onward = []
+        for index, inner in items:
+            hop = forwarded(inner)
+            if hop is None:
+                self._counters.hairpin_ttl_expired += 1
+                res.dropped += 1
+            else:
+                onward.append((index, hop))
+        if onward:
+            self._slow_outbound(onward, res, received=False)
 
     def _collect(self, burst: Burst, res: "BurstOutput", out: Output) -> None:
         """Append what a burst call produced to a list-of-bytes `Output`, in slot order."""
@@ -911,7 +927,7 @@ class Gateway:
                     if inner is None:
                         continue
                     if self.hairpin and self._hairpin_target(inner, name):
-                        self._slow_outbound([(index, inner)], res)
+                        self._hairpin([(index, inner)], res)
                     else:
                         res.delivered[index] = inner
                         c.delivered_inner += 1

@@ -72,6 +72,7 @@ from ..stats.show import render_ike_sa_summary
 from .advpn import SHORTCUT_SUGGESTION, AdvpnCounters, IdleTracker, Suggestion, \
     SuggestionError
 from .identity import IdentityPattern
+from ..packet.ip import forwarded
 from .nhtb import NhtbTable, render_next_hop_tunnels, resolve_routes
 
 if TYPE_CHECKING:
@@ -101,24 +102,6 @@ def hub_vpns(config) -> list[IpsecVpn]:
                                                             unit.multipoint):
             out.append(v)
     return out
-
-
-def _hop(pkt: bytes) -> Optional[bytes]:
-    """The packet as it leaves a router: TTL (IPv4, with the header checksum updated as RFC
-    1624 does) or hop limit (IPv6) one less; None when it reaches zero (RFC 1812 §5.3.1)."""
-    if pkt[0] >> 4 == 4:
-        ttl = pkt[8]
-        if ttl <= 1:
-            return None
-        out = bytearray(pkt)
-        out[8] = ttl - 1
-        csum = ((pkt[10] << 8) | pkt[11]) + 0x0100      # HC' = HC + m - m' (ones' complement)
-        csum = (csum & 0xFFFF) + (csum >> 16)
-        out[10], out[11] = csum >> 8, csum & 0xFF
-        return bytes(out)
-    if pkt[7] <= 1:
-        return None
-    return pkt[:7] + bytes([pkt[7] - 1]) + pkt[8:]
 
 
 def _rekey_later(cfg: IkeConfig) -> None:
@@ -198,6 +181,9 @@ class HubControl:
                  shortcut_wait: float = 30.0, backoff: float = 2.0,
                  config_overrides: Optional[Mapping[str, Any]] = None) -> None:
         self.gw = gw
+        # the hub forwards spoke to spoke itself (TTL, the ADVPN suggester), so the
+        # gateway delivers every decrypted packet to it instead of hairpinning
+        gw.hairpin = False
         config = gw.config
         self.peer_map = {k: tuple(v) for k, v in (peers or {}).items()}
         self.mapped = bool(self.peer_map)
@@ -498,7 +484,7 @@ class HubControl:
             if not out_names or any(dst.version == c.version and dst in c for c in connected):
                 local.append(pkt)
                 continue
-            fwd = _hop(pkt)
+            fwd = forwarded(pkt)
             if fwd is None:                     # RFC 1812 §5.3.1 / RFC 8200 §3: TTL ends here
                 self.ttl_expired += 1
                 continue

@@ -74,6 +74,27 @@ def ipv4_set_checksum(buf: MutableBuffer, off: int) -> None:
     _H.pack_into(buf, off + 10, internet_checksum(bytes(buf[off:off + ihl])))
 
 
+def forwarded(pkt: bytes) -> bytes | None:
+    """The IP packet as a router sends it on (RFC 1812 §5.3.1, RFC 8200 §3): IPv4 TTL one
+    less with the header checksum updated incrementally (RFC 1624 §3, as Linux's
+    ip_decrease_ttl does it), or IPv6 hop limit one less; None when it would reach zero
+    (the packet ends here). `pkt` must be a checked IPv4 (>= 20 bytes) or IPv6 (>= 40 bytes)
+    packet."""
+    if pkt[0] >> 4 == 4:
+        ttl = pkt[8]
+        if ttl <= 1:
+            return None
+        out = bytearray(pkt)
+        out[8] = ttl - 1
+        check = ((pkt[10] << 8) | pkt[11]) + 0x0100     # HC' = HC + m - m' (ones' complement)
+        check = (check + (check >= 0xFFFF)) & 0xFFFF
+        out[10], out[11] = check >> 8, check & 0xFF
+        return bytes(out)
+    if pkt[7] <= 1:
+        return None
+    return pkt[:7] + bytes([pkt[7] - 1]) + pkt[8:]
+
+
 def ipv4_checksum_ok(buf: Buffer, off: int) -> bool:
     ihl = (buf[off] & 0x0F) * 4
     return ones_sum(bytes(buf[off:off + ihl])) == 0xFFFF

@@ -187,6 +187,9 @@ COUNTERS: tuple[Counter, ...] = (
     _c("policy_denied_in", "gateway", _IN, "packets",
        "decrypted packets a security policy denied (deny, reject, default deny, no zone)",
        _f("flow.packets_dropped"), drop=True),
+    _c("hairpin_ttl_expired", "gateway", _IN, "packets",
+       "decrypted packets routed into another tunnel whose TTL or hop limit ended here "
+       "(RFC 1812 §5.3.1)", _f("flow.packets_dropped"), drop=True),
     _c("host_inbound_denied", "gateway", _IN, "packets",
        "IKE to an address whose zone's host-inbound-traffic does not allow ike",
        _f("flow.packets_dropped"), drop=True),
