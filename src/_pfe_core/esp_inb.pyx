@@ -14,6 +14,7 @@ from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_open
 from _pfe_core.wire cimport (
     load16, load32, store32, ipv4_set_checksum, ip_tos, ip_set_tos, csum_add, csum_fold,
+    wire_ipv4_csum_ok, wire_pad_ok, wire_put_raw32, wire_put_raw64, wire_raw32, wire_raw64,
 )
 
 cdef enum:
@@ -104,7 +105,7 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         if ihl < 20 or load16(pkt + 2) < ihl or load16(pkt + 2) > ln:
             t.c.malformed += 1
             return MALFORMED
-        if csum_fold(csum_add(0, pkt, ihl)) != 0:   # RFC 791 header checksum
+        if not wire_ipv4_csum_ok(pkt, ihl):       # RFC 791 header checksum, word-wise
             t.c.malformed += 1
             return MALFORMED
         ln = load16(pkt + 2)              # ignore link-layer padding beyond the IP packet
@@ -165,21 +166,22 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         sa.c.malformed += 1
         return MALFORMED
 
-    if not replay_infer(&sa.replay, load32(esp + 4), &seq):
+    if not replay_infer(sa.replay, load32(esp + 4), &seq):
         sa.c.replay_below_window += 1
         return REPLAY_BELOW_WINDOW
-    st = replay_check(&sa.replay, seq)
+    st = replay_check(sa.replay, seq)
     if st != OK:
         return count_replay_drop(sa, st)
 
     ct = esp + ESP_HDR_LEN
     ct_len = esp_len - ESP_HDR_LEN - GCM_ICV_LEN
-    memcpy(nonce, sa.salt, 4)
-    memcpy(nonce + 4, esp + 8, 8)
+    # The nonce is salt || the IV as it came on the wire (RFC 4106 §4): two moves.
+    wire_put_raw32(nonce, wire_raw32(sa.salt))
+    wire_put_raw64(nonce + 4, wire_raw64(esp + 8))
     if sa.esn:
-        memcpy(aad, esp, 4)
+        wire_put_raw32(aad, wire_raw32(esp))
         store32(aad + 4, <uint32_t>(seq >> 32))
-        memcpy(aad + 8, esp + 4, 4)
+        wire_put_raw32(aad + 8, wire_raw32(esp + 4))
         rc = sa_open(t, sa, nonce, aad, 12, ct, ct_len, ct + ct_len)
     else:
         rc = sa_open(t, sa, nonce, esp, 8, ct, ct_len, ct + ct_len)
@@ -191,10 +193,10 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         return CRYPTO_ERROR
 
     # Second phase: a packet of the same burst may have taken this number meanwhile.
-    st = replay_check(&sa.replay, seq)
+    st = replay_check(sa.replay, seq)
     if st != OK:
         return count_replay_drop(sa, st)
-    replay_advance(&sa.replay, seq)
+    replay_advance(sa.replay, seq)
 
     pad_len = ct[ct_len - 2]
     nh = ct[ct_len - 1]
@@ -202,10 +204,9 @@ cdef inline Status decrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         sa.c.bad_trailer += 1
         return BAD_TRAILER
     inner_len = ct_len - 2 - pad_len
-    for k in range(pad_len):               # padding must be 1, 2, 3, ... (RFC 4303 §2.4)
-        if ct[inner_len + k] != k + 1:
-            sa.c.bad_trailer += 1
-            return BAD_TRAILER
+    if not wire_pad_ok(ct + inner_len, pad_len):   # 1, 2, 3, ... (RFC 4303 §2.4)
+        sa.c.bad_trailer += 1
+        return BAD_TRAILER
     if nh == NH_NONE:                      # dummy packet: drop without error (RFC 4303 §2.6)
         sa.c.dummy += 1
         return DUMMY

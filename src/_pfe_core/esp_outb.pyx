@@ -13,13 +13,28 @@ from _pfe_core.sa cimport (
 from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_seal
 from _pfe_core.wire cimport (
-    load16, store16, store32, store64, csum_add, csum_fold, ipv4_set_checksum, ip_tos,
+    load16, store16, store32, csum_add, csum_fold, wire_put_raw32, wire_put_raw64, wire_raw32,
+    wire_copy_hdr,
 )
+
+cdef extern from "wire_ops.h" nogil:
+    uint64_t wire_be64 "WIRE_BE64"(uint64_t v)
 
 cdef enum:
     NH_IPV4 = 4
     NH_IPV6 = 41
     MAX_U32 = 0xFFFFFFFF
+
+# The padding bytes 1, 2, 3, 4 as one native-order 32-bit word (stored with a raw move).
+cdef extern from *:
+    """
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    #define PFE_PAD_1234 0x01020304u
+    #else
+    #define PFE_PAD_1234 0x04030201u
+    #endif
+    """
+    const uint32_t PAD_1234 "PFE_PAD_1234"
 
 
 cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
@@ -33,9 +48,9 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
     cdef uint8_t aad[12]
     cdef uint32_t off = offset[0]
     cdef uint32_t ln = length[0]
-    cdef uint32_t pad, plain_len, total, k, hdr_len
-    cdef uint8_t next_header, tos, inner_df
-    cdef uint64_t seq, acc
+    cdef uint32_t pad, plain_len, total, hdr_len
+    cdef uint8_t next_header, tos, v, inner_df
+    cdef uint64_t seq, iv, acc
     cdef uint16_t udp_sum
 
     sa = sa_by_handle(t, h)             # a stale handle (older generation) names nothing
@@ -46,21 +61,23 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         sa.c.malformed += 1
         return MALFORMED
     inner = slot + off
-    if (inner[0] >> 4) == 4:
+    v = inner[0]
+    if (v >> 4) == 4:
         # RFC 791 §3.1: IHL >= 5 and the header inside the packet; the total length is the
         # packet's. The receiver applies the same rules (esp_inb.pyx).
-        if ln < 20 or (inner[0] & 0x0F) < 5 or (inner[0] & 0x0F) * 4u > ln \
-                or load16(inner + 2) != ln:
+        if ln < 20 or (v & 0x0F) < 5 or (v & 0x0F) * 4u > ln or load16(inner + 2) != ln:
             sa.c.malformed += 1
             return MALFORMED
         next_header = NH_IPV4
         inner_df = (inner[6] & 0x40) != 0
-    elif (inner[0] >> 4) == 6:
+        tos = inner[1]
+    elif (v >> 4) == 6:
         if ln < 40 or 40 + <uint32_t>load16(inner + 4) != ln:
             sa.c.malformed += 1
             return MALFORMED
         next_header = NH_IPV6
         inner_df = 1  # IPv6 is never fragmented in flight
+        tos = <uint8_t>(((v & 0x0F) << 4) | (inner[1] >> 4))
     else:
         sa.c.malformed += 1
         return MALFORMED
@@ -85,22 +102,26 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
     sa.seq += 1
     seq = sa.seq
 
-    for k in range(pad):
-        inner[ln + k] = <uint8_t>(k + 1)
+    # Padding 1, 2, 3 in one 4-byte store (the room check above leaves pad + 18 bytes after
+    # the packet; bytes past the trailer are overwritten by the ICV), then the two trailer
+    # bytes over it.
+    wire_put_raw32(inner + ln, PAD_1234)
     inner[ln + pad] = <uint8_t>pad
     inner[ln + pad + 1] = next_header
-    tos = ip_tos(inner)
 
+    # ESP header and nonce from registers: SPI || seq_lo, then the IV, which is the 64-bit
+    # sequence number (RFC 4106 §3.1); the nonce is salt || IV (RFC 4106 §4), built from the
+    # same register, never read back from the header just written.
     esp = inner - ESP_HDR_LEN
-    store32(esp, sa.spi)
+    iv = wire_be64(seq)
+    wire_put_raw32(esp, wire_raw32(sa.spi_wire))
     store32(esp + 4, <uint32_t>seq)
-    store64(esp + 8, seq)            # IV = 64-bit sequence number (RFC 4106 §3.1)
-    memcpy(nonce, sa.salt, 4)
-    memcpy(nonce + 4, esp + 8, 8)
+    wire_put_raw64(esp + 8, iv)
+    wire_put_raw32(nonce, wire_raw32(sa.salt))
+    wire_put_raw64(nonce + 4, iv)
     if sa.esn:                       # AAD = SPI || seq_hi || seq_lo (RFC 4106 §5)
-        memcpy(aad, esp, 4)
-        store32(aad + 4, <uint32_t>(seq >> 32))
-        memcpy(aad + 8, esp + 4, 4)
+        wire_put_raw32(aad, wire_raw32(sa.spi_wire))
+        wire_put_raw64(aad + 4, iv)
         if sa_seal(t, sa, nonce, aad, 12, inner, plain_len, inner + plain_len) != 0:
             sa.c.crypto_error += 1
             return CRYPTO_ERROR
@@ -110,7 +131,7 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
             return CRYPTO_ERROR
 
     outer = inner - hdr_len
-    memcpy(outer, sa.hdr, sa.outer_len)
+    wire_copy_hdr(outer, sa.hdr, sa.outer_len)
     if sa.ipv6:
         outer[0] = <uint8_t>(0x60 | (tos >> 4))
         outer[1] = <uint8_t>((tos & 0x0F) << 4)
@@ -125,15 +146,16 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
             udp_sum = csum_fold(acc)
             store16(udp + 6, udp_sum if udp_sum != 0 else 0xFFFF)
     else:
+        # The template holds version/IHL, TTL, protocol and addresses, zeros elsewhere; its
+        # constant words are summed at install (sa.hdr_sum), so the checksum is that sum plus
+        # the four per-packet fields (RFC 1624), no pass over the header.
+        inner_df = sa.df_mode == DF_SET or (sa.df_mode == DF_COPY and inner_df)
         outer[1] = tos
         store16(outer + 2, <uint16_t>total)
         store16(outer + 4, <uint16_t>seq)  # identification: low bits of the sequence number
-        if sa.df_mode == DF_SET or (sa.df_mode == DF_COPY and inner_df):
-            outer[6] = 0x40
-        else:
-            outer[6] = 0
-        outer[7] = 0
-        ipv4_set_checksum(outer, 20)
+        outer[6] = 0x40 if inner_df else 0
+        acc = <uint64_t>sa.hdr_sum + tos + total + (seq & 0xFFFF) + (0x4000 if inner_df else 0)
+        store16(outer + 10, csum_fold(acc))
         if sa.udp_encap:
             store16(outer + 24, <uint16_t>(total - 20))  # UDP length; checksum stays 0 (RFC 3948 §2.1)
     offset[0] = off - hdr_len

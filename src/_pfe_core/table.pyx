@@ -26,11 +26,11 @@ from _pfe_core.imb cimport (
 from _pfe_core.counters cimport (
     sa_counters_dict, sa_counters_layout, engine_counters_dict, engine_counters_layout,
 )
-from _pfe_core.replay cimport replay_init, REPLAY_MAX_WINDOW, REPLAY_MIN_WINDOW
+from _pfe_core.replay cimport replay_t, replay_init, REPLAY_MAX_WINDOW, REPLAY_MIN_WINDOW
 from _pfe_core.gcm cimport GCM_NONCE_LEN
 from _pfe_core.esp_outb cimport esp_encrypt_burst
 from _pfe_core.esp_inb cimport esp_decrypt_burst
-from _pfe_core.wire cimport store16
+from _pfe_core.wire cimport store16, store32, csum_add, csum_fold_partial
 
 MAX_SAS = PFE_MAX_SAS
 #: handle = generation << HANDLE_SLOT_BITS | slot (sa.pxd)
@@ -91,10 +91,11 @@ cdef class SaTable:
         self.t.backend = BACKEND_NAMES[backend]
         self.backend = backend
         self.t.sas = <sa_t *>calloc(PFE_MAX_SAS, sizeof(sa_t))
+        self.t.replays = <replay_t *>calloc(PFE_MAX_SAS, sizeof(replay_t))
         self.t.buckets = <int32_t *>calloc(SPI_BUCKETS, sizeof(int32_t))
         self.t.generation = <uint32_t *>calloc(PFE_MAX_SAS, sizeof(uint32_t))
         self.t.free_slots = <int32_t *>calloc(PFE_MAX_SAS, sizeof(int32_t))
-        if self.t.sas == NULL or self.t.buckets == NULL or self.t.generation == NULL \
+        if self.t.sas == NULL or self.t.replays == NULL or self.t.buckets == NULL or self.t.generation == NULL \
                 or self.t.free_slots == NULL:
             raise MemoryError()
         for i in range(SPI_BUCKETS):
@@ -113,6 +114,7 @@ cdef class SaTable:
                 if self.t.sas[i].direction != SA_FREE:
                     self._wipe(i)
             free(self.t.sas)
+        free(self.t.replays)
         free(self.t.buckets)
         free(self.t.generation)
         free(self.t.free_slots)
@@ -182,6 +184,7 @@ cdef class SaTable:
         sa.imb_key = imb_key
         sa.key_len = len(key)
         sa.spi = spi
+        store32(sa.spi_wire, spi)
         sa.direction = direction
         sa.esn = esn
         sa.udp_encap = udp_encap
@@ -190,9 +193,10 @@ cdef class SaTable:
         sa.copy_outer_dscp = copy_outer_dscp
         memcpy(sa.salt, <const char *>salt, 4)
         self._build_header_template(sa, src, dst, sport, dport, ttl)
-        replay_init(&sa.replay, replay_window, esn)
         sa.next_in_bucket = -1
         if direction == SA_INBOUND:
+            sa.replay = &self.t.replays[slot]
+            replay_init(sa.replay, replay_window, esn)
             b = spi_bucket(spi)
             sa.next_in_bucket = self.t.buckets[b]
             self.t.buckets[b] = slot
@@ -226,6 +230,11 @@ cdef class SaTable:
             store16(hdr + ip_len + 2, dport)
             ip_len += 8
         sa.outer_len = ip_len
+        if not sa.ipv6:
+            # Words of the IPv4 template that never change per packet (version/IHL,
+            # TTL/protocol, addresses; the rest are zero there): the kernel adds DS field,
+            # total length, identification and DF to this sum (RFC 1624 incremental update).
+            sa.hdr_sum = csum_fold_partial(csum_add(0, hdr, 20))
 
     cdef void _wipe(self, int32_t slot):
         cdef sa_t *sa = &self.t.sas[slot]
@@ -233,6 +242,7 @@ cdef class SaTable:
             EVP_CIPHER_CTX_free(sa.ctx)   # frees and cleanses the key schedule
         pfe_imb_key_free(sa.imb_key)      # cleanses the expanded keys, then frees
         OPENSSL_cleanse(sa, sizeof(sa_t))
+        memset(&self.t.replays[slot], 0, sizeof(replay_t))
         sa.direction = SA_FREE
         sa.handle = -1
 
@@ -310,7 +320,7 @@ cdef class SaTable:
             sa.seq = seq
             sa.rekey_needed = 0
         else:
-            replay_init(&sa.replay, sa.replay.window, sa.esn)
+            replay_init(sa.replay, sa.replay.window, sa.esn)
             sa.replay.top = seq
 
     def encrypt_burst(self, BurstArrays b, Py_ssize_t n) -> int:
