@@ -5,6 +5,11 @@ One table is one modelled PFE: at most 4000 SAs (both directions count), inbound
 SPI in O(1), one EVP_CIPHER_CTX per SA keyed once at install. A handle is a slot plus that
 slot's generation (sa.pxd), so a handle kept after `remove` never names a later SA. A table is not shared between
 threads: each worker thread owns its own (docs/design.md §4); the burst calls release the GIL."""
+cimport cython
+from cpython.pythread cimport (
+    PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock, PyThread_acquire_lock,
+    PyThread_release_lock, WAIT_LOCK, NOWAIT_LOCK,
+)
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset, memcpy
@@ -72,13 +77,48 @@ class DuplicateSpi(Exception):
     """An inbound SA with this SPI is installed already."""
 
 
+cdef class TableLock:
+    """The lock of one SA table: a bare interpreter lock that the burst calls take without the
+    GIL (so a burst costs no Python-level lock), and that Python code takes with `with` around
+    changes to the table (installs, removals, sequence numbers). Not reentrant."""
+
+    cdef PyThread_type_lock lock
+
+    def __cinit__(self):
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+
+    def __enter__(self):
+        if PyThread_acquire_lock(self.lock, NOWAIT_LOCK) == 0:
+            with nogil:                     # wait for a burst in another thread to end
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        return self
+
+    def __exit__(self, *exc):
+        PyThread_release_lock(self.lock)
+        return False
+
+
 cdef class SaTable:
-    """One modelled PFE's SAs, on one crypto backend ("openssl" or "ipsec-mb")."""
+    """One modelled PFE's SAs, on one crypto backend ("openssl" or "ipsec-mb").
+
+    The burst calls release the GIL for the whole burst and hold `lock` meanwhile: callers
+    that change the table from several threads take `lock` around the change (`with
+    table.lock:`); the burst calls take it themselves."""
 
     cdef sa_table_t t
     cdef readonly str backend
+    cdef readonly TableLock lock
+    cdef PyThread_type_lock _lk
 
     def __cinit__(self, str backend="openssl"):
+        self.lock = TableLock()
+        self._lk = self.lock.lock
         if backend not in BACKEND_NAMES:
             raise ValueError(f"unknown crypto backend {backend!r}: expected one of "
                              f"{sorted(BACKEND_NAMES)}")
@@ -325,25 +365,49 @@ cdef class SaTable:
 
     def encrypt_burst(self, BurstArrays b, Py_ssize_t n) -> int:
         """Encrypt slots 0..n-1 in place; returns the number of OK packets."""
-        cdef Py_ssize_t good
-        b.check(n)
-        if n == 0:
-            return 0
-        with nogil:
-            good = esp_encrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
-                                     &b.length[0], &b.sa[0], &b.status[0], n)
-        return good
+        return self._burst(b, n, True)
 
     def decrypt_burst(self, BurstArrays b, Py_ssize_t n) -> int:
         """Decrypt slots 0..n-1 in place; returns the number of OK packets."""
+        return self._burst(b, n, False)
+
+    # The burst entry points of `Pfe`: one C call per burst from Python, taking the burst
+    # object itself (its cached `kernel_view` and its `count`), so that no Python frame
+    # and no Python-level lock stand between the caller and the kernel.
+    @cython.always_allow_keywords(False)
+    def encrypt(self, burst) -> int:
+        """Encrypt `burst.count` packets of a `Burst` in place; returns the number OK."""
+        return self._burst(_kernel_view(burst), burst.count, True)
+
+    @cython.always_allow_keywords(False)
+    def decrypt(self, burst) -> int:
+        """Decrypt `burst.count` packets of a `Burst` in place; returns the number OK."""
+        return self._burst(_kernel_view(burst), burst.count, False)
+
+    cdef Py_ssize_t _burst(self, BurstArrays b, Py_ssize_t n, bint encrypt) except -1:
         cdef Py_ssize_t good
         b.check(n)
         if n == 0:
             return 0
         with nogil:
-            good = esp_decrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
-                                     &b.length[0], &b.sa[0], &b.status[0], n)
+            PyThread_acquire_lock(self._lk, WAIT_LOCK)
+            if encrypt:
+                good = esp_encrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
+                                         &b.length[0], &b.sa[0], &b.status[0], n)
+            else:
+                good = esp_decrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
+                                         &b.length[0], &b.sa[0], &b.status[0], n)
+            PyThread_release_lock(self._lk)
         return good
+
+
+cdef inline BurstArrays _kernel_view(burst):
+    """The burst's arrays as the kernels take them, viewed once and kept on the burst."""
+    cdef BurstArrays b = burst.kernel_view
+    if b is None:
+        b = BurstArrays(burst.data, burst.offset, burst.length, burst.sa, burst.status, burst)
+        burst.kernel_view = b
+    return b
 
 
 cdef EVP_CIPHER_CTX *_new_gcm_ctx(const EVP_CIPHER *cipher, bytes key, bint encrypt) except NULL:

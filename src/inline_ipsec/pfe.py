@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import threading
 from typing import Optional
 
 import _pfe_core
 from _pfe_core import gcm as _pfe_gcm
-from _pfe_core.table import BurstArrays, DuplicateSpi, SaTable, TableFull
+from _pfe_core.table import DuplicateSpi, SaTable, TableFull
 
 from .engine import EngineCounters, SaCounters, SinglePacketCalls
 from .errors import (
@@ -98,9 +97,13 @@ class Pfe(SinglePacketCalls):
         self.backend = resolve_backend(backend)
         self._table = SaTable(self.backend)
         self._specs: dict[int, SaSpec] = {}
-        # Bursts release the GIL; the lock keeps two threads off one table (each SA's
-        # cipher context belongs to one thread at a time). One PFE per thread scales.
-        self._lock = threading.Lock()
+        # Bursts release the GIL; the table's lock keeps two threads off one table (each
+        # SA's cipher context belongs to one thread at a time). One PFE per thread scales.
+        # The burst calls take it inside C, without the GIL; changes take it here.
+        self._lock = self._table.lock
+        # The burst calls go straight to the table: no Python frame per burst.
+        self.encrypt_burst = self._table.encrypt  # type: ignore[method-assign]
+        self.decrypt_burst = self._table.decrypt  # type: ignore[method-assign]
 
     def __len__(self) -> int:
         return len(self._table)
@@ -173,18 +176,14 @@ class Pfe(SinglePacketCalls):
 
         One C call for the whole burst, GIL released. `burst.status` gets a `Status` per
         packet; returns the number of packets encrypted."""
-        arrays = _arrays(burst)
-        with self._lock:
-            return self._table.encrypt_burst(arrays, burst.count)
+        return self._table.encrypt(burst)   # bound per instance in __init__
 
     def decrypt_burst(self, burst: Burst) -> int:
         """Decrypt `burst.count` outer packets in place, finding each SA by SPI.
 
         `burst.sa` gets the inbound SA handle per packet (-1 if none), `burst.status` a
         `Status`; returns the number of packets decrypted."""
-        arrays = _arrays(burst)
-        with self._lock:
-            return self._table.decrypt_burst(arrays, burst.count)
+        return self._table.decrypt(burst)   # bound per instance in __init__
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -207,15 +206,6 @@ class Pfe(SinglePacketCalls):
         (tests of the 2^32 limit and of ESN, and SAs moved between engines)."""
         with self._lock:
             self._checked(self._table.set_sequence, handle, seq)
-
-
-def _arrays(burst: Burst) -> BurstArrays:
-    """The burst's arrays as the kernels take them, viewed once and kept on the burst."""
-    arrays = burst.kernel_view
-    if arrays is None:
-        arrays = BurstArrays(burst.data, burst.offset, burst.length, burst.sa, burst.status)
-        burst.kernel_view = arrays
-    return arrays
 
 
 
