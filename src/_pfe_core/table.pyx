@@ -10,7 +10,7 @@ from cpython.pythread cimport (
     PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock, PyThread_acquire_lock,
     PyThread_release_lock, WAIT_LOCK, NOWAIT_LOCK,
 )
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset, memcpy
 from _pfe_core._openssl cimport (
@@ -384,6 +384,81 @@ cdef class SaTable:
         """Decrypt `burst.count` packets of a `Burst` in place; returns the number OK."""
         return self._burst(_kernel_view(burst), burst.count, False)
 
+    def time_kernel(self, bint encrypt, list bursts, list pristine, uint32_t rounds=1):
+        """The burst kernel alone, timed inside C, for the cost split (docs/performance.md).
+
+        `bursts` and `pristine` are `Burst`s of equal shape (at most 64). Each pass restores
+        every burst from its pristine twin (the packets' bytes, offsets, lengths and SA
+        handles) and empties every inbound SA's anti-replay window, untimed, so that a decrypt
+        pass sees the same sequence numbers again; then it runs the kernel over all bursts
+        between two reads of a cycle counter, as a window of the Python-timed figures does.
+        `rounds` passes, the table locked, the GIL released around the kernel calls. Returns
+        (kernel nanoseconds, nanoseconds of the timer reads alone, kernel calls, packets OK)."""
+        cdef list views = [_kernel_view(b) for b in bursts]
+        cdef list clean = [_kernel_view(b) for b in pristine]
+        cdef list counts = [b.count for b in pristine]
+        cdef Py_ssize_t k, i, n, nb = len(views), good = 0, slot
+        cdef uint32_t r
+        cdef uint64_t ticks = 0, empty = 0, t0, t1, tick_start, tick_end
+        cdef int64_t wall_start, wall_end
+        cdef BurstArrays w, c
+        cdef void *bp[64]
+        cdef Py_ssize_t np_[64]
+        if nb == 0 or nb > 64 or len(clean) != nb:
+            raise ValueError("need 1..64 bursts and as many pristine twins")
+        for k in range(nb):
+            w, c = views[k], clean[k]
+            n = counts[k]
+            c.check(n)
+            w.check(n)
+            if w.data.shape[1] != c.data.shape[1]:
+                raise ValueError("bursts and their pristine twins differ in slot size")
+            for i in range(n):
+                if c.offset[i] > c.data.shape[1] or c.length[i] > c.data.shape[1] - c.offset[i]:
+                    raise ValueError("a pristine packet does not fit its slot")
+        with nogil:
+            PyThread_acquire_lock(self._lk, WAIT_LOCK)
+            wall_start = raw_now_ns()
+            tick_start = raw_ticks()
+        try:
+            for r in range(rounds):
+                if not encrypt:
+                    for slot in range(PFE_MAX_SAS):
+                        if self.t.sas[slot].direction == SA_INBOUND:
+                            replay_init(self.t.sas[slot].replay, self.t.sas[slot].replay.window,
+                                        self.t.sas[slot].esn)
+                for k in range(nb):           # restore every burst, untimed
+                    w = <BurstArrays>views[k]
+                    c = <BurstArrays>clean[k]
+                    n = counts[k]
+                    with nogil:
+                        for i in range(n):
+                            w.offset[i] = c.offset[i]
+                            w.length[i] = c.length[i]
+                            w.sa[i] = c.sa[i]
+                            memcpy(&w.data[i, 0] + c.offset[i], &c.data[i, 0] + c.offset[i],
+                                   c.length[i])
+                for k in range(nb):           # then the kernel over all of them, timed
+                    bp[k] = <void *>views[k]
+                    np_[k] = counts[k]
+                with nogil:
+                    t0 = raw_ticks()
+                    for k in range(nb):
+                        good += _kernel_call(&self.t, <BurstArrays>bp[k], np_[k], encrypt)
+                    t1 = raw_ticks()
+                    ticks += t1 - t0
+                    t0 = raw_ticks()
+                    t1 = raw_ticks()
+                    empty += t1 - t0
+        finally:
+            with nogil:
+                tick_end = raw_ticks()
+                wall_end = raw_now_ns()
+                PyThread_release_lock(self._lk)
+        scale = (wall_end - wall_start) / (<double>(tick_end - tick_start) if tick_end > tick_start
+                                            else 1.0)
+        return ticks * scale, empty * scale, rounds * nb, good
+
     cdef Py_ssize_t _burst(self, BurstArrays b, Py_ssize_t n, bint encrypt) except -1:
         cdef Py_ssize_t good
         b.check(n)
@@ -399,6 +474,20 @@ cdef class SaTable:
                                          &b.length[0], &b.sa[0], &b.status[0], n)
             PyThread_release_lock(self._lk)
         return good
+
+
+cdef extern from "raw_loops.h" nogil:
+    uint64_t raw_ticks()
+    int64_t raw_now_ns()
+
+
+cdef inline Py_ssize_t _kernel_call(sa_table_t *t, BurstArrays w, Py_ssize_t n,
+                                    bint encrypt) noexcept nogil:
+    if encrypt:
+        return esp_encrypt_burst(t, &w.data[0, 0], w.data.shape[1], &w.offset[0], &w.length[0],
+                                 &w.sa[0], &w.status[0], n)
+    return esp_decrypt_burst(t, &w.data[0, 0], w.data.shape[1], &w.offset[0], &w.length[0],
+                             &w.sa[0], &w.status[0], n)
 
 
 cdef inline BurstArrays _kernel_view(burst):
