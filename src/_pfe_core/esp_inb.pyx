@@ -10,7 +10,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN
-from _pfe_core.replay cimport replay_infer, replay_check, replay_advance
+from _pfe_core.replay cimport replay_infer, replay_check, replay_accept
 from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_open
 from _pfe_core.wire cimport (
@@ -42,6 +42,12 @@ ctypedef struct inb_work_t:
     uint8_t aad_len
     uint8_t nonce[GCM_NONCE_LEN]
     uint8_t aad_buf[12]
+
+# The last SPI looked up in a burst and its slot: consecutive packets of one SA (the common
+# case) skip the hash chain. Valid for one burst only (the table is locked meanwhile).
+ctypedef struct spi_cache_t:
+    uint32_t spi
+    int32_t idx
 
 cdef enum:
     INB_CHUNK = 32               # packets per pass: the per-packet state stays on the stack
@@ -94,12 +100,12 @@ cdef inline Status count_replay_drop(sa_t *sa, Status st) noexcept nogil:
 
 cdef inline Status decrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
                                    uint32_t off, uint32_t ln, int32_t *sa_out,
-                                   inb_work_t *w) noexcept nogil:
+                                   inb_work_t *w, spi_cache_t *cache) noexcept nogil:
     """Everything before the crypto: outer header, NAT-T demux, SPI lookup, the read-only
     replay check; fills `w` (nonce, AAD, where the ciphertext is) for the open."""
     cdef uint8_t *pkt
     cdef uint8_t *esp
-    cdef uint32_t l4, ihl, esp_len, ulen
+    cdef uint32_t l4, ihl, esp_len, ulen, spi
     cdef uint8_t proto, outer_tos
     cdef int32_t idx
     cdef sa_t *sa
@@ -169,10 +175,16 @@ cdef inline Status decrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
     if esp_len < 8:
         t.c.malformed += 1
         return MALFORMED
-    idx = sa_lookup_inbound(t, load32(esp))
-    if idx < 0:
-        t.c.unknown_spi += 1
-        return UNKNOWN_SPI
+    spi = load32(esp)
+    if spi == cache.spi and cache.idx >= 0:
+        idx = cache.idx
+    else:
+        idx = sa_lookup_inbound(t, spi)
+        if idx < 0:
+            t.c.unknown_spi += 1
+            return UNKNOWN_SPI
+        cache.spi = spi
+        cache.idx = idx
     sa = &t.sas[idx]
     sa_out[0] = sa.handle                # the handle with its generation, as add() returned it
     # SPI, seq, IV, at least pad length + next header, ICV.
@@ -233,10 +245,9 @@ cdef inline Status decrypt_finish(uint8_t *slot, uint32_t *offset, uint32_t *len
 
     # Second phase: a packet of the same burst may have taken this number since the first
     # check (duplicates inside one burst both pass it; only this check drops the second).
-    st = replay_check(sa.replay, seq)
+    st = replay_accept(sa.replay, seq)
     if st != OK:
         return count_replay_drop(sa, st)
-    replay_advance(sa.replay, seq)
 
     pad_len = ct[ct_len - 2]
     nh = ct[ct_len - 1]
@@ -298,6 +309,9 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
     cdef Py_ssize_t base, i, m, good = 0
     cdef Status st
     cdef inb_work_t w[INB_CHUNK]
+    cdef spi_cache_t cache
+    cache.spi = 0
+    cache.idx = -1
     cdef int rc[INB_CHUNK]
     base = 0
     while base < n:
@@ -305,7 +319,7 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
         for i in range(m):
             status[base + i] = decrypt_prepare(t, data + (base + i) * slot_size, slot_size,
                                                offset[base + i], length[base + i],
-                                               &sa_index[base + i], &w[i])
+                                               &sa_index[base + i], &w[i], &cache)
         for i in range(m):
             if status[base + i] == OK:
                 rc[i] = decrypt_open(t, &w[i])
