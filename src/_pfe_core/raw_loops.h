@@ -53,21 +53,36 @@ static inline uint64_t raw_ticks(void) { return (uint64_t)raw_now_ns(); }
 #endif
 
 /* OpenSSL EVP: the key schedule is set once (ctx initialised with the key), per packet only
- * the nonce changes, as in the PFE's gcm_seal / gcm_open. */
+ * the IV changes, with the calls the PFE makes (gcm.pxd gcm_seal_next / gcm_open_wire): the
+ * context holds the salt and generates each IV on a seal (EVP_CTRL_GCM_IV_GEN; call
+ * raw_evp_set_next_iv once before), and an open sets only the 8-byte IV
+ * (EVP_CTRL_GCM_SET_IV_INV; call raw_evp_set_salt once before). */
+static inline int raw_evp_set_next_iv(EVP_CIPHER_CTX *ctx, const uint8_t *salt,
+                                      uint64_t counter) {
+    uint8_t nonce[12];
+    memcpy(nonce, salt, 4);
+    raw_put_counter(nonce, counter);
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IV_FIXED, -1, nonce) == 1 ? 0 : -1;
+}
+
+static inline int raw_evp_set_salt(EVP_CIPHER_CTX *ctx, const uint8_t *salt) {
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IV_FIXED, 4, (void *)salt) == 1 ? 0 : -1;
+}
+
 static inline int64_t raw_evp_seal(EVP_CIPHER_CTX *ctx, const raw_pkt *pkts, size_t n,
                                    uint32_t rounds, const uint8_t *salt, uint64_t *counter,
                                    size_t *ok) {
-    uint8_t nonce[12];
+    uint8_t iv[8];
     int outl;
     size_t good = 0;
-    memcpy(nonce, salt, 4);
+    (void)salt;
     int64_t t0 = raw_now_ns();
     for (uint32_t r = 0; r < rounds; r++) {
         for (size_t i = 0; i < n; i++) {
             uint8_t *p = pkts[i].data;
             int len = (int)pkts[i].len;
-            raw_put_counter(nonce, ++*counter);
-            if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1
+            ++*counter;
+            if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_IV_GEN, 8, iv) != 1
                     || EVP_EncryptUpdate(ctx, NULL, &outl, p - 8, 8) != 1
                     || EVP_EncryptUpdate(ctx, p, &outl, p, len) != 1
                     || EVP_EncryptFinal_ex(ctx, p + len, &outl) != 1
@@ -92,7 +107,7 @@ static inline int64_t raw_evp_open(EVP_CIPHER_CTX *ctx, const raw_pkt *pkts, siz
         for (size_t i = 0; i < n; i++) {
             uint8_t *p = pkts[i].data;
             int len = (int)pkts[i].len;
-            if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, pkts[i].nonce) != 1
+            if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IV_INV, 8, (void *)(pkts[i].nonce + 4)) != 1
                     || EVP_DecryptUpdate(ctx, NULL, &outl, p - 8, 8) != 1
                     || EVP_DecryptUpdate(ctx, out, &outl, p, len) != 1
                     || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, p + len) != 1

@@ -32,10 +32,10 @@ from _pfe_core.counters cimport (
     sa_counters_dict, sa_counters_layout, engine_counters_dict, engine_counters_layout,
 )
 from _pfe_core.replay cimport replay_t, replay_init, REPLAY_MAX_WINDOW, REPLAY_MIN_WINDOW
-from _pfe_core.gcm cimport GCM_NONCE_LEN
+from _pfe_core.gcm cimport GCM_NONCE_LEN, gcm_set_next_iv, gcm_set_salt
 from _pfe_core.esp_outb cimport esp_encrypt_burst
 from _pfe_core.esp_inb cimport esp_decrypt_burst
-from _pfe_core.wire cimport store16, store32, csum_add, csum_fold_partial
+from _pfe_core.wire cimport store16, store32, store64, csum_add, csum_fold_partial
 
 MAX_SAS = PFE_MAX_SAS
 #: handle = generation << HANDLE_SLOT_BITS | slot (sa.pxd)
@@ -204,7 +204,7 @@ cdef class SaTable:
             if imb_key == NULL:
                 raise MemoryError()
         else:
-            ctx = _new_gcm_ctx(cipher, key, direction == SA_OUTBOUND)
+            ctx = _new_gcm_ctx(cipher, key, salt, direction == SA_OUTBOUND)
 
         # The oldest freed slot, under its next generation (1..HANDLE_GEN_MAX, never 0, so a
         # zeroed handle array names no SA).
@@ -359,6 +359,8 @@ cdef class SaTable:
         if sa.direction == SA_OUTBOUND:
             sa.seq = seq
             sa.rekey_needed = 0
+            if sa.ctx != NULL and seq < <uint64_t>0xFFFFFFFFFFFFFFFFULL:
+                _set_next_iv(sa.ctx, sa.salt, seq + 1)   # the kernel re-syncs it anyway
         else:
             replay_init(sa.replay, sa.replay.window, sa.esn)
             sa.replay.top = seq
@@ -499,19 +501,32 @@ cdef inline BurstArrays _kernel_view(burst):
     return b
 
 
-cdef EVP_CIPHER_CTX *_new_gcm_ctx(const EVP_CIPHER *cipher, bytes key, bint encrypt) except NULL:
-    """An AES-GCM context keyed once, for the life of the SA (STYLE §4 rule 7)."""
+cdef int _set_next_iv(EVP_CIPHER_CTX *ctx, const uint8_t *salt, uint64_t seq) noexcept nogil:
+    """Outbound: the context's next generated nonce is salt || seq (gcm.pxd)."""
+    cdef uint8_t nonce[GCM_NONCE_LEN]
+    memcpy(nonce, salt, 4)
+    store64(nonce + 4, seq)
+    return gcm_set_next_iv(ctx, nonce)
+
+
+cdef EVP_CIPHER_CTX *_new_gcm_ctx(const EVP_CIPHER *cipher, bytes key, bytes salt,
+                                  bint encrypt) except NULL:
+    """An AES-GCM context keyed once, for the life of the SA (STYLE §4 rule 7), with its
+    salt fixed: outbound it generates the IVs 1, 2, 3, ... (the sequence numbers), inbound
+    each packet sets only its IV from the wire (gcm.pxd)."""
     cdef EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new()
     if ctx == NULL:
         raise MemoryError()
     if encrypt:
         ok = (EVP_EncryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1
               and EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1
-              and EVP_EncryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1)
+              and EVP_EncryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1
+              and _set_next_iv(ctx, <const uint8_t *><const char *>salt, 1) == 0)
     else:
         ok = (EVP_DecryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1
               and EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1
-              and EVP_DecryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1)
+              and EVP_DecryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1
+              and gcm_set_salt(ctx, <const uint8_t *><const char *>salt) == 0)
     if not ok:
         ERR_clear_error()
         EVP_CIPHER_CTX_free(ctx)
