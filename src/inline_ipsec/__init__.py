@@ -14,6 +14,10 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
         f"to import: {exc}. Reinstall with `pip install .` on a machine with libssl-dev."
     ) from exc
 
+from . import _aliases
+
+_aliases.install()
+
 from .engine import Engine, EngineCounters, SaCounters, Status
 from .errors import (
     BackendUnavailableError,

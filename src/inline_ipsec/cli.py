@@ -57,8 +57,8 @@ def run_demo(args: argparse.Namespace) -> int:
     return run()
 
 
-# check, run and show live with the gateway (inline_ipsec/gateway/commands.py)
-from .gateway.commands import register as _register_gateway_commands  # noqa: E402
+# check, run and show live with the gateway (inline_ipsec/io/commands.py)
+from .io.commands import register as _register_gateway_commands  # noqa: E402
 
 _register_gateway_commands(command)
 

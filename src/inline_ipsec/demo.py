@@ -1,10 +1,10 @@
 """`inline-ipsec demo`: two modelled SRX gateways on the built-in configuration.
 
-Both gateways load Junos `set` statements (`gateway/demo_config.py`): four VPNs are offloaded
+Both gateways load Junos `set` statements (`io/demo_config.py`): four VPNs are offloaded
 to the PFE (IPv4, IPv6, NAT-T, a manual SA) and seven stay on the CPU, one per reason of
 docs/design.md Table 1. The IKE VPNs come up with real IKEv2 between the two gateways over loopback
 UDP (one with a PPK, RFC 8784; one over NAT-T; one AH child SA); `build(ike="prekeyed")` keeps
-the old stand-in (`gateway/keying.py`). Traffic crosses every tunnel both ways on an in-memory
+the old stand-in (`control/keying.py`). Traffic crosses every tunnel both ways on an in-memory
 wire; then the edge cases (pre-fragmentation, MTU drops with ICMP, replay, NAT-T
 demultiplexing, a traffic-selector violation), the show commands (IKE SAs included), one IKEv2
 child rekey and one delete, packets per second per path measured in this run, the
@@ -18,10 +18,11 @@ from typing import TextIO
 
 from . import __version__
 from .benchmark import IMIX, machine, quick_report
-from .gateway import Gateway, WireLink
-from .gateway.demo_config import DEMO_VPNS, NAT_T_VPNS, demo_config
-from .gateway.ike_link import IkeUdpPort, pair_controls, run_udp
-from .gateway.traffic import Flow, flows, packets, udp_packet
+from .dataplane.gateway import Gateway
+from .io.link import WireLink
+from .io.demo_config import DEMO_VPNS, NAT_T_VPNS, demo_config
+from .io.ike_link import IkeUdpPort, pair_controls, run_udp
+from .io.traffic import Flow, flows, packets, udp_packet
 from .packet.fragment import Reassembler
 
 RULE = "─" * 78
@@ -60,7 +61,7 @@ def build(hw_offload_disable: bool = False, ike: str = "udp"
           ) -> tuple[Gateway, Gateway, WireLink]:
     """The two demo gateways, their tunnels up, on one wire. `ike="udp"`: real IKEv2 between
     them over loopback UDP (free ports on 127.0.0.1); `"prekeyed"`: the stand-in of
-    `gateway/keying.py` for every IKE VPN. With IKE, the `DemoIke` is `link.ike`."""
+    `control/keying.py` for every IKE VPN. With IKE, the `DemoIke` is `link.ike`."""
     a = Gateway.from_text(demo_config("a", hw_offload_disable), name="gw-a")
     b = Gateway.from_text(demo_config("b", hw_offload_disable), name="gw-b")
     if ike == "prekeyed":

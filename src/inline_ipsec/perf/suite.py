@@ -324,9 +324,10 @@ def _measure_gateway(kind: str, size, cfg: BenchConfig) -> Figure:
     """End to end through two gateways on the built-in demo configuration: route lookup, MTU
     check and encryption at gateway a, SPI lookup, decryption and the selector check at b.
     The ratio is to the raw AES-GCM-256 encrypt limit of the same size, timed alongside."""
-    from ..gateway import Gateway, WireLink
-    from ..gateway.demo_config import NAT_T_VPNS, demo_config
-    from ..gateway.traffic import flows, packets
+    from ..dataplane.gateway import Gateway
+    from ..io.link import WireLink
+    from ..io.demo_config import NAT_T_VPNS, demo_config
+    from ..io.traffic import flows, packets
 
     a = Gateway.from_text(demo_config("a"), name="gw-a")
     b = Gateway.from_text(demo_config("b"), name="gw-b")

@@ -6,7 +6,7 @@ commands, listed once. Everything else is derived from it:
     kernels export the compiled layout so a test proves C and catalogue agree;
   - the Python counter classes (`counter_fields`): `SaCounters` and `EngineCounters`
     (inline_ipsec.engine), the CPU engine's per-SA fields, and the gateway's
-    `GatewayCounters`, `PathCounters` and `TunnelFlow` (gateway/counters.py);
+    `GatewayCounters`, `PathCounters` and `TunnelFlow` (dataplane/counters.py);
   - the statistics of the show commands (docs/junos-formats.md §4.5, §4.6): one field per line
     (`SHOW`), which counters add to which line (`Counter.feeds`) and the layout the renderers
     print (`Row`).

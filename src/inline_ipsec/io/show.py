@@ -29,7 +29,7 @@ from ..stats import (FlowStatistics, IpsecStatistics, TunnelSnapshot, flow_stati
                      tunnel_snapshot)
 
 if TYPE_CHECKING:
-    from .core import Gateway
+    from ..dataplane.gateway import Gateway
 
 __all__ = ["SHOW_COMMANDS", "show", "snapshots", "gateway_ipsec_statistics",
            "gateway_flow_statistics", "ShowError"]

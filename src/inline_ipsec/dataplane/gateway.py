@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 from ..config import Config, load_config, load_config_file, manual_sa_args
 from ..config.model import IpsecVpn
 from ..cpu import CpuEngine
-from ..distribution import Distributor, SaPair, Tunnel, TunnelRecord, tunnel_from_config
+from ..control.distribution import Distributor, SaPair, Tunnel, TunnelRecord, tunnel_from_config
 from ..engine import Status
 from ..errors import ConfigError
 from ..packet.burst import DEFAULT_HEADROOM, Burst
@@ -48,7 +48,7 @@ from .mtu import max_inner_length
 from .routing import ANY, RouteTable, Selector, inner_addresses
 
 if TYPE_CHECKING:
-    from .ike_control import IkeControl
+    from ..control.ike_control import IkeControl
 
 __all__ = ["Gateway", "Output", "IkeDatagram", "DEFAULT_MTU"]
 
@@ -152,7 +152,7 @@ class Gateway:
 
     def enable_ike(self, **kw: object) -> "IkeControl":
         """Run IKEv2 for the IKE VPNs: `ike_control.IkeControl` (sans-I/O), also `gw.ike`."""
-        from .ike_control import IkeControl
+        from ..control.ike_control import IkeControl
         return IkeControl(self, **kw)  # type: ignore[arg-type]
 
     def _routes_from_config(self) -> None:
@@ -200,7 +200,7 @@ class Gateway:
                            udp_encap: Iterable[str] = ()) -> list[str]:
         """Bring IKE VPNs up with pre-keyed child SAs instead of IKE (`keying.establish`:
         both ends derive the same SAs from the pre-shared key); returns the VPNs."""
-        from .keying import establish
+        from ..control.keying import establish
         return establish(self, vpns, udp_encap)
 
     def install_child_sa(self, vpn: str, outbound: SaSpec, inbound: SaSpec, *,
@@ -331,7 +331,7 @@ class Gateway:
                          remote_address: str) -> bool:
         """Apply an IKE event (`inline_ipsec.ike.events`: ChildSaUp, ChildSaRekeyed,
         ChildSaDown) to the data plane; False for events that do not concern it."""
-        from .negotiated import apply_ike_event
+        from ..control.negotiated import apply_ike_event
         return apply_ike_event(self, vpn, event, local_address, remote_address)
 
     def _retire(self, rec: TunnelRecord, sas: list[tuple[str, SaSpec, int]]) -> None:
@@ -643,5 +643,5 @@ class Gateway:
     def show(self, command: str) -> str:
         """Junos show output as text: `gateway.show("security ipsec statistics")`. See
         `gateway.show.SHOW_COMMANDS` for the commands understood."""
-        from .show import show
+        from ..io.show import show
         return show(self, command)

@@ -18,9 +18,9 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..config.algorithms import IPSEC_ENCRYPTION_TO_CIPHER
-from ..config.model import DEPLOYMENT_TYPES, Config, IpsecVpn, License
-from ..sa import SaSpec
+from ...config.algorithms import IPSEC_ENCRYPTION_TO_CIPHER
+from ...config.model import DEPLOYMENT_TYPES, Config, IpsecVpn, License
+from ...sa import SaSpec
 
 __all__ = [
     "PFE_CIPHERS",

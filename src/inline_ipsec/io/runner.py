@@ -21,13 +21,13 @@ import sys
 import time
 from typing import Optional, Sequence, TextIO
 
-from .control import ControlServer
-from .core import DEFAULT_MTU, Gateway
-from .ike_control import IkeControl
+from .control_socket import ControlServer
+from ..dataplane.gateway import DEFAULT_MTU, Gateway
+from ..control.ike_control import IkeControl
 from .ike_link import IkeUdpPort, pair_controls
 from .link import WireLink
 from .traffic import flows, packets
-from .vpn_verdict import vpn_verdicts
+from ..control.vpn_verdict import vpn_verdicts
 
 __all__ = ["run_gateway", "parse_transport"]
 

@@ -25,7 +25,7 @@ from ..config.to_sa import soft_limit
 from ..sa import SaSpec
 
 if TYPE_CHECKING:
-    from .core import Gateway
+    from ..dataplane.gateway import Gateway
 
 __all__ = ["apply_ike_event", "installed"]
 

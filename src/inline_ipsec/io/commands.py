@@ -57,9 +57,9 @@ def check_report(config, today) -> str:
     that cannot come up takes no PFE capacity from the others."""
     import dataclasses
 
-    from ..distribution import place_config
+    from ..control.distribution import place_config
     from ..stats import render_offload_check
-    from .vpn_verdict import render_verdict, vpn_verdicts
+    from ..control.vpn_verdict import render_verdict, vpn_verdicts
     verdicts = vpn_verdicts(config)
     can = {n: v for n, v in config.ipsec_vpns.items() if verdicts[n].can_come_up}
     placements = place_config(dataclasses.replace(config, ipsec_vpns=can), today)
@@ -80,7 +80,7 @@ def check_report(config, today) -> str:
 
 
 def _control_arg(p: argparse.ArgumentParser) -> None:
-    from .control import default_control_path
+    from .control_socket import default_control_path
     p.add_argument("--control", metavar="PATH", default=None,
                    help=f"control socket (default {default_control_path()})")
 
@@ -119,7 +119,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 def run_run(args: argparse.Namespace) -> int:
     from ..config import ConfigurationErrors
-    from .control import ControlError, default_control_path
+    from .control_socket import ControlError, default_control_path
     from .runner import run_gateway
     for path in (args.config, args.peer):
         if path is not None and not os.path.isfile(path):
@@ -147,7 +147,7 @@ def _show_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from .control import ControlError, default_control_path, query
+    from .control_socket import ControlError, default_control_path, query
     try:
         sys.stdout.write(query(args.control or default_control_path(), " ".join(args.words)))
     except ControlError as exc:

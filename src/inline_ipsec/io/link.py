@@ -17,7 +17,7 @@ import socket
 import time
 from typing import Callable, Optional, Sequence
 
-from .core import Gateway, Output
+from ..dataplane.gateway import Gateway, Output
 
 __all__ = ["WireLink", "UdpLink", "LOOPBACKS"]
 

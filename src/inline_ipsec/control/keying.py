@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..sa import CIPHER_KEY_MATERIAL, INTEGRITY_ALGORITHMS, SaSpec
 
 if TYPE_CHECKING:
-    from .core import Gateway
+    from ..dataplane.gateway import Gateway
 
 __all__ = ["establish", "prekeyed_pair", "vpn_endpoints"]
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import ConfigError
-from .keying import vpn_endpoints
-from .vpn_verdict import vpn_verdicts
+from ..control.keying import vpn_endpoints
+from ..control.vpn_verdict import vpn_verdicts
 
 if TYPE_CHECKING:
-    from .core import Gateway
+    from ..dataplane.gateway import Gateway
 
 __all__ = ["InactiveTunnel", "inactive_tunnels", "render_inactive_tunnels",
            "render_inactive_tunnels_detail", "NO_IKE_REASON"]

@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from ..sa import SaSpec
+from ...sa import SaSpec
 from .distributor import Distributor, SaEngine, SaPair, TunnelEvent, TunnelRecord
 from .placement import (
     PFE_SA_LIMIT,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..packet.ip import internet_checksum, ones_sum, fold
-from .core import Gateway
+from ..dataplane.gateway import Gateway
 
 __all__ = ["Flow", "flows", "packets", "udp_packet"]
 

@@ -14,7 +14,7 @@ from ..stats import IkeSaDetail, IkeSaRecord
 
 if TYPE_CHECKING:
     from ..ike import IkeV2Session
-    from .core import Gateway
+    from ..dataplane.gateway import Gateway
 
 __all__ = ["ike_sa_records", "ike_sa_details", "algorithm_names"]
 

@@ -22,9 +22,9 @@ import time
 from typing import Callable, Optional, Sequence
 
 from ..ike.constants import NON_ESP_MARKER
-from .core import Gateway
-from .ike_control import IkeControl
-from .keying import vpn_endpoints
+from ..dataplane.gateway import Gateway
+from ..control.ike_control import IkeControl
+from ..control.keying import vpn_endpoints
 from .link import LOOPBACKS
 
 __all__ = ["IkeOnWire", "IkePump", "IkeUdpPort", "pair_controls", "run_udp"]

@@ -82,7 +82,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
-from ..distribution import TunnelEvent
+from .distribution import TunnelEvent
 from ..errors import ConfigError, IpsecError
 from ..ike import (ChildConfig, ChildSaDown, ChildSaRekeyed, ChildSaUp, Identity, IkeConfig,
                    IkeManager, IkeSaDown, IkeSaRekeyed, IkeSaUp, IkeV2Session)
@@ -93,8 +93,8 @@ from .keying import vpn_endpoints
 from .vpn_verdict import Verdict, vpn_verdicts
 
 if TYPE_CHECKING:
-    from .core import Gateway
-    from .demux import IkeDatagram
+    from ..dataplane.gateway import Gateway
+    from ..dataplane.demux import IkeDatagram
 
 __all__ = ["IkeControl", "SessionInfo", "VpnStatus", "EVENT_HISTORY", "ERROR_HISTORY",
            "VPN_EVENT_HISTORY", "DPD_EVENT"]

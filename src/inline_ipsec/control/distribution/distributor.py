@@ -30,9 +30,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence, TypeVar
 
-from ..config.model import License
-from ..errors import CapacityError, UnsupportedSaError
-from ..sa import DF_BIT_MODES, SaSpec
+from ...config.model import License
+from ...errors import CapacityError, UnsupportedSaError
+from ...sa import DF_BIT_MODES, SaSpec
 from .placement import PFE_SA_LIMIT, PFE_TUNNEL_LIMIT, Placement, Settings, Tunnel, place
 
 __all__ = [
