@@ -6,10 +6,6 @@ SPI in O(1), one EVP_CIPHER_CTX per SA keyed once at install. A handle is a slot
 slot's generation (sa.pxd), so a handle kept after `remove` never names a later SA. A table is not shared between
 threads: each worker thread owns its own (docs/design.md §4); the burst calls release the GIL."""
 cimport cython
-from cpython.pythread cimport (
-    PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock, PyThread_acquire_lock,
-    PyThread_release_lock, WAIT_LOCK, NOWAIT_LOCK,
-)
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset, memcpy
@@ -77,30 +73,41 @@ class DuplicateSpi(Exception):
     """An inbound SA with this SPI is installed already."""
 
 
+# A table's lock is one word taken with an atomic exchange: uncontended (one PFE per thread,
+# the design), a burst pays one locked instruction for it, not a semaphore call. A waiter
+# yields the CPU between attempts, without the GIL.
+cdef extern from *:
+    """
+    #include <sched.h>
+    static inline int pfe_try_lock(int *word) {
+        return __atomic_exchange_n(word, 1, __ATOMIC_ACQUIRE) == 0;
+    }
+    static inline void pfe_lock(int *word) {
+        while (!pfe_try_lock(word))
+            sched_yield();
+    }
+    static inline void pfe_unlock(int *word) { __atomic_store_n(word, 0, __ATOMIC_RELEASE); }
+    """
+    bint pfe_try_lock(int *word) nogil
+    void pfe_lock(int *word) nogil
+    void pfe_unlock(int *word) nogil
+
+
 cdef class TableLock:
-    """The lock of one SA table: a bare interpreter lock that the burst calls take without the
-    GIL (so a burst costs no Python-level lock), and that Python code takes with `with` around
-    changes to the table (installs, removals, sequence numbers). Not reentrant."""
+    """The lock of one SA table: the burst calls take it without the GIL, Python code takes
+    it with `with` around changes to the table (installs, removals, sequence numbers). Not
+    reentrant."""
 
-    cdef PyThread_type_lock lock
-
-    def __cinit__(self):
-        self.lock = PyThread_allocate_lock()
-        if self.lock == NULL:
-            raise MemoryError()
-
-    def __dealloc__(self):
-        if self.lock != NULL:
-            PyThread_free_lock(self.lock)
+    cdef int word
 
     def __enter__(self):
-        if PyThread_acquire_lock(self.lock, NOWAIT_LOCK) == 0:
+        if not pfe_try_lock(&self.word):
             with nogil:                     # wait for a burst in another thread to end
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                pfe_lock(&self.word)
         return self
 
     def __exit__(self, *exc):
-        PyThread_release_lock(self.lock)
+        pfe_unlock(&self.word)
         return False
 
 
@@ -114,11 +121,11 @@ cdef class SaTable:
     cdef sa_table_t t
     cdef readonly str backend
     cdef readonly TableLock lock
-    cdef PyThread_type_lock _lk
+    cdef int *_lk
 
     def __cinit__(self, str backend="openssl"):
         self.lock = TableLock()
-        self._lk = self.lock.lock
+        self._lk = &self.lock.word      # the lock object lives as long as the table
         if backend not in BACKEND_NAMES:
             raise ValueError(f"unknown crypto backend {backend!r}: expected one of "
                              f"{sorted(BACKEND_NAMES)}")
@@ -419,7 +426,7 @@ cdef class SaTable:
                 if c.offset[i] > c.data.shape[1] or c.length[i] > c.data.shape[1] - c.offset[i]:
                     raise ValueError("a pristine packet does not fit its slot")
         with nogil:
-            PyThread_acquire_lock(self._lk, WAIT_LOCK)
+            pfe_lock(self._lk)
             wall_start = raw_now_ns()
             tick_start = raw_ticks()
         try:
@@ -456,7 +463,7 @@ cdef class SaTable:
             with nogil:
                 tick_end = raw_ticks()
                 wall_end = raw_now_ns()
-                PyThread_release_lock(self._lk)
+                pfe_unlock(self._lk)
         scale = (wall_end - wall_start) / (<double>(tick_end - tick_start) if tick_end > tick_start
                                             else 1.0)
         return ticks * scale, empty * scale, rounds * nb, good
@@ -467,14 +474,14 @@ cdef class SaTable:
         if n == 0:
             return 0
         with nogil:
-            PyThread_acquire_lock(self._lk, WAIT_LOCK)
+            pfe_lock(self._lk)
             if encrypt:
                 good = esp_encrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
                                          &b.length[0], &b.sa[0], &b.status[0], n)
             else:
                 good = esp_decrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
                                          &b.length[0], &b.sa[0], &b.status[0], n)
-            PyThread_release_lock(self._lk)
+            pfe_unlock(self._lk)
         return good
 
 
