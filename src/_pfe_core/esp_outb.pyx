@@ -37,21 +37,36 @@ cdef extern from *:
     const uint32_t PAD_1234 "PFE_PAD_1234"
 
 
-cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
-                               uint32_t *offset, uint32_t *length, int32_t h) noexcept nogil:
+# What the passes of a burst hand each other per packet.
+ctypedef struct outb_work_t:
+    sa_t *sa
+    uint8_t *inner               # the inner packet, then its ciphertext, in place
+    const uint8_t *aad           # the ESP header, or aad_buf with ESN
+    uint64_t seq
+    uint32_t plain_len           # inner packet + trailer
+    uint32_t total               # the outer packet's length
+    uint32_t hdr_len             # outer header + ESP header
+    uint8_t tos
+    uint8_t df
+    uint8_t aad_len
+    uint8_t nonce[GCM_NONCE_LEN]
+    uint8_t aad_buf[12]
+
+cdef enum:
+    OUTB_CHUNK = 32              # packets per pass: the per-packet state stays on the stack
+
+
+cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
+                                   uint32_t off, uint32_t ln, int32_t h,
+                                   outb_work_t *w) noexcept nogil:
+    """Everything before the crypto: SA, inner header, room, sequence number, trailer, ESP
+    header, nonce and AAD."""
     cdef sa_t *sa
     cdef uint8_t *inner
     cdef uint8_t *esp
-    cdef uint8_t *outer
-    cdef uint8_t *udp
-    cdef uint8_t nonce[GCM_NONCE_LEN]
-    cdef uint8_t aad[12]
-    cdef uint32_t off = offset[0]
-    cdef uint32_t ln = length[0]
     cdef uint32_t pad, plain_len, total, hdr_len
     cdef uint8_t next_header, tos, v, inner_df
-    cdef uint64_t seq, iv, acc
-    cdef uint16_t udp_sum
+    cdef uint64_t seq, iv
 
     sa = sa_by_handle(t, h)             # a stale handle (older generation) names nothing
     if sa == NULL or sa.direction != SA_OUTBOUND:
@@ -117,20 +132,48 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
     wire_put_raw32(esp, wire_raw32(sa.spi_wire))
     store32(esp + 4, <uint32_t>seq)
     wire_put_raw64(esp + 8, iv)
-    wire_put_raw32(nonce, wire_raw32(sa.salt))
-    wire_put_raw64(nonce + 4, iv)
+    wire_put_raw32(w.nonce, wire_raw32(sa.salt))
+    wire_put_raw64(w.nonce + 4, iv)
     if sa.esn:                       # AAD = SPI || seq_hi || seq_lo (RFC 4106 §5)
-        wire_put_raw32(aad, wire_raw32(sa.spi_wire))
-        wire_put_raw64(aad + 4, iv)
-        if sa_seal(t, sa, nonce, aad, 12, inner, plain_len, inner + plain_len) != 0:
-            sa.c.crypto_error += 1
-            return CRYPTO_ERROR
+        wire_put_raw32(w.aad_buf, wire_raw32(sa.spi_wire))
+        wire_put_raw64(w.aad_buf + 4, iv)
+        w.aad = w.aad_buf
+        w.aad_len = 12
     else:                            # AAD = SPI || seq, exactly the ESP header's first 8 bytes
-        if sa_seal(t, sa, nonce, esp, 8, inner, plain_len, inner + plain_len) != 0:
-            sa.c.crypto_error += 1
-            return CRYPTO_ERROR
+        w.aad = esp
+        w.aad_len = 8
+    w.sa = sa
+    w.inner = inner
+    w.seq = seq
+    w.plain_len = plain_len
+    w.total = total
+    w.hdr_len = hdr_len
+    w.tos = tos
+    w.df = sa.df_mode == DF_SET or (sa.df_mode == DF_COPY and inner_df)
+    return OK
 
-    outer = inner - hdr_len
+
+cdef inline int encrypt_seal(const sa_table_t *t, outb_work_t *w) noexcept nogil:
+    """The crypto of one prepared packet: 0, or -1 on a library error."""
+    return sa_seal(t, w.sa, w.nonce, w.aad, w.aad_len, w.inner, w.plain_len,
+                   w.inner + w.plain_len)
+
+
+cdef inline Status encrypt_finish(uint32_t *offset, uint32_t *length, outb_work_t *w,
+                                  int rc, uint32_t ln) noexcept nogil:
+    """Everything after the crypto: the outer header from the SA's template, counters."""
+    cdef sa_t *sa = w.sa
+    cdef uint8_t *outer
+    cdef uint8_t *udp
+    cdef uint32_t total = w.total
+    cdef uint8_t tos = w.tos
+    cdef uint64_t seq = w.seq
+    cdef uint64_t acc
+    cdef uint16_t udp_sum
+    if rc != 0:
+        sa.c.crypto_error += 1
+        return CRYPTO_ERROR
+    outer = w.inner - w.hdr_len
     wire_copy_hdr(outer, sa.hdr, sa.outer_len)
     if sa.ipv6:
         outer[0] = <uint8_t>(0x60 | (tos >> 4))
@@ -149,16 +192,15 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
         # The template holds version/IHL, TTL, protocol and addresses, zeros elsewhere; its
         # constant words are summed at install (sa.hdr_sum), so the checksum is that sum plus
         # the four per-packet fields (RFC 1624), no pass over the header.
-        inner_df = sa.df_mode == DF_SET or (sa.df_mode == DF_COPY and inner_df)
         outer[1] = tos
         store16(outer + 2, <uint16_t>total)
         store16(outer + 4, <uint16_t>seq)  # identification: low bits of the sequence number
-        outer[6] = 0x40 if inner_df else 0
-        acc = <uint64_t>sa.hdr_sum + tos + total + (seq & 0xFFFF) + (0x4000 if inner_df else 0)
+        outer[6] = 0x40 if w.df else 0
+        acc = <uint64_t>sa.hdr_sum + tos + total + (seq & 0xFFFF) + (0x4000 if w.df else 0)
         store16(outer + 10, csum_fold(acc))
         if sa.udp_encap:
             store16(outer + 24, <uint16_t>(total - 20))  # UDP length; checksum stays 0 (RFC 3948 §2.1)
-    offset[0] = off - hdr_len
+    offset[0] = offset[0] - w.hdr_len
     length[0] = total
     sa.c.packets += 1
     sa.c.bytes += ln
@@ -168,12 +210,31 @@ cdef inline Status encrypt_one(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_siz
 cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_size,
                                   uint32_t *offset, uint32_t *length, const int32_t *sa_index,
                                   uint8_t *status, Py_ssize_t n) noexcept nogil:
-    """Encrypt `n` slots; one status per slot; returns how many are OK."""
-    cdef Py_ssize_t i, good = 0
+    """Encrypt `n` slots; one status per slot; returns how many are OK.
+
+    In chunks of OUTB_CHUNK packets and three passes, as the decrypt burst: every packet's
+    work before the crypto (sequence numbers are taken in packet order), the crypto of all of
+    them back to back, then every packet's outer header and counters."""
+    cdef Py_ssize_t base, i, m, good = 0
     cdef Status st
-    for i in range(n):
-        st = encrypt_one(t, data + i * slot_size, slot_size, &offset[i], &length[i], sa_index[i])
-        status[i] = st
-        if st == OK:
-            good += 1
+    cdef outb_work_t w[OUTB_CHUNK]
+    cdef int rc[OUTB_CHUNK]
+    base = 0
+    while base < n:
+        m = n - base if n - base < OUTB_CHUNK else OUTB_CHUNK
+        for i in range(m):
+            status[base + i] = encrypt_prepare(t, data + (base + i) * slot_size, slot_size,
+                                               offset[base + i], length[base + i],
+                                               sa_index[base + i], &w[i])
+        for i in range(m):
+            if status[base + i] == OK:
+                rc[i] = encrypt_seal(t, &w[i])
+        for i in range(m):
+            if status[base + i] == OK:
+                st = encrypt_finish(&offset[base + i], &length[base + i], &w[i], rc[i],
+                                    length[base + i])
+                status[base + i] = st
+                if st == OK:
+                    good += 1
+        base += m
     return good

