@@ -42,6 +42,9 @@ def test_every_python_block_runs(index: int, monkeypatch, capsys) -> None:
     if block.startswith("import os\n"):   # the quick example
         assert namespace["pfe"].counters(namespace["h"]).packets == 33
         assert "SaCounters(packets=33" in out
+    if "examples/mnha-node" in block:
+        assert "Status: BACKUP" in out and "Status : ACTIVE" in out
+        assert "Cold Sync Status: COMPLETE" in out
     if "examples/srx.conf" in block:
         assert out.count("VPN Name: ") == 2
         assert "VPN Name: to-hq\n" in out and "Hardware Offloaded: Yes" in out

@@ -437,7 +437,8 @@ def test_error_names_line_token_and_expectation() -> None:
     ("set interfaces st0 unit 0 family mpls", "mpls", "inet, inet6"),
     ("set security ike proposal p colour blue", "colour", "authentication-method"),
     ("set security ipsec vpn v copy-outer-dscp extra", "extra", "end of statement"),
-    ("set chassis cluster", "chassis", "security, interfaces"),
+    ("set chassis cluster", "cluster", "high-availability"),
+    ("set snmp community x", "snmp", "security, interfaces"),
     ("show security ike", "show", "'set'"),
 ])
 def test_syntax_errors(line: str, token: str, expected: str) -> None:

@@ -49,6 +49,15 @@ marked (*), which model things whose real syntax is elsewhere in Junos or unpubl
     set routing-options static route <pfx> next-hop <st0.N|ip>
     set routing-options rib inet6.0 static route <pfx6> next-hop <st0.N|ip>
     set system license ipsec-offload expires <YYYY-MM-DD> | permanent                   (*)
+    set chassis high-availability local-id <1..2> [local-ip <ip>]
+                                  | peer-id <1..2> peer-ip <ip>|interface <ifl>|vpn-profile <vpn>
+                                    |liveness-detection minimum-interval <ms>|multiplier <n>
+                                  | services-redundancy-group <0..16> peer-id <n>
+                                    |deployment-type routing|switching|hybrid
+                                    |activeness-priority <1..254>|preemption
+                                    |virtual-ip <n> ip <pfx>|interface <ifl>
+                                    |monitor interface <if>|activeness-probe dest-ip <ip>
+                                  (Multinode High Availability, config/high_availability.py)
 
 (*) `deployment-type` states a VPN's deployment for docs/design.md Table 1. Junos itself implies it
 from other stanzas; we accept those markers too (`interfaces st0 unit N multipoint` -> p2mp,
@@ -67,6 +76,8 @@ from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import algorithms as alg
 from .errors import ConfigIssue, shown
+from .high_availability import HaBuilder
+from .high_availability import parse_statement as parse_high_availability
 from .model import (
     DEPLOYMENT_TYPES,
     Config,
@@ -391,6 +402,7 @@ class _Builder:
         self.hw_offload_disable = False
         self.power_mode_ipsec = False
         self.license: Optional[License] = None
+        self.high_availability = HaBuilder()
 
     def entry(self, table: dict[Any, _Fields], key: Any, line: int) -> _Fields:
         if key not in table:
@@ -448,6 +460,7 @@ class _Builder:
             hw_offload_disable=self.hw_offload_disable,
             power_mode_ipsec=self.power_mode_ipsec,
             license=self.license,
+            high_availability=self.high_availability.freeze(),
         )
 
 
@@ -477,7 +490,7 @@ class _Parser:
                 f"'{first.text}' statements are not supported (a deactivated or deleted "
                 "statement would be silently dropped): expected 'set'", first.text)
         c.keyword(("set",))
-        top = c.keyword(("security", "interfaces", "routing-options", "system"))
+        top = c.keyword(("security", "interfaces", "routing-options", "system", "chassis"))
         getattr(self, "_" + top.replace("-", "_"))(c)
         c.end()
 
@@ -731,6 +744,11 @@ class _Parser:
         c.keyword(("next-hop",))
         next_hop = c.value("st0.<unit> or an IP address", _next_hop)
         self.b.routes.append(StaticRoute(prefix, next_hop, rib, line=self.line))
+
+    # set chassis high-availability ... (Multinode High Availability, config/high_availability.py)
+    def _chassis(self, c: _Cursor) -> None:
+        c.keyword(("high-availability",))
+        parse_high_availability(c, self.b.high_availability, self.line)
 
     # set system license ipsec-offload ...
     def _system(self, c: _Cursor) -> None:

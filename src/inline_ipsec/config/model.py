@@ -19,6 +19,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .high_availability import HighAvailability
+
 __all__ = [
     "DEPLOYMENT_TYPES",
     "Config",
@@ -315,6 +317,8 @@ class Config:
     hw_offload_disable: bool = False
     power_mode_ipsec: bool = False
     license: Optional[License] = None
+    #: `set chassis high-availability ...` (Multinode HA), None when absent
+    high_availability: Optional[HighAvailability] = None
 
     def license_state(self, today: _dt.date) -> str:
         """"none", "valid" or "expired" for the IPsec offload license on `today`."""

@@ -15,6 +15,7 @@ from typing import Mapping, Optional
 from ..sa import CIPHER_KEY_MATERIAL, INTEGRITY_ALGORITHMS
 from .algorithms import AEAD_ENCRYPTION, cipher_name, integrity_name
 from .errors import ConfigIssue
+from .high_availability import problems as _ha_problems
 from .model import Config, IkeGateway, IpsecVpn, ManualSa
 
 __all__ = ["validate"]
@@ -32,6 +33,8 @@ def validate(config: Config) -> list[ConfigIssue]:
     for vpn in config.ipsec_vpns.values():
         _vpn(config, vpn, issues)
     _routes(config, issues)
+    issues += [ConfigIssue(line, f"chassis high-availability: {text}")
+               for line, text in _ha_problems(config)]
     for profile in config.key_manager_profiles.values():
         for attr, stmt in (("key_id", "key-id"), ("key", "key")):
             if getattr(profile, attr) is None:

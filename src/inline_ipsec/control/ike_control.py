@@ -350,6 +350,9 @@ class IkeControl:
         self._closed = False
         gw.tunnel_trigger = self.trigger
         gw.ike = self
+        #: IKE gateways this control neither initiates nor answers for now (a high-
+        #: availability backup node: the other node carries them, docs/mnha.md §3)
+        self.paused: set[str] = set()
 
     @staticmethod
     def remote_addresses(gw: "Gateway") -> list[str]:
@@ -376,7 +379,7 @@ class IkeControl:
     def _lookup(self, addr: Addr) -> Optional[IkeConfig]:
         """IKE_SA_INIT from a new peer: a gateway whose peer is `addr` (one with a PPK first,
         so USE_PPK is offered, RFC 8784 §3); IKE_AUTH picks the gateway (`_selector`)."""
-        cands = self._candidates(addr)
+        cands = [p for p in self._candidates(addr) if p.name not in self.paused]
         if not cands:
             return None
         return next((p for p in cands if p.config.ppk is not None), cands[0]).responder
@@ -386,7 +389,7 @@ class IkeControl:
             cands = self._by_ids.get((tuple(transport), idi), []) + \
                 self._by_ids.get((tuple(transport), None), [])
             for p in cands:
-                if idr is not None and p.config.local_id != idr:
+                if (idr is not None and p.config.local_id != idr) or p.name in self.paused:
                     continue
                 return p.responder
             return None
@@ -436,7 +439,7 @@ class IkeControl:
         """Bring `vpn` up if it is not: CREATE_CHILD_SA for its missing child SAs on its
         gateway's IKE SA, or wait for the IKE SA being negotiated, or start one."""
         v = self.vpns[vpn]
-        if self._vpn_up(v):
+        if self._vpn_up(v) or v.peer.name in self.paused:
             return
         self._wanted.add(vpn)
         session = self.session_of(vpn)
@@ -911,6 +914,39 @@ class IkeControl:
     def peer_of(self, session: IkeV2Session) -> Optional[_Peer]:
         """The IKE gateway an IKE SA belongs to."""
         return self.peers.get(session.config.name)
+
+    # ---------------------------------------------------------------- high availability
+    def export_sessions(self, now: float) -> list[tuple[IkeV2Session, dict]]:
+        """Every established, idle IKE SA with its exported state (`ike.v2.ha_state`), for a
+        high-availability peer node (docs/mnha.md §3)."""
+        from ..ike.v2.ha_state import export_session, exportable
+        return [(s, export_session(s, now)) for s in self.manager.sessions
+                if exportable(s) and id(s) not in self._dropping]
+
+    def adopt(self, state: dict, now: float) -> IkeV2Session:
+        """Carry on an IKE SA exported by the peer node: it joins this control as if it had
+        been negotiated here, its child SAs mapped to the VPNs' installed pairs (the caller
+        installs those), so DPD, rekeys and deletes continue with the remote peer.
+        Raises `HaStateError` for a state this configuration cannot take."""
+        from ..ike.v2.ha_state import HaStateError, restore_session
+        peer = self.peers.get(str(state.get("config")))
+        if peer is None:
+            raise HaStateError(f"IKE gateway {state.get('config')!r} is not configured here")
+        cfg = peer.config if state.get("initiator") else peer.responder
+        session = restore_session(cfg, state, now)
+        if self.manager.find_spi(session.ike.spi_i) is not None:
+            raise HaStateError("an IKE SA with these SPIs exists here already")
+        self.manager.adopt(session)
+        info = self._track(session, now)
+        info.up_at = now
+        for child in session.children.values():
+            name = child.config.name
+            self._pairs[name] = (session, child.spi_in)
+            self._spi_child[child.spi_in] = name
+            vpn = self._child_vpn.get(name)
+            if vpn is not None:
+                self._wanted.add(vpn)
+        return session
 
     def up(self, vpns: Optional[Iterable[str]] = None) -> bool:
         """Every VPN (of `vpns`) has its tunnel installed with all its child SA pairs."""

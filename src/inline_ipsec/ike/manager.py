@@ -115,6 +115,13 @@ class IkeManager:
         if s.ike.spi_i != bytes(8):
             self._by_spi[s.ike.spi_i] = s
 
+    def adopt(self, s: IkeV2Session) -> None:
+        """An established session made elsewhere (`ike.v2.ha_state.restore_session`)."""
+        self._add(s)
+
+    def find_spi(self, spi_i: bytes) -> Optional[IkeV2Session]:
+        return self._by_spi.get(spi_i)
+
     def _mark(self, s: IkeV2Session) -> None:
         self._dirty[id(s)] = s
 

@@ -70,6 +70,7 @@ def check_report(config, today) -> str:
         else:
             lines += [f"VPN Name: {name}", "  Hardware Offloaded: - (it cannot come up)"]
         lines += render_verdict(verdicts[name])
+        lines += _mnha_lines(config, name)
     offloaded = sum(1 for p in placements.values() if p.offloaded)
     down = len(config.ipsec_vpns) - len(placements)
     lines += ["", f"{len(config.ipsec_vpns)} VPNs: {offloaded} offloaded to the PFE, "
@@ -77,6 +78,28 @@ def check_report(config, today) -> str:
               + (f", {down} cannot come up" if down else "")
               + f" (license: {config.license_state(today)})"]
     return "\n".join(lines) + "\n"
+
+
+def _mnha_lines(config, vpn: str) -> list[str]:
+    """Where a VPN runs in a Multinode HA pair (docs/mnha.md): the ICL, an SRG's active node
+    (its local address is the SRG's virtual IP), or both nodes independently (SRG0)."""
+    ha = config.high_availability
+    if ha is None:
+        return []
+    v = config.ipsec_vpns[vpn]
+    peer = ha.peer
+    if peer is not None and peer.vpn_profile == vpn:
+        return ["  MNHA: interchassis link (carries heartbeats and state synchronisation)"]
+    gw = config.gateway_of(v)
+    local = config.local_address_of(gw) if gw is not None else (
+        config.interface_address(v.manual.external_interface, v.manual.gateway)
+        if v.manual is not None else None)
+    srg = ha.srg_of_address(local)
+    if srg is None:
+        return ["  MNHA: services-redundancy-group 0 (on both nodes, not synchronised: its "
+                "local address is no SRG's virtual IP)"]
+    return [f"  MNHA: services-redundancy-group {srg} (on the SRG's active node; SAs, "
+            "sequence numbers and IKE SA synchronised to the backup)"]
 
 
 def _control_arg(p: argparse.ArgumentParser) -> None:
