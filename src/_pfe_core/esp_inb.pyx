@@ -63,6 +63,10 @@ cdef inline int decap_ds(uint8_t *inner, uint32_t header_len, uint8_t outer_tos,
     cdef uint8_t ecn = inner_tos & ECN_MASK
     cdef uint8_t outer_ecn = outer_tos & ECN_MASK
     cdef uint8_t tos
+    if outer_tos == inner_tos:
+        # The common case (the encapsulator copied the inner DS field): every rule below
+        # leaves the field as it is, and a Not-ECT inner packet has a Not-ECT outer one.
+        return 0
     if ecn == ECN_NOT_ECT:
         if outer_ecn == ECN_CE:
             return -1
