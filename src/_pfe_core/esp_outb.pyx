@@ -2,8 +2,10 @@
 """ESP tunnel-mode encapsulation of a burst, in place (RFC 4303 §3.3, RFC 4106, RFC 3948).
 
 Per packet: validate the inner header, take the next sequence number, write the trailer into
-the tailroom, seal with AES-GCM, then write ESP, the optional UDP header and the outer IP
-header into the headroom. The slot's offset/length then describe the outer packet."""
+the tailroom and the ESP header into the headroom, seal with AES-GCM, then write the optional
+UDP header and the outer IP header. The slot's offset/length then describe the outer packet.
+A burst runs these steps as three passes over chunks of packets (before the crypto, the crypto,
+after it)."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
