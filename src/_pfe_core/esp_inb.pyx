@@ -137,6 +137,7 @@ cdef inline Status decrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
             t.c.malformed += 1
             return MALFORMED
         proto = pkt[9]
+        outer_tos = pkt[1]
         l4 = ihl
     elif (pkt[0] >> 4) == 6:
         if ln < 40 or 40 + <uint32_t>load16(pkt + 4) > ln:
@@ -144,11 +145,11 @@ cdef inline Status decrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
             return MALFORMED
         ln = 40 + load16(pkt + 4)
         proto = pkt[6]
+        outer_tos = <uint8_t>(((pkt[0] & 0x0F) << 4) | (pkt[1] >> 4))
         l4 = 40
     else:
         t.c.malformed += 1
         return MALFORMED
-    outer_tos = ip_tos(pkt)
 
     if proto == PROTO_UDP:                 # RFC 3948 §2: UDP-encapsulated ESP, IKE or keepalive
         if ln - l4 < 8:

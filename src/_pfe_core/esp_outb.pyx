@@ -54,13 +54,19 @@ ctypedef struct outb_work_t:
     uint8_t nonce[GCM_NONCE_LEN]
     uint8_t aad_buf[12]
 
+# The last handle of a burst and its SA: consecutive packets of one SA (the common case) skip
+# the handle check. Valid for one burst only (the table is locked meanwhile).
+ctypedef struct sa_cache_t:
+    int32_t h
+    sa_t *sa
+
 cdef enum:
     OUTB_CHUNK = 32              # packets per pass: the per-packet state stays on the stack
 
 
 cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
                                    uint32_t off, uint32_t ln, int32_t h,
-                                   outb_work_t *w) noexcept nogil:
+                                   outb_work_t *w, sa_cache_t *cache) noexcept nogil:
     """Everything before the crypto: SA, inner header, room, sequence number, trailer, ESP
     header, nonce and AAD."""
     cdef sa_t *sa
@@ -70,10 +76,15 @@ cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
     cdef uint8_t next_header, tos, v, inner_df
     cdef uint64_t seq, iv
 
-    sa = sa_by_handle(t, h)             # a stale handle (older generation) names nothing
-    if sa == NULL or sa.direction != SA_OUTBOUND:
-        t.c.no_sa += 1
-        return NO_SA
+    if cache.sa != NULL and h == cache.h:
+        sa = cache.sa                   # the SA of the packet before: checked already
+    else:
+        sa = sa_by_handle(t, h)         # a stale handle (older generation) names nothing
+        if sa == NULL or sa.direction != SA_OUTBOUND:
+            t.c.no_sa += 1
+            return NO_SA
+        cache.h = h
+        cache.sa = sa
     if off > slot_size or ln > slot_size - off or ln == 0:
         sa.c.malformed += 1
         return MALFORMED
@@ -220,6 +231,9 @@ cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
     cdef Py_ssize_t base, i, m, good = 0
     cdef Status st
     cdef outb_work_t w[OUTB_CHUNK]
+    cdef sa_cache_t cache
+    cache.h = -1
+    cache.sa = NULL
     cdef int rc[OUTB_CHUNK]
     base = 0
     while base < n:
@@ -227,7 +241,7 @@ cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
         for i in range(m):
             status[base + i] = encrypt_prepare(t, data + (base + i) * slot_size, slot_size,
                                                offset[base + i], length[base + i],
-                                               sa_index[base + i], &w[i])
+                                               sa_index[base + i], &w[i], &cache)
         for i in range(m):
             if status[base + i] == OK:
                 rc[i] = encrypt_seal(t, &w[i])
