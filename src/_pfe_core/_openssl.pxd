@@ -24,6 +24,9 @@ cdef extern from "openssl/evp.h" nogil:
     int EVP_CTRL_AEAD_SET_IVLEN
     int EVP_CTRL_AEAD_GET_TAG
     int EVP_CTRL_AEAD_SET_TAG
+    int EVP_CTRL_GCM_SET_IV_FIXED   # fixed field (salt), or with length -1 the whole IV
+    int EVP_CTRL_GCM_IV_GEN         # copy the invocation field out, then increment it
+    int EVP_CTRL_GCM_SET_IV_INV     # set the invocation field (the IV from the wire)
 
     const EVP_CIPHER *EVP_aes_128_gcm()
     const EVP_CIPHER *EVP_aes_256_gcm()

@@ -111,6 +111,8 @@ cdef extern from "raw_loops.h" nogil:
     const int raw_imb_available
     raw_imb *raw_imb_new(const uint8_t *key, int key_len)
     void raw_imb_free(raw_imb *m)
+    int raw_evp_set_next_iv(EVP_CIPHER_CTX *ctx, const uint8_t *salt, uint64_t counter)
+    int raw_evp_set_salt(EVP_CIPHER_CTX *ctx, const uint8_t *salt)
     int64_t raw_evp_seal(EVP_CIPHER_CTX *ctx, const raw_pkt *pkts, size_t n, uint32_t rounds,
                          const uint8_t *salt, uint64_t *counter, size_t *ok)
     int64_t raw_evp_open(EVP_CIPHER_CTX *ctx, const raw_pkt *pkts, size_t n, uint32_t rounds,
@@ -201,13 +203,15 @@ cdef class RawBursts:
                       and EVP_CIPHER_CTX_ctrl(self.ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN,
                                               NULL) == 1
                       and EVP_EncryptInit_ex(self.ctx, NULL, NULL,
-                                             <const unsigned char *>key, NULL) == 1)
+                                             <const unsigned char *>key, NULL) == 1
+                      and raw_evp_set_next_iv(self.ctx, self.salt, 1) == 0)
             else:
                 ok = (EVP_DecryptInit_ex(self.ctx, cipher, NULL, NULL, NULL) == 1
                       and EVP_CIPHER_CTX_ctrl(self.ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN,
                                               NULL) == 1
                       and EVP_DecryptInit_ex(self.ctx, NULL, NULL,
-                                             <const unsigned char *>key, NULL) == 1)
+                                             <const unsigned char *>key, NULL) == 1
+                      and raw_evp_set_salt(self.ctx, self.salt) == 0)
             if not ok:
                 raise RuntimeError("OpenSSL could not set up AES-GCM")
         else:

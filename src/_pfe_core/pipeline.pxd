@@ -101,6 +101,8 @@ ctypedef struct last_route_t:   # the last routing decision: bursts are mostly o
 
 ctypedef struct pipeline_t:
     sa_table_t *tables[PL_MAX_PFES]
+    int *locks[PL_MAX_PFES]   # each table's lock word (table.pxd): held around its kernel calls
+    int *held                 # the one lock a burst call holds now, NULL between calls
     uint32_t ntables
     pl_tunnel_t *tunnels
     uint32_t max_tunnels

@@ -39,7 +39,7 @@ from libc.string cimport memcpy, memset, memcmp
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_table_t
-from _pfe_core.table cimport SaTable
+from _pfe_core.table cimport SaTable, pfe_lock, pfe_unlock
 from _pfe_core.counters cimport (
     gateway_counters_t, tunnel_counters_t, gateway_counters_dict, tunnel_counters_dict,
     gateway_counters_layout, tunnel_counters_layout,
@@ -60,6 +60,8 @@ cdef enum:
     PROTO_AH = 51
     IKE_PORT = 500
     MAX_NETS = 256          # per side of one selector
+    TO_KERNEL = 254         # a slot's verdict between the steps of a burst: the kernel's turn
+    PL_CHUNK = 64           # inbound slots whose SPI map entries a burst call keeps at once
 
 ENGINE_CPU = PL_ENGINE_CPU
 #: The counter structs as compiled, for the catalogue test.
@@ -400,14 +402,29 @@ cdef int route_lookup(const pipeline_t *p, uint8_t fam, const uint8_t *src, cons
     return ROUTE_NONE
 
 
-cdef inline uint8_t encrypt_into(pipeline_t *p, pl_tunnel_t *t, const pl_pair_t *pair,
-                                 uint8_t *slot, Py_ssize_t slot_size, uint32_t *offset,
-                                 uint32_t *length, int32_t *sa, uint8_t *status) noexcept nogil:
-    """ESP-encapsulate one packet already routed to `t`/`pair` (MTU checked)."""
-    sa[0] = pair.out_handle
-    p.kernel_calls += 1
-    esp_encrypt_burst(p.tables[t.engine], slot, slot_size, offset, length, sa, status, 1)
-    if status[0] == OK:
+cdef inline sa_table_t *table_held(pipeline_t *p, uint32_t engine) noexcept nogil:
+    """PFE table `engine`, its lock held, as the table's own burst calls hold it: an install
+    or removal in another thread waits for the burst. The lock stays held over the packets
+    that follow on the same table (one lock per burst call in the common case) and is
+    released before another table's is taken, so a burst call never waits holding a lock."""
+    cdef int *lk = p.locks[engine]
+    if p.held != lk:
+        if p.held != NULL:
+            pfe_unlock(p.held)
+        pfe_lock(lk)
+        p.held = lk
+    return p.tables[engine]
+
+
+cdef inline void tables_release(pipeline_t *p) noexcept nogil:
+    if p.held != NULL:
+        pfe_unlock(p.held)
+        p.held = NULL
+
+
+cdef inline uint8_t encrypt_done(pipeline_t *p, pl_tunnel_t *t, uint8_t st) noexcept nogil:
+    """Count what the ESP kernel did with a packet of tunnel `t`; its verdict."""
+    if st == OK:
         t.c.out_encrypted += 1
         p.pfe.encrypted += 1
         p.c.transmitted_outer += 1
@@ -415,6 +432,17 @@ cdef inline uint8_t encrypt_into(pipeline_t *p, pl_tunnel_t *t, const pl_pair_t 
     t.c.out_engine_drops += 1
     p.pfe.encrypt_drops += 1
     return DROP_ENGINE
+
+
+cdef inline uint8_t encrypt_into(pipeline_t *p, pl_tunnel_t *t, const pl_pair_t *pair,
+                                 uint8_t *slot, Py_ssize_t slot_size, uint32_t *offset,
+                                 uint32_t *length, int32_t *sa, uint8_t *status) noexcept nogil:
+    """ESP-encapsulate one packet already routed to `t`/`pair` (MTU checked), alone: a
+    decrypted packet hairpinned into another tunnel."""
+    sa[0] = pair.out_handle
+    p.kernel_calls += 1
+    esp_encrypt_burst(table_held(p, t.engine), slot, slot_size, offset, length, sa, status, 1)
+    return encrypt_done(p, t, status[0])
 
 
 cdef uint8_t outbound_one(pipeline_t *p, uint8_t *slot, Py_ssize_t slot_size, uint32_t *offset,
@@ -457,7 +485,8 @@ cdef uint8_t outbound_one(pipeline_t *p, uint8_t *slot, Py_ssize_t slot_size, ui
         return PUNT_TOO_BIG
     t.c.out_packets += 1
     session_add(p, src, 2 * alen, proto)
-    return encrypt_into(p, t, &t.pairs[pair], slot, slot_size, offset, length, sa, status)
+    sa[0] = t.pairs[pair].out_handle
+    return TO_KERNEL                  # encrypted with the burst's other packets (pl_outbound)
 
 
 cdef inline int outer_spi(pipeline_t *p, const uint8_t *pkt, uint32_t ln, uint32_t *spi,
@@ -562,20 +591,16 @@ cdef inline bint ts_ok(const pl_tunnel_t *t, int32_t pair, uint8_t fam, const ui
 
 cdef uint8_t inbound_one(pipeline_t *p, uint8_t *slot, Py_ssize_t slot_size, uint32_t *offset,
                          uint32_t *length, int32_t *sa, uint8_t *status, int32_t *tunnel,
-                         bint count_received) noexcept nogil:
+                         bint count_received, const spi_entry_t **entry) noexcept nogil:
+    """Everything before the ESP kernel: TO_KERNEL with the packet's SPI map entry, or the
+    verdict."""
     cdef uint32_t off = offset[0]
     cdef uint32_t ln = length[0]
     cdef uint32_t spi = 0
     cdef uint8_t verdict = DROP_MALFORMED
     cdef const spi_entry_t *e
     cdef pl_tunnel_t *t
-    cdef pl_tunnel_t *t2
     cdef const uint8_t *pkt
-    cdef const uint8_t *src
-    cdef const uint8_t *dst
-    cdef uint32_t alen
-    cdef uint8_t fam, proto, st
-    cdef int32_t tid2 = -1, pair2 = -1
     tunnel[0] = -1
     sa[0] = -1
     status[0] = OK
@@ -602,9 +627,23 @@ cdef uint8_t inbound_one(pipeline_t *p, uint8_t *slot, Py_ssize_t slot_size, uin
     if e.engine == PL_ENGINE_CPU or e.engine >= p.ntables:
         return PUNT_CPU
     t.c.in_packets += 1
-    p.kernel_calls += 1
-    esp_decrypt_burst(p.tables[e.engine], slot, slot_size, offset, length, sa, status, 1)
-    st = status[0]
+    entry[0] = e
+    return TO_KERNEL                  # decrypted with the burst's other packets (pl_inbound)
+
+
+cdef uint8_t inbound_done(pipeline_t *p, uint8_t *slot, Py_ssize_t slot_size, uint32_t *offset,
+                          uint32_t *length, int32_t *sa, uint8_t *status, int32_t *tunnel,
+                          const spi_entry_t *e) noexcept nogil:
+    """Everything after the ESP kernel: selector check, delivery or hairpin; the verdict."""
+    cdef pl_tunnel_t *t = &p.tunnels[e.tid]
+    cdef pl_tunnel_t *t2
+    cdef const uint8_t *pkt
+    cdef const uint8_t *src
+    cdef const uint8_t *dst
+    cdef uint32_t alen, ln
+    cdef uint8_t fam, proto
+    cdef uint8_t st = status[0]
+    cdef int32_t tid2 = -1, pair2 = -1
     if st != OK:
         t.c.in_engine_drops += 1
         t.in_drop[st & (PL_STATUS_CODES - 1)] += 1
@@ -639,9 +678,11 @@ cdef Py_ssize_t pl_outbound(pipeline_t *p, uint8_t *data, Py_ssize_t slot_size, 
                             uint32_t *length, int32_t *sa, uint8_t *status, uint8_t *verdict,
                             int32_t *tunnel, Py_ssize_t n, int select) noexcept nogil:
     """Route and encrypt slots 0..n-1 (only those whose verdict is `select`, if >= 0);
-    returns the number of punts."""
-    cdef Py_ssize_t i, punts = 0
-    cdef uint8_t v
+    returns the number of punts. Every packet is routed first; then each run of consecutive
+    packets for one PFE goes through the ESP kernel in one call (its passes over a burst),
+    in slot order, so sequence numbers follow the slots as one packet at a time would."""
+    cdef Py_ssize_t i, j, punts = 0
+    cdef uint8_t v, eng
     cdef uint64_t t0 = now_ns()
     p.kernel_calls = 0
     for i in range(n):
@@ -651,8 +692,24 @@ cdef Py_ssize_t pl_outbound(pipeline_t *p, uint8_t *data, Py_ssize_t slot_size, 
         v = outbound_one(p, data + i * slot_size, slot_size, &offset[i], &length[i], &sa[i],
                          &status[i], &tunnel[i])
         verdict[i] = v
-        if v >= PUNT_IKE:
+        if v >= PUNT_IKE and v != TO_KERNEL:
             punts += 1
+    i = 0
+    while i < n:
+        if verdict[i] != TO_KERNEL:
+            i += 1
+            continue
+        eng = p.tunnels[tunnel[i]].engine
+        j = i + 1
+        while j < n and verdict[j] == TO_KERNEL and p.tunnels[tunnel[j]].engine == eng:
+            j += 1
+        p.kernel_calls += 1
+        esp_encrypt_burst(table_held(p, eng), data + i * slot_size, slot_size, &offset[i],
+                          &length[i], &sa[i], &status[i], j - i)
+        while i < j:
+            verdict[i] = encrypt_done(p, &p.tunnels[tunnel[i]], status[i])
+            i += 1
+    tables_release(p)
     count_call(p, t0)
     return punts
 
@@ -661,20 +718,49 @@ cdef Py_ssize_t pl_inbound(pipeline_t *p, uint8_t *data, Py_ssize_t slot_size, u
                            uint32_t *length, int32_t *sa, uint8_t *status, uint8_t *verdict,
                            int32_t *tunnel, Py_ssize_t n, int select,
                            bint count_received) noexcept nogil:
-    """Demux, decrypt, check and route slots 0..n-1; returns the number of punts."""
-    cdef Py_ssize_t i, punts = 0
-    cdef uint8_t v
+    """Demux, decrypt, check and route slots 0..n-1; returns the number of punts. In chunks
+    of PL_CHUNK slots: every packet's demux and SPI lookup, then each run of consecutive
+    packets for one PFE through the ESP kernel in one call, then every decrypted packet's
+    selector check and route, in slot order. A burst decides as its packets one at a time
+    would (the kernel's anti-replay decisions are the same either way)."""
+    cdef Py_ssize_t base, m, i, j, punts = 0
+    cdef uint8_t v, eng
+    cdef const spi_entry_t *ents[PL_CHUNK]
     cdef uint64_t t0 = now_ns()
     p.kernel_calls = 0
-    for i in range(n):
-        if select >= 0 and verdict[i] != select:
-            verdict[i] = SKIPPED
-            continue
-        v = inbound_one(p, data + i * slot_size, slot_size, &offset[i], &length[i], &sa[i],
-                        &status[i], &tunnel[i], count_received)
-        verdict[i] = v
-        if v >= PUNT_IKE:
-            punts += 1
+    base = 0
+    while base < n:
+        m = n - base if n - base < PL_CHUNK else PL_CHUNK
+        for i in range(base, base + m):
+            if select >= 0 and verdict[i] != select:
+                verdict[i] = SKIPPED
+                continue
+            verdict[i] = inbound_one(p, data + i * slot_size, slot_size, &offset[i], &length[i],
+                                     &sa[i], &status[i], &tunnel[i], count_received,
+                                     &ents[i - base])
+        i = base
+        while i < base + m:
+            if verdict[i] != TO_KERNEL:
+                i += 1
+                continue
+            eng = ents[i - base].engine
+            j = i + 1
+            while j < base + m and verdict[j] == TO_KERNEL and ents[j - base].engine == eng:
+                j += 1
+            p.kernel_calls += 1
+            esp_decrypt_burst(table_held(p, eng), data + i * slot_size, slot_size, &offset[i],
+                              &length[i], &sa[i], &status[i], j - i)
+            i = j
+        for i in range(base, base + m):
+            v = verdict[i]
+            if v == TO_KERNEL:
+                v = inbound_done(p, data + i * slot_size, slot_size, &offset[i], &length[i],
+                                 &sa[i], &status[i], &tunnel[i], ents[i - base])
+                verdict[i] = v
+            if v >= PUNT_IKE and v != SKIPPED:
+                punts += 1
+        base += m
+    tables_release(p)
     count_call(p, t0)
     return punts
 
@@ -741,8 +827,8 @@ cdef class Pipeline:
     """One gateway's forwarding tables and its burst calls (module docstring).
 
     `tables` are the gateway's PFE SA tables, in the order the SPI map and tunnels name them
-    (engine index). The pipeline is not shared between threads; the gateway serialises its
-    burst calls with the PFEs' own locks."""
+    (engine index). The pipeline is not shared between threads; its burst calls hold each
+    PFE table's lock around the kernel calls on it, as the table's own burst calls do."""
 
     cdef pipeline_t p
     cdef readonly list tables
@@ -758,6 +844,7 @@ cdef class Pipeline:
             raise ValueError(f"at most {PL_MAX_PFES} PFE tables per pipeline")
         for i, table in enumerate(self.tables):
             self.p.tables[i] = &table.t
+            self.p.locks[i] = table._lk
         self.p.ntables = len(self.tables)
         if max_tunnels == 0:
             raise ValueError("max_tunnels must be positive")

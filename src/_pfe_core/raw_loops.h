@@ -35,28 +35,54 @@ static inline int64_t raw_now_ns(void) {
 }
 
 static inline void raw_put_counter(uint8_t *nonce, uint64_t counter) {
-    for (int k = 7; k >= 0; k--) {
-        nonce[4 + k] = (uint8_t)counter;
-        counter >>= 8;
-    }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    counter = __builtin_bswap64(counter);
+#endif
+    memcpy(nonce + 4, &counter, 8);   /* big-endian, one store */
 }
 
+/* A cycle counter for timing one kernel call among untimed work (restoring the burst it
+ * consumes): the TSC on x86-64 (constant rate on every CPU this runs on, converted to
+ * nanoseconds against CLOCK_MONOTONIC over the whole measurement), the monotonic clock
+ * elsewhere. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+static inline uint64_t raw_ticks(void) { return __rdtsc(); }
+#else
+static inline uint64_t raw_ticks(void) { return (uint64_t)raw_now_ns(); }
+#endif
+
 /* OpenSSL EVP: the key schedule is set once (ctx initialised with the key), per packet only
- * the nonce changes, as in the PFE's gcm_seal / gcm_open. */
+ * the IV changes, with the calls the PFE makes (gcm.pxd gcm_seal_next / gcm_open_wire): the
+ * context holds the salt and generates each IV on a seal (EVP_CTRL_GCM_IV_GEN; call
+ * raw_evp_set_next_iv once before), and an open sets only the 8-byte IV
+ * (EVP_CTRL_GCM_SET_IV_INV; call raw_evp_set_salt once before). */
+static inline int raw_evp_set_next_iv(EVP_CIPHER_CTX *ctx, const uint8_t *salt,
+                                      uint64_t counter) {
+    uint8_t nonce[12];
+    memcpy(nonce, salt, 4);
+    raw_put_counter(nonce, counter);
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IV_FIXED, -1, nonce) == 1 ? 0 : -1;
+}
+
+static inline int raw_evp_set_salt(EVP_CIPHER_CTX *ctx, const uint8_t *salt) {
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IV_FIXED, 4, (void *)salt) == 1 ? 0 : -1;
+}
+
 static inline int64_t raw_evp_seal(EVP_CIPHER_CTX *ctx, const raw_pkt *pkts, size_t n,
                                    uint32_t rounds, const uint8_t *salt, uint64_t *counter,
                                    size_t *ok) {
-    uint8_t nonce[12];
+    uint8_t iv[8];
     int outl;
     size_t good = 0;
-    memcpy(nonce, salt, 4);
+    (void)salt;
     int64_t t0 = raw_now_ns();
     for (uint32_t r = 0; r < rounds; r++) {
         for (size_t i = 0; i < n; i++) {
             uint8_t *p = pkts[i].data;
             int len = (int)pkts[i].len;
-            raw_put_counter(nonce, ++*counter);
-            if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1
+            ++*counter;
+            if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_IV_GEN, 8, iv) != 1
                     || EVP_EncryptUpdate(ctx, NULL, &outl, p - 8, 8) != 1
                     || EVP_EncryptUpdate(ctx, p, &outl, p, len) != 1
                     || EVP_EncryptFinal_ex(ctx, p + len, &outl) != 1
@@ -81,7 +107,7 @@ static inline int64_t raw_evp_open(EVP_CIPHER_CTX *ctx, const raw_pkt *pkts, siz
         for (size_t i = 0; i < n; i++) {
             uint8_t *p = pkts[i].data;
             int len = (int)pkts[i].len;
-            if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, pkts[i].nonce) != 1
+            if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IV_INV, 8, (void *)(pkts[i].nonce + 4)) != 1
                     || EVP_DecryptUpdate(ctx, NULL, &outl, p - 8, 8) != 1
                     || EVP_DecryptUpdate(ctx, out, &outl, p, len) != 1
                     || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, p + len) != 1
@@ -148,30 +174,39 @@ static inline raw_imb *raw_imb_new(const uint8_t *key, int key_len) {
     return m;
 }
 
-/* The key size is fixed per loop, so its branch sits outside the packet loop. */
+/* The key size is fixed per loop, so its branch sits outside the packet loop. The nonces of
+ * up to RAW_NONCE_BATCH packets are written in a pass of their own before their seals: a
+ * nonce stored just before the call that loads it costs a failed store-to-load forwarding
+ * (an 8-byte store read back by a 16-byte load) of about 13 ns per packet at 64 B on AMD
+ * Zen, a third of the seal. The PFE's kernels do the same (a pass before the crypto). */
+#define RAW_NONCE_BATCH 32
 static inline int64_t raw_imb_seal(const raw_imb *m, const raw_pkt *pkts, size_t n,
                                    uint32_t rounds, const uint8_t *salt, uint64_t *counter,
                                    size_t *ok) {
     struct gcm_context_data ctx;
-    uint8_t nonce[12];
-    memcpy(nonce, salt, 4);
+    uint8_t nonces[RAW_NONCE_BATCH][16];
+    for (size_t j = 0; j < RAW_NONCE_BATCH; j++)
+        memcpy(nonces[j], salt, 4);
     int64_t t0 = raw_now_ns();
-    if (m->key_len == 16) {
-        for (uint32_t r = 0; r < rounds; r++)
-            for (size_t i = 0; i < n; i++) {
-                uint8_t *p = pkts[i].data;
-                raw_put_counter(nonce, ++*counter);
-                IMB_AES128_GCM_ENC(m->mgr, m->key, &ctx, p, p, pkts[i].len, nonce, p - 8, 8,
-                                   p + pkts[i].len, 16);
+    for (uint32_t r = 0; r < rounds; r++) {
+        for (size_t base = 0; base < n; base += RAW_NONCE_BATCH) {
+            size_t m_ = n - base < RAW_NONCE_BATCH ? n - base : RAW_NONCE_BATCH;
+            for (size_t j = 0; j < m_; j++)
+                raw_put_counter(nonces[j], ++*counter);
+            if (m->key_len == 16) {
+                for (size_t j = 0; j < m_; j++) {
+                    const raw_pkt *q = &pkts[base + j];
+                    IMB_AES128_GCM_ENC(m->mgr, m->key, &ctx, q->data, q->data, q->len, nonces[j],
+                                       q->data - 8, 8, q->data + q->len, 16);
+                }
+            } else {
+                for (size_t j = 0; j < m_; j++) {
+                    const raw_pkt *q = &pkts[base + j];
+                    IMB_AES256_GCM_ENC(m->mgr, m->key, &ctx, q->data, q->data, q->len, nonces[j],
+                                       q->data - 8, 8, q->data + q->len, 16);
+                }
             }
-    } else {
-        for (uint32_t r = 0; r < rounds; r++)
-            for (size_t i = 0; i < n; i++) {
-                uint8_t *p = pkts[i].data;
-                raw_put_counter(nonce, ++*counter);
-                IMB_AES256_GCM_ENC(m->mgr, m->key, &ctx, p, p, pkts[i].len, nonce, p - 8, 8,
-                                   p + pkts[i].len, 16);
-            }
+        }
     }
     int64_t elapsed = raw_now_ns() - t0;
     *ok = (size_t)rounds * n;

@@ -83,6 +83,19 @@ cdef inline void replay_advance(replay_t *r, uint64_t seq) noexcept nogil:
         r.bits[(seq >> 6) & (REPLAY_WORDS - 1)] |= (<uint64_t>1) << (seq & 63)
 
 
+cdef inline Status replay_accept(replay_t *r, uint64_t seq) noexcept nogil:
+    """`replay_check`, and when it says OK, `replay_advance`: the second phase, after the ICV
+    verified. The common case, a new highest number, takes one comparison."""
+    cdef Status st
+    if seq > r.top and seq != 0:
+        replay_advance(r, seq)
+        return OK
+    st = replay_check(r, seq)
+    if st == OK:
+        replay_advance(r, seq)
+    return st
+
+
 cdef inline void replay_init(replay_t *r, uint32_t window, bint esn) noexcept nogil:
     cdef int k
     r.top = 0

@@ -4,7 +4,7 @@
 The kernels use the inline functions directly; this class runs exactly that code."""
 from libc.stdint cimport uint32_t, uint64_t
 from _pfe_core.replay cimport (
-    replay_t, replay_init, replay_infer, replay_check, replay_advance,
+    replay_t, replay_init, replay_infer, replay_check, replay_advance, replay_accept,
     REPLAY_MAX_WINDOW, REPLAY_MIN_WINDOW,
 )
 from _pfe_core.status cimport *
@@ -44,13 +44,9 @@ cdef class ReplayWindow:
         replay_advance(&self.r, seq)
 
     def receive(self, uint32_t seq_lo) -> int:
-        """Infer, check and (if OK) advance: what the kernel does for a packet whose ICV
-        verified. Returns the status."""
+        """Infer, then check and (if OK) advance with `replay_accept`: what the kernel does
+        for a packet whose ICV verified. Returns the status."""
         cdef uint64_t seq
-        cdef Status st
         if not replay_infer(&self.r, seq_lo, &seq):
             return REPLAY_BELOW_WINDOW
-        st = replay_check(&self.r, seq)
-        if st == OK:
-            replay_advance(&self.r, seq)
-        return st
+        return replay_accept(&self.r, seq)

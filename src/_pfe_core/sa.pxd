@@ -40,11 +40,13 @@ cdef enum DfMode:
     DF_SET = 1
     DF_COPY = 2
 
+# The hot fields every packet reads come first (one 64-byte line: handle, flags, SPI, salt,
+# sequence number, key pointers), then the outer-header template, then the counters. The
+# anti-replay ring (1 KiB) is not in the slot: outbound SAs have none, and inbound SAs point
+# at their slot's ring in the table's own array (`sa_table_t.replays`), so a burst that
+# walks SA slots does not drag a kilobyte of window through the cache per SA.
 ctypedef struct sa_t:
-    EVP_CIPHER_CTX *ctx       # OpenSSL backend: keyed once at install
-    pfe_gcm_key *imb_key      # intel-ipsec-mb backend: expanded keys and GHASH tables
-    uint8_t key_len           # 16 or 32
-    uint32_t spi
+    int32_t handle            # slot + generation of the installed SA; -1 when free
     uint8_t direction         # SaDirection
     uint8_t esn
     uint8_t udp_encap
@@ -52,17 +54,23 @@ ctypedef struct sa_t:
     uint8_t df_mode           # DfMode
     uint8_t copy_outer_dscp
     uint8_t rekey_needed
+    uint8_t key_len           # 16 or 32
+    uint32_t spi
+    uint8_t spi_wire[4]       # the SPI in network order, as the ESP header carries it
     uint8_t salt[4]
     uint16_t outer_len        # outer IP (+UDP) header bytes before ESP
-    uint64_t seq              # outbound: last sequence number sent
-    int32_t handle            # slot + generation of the installed SA; -1 when free
+    uint16_t hdr_sum          # IPv4 outer: ones'-complement sum of the template's constant words
     int32_t next_in_bucket    # inbound SPI hash chain
+    uint64_t seq              # outbound: last sequence number sent
+    EVP_CIPHER_CTX *ctx       # OpenSSL backend: keyed once at install
+    pfe_gcm_key *imb_key      # intel-ipsec-mb backend: expanded keys and GHASH tables
+    replay_t *replay          # inbound: this slot's ring in sa_table_t.replays; NULL outbound
     uint8_t hdr[OUTER_HDR_MAX]  # outer header template (addresses, TTL, protocol, ports)
     sa_counters_t c
-    replay_t replay           # inbound only
 
 ctypedef struct sa_table_t:
     sa_t *sas                 # PFE_MAX_SAS slots
+    replay_t *replays         # PFE_MAX_SAS anti-replay rings, used by inbound slots only
     int32_t *buckets          # SPI_BUCKETS chain heads (slots), -1 = empty
     uint32_t *generation      # per slot: the generation of its latest SA (0: never used)
     int32_t *free_slots       # ring of free slots, oldest freed first (FIFO reuse)

@@ -5,7 +5,8 @@ One table is one modelled PFE: at most 4000 SAs (both directions count), inbound
 SPI in O(1), one EVP_CIPHER_CTX per SA keyed once at install. A handle is a slot plus that
 slot's generation (sa.pxd), so a handle kept after `remove` never names a later SA. A table is not shared between
 threads: each worker thread owns its own (docs/design.md §4); the burst calls release the GIL."""
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
+cimport cython
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset, memcpy
 from _pfe_core._openssl cimport (
@@ -26,11 +27,11 @@ from _pfe_core.imb cimport (
 from _pfe_core.counters cimport (
     sa_counters_dict, sa_counters_layout, engine_counters_dict, engine_counters_layout,
 )
-from _pfe_core.replay cimport replay_init, REPLAY_MAX_WINDOW, REPLAY_MIN_WINDOW
-from _pfe_core.gcm cimport GCM_NONCE_LEN
+from _pfe_core.replay cimport replay_t, replay_init, REPLAY_MAX_WINDOW, REPLAY_MIN_WINDOW
+from _pfe_core.gcm cimport GCM_NONCE_LEN, gcm_set_next_iv, gcm_set_salt
 from _pfe_core.esp_outb cimport esp_encrypt_burst
 from _pfe_core.esp_inb cimport esp_decrypt_burst
-from _pfe_core.wire cimport store16
+from _pfe_core.wire cimport store16, store32, store64, csum_add, csum_fold_partial
 
 MAX_SAS = PFE_MAX_SAS
 #: handle = generation << HANDLE_SLOT_BITS | slot (sa.pxd)
@@ -72,11 +73,37 @@ class DuplicateSpi(Exception):
     """An inbound SA with this SPI is installed already."""
 
 
+# A table's lock is one word taken with an atomic exchange (pfe_lock, declared in table.pxd):
+# uncontended (one PFE per thread, the design), a burst pays one locked instruction for it, not
+# a semaphore call. A waiter yields the CPU between attempts, without the GIL.
+cdef class TableLock:
+    """The lock of one SA table: the burst calls (the table's own and a forwarding
+    pipeline's) take it without the GIL, Python code takes it with `with` around changes to
+    the table (installs, removals, sequence numbers). Not reentrant. Its word is declared in
+    table.pxd."""
+
+    def __enter__(self):
+        if not pfe_try_lock(&self.word):
+            with nogil:                     # wait for a burst in another thread to end
+                pfe_lock(&self.word)
+        return self
+
+    def __exit__(self, *exc):
+        pfe_unlock(&self.word)
+        return False
+
+
 cdef class SaTable:
     """One modelled PFE's SAs, on one crypto backend ("openssl" or "ipsec-mb").
-    Its C fields are declared in table.pxd."""
+
+    The burst calls release the GIL for the whole burst and hold `lock` meanwhile: callers
+    that change the table from several threads take `lock` around the change (`with
+    table.lock:`); the burst calls take it themselves. Its C fields are declared in
+    table.pxd."""
 
     def __cinit__(self, str backend="openssl"):
+        self.lock = TableLock()
+        self._lk = &self.lock.word      # the lock object lives as long as the table
         if backend not in BACKEND_NAMES:
             raise ValueError(f"unknown crypto backend {backend!r}: expected one of "
                              f"{sorted(BACKEND_NAMES)}")
@@ -89,10 +116,11 @@ cdef class SaTable:
         self.t.backend = BACKEND_NAMES[backend]
         self.backend = backend
         self.t.sas = <sa_t *>calloc(PFE_MAX_SAS, sizeof(sa_t))
+        self.t.replays = <replay_t *>calloc(PFE_MAX_SAS, sizeof(replay_t))
         self.t.buckets = <int32_t *>calloc(SPI_BUCKETS, sizeof(int32_t))
         self.t.generation = <uint32_t *>calloc(PFE_MAX_SAS, sizeof(uint32_t))
         self.t.free_slots = <int32_t *>calloc(PFE_MAX_SAS, sizeof(int32_t))
-        if self.t.sas == NULL or self.t.buckets == NULL or self.t.generation == NULL \
+        if self.t.sas == NULL or self.t.replays == NULL or self.t.buckets == NULL or self.t.generation == NULL \
                 or self.t.free_slots == NULL:
             raise MemoryError()
         for i in range(SPI_BUCKETS):
@@ -111,6 +139,7 @@ cdef class SaTable:
                 if self.t.sas[i].direction != SA_FREE:
                     self._wipe(i)
             free(self.t.sas)
+        free(self.t.replays)
         free(self.t.buckets)
         free(self.t.generation)
         free(self.t.free_slots)
@@ -160,7 +189,7 @@ cdef class SaTable:
             if imb_key == NULL:
                 raise MemoryError()
         else:
-            ctx = _new_gcm_ctx(cipher, key, direction == SA_OUTBOUND)
+            ctx = _new_gcm_ctx(cipher, key, salt, direction == SA_OUTBOUND)
 
         # The oldest freed slot, under its next generation (1..HANDLE_GEN_MAX, never 0, so a
         # zeroed handle array names no SA).
@@ -180,6 +209,7 @@ cdef class SaTable:
         sa.imb_key = imb_key
         sa.key_len = len(key)
         sa.spi = spi
+        store32(sa.spi_wire, spi)
         sa.direction = direction
         sa.esn = esn
         sa.udp_encap = udp_encap
@@ -188,9 +218,10 @@ cdef class SaTable:
         sa.copy_outer_dscp = copy_outer_dscp
         memcpy(sa.salt, <const char *>salt, 4)
         self._build_header_template(sa, src, dst, sport, dport, ttl)
-        replay_init(&sa.replay, replay_window, esn)
         sa.next_in_bucket = -1
         if direction == SA_INBOUND:
+            sa.replay = &self.t.replays[slot]
+            replay_init(sa.replay, replay_window, esn)
             b = spi_bucket(spi)
             sa.next_in_bucket = self.t.buckets[b]
             self.t.buckets[b] = slot
@@ -224,6 +255,11 @@ cdef class SaTable:
             store16(hdr + ip_len + 2, dport)
             ip_len += 8
         sa.outer_len = ip_len
+        if not sa.ipv6:
+            # Words of the IPv4 template that never change per packet (version/IHL,
+            # TTL/protocol, addresses; the rest are zero there): the kernel adds DS field,
+            # total length, identification and DF to this sum (RFC 1624 incremental update).
+            sa.hdr_sum = csum_fold_partial(csum_add(0, hdr, 20))
 
     cdef void _wipe(self, int32_t slot):
         cdef sa_t *sa = &self.t.sas[slot]
@@ -231,6 +267,7 @@ cdef class SaTable:
             EVP_CIPHER_CTX_free(sa.ctx)   # frees and cleanses the key schedule
         pfe_imb_key_free(sa.imb_key)      # cleanses the expanded keys, then frees
         OPENSSL_cleanse(sa, sizeof(sa_t))
+        memset(&self.t.replays[slot], 0, sizeof(replay_t))
         sa.direction = SA_FREE
         sa.handle = -1
 
@@ -316,46 +353,174 @@ cdef class SaTable:
         if sa.direction == SA_OUTBOUND:
             sa.seq = seq
             sa.rekey_needed = 0
+            if sa.ctx != NULL and seq < <uint64_t>0xFFFFFFFFFFFFFFFFULL:
+                _set_next_iv(sa.ctx, sa.salt, seq + 1)   # the kernel re-syncs it anyway
         else:
-            replay_init(&sa.replay, sa.replay.window, sa.esn)
+            replay_init(sa.replay, sa.replay.window, sa.esn)
             sa.replay.top = seq
 
     def encrypt_burst(self, BurstArrays b, Py_ssize_t n) -> int:
         """Encrypt slots 0..n-1 in place; returns the number of OK packets."""
-        cdef Py_ssize_t good
-        b.check(n)
-        if n == 0:
-            return 0
-        with nogil:
-            good = esp_encrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
-                                     &b.length[0], &b.sa[0], &b.status[0], n)
-        return good
+        return self._burst(b, n, True)
 
     def decrypt_burst(self, BurstArrays b, Py_ssize_t n) -> int:
         """Decrypt slots 0..n-1 in place; returns the number of OK packets."""
+        return self._burst(b, n, False)
+
+    # The burst entry points of `Pfe`: one C call per burst from Python, taking the burst
+    # object itself (its cached `kernel_view` and its `count`), so that no Python frame
+    # and no Python-level lock stand between the caller and the kernel.
+    @cython.always_allow_keywords(False)
+    def encrypt(self, burst) -> int:
+        """Encrypt `burst.count` packets of a `Burst` in place; returns the number OK."""
+        return self._burst(_kernel_view(burst), burst.count, True)
+
+    @cython.always_allow_keywords(False)
+    def decrypt(self, burst) -> int:
+        """Decrypt `burst.count` packets of a `Burst` in place; returns the number OK."""
+        return self._burst(_kernel_view(burst), burst.count, False)
+
+    def time_kernel(self, bint encrypt, list bursts, list pristine, uint32_t rounds=1):
+        """The burst kernel alone, timed inside C, for the cost split (docs/performance.md).
+
+        `bursts` and `pristine` are `Burst`s of equal shape (at most 64). Each pass restores
+        every burst from its pristine twin (the packets' bytes, offsets, lengths and SA
+        handles) and empties every inbound SA's anti-replay window, untimed, so that a decrypt
+        pass sees the same sequence numbers again; then it runs the kernel over all bursts
+        between two reads of a cycle counter, as a window of the Python-timed figures does.
+        `rounds` passes, the table locked, the GIL released around the kernel calls. Returns
+        (kernel nanoseconds, nanoseconds of the timer reads alone, kernel calls, packets OK)."""
+        cdef list views = [_kernel_view(b) for b in bursts]
+        cdef list clean = [_kernel_view(b) for b in pristine]
+        cdef list counts = [b.count for b in pristine]
+        cdef Py_ssize_t k, i, n, nb = len(views), good = 0, slot
+        cdef uint32_t r
+        cdef uint64_t ticks = 0, empty = 0, t0, t1, tick_start, tick_end
+        cdef int64_t wall_start, wall_end
+        cdef BurstArrays w, c
+        cdef void *bp[64]
+        cdef Py_ssize_t np_[64]
+        if nb == 0 or nb > 64 or len(clean) != nb:
+            raise ValueError("need 1..64 bursts and as many pristine twins")
+        for k in range(nb):
+            w, c = views[k], clean[k]
+            n = counts[k]
+            c.check(n)
+            w.check(n)
+            if w.data.shape[1] != c.data.shape[1]:
+                raise ValueError("bursts and their pristine twins differ in slot size")
+            for i in range(n):
+                if c.offset[i] > c.data.shape[1] or c.length[i] > c.data.shape[1] - c.offset[i]:
+                    raise ValueError("a pristine packet does not fit its slot")
+        with nogil:
+            pfe_lock(self._lk)
+            wall_start = raw_now_ns()
+            tick_start = raw_ticks()
+        try:
+            for r in range(rounds):
+                if not encrypt:
+                    for slot in range(PFE_MAX_SAS):
+                        if self.t.sas[slot].direction == SA_INBOUND:
+                            replay_init(self.t.sas[slot].replay, self.t.sas[slot].replay.window,
+                                        self.t.sas[slot].esn)
+                for k in range(nb):           # restore every burst, untimed
+                    w = <BurstArrays>views[k]
+                    c = <BurstArrays>clean[k]
+                    n = counts[k]
+                    with nogil:
+                        for i in range(n):
+                            w.offset[i] = c.offset[i]
+                            w.length[i] = c.length[i]
+                            w.sa[i] = c.sa[i]
+                            memcpy(&w.data[i, 0] + c.offset[i], &c.data[i, 0] + c.offset[i],
+                                   c.length[i])
+                for k in range(nb):           # then the kernel over all of them, timed
+                    bp[k] = <void *>views[k]
+                    np_[k] = counts[k]
+                with nogil:
+                    t0 = raw_ticks()
+                    for k in range(nb):
+                        good += _kernel_call(&self.t, <BurstArrays>bp[k], np_[k], encrypt)
+                    t1 = raw_ticks()
+                    ticks += t1 - t0
+                    t0 = raw_ticks()
+                    t1 = raw_ticks()
+                    empty += t1 - t0
+        finally:
+            with nogil:
+                tick_end = raw_ticks()
+                wall_end = raw_now_ns()
+                pfe_unlock(self._lk)
+        scale = (wall_end - wall_start) / (<double>(tick_end - tick_start) if tick_end > tick_start
+                                            else 1.0)
+        return ticks * scale, empty * scale, rounds * nb, good
+
+    cdef Py_ssize_t _burst(self, BurstArrays b, Py_ssize_t n, bint encrypt) except -1:
         cdef Py_ssize_t good
         b.check(n)
         if n == 0:
             return 0
         with nogil:
-            good = esp_decrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
-                                     &b.length[0], &b.sa[0], &b.status[0], n)
+            pfe_lock(self._lk)
+            if encrypt:
+                good = esp_encrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
+                                         &b.length[0], &b.sa[0], &b.status[0], n)
+            else:
+                good = esp_decrypt_burst(&self.t, &b.data[0, 0], b.data.shape[1], &b.offset[0],
+                                         &b.length[0], &b.sa[0], &b.status[0], n)
+            pfe_unlock(self._lk)
         return good
 
 
-cdef EVP_CIPHER_CTX *_new_gcm_ctx(const EVP_CIPHER *cipher, bytes key, bint encrypt) except NULL:
-    """An AES-GCM context keyed once, for the life of the SA (STYLE §4 rule 7)."""
+cdef extern from "raw_loops.h" nogil:
+    uint64_t raw_ticks()
+    int64_t raw_now_ns()
+
+
+cdef inline Py_ssize_t _kernel_call(sa_table_t *t, BurstArrays w, Py_ssize_t n,
+                                    bint encrypt) noexcept nogil:
+    if encrypt:
+        return esp_encrypt_burst(t, &w.data[0, 0], w.data.shape[1], &w.offset[0], &w.length[0],
+                                 &w.sa[0], &w.status[0], n)
+    return esp_decrypt_burst(t, &w.data[0, 0], w.data.shape[1], &w.offset[0], &w.length[0],
+                             &w.sa[0], &w.status[0], n)
+
+
+cdef inline BurstArrays _kernel_view(burst):
+    """The burst's arrays as the kernels take them, viewed once and kept on the burst."""
+    cdef BurstArrays b = burst.kernel_view
+    if b is None:
+        b = BurstArrays(burst.data, burst.offset, burst.length, burst.sa, burst.status, burst)
+        burst.kernel_view = b
+    return b
+
+
+cdef int _set_next_iv(EVP_CIPHER_CTX *ctx, const uint8_t *salt, uint64_t seq) noexcept nogil:
+    """Outbound: the context's next generated nonce is salt || seq (gcm.pxd)."""
+    cdef uint8_t nonce[GCM_NONCE_LEN]
+    memcpy(nonce, salt, 4)
+    store64(nonce + 4, seq)
+    return gcm_set_next_iv(ctx, nonce)
+
+
+cdef EVP_CIPHER_CTX *_new_gcm_ctx(const EVP_CIPHER *cipher, bytes key, bytes salt,
+                                  bint encrypt) except NULL:
+    """An AES-GCM context keyed once, for the life of the SA (STYLE §4 rule 7), with its
+    salt fixed: outbound it generates the IVs 1, 2, 3, ... (the sequence numbers), inbound
+    each packet sets only its IV from the wire (gcm.pxd)."""
     cdef EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new()
     if ctx == NULL:
         raise MemoryError()
     if encrypt:
         ok = (EVP_EncryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1
               and EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1
-              and EVP_EncryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1)
+              and EVP_EncryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1
+              and _set_next_iv(ctx, <const uint8_t *><const char *>salt, 1) == 0)
     else:
         ok = (EVP_DecryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1
               and EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1
-              and EVP_DecryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1)
+              and EVP_DecryptInit_ex(ctx, NULL, NULL, <const unsigned char *>key, NULL) == 1
+              and gcm_set_salt(ctx, <const uint8_t *><const char *>salt) == 0)
     if not ok:
         ERR_clear_error()
         EVP_CIPHER_CTX_free(ctx)

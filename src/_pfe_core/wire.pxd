@@ -1,56 +1,67 @@
 # Header field access and Internet checksums for the kernels (RFC 791, RFC 8200, RFC 768,
-# RFC 1071). Big-endian loads and stores byte by byte: packet fields are not aligned.
+# RFC 1071). Packet fields are big-endian and unaligned: loads and stores are one unaligned
+# move plus a byte swap each (wire_ops.h), checksums are summed 32 bits at a time.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+cdef extern from "wire_ops.h" nogil:
+    uint16_t wire_load16(const uint8_t *p)
+    uint32_t wire_load32(const uint8_t *p)
+    uint64_t wire_load64(const uint8_t *p)
+    void wire_store16(uint8_t *p, uint16_t v)
+    void wire_store32(uint8_t *p, uint32_t v)
+    void wire_store64(uint8_t *p, uint64_t v)
+    uint32_t wire_raw32(const uint8_t *p)
+    uint64_t wire_raw64(const uint8_t *p)
+    void wire_put_raw32(uint8_t *p, uint32_t v)
+    void wire_put_raw64(uint8_t *p, uint64_t v)
+    void wire_copy_hdr(uint8_t *dst, const uint8_t *src, unsigned len)
+    uint64_t wire_csum_add(uint64_t acc, const uint8_t *p, size_t n)
+    uint16_t wire_fold_host(uint64_t acc)
+    bint wire_ipv4_csum_ok(const uint8_t *ip, unsigned hlen)
+    void wire_ipv4_set_checksum(uint8_t *ip, unsigned hlen)
+    bint wire_pad_ok(const uint8_t *p, unsigned pad_len)
 
 
 cdef inline uint16_t load16(const uint8_t *p) noexcept nogil:
-    return (<uint16_t>p[0] << 8) | p[1]
+    return wire_load16(p)
 
 
 cdef inline uint32_t load32(const uint8_t *p) noexcept nogil:
-    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+    return wire_load32(p)
 
 
 cdef inline void store16(uint8_t *p, uint16_t v) noexcept nogil:
-    p[0] = <uint8_t>(v >> 8)
-    p[1] = <uint8_t>v
+    wire_store16(p, v)
 
 
 cdef inline void store32(uint8_t *p, uint32_t v) noexcept nogil:
-    p[0] = <uint8_t>(v >> 24)
-    p[1] = <uint8_t>(v >> 16)
-    p[2] = <uint8_t>(v >> 8)
-    p[3] = <uint8_t>v
+    wire_store32(p, v)
 
 
 cdef inline void store64(uint8_t *p, uint64_t v) noexcept nogil:
-    store32(p, <uint32_t>(v >> 32))
-    store32(p + 4, <uint32_t>v)
+    wire_store64(p, v)
 
 
 cdef inline uint64_t csum_add(uint64_t acc, const uint8_t *p, Py_ssize_t n) noexcept nogil:
-    """Add `n` bytes to a ones'-complement accumulator (RFC 1071); an odd tail is padded."""
-    cdef Py_ssize_t i = 0
-    while i + 1 < n:
-        acc += (<uint64_t>p[i] << 8) | p[i + 1]
-        i += 2
-    if i < n:
-        acc += <uint64_t>p[i] << 8
-    return acc
+    """Add `n` bytes, as big-endian 16-bit words, to a ones'-complement accumulator
+    (RFC 1071); an odd tail is padded."""
+    return wire_csum_add(acc, p, <size_t>n)
+
+
+cdef inline uint16_t csum_fold_partial(uint64_t acc) noexcept nogil:
+    """The accumulator folded to 16 bits, not complemented: a partial sum to add to later."""
+    return wire_fold_host(acc)
 
 
 cdef inline uint16_t csum_fold(uint64_t acc) noexcept nogil:
-    while acc >> 16:
-        acc = (acc & 0xFFFF) + (acc >> 16)
-    return <uint16_t>(~acc & 0xFFFF)
+    """The checksum field value for an accumulator: folded and complemented."""
+    return <uint16_t>(~wire_fold_host(acc) & 0xFFFF)
 
 
 cdef inline void ipv4_set_checksum(uint8_t *ip, uint32_t header_len) noexcept nogil:
     """The header checksum of an IPv4 header of `header_len` bytes: the caller passes the
     length it validated, never the IHL read again from the packet (RFC 791 §3.1)."""
-    ip[10] = 0
-    ip[11] = 0
-    store16(ip + 10, csum_fold(csum_add(0, ip, header_len)))
+    wire_ipv4_set_checksum(ip, header_len)
 
 
 cdef inline uint8_t ip_tos(const uint8_t *ip) noexcept nogil:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import threading
 from typing import Optional
 
 try:
@@ -22,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess (test
     ) from exc
 from _pfe_core import gcm as _pfe_gcm
 from _pfe_core.pipeline import ENGINE_CPU, Pipeline, PipelineArrays, Verdict, run_pair
-from _pfe_core.table import BurstArrays, DuplicateSpi, SaTable, TableFull
+from _pfe_core.table import DuplicateSpi, SaTable, TableFull, TableLock
 
 import dataclasses
 from collections import deque
@@ -116,17 +115,22 @@ class Pfe(SinglePacketCalls):
         self._specs: dict[int, SaSpec] = {}
         self._events: deque[SaEvent] = deque(maxlen=2 * PFE_MAX_SAS)
         self._reported: set[int] = set()     # outbound handles whose exhaustion was reported
-        # Bursts release the GIL; the lock keeps two threads off one table (each SA's
-        # cipher context belongs to one thread at a time). One PFE per thread scales.
-        self._lock = threading.Lock()
+        # Bursts release the GIL; the table's lock keeps two threads off one table (each
+        # SA's cipher context belongs to one thread at a time). One PFE per thread scales.
+        # The burst calls take it inside C, without the GIL; changes take it here.
+        self._lock = self._table.lock
+        # The burst calls go straight to the table: no Python frame per burst.
+        self.encrypt_burst = self._table.encrypt  # type: ignore[method-assign]
+        self.decrypt_burst = self._table.decrypt  # type: ignore[method-assign]
 
     def __len__(self) -> int:
         return len(self._table)
 
     @property
-    def lock(self) -> threading.Lock:
-        """Held around every use of the SA table (a gateway's forwarding pipeline takes it
-        too: one table is never used by two threads at once)."""
+    def lock(self) -> TableLock:
+        """Held around every use of the SA table: the burst calls and a gateway's forwarding
+        pipeline take it inside C, without the GIL; changes take it here (`with pfe.lock:`).
+        One table is never used by two threads at once."""
         return self._lock
 
     def __repr__(self) -> str:
@@ -229,18 +233,14 @@ class Pfe(SinglePacketCalls):
 
         One C call for the whole burst, GIL released. `burst.status` gets a `Status` per
         packet; returns the number of packets encrypted."""
-        arrays = _arrays(burst)
-        with self._lock:
-            return self._table.encrypt_burst(arrays, burst.count)
+        return self._table.encrypt(burst)   # bound per instance in __init__
 
     def decrypt_burst(self, burst: Burst) -> int:
         """Decrypt `burst.count` outer packets in place, finding each SA by SPI.
 
         `burst.sa` gets the inbound SA handle per packet (-1 if none), `burst.status` a
         `Status`; returns the number of packets decrypted."""
-        arrays = _arrays(burst)
-        with self._lock:
-            return self._table.decrypt_burst(arrays, burst.count)
+        return self._table.decrypt(burst)   # bound per instance in __init__
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -279,15 +279,6 @@ def pipeline_arrays(burst: Burst) -> PipelineArrays:
         arrays = PipelineArrays(burst.data, burst.offset, burst.length, burst.sa, burst.status,
                                 burst.verdict, burst.tunnel)
         burst.pipeline_view = arrays
-    return arrays
-
-
-def _arrays(burst: Burst) -> BurstArrays:
-    """The burst's arrays as the kernels take them, viewed once and kept on the burst."""
-    arrays = burst.kernel_view
-    if arrays is None:
-        arrays = BurstArrays(burst.data, burst.offset, burst.length, burst.sa, burst.status)
-        burst.kernel_view = arrays
     return arrays
 
 

@@ -24,8 +24,20 @@ def test_cost_split_from_the_cli(capsys):
     assert main(["bench", "--cost-split", "--backends", "openssl", "--directions", "encrypt",
                  "--sizes", "64", "--duration", "0.01"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["backend", "direction", "size", "crypto", "framing", "fixed",
-                                "at", "32"]
+    assert lines[1].split() == ["backend", "direction", "size", "crypto", "framing", "kernel",
+                                "call", "fixed", "at", "32"]
     row = lines[2].split()
     assert row[:3] == ["openssl", "encrypt", "64"] and float(row[3]) > 0
+    kernel, call, fixed = map(float, row[5:8])
+    assert fixed == pytest.approx(kernel + call, abs=0.11)
     assert len(lines) == 3
+
+
+def test_kernel_timed_in_c_matches_its_packets():
+    """The kernel window restores its bursts, so every pass processes every packet OK."""
+    from inline_ipsec.benchmark import EngineBursts
+    from inline_ipsec.perf.costs import KernelBursts
+    for direction in ("encrypt", "decrypt"):
+        k = KernelBursts(EngineBursts("pfe", "openssl", 128, 64, 8, bursts=2), direction)
+        assert k.window_ns(3) > 0
+        assert k.window_ns(1) > 0

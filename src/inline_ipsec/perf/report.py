@@ -49,7 +49,10 @@ def table(result: BenchResult) -> str:
             lines.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.cipher}, "
                          f"{f.size} B, encrypt+decrypt): {f.pps:,.0f} packets/s, "
                          f"{f.ratio:.2f}x one thread, scaling efficiency "
-                         f"{f.efficiency * 100:.0f}%")
+                         f"{f.efficiency * 100:.0f}%"
+                         + (f"; GIL held {f.gil_held * 100:.1f}% of a thread's time, which "
+                            f"allows {f.gil_bound:.2f}x on free cores"
+                            if f.gil_held is not None and f.gil_bound is not None else ""))
             for k, pps in enumerate(f.per_thread or []):
                 lines.append(f"  Anchorship: Thread {k}: {pps:,} packets/s (its own PFE and tunnel)")
     return "\n".join(lines)
@@ -80,7 +83,11 @@ def markdown(result: BenchResult) -> str:
         if f.path == "pfe-threads":
             out.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.size} B, "
                        f"encrypt+decrypt): {f.pps:,.0f} packets/s = {f.ratio:.2f}× one thread "
-                       f"(scaling efficiency {f.efficiency * 100:.0f}%).")
+                       f"(scaling efficiency {f.efficiency * 100:.0f}%)"
+                       + (f"; the GIL is held {f.gil_held * 100:.1f}% of a thread's time, "
+                          f"which allows {f.gil_bound:.2f}× on free cores"
+                          if f.gil_held is not None and f.gil_bound is not None else "")
+                       + ".")
     return "\n".join(out)
 
 

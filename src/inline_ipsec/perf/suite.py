@@ -112,6 +112,8 @@ class Figure:
     ratio_low: Optional[float] = None
     ratio_high: Optional[float] = None
     samples: Optional[list] = None       # ratio per pair of windows
+    gil_held: Optional[float] = None     # thread figures: share of a thread's time with the GIL
+    gil_bound: Optional[float] = None    # thread figures: the speed-up the GIL allows on free cores
 
     @property
     def key(self) -> str:
@@ -198,25 +200,35 @@ def measure_figure(path: str, backend: str, bits: int, direction: str, size, bur
 
 
 def measure_threads(threads: int, backend: str, bits: int, size, burst: int,
-                    duration: float) -> tuple[float, list[int]]:
+                    duration: float, empty: bool = False) -> tuple[float, list[int]]:
     """Aggregate packets/s of `threads` PFEs, one per thread ("Anchorship: Thread k"), each
     with its own tunnel, each encrypting and then decrypting its own bursts; both kernels run
     without the GIL. Returns (packets/s, packets per thread)."""
     workloads = [PfeWorkload(bits, size, burst, backend=backend, name=f"thread{k}")
                  for k in range(threads)]
+    if empty:        # the same Python calls, but the kernels return at once (GIL held)
+        for w in workloads:
+            w.burst.count = 0
     counts = [0] * threads
+    burst_size = burst
     barrier = threading.Barrier(threads + 1)
-    stop = threading.Event()
+    running = [True]     # a list read per 16 bursts: cheaper than an Event while holding the GIL
 
     def loop(k: int) -> None:
         w = workloads[k]
-        sa = w.burst.sa
+        burst, out = w.burst, w.out
+        fill = burst.sa.fill
+        encrypt, decrypt = w.pfe.encrypt_burst, w.pfe.decrypt_burst
         n = 0
         barrier.wait()
-        while not stop.is_set():
-            sa.fill(w.out)  # decrypt wrote the inbound handles there
-            n += w.encrypt() + w.decrypt()
-        counts[k] = n
+        rounds = 0
+        while running[0]:
+            for _ in range(16):
+                fill(out)  # decrypt wrote the inbound handles there
+                n += encrypt(burst) + decrypt(burst)
+            rounds += 16
+        # with empty bursts: the packets the same number of real bursts would carry
+        counts[k] = rounds * 2 * burst_size if empty else n
 
     pool = [threading.Thread(target=loop, args=(k,), name=f"pfe-thread{k}")
             for k in range(threads)]
@@ -225,7 +237,7 @@ def measure_threads(threads: int, backend: str, bits: int, size, burst: int,
     barrier.wait()
     t0 = time.perf_counter()
     time.sleep(duration)
-    stop.set()
+    running[0] = False
     for t in pool:
         t.join()
     return sum(counts) / (time.perf_counter() - t0), counts
@@ -308,18 +320,20 @@ def run_suite(cfg: BenchConfig,
 
 
 def _measure_thread_scaling(cfg: BenchConfig, backend: str, bits: int, size) -> Figure:
-    burst = max(cfg.burst, 1024)  # long bursts: the GIL is held only between them
+    burst = cfg.burst   # the GIL is released for each whole burst; held only between them
     duration = max(cfg.duration * 4, 1.0)
     single, _ = measure_threads(1, backend, bits, size, burst, duration)
     t0 = time.perf_counter()
     multi, per_thread = measure_threads(cfg.threads, backend, bits, size, burst, duration)
     elapsed = time.perf_counter() - t0
     inner = sum(PfeWorkload(bits, size, 1).sizes) if size != IMIX else 0
+    held = gil_held_share(backend, bits, size, burst, single, duration / 2)
     fig = Figure("pfe-threads", backend, f"aes-gcm-{bits}", "both", size, burst, multi,
                  multi * inner * 8 / 1e9 if inner else 0.0, len(per_thread),
                  ratio=multi / single, threads=cfg.threads,
                  efficiency=multi / (cfg.threads * single),
-                 per_thread=[round(n / elapsed) for n in per_thread])
+                 per_thread=[round(n / elapsed) for n in per_thread],
+                 gil_held=held, gil_bound=1.0 / (held + (1.0 - held) / cfg.threads))
     return fig
 
 
@@ -340,6 +354,17 @@ def _measure_pipeline(path: str, backend: str, size, cfg: BenchConfig) -> Figure
                   0.0, len(per_thread), ratio=multi / single, threads=cfg.threads,
                   efficiency=multi / (cfg.threads * single),
                   per_thread=[round(n / duration) for n in per_thread])
+
+
+def gil_held_share(backend: str, bits: int, size, burst: int, single_pps: float,
+                   duration: float) -> float:
+    """The share of one thread's time spent holding the GIL in the thread figure's loop: the
+    loop's time with kernels that return at once (everything but the GIL-free burst work)
+    over its time with the real kernels (`single_pps`). With N threads on N free cores, the
+    GIL bounds the speed-up to 1 / (share + (1 - share) / N) (Amdahl): the figure a loaded
+    machine cannot show, read from one thread."""
+    empty_pps, _ = measure_threads(1, backend, bits, size, burst, duration, empty=True)
+    return min(1.0, single_pps / empty_pps)
 
 
 #: The demo configuration's tunnels used end to end: AES-GCM-256 offloaded, AES-CBC-256 +
