@@ -216,12 +216,8 @@ class Gateway:
         self.ike: Optional["IkeControl"] = None
         self.tunnel_trigger: Optional[Callable[[str], None]] = None
         self._routes_from_config()
-        #: security policy stage (`policy_path.PolicyPath`), when zones/policies are configured
-        self.policy = PolicyPath.for_gateway(self)
-        if self.policy is not None:
-            # zones and policies are enforced on the Python path (`policy_path`): the C
-            # pipeline has no policy stage, so with one configured every packet is punted
-            self._python_path = True
+        self._forced_python = python_path
+        self._policy_stage()        # self.policy: `policy_path.PolicyPath`, or None
         if install_manual:
             self.install_manual_sas()
 
@@ -277,6 +273,23 @@ class Gateway:
             for ts in v.traffic_selectors:           # Junos auto route insertion
                 if ts.remote_ip:
                     self.routes.add(ts.remote_ip, [v.name])
+
+    def _policy_stage(self) -> None:
+        self.policy = PolicyPath.for_gateway(self)
+        # zones and policies are enforced on the Python path (`policy_path`): the C pipeline
+        # has no policy stage, so with one configured every packet is punted
+        self._python_path = self._forced_python or self.policy is not None
+
+    def replace_config(self, config: Config) -> None:
+        """Take a new configuration (a commit): its routes replace the old ones in the route
+        table and the pipeline's FIB, and its zones and policies the policy stage. Tunnels and
+        SAs are left as they are (the caller adds and removes them)."""
+        self.config = config
+        self.routes.clear()
+        self._routes_from_config()
+        self._route_cache.clear()
+        self._ts_cache.clear()
+        self._policy_stage()
 
     def set_routes(self, entries: Iterable[tuple[str, Sequence[str]]]) -> None:
         """Replace the route table with `entries` (prefix, tunnels in order of preference),

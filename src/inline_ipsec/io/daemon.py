@@ -38,7 +38,6 @@ from typing import Callable, Optional, Sequence, TextIO
 from ..config import ConfigurationErrors, load_config_file
 from ..dataplane.gateway import DEFAULT_MTU, Gateway
 from ..control.ike_control import IkeControl
-from ..dataplane.routing import RouteTable
 from ..control.vpn_verdict import vpn_verdicts
 from .runner import standalone_notes
 from .command_socket import CommandError, CommandServer, parse_command
@@ -715,11 +714,7 @@ class Daemon:
         return lines
 
     def _set_config(self, new) -> None:
-        gw = self.gw
-        gw.config = new
-        gw.routes = RouteTable()
-        gw._routes_from_config()
-        gw._route_cache.clear()
+        self.gw.replace_config(new)
 
     def statistics(self) -> str:
         """`show daemon statistics` (the model's own command): where the data path's time
