@@ -1150,7 +1150,7 @@ cdef class Pipeline:
 
     # -- bursts ------------------------------------------------------------------------------
 
-    def outbound(self, PipelineArrays b, Py_ssize_t n, int select=-1) -> int:
+    def outbound(self, PipelineArrays b not None, Py_ssize_t n, int select=-1) -> int:
         """Route and encrypt slots 0..n-1 in place; `verdict`, `status`, `sa` and `tunnel`
         are set per slot. Returns the number of punts."""
         cdef Py_ssize_t punts
@@ -1163,7 +1163,7 @@ cdef class Pipeline:
                                 &b.tunnel[0], n, select)
         return punts
 
-    def inbound(self, PipelineArrays b, Py_ssize_t n, int select=-1,
+    def inbound(self, PipelineArrays b not None, Py_ssize_t n, int select=-1,
                 bint count_received=True) -> int:
         """Demux, decrypt, check and route slots 0..n-1 in place. Returns the punts."""
         cdef Py_ssize_t punts
@@ -1177,7 +1177,8 @@ cdef class Pipeline:
         return punts
 
 
-def run_pair(Pipeline a, Pipeline b, PipelineArrays arrays, Py_ssize_t n):
+def run_pair(Pipeline a not None, Pipeline b not None, PipelineArrays arrays not None,
+             Py_ssize_t n):
     """`a` encrypts slots 0..n-1 and `b` takes what `a` sent, in one call with the GIL
     released: two gateways back to back, as a benchmark's inner loop (no Python between
     them). Returns (punts at a, punts at b)."""

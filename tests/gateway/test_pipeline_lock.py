@@ -36,3 +36,20 @@ def test_pipeline_bursts_take_the_table_lock() -> None:
     _wait_for(w.b.pfes[0].lock, lambda: w.b.inbound_burst(burst, Verdict.WIRE))
     assert (burst.verdict[:burst.count] == Verdict.DELIVER).all()
     assert w.b.pfes[0].counters(w.b.pfes[0].lookup_inbound(0x1000)).packets == burst.count
+
+
+def test_pipeline_calls_refuse_none_arrays() -> None:
+    """A missing burst view is a TypeError, never a dereference of None in C."""
+    import pytest
+    from _pfe_core import pipeline as P
+
+    from inline_ipsec.config import License
+    from inline_ipsec.gateway import Gateway
+    gw = Gateway(name="g", license=License(), pfes=1)
+    pl = gw._pipeline
+    with pytest.raises(TypeError):
+        pl.outbound(None, 1)
+    with pytest.raises(TypeError):
+        pl.inbound(None, 1)
+    with pytest.raises(TypeError):
+        P.run_pair(pl, pl, None, 1)
