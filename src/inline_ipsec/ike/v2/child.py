@@ -10,6 +10,7 @@ from ..events import NegotiatedChildSa
 from ..keymat import ChildKeys
 from ..payloads import TrafficSelector
 from ..proposals import Suite
+from ..states import ChildSaState
 
 
 @dataclass
@@ -30,7 +31,7 @@ class ChildSa:
     #: "deleting"; after a rekey collision (RFC 7296 §2.8.1): "pending" (the peer's new SA,
     #: created while our own rekey of the same SA is in flight, not reported yet) and
     #: "redundant" (the new SA the collision made superfluous, never reported, being deleted).
-    state: str = "installed"
+    state: ChildSaState = ChildSaState.INSTALLED
     rekey_at: Optional[float] = None
     expire_at: Optional[float] = None
     udp_encap: bool = False
