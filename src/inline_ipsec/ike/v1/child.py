@@ -9,6 +9,7 @@ from ...sa import Lifetime
 from ..config import ChildConfig
 from ..events import NegotiatedChildSa
 from ..payloads import TrafficSelector
+from ..states import ChildSaState
 from .proposals import Phase2Suite
 
 
@@ -36,7 +37,7 @@ class ChildSa:
     remote_port: int = 4500
     #: "installed", "rekeying" (a Quick Mode replacing it is in flight), "rekeyed" (replaced,
     #: its Delete pending), "deleting".
-    state: str = "installed"
+    state: ChildSaState = ChildSaState.INSTALLED
     rekey_at: Optional[float] = None
     expire_at: Optional[float] = None
 
