@@ -4,15 +4,20 @@ change through `transition`, and the words the states print as unchanged (RFC 72
 from __future__ import annotations
 
 import json
+import pathlib
+import re
 from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import inline_ipsec
 from inline_ipsec.ike import IkeError, LocalIkeError
 from inline_ipsec.ike.states import (TRANSITIONS, ChildSaState, IkeSaState, IkeStateError,
                                      IkeV1SaState, QuickModeState, allowed, transition)
+
+from ike_helpers import configs, established
 
 ENUMS = [IkeSaState, ChildSaState, IkeV1SaState, QuickModeState]
 INITIAL = {IkeSaState: IkeSaState.CREATED, ChildSaState: ChildSaState.INSTALLED,
@@ -132,3 +137,49 @@ def test_random_sequences_only_move_along_the_table(kind, steps) -> None:
     for a, b in zip(path, path[1:]):
         assert b in TRANSITIONS[kind][a]
     assert type(holder.state) is kind
+
+
+def test_sessions_and_children_hold_enum_members() -> None:
+    p = established(*configs())
+    for s in (p.i, p.r):
+        assert s.state is IkeSaState.ESTABLISHED
+        assert s.children and all(c.state is ChildSaState.INSTALLED
+                                   for c in s.children.values())
+    p.i.close(p.now)
+    assert p.i.state is IkeSaState.DELETING
+    p.run()
+    assert p.i.state is IkeSaState.CLOSED and p.r.state is IkeSaState.CLOSED
+
+
+# ---- the rule: states change only through `transition` ------------------------------------
+
+SRC = pathlib.Path(inline_ipsec.__file__).parent
+#: the modules that handle IKE or child SA states (other state machines live elsewhere)
+STATE_FILES = sorted({*SRC.joinpath("ike").rglob("*.py"), SRC / "control" / "ike_control.py",
+                      SRC / "hub" / "control.py", *SRC.joinpath("io").rglob("*.py")})
+_ASSIGN = re.compile(r"\.state\s*=(?!=)\s*(.*)")
+_WORD_COMPARE = re.compile(r"\bstate\s*(?:==|!=|\bin\b|\bnot in\b)\s*\(?\s*[\"']")
+#: a fresh object's first state, set in its constructor
+_INITIAL = {"IkeState.CREATED", "IkeV1SaState.CREATED", "QuickModeState.NEW"}
+
+
+def test_the_state_modules_exist() -> None:
+    assert SRC / "ike" / "states.py" in STATE_FILES
+    assert SRC / "ike" / "v2" / "session.py" in STATE_FILES
+
+
+@pytest.mark.parametrize("path", STATE_FILES, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_state_assigned_or_compared_as_a_string(path: pathlib.Path) -> None:
+    if path.name == "states.py" and path.parent.name == "ike":
+        return
+    text = path.read_text()
+    for n, line in enumerate(text.splitlines(), 1):
+        code = line.split("#")[0]
+        m = _ASSIGN.search(code)
+        if m and "self.state" in code:
+            assert m.group(1).strip() in _INITIAL, f"{path.name}:{n}: {line.strip()}"
+        elif m:
+            pytest.fail(f"{path.name}:{n}: state assigned outside `transition`: {line.strip()}")
+        assert not _WORD_COMPARE.search(code), f"{path.name}:{n}: compares a word: {line}"
+        if path.parent.name != "ike" and SRC / "ike" not in path.parents:
+            assert "transition(" not in code, f"{path.name}:{n}: only ike/ changes states"
