@@ -35,8 +35,8 @@ class ChildSa:
     hard_kilobytes: Optional[int]
     local_port: int = 4500
     remote_port: int = 4500
-    #: "installed", "rekeying" (a Quick Mode replacing it is in flight), "rekeyed" (replaced,
-    #: its Delete pending), "deleting".
+    #: INSTALLED, REKEYING (a Quick Mode replacing it is in flight), REKEYED (replaced, its
+    #: Delete pending), DELETING. Changed only by `ike.states.transition`.
     state: ChildSaState = ChildSaState.INSTALLED
     rekey_at: Optional[float] = None
     expire_at: Optional[float] = None
