@@ -81,6 +81,7 @@ def test_the_terminal_states() -> None:
     (ChildSaState.REDUNDANT, ChildSaState.INSTALLED),  # §2.8.1: the loser is only deleted
     (ChildSaState.PENDING, ChildSaState.REKEYING),
     (IkeV1SaState.ESTABLISHED, IkeV1SaState.PHASE1),
+    (IkeV1SaState.CREATED, IkeV1SaState.ESTABLISHED),  # phase 1 runs first (RFC 2409 §5)
     (IkeV1SaState.CLOSED, IkeV1SaState.CREATED),
     (QuickModeState.SENT1, QuickModeState.SENT2),
     (QuickModeState.DONE, QuickModeState.FAILED),

@@ -153,7 +153,8 @@ TRANSITIONS: Mapping[Type[_State], Mapping[Any, frozenset]] = {
         _C.DELETING: frozenset(),
     },
     IkeV1SaState: {
-        _V1.CREATED: frozenset({_V1.PHASE1, _V1.ESTABLISHED, _V1.CLOSED}),
+        # Main or Aggressive Mode starts (we send or answer its first message, §5)
+        _V1.CREATED: frozenset({_V1.PHASE1, _V1.CLOSED}),
         _V1.PHASE1: frozenset({_V1.ESTABLISHED, _V1.CLOSED}),
         _V1.ESTABLISHED: frozenset({_V1.CLOSED}),
         _V1.CLOSED: frozenset(),

@@ -233,7 +233,8 @@ def restore_session(config: IkeConfig, state: Mapping[str, Any], now: float) -> 
 def abandon(s: IkeV2Session) -> None:
     """Stop carrying an IKE SA without a word to the peer: another node carries it on (a
     high-availability handover). No Delete is sent and no event is reported."""
-    transition(s, IkeState.CLOSED)
+    if s.state != IkeState.CLOSED:
+        transition(s, IkeState.CLOSED)
     s.ike.pending = None
     s._queue.clear()
     s._out.clear()
