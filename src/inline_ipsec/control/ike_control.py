@@ -99,6 +99,7 @@ from ..errors import ConfigError, IpsecError
 from ..ike import (ChildConfig, ChildSaDown, ChildSaRekeyed, ChildSaUp, Identity, IkeConfig,
                    IkeManager, IkeSaDown, IkeSaRekeyed, IkeSaUp, IkeV2Session)
 from ..ike.constants import NON_ESP_MARKER
+from ..ike.states import ChildSaState, IkeSaState
 from ..ike.v1 import IkeV1Config, IkeV1Manager, IkeV1Session
 from ..ike.v1.dispatch import ike_major_version
 from ..ike.v2.session import Addr
@@ -536,7 +537,7 @@ class IkeControl:
         if cur is None:
             return False
         session, spi = cur
-        return session.state != "closed" and id(session) not in self._dropping and \
+        return session.state != IkeSaState.CLOSED and id(session) not in self._dropping and \
             spi in session.children
 
     def _active(self, peer: _Peer) -> bool:
@@ -544,7 +545,7 @@ class IkeControl:
         if not live:
             return False
         for key, s in list(live.items()):
-            if s.state == "closed":
+            if s.state == IkeSaState.CLOSED:
                 del live[key]
         return any(key not in self._dropping for key in live)
 
@@ -558,7 +559,7 @@ class IkeControl:
             # the responder picked another gateway by the identities (RFC 7296 §2.15)
             self._live.get(info.gateway, {}).pop(id(session), None)
             info.gateway = session.config.name
-        if session.state != "closed":
+        if session.state != IkeSaState.CLOSED:
             self._live.setdefault(info.gateway, {})[id(session)] = session
         return info
 
@@ -683,7 +684,7 @@ class IkeControl:
         peer's NAT-T address every `nat-keepalive` seconds, so the NAT keeps its mapping."""
         out = []
         for s in self.all_sessions():
-            if not (s.state == "established" and s.local_nat and s.natt):
+            if not (s.state == IkeSaState.ESTABLISHED and s.local_nat and s.natt):
                 self._keepalive_at.pop(id(s), None)
                 continue
             peer = self.peers.get(s.config.name)
@@ -703,7 +704,7 @@ class IkeControl:
             peer = self.peers.get(name)
             if peer is None or not peer.config.dpd_interval:
                 continue
-            due = [s for s in live.values() if s.state == "established" and
+            due = [s for s in live.values() if s.state == IkeSaState.ESTABLISHED and
                    (t := s.get_timer()) is not None and t <= now]
             if not due:
                 continue
@@ -744,11 +745,11 @@ class IkeControl:
         session, spi_in = hit
         child = session.children.get(spi_in)
         if ev.kind == "rekey-due" and ev.direction == "outbound" \
-                and child is not None and child.state == "installed":  # type: ignore
+                and child is not None and child.state == ChildSaState.INSTALLED:  # type: ignore
             session.rekey_child_now(spi_in, now)
             return 1
         if ev.kind == "expired" and child is not None \
-                and child.state != "deleting":  # type: ignore[attr-defined]
+                and child.state != ChildSaState.DELETING:  # type: ignore[attr-defined]
             session.delete_child(spi_in, now)
             return 1
         return 0
@@ -894,7 +895,7 @@ class IkeControl:
         already (both ends brought the VPN up, or a duplicate IKE SA carries the old one),
         keep what the lower-address end initiated (module docstring)."""
         cur = self._pairs.get(name)
-        if cur is None or not (cur[0].state != "closed" and cur[1] in cur[0].children):
+        if cur is None or not (cur[0].state != IkeSaState.CLOSED and cur[1] in cur[0].children):
             self._pairs[name] = (session, child.spi_in)
             self._spi_child[child.spi_in] = name
             return ChildSaUp(child)
@@ -967,7 +968,7 @@ class IkeControl:
         failure): keep the one the lower-address end initiated, delete the other (the two ends
         decide alike). True if `session` is dropped."""
         others = [o for o in self._live.get(peer.name, {}).values()
-                  if o is not session and o.state == "established"
+                  if o is not session and o.state == IkeSaState.ESTABLISHED
                   and id(o) not in self._dropping]
         if not others:
             return False
@@ -993,14 +994,14 @@ class IkeControl:
             # the gateway's own IKE SAs (`_live`), not every session of thousands
             gateway = self.vpns[vpn].peer.name if vpn in self.vpns else vpn
             out = [s for s in self._live.get(gateway, {}).values()
-                   if s.state != "closed" and s.config.name == gateway]
+                   if s.state != IkeSaState.CLOSED and s.config.name == gateway]
         else:
-            out = [s for s in self.all_sessions() if s.state != "closed"]
+            out = [s for s in self.all_sessions() if s.state != IkeSaState.CLOSED]
         return sorted(out, key=lambda s: self.info[id(s)].index if id(s) in self.info else 0)
 
     def session_of(self, vpn: str) -> Optional[IkeV2Session]:
         """The established IKE SA that carries (or will carry) `vpn`'s child SAs, if any."""
-        return next((s for s in self.sessions(vpn) if s.state == "established"
+        return next((s for s in self.sessions(vpn) if s.state == IkeSaState.ESTABLISHED
                      and id(s) not in self._dropping), None)
 
     def session_info(self, session: IkeV2Session) -> SessionInfo:

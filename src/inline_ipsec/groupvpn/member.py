@@ -21,6 +21,7 @@ from typing import Callable, Optional
 
 from ..cpu.group import GroupEngine, GroupSa
 from ..ike.errors import RemoteIkeError
+from ..ike.states import IkeV1SaState
 from ..ike.v1.isakmp import DeletePayload, HEADER_LEN
 from .config import MemberVpn
 from .constants import GapAttr, GdoiExchange
@@ -86,7 +87,7 @@ class GroupMember:
     def start(self, now: float) -> None:
         """Register (again): a new ISAKMP SA with the key server, then GROUPKEY-PULL."""
         old = self.session
-        if old is not None and old.state == "established":
+        if old is not None and old.state == IkeV1SaState.ESTABLISHED:
             old.close(now)                 # Delete: the key server forgets it at once
             self._out += old.datagrams_to_send(now)
         elif old is not None:
@@ -115,7 +116,7 @@ class GroupMember:
             elif isinstance(ev, RegistrationFailed):
                 self.state = "failed"
                 self._event("registration-failed", detail=ev.reason)
-        if s.state == "closed" and self.state == "registering":
+        if s.state == IkeV1SaState.CLOSED and self.state == "registering":
             self.state = "failed"
             self._event("registration-failed", detail="ISAKMP SA closed")
 

@@ -36,6 +36,7 @@ from typing import Callable, Optional, Sequence
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..ike.errors import RemoteIkeError
+from ..ike.states import IkeV1SaState
 from ..ike.v1.constants import ExchangeType, NotifyType, PayloadType
 from ..ike.v1.config import IkeV1Config
 from ..ike.v1.isakmp import DeletePayload, HEADER_LEN, Payload
@@ -286,7 +287,7 @@ class KeyServer:
 
     def _collect(self, now: float) -> None:
         for k, s in list(self.sessions.items()):
-            if s.state == "closed":
+            if s.state == IkeV1SaState.CLOSED:
                 del self.sessions[k]
         while len(self.sessions) >= MAX_SESSIONS:
             k, s = self.sessions.popitem(last=False)

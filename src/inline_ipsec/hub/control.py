@@ -67,6 +67,7 @@ from ..ike.constants import NON_ESP_MARKER
 from ..ike.events import PrivateNotify
 from ..ike.payloads import (CFG_ACK, CFG_REPLY, CFG_SET, INTERNAL_IP4_ADDRESS,
                             INTERNAL_IP6_ADDRESS, CpPayload)
+from ..ike.states import IkeSaState
 from ..stats import IkeSaRecord
 from ..stats.show import render_ike_sa_summary
 from .advpn import SHORTCUT_SUGGESTION, AdvpnCounters, IdleTracker, Suggestion, \
@@ -394,10 +395,10 @@ class HubControl:
 
     def _live_session(self, tunnel: str) -> Optional[IkeV2Session]:
         t = self.tunnels.get(tunnel)
-        if t is not None and t.session.state != "closed":
+        if t is not None and t.session.state != IkeSaState.CLOSED:
             return t.session
         for s in self.manager.sessions:
-            if s.state != "closed" and self._vpn_of_session.get(id(s)) == tunnel and \
+            if s.state != IkeSaState.CLOSED and self._vpn_of_session.get(id(s)) == tunnel and \
                     id(s) not in self._of_session:
                 return s
         return None
@@ -570,13 +571,13 @@ class HubControl:
             return
         old = self.tunnels.get(name)
         if old is not None and old.session is not s:
-            if kind == "static" and old.session.state == "established" and \
+            if kind == "static" and old.session.state == IkeSaState.ESTABLISHED and \
                     not self._newer_wins(old.session, s):
                 self._vpn_of_session.pop(id(s), None)
                 s.close(now)                    # both ends initiated: keep one (§2.8)
                 return
             self._drop_tunnel(old)
-            if old.session.state == "established":
+            if old.session.state == IkeSaState.ESTABLISHED:
                 old.session.close(now)
         self._of_session[id(s)] = name
         self._vpn_of_session[id(s)] = vpn
@@ -708,7 +709,8 @@ class HubControl:
         last = self._suggested.get(key)
         if last is not None and now - last < self.suggest_holddown:
             return
-        if ta.session.state != "established" or tb.session.state != "established":
+        if ta.session.state != IkeSaState.ESTABLISHED or \
+                tb.session.state != IkeSaState.ESTABLISHED:
             return
         if len(self._suggested) >= MAX_SUGGESTED:
             self._suggested.clear()
@@ -794,7 +796,7 @@ class HubControl:
         out = []
         for t in self.tunnels.values():
             s = t.session
-            if s.state not in ("established", "deleting"):
+            if s.state not in (IkeSaState.ESTABLISHED, IkeSaState.DELETING):
                 continue
             rec = IkeSaRecord(self._session_index.get(id(s), 0), "UP",
                               int.from_bytes(s.ike.spi_i, "big"),

@@ -10,10 +10,12 @@ from .errors import IkeError, LocalIkeError, RemoteIkeError
 from .events import (ChildSaDown, ChildSaRekeyed, ChildSaUp, IkeEvent, IkeSaDown, IkeSaRekeyed,
                      IkeSaUp, NegotiatedChildSa)
 from .manager import IkeManager
+from .states import ChildSaState, IkeSaState, IkeStateError, IkeV1SaState
 from .v2.session import IkeV2Session
 
 __all__ = [
-    "ChildConfig", "ChildSaDown", "ChildSaRekeyed", "ChildSaUp", "Identity", "IkeConfig",
-    "IkeError", "IkeEvent", "IkeManager", "IkeSaDown", "IkeSaRekeyed", "IkeSaUp", "IkeV2Session",
-    "LocalIkeError", "NegotiatedChildSa", "RemoteIkeError",
+    "ChildConfig", "ChildSaDown", "ChildSaRekeyed", "ChildSaState", "ChildSaUp", "Identity",
+    "IkeConfig", "IkeError", "IkeEvent", "IkeManager", "IkeSaDown", "IkeSaRekeyed", "IkeSaState",
+    "IkeSaUp", "IkeStateError", "IkeV1SaState", "IkeV2Session", "LocalIkeError",
+    "NegotiatedChildSa", "RemoteIkeError",
 ]

@@ -33,6 +33,7 @@ from .errors import RemoteIkeError
 from .events import IkeEvent, IkeSaRekeyed, IkeSaUp
 from .message import IkeHeader, decode_message, encode_message
 from .payloads import NoncePayload, NotifyPayload, notify
+from .states import IkeSaState
 from .v2.session import Addr, IkeV2Session
 
 #: Picks the configuration for a peer that starts an IKE SA with us, or None to ignore it.
@@ -112,7 +113,8 @@ class IkeManager:
                          natt_local_port=self.natt_local_port)
         # §2.4: INITIAL_CONTACT only on the first IKE SA with this peer.
         s.send_initial_contact = not any(
-            o.remote_addr[0] == remote_addr[0] and o.state != "closed" for o in self.sessions)
+            o.remote_addr[0] == remote_addr[0] and o.state != IkeSaState.CLOSED
+            for o in self.sessions)
         self._add(s)
         s.connect(now)
         return s
@@ -151,7 +153,7 @@ class IkeManager:
         spi_i, spi_r = data[:8], data[8:16]
         init = data[18] == ExchangeType.IKE_SA_INIT
         s = self._by_spi.get(spi_i)
-        if s is not None and s.state != "closed" and self._owns(s, spi_i, spi_r, init):
+        if s is not None and s.state != IkeSaState.CLOSED and self._owns(s, spi_i, spi_r, init):
             return s
         return None
 
@@ -177,13 +179,13 @@ class IkeManager:
                 self.unknown_spi += 1
             return
         session.receive_datagram(data, addr, now)
-        if fresh and session.state in ("created", "closed"):
+        if fresh and session.state in (IkeSaState.CREATED, IkeSaState.CLOSED):
             # Answered without state (INVALID_KE_PAYLOAD, a COOKIE request), refused (e.g.
             # NO_PROPOSAL_CHOSEN, its IkeSaDown says so) or not answered at all: keep the
             # answer, forget the session now rather than at the next prune.
             for item in session.datagrams_to_send(now):
                 self._queue_stateless(item)
-            if session.state == "closed":
+            if session.state == IkeSaState.CLOSED:
                 self._collect(session)
             self._forget(session)
             return
@@ -231,7 +233,7 @@ class IkeManager:
                 "dropped_stateless": self.dropped_stateless}
 
     def _track(self, s: IkeV2Session) -> None:
-        if s.state == "init" and not s.ike.initiator:
+        if s.state == IkeSaState.INIT and not s.ike.initiator:
             self._half_open[id(s)] = s
         else:
             self._half_open.pop(id(s), None)
@@ -290,15 +292,15 @@ class IkeManager:
         """RFC 7296 §2.4: INITIAL_CONTACT says the peer lost its state; our other IKE SAs
         with the same authenticated identity are dropped without notification."""
         for s in self.sessions:
-            if s is not fresh and s.state == "established" and s.peer_id == fresh.peer_id:
+            if s is not fresh and s.state == IkeSaState.ESTABLISHED and s.peer_id == fresh.peer_id:
                 s.drop("replaced by INITIAL_CONTACT")
                 self._collect(s)
 
     def prune(self) -> None:
         """Forget closed sessions and responders that only answered statelessly (§2.6), and
         SPIs of IKE SAs that are gone (rekeyed away and deleted, §2.18)."""
-        keep = [s for s in self.sessions if s.state != "closed" and not (
-            s.state == "created" and not s.ike.initiator)]
+        keep = [s for s in self.sessions if s.state != IkeSaState.CLOSED and not (
+            s.state == IkeSaState.CREATED and not s.ike.initiator)]
         kept = {id(s) for s in keep}
         for g in [g for g in self._half_open if g not in kept]:
             del self._half_open[g]
@@ -331,7 +333,7 @@ class IkeManager:
         heap = self._heap
         while heap:
             t, _, s = heap[0]
-            if self._when.get(id(s)) == t and s.state != "closed":
+            if self._when.get(id(s)) == t and s.state != IkeSaState.CLOSED:
                 return t
             heapq.heappop(heap)
         return None
@@ -359,5 +361,5 @@ class IkeManager:
     def keepalive_targets(self) -> list[Addr]:
         """Peers to send RFC 3948 §2.3 NAT keepalives to (we are behind a NAT)."""
         return [s.remote_addr for s in self.sessions
-                if s.local_nat and s.natt and s.state == "established"]
+                if s.local_nat and s.natt and s.state == IkeSaState.ESTABLISHED]
 

@@ -38,6 +38,7 @@ from typing import Callable, Optional, Sequence, TextIO
 from ..config import ConfigurationErrors, load_config_file
 from ..dataplane.gateway import DEFAULT_MTU, Gateway
 from ..control.ike_control import IkeControl
+from ..ike.states import IkeSaState
 from ..control.vpn_verdict import vpn_verdicts
 from .runner import standalone_notes
 from .command_socket import CommandError, CommandServer, parse_command
@@ -571,7 +572,7 @@ class Daemon:
         now = time.monotonic()
         closing = []
         for s in list(ike.manager.sessions):
-            if s.state == "closed" or id(s) in skip:
+            if s.state == IkeSaState.CLOSED or id(s) in skip:
                 continue
             if peer is not None and s.remote_addr[0] != peer and \
                     ike.peers.get(s.config.name, None) is not None and \
@@ -581,7 +582,7 @@ class Daemon:
             closing.append(s)
         deadline = now + grace
         fds = [x for x in self.sockets.fds()]
-        while closing and any(s.state != "closed" for s in closing):
+        while closing and any(s.state != IkeSaState.CLOSED for s in closing):
             now = time.monotonic()
             if now >= deadline:
                 break
@@ -795,7 +796,7 @@ class Daemon:
         if cmd.words[2] == "ike":
             peer = cmd.args.get("peer")
             for s in ike.manager.sessions:
-                if s.state != "established":
+                if s.state != IkeSaState.ESTABLISHED:
                     continue
                 p = ike.peers.get(s.config.name)
                 if peer is not None and (p is None or p.remote != peer):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 from ..ike.constants import EncrId, IntegId, PrfId
+from ..ike.states import ChildSaState, IkeSaState
 from ..stats import IkeSaDetail, IkeSaRecord
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ def _live(gw: "Gateway") -> list["IkeV2Session"]:
     ike = gw.ike
     if ike is None:
         return []
-    return [s for s in ike.sessions() if s.state in ("established", "deleting")]
+    return [s for s in ike.sessions()
+            if s.state in (IkeSaState.ESTABLISHED, IkeSaState.DELETING)]
 
 
 def _remote(gw: "Gateway", s: "IkeV2Session") -> str:
@@ -121,7 +123,7 @@ def ike_sa_details(gw: "Gateway", now: Optional[float] = None) -> list[IkeSaDeta
             auth, enc, prf, dh = algorithm_names(s.ike.suite)
             exchange = "IKEv2"
             method = "Pre-shared-keys" if s.config.auth == "psk" else "Signature"
-        pending = sum(1 for c in s.children.values() if c.state == "rekeying")
+        pending = sum(1 for c in s.children.values() if c.state == ChildSaState.REKEYING)
         out.append(IkeSaDetail(
             remote_address=v.remote if v is not None else str(s.remote_addr[0]),
             index=info.index,

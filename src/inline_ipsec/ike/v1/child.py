@@ -9,6 +9,7 @@ from ...sa import Lifetime
 from ..config import ChildConfig
 from ..events import NegotiatedChildSa
 from ..payloads import TrafficSelector
+from ..states import ChildSaState
 from .proposals import Phase2Suite
 
 
@@ -34,9 +35,9 @@ class ChildSa:
     hard_kilobytes: Optional[int]
     local_port: int = 4500
     remote_port: int = 4500
-    #: "installed", "rekeying" (a Quick Mode replacing it is in flight), "rekeyed" (replaced,
-    #: its Delete pending), "deleting".
-    state: str = "installed"
+    #: INSTALLED, REKEYING (a Quick Mode replacing it is in flight), REKEYED (replaced, its
+    #: Delete pending), DELETING. Changed only by `ike.states.transition`.
+    state: ChildSaState = ChildSaState.INSTALLED
     rekey_at: Optional[float] = None
     expire_at: Optional[float] = None
 

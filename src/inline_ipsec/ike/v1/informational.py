@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..errors import RemoteIkeError
 from ..events import ChildSaDown
+from ..states import IkeV1SaState, QuickModeState
 from .constants import ExchangeType, NotifyType, ProtocolId, notify_name
 from .exchange import Exchange
 from .isakmp import (DeletePayload, HashPayload, IsakmpMessage, NotifyPayload, Payload,
@@ -122,7 +123,7 @@ def receive_informational(session: "IkeV1Session", msg: IsakmpMessage, addr: "Ad
     s = session
     sa = s.sa
     if not msg.header.encrypted:
-        if s.state == "phase1" and s.phase1 is not None and s.phase1.initiator:
+        if s.state == IkeV1SaState.PHASE1 and s.phase1 is not None and s.phase1.initiator:
             err = next((p for p in msg.payloads if isinstance(p, NotifyPayload)
                         and p.notify_type < 16384), None)
             if err is not None:
@@ -132,7 +133,7 @@ def receive_informational(session: "IkeV1Session", msg: IsakmpMessage, addr: "Ad
                 return
         s.count("unprotected-informational")
         return
-    if sa.keys is None or sa.cipher is None or s.state != "established":
+    if sa.keys is None or sa.cipher is None or s.state != IkeV1SaState.ESTABLISHED:
         s.count("unexpected")
         return
     chain = s.phase2_chain(msg.header.message_id)
@@ -152,7 +153,7 @@ def receive_informational(session: "IkeV1Session", msg: IsakmpMessage, addr: "Ad
             _notify(s, p)
         elif isinstance(p, DeletePayload):
             _delete(s, p)
-        if s.state == "closed":
+        if s.state == IkeV1SaState.CLOSED:
             return
 
 
@@ -183,7 +184,7 @@ def _notify(s: "IkeV1Session", p: NotifyPayload) -> None:
         spi = int.from_bytes(p.spi, "big") if len(p.spi) == 4 else None
         err = RemoteIkeError(f"peer sent {notify_name(t)}", t)
         for ex in list(s.exchanges.values()):
-            if ex.initiator and getattr(ex, "state", "") == "sent1" and (
+            if ex.initiator and getattr(ex, "state", "") == QuickModeState.SENT1 and (
                     spi is None or spi in (getattr(ex, "spi_in", None),
                                            getattr(ex, "spi_out", None))):
                 ex._failed(err)          # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ from typing import Callable, Optional
 
 from ..constants import NON_ESP_MARKER
 from ..events import IkeEvent, IkeSaUp
+from ..states import IkeV1SaState
 from .config import IkeV1Config
 from .constants import ExchangeType
 from .isakmp import HEADER_LEN
@@ -130,7 +131,7 @@ class IkeV1Manager:
         if len(data) < HEADER_LEN:
             return None
         s = self._by_cky.get(data[:8])
-        return s if s is not None and s.state != "closed" else None
+        return s if s is not None and s.state != IkeV1SaState.CLOSED else None
 
     @staticmethod
     def _is_first(data: bytes) -> bool:
@@ -181,7 +182,7 @@ class IkeV1Manager:
         """Our re-authentication completed: the new ISAKMP SA adopts the old one's IPsec SAs
         (as strongSwan's adopt_children job) and the old one is deleted."""
         old = fresh.replaces
-        if old is None or old.state == "closed":
+        if old is None or old.state == IkeV1SaState.CLOSED:
             return
         fresh.adopt_children(old)
         old.retire(fresh.now, "re-authenticated")
@@ -193,7 +194,7 @@ class IkeV1Manager:
         the old SA for a while, Junos deletes it). The new SA adopts the IPsec SAs at once,
         as the peer moved them: their rekeys and Deletes arrive on the new SA."""
         for old in self._same_peer(fresh):
-            if old.state == "established" and \
+            if old.state == IkeV1SaState.ESTABLISHED and \
                     old.peer_id == fresh.peer_id and old.config is fresh.config and \
                     old.phase1_seq < fresh.phase1_seq and old.children:
                 fresh.adopt_children(old)
@@ -205,7 +206,7 @@ class IkeV1Manager:
         re-authenticating (or `old` expires), instead of going down."""
         best = None
         for s in self._same_peer(old):
-            if s.state == "established" and s.peer_id == old.peer_id \
+            if s.state == IkeV1SaState.ESTABLISHED and s.peer_id == old.peer_id \
                     and s.config is old.config and s.phase1_seq > old.phase1_seq and (
                         best is None or s.phase1_seq > best.phase1_seq):
                 best = s
@@ -216,7 +217,7 @@ class IkeV1Manager:
     def reauthenticate(self, session: IkeV1Session, now: float) -> Optional[IkeV1Session]:
         """Replace an established ISAKMP SA by a new Phase 1 now (what happens by itself at
         90 % of its lifetime on the initiator); returns the new session."""
-        if session.state != "established" or getattr(session, "_reauth", False):
+        if session.state != IkeV1SaState.ESTABLISHED or getattr(session, "_reauth", False):
             return None
         session.now = now
         session._reauth = True              # type: ignore[attr-defined]
@@ -237,19 +238,21 @@ class IkeV1Manager:
         """The peer lost its state before `fresh`: our ISAKMP SAs with the same identity
         that completed Phase 1 before it are stale."""
         for s in self._same_peer(fresh):
-            if s.state == "established" and s.peer_id == fresh.peer_id \
+            if s.state == IkeV1SaState.ESTABLISHED and s.peer_id == fresh.peer_id \
                     and s.phase1_seq < fresh.phase1_seq:
                 s.drop("replaced by INITIAL-CONTACT")
 
     def _settle(self, s: IkeV1Session) -> None:
         """After a session changed: half-open bookkeeping, re-authentication, its timer,
         pruning when closed."""
-        if s.sa.initiator or s.state not in ("created", "phase1"):
+        if s.sa.initiator or s.state not in (IkeV1SaState.CREATED, IkeV1SaState.PHASE1):
             self._half_open.pop(id(s), None)
-        if s.reauth_due and s.state == "established" and not getattr(s, "_reauth", False):
+        if s.reauth_due and s.state == IkeV1SaState.ESTABLISHED and \
+                not getattr(s, "_reauth", False):
             s._reauth = True                 # type: ignore[attr-defined]
             self._start_reauth(s)
-        if s.state == "closed" or (s.state == "created" and not s.sa.initiator):
+        if s.state == IkeV1SaState.CLOSED or \
+                (s.state == IkeV1SaState.CREATED and not s.sa.initiator):
             self._remove(s)
             return
         when = s.get_timer()
@@ -321,7 +324,7 @@ class IkeV1Manager:
     def keepalive_targets(self) -> list[Addr]:
         """Peers to send RFC 3948 §2.3 NAT keepalives to (we are behind a NAT)."""
         return [s.remote_addr for s in self._sessions.values()
-                if s.local_nat and s.natt and s.state == "established"]
+                if s.local_nat and s.natt and s.state == IkeV1SaState.ESTABLISHED]
 
     def counters(self) -> dict[str, int]:
         return {"sessions": len(self._sessions), "half_open": self.half_open, **self.drops}

@@ -35,6 +35,7 @@ from ..config import ChildConfig
 from ..errors import IkeError, RemoteIkeError
 from ..events import ChildSaDown, ChildSaRekeyed, ChildSaUp
 from ..payloads import TrafficSelector
+from ..states import ChildSaState, IkeV1SaState, QuickModeState, transition
 from .child import ChildSa
 from .constants import EncapsulationMode, ExchangeType, Flag, NotifyType, ProtocolId
 from .exchange import Exchange
@@ -97,8 +98,8 @@ class QuickMode(Exchange):
         self.chain = session.phase2_chain(mid)
         self.cfg = config
         self.rekey_of = rekey_of
-        #: "new" -> "sent1"/"sent2" -> "done" | "failed"
-        self.state = "new"
+        #: a `QuickModeState` (ike/states.py); changed only by `transition`
+        self.state = QuickModeState.NEW
         self.spi_in = 0
         self.spi_out = 0
         self.kex = None
@@ -167,11 +168,11 @@ class QuickMode(Exchange):
 
     def _failed(self, exc: IkeError) -> None:
         s = self.session
-        self.state = "failed"
+        transition(self, QuickModeState.FAILED)
         self.deadline = None
         s.forget(self)
-        if self.rekey_of is not None and self.rekey_of.state == "rekeying":
-            self.rekey_of.state = "installed"
+        if self.rekey_of is not None and self.rekey_of.state == ChildSaState.REKEYING:
+            transition(self.rekey_of, ChildSaState.INSTALLED)
             self.rekey_of.rekey_at = s.now + 10.0 + s.random(1)[0] / 8.0
         s.record(exc, "quick-mode-failed")
 
@@ -180,13 +181,13 @@ class QuickMode(Exchange):
 
     def handle(self, msg: IsakmpMessage, addr: "Addr", via_natt: bool) -> None:
         if self.initiator:
-            if self.state == "sent1":
+            if self.state == QuickModeState.SENT1:
                 self._handle_2(msg, addr, via_natt)
             else:
                 self.session.count("unexpected")
-        elif self.state == "new":
+        elif self.state == QuickModeState.NEW:
             self._handle_1(msg, addr, via_natt)
-        elif self.state == "sent2":
+        elif self.state == QuickModeState.SENT2:
             self._handle_3(msg, addr, via_natt)
         else:
             self.session.count("unexpected")
@@ -217,7 +218,7 @@ class QuickMode(Exchange):
         rest += [IdPayload.from_selector(self.local_ts), IdPayload.from_selector(self.remote_ts)]
         self.ids = rest[-2:]
         h1 = qm_hash1(s.sa.hash_name, s.sa.keys.skeyid_a, self.mid, encode_chain(rest))
-        self.state = "sent1"
+        transition(self, QuickModeState.SENT1)
         s.send(self, s.message(self, self.exchange_type, [HashPayload(h1), *rest], True), True)
 
     def _handle_2(self, msg: IsakmpMessage, addr: "Addr", via_natt: bool) -> None:
@@ -258,7 +259,7 @@ class QuickMode(Exchange):
         h3 = qm_hash3(s.sa.hash_name, s.sa.keys.skeyid_a, self.mid, self.nonce_i, self.nonce_r)
         s.send(self, s.message(self, self.exchange_type, [HashPayload(h3)], True), False)
         child = self._child()
-        self.state = "done"
+        transition(self, QuickModeState.DONE)
         self.finish()
         s.finished(self)
         if msg.header.flags & Flag.COMMIT:
@@ -271,12 +272,12 @@ class QuickMode(Exchange):
         """Report the new pair; a rekey replaces the old one, whose Delete we send."""
         from .informational import send_delete_children
         s = self.session
-        if s.state != "established":
+        if s.state != IkeV1SaState.ESTABLISHED:
             return
         s.children[child.spi_in] = child
         old = self.rekey_of
         if old is not None and s.children.get(old.spi_in) is old:
-            old.state = "rekeyed"
+            transition(old, ChildSaState.REKEYED)
             s.emit(ChildSaRekeyed(old.spi_in, old.spi_out, child.negotiated()))
             del s.children[old.spi_in]
             send_delete_children(s, [old])
@@ -301,13 +302,13 @@ class QuickMode(Exchange):
         except RemoteIkeError as exc:
             self._notify_failure(exc)
             s.record(exc, "quick-mode-refused")
-            self.state = "failed"
+            transition(self, QuickModeState.FAILED)
             return
         assert s.sa.keys is not None
         h2 = qm_hash2(s.sa.hash_name, s.sa.keys.skeyid_a, self.mid, self.nonce_i,
                       encode_chain(out))
         flags = Flag.COMMIT if s.config.commit_bit else 0
-        self.state = "sent2"
+        transition(self, QuickModeState.SENT2)
         s.exchanges[self.mid] = self
         s.send(self, s.message(self, self.exchange_type, [HashPayload(h2), *out], True,
                                flags), True)
@@ -391,15 +392,15 @@ class QuickMode(Exchange):
         self.chain.commit()
         s.note_path(via_natt, addr)
         child = self._child()
-        self.state = "done"
+        transition(self, QuickModeState.DONE)
         self.finish()
         s.finished(self)
-        old = next((c for c in s.children.values() if c.state == "installed"
+        old = next((c for c in s.children.values() if c.state == ChildSaState.INSTALLED
                     and c.config is child.config and c.local_ts == child.local_ts
                     and c.remote_ts == child.remote_ts), None)
         s.children[child.spi_in] = child
         if old is not None:
-            old.state = "rekeyed"      # the initiator deletes it; else it expires
+            transition(old, ChildSaState.REKEYED)      # the initiator deletes it; else it expires
             s.emit(ChildSaRekeyed(old.spi_in, old.spi_out, child.negotiated()))
         else:
             s.emit(ChildSaUp(child.negotiated()))

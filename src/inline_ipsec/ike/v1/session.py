@@ -27,6 +27,7 @@ from ..auth import Identity
 from ..constants import IKE_PORT, NON_ESP_MARKER
 from ..errors import IkeError, LocalIkeError, RemoteIkeError
 from ..events import ChildSaDown, IkeEvent, IkeSaDown, IkeSaRekeyed, IkeSaUp
+from ..states import ChildSaState, IkeV1SaState, transition
 from ..v2.natt import new_ike_spi
 from .child import ChildSa
 from .config import IkeV1Config
@@ -108,8 +109,8 @@ class IkeV1Session:
         self.random = config.random
         self.sa = IsakmpSa(new_ike_spi(self.random) if initiator else bytes(8), bytes(8),
                            initiator)
-        #: "created" -> "phase1" -> "established" -> "closed"
-        self.state = "created"
+        #: an `IkeV1SaState` (ike/states.py); changed only by `transition`
+        self.state = IkeV1SaState.CREATED
         self.phase1: Optional[Exchange] = None
         #: Quick Modes in progress, by message ID.
         self.exchanges: dict[int, Exchange] = {}
@@ -191,10 +192,10 @@ class IkeV1Session:
         IPsec SAs are adopted from the ISAKMP SA it replaces)."""
         from .aggressive_mode import AggressiveMode
         from .main_mode import MainMode
-        if not self.sa.initiator or self.state != "created":
+        if not self.sa.initiator or self.state != IkeV1SaState.CREATED:
             raise LocalIkeError("connect() is for a fresh initiator session")
         self.now = now
-        self.state = "phase1"
+        transition(self, IkeV1SaState.PHASE1)
         if self.remote_addr[1] == self.config.natt_port != IKE_PORT:
             self.natt = True     # the peer listens on its NAT-T port: marker from the start
         if self.config.children and first_child:
@@ -206,9 +207,9 @@ class IkeV1Session:
     def create_child(self, child_config, now: float) -> None:
         """Start a Quick Mode for another IPsec SA pair (RFC 2409 §5.5)."""
         self.now = now
-        if self.state == "established":
+        if self.state == IkeV1SaState.ESTABLISHED:
             self._guard(lambda: self._start_quick_mode(child_config))
-        elif self.state in ("created", "phase1"):
+        elif self.state in (IkeV1SaState.CREATED, IkeV1SaState.PHASE1):
             self._pending_children.append(child_config)
 
     def rekey_child(self, spi_in: int, now: float) -> None:
@@ -216,9 +217,10 @@ class IkeV1Session:
         identities; the old pair is deleted once the new one is up (make-before-break)."""
         self.now = now
         child = self.children.get(spi_in)
-        if child is None or child.state != "installed" or self.state != "established":
+        if child is None or child.state != ChildSaState.INSTALLED or \
+                self.state != IkeV1SaState.ESTABLISHED:
             return
-        child.state = "rekeying"
+        transition(child, ChildSaState.REKEYING)
         self._guard(lambda: self._start_quick_mode(child.config, rekey_of=child))
 
     def rekey_child_now(self, spi_in: int, now: float) -> None:
@@ -240,7 +242,7 @@ class IkeV1Session:
 
         def delete() -> None:
             self.emit(ChildSaDown(child.spi_in, child.spi_out, reason))
-            if self.state == "established":
+            if self.state == IkeV1SaState.ESTABLISHED:
                 send_delete_children(self, [child])
         self._guard(delete)
 
@@ -248,12 +250,12 @@ class IkeV1Session:
         """Delete every SA pair and the ISAKMP SA (RFC 2408 §3.15, §4.8)."""
         from .informational import send_delete_isakmp
         self.now = now
-        if self.state == "closed":
+        if self.state == IkeV1SaState.CLOSED:
             return
 
         def close() -> None:
             try:
-                if self.state == "established":
+                if self.state == IkeV1SaState.ESTABLISHED:
                     send_delete_isakmp(self, list(self.children.values()))
             finally:
                 self.shutdown("closed locally")
@@ -262,7 +264,8 @@ class IkeV1Session:
     def has_child(self, child_name: str) -> bool:
         """An IPsec SA pair of the child configuration named `child_name` exists and is not
         going away."""
-        return any(c.config.name == child_name and c.state in ("installed", "rekeying")
+        return any(c.config.name == child_name and
+                   c.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING)
                    for c in self.children.values())
 
     def negotiating(self, child_name: str) -> bool:
@@ -293,7 +296,7 @@ class IkeV1Session:
         """Send an R-U-THERE now (RFC 3706 §5)."""
         from .informational import send_dpd
         self.now = now
-        if self.state == "established":
+        if self.state == IkeV1SaState.ESTABLISHED:
             self._guard(lambda: send_dpd(self))
 
     def next_event(self) -> Optional[IkeEvent]:
@@ -306,14 +309,14 @@ class IkeV1Session:
 
     def get_timer(self) -> Optional[float]:
         """The next time `handle_timer` must be called, or None."""
-        if self.state == "closed":
+        if self.state == IkeV1SaState.CLOSED:
             return None
         times = [ex.deadline for ex in self._active() if ex.deadline is not None]
-        if self.state in ("created", "phase1"):
+        if self.state in (IkeV1SaState.CREATED, IkeV1SaState.PHASE1):
             times.append(self.started + self.config.half_open_timeout)
-        elif self.state == "established":
+        elif self.state == IkeV1SaState.ESTABLISHED:
             for c in self.children.values():
-                if c.state == "installed" and c.rekey_at is not None:
+                if c.state == ChildSaState.INSTALLED and c.rekey_at is not None:
                     times.append(c.rekey_at)
                 if c.expire_at is not None:
                     times.append(c.expire_at)
@@ -337,7 +340,7 @@ class IkeV1Session:
         """Retransmit or give up, half-open timeout, IPsec SA rekey and expiry, DPD, the
         ISAKMP SA lifetime."""
         self.now = now
-        if self.state != "closed":
+        if self.state != IkeV1SaState.CLOSED:
             self._guard(lambda: self._timers(now))
 
     def _timers(self, now: float) -> None:
@@ -348,19 +351,19 @@ class IkeV1Session:
             if ex.tries >= self.config.retransmit_tries:
                 ex.deadline = None
                 ex.on_timeout()
-                if self.state == "closed":
+                if self.state == IkeV1SaState.CLOSED:
                     return
                 continue
             ex.tries += 1
             ex.deadline = now + self.config.retransmit_timeout * \
                 self.config.retransmit_base ** ex.tries
             self._out += [(d, self.remote_addr) for d in ex.out]
-        if self.state in ("created", "phase1") and \
+        if self.state in (IkeV1SaState.CREATED, IkeV1SaState.PHASE1) and \
                 self.started + self.config.half_open_timeout <= now:
             last = self.errors[-1] if self.errors else None
             self.shutdown("half-open timeout", last)
             return
-        if self.state != "established":
+        if self.state != IkeV1SaState.ESTABLISHED:
             return
         for spi, (deadline, complete) in list(self.commit_waits.items()):
             if deadline <= now:
@@ -371,12 +374,12 @@ class IkeV1Session:
         for child in list(self.children.values()):
             if child.expire_at is not None and child.expire_at <= now:
                 self.delete_child(child.spi_in, now, "expired")
-            elif child.state == "installed" and child.rekey_at is not None and \
+            elif child.state == ChildSaState.INSTALLED and child.rekey_at is not None and \
                     child.rekey_at <= now:
                 child.rekey_at = None
                 self.rekey_child(child.spi_in, now)
         dpd_tick(self, now)
-        if self.state != "established" or self.established_at is None or \
+        if self.state != IkeV1SaState.ESTABLISHED or self.established_at is None or \
                 self.sa.suite is None:
             return
         if self.established_at + self.sa.suite.lifetime_seconds <= now:
@@ -391,7 +394,7 @@ class IkeV1Session:
         self.now = now
         if data == b"\xff":
             return      # NAT-T keepalive (RFC 3948 §2.3)
-        if self.state == "closed":
+        if self.state == IkeV1SaState.CLOSED:
             self.count("closed")
             return
         via_natt = data[:4] == NON_ESP_MARKER
@@ -437,7 +440,7 @@ class IkeV1Session:
         elif h.exchange == ExchangeType.QUICK:
             ex = self.exchanges.get(h.message_id) or self.done.get(h.message_id)
             if ex is None:
-                if self.state != "established" or h.message_id == 0:
+                if self.state != IkeV1SaState.ESTABLISHED or h.message_id == 0:
                     self.count("unexpected")
                     return
                 if len(self.exchanges) >= MAX_QUICK_MODES:
@@ -498,7 +501,7 @@ class IkeV1Session:
             return None
         self.sa.cky_i = h.cky_i
         self.sa.cky_r = new_ike_spi(self.random)
-        self.state = "phase1"
+        transition(self, IkeV1SaState.PHASE1)
         self.phase1 = (AggressiveMode if want == ExchangeType.AGGRESSIVE else MainMode)(
             self, initiator=False)
         return self.phase1
@@ -618,7 +621,7 @@ class IkeV1Session:
             self.record(exc, "malformed" if exc.notify_hint in (16, 1, 15) else "rejected")
         except LocalIkeError as exc:
             self.record(exc, "local-error")
-            if self.state in ("created", "phase1"):
+            if self.state in (IkeV1SaState.CREATED, IkeV1SaState.PHASE1):
                 self.shutdown("establishment failed", exc)
         except Exception as exc:  # noqa: BLE001 - never raise out of the session
             self.record(LocalIkeError(f"internal error: {type(exc).__name__}: {exc}"),
@@ -629,7 +632,7 @@ class IkeV1Session:
 
     # ------------------------------------------------------------------ Phase 1 outcome
     def on_phase1_done(self, event: IkeSaUp) -> None:
-        self.state = "established"
+        transition(self, IkeV1SaState.ESTABLISHED)
         self.established_at = self.now
         self.phase1_seq = next(_PHASE1_ORDER)
         if self.config.dpd_interval:
@@ -655,7 +658,7 @@ class IkeV1Session:
         from .quick_mode import QuickMode
         if len(self.children) >= self.config.max_children:
             if rekey_of is not None:
-                rekey_of.state = "installed"
+                transition(rekey_of, ChildSaState.INSTALLED)
             self.record(LocalIkeError("IPsec SA limit of the ISAKMP SA reached"),
                         "child-limit")
             return
@@ -666,7 +669,7 @@ class IkeV1Session:
         except IkeError:
             self.exchanges.pop(qm.mid, None)
             if rekey_of is not None:
-                rekey_of.state = "installed"
+                transition(rekey_of, ChildSaState.INSTALLED)
             raise
 
     def adopt_children(self, old: "IkeV1Session") -> list[tuple[int, int]]:
@@ -676,7 +679,7 @@ class IkeV1Session:
         (spi_in, spi_out) moved."""
         moved = []
         for spi, child in list(old.children.items()):
-            if spi not in self.children and child.state != "deleting":
+            if spi not in self.children and child.state != ChildSaState.DELETING:
                 self.children[spi] = child
                 moved.append((child.spi_in, child.spi_out))
             del old.children[spi]
@@ -695,12 +698,12 @@ class IkeV1Session:
         """Delete only the ISAKMP SA (its IPsec SAs were adopted by a newer one)."""
         from .informational import send_delete_isakmp
         self.now = now
-        if self.state == "closed":
+        if self.state == IkeV1SaState.CLOSED:
             return
 
         def retire() -> None:
             try:
-                if self.state == "established":
+                if self.state == IkeV1SaState.ESTABLISHED:
                     send_delete_isakmp(self, list(self.children.values()))
             finally:
                 self.shutdown(reason)
@@ -711,9 +714,9 @@ class IkeV1Session:
         self._guard(lambda: self.shutdown(reason))
 
     def shutdown(self, reason: str, error: Optional[IkeError] = None) -> None:
-        if self.state == "closed":
+        if self.state == IkeV1SaState.CLOSED:
             return
-        self.state = "closed"
+        transition(self, IkeV1SaState.CLOSED)
         gone = [(c.spi_in, c.spi_out) for c in self.children.values()]
         self.children.clear()
         self.exchanges.clear()

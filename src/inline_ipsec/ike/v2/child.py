@@ -10,6 +10,7 @@ from ..events import NegotiatedChildSa
 from ..keymat import ChildKeys
 from ..payloads import TrafficSelector
 from ..proposals import Suite
+from ..states import ChildSaState
 
 
 @dataclass
@@ -26,11 +27,12 @@ class ChildSa:
     local_ts: list[TrafficSelector]
     remote_ts: list[TrafficSelector]
     created: float
-    #: "installed", "rekeying" (a rekey is in flight), "rekeyed" (replaced, delete pending),
-    #: "deleting"; after a rekey collision (RFC 7296 §2.8.1): "pending" (the peer's new SA,
+    #: INSTALLED, REKEYING (a rekey is in flight), REKEYED (replaced, delete pending),
+    #: DELETING; after a rekey collision (RFC 7296 §2.8.1): PENDING (the peer's new SA,
     #: created while our own rekey of the same SA is in flight, not reported yet) and
-    #: "redundant" (the new SA the collision made superfluous, never reported, being deleted).
-    state: str = "installed"
+    #: REDUNDANT (the new SA the collision made superfluous, never reported, being deleted).
+    #: Changed only by `ike.states.transition`.
+    state: ChildSaState = ChildSaState.INSTALLED
     rekey_at: Optional[float] = None
     expire_at: Optional[float] = None
     udp_encap: bool = False

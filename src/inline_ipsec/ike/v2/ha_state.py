@@ -25,6 +25,7 @@ from ..config import IkeConfig
 from ..keymat import ChildKeys, IkeKeys
 from ..payloads import TrafficSelector
 from ..proposals import Suite
+from ..states import ChildSaState, IkeSaState as IkeState, transition
 from .child import ChildSa
 from .session import IkeSaState, IkeV2Session
 
@@ -57,19 +58,19 @@ def state_key(s: IkeV2Session) -> tuple:
 def exportable(s: IkeV2Session) -> bool:
     """Established, with no exchange of ours in flight (a pending request's retransmission
     state is not carried)."""
-    return s.state == "established" and s.ike.pending is None and s.ike.keys is not None
+    return s.state == IkeState.ESTABLISHED and s.ike.pending is None and s.ike.keys is not None
 
 
 def export_session(s: IkeV2Session, now: float) -> dict[str, Any]:
     """The state of an established IKE SA (`exportable`) as a JSON-able dict."""
     if not exportable(s):
-        raise HaStateError(f"IKE SA in state {s.state!r} with an exchange in flight: "
+        raise HaStateError(f"IKE SA in state {str(s.state)!r} with an exchange in flight: "
                            "only an established, idle IKE SA is exported")
     ike = s.ike
     assert ike.suite is not None and ike.keys is not None
     children = []
     for c in s.children.values():
-        if c.state not in ("installed", "rekeying") or not c.reported:
+        if c.state not in (ChildSaState.INSTALLED, ChildSaState.REKEYING) or not c.reported:
             continue
         children.append({
             "config": c.config.name, "spi_in": c.spi_in, "spi_out": c.spi_out,
@@ -225,14 +226,15 @@ def restore_session(config: IkeConfig, state: Mapping[str, Any], now: float) -> 
             s.children[child.spi_in] = child
     except (KeyError, IndexError, TypeError) as exc:
         raise HaStateError(f"IKE SA state is incomplete: {exc!r}") from None
-    s.state = "established"
+    transition(s, IkeState.ESTABLISHED)
     return s
 
 
 def abandon(s: IkeV2Session) -> None:
     """Stop carrying an IKE SA without a word to the peer: another node carries it on (a
     high-availability handover). No Delete is sent and no event is reported."""
-    s.state = "closed"
+    if s.state != IkeState.CLOSED:
+        transition(s, IkeState.CLOSED)
     s.ike.pending = None
     s._queue.clear()
     s._out.clear()

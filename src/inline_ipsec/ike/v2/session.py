@@ -43,6 +43,7 @@ from ..message import IkeHeader, Message, decode_message, encode_message
 from ..payloads import EncryptedFragmentPayload, NotifyPayload, Payload, notify
 from ..protection import IntegrityCheckFailed, SkCipher
 from ..proposals import Suite
+from ..states import ChildSaState, IkeSaState as IkeState, transition
 from .child import ChildSa
 from .fragments import Reassembly
 from .natt import new_ike_spi
@@ -133,8 +134,8 @@ class IkeV2Session:
         self.random = config.random
         spi = new_ike_spi(self.random) if initiator else bytes(8)
         self.ike = IkeSaState(spi, bytes(8), initiator)
-        #: "created" -> "init" -> "auth" -> "established" -> "deleting" -> "closed"
-        self.state = "created"
+        #: an `IkeState` (ike/states.py); changed only by `transition`
+        self.state = IkeState.CREATED
         self.children: dict[int, ChildSa] = {}
         self.natt = False
         self.local_nat = False
@@ -182,10 +183,10 @@ class IkeV2Session:
         """Start IKE_SA_INIT + IKE_AUTH (+ the first child SA) as initiator (§1.2)."""
         from .tasks.ike_auth import IkeAuthTask
         from .tasks.ike_init import IkeInitTask
-        if not self.ike.initiator or self.state != "created":
+        if not self.ike.initiator or self.state != IkeState.CREATED:
             raise LocalIkeError("connect() is for a fresh initiator session")
         self.now = now
-        self.state = "init"
+        transition(self, IkeState.INIT)
         if self.remote_addr[1] == self.config.natt_port != IKE_PORT:
             # §2.23: "an initiator MAY use port 4500 ... from the start": when we are told to
             # reach the peer on its NAT-T port, use it (and the non-ESP marker) right away, as
@@ -216,7 +217,8 @@ class IkeV2Session:
     def has_child(self, child_name: str) -> bool:
         """A child SA of the configuration named `child_name` exists and is not going away."""
         return any(c.config.name == child_name and c.reported and
-                   c.state in ("installed", "rekeying") for c in self.children.values())
+                   c.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING)
+                   for c in self.children.values())
 
     def rekey_child(self, spi_in: int, now: float) -> None:
         """Queue a rekey of the child SA with inbound SPI `spi_in` (§1.3.3, §2.8)."""
@@ -248,9 +250,9 @@ class IkeV2Session:
     def close(self, now: float) -> None:
         """Delete the IKE SA and with it all child SAs (§1.4.1)."""
         from .tasks.delete import DeleteIkeTask
-        if self.state in ("closed",):
+        if self.state == IkeState.CLOSED:
             return
-        if self.state != "established":
+        if self.state != IkeState.ESTABLISHED:
             self._shutdown("closed locally")
             return
         self._queue.append(DeleteIkeTask(self))
@@ -287,7 +289,7 @@ class IkeV2Session:
         """When dead peer detection next looks at the traffic (None: off, or a request is in
         flight, whose answer or silence decides)."""
         interval = self.config.dpd_interval
-        if not interval or self.state != "established" or self.ike.pending is not None:
+        if not interval or self.state != IkeState.ESTABLISHED or self.ike.pending is not None:
             return None
         since = max(self.established_at, self._dpd_checked)
         if self.config.dpd_mode != "always-send":
@@ -315,14 +317,14 @@ class IkeV2Session:
 
     def get_timer(self) -> Optional[float]:
         """The next time `handle_timer` must be called, or None."""
-        if self.state == "closed":
+        if self.state == IkeState.CLOSED:
             return None
         times = [p.deadline for p in self._all_pending()]
-        if self.state == "init" and not self.ike.initiator:
+        if self.state == IkeState.INIT and not self.ike.initiator:
             times.append(self.last_rx + self.config.half_open_timeout)
-        if self.state == "established":
+        if self.state == IkeState.ESTABLISHED:
             for child in self.children.values():
-                if child.state == "installed" and child.rekey_at is not None:
+                if child.state == ChildSaState.INSTALLED and child.rekey_at is not None:
                     times.append(child.rekey_at)
                 if child.expire_at is not None:
                     times.append(child.expire_at)
@@ -366,19 +368,19 @@ class IkeV2Session:
             if p.dead_at is not None:
                 p.deadline = min(p.deadline, p.dead_at)
             self._out += [(d, self.remote_addr) for d in p.data]
-        if self.state == "init" and not self.ike.initiator and \
+        if self.state == IkeState.INIT and not self.ike.initiator and \
                 self.last_rx + self.config.half_open_timeout <= now:
             self._shutdown("half-open timeout")
             return
-        if self.state != "established":
+        if self.state != IkeState.ESTABLISHED:
             return
         for child in list(self.children.values()):
             if child.expire_at is not None and child.expire_at <= now:
                 child.expire_at = None
-                if child.state != "deleting":
-                    child.state = "deleting"       # hard lifetime (§2.8): delete it
+                if child.state != ChildSaState.DELETING:
+                    transition(child, ChildSaState.DELETING)   # hard lifetime (§2.8): delete it
                     self._queue.append(DeleteChildTask(self, child.spi_in, "expired"))
-            elif child.state == "installed" and child.rekey_at is not None and \
+            elif child.state == ChildSaState.INSTALLED and child.rekey_at is not None and \
                     child.rekey_at <= now:
                 child.rekey_at = None
                 self._queue.append(ChildRekeyTask(self, child.spi_in))
@@ -422,7 +424,7 @@ class IkeV2Session:
         self._kick(now)
 
     def _accepts(self, ike: IkeSaState, h: IkeHeader) -> bool:
-        if not ike.initiator and self.state == "created" and h.exchange == \
+        if not ike.initiator and self.state == IkeState.CREATED and h.exchange == \
                 ExchangeType.IKE_SA_INIT and not h.is_response and h.spi_r == bytes(8):
             return ike.spi_i in (bytes(8), h.spi_i)
         return ike.matches(h)
@@ -461,7 +463,7 @@ class IkeV2Session:
         ike.next_mid += 1
         if result is TaskResult.FAILED:
             err = p.task.error or RemoteIkeError(f"{type(p.task).__name__} failed")
-            if self.state in ("init", "auth"):
+            if self.state in (IkeState.INIT, IkeState.AUTH):
                 self._shutdown("establishment failed", err)
             else:
                 self.errors.add("exchange failed", err, self.now)
@@ -483,7 +485,7 @@ class IkeV2Session:
         if h.message_id != ike.peer_mid:
             return
         if h.exchange == ExchangeType.IKE_SA_INIT:
-            if self.state != "created":
+            if self.state != IkeState.CREATED:
                 return
             payloads = msg.payloads
             self.remote_addr = tuple(addr)
@@ -504,7 +506,7 @@ class IkeV2Session:
         self._note_path(via_natt, addr)
         fatal_error: Optional[IkeError] = None
         self.rx_ike = ike
-        establishing = self.state in ("created", "init")
+        establishing = self.state in (IkeState.CREATED, IkeState.INIT)
         try:
             if bad is not None:
                 raise bad
@@ -547,10 +549,10 @@ class IkeV2Session:
         if exchange == ExchangeType.IKE_SA_INIT:
             return ike_init.respond(self, msg, payloads)
         if exchange == ExchangeType.IKE_AUTH:
-            if self.state != "init":
+            if self.state != IkeState.INIT:
                 raise RemoteIkeError("unexpected IKE_AUTH", NotifyType.INVALID_SYNTAX)
             return ike_auth.respond(self, msg, payloads)
-        if self.state != "established":
+        if self.state != IkeState.ESTABLISHED:
             raise RemoteIkeError(f"exchange {exchange} before IKE_AUTH completed",
                                  NotifyType.INVALID_SYNTAX)
         if exchange == ExchangeType.CREATE_CHILD_SA:
@@ -578,12 +580,12 @@ class IkeV2Session:
 
     def _kick(self, now: float) -> None:
         """Start the next queued task if no request is in flight (window size 1, §2.3)."""
-        while self.ike.pending is None and self._queue and self.state not in ("closed",):
+        while self.ike.pending is None and self._queue and self.state != IkeState.CLOSED:
             task = self._queue.popleft()
             try:
                 payloads = task.build_i(self)
             except IkeError as exc:
-                if self.state in ("init", "auth"):
+                if self.state in (IkeState.INIT, IkeState.AUTH):
                     self._shutdown("establishment failed", exc)
                 else:
                     self.errors.add("request not sent", exc, now)
@@ -629,7 +631,7 @@ class IkeV2Session:
                      now: float) -> None:
         p = _Pending(task, ike.next_mid, wires, now, now + self.config.retransmit_timeout)
         interval = self.config.dpd_interval
-        if interval and self.state in ("established", "deleting"):
+        if interval and self.state in (IkeState.ESTABLISHED, IkeState.DELETING):
             # dead peer detection: N probes I seconds apart, or N x I seconds of silence
             p.dead_at = now + self.config.dpd_threshold * interval
             p.probe = bool(getattr(task, "probe", False))
@@ -690,9 +692,9 @@ class IkeV2Session:
         self._shutdown(reason)
 
     def _shutdown(self, reason: str, error: Optional[IkeError] = None) -> None:
-        if self.state == "closed":
+        if self.state == IkeState.CLOSED:
             return
-        self.state = "closed"
+        transition(self, IkeState.CLOSED)
         gone = [(c.spi_in, c.spi_out) for c in self.children.values() if c.reported]
         self.children.clear()
         self._queue.clear()

@@ -38,6 +38,7 @@ from ...errors import RemoteIkeError
 from ...events import ChildSaRekeyed, ChildSaUp
 from ...message import Message
 from ...payloads import NoncePayload, Payload, notify
+from ...states import ChildSaState, transition
 from ..child import ChildSa
 from ..task import Task, TaskResult
 from .child_create import ChildInitiator, child_protocol, child_respond, invalid_ke_group
@@ -73,9 +74,9 @@ class ChildRekeyTask(Task):
 
     def build_i(self, session: "IkeV2Session") -> Optional[list[Payload]]:
         old = session.children.get(self.spi_in)
-        if old is None or old.state != "installed":
+        if old is None or old.state != ChildSaState.INSTALLED:
             return None
-        old.state = "rekeying"
+        transition(old, ChildSaState.REKEYING)
         old.collision = None
         self.old = old
         # PFS with the group the SA was last keyed with, unless the peer asked otherwise.
@@ -101,9 +102,9 @@ class ChildRekeyTask(Task):
         if group is not None and old is not None:
             if peer is not None:      # the peer's colliding rekey stands: no retry needed
                 adopt_collision(session, old)
-                old.state = "rekeyed"
+                transition(old, ChildSaState.REKEYED)
                 return TaskResult.DONE
-            old.state = "installed"
+            transition(old, ChildSaState.INSTALLED)
             session._queue.appendleft(ChildRekeyTask(session, self.spi_in, group))
             return TaskResult.DONE
         try:
@@ -113,10 +114,10 @@ class ChildRekeyTask(Task):
                 # Ours failed, the peer's colliding rekey succeeded: its SA replaces the old
                 # one, which the peer deletes (§2.8.1).
                 adopt_collision(session, old)
-                old.state = "rekeyed"
-            elif old is not None and old.state == "rekeying":
+                transition(old, ChildSaState.REKEYED)
+            elif old is not None and old.state == ChildSaState.REKEYING:
                 # Keep the old SA and try again later (e.g. TEMPORARY_FAILURE, §2.25).
-                old.state = "installed"
+                transition(old, ChildSaState.INSTALLED)
                 old.rekey_at = session.now + 10.0 + session.random(1)[0] / 8.0
             self.error = exc
             return TaskResult.FAILED
@@ -133,13 +134,15 @@ class ChildRekeyTask(Task):
             if _loses(new.nonces, peer.nonces, session.ike.initiator):
                 # §2.8.1: we created the SA with the lowest nonce: we close it, the peer
                 # (whose SA survives) deletes the old one.
-                peer.reported, peer.state = True, "installed"
-                old.state = "rekeyed"
+                transition(peer, ChildSaState.INSTALLED)
+                peer.reported = True
+                transition(old, ChildSaState.REKEYED)
                 session.emit(ChildSaRekeyed(old.spi_in, old.spi_out, peer.negotiated()))
                 self._discard(session, new)
                 return TaskResult.DONE
-            peer.reported, peer.state = False, "redundant"   # the peer deletes it
-        old.state = "rekeyed"
+            transition(peer, ChildSaState.REDUNDANT)   # the peer deletes it
+            peer.reported = False
+        transition(old, ChildSaState.REKEYED)
         session.emit(ChildSaRekeyed(old.spi_in, old.spi_out, new.negotiated()))
         # The initiator of the surviving rekey deletes the old SA (§2.8, §2.8.1).
         session._queue.appendleft(DeleteChildTask(session, old.spi_in, "rekeyed"))
@@ -147,7 +150,8 @@ class ChildRekeyTask(Task):
 
     @staticmethod
     def _discard(session: "IkeV2Session", new: ChildSa) -> None:
-        new.reported, new.state = False, "redundant"
+        transition(new, ChildSaState.REDUNDANT)
+        new.reported = False
         session._queue.appendleft(DeleteChildTask(session, new.spi_in, "redundant"))
 
 
@@ -157,12 +161,12 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
     assert rekey is not None
     old = session.child_by_out(int.from_bytes(rekey.spi, "big")) if len(rekey.spi) == 4 \
         else None
-    if old is None or old.state in ("pending", "redundant"):
+    if old is None or old.state in (ChildSaState.PENDING, ChildSaState.REDUNDANT):
         raise RemoteIkeError("rekey of an unknown child SA", NotifyType.CHILD_SA_NOT_FOUND)
-    if old.state == "deleting":
+    if old.state == ChildSaState.DELETING:
         # §2.25.1: a rekey of a child SA we are closing.
         raise RemoteIkeError("rekey of a child SA being deleted", NotifyType.TEMPORARY_FAILURE)
-    collision = old.state == "rekeying"
+    collision = old.state == ChildSaState.REKEYING
     if collision and old.collision is not None:
         raise RemoteIkeError("second rekey collision", NotifyType.TEMPORARY_FAILURE)
     nonce_i = one(payloads, NoncePayload, "Nonce").nonce
@@ -172,9 +176,10 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
     if collision:
         # Simultaneous rekey (§2.8.1): accept; which new SA survives is decided when our own
         # exchange completes (ChildRekeyTask.process_i), so nothing is reported yet.
-        new.reported, new.state = False, "pending"
+        transition(new, ChildSaState.PENDING)
+        new.reported = False
         old.collision = new.spi_in
     else:
-        old.state = "rekeyed"
+        transition(old, ChildSaState.REKEYED)
         session.emit(ChildSaRekeyed(old.spi_in, old.spi_out, new.negotiated()))
     return [out[0], NoncePayload(nonce_r)] + out[1:]

@@ -17,6 +17,7 @@ from ...constants import ExchangeType, ProtocolId
 from ...events import ChildSaDown, ChildSaRekeyed, PrivateNotify
 from ...message import Message
 from ...payloads import DeletePayload, NotifyPayload, Payload
+from ...states import ChildSaState, IkeSaState as IkeState, transition
 from ..task import Task, TaskResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,7 +63,8 @@ class DeleteChildTask(Task):
         child = session.children.get(self.spi_in)
         if child is None:
             return None
-        child.state = "deleting"
+        if child.state != ChildSaState.DELETING:     # the hard lifetime may have said so
+            transition(child, ChildSaState.DELETING)
         proto = ProtocolId.AH if child.config.protocol == "ah" else ProtocolId.ESP
         return [DeletePayload(proto, [_spi4(self.spi_in)])]
 
@@ -86,7 +88,7 @@ class DeleteIkeTask(Task):
 
     def build_i(self, session: "IkeV2Session") -> list[Payload]:
         if self.target is None:
-            session.state = "deleting"
+            transition(session, IkeState.DELETING)
         return [DeletePayload(ProtocolId.IKE, [])]
 
     def process_i(self, session: "IkeV2Session", msg: Message,
@@ -106,7 +108,8 @@ def adopt_collision(session: "IkeV2Session", old: "ChildSa") -> None:
     peer = session.children.get(old.collision) if old.collision is not None else None
     if peer is None or peer.reported:
         return
-    peer.reported, peer.state = True, "installed"
+    transition(peer, ChildSaState.INSTALLED)
+    peer.reported = True
     session.emit(ChildSaRekeyed(old.spi_in, old.spi_out, peer.negotiated()))
 
 
@@ -143,7 +146,7 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
             child = session.child_by_out(int.from_bytes(raw, "big"))
             if child is None:
                 continue
-            crossed = child.state == "deleting"  # both ends deleted at once (§1.4.1)
+            crossed = child.state == ChildSaState.DELETING  # both ends deleted at once (§1.4.1)
             adopt_collision(session, child)
             session.children.pop(child.spi_in, None)
             if child.reported:

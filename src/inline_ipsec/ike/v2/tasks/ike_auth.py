@@ -25,6 +25,7 @@ from ...message import Message
 from ...payloads import (CFG_ACK, CFG_REPLY, CFG_REQUEST, CFG_SET, AuthPayload, CertPayload,
                          CertReqPayload, CpPayload, IdiPayload, IdPayload, IdrPayload, Payload,
                          notify)
+from ...states import IkeSaState as IkeState, transition
 from ..task import Task, TaskResult
 from .child_create import ChildInitiator, child_respond
 from .ike_init import find_notify, first_error, one
@@ -154,7 +155,7 @@ class IkeAuthTask(Task):
                                        ike.nonce_i, keys.sk_pr)
         session.peer_cp = next((p for p in payloads if isinstance(p, CpPayload)
                                 and p.cfg_type in (CFG_REPLY, CFG_ACK)), None)
-        session.state = "established"
+        transition(session, IkeState.ESTABLISHED)
         _schedule(session)
         session.emit(_ike_up(session))
         assert self.child is not None
@@ -230,7 +231,7 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
         reply = cfg.cp_responder(session, session.peer_cp)
         if reply is not None:
             out.append(reply)
-    session.state = "established"
+    transition(session, IkeState.ESTABLISHED)
     _schedule(session)
     session.emit(_ike_up(session))
     try:

@@ -18,6 +18,7 @@ from ...payloads import (CertReqPayload, KePayload, NoncePayload, NotifyPayload,
                          Proposal, SaPayload, notify)
 from ...protection import KeyExchange, group_supported
 from ...proposals import Suite, check_accepted, parse_proposal, select
+from ...states import IkeSaState as IkeState, transition
 from ...auth import ca_keyid, sig_hash_notify_data
 from ..natt import check_nat, nat_notifies, new_ike_spi
 from ..task import StatelessReply, Task, TaskResult
@@ -144,7 +145,7 @@ class IkeInitTask(Task):
         session.init_response = msg.raw
         session.proposal_text = proposal_name(suite)
         session.install_ike_keys(suite, g_ir)
-        session.state = "auth"
+        transition(session, IkeState.AUTH)
         if session.nat_detected and not session.natt:
             # §2.23: float to port 4500 for IKE_AUTH and everything after it.
             session.natt = True
@@ -192,7 +193,7 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
     session.init_request = msg.raw
     session.proposal_text = proposal_name(suite)
     session.install_ike_keys(suite, g_ir)
-    session.state = "init"
+    transition(session, IkeState.INIT)
     chosen.spi = b""
     response: list[Payload] = [SaPayload([chosen]), KePayload(suite.dh, kex.public),
                                NoncePayload(ike.nonce_r)]

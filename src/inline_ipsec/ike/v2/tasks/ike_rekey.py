@@ -30,6 +30,7 @@ from ...message import IkeHeader, Message
 from ...payloads import KePayload, NoncePayload, Payload, SaPayload
 from ...protection import KeyExchange, group_supported
 from ...proposals import Suite, check_accepted, select
+from ...states import IkeSaState as IkeState
 from ..natt import new_ike_spi
 from ..task import Task, TaskResult
 from .delete import DeleteIkeTask
@@ -107,7 +108,7 @@ class IkeRekeyTask(Task):
         self.old_deleted = False
 
     def build_i(self, session: "IkeV2Session") -> Optional[list[Payload]]:
-        if session.state != "established":
+        if session.state != IkeState.ESTABLISHED:
             return None
         self.ke = KeyExchange(self.group)
         return [SaPayload(self.proposals), NoncePayload(self.nonce),
