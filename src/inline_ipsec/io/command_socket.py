@@ -31,7 +31,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .control_socket import ControlError, ControlServer
+from .control_socket import ControlError, ControlServer, request
 
 __all__ = ["CommandError", "Command", "CommandServer", "parse_command", "query_command",
            "GRAMMAR"]
@@ -179,29 +179,4 @@ class CommandServer(ControlServer):
 
 def query_command(path: str, text: str, timeout: float = 15.0) -> str:
     """Send one command to the daemon on `path`; its output. Raises `ControlError`."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        try:
-            sock.connect(path)
-        except OSError as exc:
-            raise ControlError(f"no gateway is listening on {path} ({exc.strerror or exc}); "
-                               "start one with: inline-ipsec run CONFIG --tun NAME") from None
-        sock.sendall(json.dumps({"command": text}).encode() + b"\n")
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except socket.timeout:
-        raise ControlError(f"the gateway on {path} did not answer within {timeout} s") from None
-    finally:
-        sock.close()
-    try:
-        reply = json.loads(data.decode("utf-8"))
-    except ValueError:
-        raise ControlError(f"bad reply from {path}") from None
-    if not reply.get("ok"):
-        raise ControlError(reply.get("error", "unknown error"))
-    return str(reply["output"])
+    return request(path, {"command": text}, timeout, "inline-ipsec run CONFIG --tun NAME")

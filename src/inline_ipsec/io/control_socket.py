@@ -141,9 +141,14 @@ class ControlServer:
             pass
 
 
-def query(path: str, command: str, timeout: float = 5.0) -> str:
-    """Ask the gateway listening on `path` for `show <command>`; returns the text.
-    Raises `ControlError` when nothing listens or the gateway reports an error."""
+#: The largest reply a client reads (a show of 2000 tunnels in detail is a few MB).
+MAX_REPLY = 64 << 20
+
+
+def request(path: str, message: dict, timeout: float, start_hint: str) -> str:
+    """Send one JSON request to the process listening on `path` and return its "output".
+    Raises `ControlError` when nothing listens (`start_hint` says how to start one), the
+    reply is late, too large or malformed, or the process reports an error."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -151,14 +156,16 @@ def query(path: str, command: str, timeout: float = 5.0) -> str:
             sock.connect(path)
         except OSError as exc:
             raise ControlError(f"no gateway is listening on {path} ({exc.strerror or exc}); "
-                               "start one with: inline-ipsec run CONFIG") from None
-        sock.sendall(json.dumps({"show": command}).encode() + b"\n")
-        data = b""
+                               f"start one with: {start_hint}") from None
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        data = bytearray()
         while True:
             chunk = sock.recv(65536)
             if not chunk:
                 break
             data += chunk
+            if len(data) > MAX_REPLY:
+                raise ControlError(f"the reply from {path} is larger than {MAX_REPLY} bytes")
     except socket.timeout:
         raise ControlError(f"the gateway on {path} did not answer within {timeout} s") from None
     finally:
@@ -167,6 +174,13 @@ def query(path: str, command: str, timeout: float = 5.0) -> str:
         reply = json.loads(data.decode("utf-8"))
     except ValueError:
         raise ControlError(f"bad reply from {path}") from None
-    if not reply.get("ok"):
-        raise ControlError(reply.get("error", "unknown error"))
+    if not isinstance(reply, dict) or not reply.get("ok"):
+        raise ControlError(reply.get("error", "unknown error") if isinstance(reply, dict)
+                           else f"bad reply from {path}")
     return str(reply["output"])
+
+
+def query(path: str, command: str, timeout: float = 5.0) -> str:
+    """Ask the gateway listening on `path` for `show <command>`; returns the text.
+    Raises `ControlError` when nothing listens or the gateway reports an error."""
+    return request(path, {"show": command}, timeout, "inline-ipsec run CONFIG")
