@@ -32,3 +32,42 @@ def test_run_without_mnha_says_nothing_of_it(tmp_path: Path) -> None:
                      prekeyed=True, out=out, install_signals=False)
     assert rc == 0, out.getvalue()
     assert "high-availability" not in out.getvalue()
+
+
+IKE_VPN = """
+set interfaces st0 unit 2 family inet
+set security ike proposal p1 authentication-method pre-shared-keys
+set security ike proposal p1 dh-group group14
+set security ike proposal p1 authentication-algorithm sha-256
+set security ike proposal p1 encryption-algorithm aes-256-cbc
+set security ike policy pol1 proposals p1
+set security ike policy pol1 pre-shared-key ascii-text "secret"
+set security ike gateway g1 ike-policy pol1
+set security ike gateway g1 address 198.51.100.2
+set security ike gateway g1 local-address 192.0.2.10
+set security ike gateway g1 external-interface lo0.0
+set security ike gateway g1 version {version}
+set security ipsec proposal ip1 protocol esp
+set security ipsec proposal ip1 encryption-algorithm aes-128-gcm
+set security ipsec policy ipol1 proposals ip1
+set security ipsec vpn v-ike bind-interface st0.2
+set security ipsec vpn v-ike ike gateway g1
+set security ipsec vpn v-ike ike ipsec-policy ipol1
+"""
+
+
+def _check(tmp_path: Path, capsys, version: str) -> str:
+    from inline_ipsec.cli import main
+    conf = tmp_path / f"{version}.conf"
+    conf.write_text((EXAMPLES / "mnha-node1.conf").read_text() + IKE_VPN.format(version=version))
+    assert main(["check", str(conf)]) == 0
+    out = capsys.readouterr().out
+    return out[out.index("v-ike"):]
+
+
+def test_check_says_an_ikev1_sa_is_not_synchronised(tmp_path: Path, capsys) -> None:
+    v1 = _check(tmp_path, capsys, "v1-only")
+    assert "not carried out: the IKEv1 SA is not synchronised" in v1
+    v2 = _check(tmp_path, capsys, "v2-only")
+    assert "sequence numbers and IKE SA synchronised to the backup" in v2
+    assert "IKEv1 SA" not in v2

@@ -117,6 +117,10 @@ def _mnha_lines(config, vpn: str) -> list[str]:
     if srg is None:
         return ["  MNHA: services-redundancy-group 0 (on both nodes, not synchronised: its "
                 "local address is no SRG's virtual IP)"]
+    if gw is not None and gw.ike_version == 1:
+        return [f"  MNHA: services-redundancy-group {srg} (on the SRG's active node; SAs and "
+                "sequence numbers synchronised to the backup; not carried out: the IKEv1 SA is "
+                "not synchronised, so this VPN renegotiates after a failover)"]
     return [f"  MNHA: services-redundancy-group {srg} (on the SRG's active node; SAs, "
             "sequence numbers and IKE SA synchronised to the backup)"]
 
