@@ -27,7 +27,8 @@ from ..payloads import TrafficSelector
 from ..proposals import Suite
 from ..states import ChildSaState, IkeSaState as IkeState, transition
 from .child import ChildSa
-from .session import IkeSaState, IkeV2Session
+from .ike_sa import IkeSaKeys
+from .session import IkeV2Session
 
 __all__ = ["HaStateError", "export_session", "restore_session", "state_key", "exportable",
            "abandon"]
@@ -172,7 +173,7 @@ def restore_session(config: IkeConfig, state: Mapping[str, Any], now: float) -> 
                          local_addr=_addr(state["local"], "local address"),
                          remote_addr=_addr(state["remote"], "remote address"), now=now,
                          natt_local_port=_int(state["natt_port"], "NAT-T port", 1, 65535))
-        ike = IkeSaState(_bytes(state["spi_i"], "SPIi"), _bytes(state["spi_r"], "SPIr"),
+        ike = IkeSaKeys(_bytes(state["spi_i"], "SPIi"), _bytes(state["spi_r"], "SPIr"),
                          initiator)
         if len(ike.spi_i) != 8 or len(ike.spi_r) != 8:
             raise HaStateError("IKE SPIs are 8 bytes (RFC 7296 §3.1)")

@@ -30,7 +30,6 @@ does), with `IkeConfig.dpd_interval` I, `dpd_threshold` N and `dpd_mode`:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..auth import Identity
@@ -38,86 +37,19 @@ from ..config import IkeConfig
 from ..constants import IKE_PORT, NON_ESP_MARKER, ExchangeType, HeaderFlag, NotifyType
 from ..errors import ErrorLog, IkeError, LocalIkeError, RemoteIkeError
 from ..events import IkeEvent, IkeSaDown
-from ..keymat import IkeKeys, derive_ike_keys, skeyseed
+from ..keymat import derive_ike_keys, skeyseed
 from ..message import IkeHeader, Message, decode_message, encode_message
 from ..payloads import EncryptedFragmentPayload, NotifyPayload, Payload, notify
-from ..protection import IntegrityCheckFailed, SkCipher
+from ..protection import IntegrityCheckFailed
 from ..proposals import Suite
 from ..states import ChildSaState, IkeSaState as IkeState, transition
 from .child import ChildSa
-from .fragments import Reassembly
+from .ike_sa import MAX_OLD_IKE_SAS, IkeSaKeys, PendingRequest
 from .natt import new_ike_spi
 from .task import StatelessReply, Task, TaskResult
 
 Addr = tuple  # (host, port)
 
-#: rekeyed-away IKE SAs kept while their Delete is exchanged (RFC 7296 §2.18); a peer that
-#: rekeys without ever deleting cannot make the session keep more.
-MAX_OLD_IKE_SAS = 4
-
-
-@dataclass
-class _Pending:
-    """The request in flight (RFC 7296 §2.1: we are responsible for retransmitting it)."""
-
-    task: Task
-    mid: int
-    data: list[bytes]   #: the datagrams of the request (several with RFC 7383 fragments)
-    sent_at: float
-    deadline: float
-    tries: int = 0
-    #: dead peer detection: the peer is dead if this passes without an answer (None: the
-    #: ordinary retransmission limit decides)
-    dead_at: Optional[float] = None
-    #: a DPD probe: retransmitted every `dpd_interval` seconds
-    probe: bool = False
-
-
-class IkeSaState:
-    """Keys, SPIs and message-ID counters of one IKE SA (replaced wholesale on IKE rekey)."""
-
-    def __init__(self, spi_i: bytes, spi_r: bytes, initiator: bool) -> None:
-        self.spi_i = spi_i
-        self.spi_r = spi_r
-        #: we are the original initiator of this IKE SA (the I flag, §3.1).
-        self.initiator = initiator
-        self.suite: Optional[Suite] = None
-        self.keys: Optional[IkeKeys] = None
-        self.sk_out: Optional[SkCipher] = None
-        self.sk_in: Optional[SkCipher] = None
-        self.nonce_i = b""
-        self.nonce_r = b""
-        self.next_mid = 0      #: ID of our next request
-        self.peer_mid = 0      #: ID we expect on the peer's next request
-        #: (mid, datagrams of our last response), for retransmitted requests (§2.1).
-        self.cached: Optional[tuple[int, list[bytes]]] = None
-        self.pending: Optional[_Pending] = None
-        self.fragments = Reassembly()  #: RFC 7383 fragments being collected
-        #: the IKE SA our rekey replaced by this one (a colliding rekey of it may still
-        #: arrive, §2.8.2); only the latest link is kept
-        self.rekeyed_from: Optional["IkeSaState"] = None
-
-    @property
-    def prf(self) -> int:
-        assert self.suite is not None
-        return self.suite.prf
-
-    def install(self, suite: Suite, keys: IkeKeys, random: Callable[[int], bytes]) -> None:
-        """Key the SK ciphers (§2.14: SK_ei/SK_ai protect initiator-to-responder traffic)."""
-        self.suite, self.keys = suite, keys
-        mine = (keys.sk_ei, keys.sk_ai) if self.initiator else (keys.sk_er, keys.sk_ar)
-        theirs = (keys.sk_er, keys.sk_ar) if self.initiator else (keys.sk_ei, keys.sk_ai)
-        self.sk_out = SkCipher(suite, *mine, random=random)
-        self.sk_in = SkCipher(suite, *theirs, random=random)
-
-    def matches(self, header: IkeHeader) -> bool:
-        if header.spi_i != self.spi_i:
-            return False
-        if header.spi_r == self.spi_r:
-            return True
-        # IKE_SA_INIT: requests carry SPIr = 0; the first response brings the responder's SPI.
-        return header.exchange == ExchangeType.IKE_SA_INIT and (
-            header.spi_r == bytes(8) or self.spi_r == bytes(8))
 
 
 class IkeV2Session:
@@ -133,7 +65,7 @@ class IkeV2Session:
         self.now = now
         self.random = config.random
         spi = new_ike_spi(self.random) if initiator else bytes(8)
-        self.ike = IkeSaState(spi, bytes(8), initiator)
+        self.ike = IkeSaKeys(spi, bytes(8), initiator)
         #: an `IkeState` (ike/states.py); changed only by `transition`
         self.state = IkeState.CREATED
         self.children: dict[int, ChildSa] = {}
@@ -143,7 +75,7 @@ class IkeV2Session:
         self.peer_use_ppk = False
         self.frag_ok = False  #: both sides sent IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383)
         #: the IKE SA the request being answered arrived on (differs from `ike` after rekey).
-        self.rx_ike: Optional[IkeSaState] = None
+        self.rx_ike: Optional[IkeSaKeys] = None
         self.ppk_used = False
         self.init_request = b""
         self.init_response = b""
@@ -166,7 +98,7 @@ class IkeV2Session:
         #: DPD probes sent (retransmissions included) and peers found dead, for show output
         self.dpd_probes = 0
         self.ike_rekey_at: Optional[float] = None
-        self.old_ike: list[IkeSaState] = []   #: rekeyed-away IKE SAs still being deleted
+        self.old_ike: list[IkeSaKeys] = []   #: rekeyed-away IKE SAs still being deleted
         #: failures that did not kill the SA: counters per reason and the last few (bounded,
         #: whatever the peer or an on-path sender sends)
         self.errors = ErrorLog()
@@ -423,13 +355,13 @@ class IkeV2Session:
             self.errors.add("integrity check failed", exc, now)  # dropped silently (§2.21)
         self._kick(now)
 
-    def _accepts(self, ike: IkeSaState, h: IkeHeader) -> bool:
+    def _accepts(self, ike: IkeSaKeys, h: IkeHeader) -> bool:
         if not ike.initiator and self.state == IkeState.CREATED and h.exchange == \
                 ExchangeType.IKE_SA_INIT and not h.is_response and h.spi_r == bytes(8):
             return ike.spi_i in (bytes(8), h.spi_i)
         return ike.matches(h)
 
-    def _handle_response(self, ike: IkeSaState, msg: Message, via_natt: bool,
+    def _handle_response(self, ike: IkeSaKeys, msg: Message, via_natt: bool,
                          addr: Addr) -> None:
         p = ike.pending
         if p is None or msg.header.message_id != p.mid or msg.header.exchange != \
@@ -468,7 +400,7 @@ class IkeV2Session:
             else:
                 self.errors.add("exchange failed", err, self.now)
 
-    def _handle_request(self, ike: IkeSaState, msg: Message, via_natt: bool,
+    def _handle_request(self, ike: IkeSaKeys, msg: Message, via_natt: bool,
                         addr: Addr) -> None:
         h = msg.header
         bad: Optional[RemoteIkeError] = None
@@ -606,7 +538,7 @@ class IkeV2Session:
         if self.listener is not None:      # our timer may have moved
             self.listener(self)
 
-    def seal(self, ike: IkeSaState, hdr: IkeHeader, payloads: list[Payload]) -> list[bytes]:
+    def seal(self, ike: IkeSaKeys, hdr: IkeHeader, payloads: list[Payload]) -> list[bytes]:
         """Protect a message (§3.14), in RFC 7383 fragments when negotiated and too large;
         returns the datagrams, with the non-ESP marker when on the NAT-T port."""
         assert ike.sk_out is not None
@@ -615,7 +547,7 @@ class IkeV2Session:
             return [self._wrap(d) for d in ike.sk_out.seal_fragments(hdr, payloads, size)]
         return [self._wrap(ike.sk_out.seal(hdr, payloads))]
 
-    def _open(self, ike: IkeSaState, msg: Message, is_response: bool
+    def _open(self, ike: IkeSaKeys, msg: Message, is_response: bool
               ) -> Optional[list[Payload]]:
         """Decrypt an SK message or collect an SKF fragment (None until complete)."""
         assert ike.sk_in is not None
@@ -627,9 +559,9 @@ class IkeV2Session:
                                  NotifyType.INVALID_SYNTAX)
         return ike.fragments.add(is_response, msg, ike.sk_in)
 
-    def send_request(self, ike: IkeSaState, task: Task, wires: list[bytes],
+    def send_request(self, ike: IkeSaKeys, task: Task, wires: list[bytes],
                      now: float) -> None:
-        p = _Pending(task, ike.next_mid, wires, now, now + self.config.retransmit_timeout)
+        p = PendingRequest(task, ike.next_mid, wires, now, now + self.config.retransmit_timeout)
         interval = self.config.dpd_interval
         if interval and self.state in (IkeState.ESTABLISHED, IkeState.DELETING):
             # dead peer detection: N probes I seconds apart, or N x I seconds of silence
@@ -642,7 +574,7 @@ class IkeV2Session:
         ike.pending = p
         self._out += [(w, self.remote_addr) for w in wires]
 
-    def _all_pending(self) -> list[_Pending]:
+    def _all_pending(self) -> list[PendingRequest]:
         return [i.pending for i in [self.ike, *self.old_ike] if i.pending is not None]
 
     # ----------------------------------------------------------------- helpers for tasks

@@ -22,7 +22,8 @@ from ..task import Task, TaskResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..child import ChildSa
-    from ..session import IkeSaState, IkeV2Session
+    from ..ike_sa import IkeSaKeys
+    from ..session import IkeV2Session
 
 
 #: private-use status notify types (RFC 7296 §3.10.1), handed to the user as PrivateNotify
@@ -82,7 +83,7 @@ class DeleteIkeTask(Task):
 
     exchange = ExchangeType.INFORMATIONAL
 
-    def __init__(self, session: "IkeV2Session", target: "Optional[IkeSaState]" = None) -> None:
+    def __init__(self, session: "IkeV2Session", target: "Optional[IkeSaKeys]" = None) -> None:
         super().__init__()
         self.target = target  #: an old, rekeyed IKE SA; None = the current one
 
@@ -113,7 +114,7 @@ def adopt_collision(session: "IkeV2Session", old: "ChildSa") -> None:
     session.emit(ChildSaRekeyed(old.spi_in, old.spi_out, peer.negotiated()))
 
 
-def _forget(session: "IkeV2Session", old: "IkeSaState") -> None:
+def _forget(session: "IkeV2Session", old: "IkeSaKeys") -> None:
     if old in session.old_ike:
         session.old_ike.remove(old)
 

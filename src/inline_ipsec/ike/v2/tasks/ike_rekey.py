@@ -38,7 +38,8 @@ from .ike_init import (NONCE_LEN, find_notify, first_error, ike_proposals, one,
                        proposal_name)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..session import IkeSaState, IkeV2Session
+    from ..ike_sa import IkeSaKeys
+    from ..session import IkeV2Session
 
 
 def is_ike_rekey(payloads: list[Payload]) -> bool:
@@ -48,23 +49,23 @@ def is_ike_rekey(payloads: list[Payload]) -> bool:
 
 def _new_sa(session: "IkeV2Session", suite: Suite, spi_i: bytes, spi_r: bytes,
             initiator: bool, nonce_i: bytes, nonce_r: bytes, g_ir: bytes,
-            old: "Optional[IkeSaState]" = None) -> "IkeSaState":
+            old: "Optional[IkeSaKeys]" = None) -> "IkeSaKeys":
     """The IKE SA a rekey of `old` (default: the current one) makes (§2.18: SKEYSEED from
     the rekeyed SA's SK_d)."""
-    from ..session import IkeSaState
+    from ..ike_sa import IkeSaKeys
     old = old or session.ike
     assert old.keys is not None
     seed = skeyseed_rekey(suite.prf, old.keys.sk_d, g_ir, nonce_i, nonce_r)
     keys = derive_ike_keys(suite.prf, seed, nonce_i, nonce_r, spi_i, spi_r,
                            suite.encr_key_len, suite.integ_key_len)
-    new = IkeSaState(spi_i, spi_r, initiator)
+    new = IkeSaKeys(spi_i, spi_r, initiator)
     new.nonce_i, new.nonce_r = nonce_i, nonce_r
     new.install(suite, keys, session.random)
     return new
 
 
-def _switch(session: "IkeV2Session", new: "IkeSaState", suite: Suite) -> "IkeSaState":
-    from ..session import MAX_OLD_IKE_SAS
+def _switch(session: "IkeV2Session", new: "IkeSaKeys", suite: Suite) -> "IkeSaKeys":
+    from ..ike_sa import MAX_OLD_IKE_SAS
     old = session.ike
     session.old_ike.append(old)
     if len(session.old_ike) > MAX_OLD_IKE_SAS:
@@ -102,7 +103,7 @@ class IkeRekeyTask(Task):
         self.nonce = session.random(NONCE_LEN)
         #: the peer's simultaneous rekey, answered while ours was in flight (§2.8.2): its
         #: new IKE SA and suite
-        self.collision: Optional[tuple["IkeSaState", Suite]] = None
+        self.collision: Optional[tuple["IkeSaKeys", Suite]] = None
         #: the peer deleted the IKE SA we rekey while ours was in flight (it completed its
         #: own rekey first): nothing left to delete once ours returns
         self.old_deleted = False
@@ -169,19 +170,19 @@ class IkeRekeyTask(Task):
         return TaskResult.DONE
 
 
-    def _forget_old(self, session: "IkeV2Session", old: "IkeSaState") -> None:
+    def _forget_old(self, session: "IkeV2Session", old: "IkeSaKeys") -> None:
         """The old IKE SA already deleted by the peer: no Delete of ours, no answers."""
         if self.old_deleted and old in session.old_ike:
             session.old_ike.remove(old)
 
 
-def redundant(a: "IkeSaState", b: "IkeSaState") -> "IkeSaState":
+def redundant(a: "IkeSaKeys", b: "IkeSaKeys") -> "IkeSaKeys":
     """Of two IKE SAs made by simultaneous rekeys, the redundant one: made by the exchange
     that carried the lowest of the four nonces (§2.8.2)."""
     return a if min(a.nonce_i, a.nonce_r) < min(b.nonce_i, b.nonce_r) else b
 
 
-def _delete_redundant(session: "IkeV2Session", sa: "IkeSaState") -> None:
+def _delete_redundant(session: "IkeV2Session", sa: "IkeSaKeys") -> None:
     """Delete a redundant IKE SA we initiated, on itself; kept (as an old SA) until the
     peer answers."""
     if sa not in session.old_ike:
