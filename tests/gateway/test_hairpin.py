@@ -97,3 +97,18 @@ def test_hairpin_off_delivers_locally_untouched() -> None:
     raw = bytes(IP(src="10.1.0.5", dst="10.2.0.5", ttl=9) / UDP(sport=1, dport=2))
     at_hub = hub.inbound(s1.outbound([raw]).wire)
     assert at_hub.wire == [] and at_hub.delivered == [raw]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_burst_of_hairpins_arrives_whole_and_in_order(variant: str) -> None:
+    """Several packets in one burst: each is sent on intact (the Python path encrypts them
+    after the decrypt burst is read, never into the burst it is reading)."""
+    s1, hub, s2 = hub_and_spokes(**VARIANTS[variant])
+    sent = [bytes(IP(src="10.1.0.5", dst="10.2.0.5", ttl=64) / UDP(sport=1000 + i, dport=2)
+                  / (bytes([i]) * (20 + i))) for i in range(12)]
+    at_hub = hub.inbound(s1.outbound(sent).wire)
+    assert at_hub.delivered == [] and len(at_hub.wire) == 12
+    got = s2.inbound(at_hub.wire).delivered
+    assert len(got) == 12
+    for i, (pkt, orig) in enumerate(zip(got, sent)):
+        assert pkt[12:] == orig[12:] and pkt[8] == 63, i

@@ -750,7 +750,8 @@ class Gateway:
         return result
 
     def _slow_outbound(self, items: list[tuple[int, bytes]], res: "BurstOutput",
-                       received: bool = False, ingress: Optional[str] = None) -> None:
+                       received: bool = False, ingress: Optional[str] = None,
+                       policy_check: bool = True) -> None:
         """The Python path of outbound packets the pipeline punted (CPU-path tunnels, packets
         over the tunnel MTU, routes to tunnels without SAs, hairpins it could not take), and of
         every packet when a security policy stage is configured (`policy_path`): policy or
@@ -758,7 +759,7 @@ class Gateway:
         `ingress`: the interface the packets came in on (default: the one towards each
         source, `policy.ZoneMap`)."""
         c = self._counters
-        policy = self.policy
+        policy = self.policy if policy_check else None  # a reject's answer passes unchecked
         jobs: dict[int, list[tuple[int, bytes, int, _Tunnel]]] = {}
         cache = self._route_cache
         for index, pkt in items:
@@ -779,6 +780,9 @@ class Gateway:
                 if hit is False:                     # security policy: dropped, counted
                     c.policy_denied_out += 1
                     res.dropped += 1
+                    reply = policy.take_reject_reply()
+                    if reply is not None:            # `then reject`: the sender is told
+                        res.local.append(reply)
                     continue
             else:
                 hit = cache.get(key, False)
@@ -924,6 +928,10 @@ class Gateway:
             e = self._engine_index(rec.engine)
             self._tunnels[rec.name].flow.in_packets += 1
             jobs.setdefault(e, []).append((index, pkt, rec.name, pair_index))
+        # Packets sent on (hairpins, reject answers) are encrypted after every decrypt burst
+        # is read: encrypting reuses the engines' scratch bursts.
+        onward: list[tuple[int, bytes]] = []
+        answers: list[tuple[int, bytes]] = []
         for e, job in jobs.items():
             engine = self.engines[e]
             path = c.paths[engine.kind]
@@ -936,18 +944,25 @@ class Gateway:
                 path.burst_calls += 1
                 for i, (index, _, name, pair_index) in enumerate(chunk):
                     inner = self._after_decrypt(burst, i, self._tunnels[name], pair_index,
-                                                path, res)
+                                                path, res, index, answers)
                     if inner is None:
                         continue
                     if self.hairpin and self._hairpin_target(inner, name):
-                        self._hairpin([(index, inner)], res)
+                        onward.append((index, inner))
                     else:
                         res.delivered[index] = inner
                         c.delivered_inner += 1
+        if onward:
+            self._hairpin(onward, res)
+        if answers:                         # `then reject`: back through a tunnel, unchecked
+            self._slow_outbound(answers, res, policy_check=False)
 
     def _after_decrypt(self, burst: Burst, i: int, info: _Tunnel, pair_index: Optional[int],
-                       path, out: "BurstOutput") -> Optional[bytes]:
-        """Account for packet `i` of a decrypted burst; its inner packet if it passed."""
+                       path, out: "BurstOutput", slot: int,
+                       answers: list[tuple[int, bytes]]) -> Optional[bytes]:
+        """Account for packet `i` of a decrypted burst (slot `slot` of the caller's burst);
+        its inner packet if it passed. A security policy's `then reject` answer goes to
+        `answers`."""
         status = int(burst.status[i])
         flow = info.flow
         if status != _OK:
@@ -976,6 +991,9 @@ class Gateway:
             flow.in_policy_drops += 1                # security policy: dropped, counted
             self._counters.policy_denied_in += 1
             out.dropped += 1
+            reply = self.policy.take_reject_reply()
+            if reply is not None:
+                answers.append((slot, reply))
             return None
         flow.in_delivered += 1
         self._pipeline.session_add(key, inner[9] if v == 4 else inner[6])

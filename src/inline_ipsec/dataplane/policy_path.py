@@ -6,7 +6,7 @@ A configuration with security zones or policies puts every packet through them:
     traffic-selector routes); from-zone is the zone of the interface towards the source
     (`ZoneMap`), to-zone the zone of the VPN's st0 interface when the route goes into a
     route-based tunnel, else the zone of the interface towards the destination. Deny/reject
-    or no zone: dropped and counted. A `permit tunnel ipsec-vpn <v>` policy sends the packet
+    or no zone: dropped and counted (reject also answers the sender, `policy.reject`). A `permit tunnel ipsec-vpn <v>` policy sends the packet
     into policy-based VPN <v> (its child SA pair whose proxy ID matches); a plain permit into
     a route-based tunnel lets the route decide.
   - inbound (decrypted inner packet): from-zone is the zone of the VPN's st0 interface
@@ -30,8 +30,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from ..policy import Decision, PolicyTable, ZoneMap, five_tuple
+from ..policy import Action, Decision, PolicyTable, ZoneMap, five_tuple
 from ..policy.packet import FiveTuple, session_keys
+from ..policy.reject import reject_reply
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -53,6 +54,9 @@ class PolicyCounters:
     no_zone: int = 0               # the ingress or egress interface is in no zone
     malformed: int = 0             # no IP header to match
     ike_host_inbound: int = 0      # IKE to an address whose zone does not allow ike
+    #: rejected packets answered (TCP RST, ICMP port unreachable: `policy.reject`); the
+    #: answers are not drops
+    reject_replies: int = 0
 
     @property
     def dropped(self) -> int:
@@ -70,6 +74,7 @@ class PolicyPath:
         self.table = PolicyTable(cfg.firewall)
         self.zones = ZoneMap(cfg)
         self.counters = PolicyCounters()
+        self._reject_reply: Optional[bytes] = None
         self._cache: dict[tuple, Decision] = {}
         #: session key -> (deciding policy index, policy-based tunnel or None)
         self.sessions: "OrderedDict[tuple, tuple[int, Optional[str]]]" = OrderedDict()
@@ -116,7 +121,18 @@ class PolicyPath:
             self._open(keys, d)
         return d
 
-    def _drop(self, d: Decision, outbound: bool) -> None:
+    def take_reject_reply(self) -> Optional[bytes]:
+        """What `then reject` answers the packet the last call dropped (TCP RST, ICMP port
+        unreachable, `policy.reject`), once; None after a deny or when nothing is sent."""
+        reply, self._reject_reply = self._reject_reply, None
+        return reply
+
+    def _drop(self, d: Decision, outbound: bool, pkt: bytes = b"") -> None:
+        self._reject_reply = None
+        if d.action == Action.REJECT and pkt:
+            self._reject_reply = reject_reply(pkt)
+            if self._reject_reply is not None:
+                self.counters.reject_replies += 1
         if d.reason.startswith(("from interface", "to interface")):
             self.counters.no_zone += 1
         elif outbound:
@@ -151,7 +167,7 @@ class PolicyPath:
             to_zone = self.zones.zone_towards(ft.dst)
         d = self._decide(keys, from_zone, to_zone, ft)
         if not d.permitted:
-            self._drop(d, True)
+            self._drop(d, True, pkt)
             return False
         if d.tunnel is not None:
             return self._tunnel_hit(d.tunnel, key)
@@ -210,7 +226,7 @@ class PolicyPath:
         d = self._decide(keys, from_zone, to_zone, ft)
         if d.permitted:
             return True
-        self._drop(d, False)
+        self._drop(d, False, inner)
         return False
 
     def ike_allowed(self, local_address: str) -> bool:

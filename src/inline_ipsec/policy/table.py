@@ -4,8 +4,8 @@ Junos evaluates, for a packet going from zone A to zone B, the A->B policies in 
 configured order, then the global policies whose from-zone/to-zone lists admit A and B, then
 the default policy (deny-all unless `security policies default-policy permit-all`). The first
 policy whose source address, destination address and application all match decides: permit
-(possibly `tunnel ipsec-vpn`, a policy-based VPN), deny (silently dropped) or reject (dropped;
-Junos answers TCP RST / ICMP unreachable, which the model does not send). Inactive policies
+(possibly `tunnel ipsec-vpn`, a policy-based VPN), deny (silently dropped) or reject (dropped,
+and the sender answered with a TCP reset or ICMP port unreachable, `reject.py`). Inactive policies
 (a match condition the model does not carry out) are left out.
 
 The compiled form is data a C kernel can walk without Python objects (`PolicyTable.arrays`):
