@@ -17,13 +17,10 @@ cdef enum:
     GCM_NONCE_LEN = 12
 
 
-cdef inline int gcm_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *aad,
-                         int aad_len, uint8_t *data, int data_len, uint8_t *icv) noexcept nogil:
-    """Encrypt `data` in place and write the 16-byte ICV. 0 on success, -1 on a library error."""
+cdef inline int _seal_keyed(EVP_CIPHER_CTX *ctx, const uint8_t *aad, int aad_len, uint8_t *data,
+                            int data_len, uint8_t *icv) noexcept nogil:
+    """The sealing after the nonce is set: AAD, data in place, the 16-byte ICV. 0 or -1."""
     cdef int outl
-    if EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1:
-        ERR_clear_error()
-        return -1
     if EVP_EncryptUpdate(ctx, NULL, &outl, aad, aad_len) != 1:
         ERR_clear_error()
         return -1
@@ -38,6 +35,15 @@ cdef inline int gcm_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_
         ERR_clear_error()
         return -1
     return 0
+
+
+cdef inline int gcm_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *aad,
+                         int aad_len, uint8_t *data, int data_len, uint8_t *icv) noexcept nogil:
+    """Encrypt `data` in place and write the 16-byte ICV. 0 on success, -1 on a library error."""
+    if EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1:
+        ERR_clear_error()
+        return -1
+    return _seal_keyed(ctx, aad, aad_len, data, data_len, icv)
 
 
 cdef inline int gcm_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *aad,
@@ -94,7 +100,6 @@ cdef inline int gcm_seal_next(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const u
     sequence number): if it is not (the context was never told of a new sequence number), it
     is set to it first, so the IV on the wire is always the nonce's. 0, or -1."""
     cdef uint8_t iv[GCM_IV_LEN]
-    cdef int outl
     if EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_IV_GEN, GCM_IV_LEN, iv) != 1 \
             or memcmp(iv, nonce + GCM_SALT_LEN, GCM_IV_LEN) != 0:
         ERR_clear_error()
@@ -102,19 +107,7 @@ cdef inline int gcm_seal_next(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const u
                 or EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_IV_GEN, GCM_IV_LEN, iv) != 1:
             ERR_clear_error()
             return -1
-    if EVP_EncryptUpdate(ctx, NULL, &outl, aad, aad_len) != 1:
-        ERR_clear_error()
-        return -1
-    if data_len > 0 and EVP_EncryptUpdate(ctx, data, &outl, data, data_len) != 1:
-        ERR_clear_error()
-        return -1
-    if EVP_EncryptFinal_ex(ctx, icv, &outl) != 1:
-        ERR_clear_error()
-        return -1
-    if EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, GCM_ICV_LEN, icv) != 1:
-        ERR_clear_error()
-        return -1
-    return 0
+    return _seal_keyed(ctx, aad, aad_len, data, data_len, icv)
 
 
 cdef inline int gcm_open_wire(EVP_CIPHER_CTX *ctx, const uint8_t *iv, const uint8_t *aad,
