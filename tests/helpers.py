@@ -5,7 +5,9 @@ with valid ICVs but bad padding, bad next headers or odd lengths."""
 from __future__ import annotations
 
 import json
+import socket
 import struct
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -80,3 +82,35 @@ def missing(reason: str) -> None:
     if os.environ.get("INLINE_IPSEC_REQUIRE_ALL") or os.environ.get("CI"):
         pytest.fail(f"{reason} (CI installs it: see .ci/run)")
     pytest.skip(reason)
+
+
+def free_port_pair() -> int:
+    """A port P with P and P+1 free on 127.0.0.1 (IKE and NAT-T)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port >= 65535:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s2:
+                s2.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair")
+
+
+def query_until(sock: Path, command: str, want: str, timeout: float = 20.0) -> str:
+    from inline_ipsec.io.control_socket import ControlError, query
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        try:
+            text = query(str(sock), command)
+            if want in text:
+                return text
+        except (ControlError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{want!r} never appeared in:\n{text}")

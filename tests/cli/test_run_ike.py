@@ -3,46 +3,14 @@ process (--ike / --ike-peer), or the in-process peer (--peer)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from inline_ipsec.gateway.control import ControlError, query
+from inline_ipsec.gateway.control import query
 from inline_ipsec.gateway.demo_config import demo_config
 from inline_ipsec.gateway.runner import parse_transport
-
-
-def _free_port_pair() -> int:
-    """A port P with P and P+1 free on 127.0.0.1 (IKE and NAT-T)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port >= 65535:
-            continue
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s2:
-                s2.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
-
-
-def _query_until(sock: Path, command: str, want: str, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        try:
-            text = query(str(sock), command)
-            if want in text:
-                return text
-        except (ControlError, OSError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{want!r} never appeared in:\n{text}")
+from helpers import free_port_pair, query_until
 
 
 def test_parse_transport() -> None:
@@ -55,9 +23,9 @@ def test_two_run_processes_negotiate_over_udp(tmp_path: Path) -> None:
     conf_a, conf_b = tmp_path / "a.conf", tmp_path / "b.conf"
     conf_a.write_text(demo_config("a"))
     conf_b.write_text(demo_config("b"))
-    pa, pb = _free_port_pair(), _free_port_pair()
+    pa, pb = free_port_pair(), free_port_pair()
     while pb in (pa, pa + 1) or pb + 1 == pa:
-        pb = _free_port_pair()
+        pb = free_port_pair()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     procs = []
     socks = []
@@ -70,7 +38,7 @@ def test_two_run_processes_negotiate_over_udp(tmp_path: Path) -> None:
              "--control", str(sock)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     try:
-        summary = _query_until(socks[1], "security ipsec security-associations",
+        summary = query_until(socks[1], "security ipsec security-associations",
                                "Total IPsec sas: 12")        # vpn-multi: 2 child SAs
         assert "Total active tunnels: 11" in summary
         ike = query(str(socks[1]), "security ike security-associations")
@@ -100,8 +68,8 @@ def test_run_with_in_process_peer_runs_ike(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
-        _query_until(sock, "security ipsec security-associations", "Total active tunnels: 11")
-        detail = _query_until(sock, "security ike security-associations detail",
+        query_until(sock, "security ipsec security-associations", "Total active tunnels: 11")
+        detail = query_until(sock, "security ike security-associations detail",
                               "Role: Initiator")
         assert "Exchange type: IKEv2" in detail
         natt = query(str(sock), "security ipsec security-associations detail vpn-name vpn-natt")

@@ -3,15 +3,14 @@ processes over loopback UDP; the hub's control socket answers the hub shows."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from hub_helpers import hub_config, spoke_config
 
-from inline_ipsec.gateway.control import ControlError, query
+from inline_ipsec.gateway.control import query
+from helpers import free_port_pair, query_until
 
 PSK = 'set security ike policy ike-1 pre-shared-key ascii-text "spokes-secret"'
 
@@ -22,45 +21,14 @@ def _psk(text: str) -> str:
                         PSK)
 
 
-def _free_port_pair() -> int:
-    """A port P with P and P+1 free on 127.0.0.1 (IKE and NAT-T)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port >= 65535:
-            continue
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s2:
-                s2.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
-
-
-def _query_until(sock: Path, command: str, want: str, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        try:
-            text = query(str(sock), command)
-            if want in text:
-                return text
-        except (ControlError, OSError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{want!r} never appeared in:\n{text}")
-
-
 def test_run_a_psk_autovpn_hub_and_a_spoke(tmp_path: Path) -> None:
     hub_conf, spoke_conf = tmp_path / "hub.conf", tmp_path / "spoke.conf"
     hub_conf.write_text(_psk(hub_config()))
     spoke_conf.write_text(_psk(spoke_config(1)))
-    ph = _free_port_pair()
-    ps = _free_port_pair()
+    ph = free_port_pair()
+    ps = free_port_pair()
     while ps in (ph, ph + 1) or ps + 1 == ph:
-        ps = _free_port_pair()
+        ps = free_port_pair()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     hub_sock, spoke_sock = tmp_path / "hub.sock", tmp_path / "spoke.sock"
     procs = [subprocess.Popen(
@@ -73,7 +41,7 @@ def test_run_a_psk_autovpn_hub_and_a_spoke(tmp_path: Path) -> None:
          "--control", str(spoke_sock)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     try:
-        nhtb = _query_until(hub_sock, "security ipsec next-hop-tunnels", "10.100.0.11")
+        nhtb = query_until(hub_sock, "security ipsec next-hop-tunnels", "10.100.0.11")
         assert "hub@127.0.0.1" not in nhtb and "Auto" in nhtb and "ike-cp" in nhtb
         ike = query(str(hub_sock), "security ike security-associations")
         assert "AutoVPN   hub@127.0.0.1" in ike
