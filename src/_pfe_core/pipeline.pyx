@@ -36,6 +36,7 @@ SAs. A punted packet is counted here only as received; the gateway counts the re
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset, memcmp
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_table_t
@@ -794,6 +795,51 @@ cdef class PipelineArrays:
                 or n > self.tunnel.shape[0]:
             raise ValueError(f"burst of {n} packets does not fit the given arrays")
         return 0
+
+    def load(self, list packets, uint32_t headroom, int32_t sa=-1) -> int:
+        """Copy `packets` into slots 0..n-1 at `headroom` (offset, length, SA handle, status
+        set): the list-of-bytes APIs' way into a burst, one call instead of a Python copy
+        per packet. A packet must leave 64 bytes of tailroom in its slot. Returns n."""
+        cdef Py_ssize_t n = len(packets), i, size
+        cdef Py_ssize_t slot = self.data.shape[1]
+        cdef object p
+        self.check(n)
+        for i in range(n):
+            p = packets[i]
+            if type(p) is not bytes:
+                p = bytes(p)
+            size = PyBytes_GET_SIZE(p)
+            if <Py_ssize_t>headroom + size + 64 > slot:
+                raise ValueError(f"a {size}-byte packet does not fit a {slot}-byte slot with "
+                                 f"{headroom} bytes of headroom")
+            memcpy(&self.data[i, headroom], PyBytes_AS_STRING(p), size)
+            self.offset[i] = headroom
+            self.length[i] = <uint32_t>size
+            self.sa[i] = sa
+            self.status[i] = 0
+        return n
+
+    def collect(self, Py_ssize_t n, list wire, list delivered) -> int:
+        """Append the packets of the first `n` slots whose verdict is WIRE to `wire` and
+        DELIVER to `delivered` (bytes, in slot order); returns how many slots hold a drop
+        verdict. The caller handles punted slots itself (this skips them)."""
+        cdef Py_ssize_t i, start, size, dropped = 0
+        cdef Py_ssize_t slot = self.data.shape[1]
+        cdef uint8_t v
+        self.check(n)
+        for i in range(n):
+            v = self.verdict[i]
+            if v == WIRE or v == DELIVER:
+                start = self.offset[i]
+                size = self.length[i]
+                if start + size > slot:
+                    raise ValueError(f"slot {i}: offset {start} + length {size} outside "
+                                     f"its {slot}-byte slot")
+                (wire if v == WIRE else delivered).append(
+                    PyBytes_FromStringAndSize(<char *>&self.data[i, start], size))
+            elif DROP_MALFORMED <= v <= DROP_TS:
+                dropped += 1
+        return dropped
 
 
 cdef int _net(pl_net_t *out, object net) except -1:

@@ -682,25 +682,37 @@ class Gateway:
             self._slow_outbound(onward, res, received=False)
 
     def _collect(self, burst: Burst, res: "BurstOutput", out: Output) -> None:
-        """Append what a burst call produced to a list-of-bytes `Output`, in slot order."""
-        verdicts = burst.verdict[:burst.count].tolist()
+        """Append what a burst call produced to a list-of-bytes `Output`, in slot order.
+        Reads each per-slot array once (`tolist`): numpy scalar access per packet would cost
+        more than the copy itself."""
+        n = burst.count
+        if res is NO_PUNTS:                     # the common case: one C call copies them out
+            out.dropped += pipeline_arrays(burst).collect(n, out.wire, out.delivered)
+            return
+        verdicts = burst.verdict[:n].tolist()
+        offsets, lengths = burst.offset[:n].tolist(), burst.length[:n].tolist()
+        flat, slot = burst._flat, burst.slot_size
+        wire, delivered = out.wire, out.delivered
         for i, v in enumerate(verdicts):
             if v == _WIRE:
-                out.wire.append(burst.packet(i))
+                start = i * slot + offsets[i]
+                wire.append(bytes(flat[start:start + lengths[i]]))
             elif v == _DELIVER:
-                out.delivered.append(burst.packet(i))
+                start = i * slot + offsets[i]
+                delivered.append(bytes(flat[start:start + lengths[i]]))
             elif _DROP_MIN <= v <= _DROP_MAX:
                 out.dropped += 1
             elif v != _KEEPALIVE:
                 extra = res.wire.get(i)
                 if extra:
-                    out.wire.extend(extra)
+                    wire.extend(extra)
                 inner = res.delivered.get(i)
                 if inner is not None:
-                    out.delivered.append(inner)
-        out.local += res.local
-        out.ike += res.ike
-        out.dropped += res.dropped
+                    delivered.append(inner)
+        if res is not NO_PUNTS:
+            out.local += res.local
+            out.ike += res.ike
+            out.dropped += res.dropped
 
     def _pipeline_burst(self, key: str, packets: Sequence[bytes]) -> Burst:
         burst = self._burst(key, list(packets), -1)
@@ -876,7 +888,10 @@ class Gateway:
         if burst is None or burst.capacity < len(packets) or burst.slot_size < slot:
             burst = Burst(max(len(packets), 64), slot)
             self._bursts[e] = burst
-        burst.load(packets, handles)
+        if isinstance(handles, int):            # one C call copies the packets in
+            burst.count = pipeline_arrays(burst).load(packets, burst.headroom, handles)
+        else:
+            burst.load(packets, handles)
         return burst
 
     # -- inbound -------------------------------------------------------------------------------
