@@ -99,6 +99,19 @@ ctypedef struct last_route_t:   # the last routing decision: bursts are mostly o
     int32_t pair
     int result
 
+ctypedef struct last_spi_t:     # the last SPI found: a burst is mostly one SA
+    uint64_t gen
+    uint32_t spi
+    const spi_entry_t *entry
+
+ctypedef struct last_ts_t:      # the last inbound selector verdict, per (tunnel, pair, flow)
+    uint64_t gen
+    int32_t tid
+    int32_t pair
+    uint32_t klen           # 0: empty
+    uint8_t key[32]         # source ‖ destination
+    uint8_t ok
+
 ctypedef struct pipeline_t:
     sa_table_t *tables[PL_MAX_PFES]
     int *locks[PL_MAX_PFES]   # each table's lock word (table.pxd): held around its kernel calls
@@ -114,8 +127,10 @@ ctypedef struct pipeline_t:
     uint64_t *sessions
     uint32_t nsessions
     uint8_t hairpin
-    uint64_t gen              # bumped by every change to the FIB or the tunnels
+    uint64_t gen              # bumped by every change to the FIB, the tunnels or the SPI map
     last_route_t last_route
+    last_spi_t last_spi
+    last_ts_t last_ts
     uint32_t last_session_klen
     uint8_t last_session[33]  # source ‖ destination ‖ protocol of the last session counted
     uint32_t kernel_calls     # PFE kernel calls made by the last burst call

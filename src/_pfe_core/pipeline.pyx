@@ -100,6 +100,17 @@ cdef inline uint64_t load64(const uint8_t *a) noexcept nogil:
     return v
 
 
+cdef inline bint key_eq(const uint8_t *a, const uint8_t *b, uint32_t klen) noexcept nogil:
+    """Two address-pair keys (8 bytes: IPv4, 32: IPv6, any multiple of 8) are equal: word
+    compares the compiler keeps in registers, where memcmp of a run-time length is a call."""
+    cdef uint64_t diff = 0
+    cdef uint32_t i = 0
+    while i < klen:
+        diff |= load64(a + i) ^ load64(b + i)
+        i += 8
+    return diff == 0
+
+
 cdef inline uint64_t hash_bytes(const uint8_t *p, uint32_t n, uint64_t seed) noexcept nogil:
     cdef uint64_t h = seed ^ <uint64_t>0xcbf29ce484222325ULL
     cdef uint32_t i
@@ -297,7 +308,7 @@ cdef inline void session_add(pipeline_t *p, const uint8_t *key, uint32_t klen,
     cdef uint64_t h
     cdef uint32_t i
     if klen == p.last_session_klen and p.last_session[klen] == proto \
-            and memcmp(p.last_session, key, klen) == 0:
+            and key_eq(p.last_session, key, klen):
         return                  # the same flow as the packet before: counted already
     if p.sessions == NULL or p.nsessions >= PL_SESSION_MAX:
         return
@@ -362,7 +373,7 @@ cdef int route_out(pipeline_t *p, uint8_t fam, const uint8_t *src, const uint8_t
     """`route_lookup`, remembering the last decision until the tables change."""
     cdef last_route_t *last = &p.last_route
     # src and dst are adjacent in both IPv4 and IPv6 headers: one key of 2 * alen bytes
-    if last.gen == p.gen and last.klen == 2 * alen and memcmp(last.key, src, 2 * alen) == 0:
+    if last.gen == p.gen and last.klen == 2 * alen and key_eq(last.key, src, 2 * alen):
         tid_out[0] = last.tid
         pair_out[0] = last.pair
         return last.result
@@ -590,6 +601,25 @@ cdef inline bint ts_ok(const pl_tunnel_t *t, int32_t pair, uint8_t fam, const ui
     return False
 
 
+cdef inline bint ts_ok_cached(pipeline_t *p, const pl_tunnel_t *t, int32_t tid, int32_t pair,
+                              uint8_t fam, const uint8_t *src, const uint8_t *dst,
+                              uint32_t alen) noexcept nogil:
+    """`ts_ok`, remembering the last verdict until the tunnels change: the packets of a burst
+    mostly share one flow, and a selector list is walked prefix by prefix."""
+    cdef last_ts_t *last = &p.last_ts
+    # src and dst are adjacent in both IPv4 and IPv6 headers: one key of 2 * alen bytes
+    if last.gen == p.gen and last.tid == tid and last.pair == pair \
+            and last.klen == 2 * alen and key_eq(last.key, src, 2 * alen):
+        return last.ok
+    last.ok = ts_ok(t, pair, fam, src, dst)
+    last.gen = p.gen
+    last.tid = tid
+    last.pair = pair
+    last.klen = 2 * alen
+    memcpy(last.key, src, 2 * alen)
+    return last.ok
+
+
 cdef uint8_t inbound_one(pipeline_t *p, uint8_t *slot, Py_ssize_t slot_size, uint32_t *offset,
                          uint32_t *length, int32_t *sa, uint8_t *status, int32_t *tunnel,
                          bint count_received, const spi_entry_t **entry) noexcept nogil:
@@ -618,7 +648,14 @@ cdef uint8_t inbound_one(pipeline_t *p, uint8_t *slot, Py_ssize_t slot_size, uin
         elif verdict == DROP_KEEPALIVE:
             status[0] = KEEPALIVE
         return verdict
-    e = spi_find(&p.spis, spi)
+    if p.last_spi.gen == p.gen and p.last_spi.spi == spi:
+        e = p.last_spi.entry
+    else:
+        e = spi_find(&p.spis, spi)
+        if e != NULL:
+            p.last_spi.gen = p.gen
+            p.last_spi.spi = spi
+            p.last_spi.entry = e
     if e == NULL:
         p.c.invalid_spi += 1
         status[0] = UNKNOWN_SPI
@@ -654,7 +691,7 @@ cdef uint8_t inbound_done(pipeline_t *p, uint8_t *slot, Py_ssize_t slot_size, ui
     pkt = slot + offset[0]
     ln = length[0]
     if ip_addrs(pkt, ln, &fam, &src, &dst, &alen, &proto) < 0 \
-            or not ts_ok(t, e.pair, fam, src, dst):
+            or not ts_ok_cached(p, t, e.tid, e.pair, fam, src, dst, alen):
         t.c.in_ts_fail += 1
         p.c.ts_check_fail += 1
         return DROP_TS
@@ -1140,6 +1177,7 @@ cdef class Pipeline:
         m.slots[i].engine = engine
         m.slots[i].pair = pair
         m.slots[i].handle = handle
+        self.p.gen += 1             # entries may have moved (grow) or changed: no cached SPI
 
     def spi_del(self, uint32_t spi) -> bool:
         cdef spi_map_t *m = &self.p.spis
@@ -1160,11 +1198,13 @@ cdef class Pipeline:
                 m.slots[j].used = 0
                 i = j
         m.count -= 1
+        self.p.gen += 1
         return True
 
     def spi_clear(self) -> None:
         free(self.p.spis.slots)
         memset(&self.p.spis, 0, sizeof(spi_map_t))
+        self.p.gen += 1
 
     def spi_get(self, uint32_t spi):
         """(tid, engine, pair, handle) of an inbound SPI, or None."""
