@@ -42,7 +42,8 @@ HERE = Path(__file__).parent
 CORE = HERE / "src" / "_pfe_core"
 CATALOGUE = Path("src", "inline_ipsec", "stats", "catalogue.py")
 COUNTERS_PXD = Path("src", "_pfe_core", "counters.pxd")
-MODULES = ["status", "replay", "gcm", "esp_outb", "esp_inb", "table", "calibrate", "pipeline"]
+MODULES = ["status", "replay", "gcm", "esp_outb", "esp_inb", "table", "calibrate", "pipeline",
+           "burst_io"]
 #: Sanitizers a build may be instrumented with: the compile and link flags of each.
 SANITIZERS = {"address": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]}
 

@@ -136,3 +136,18 @@ ctypedef struct pipeline_t:
     uint32_t kernel_calls     # PFE kernel calls made by the last burst call
     gateway_counters_t c
     path_counters_t pfe
+
+
+cdef class PipelineArrays:
+    """The arrays of a burst the pipeline reads and writes, viewed once (pipeline.pyx); the
+    I/O stage (burst_io.pyx) fills and drains the same slots."""
+    cdef uint8_t[:, ::1] data
+    cdef uint32_t[::1] offset
+    cdef uint32_t[::1] length
+    cdef int32_t[::1] sa
+    cdef uint8_t[::1] status
+    cdef uint8_t[::1] verdict
+    cdef int32_t[::1] tunnel
+    cdef readonly object source
+
+    cdef int check(self, Py_ssize_t n) except -1

@@ -807,16 +807,8 @@ cdef Py_ssize_t pl_inbound(pipeline_t *p, uint8_t *data, Py_ssize_t slot_size, u
 
 cdef class PipelineArrays:
     """The seven arrays of a burst the pipeline reads and writes, viewed once (a typed
-    memoryview costs about a microsecond to acquire; a burst keeps one of these)."""
-
-    cdef uint8_t[:, ::1] data
-    cdef uint32_t[::1] offset
-    cdef uint32_t[::1] length
-    cdef int32_t[::1] sa
-    cdef uint8_t[::1] status
-    cdef uint8_t[::1] verdict
-    cdef int32_t[::1] tunnel
-    cdef readonly object source
+    memoryview costs about a microsecond to acquire; a burst keeps one of these). Its fields
+    are declared in pipeline.pxd."""
 
     def __init__(self, uint8_t[:, ::1] data, uint32_t[::1] offset, uint32_t[::1] length,
                  int32_t[::1] sa, uint8_t[::1] status, uint8_t[::1] verdict,

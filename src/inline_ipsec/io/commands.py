@@ -199,6 +199,10 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="write to the TUN and the outer sockets from the main thread (by "
                         "default one writer thread each, so the kernel's forwarding work in "
                         "those syscalls overlaps the gateway's)")
+    d.add_argument("--list-io", action="store_true",
+                   help="move packets between the TUN, the sockets and the gateway as Python "
+                        "bytes (by default the TUN and raw ESP sockets are read into and "
+                        "written from the bursts' slots in C; a capture always uses bytes)")
     d.add_argument("--burst", type=int, default=64, metavar="N",
                    help="packets per syscall batch and per gateway call (default 64)")
 
@@ -259,7 +263,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
                         ike_port=args.ike_port, natt_port=args.natt_port,
                         raw_esp=not args.no_raw_esp, pcap=args.pcap, esp_keys=args.esp_keys,
                         pcap_limit=args.pcap_limit << 20 if args.pcap_limit else None,
-                        io_threads=not args.no_io_threads,
+                        io_threads=not args.no_io_threads, burst_io=not args.list_io,
                         log=log, burst=args.burst, mtu=args.mtu, pfe_backend=args.backend,
                         nat_t=args.nat_t, duration=args.duration,
                         credentials=credentials, ca_certificates=cas)

@@ -44,6 +44,7 @@ from .runner import standalone_notes
 from .command_socket import CommandError, CommandServer, parse_command
 from .eventlog import EventLog, proxy_id
 from .keylog import EspKeyLog
+from .burst_path import BurstPath
 from .pcap import PcapWriter
 from .sink import Sink
 from .sockets import OuterSockets
@@ -158,7 +159,8 @@ class Daemon:
                  duration: Optional[float] = None, name: Optional[str] = None,
                  credentials: Optional[dict] = None,
                  ca_certificates: Sequence[object] = (),
-                 pcap_limit: Optional[int] = None, io_threads: bool = True) -> None:
+                 pcap_limit: Optional[int] = None, io_threads: bool = True,
+                 burst_io: bool = True) -> None:
         self.credentials = credentials or {}
         self.ca_certificates = list(ca_certificates)
         self.config_path = config_path
@@ -175,6 +177,9 @@ class Daemon:
         self._wire_sink: Optional[Sink] = None
         self.sockets: Optional[OuterSockets] = None
         self.tun: Optional[Tun] = None
+        #: the burst-slot data path (burst_path.py), or None and why not
+        self.fast: Optional[BurstPath] = None
+        self.fast_off = "off (--list-io)" if not burst_io else ""
         self.server: Optional[CommandServer] = None
         self.pcap = PcapWriter(pcap, limit=pcap_limit) if pcap else None
         self.keys = EspKeyLog(esp_keys) if esp_keys else None
@@ -203,9 +208,23 @@ class Daemon:
             if io_threads:
                 self._tun_sink = Sink("tun", self.tun.write_burst)
                 self._wire_sink = Sink("wire", self.sockets.send_wire)
+            if burst_io:
+                self.fast, self.fast_off = self._burst_path()
         except BaseException:
             self.close()
             raise
+
+    def _burst_path(self) -> tuple[Optional[BurstPath], str]:
+        """The burst-slot data path where it can run, or why not."""
+        assert self.sockets is not None and self.tun is not None
+        if self.pcap is not None:
+            return None, "off (a capture takes every packet as bytes)"
+        if not BurstPath.usable(self.sockets.raw):
+            return None, "off (no raw ESP socket that takes whole packets)"
+        v6 = next((lo.address for lo in self.sockets.locals if lo.version == 6), None)
+        return BurstPath(self.gw, tun_fd=self.tun.fileno(), tun_mtu=self.tun.mtu,
+                         raw=self.sockets.raw, local_v6=v6, size=self.burst,
+                         send_list=self._to_peers, write_list=self._to_tun), ""
 
     # ------------------------------------------------------------------ IKE
     def _new_ike(self) -> Optional[IkeControl]:
@@ -326,6 +345,12 @@ class Daemon:
                  f"{', '.join(self.tun.routes) or 'none'}"]
         lines += [f"  TUN problem: {p}" for p in self.tun_problems]
         lines += self.sockets.report()
+        if self.fast is not None:
+            lines.append("data path I/O: TUN and raw ESP read into and written from the "
+                         "bursts' slots in C (recvmmsg/sendmmsg); NAT-T and punted packets "
+                         "as bytes")
+        else:
+            lines.append(f"data path I/O: packets as bytes; burst slots {self.fast_off}")
         if self.ike is not None and self.forced_encap():
             lines.append("  so every IKE SA claims a NAT (RFC 7296 §2.23): peers encapsulate ESP "
                          "in UDP 4500, which this host sends and receives without privileges")
@@ -500,6 +525,24 @@ class Daemon:
         assert self.tun is not None and self.sockets is not None
         t = self.times
         clock = time.perf_counter
+        fast = self.fast
+        if fast is not None:
+            for _ in range(4):
+                t0 = clock()
+                n = fast.read_tun()
+                t1 = clock()
+                t["tun_read"] += t1 - t0
+                if not n:
+                    return
+                self.bursts["tun"] += 1
+                res = fast.encrypt()
+                t2 = clock()
+                t["encrypt"] += t2 - t1
+                fast.send(res)
+                t["send"] += clock() - t2
+                if n < self.burst:
+                    return
+            return
         for _ in range(4):                      # a few bursts, then let the peers' side run
             t0 = clock()
             inner = self.tun.read_burst(self.burst)
@@ -527,6 +570,29 @@ class Daemon:
         assert self.tun is not None and self.sockets is not None
         t = self.times
         clock = time.perf_counter
+        fast = self.fast
+        if fast is not None:
+            rest = []
+            for sock in ready:
+                fd = sock.fileno()
+                if fd not in fast.raw_versions:
+                    rest.append(sock)
+                    continue
+                t0 = clock()
+                n = fast.receive(fd)
+                t1 = clock()
+                t["recv"] += t1 - t0
+                if not n:
+                    continue
+                self.bursts["outer"] += 1
+                res = fast.decrypt()
+                t2 = clock()
+                t["decrypt"] += t2 - t1
+                fast.deliver(res)
+                t["tun_write"] += clock() - t2
+            if not rest:
+                return
+            ready = rest
         t0 = clock()
         got = self.sockets.receive(ready, capture=self.pcap is not None)
         t1 = clock()
@@ -732,6 +798,12 @@ class Daemon:
                  f"{self.bursts['outer']}",
                  f"  Outer socket syscalls (recvmmsg/sendmmsg): {self.sockets.syscalls}"]
         lines += [f"  Outer {k.replace('_', ' ')}: {v}" for k, v in self.sockets.counts.items()]
+        if self.fast is not None:
+            fc = self.fast.counts
+            lines.append("  Burst slots (TUN and raw ESP in C): " + ", ".join(
+                f"{k.replace('_', ' ')} {v}" for k, v in fc.items()))
+        else:
+            lines.append(f"  Burst slots: {self.fast_off}")
         for sink in (self._tun_sink, self._wire_sink):
             if sink is not None:
                 lines.append(f"  Writer thread {sink.name}: {sink.bursts} bursts, "

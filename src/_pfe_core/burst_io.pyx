@@ -1,0 +1,168 @@
+# cython: language_level=3
+"""The I/O stage of the burst pipeline: a burst's slots filled from and drained to file
+descriptors in one call each, GIL released, no Python object per packet (io_ops.h).
+
+- `read_packets`: a TUN device's packets (one IP packet per read(2), IFF_NO_PI);
+- `write_packets`: the slots with a given verdict into a TUN device (decrypted packets);
+- `recv_packets`: one recvmmsg(2) from a raw ESP socket (RFC 4303 over IP protocol 50), the
+  IPv6 header rebuilt where the kernel strips it;
+- `count_packets`: how many slots a send of one IP version would take;
+- `send_packets`: the slots with a given verdict, of one IP version, whole, on a raw socket
+  with IP_HDRINCL / IPV6_HDRINCL (sendmmsg(2)), to the destination each packet names.
+
+Each returns an `IoResult`: packets moved, refused, dropped on a full queue, truncated, and
+the errno that ended or last refused the call."""
+from libc.stdint cimport uint8_t, uint32_t, int32_t
+from _pfe_core.pipeline cimport PipelineArrays
+
+cdef extern from "io_ops.h" nogil:
+    ctypedef struct io_slots:
+        uint8_t *data
+        size_t slot
+        size_t count
+        uint32_t *offset
+        uint32_t *length
+        int32_t *sa
+        uint8_t *status
+        uint8_t *verdict
+    ctypedef struct io_result:
+        long done
+        long errors
+        long dropped
+        long truncated
+        long calls
+        int last_errno
+        int stop_errno
+    enum:
+        IO_TAILROOM
+        IO_MAX_BATCH
+    void io_read_packets(int fd, io_slots *s, size_t limit, uint32_t headroom, uint32_t cap,
+                         io_result *r)
+    void io_write_packets(int fd, const io_slots *s, size_t n, uint8_t verdict, io_result *r)
+    void io_recv_packets(int fd, io_slots *s, size_t limit, uint32_t headroom,
+                         const uint8_t *v6_local, io_result *r)
+    size_t io_count_packets(const io_slots *s, size_t n, uint8_t verdict, int version)
+    void io_send_packets(int fd, int version, const io_slots *s, size_t n, uint8_t verdict,
+                         io_result *r)
+
+MAX_BATCH = IO_MAX_BATCH
+TAILROOM = IO_TAILROOM
+
+
+cdef class IoResult:
+    """What one I/O call did (module docstring)."""
+    cdef readonly long done, errors, dropped, truncated, calls
+    cdef readonly int last_errno, stop_errno
+
+    def __repr__(self) -> str:
+        return (f"IoResult(done={self.done}, errors={self.errors}, dropped={self.dropped}, "
+                f"truncated={self.truncated}, calls={self.calls}, last_errno={self.last_errno}, "
+                f"stop_errno={self.stop_errno})")
+
+
+cdef IoResult _result(const io_result *r):
+    cdef IoResult out = IoResult.__new__(IoResult)
+    out.done, out.errors, out.dropped = r.done, r.errors, r.dropped
+    out.truncated, out.last_errno, out.stop_errno = r.truncated, r.last_errno, r.stop_errno
+    out.calls = r.calls
+    return out
+
+
+cdef int _slots(PipelineArrays b, io_slots *s) except -1:
+    cdef Py_ssize_t n = b.data.shape[0]
+    b.check(n)              # every per-slot array covers every slot
+    if n == 0 or b.data.shape[1] == 0:
+        raise ValueError("a burst without slots")
+    s.data = &b.data[0, 0]
+    s.slot = b.data.shape[1]
+    s.count = n
+    s.offset = &b.offset[0]
+    s.length = &b.length[0]
+    s.sa = &b.sa[0]
+    s.status = &b.status[0]
+    s.verdict = &b.verdict[0]
+    return 0
+
+
+def read_packets(PipelineArrays b not None, int fd, Py_ssize_t limit, uint32_t headroom,
+                 uint32_t cap) -> IoResult:
+    """Up to `limit` packets from `fd` (non-blocking), each into its slot at `headroom`, at
+    most `cap` bytes each; `done` is the number read (slots 0..done-1)."""
+    cdef io_slots s
+    cdef io_result r
+    _slots(b, &s)
+    if limit < 0:
+        raise ValueError("negative limit")
+    if cap == 0 or <size_t>headroom + cap + IO_TAILROOM > s.slot:
+        raise ValueError(f"{cap} bytes at headroom {headroom} and {IO_TAILROOM} of tailroom "
+                         f"do not fit a {s.slot}-byte slot")
+    r = io_result(0, 0, 0, 0, 0, 0, 0)
+    with nogil:
+        io_read_packets(fd, &s, <size_t>limit, headroom, cap, &r)
+    return _result(&r)
+
+
+def write_packets(PipelineArrays b not None, int fd, Py_ssize_t n, uint8_t verdict) -> IoResult:
+    """Write each of slots 0..n-1 whose verdict is `verdict` to `fd`, one write(2) each."""
+    cdef io_slots s
+    cdef io_result r
+    _slots(b, &s)
+    if n < 0:
+        raise ValueError("negative count")
+    r = io_result(0, 0, 0, 0, 0, 0, 0)
+    with nogil:
+        io_write_packets(fd, &s, <size_t>n, verdict, &r)
+    return _result(&r)
+
+
+def recv_packets(PipelineArrays b not None, int fd, Py_ssize_t limit, uint32_t headroom,
+                 bytes v6_local=None) -> IoResult:
+    """One recvmmsg(2) of up to `limit` datagrams (at most MAX_BATCH) from the raw ESP
+    socket `fd` into slots 0..done-1 at `headroom`. For an IPv6 socket pass the local
+    address (16 bytes): the IPv6 header the kernel stripped is rebuilt in front."""
+    cdef io_slots s
+    cdef io_result r
+    cdef const uint8_t *local = NULL
+    _slots(b, &s)
+    if limit < 0:
+        raise ValueError("negative limit")
+    if v6_local is not None:
+        if len(v6_local) != 16:
+            raise ValueError("an IPv6 address has 16 bytes")
+        local = <const uint8_t *><const char *>v6_local
+    r = io_result(0, 0, 0, 0, 0, 0, 0)
+    with nogil:
+        io_recv_packets(fd, &s, <size_t>limit, headroom, local, &r)
+    return _result(&r)
+
+
+def send_packets(PipelineArrays b not None, int fd, int version, Py_ssize_t n,
+                 uint8_t verdict) -> IoResult:
+    """Send each of slots 0..n-1 whose verdict is `verdict` and whose IP version is
+    `version` (4 or 6) whole on the raw socket `fd` (which must have IP_HDRINCL or
+    IPV6_HDRINCL), to its destination address; sendmmsg(2) in batches of MAX_BATCH."""
+    cdef io_slots s
+    cdef io_result r
+    _slots(b, &s)
+    if version not in (4, 6):
+        raise ValueError("IP version 4 or 6")
+    if n < 0:
+        raise ValueError("negative count")
+    r = io_result(0, 0, 0, 0, 0, 0, 0)
+    with nogil:
+        io_send_packets(fd, version, &s, <size_t>n, verdict, &r)
+    return _result(&r)
+
+
+def count_packets(PipelineArrays b not None, Py_ssize_t n, uint8_t verdict,
+                  int version=0) -> int:
+    """How many of slots 0..n-1 have verdict `verdict` and hold an IPv`version` packet (0:
+    any version)."""
+    cdef io_slots s
+    cdef size_t c
+    _slots(b, &s)
+    if n < 0:
+        raise ValueError("negative count")
+    with nogil:
+        c = io_count_packets(&s, <size_t>n, verdict, version)
+    return c
