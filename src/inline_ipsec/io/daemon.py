@@ -4,14 +4,15 @@ The gateway (`gateway.core.Gateway`) and its IKE (`gateway.ike_control.IkeContro
 sans-I/O; this module is the thin loop around them, single-threaded, that owns every file
 descriptor:
 
-    TUN (inner) --read burst--> Gateway.outbound --> OuterSockets.send_wire (sendmmsg)
-    raw ESP / UDP 4500 --recvmmsg--> Gateway.inbound --> TUN write
+    TUN (inner) --read burst--> Gateway.outbound[_burst] --> raw ESP / UDP 4500 (sendmmsg)
+    raw ESP / UDP 4500 --recvmmsg--> Gateway.inbound[_burst] --> TUN write
     UDP 500 / 4500 IKE <--> IkeControl.receive / datagrams_to_send; its timers
     control socket (show, clear, request, commit), SIGHUP (commit), SIGTERM/SIGINT (stop)
 
 Packets move in bursts: one `poll(2)` wake-up, then up to `burst` packets per source, each
-burst handed to the gateway in one call (`DataPath`, the one place that knows the gateway's
-packet API). Everything that crosses the outer sockets and the TUN can be written to a pcap
+burst handed to the gateway in one call. By default the TUN and the raw ESP sockets are read
+into and written from the bursts' slots in C (`burst_path.BurstPath`); what that cannot carry
+(NAT-T, punted packets, a capture, `--list-io`) goes as lists of bytes (`DataPath`). Everything that crosses the outer sockets and the TUN can be written to a pcap
 file, and every SA's keys to a Wireshark `esp_sa` table (`pcap.py`, `keylog.py`), so one
 capture decrypts with no further work.
 
