@@ -791,16 +791,17 @@ class Daemon:
         c = self.gw.counters
         crypto = sum(p.seconds for p in c.paths.values())
         t = self.times
+        fc = self.fast.counts if self.fast is not None else {}
         lines = ["Daemon data path:",
                  f"  Internal errors (bursts dropped): {self.internal_errors}",
-                 f"  TUN packets read: {self.tun.reads}, written: {self.tun.writes}, write "
-                 f"errors: {self.tun.write_errors}",
+                 f"  TUN packets read: {self.tun.reads + fc.get('tun_read', 0)}, written: "
+                 f"{self.tun.writes + fc.get('tun_written', 0)}, write errors: "
+                 f"{self.tun.write_errors + fc.get('tun_write_errors', 0)} (both paths)",
                  f"  Bursts: from TUN {self.bursts['tun']}, from outer sockets "
                  f"{self.bursts['outer']}",
                  f"  Outer socket syscalls (recvmmsg/sendmmsg): {self.sockets.syscalls}"]
         lines += [f"  Outer {k.replace('_', ' ')}: {v}" for k, v in self.sockets.counts.items()]
         if self.fast is not None:
-            fc = self.fast.counts
             lines.append("  Burst slots (TUN and raw ESP in C): " + ", ".join(
                 f"{k.replace('_', ' ')} {v}" for k, v in fc.items()))
         else:
