@@ -6,7 +6,7 @@ the tailroom and the ESP header into the headroom, seal with AES-GCM, then write
 UDP header and the outer IP header. The slot's offset/length then describe the outer packet.
 A burst runs these steps as three passes over chunks of packets (before the crypto, the crypto,
 after it)."""
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport (
@@ -15,8 +15,8 @@ from _pfe_core.sa cimport (
 from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_seal
 from _pfe_core.wire cimport (
-    load16, store16, store32, csum_add, csum_fold, wire_put_raw32, wire_put_raw64, wire_raw32,
-    wire_copy_hdr,
+    load16, load32, store16, csum_add, csum_fold, wire_put_raw32, wire_put_raw64, wire_raw32,
+    wire_copy_hdr, wire_be32,
 )
 
 cdef extern from "wire_ops.h" nogil:
@@ -27,85 +27,142 @@ cdef enum:
     NH_IPV6 = 41
     MAX_U32 = 0xFFFFFFFF
 
-# The padding bytes 1, 2, 3, 4 as one native-order 32-bit word (stored with a raw move).
-cdef extern from *:
+# The trailer after the payload, padding 1, 2, 3 (pad bytes of them), the pad length and the
+# next header, as the first bytes of a native-order word (stored with a raw 8-byte move); and
+# two 32-bit halves as one such word, the first in the lower addresses.
+cdef extern from * nogil:
     """
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    #define PFE_PAD_1234 0x01020304u
+    static inline uint64_t pfe_trailer(uint32_t pad, uint8_t nh) {
+        uint64_t v = (0x0102030000000000ull & ~(0xFFFFFFFFFFFFFFFFull >> (8 * pad)))
+                     | ((uint64_t)pad << (56 - 8 * pad)) | ((uint64_t)nh << (48 - 8 * pad));
+        return v;
+    }
+    static inline uint64_t pfe_pair32(uint32_t lo_addr, uint32_t hi_addr) {
+        return ((uint64_t)lo_addr << 32) | hi_addr;
+    }
     #else
-    #define PFE_PAD_1234 0x04030201u
+    static inline uint64_t pfe_trailer(uint32_t pad, uint8_t nh) {
+        return (0x030201ull & ((1ull << (8 * pad)) - 1)) | ((uint64_t)pad << (8 * pad))
+               | ((uint64_t)nh << (8 * pad + 8));
+    }
+    static inline uint64_t pfe_pair32(uint32_t lo_addr, uint32_t hi_addr) {
+        return ((uint64_t)hi_addr << 32) | lo_addr;
+    }
     #endif
     """
-    const uint32_t PAD_1234 "PFE_PAD_1234"
+    uint64_t pfe_trailer(uint32_t pad, uint8_t nh)
+    uint64_t pfe_pair32(uint32_t lo_addr, uint32_t hi_addr)
 
 
-# What the passes of a burst hand each other per packet.
+# What the passes of a burst hand each other per packet: only what the later passes cannot
+# take from the SA (lengths, AAD and header sizes are derived there again), so that the pass
+# before the crypto stores as little as it can.
 ctypedef struct outb_work_t:
     sa_t *sa
     uint8_t *inner               # the inner packet, then its ciphertext, in place
-    const uint8_t *aad           # the ESP header, or aad_buf with ESN
-    uint64_t seq
     uint32_t plain_len           # inner packet + trailer
-    uint32_t total               # the outer packet's length
-    uint32_t hdr_len             # outer header + ESP header
+    uint16_t ident               # the outer IPv4 identification: the sequence number's low bits
     uint8_t tos
     uint8_t df
-    uint8_t aad_len
     uint8_t nonce[GCM_NONCE_LEN]
-    uint8_t aad_buf[12]
+    uint8_t aad_buf[12]          # with ESN: SPI || seq_hi || seq_lo
 
-# The last handle of a burst and its SA: consecutive packets of one SA (the common case) skip
-# the handle check. Valid for one burst only (the table is locked meanwhile).
-ctypedef struct sa_cache_t:
-    int32_t h
+# The SA of the packets being prepared, with the fields every packet reads held in locals:
+# stores into the packet (uint8_t *) may alias the SA for the compiler, which would otherwise
+# load each field again after every such store. The sequence number lives here while a run of
+# the SA's packets is prepared and goes back to the SA when the run ends. Valid for one burst
+# only (the table is locked meanwhile).
+ctypedef struct outb_sa_t:
     sa_t *sa
+    int64_t h                    # its handle; NO_HANDLE, outside int32, when none
+    uint32_t hdr_len             # outer header + ESP header
+    uint32_t max_total           # the longest outer packet its IP length field can describe
+    uint64_t seq                 # the last sequence number taken
+    uint64_t seq_last            # the last one allowed: 2^32-1, or 2^64-1 with ESN
+    uint32_t spi_raw             # the SPI as on the wire, native-order word
+    uint32_t salt_raw
+    uint8_t esn
+    uint8_t df_mode
+
+cdef extern from *:
+    """
+    #define PFE_NO_HANDLE ((int64_t)1 << 40)
+    """
+    const int64_t NO_HANDLE "PFE_NO_HANDLE"
 
 cdef enum:
     OUTB_CHUNK = 32              # packets per pass: the per-packet state stays on the stack
 
 
+cdef inline void outb_sa_flush(outb_sa_t *c) noexcept nogil:
+    if c.sa != NULL:
+        c.sa.seq = c.seq
+
+
+cdef inline sa_t *outb_sa_switch(sa_table_t *t, int32_t h, outb_sa_t *c) noexcept nogil:
+    """The SA of handle `h` made current (the previous one's sequence number written back),
+    or NULL (counted) when `h` names no outbound SA."""
+    cdef sa_t *sa = sa_by_handle(t, h)     # a stale handle (older generation) names nothing
+    if sa == NULL or sa.direction != SA_OUTBOUND:
+        t.c.no_sa += 1
+        return NULL
+    outb_sa_flush(c)
+    c.sa = sa
+    c.h = h
+    c.hdr_len = sa.outer_len + ESP_HDR_LEN
+    c.max_total = 0xFFFF + 40 if sa.ipv6 else 0xFFFF   # IPv6 counts the payload only
+    c.seq = sa.seq
+    c.seq_last = <uint64_t>0xFFFFFFFFFFFFFFFFULL if sa.esn else MAX_U32
+    c.spi_raw = wire_raw32(sa.spi_wire)
+    c.salt_raw = wire_raw32(sa.salt)
+    c.esn = sa.esn
+    c.df_mode = sa.df_mode
+    return sa
+
+
 cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
                                    uint32_t off, uint32_t ln, int32_t h,
-                                   outb_work_t *w, sa_cache_t *cache) noexcept nogil:
+                                   outb_work_t *w, outb_sa_t *c) noexcept nogil:
     """Everything before the crypto: SA, inner header, room, sequence number, trailer, ESP
     header, nonce and AAD."""
     cdef sa_t *sa
     cdef uint8_t *inner
     cdef uint8_t *esp
-    cdef uint32_t pad, plain_len, total, hdr_len
-    cdef uint8_t next_header, tos, v, inner_df
+    cdef uint32_t pad, plain_len, total, hdr_len, w0
+    cdef uint8_t next_header, tos, ihl, inner_df
     cdef uint64_t seq, iv
 
-    if cache.sa != NULL and h == cache.h:
-        sa = cache.sa                   # the SA of the packet before: checked already
+    if h == c.h:
+        sa = c.sa                       # the SA of the packet before: checked already
     else:
-        sa = sa_by_handle(t, h)         # a stale handle (older generation) names nothing
-        if sa == NULL or sa.direction != SA_OUTBOUND:
-            t.c.no_sa += 1
+        sa = outb_sa_switch(t, h, c)
+        if sa == NULL:
             return NO_SA
-        cache.h = h
-        cache.sa = sa
-    if off > slot_size or ln > slot_size - off or ln == 0:
+    # Every valid inner packet has at least 20 bytes (IPv4; IPv6 needs 40), so the first
+    # word is read once, in bounds, for version, IHL or traffic class, and total length.
+    if off > slot_size or ln > slot_size - off or ln < 20:
         sa.c.malformed += 1
         return MALFORMED
     inner = slot + off
-    v = inner[0]
-    if (v >> 4) == 4:
+    w0 = load32(inner)
+    if (w0 >> 28) == 4:
         # RFC 791 §3.1: IHL >= 5 and the header inside the packet; the total length is the
         # packet's. The receiver applies the same rules (esp_inb.pyx).
-        if ln < 20 or (v & 0x0F) < 5 or (v & 0x0F) * 4u > ln or load16(inner + 2) != ln:
+        ihl = (w0 >> 24) & 0x0F
+        if ihl < 5 or ihl * 4u > ln or (w0 & 0xFFFF) != ln:
             sa.c.malformed += 1
             return MALFORMED
         next_header = NH_IPV4
         inner_df = (inner[6] & 0x40) != 0
-        tos = inner[1]
-    elif (v >> 4) == 6:
+        tos = <uint8_t>(w0 >> 16)
+    elif (w0 >> 28) == 6:
         if ln < 40 or 40 + <uint32_t>load16(inner + 4) != ln:
             sa.c.malformed += 1
             return MALFORMED
         next_header = NH_IPV6
         inner_df = 1  # IPv6 is never fragmented in flight
-        tos = <uint8_t>(((v & 0x0F) << 4) | (inner[1] >> 4))
+        tos = <uint8_t>(w0 >> 20)
     else:
         sa.c.malformed += 1
         return MALFORMED
@@ -113,82 +170,74 @@ cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
     # Trailer: payload || padding || pad length || next header is a multiple of 4 (§2.4).
     pad = (4 - ((ln + 2) & 3)) & 3
     plain_len = ln + pad + 2
-    hdr_len = sa.outer_len + ESP_HDR_LEN
+    hdr_len = c.hdr_len
     total = hdr_len + plain_len + GCM_ICV_LEN
-    if off < hdr_len or slot_size - off - ln < pad + 2 + GCM_ICV_LEN:
-        sa.c.no_room += 1
-        return NO_ROOM
-    if (sa.ipv6 and total - 40 > 0xFFFF) or (not sa.ipv6 and total > 0xFFFF):
+    if off < hdr_len or slot_size - off - ln < pad + 2 + GCM_ICV_LEN or total > c.max_total:
         sa.c.no_room += 1
         return NO_ROOM
 
     # Sequence numbers never wrap (RFC 4303 §3.3.3): the last one is 2^32-1 (2^64-1 with ESN).
-    if (sa.esn and sa.seq == <uint64_t>0xFFFFFFFFFFFFFFFFULL) or (not sa.esn and sa.seq >= MAX_U32):
+    if c.seq >= c.seq_last:
         sa.rekey_needed = 1
         sa.c.seq_overflow += 1
         return SEQ_OVERFLOW
-    sa.seq += 1
-    seq = sa.seq
+    c.seq += 1
+    seq = c.seq
 
-    # Padding 1, 2, 3 in one 4-byte store (the room check above leaves pad + 18 bytes after
-    # the packet; bytes past the trailer are overwritten by the ICV), then the two trailer
-    # bytes over it.
-    wire_put_raw32(inner + ln, PAD_1234)
-    inner[ln + pad] = <uint8_t>pad
-    inner[ln + pad + 1] = next_header
+    # Padding 1, 2, 3, pad length and next header in one 8-byte store: the room check above
+    # leaves pad + 18 bytes after the packet, and the bytes past the trailer are overwritten
+    # by the ICV.
+    wire_put_raw64(inner + ln, pfe_trailer(pad, next_header))
 
     # ESP header and nonce from registers: SPI || seq_lo, then the IV, which is the 64-bit
     # sequence number (RFC 4106 §3.1); the nonce is salt || IV (RFC 4106 §4), built from the
     # same register, never read back from the header just written.
     esp = inner - ESP_HDR_LEN
     iv = wire_be64(seq)
-    wire_put_raw32(esp, wire_raw32(sa.spi_wire))
-    store32(esp + 4, <uint32_t>seq)
+    wire_put_raw64(esp, pfe_pair32(c.spi_raw, wire_be32(<uint32_t>seq)))
     wire_put_raw64(esp + 8, iv)
-    wire_put_raw32(w.nonce, wire_raw32(sa.salt))
+    wire_put_raw32(w.nonce, c.salt_raw)
     wire_put_raw64(w.nonce + 4, iv)
-    if sa.esn:                       # AAD = SPI || seq_hi || seq_lo (RFC 4106 §5)
-        wire_put_raw32(w.aad_buf, wire_raw32(sa.spi_wire))
+    if c.esn:                        # AAD = SPI || seq_hi || seq_lo (RFC 4106 §5)
+        wire_put_raw32(w.aad_buf, c.spi_raw)
         wire_put_raw64(w.aad_buf + 4, iv)
-        w.aad = w.aad_buf
-        w.aad_len = 12
-    else:                            # AAD = SPI || seq, exactly the ESP header's first 8 bytes
-        w.aad = esp
-        w.aad_len = 8
     w.sa = sa
     w.inner = inner
-    w.seq = seq
     w.plain_len = plain_len
-    w.total = total
-    w.hdr_len = hdr_len
+    w.ident = <uint16_t>seq
     w.tos = tos
-    w.df = sa.df_mode == DF_SET or (sa.df_mode == DF_COPY and inner_df)
+    w.df = c.df_mode == DF_SET or (c.df_mode == DF_COPY and inner_df)
     return OK
 
 
 cdef inline int encrypt_seal(const sa_table_t *t, outb_work_t *w) noexcept nogil:
-    """The crypto of one prepared packet: 0, or -1 on a library error."""
-    return sa_seal(t, w.sa, w.nonce, w.aad, w.aad_len, w.inner, w.plain_len,
+    """The crypto of one prepared packet: 0, or -1 on a library error. The AAD is SPI ||
+    seq, the ESP header's first 8 bytes, or with ESN the record's 12 (RFC 4106 §5)."""
+    if w.sa.esn:
+        return sa_seal(t, w.sa, w.nonce, w.aad_buf, 12, w.inner, w.plain_len,
+                       w.inner + w.plain_len)
+    return sa_seal(t, w.sa, w.nonce, w.inner - ESP_HDR_LEN, 8, w.inner, w.plain_len,
                    w.inner + w.plain_len)
 
 
 cdef inline Status encrypt_finish(uint32_t *offset, uint32_t *length, outb_work_t *w,
-                                  int rc, uint32_t ln) noexcept nogil:
-    """Everything after the crypto: the outer header from the SA's template, counters."""
+                                  int rc) noexcept nogil:
+    """Everything after the crypto: the outer header from the SA's template. The caller
+    counts the packet (it has the inner length)."""
     cdef sa_t *sa = w.sa
     cdef uint8_t *outer
     cdef uint8_t *udp
-    cdef uint32_t total = w.total
+    cdef uint32_t hdr_len = sa.outer_len + ESP_HDR_LEN
+    cdef uint32_t total = hdr_len + w.plain_len + GCM_ICV_LEN
     cdef uint8_t tos = w.tos
-    cdef uint64_t seq = w.seq
     cdef uint64_t acc
     cdef uint16_t udp_sum
     if rc != 0:
         sa.c.crypto_error += 1
         return CRYPTO_ERROR
-    outer = w.inner - w.hdr_len
-    wire_copy_hdr(outer, sa.hdr, sa.outer_len)
+    outer = w.inner - hdr_len
     if sa.ipv6:
+        wire_copy_hdr(outer, sa.hdr, sa.outer_len)
         outer[0] = <uint8_t>(0x60 | (tos >> 4))
         outer[1] = <uint8_t>((tos & 0x0F) << 4)
         store16(outer + 4, <uint16_t>(total - 40))
@@ -204,19 +253,19 @@ cdef inline Status encrypt_finish(uint32_t *offset, uint32_t *length, outb_work_
     else:
         # The template holds version/IHL, TTL, protocol and addresses, zeros elsewhere; its
         # constant words are summed at install (sa.hdr_sum), so the checksum is that sum plus
-        # the four per-packet fields (RFC 1624), no pass over the header.
+        # the four per-packet fields (RFC 1624), no pass over the header, and the header is
+        # the template's words with those fields added, three stores.
+        wire_copy_hdr(outer, sa.hdr, sa.outer_len)
         outer[1] = tos
         store16(outer + 2, <uint16_t>total)
-        store16(outer + 4, <uint16_t>seq)  # identification: low bits of the sequence number
+        store16(outer + 4, w.ident)
         outer[6] = 0x40 if w.df else 0
-        acc = <uint64_t>sa.hdr_sum + tos + total + (seq & 0xFFFF) + (0x4000 if w.df else 0)
+        acc = <uint64_t>sa.hdr_sum + tos + total + w.ident + (0x4000 if w.df else 0)
         store16(outer + 10, csum_fold(acc))
         if sa.udp_encap:
             store16(outer + 24, <uint16_t>(total - 20))  # UDP length; checksum stays 0 (RFC 3948 §2.1)
-    offset[0] = offset[0] - w.hdr_len
+    offset[0] = offset[0] - hdr_len
     length[0] = total
-    sa.c.packets += 1
-    sa.c.bytes += ln
     return OK
 
 
@@ -231,26 +280,30 @@ cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
     cdef Py_ssize_t base, i, m, good = 0
     cdef Status st
     cdef outb_work_t w[OUTB_CHUNK]
-    cdef sa_cache_t cache
-    cache.h = -1
-    cache.sa = NULL
+    cdef outb_sa_t c
     cdef int rc[OUTB_CHUNK]
+    cdef uint32_t ln
+    c.sa = NULL
+    c.h = NO_HANDLE
     base = 0
     while base < n:
         m = n - base if n - base < OUTB_CHUNK else OUTB_CHUNK
         for i in range(m):
             status[base + i] = encrypt_prepare(t, data + (base + i) * slot_size, slot_size,
                                                offset[base + i], length[base + i],
-                                               sa_index[base + i], &w[i], &cache)
+                                               sa_index[base + i], &w[i], &c)
+        outb_sa_flush(&c)
         for i in range(m):
             if status[base + i] == OK:
                 rc[i] = encrypt_seal(t, &w[i])
         for i in range(m):
             if status[base + i] == OK:
-                st = encrypt_finish(&offset[base + i], &length[base + i], &w[i], rc[i],
-                                    length[base + i])
+                ln = length[base + i]
+                st = encrypt_finish(&offset[base + i], &length[base + i], &w[i], rc[i])
                 status[base + i] = st
                 if st == OK:
                     good += 1
+                    w[i].sa.c.packets += 1
+                    w[i].sa.c.bytes += ln
         base += m
     return good
