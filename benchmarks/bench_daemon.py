@@ -4,6 +4,7 @@ REQUIRES root (network namespaces, TUN devices, raw sockets) and strongSwan's ch
 kernel-libipsec (/usr/lib/ipsec/charon). Not collected by pytest (no test functions).
 
     python benchmarks/bench_daemon.py [--sizes 64 1400] [--seconds 3] [--rounds 3] [--json F]
+                                      [--with list_io no_tun_gso]
 
 The same four namespaces serve both systems, in the same run, in alternating rounds:
 
@@ -53,8 +54,9 @@ from lab import LEFT, RIGHT, DaemonProc, Lab, junos_psk, usable, wait_for  # noq
 # The sender and the receiver move their datagrams with the burst-slot I/O calls (one C call
 # per batch of 64, no Python object per packet), so that as much of the two cores as possible
 # is left to the gateways under test; the same for both systems. The sender writes whole
-# IPv4/UDP packets on a raw socket (IP_HDRINCL; UDP checksum 0, RFC 768), which the kernel
-# routes as it routes a UDP socket's.
+# IPv4/UDP packets on a raw socket (IP_HDRINCL), with the UDP checksum and consecutive
+# identifications a host's UDP socket gives them, which the kernel routes as it routes a UDP
+# socket's.
 SENDER = r"""
 import socket, struct, sys, time
 sys.path.insert(0, sys.argv[5])
@@ -67,9 +69,19 @@ s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
 s.setblocking(False)
 body = bytes(max(0, size - 28))
-pkts = [struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(body), i, 0, 64, 17, 0,
-                    socket.inet_aton(src), socket.inet_aton(dst))
-        + struct.pack("!HHHH", 40000, port, 8 + len(body), 0) + body for i in range(64)]
+def udp_checksum(pseudo_and_udp):
+    b = pseudo_and_udp + bytes(len(pseudo_and_udp) % 2)
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return (~t & 0xFFFF) or 0xFFFF
+ulen = 8 + len(body)
+pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 17, ulen)
+udp = struct.pack("!HHHH", 40000, port, ulen, 0) + body
+udp = udp[:6] + struct.pack("!H", udp_checksum(pseudo + udp)) + udp[8:]
+# consecutive identifications, as a host's UDP socket numbers one flow's datagrams
+pkts = [struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, i, 0, 64, 17, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst)) + udp for i in range(64)]
 b = Burst.from_packets(pkts)
 b.verdict[:64] = int(Verdict.WIRE)
 arrays = pipeline_arrays(b)
@@ -256,6 +268,17 @@ class ListDaemons(Daemons):
     flags = ("--list-io",)
 
 
+class NoGsoDaemons(Daemons):
+    """The same daemons writing into the TUN one packet per write(2) (--no-tun-gso): what
+    the segmentation-offload writes save, measured in the same run."""
+    name = "inline-ipsec run --no-tun-gso"
+    flags = ("--no-tun-gso",)
+
+
+#: the daemon variants `--with` adds to every round, by row name
+VARIANTS = {"list_io": ListDaemons, "no_tun_gso": NoGsoDaemons}
+
+
 class Charons:
     name = "strongSwan kernel-libipsec"
 
@@ -292,13 +315,18 @@ def main(argv=None) -> int:
     p.add_argument("--nat-t", action="store_true",
                    help="the daemons use ESP in UDP 4500 (as charon's kernel-libipsec does) "
                         "instead of raw ESP")
-    p.add_argument("--with-list-io", action="store_true",
-                   help="also measure the daemons with --list-io (packets as Python bytes) "
-                        "in every round")
+    p.add_argument("--with", nargs="+", default=[], choices=sorted(VARIANTS),
+                   dest="variants",
+                   help="also measure these daemon variants in every round: list_io "
+                        "(--list-io, packets as Python bytes), no_tun_gso (--no-tun-gso, one "
+                        "TUN write per packet)")
+    p.add_argument("--with-list-io", action="store_true", help="the same as --with list_io")
     p.add_argument("--loads", nargs="*", type=float, default=[1.1, 1.3, 1.6],
                    metavar="F", help="paced offered loads, as multiples of what the unpaced "
                    "trial delivered (the figure is the best of all trials, RFC 2285 §3.6.1)")
     args = p.parse_args(argv)
+    if args.with_list_io and "list_io" not in args.variants:
+        args.variants.append("list_io")
     if args.nat_t:
         EXTRA.extend(["--nat-t", "vpn-1"])
     why = usable()
@@ -316,7 +344,7 @@ def main(argv=None) -> int:
         for r in range(args.rounds):
             got = {}
             cpu = {}
-            systems = [Daemons, Charons] + ([ListDaemons] if args.with_list_io else [])
+            systems = [Daemons, Charons] + [VARIANTS[v] for v in args.variants]
             for system in systems if r % 2 == 0 else systems[::-1]:
                 lab = Lab(4)
                 try:
@@ -348,11 +376,12 @@ def main(argv=None) -> int:
             rows["strongswan_cpu_us"].append(cpu["Charons"])
             rows["cpu_ratio"].append(cpu["Charons"] / cpu["Daemons"] if cpu["Daemons"]
                                      else 0.0)
-            if "ListDaemons" in got:
-                rows.setdefault("list_io", []).append(got["ListDaemons"])
-                rows.setdefault("list_io_cpu_us", []).append(cpu["ListDaemons"])
-                rows.setdefault("list_io_ratio", []).append(
-                    got["ListDaemons"] / got["Charons"] if got["Charons"] else 0.0)
+            for v in args.variants:
+                key = VARIANTS[v].__name__
+                rows.setdefault(v, []).append(got[key])
+                rows.setdefault(f"{v}_cpu_us", []).append(cpu[key])
+                rows.setdefault(f"{v}_ratio", []).append(
+                    got[key] / got["Charons"] if got["Charons"] else 0.0)
         med = {k: statistics.median(v) for k, v in rows.items()}
         results["sizes"][str(size)] = {"samples": rows, "median": med,
                                        "daemon_stats_a": stats_text[0],
@@ -364,10 +393,10 @@ def main(argv=None) -> int:
               f"(strongSwan/daemon {med['cpu_ratio']:.2f}); user-space share: daemon "
               f"{100 * med['Daemons_user_share']:.0f}%, strongSwan "
               f"{100 * med['Charons_user_share']:.0f}%")
-        if "list_io" in med:
-            print(f"size {size}: daemon --list-io {med['list_io']:,.0f} pps, ratio to "
-                  f"strongSwan {med['list_io_ratio']:.2f}, gateway CPU per packet "
-                  f"{med['list_io_cpu_us']:.1f} us")
+        for v in args.variants:
+            print(f"size {size}: {VARIANTS[v].name} {med[v]:,.0f} pps, ratio to "
+                  f"strongSwan {med[f'{v}_ratio']:.2f}, gateway CPU per packet "
+                  f"{med[f'{v}_cpu_us']:.1f} us")
         print("encrypting side:\n" + stats_text[0] + "decrypting side:\n" + stats_text[1])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")

@@ -2,8 +2,11 @@
 """The I/O stage of the burst pipeline: a burst's slots filled from and drained to file
 descriptors in one call each, GIL released, no Python object per packet (io_ops.h).
 
-- `read_packets`: a TUN device's packets (one IP packet per read(2), IFF_NO_PI);
-- `write_packets`: the slots with a given verdict into a TUN device (decrypted packets);
+- `read_packets`: a TUN device's packets (one IP packet per read(2), IFF_NO_PI; with `vnet`
+  the virtio-net header of an IFF_VNET_HDR device read apart);
+- `write_packets`: the slots with a given verdict into a TUN device (decrypted packets); with
+  `vnet` and `coalesce`, runs of one UDP flow's datagrams as single UDP segmentation-offload
+  writes that the kernel cuts back into the same datagrams;
 - `recv_packets`: one recvmmsg(2) from a raw ESP socket (RFC 4303 over IP protocol 50), the
   IPv6 header rebuilt where the kernel strips it;
 - `count_packets`: how many slots a send of one IP version would take;
@@ -31,14 +34,19 @@ cdef extern from "io_ops.h" nogil:
         long dropped
         long truncated
         long calls
+        long coalesced
         int last_errno
         int stop_errno
+        int gso_refused
     enum:
         IO_TAILROOM
         IO_MAX_BATCH
+        IO_VNET_HDR_LEN
+        IO_GSO_MAX_SEGS
     void io_read_packets(int fd, io_slots *s, size_t limit, uint32_t headroom, uint32_t cap,
-                         io_result *r)
-    void io_write_packets(int fd, const io_slots *s, size_t n, uint8_t verdict, io_result *r)
+                         int vnet, io_result *r)
+    void io_write_packets(int fd, const io_slots *s, size_t n, uint8_t verdict, int vnet,
+                          int coalesce, io_result *r)
     void io_recv_packets(int fd, io_slots *s, size_t limit, uint32_t headroom,
                          const uint8_t *v6_local, io_result *r)
     size_t io_count_packets(const io_slots *s, size_t n, uint8_t verdict, int version)
@@ -47,24 +55,28 @@ cdef extern from "io_ops.h" nogil:
 
 MAX_BATCH = IO_MAX_BATCH
 TAILROOM = IO_TAILROOM
+VNET_HDR_LEN = IO_VNET_HDR_LEN
+GSO_MAX_SEGS = IO_GSO_MAX_SEGS
 
 
 cdef class IoResult:
     """What one I/O call did (module docstring)."""
-    cdef readonly long done, errors, dropped, truncated, calls
+    cdef readonly long done, errors, dropped, truncated, calls, coalesced
     cdef readonly int last_errno, stop_errno
+    cdef readonly bint gso_refused
 
     def __repr__(self) -> str:
         return (f"IoResult(done={self.done}, errors={self.errors}, dropped={self.dropped}, "
-                f"truncated={self.truncated}, calls={self.calls}, last_errno={self.last_errno}, "
-                f"stop_errno={self.stop_errno})")
+                f"truncated={self.truncated}, calls={self.calls}, coalesced={self.coalesced}, "
+                f"last_errno={self.last_errno}, stop_errno={self.stop_errno}, "
+                f"gso_refused={self.gso_refused})")
 
 
 cdef IoResult _result(const io_result *r):
     cdef IoResult out = IoResult.__new__(IoResult)
     out.done, out.errors, out.dropped = r.done, r.errors, r.dropped
     out.truncated, out.last_errno, out.stop_errno = r.truncated, r.last_errno, r.stop_errno
-    out.calls = r.calls
+    out.calls, out.coalesced, out.gso_refused = r.calls, r.coalesced, r.gso_refused != 0
     return out
 
 
@@ -85,9 +97,11 @@ cdef int _slots(PipelineArrays b, io_slots *s) except -1:
 
 
 def read_packets(PipelineArrays b not None, int fd, Py_ssize_t limit, uint32_t headroom,
-                 uint32_t cap) -> IoResult:
+                 uint32_t cap, bint vnet=False) -> IoResult:
     """Up to `limit` packets from `fd` (non-blocking), each into its slot at `headroom`, at
-    most `cap` bytes each; `done` is the number read (slots 0..done-1)."""
+    most `cap` bytes each; `done` is the number read (slots 0..done-1). With `vnet` each
+    packet follows a virtio-net header (a TUN device with IFF_VNET_HDR and no offloads): a
+    header announcing GSO or a partial checksum drops the packet (`errors`)."""
     cdef io_slots s
     cdef io_result r
     _slots(b, &s)
@@ -96,22 +110,29 @@ def read_packets(PipelineArrays b not None, int fd, Py_ssize_t limit, uint32_t h
     if cap == 0 or <size_t>headroom + cap + IO_TAILROOM > s.slot:
         raise ValueError(f"{cap} bytes at headroom {headroom} and {IO_TAILROOM} of tailroom "
                          f"do not fit a {s.slot}-byte slot")
-    r = io_result(0, 0, 0, 0, 0, 0, 0)
+    r = io_result(0, 0, 0, 0, 0, 0, 0, 0, 0)
     with nogil:
-        io_read_packets(fd, &s, <size_t>limit, headroom, cap, &r)
+        io_read_packets(fd, &s, <size_t>limit, headroom, cap, vnet, &r)
     return _result(&r)
 
 
-def write_packets(PipelineArrays b not None, int fd, Py_ssize_t n, uint8_t verdict) -> IoResult:
-    """Write each of slots 0..n-1 whose verdict is `verdict` to `fd`, one write(2) each."""
+def write_packets(PipelineArrays b not None, int fd, Py_ssize_t n, uint8_t verdict,
+                  bint vnet=False, bint coalesce=False) -> IoResult:
+    """Write each of slots 0..n-1 whose verdict is `verdict` to `fd`, one write(2) each, in
+    slot order. With `vnet` (a TUN device with IFF_VNET_HDR) each follows a plain virtio-net
+    header; with `coalesce` too, consecutive datagrams of one UDP flow that the kernel can cut
+    back exactly (equal payloads but a shorter last one, consecutive IPv4 identifications,
+    correct checksums) go as one UDP segmentation-offload write of up to GSO_MAX_SEGS
+    (`coalesced` counts them). If the device refuses such a write (EINVAL: a kernel before
+    6.2) those packets go one by one and `gso_refused` is set."""
     cdef io_slots s
     cdef io_result r
     _slots(b, &s)
     if n < 0:
         raise ValueError("negative count")
-    r = io_result(0, 0, 0, 0, 0, 0, 0)
+    r = io_result(0, 0, 0, 0, 0, 0, 0, 0, 0)
     with nogil:
-        io_write_packets(fd, &s, <size_t>n, verdict, &r)
+        io_write_packets(fd, &s, <size_t>n, verdict, vnet, coalesce, &r)
     return _result(&r)
 
 
@@ -130,7 +151,7 @@ def recv_packets(PipelineArrays b not None, int fd, Py_ssize_t limit, uint32_t h
         if len(v6_local) != 16:
             raise ValueError("an IPv6 address has 16 bytes")
         local = <const uint8_t *><const char *>v6_local
-    r = io_result(0, 0, 0, 0, 0, 0, 0)
+    r = io_result(0, 0, 0, 0, 0, 0, 0, 0, 0)
     with nogil:
         io_recv_packets(fd, &s, <size_t>limit, headroom, local, &r)
     return _result(&r)
@@ -148,7 +169,7 @@ def send_packets(PipelineArrays b not None, int fd, int version, Py_ssize_t n,
         raise ValueError("IP version 4 or 6")
     if n < 0:
         raise ValueError("negative count")
-    r = io_result(0, 0, 0, 0, 0, 0, 0)
+    r = io_result(0, 0, 0, 0, 0, 0, 0, 0, 0)
     with nogil:
         io_send_packets(fd, version, &s, <size_t>n, verdict, &r)
     return _result(&r)

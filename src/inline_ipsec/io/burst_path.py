@@ -6,6 +6,10 @@ step one C call with the GIL released (`pfe.read_packets` / `recv_packets` / `se
     TUN --read_packets--> Gateway.outbound_burst --send_packets (raw, HDRINCL)--> peers
     raw ESP --recv_packets--> Gateway.inbound_burst --write_packets--> TUN
 
+On a TUN with virtio-net headers (`tun_vnet`), `write_packets` sends each run of one UDP
+flow's decrypted datagrams as one segmentation-offload write: the kernel routes and forwards
+the run once and cuts it back into the same datagrams where they are delivered.
+
 It carries plain ESP, and ESP in UDP that the engines built, on raw sockets that take the
 whole outer header (IP_HDRINCL, IPV6_HDRINCL). What it cannot carry takes the list-of-bytes
 path (`daemon.DataPath`) with the same results: the packets the gateway punted to its Python
@@ -40,12 +44,16 @@ class BurstPath:
     between. `send_list` and `write_list` are the list-of-bytes outputs for what the burst
     path cannot carry itself (the daemon's writer threads, or direct writes)."""
 
-    def __init__(self, gw: Gateway, *, tun_fd: int, tun_mtu: int, raw: dict,
+    def __init__(self, gw: Gateway, *, tun_fd: int, tun_mtu: int, tun_vnet: bool = False,
+                 raw: dict,
                  local_v6: Optional[str], size: int,
                  send_list: Callable[[list], object],
                  write_list: Callable[[list], object]) -> None:
         self.gw = gw
         self.tun_fd = tun_fd
+        #: the TUN has virtio-net headers; runs of one UDP flow leave in one GSO write
+        self.tun_vnet = tun_vnet
+        self.coalesce = tun_vnet
         self.headroom = DEFAULT_HEADROOM
         # an inner packet of the TUN's MTU, and an outer packet up to MAX_OUTER (with the
         # IPv6 header rebuilt in front), each with the tailroom an encapsulation needs
@@ -68,7 +76,8 @@ class BurstPath:
         #: what this path moved and refused (`show daemon statistics`, OuterSockets.counts)
         self.counts = dict.fromkeys(("tun_read", "esp_in", "esp_out", "send_errors",
                                      "send_dropped", "tun_written", "tun_write_errors",
-                                     "truncated", "syscalls", "list_path"), 0)
+                                     "truncated", "syscalls", "list_path",
+                                     "tun_write_calls", "tun_coalesced", "tun_read_errors"), 0)
 
     @staticmethod
     def usable(raw: dict) -> bool:
@@ -78,9 +87,11 @@ class BurstPath:
     # ------------------------------------------------------------------ outbound
     def read_tun(self) -> int:
         """One burst from the TUN into the outbound slots; the packets read."""
-        r = read_packets(self._out, self.tun_fd, self.size, self.headroom, self.read_cap)
+        r = read_packets(self._out, self.tun_fd, self.size, self.headroom, self.read_cap,
+                         self.tun_vnet)
         self.counts["syscalls"] += r.calls
         self.counts["tun_read"] += r.done
+        self.counts["tun_read_errors"] += r.errors
         self.out_burst.count = r.done
         return r.done
 
@@ -147,9 +158,13 @@ class BurstPath:
         """The decrypted slots into the TUN, those hairpinned into another tunnel to the
         peers; the punted packets' results by the list path."""
         n = self.in_burst.count
-        r = write_packets(self._in, self.tun_fd, n, _DELIVER)
+        r = write_packets(self._in, self.tun_fd, n, _DELIVER, self.tun_vnet, self.coalesce)
         c = self.counts
+        if r.gso_refused:                 # a kernel without UDP GSO on TUN (before 6.2)
+            self.coalesce = False
         c["syscalls"] += r.calls
+        c["tun_write_calls"] += r.calls
+        c["tun_coalesced"] += r.coalesced
         c["tun_written"] += r.done
         c["tun_write_errors"] += r.errors + r.dropped
         if count_packets(self._in, n, _WIRE):

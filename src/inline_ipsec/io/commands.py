@@ -203,6 +203,12 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="move packets between the TUN, the sockets and the gateway as Python "
                         "bytes (by default the TUN and raw ESP sockets are read into and "
                         "written from the bursts' slots in C; a capture always uses bytes)")
+    d.add_argument("--no-tun-gso", action="store_true",
+                   help="write decrypted packets into the TUN one per write(2) (by default the "
+                        "burst path writes a run of one UDP flow's datagrams as one UDP "
+                        "segmentation-offload write, which the kernel cuts back into the same "
+                        "datagrams; needs Linux 6.2 or later, older kernels fall back by "
+                        "themselves)")
     d.add_argument("--burst", type=int, default=64, metavar="N",
                    help="packets per syscall batch and per gateway call (default 64)")
 
@@ -264,6 +270,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
                         raw_esp=not args.no_raw_esp, pcap=args.pcap, esp_keys=args.esp_keys,
                         pcap_limit=args.pcap_limit << 20 if args.pcap_limit else None,
                         io_threads=not args.no_io_threads, burst_io=not args.list_io,
+                        tun_gso=not args.no_tun_gso,
                         log=log, burst=args.burst, mtu=args.mtu, pfe_backend=args.backend,
                         nat_t=args.nat_t, duration=args.duration,
                         credentials=credentials, ca_certificates=cas)

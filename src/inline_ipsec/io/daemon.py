@@ -161,7 +161,7 @@ class Daemon:
                  credentials: Optional[dict] = None,
                  ca_certificates: Sequence[object] = (),
                  pcap_limit: Optional[int] = None, io_threads: bool = True,
-                 burst_io: bool = True) -> None:
+                 burst_io: bool = True, tun_gso: bool = True) -> None:
         self.credentials = credentials or {}
         self.ca_certificates = list(ca_certificates)
         self.config_path = config_path
@@ -201,7 +201,11 @@ class Daemon:
             addresses = external_addresses(self.gw.config)
             self.sockets = OuterSockets(addresses, ike_port=ike_port, natt_port=natt_port,
                                         raw_esp=raw_esp, burst=burst)
-            self.tun = Tun(tun, mtu=tun_mtu or max(576, mtu - 100))
+            # virtio-net headers on the TUN, for the burst path's segmentation-offload
+            # writes (tun.py); the list path only strips and adds them
+            vnet = (burst_io and tun_gso and self.pcap is None
+                    and BurstPath.usable(self.sockets.raw))
+            self.tun = Tun(tun, mtu=tun_mtu or max(576, mtu - 100), vnet_hdr=vnet)
             tun_addrs, routes = tunnel_routes(self.gw.config)
             self.tun_problems = self.tun.configure(tun_addrs, routes)
             self.ike = self._new_ike()
@@ -224,6 +228,7 @@ class Daemon:
             return None, "off (no raw ESP socket that takes whole packets)"
         v6 = next((lo.address for lo in self.sockets.locals if lo.version == 6), None)
         return BurstPath(self.gw, tun_fd=self.tun.fileno(), tun_mtu=self.tun.mtu,
+                         tun_vnet=self.tun.vnet_hdr,
                          raw=self.sockets.raw, local_v6=v6, size=self.burst,
                          send_list=self._to_peers, write_list=self._to_tun), ""
 
@@ -350,6 +355,9 @@ class Daemon:
             lines.append("data path I/O: TUN and raw ESP read into and written from the "
                          "bursts' slots in C (recvmmsg/sendmmsg); NAT-T and punted packets "
                          "as bytes")
+            lines.append("  TUN writes: " + (
+                "a run of one UDP flow's datagrams as one segmentation-offload write "
+                "(IFF_VNET_HDR)" if self.tun.vnet_hdr else "one per packet (--no-tun-gso)"))
         else:
             lines.append(f"data path I/O: packets as bytes; burst slots {self.fast_off}")
         if self.ike is not None and self.forced_encap():
