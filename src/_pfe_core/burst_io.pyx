@@ -9,13 +9,15 @@ descriptors in one call each, GIL released, no Python object per packet (io_ops.
   writes that the kernel cuts back into the same datagrams;
 - `recv_packets`: one recvmmsg(2) from a raw ESP socket (RFC 4303 over IP protocol 50), the
   IPv6 header rebuilt where the kernel strips it;
+- `recv_udp`: one recvmmsg(2) from a NAT-T UDP socket (RFC 3948), each datagram behind the
+  IP and UDP header it arrived with, rebuilt;
 - `count_packets`: how many slots a send of one IP version would take;
 - `send_packets`: the slots with a given verdict, of one IP version, whole, on a raw socket
   with IP_HDRINCL / IPV6_HDRINCL (sendmmsg(2)), to the destination each packet names.
 
 Each returns an `IoResult`: packets moved, refused, dropped on a full queue, truncated, and
 the errno that ended or last refused the call."""
-from libc.stdint cimport uint8_t, uint32_t, int32_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t
 from _pfe_core.pipeline cimport PipelineArrays
 
 cdef extern from "io_ops.h" nogil:
@@ -49,6 +51,8 @@ cdef extern from "io_ops.h" nogil:
                           int coalesce, io_result *r)
     void io_recv_packets(int fd, io_slots *s, size_t limit, uint32_t headroom,
                          const uint8_t *v6_local, io_result *r)
+    void io_recv_udp(int fd, io_slots *s, size_t limit, uint32_t headroom, int version,
+                     const uint8_t *local, uint16_t port, io_result *r)
     size_t io_count_packets(const io_slots *s, size_t n, uint8_t verdict, int version)
     void io_send_packets(int fd, int version, const io_slots *s, size_t n, uint8_t verdict,
                          io_result *r)
@@ -154,6 +158,31 @@ def recv_packets(PipelineArrays b not None, int fd, Py_ssize_t limit, uint32_t h
     r = io_result(0, 0, 0, 0, 0, 0, 0, 0, 0)
     with nogil:
         io_recv_packets(fd, &s, <size_t>limit, headroom, local, &r)
+    return _result(&r)
+
+
+def recv_udp(PipelineArrays b not None, int fd, Py_ssize_t limit, uint32_t headroom,
+             bytes local not None, int port) -> IoResult:
+    """One recvmmsg(2) of up to `limit` datagrams (at most MAX_BATCH) from the UDP socket
+    `fd`, bound to address `local` (4 or 16 bytes) and `port`, into slots 0..done-1 at
+    `headroom`: each behind an IPv4 or IPv6 header and a UDP header rebuilt from the sender's
+    address and port and the local ones (the UDP checksum left 0: the kernel checked it)."""
+    cdef io_slots s
+    cdef io_result r
+    cdef int version
+    cdef const uint8_t *addr
+    _slots(b, &s)
+    if limit < 0:
+        raise ValueError("negative limit")
+    if len(local) not in (4, 16):
+        raise ValueError("an IPv4 address has 4 bytes, an IPv6 address 16")
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range")
+    version = 4 if len(local) == 4 else 6
+    addr = <const uint8_t *><const char *>local
+    r = io_result(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    with nogil:
+        io_recv_udp(fd, &s, <size_t>limit, headroom, version, addr, <uint16_t>port, &r)
     return _result(&r)
 
 

@@ -427,6 +427,108 @@ static inline void io_recv_packets(int fd, io_slots *s, size_t limit, uint32_t h
     r->done = got;
 }
 
+/* One recvmmsg(2) from a UDP socket bound to `local` (4 or 16 bytes, by `version`) port
+ * `port` (RFC 3948 NAT-T: ESP in UDP, IKE behind the non-ESP marker, keepalives) into slots
+ * 0..limit-1 at `headroom`, each datagram behind the IP and UDP header it arrived with,
+ * rebuilt from the sender's address and port and the local ones (the data path classifies
+ * whole outer packets: RFC 3948 §2 demux, SPI lookup). The kernel has verified the UDP
+ * checksum; the rebuilt one is 0, the IPv4 header checksum is computed. A datagram longer
+ * than its slot is counted in `truncated` and its slot gets length 0 (dropped as malformed),
+ * as is one from another address family. */
+static inline void io_recv_udp(int fd, io_slots *s, size_t limit, uint32_t headroom,
+                               int version, const uint8_t *local, uint16_t port,
+                               io_result *r) {
+    struct mmsghdr msgs[IO_MAX_BATCH];
+    struct iovec iov[IO_MAX_BATCH];
+    struct sockaddr_in6 names[IO_MAX_BATCH];
+    uint32_t pre = version == 6 ? 48 : 28;
+    size_t i, cap;
+    int got;
+    if (limit > s->count)
+        limit = s->count;
+    if (limit > IO_MAX_BATCH)
+        limit = IO_MAX_BATCH;
+    if (limit == 0 || (version != 4 && version != 6)
+            || s->slot < (size_t)headroom + pre + IO_TAILROOM + 1) {
+        r->stop_errno = EINVAL;
+        return;
+    }
+    cap = s->slot - headroom - pre - IO_TAILROOM;
+    if (cap > 65535 - pre)
+        cap = 65535 - pre;
+    memset(msgs, 0, limit * sizeof(msgs[0]));
+    for (i = 0; i < limit; i++) {
+        iov[i].iov_base = s->data + i * s->slot + headroom + pre;
+        iov[i].iov_len = cap;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &names[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+    }
+    do {
+        got = recvmmsg(fd, msgs, (unsigned int)limit, MSG_DONTWAIT, NULL);
+        r->calls++;
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        r->stop_errno = errno;
+        return;
+    }
+    for (i = 0; i < (size_t)got; i++) {
+        uint32_t len = msgs[i].msg_len, ulen = len + 8;
+        uint8_t *p = s->data + i * s->slot + headroom, *u = p + pre - 8;
+        if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) || len > cap) {
+            r->truncated++;
+            io_set_slot(s, i, headroom, 0);
+            continue;
+        }
+        if (version == 4) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)&names[i];
+            uint16_t ck;
+            if (msgs[i].msg_hdr.msg_namelen < sizeof(struct sockaddr_in)
+                    || a->sin_family != AF_INET) {
+                io_set_slot(s, i, headroom, 0);
+                continue;
+            }
+            p[0] = 0x45;
+            p[1] = 0;
+            p[2] = (uint8_t)((ulen + 20) >> 8);
+            p[3] = (uint8_t)(ulen + 20);
+            p[4] = p[5] = p[6] = p[7] = 0;
+            p[8] = 64;
+            p[9] = IO_PROTO_UDP;
+            p[10] = p[11] = 0;
+            memcpy(p + 12, &a->sin_addr, 4);
+            memcpy(p + 16, local, 4);
+            ck = (uint16_t)~io_csum_fold(io_csum_add(0, p, 20));
+            p[10] = (uint8_t)(ck >> 8);
+            p[11] = (uint8_t)ck;
+            memcpy(u, &a->sin_port, 2);
+        } else {
+            if (msgs[i].msg_hdr.msg_namelen < sizeof(struct sockaddr_in6)
+                    || names[i].sin6_family != AF_INET6) {
+                io_set_slot(s, i, headroom, 0);
+                continue;
+            }
+            p[0] = 0x60;
+            p[1] = p[2] = p[3] = 0;
+            p[4] = (uint8_t)(ulen >> 8);
+            p[5] = (uint8_t)ulen;
+            p[6] = IO_PROTO_UDP;
+            p[7] = 64;
+            memcpy(p + 8, &names[i].sin6_addr, 16);
+            memcpy(p + 24, local, 16);
+            memcpy(u, &names[i].sin6_port, 2);
+        }
+        u[2] = (uint8_t)(port >> 8);
+        u[3] = (uint8_t)port;
+        u[4] = (uint8_t)(ulen >> 8);
+        u[5] = (uint8_t)ulen;
+        u[6] = u[7] = 0;
+        io_set_slot(s, i, headroom, len + pre);
+    }
+    r->done = got;
+}
+
 /* How many of slots 0..n-1 have verdict `verdict` and hold a packet of IP version `version`
  * (0: any): what a send on a family without a raw socket must leave to another path. */
 static inline size_t io_count_packets(const io_slots *s, size_t n, uint8_t verdict,

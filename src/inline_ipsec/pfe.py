@@ -22,7 +22,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess (test
 from _pfe_core import gcm as _pfe_gcm
 from _pfe_core.pipeline import ENGINE_CPU, Pipeline, PipelineArrays, Verdict, run_pair
 from _pfe_core.burst_io import (GSO_MAX_SEGS, VNET_HDR_LEN, IoResult, count_packets,
-                                read_packets, recv_packets, send_packets, write_packets)
+                                read_packets, recv_packets, recv_udp, send_packets,
+                                write_packets)
 from _pfe_core.table import DuplicateSpi, SaTable, TableFull, TableLock
 
 import dataclasses
@@ -44,7 +45,7 @@ __all__ = ["Pfe", "PFE_BACKENDS", "resolve_backend", "open_esp_gcm", "pfe_limita
            "PFE_MAX_SAS", "PFE_CIPHERS", "PFE_MAX_REPLAY_WINDOW", "Pipeline", "Verdict",
            "ENGINE_CPU", "new_pipeline", "pipeline_arrays", "run_pair", "IoResult",
            "read_packets", "write_packets", "recv_packets", "send_packets", "count_packets",
-           "VNET_HDR_LEN", "GSO_MAX_SEGS"]
+           "VNET_HDR_LEN", "GSO_MAX_SEGS", "recv_udp"]
 
 if {s.name: int(s) for s in _pfe_core.Status} != {s.name: int(s) for s in Status}:
     raise ImportError("the _pfe_core kernels and inline_ipsec.engine.Status disagree on the "

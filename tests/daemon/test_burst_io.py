@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from inline_ipsec import Burst
 from inline_ipsec.pfe import (Verdict, count_packets, pipeline_arrays, read_packets,
-                              recv_packets, send_packets, write_packets)
+                              recv_packets, recv_udp, send_packets, write_packets)
 
 HEAD = 128
 WIRE, DELIVER = int(Verdict.WIRE), int(Verdict.DELIVER)
@@ -214,3 +214,60 @@ def test_raw_receive_of_a_datagram_longer_than_a_slot_is_counted():
     assert small.length[0] == 0                     # the pipeline drops it as malformed
     tx.close()
     rx.close()
+
+
+@pytest.mark.parametrize("family,host", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_udp_receive_rebuilds_the_ip_and_udp_header(family, host):
+    """NAT-T datagrams (RFC 3948) behind the header they arrived with: the sender's address
+    and port, the local ones, lengths; an IPv4 header checksum that verifies."""
+    rx = socket.socket(family, socket.SOCK_DGRAM)
+    rx.bind((host, 0))
+    rx.setblocking(False)
+    tx = socket.socket(family, socket.SOCK_DGRAM)
+    tx.bind((host, 0))
+    port, sport = rx.getsockname()[1], tx.getsockname()[1]
+    sent = [struct.pack("!II", 0x1234, i) + bytes(i) for i in range(5)] + [b"\xff",
+                                                                           bytes(4) + b"ike"]
+    for d in sent:
+        tx.sendto(d, rx.getsockname()[:2])
+    burst = Burst(16, 2048, HEAD)
+    local = socket.inet_pton(family, host)
+    r = recv_udp(pipeline_arrays(burst), rx.fileno(), 16, HEAD, local, port)
+    assert r.done == len(sent) and r.calls == 1 and r.truncated == 0
+    burst.count = r.done
+    hl = 20 if family == socket.AF_INET else 40
+    for i, d in enumerate(sent):
+        p = burst.packet(i)
+        assert p[hl + 8:] == d
+        assert struct.unpack("!HHH", p[hl:hl + 6]) == (sport, port, 8 + len(d))
+        if hl == 20:
+            assert p[0] == 0x45 and p[9] == 17 and struct.unpack("!H", p[2:4])[0] == len(p)
+            assert p[12:16] == local and p[16:20] == local
+            words = struct.unpack("!10H", p[:20])
+            total = sum(words)
+            while total >> 16:
+                total = (total & 0xFFFF) + (total >> 16)
+            assert total == 0xFFFF
+        else:
+            assert p[0] >> 4 == 6 and p[6] == 17 and struct.unpack("!H", p[4:6])[0] == 8 + len(d)
+            assert p[8:24] == local and p[24:40] == local
+    with pytest.raises(ValueError):
+        recv_udp(pipeline_arrays(burst), rx.fileno(), 16, HEAD, b"abc", port)
+    rx.close()
+    tx.close()
+
+
+def test_udp_receive_of_a_datagram_longer_than_a_slot_is_counted():
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.setblocking(False)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.sendto(bytes(3000), rx.getsockname())
+    tx.sendto(bytes(100), rx.getsockname())
+    burst = Burst(4, 1024, HEAD)
+    r = recv_udp(pipeline_arrays(burst), rx.fileno(), 4, HEAD, bytes([127, 0, 0, 1]),
+                 rx.getsockname()[1])
+    assert r.done == 2 and r.truncated == 1
+    assert burst.length[0] == 0 and burst.length[1] == 128
+    rx.close()
+    tx.close()

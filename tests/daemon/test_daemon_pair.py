@@ -178,6 +178,25 @@ def test_nat_t_between_daemons(lab, tmp_path, how):
     assert sum(1 for x in lines if x[4] == "40001") >= 40, lines[:10]
 
 
+def test_nat_t_on_the_burst_slot_path(lab, tmp_path):
+    """Without a capture, what arrives on UDP 4500 is received into the bursts' slots in C
+    with its IP and UDP header rebuilt: ESP in UDP is decrypted there, and IKE behind the
+    non-ESP marker (IKE_AUTH and everything after the NAT was detected) reaches IKE."""
+    a, b = _pair(lab, tmp_path, junos_psk(4, "a"), junos_psk(4, "b"),
+                 a_extra=("--nat-t", "vpn-1"), capture=False)
+    try:
+        assert _up(a, b), a.output() + b.output()
+        assert " 4500 " in a.cli("show sec ipsec sa"), a.cli("show sec ipsec sa")
+        _traffic(lab)
+        for d in (a, b):
+            c = _burst_counts(d)
+            assert c["natt in"] >= 23 and c["tun written"] >= 23 and c["esp in"] == 0, c
+            assert c["esp out"] >= 23 and c["truncated"] == 0, c
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_operations_rekey_commit_clear_and_stop(lab, tmp_path):
     a, b = _pair(lab, tmp_path, junos_psk(4, "a"), junos_psk(4, "b"))
     try:

@@ -10,11 +10,15 @@ On a TUN with virtio-net headers (`tun_vnet`), `write_packets` sends each run of
 flow's decrypted datagrams as one segmentation-offload write: the kernel routes and forwards
 the run once and cuts it back into the same datagrams where they are delivered.
 
-It carries plain ESP, and ESP in UDP that the engines built, on raw sockets that take the
-whole outer header (IP_HDRINCL, IPV6_HDRINCL). What it cannot carry takes the list-of-bytes
-path (`daemon.DataPath`) with the same results: the packets the gateway punted to its Python
-path (CPU-path tunnels, ICMP errors, fragments), outer packets of a family without such a
-socket, datagrams on UDP 4500 (NAT-T, IKE), and everything while a capture (--pcap) runs.
+It sends plain ESP, and ESP in UDP that the engines built, on raw sockets that take the
+whole outer header (IP_HDRINCL, IPV6_HDRINCL). It receives plain ESP on the raw sockets and
+whatever arrives on the NAT-T ports (RFC 3948: ESP in UDP, IKE behind the non-ESP marker,
+keepalives), each datagram behind its IP and UDP header rebuilt in C; the gateway's pipeline
+tells them apart, and the IKE messages it punts are handed to IKE (`BurstOutput.ike`). What it
+cannot carry takes the list-of-bytes path (`daemon.DataPath`) with the same results: the
+packets the gateway punted to its Python path (CPU-path tunnels, ICMP errors, fragments),
+outer packets of a family without such a socket, and everything while a capture (--pcap)
+runs.
 
 Outer packets up to `MAX_OUTER` bytes fit a slot (raw sockets deliver reassembled packets); a
 longer one is dropped and counted (`truncated`), as an interface drops frames beyond its
@@ -28,7 +32,7 @@ from typing import Callable, Optional, Sequence
 from ..dataplane.gateway import NO_PUNTS, BurstOutput, Gateway
 from ..packet.burst import DEFAULT_HEADROOM, Burst
 from ..pfe import (IoResult, Verdict, count_packets, pipeline_arrays, read_packets,
-                   recv_packets, send_packets, write_packets)
+                   recv_packets, recv_udp, send_packets, write_packets)
 
 __all__ = ["BurstPath", "MAX_OUTER"]
 
@@ -47,6 +51,7 @@ class BurstPath:
     def __init__(self, gw: Gateway, *, tun_fd: int, tun_mtu: int, tun_vnet: bool = False,
                  raw: dict,
                  local_v6: Optional[str], size: int,
+                 natt: Sequence[tuple[int, bytes, int]] = (),
                  send_list: Callable[[list], object],
                  write_list: Callable[[list], object]) -> None:
         self.gw = gw
@@ -71,13 +76,16 @@ class BurstPath:
         #: raw sockets to receive from, by fd: the IP version
         self.raw_versions = {r.sock.fileno(): v for v, r in raw.items() if r.sock is not None}
         self.local_v6 = ipaddress.ip_address(local_v6).packed if local_v6 else bytes(16)
+        #: NAT-T UDP sockets, by fd: (local address packed, local port)
+        self.natt_fds = {fd: (packed, port) for fd, packed, port in natt}
         self.send_list = send_list
         self.write_list = write_list
         #: what this path moved and refused (`show daemon statistics`, OuterSockets.counts)
         self.counts = dict.fromkeys(("tun_read", "esp_in", "esp_out", "send_errors",
                                      "send_dropped", "tun_written", "tun_write_errors",
                                      "truncated", "syscalls", "list_path",
-                                     "tun_write_calls", "tun_coalesced", "tun_read_errors"), 0)
+                                     "tun_write_calls", "tun_coalesced", "tun_read_errors",
+                                     "natt_in"), 0)
 
     @staticmethod
     def usable(raw: dict) -> bool:
@@ -146,6 +154,17 @@ class BurstPath:
         c = self.counts
         c["syscalls"] += r.calls
         c["esp_in"] += r.done
+        c["truncated"] += r.truncated
+        self.in_burst.count = r.done
+        return r.done
+
+    def receive_udp(self, fd: int) -> int:
+        """One recvmmsg from the NAT-T socket `fd` into the inbound slots."""
+        local, port = self.natt_fds[fd]
+        r = recv_udp(self._in, fd, self.size, self.headroom, local, port)
+        c = self.counts
+        c["syscalls"] += r.calls
+        c["natt_in"] += r.done
         c["truncated"] += r.truncated
         self.in_burst.count = r.done
         return r.done

@@ -230,6 +230,8 @@ class Daemon:
         return BurstPath(self.gw, tun_fd=self.tun.fileno(), tun_mtu=self.tun.mtu,
                          tun_vnet=self.tun.vnet_hdr,
                          raw=self.sockets.raw, local_v6=v6, size=self.burst,
+                         natt=[(lo.natt.fileno(), lo.packed, lo.natt_port)
+                               for lo in self.sockets.locals],
                          send_list=self._to_peers, write_list=self._to_tun), ""
 
     # ------------------------------------------------------------------ IKE
@@ -353,8 +355,8 @@ class Daemon:
         lines += self.sockets.report()
         if self.fast is not None:
             lines.append("data path I/O: TUN and raw ESP read into and written from the "
-                         "bursts' slots in C (recvmmsg/sendmmsg); NAT-T and punted packets "
-                         "as bytes")
+                         "bursts' slots in C (recvmmsg/sendmmsg), NAT-T datagrams received "
+                         "into them too; punted packets as bytes")
             lines.append("  TUN writes: " + (
                 "a run of one UDP flow's datagrams as one segmentation-offload write "
                 "(IFF_VNET_HDR)" if self.tun.vnet_hdr else "one per packet (--no-tun-gso)"))
@@ -584,11 +586,14 @@ class Daemon:
             rest = []
             for sock in ready:
                 fd = sock.fileno()
-                if fd not in fast.raw_versions:
+                t0 = clock()
+                if fd in fast.raw_versions:
+                    n = fast.receive(fd)
+                elif fd in fast.natt_fds:
+                    n = fast.receive_udp(fd)
+                else:
                     rest.append(sock)
                     continue
-                t0 = clock()
-                n = fast.receive(fd)
                 t1 = clock()
                 t["recv"] += t1 - t0
                 if not n:
@@ -599,6 +604,10 @@ class Daemon:
                 t["decrypt"] += t2 - t1
                 fast.deliver(res)
                 t["tun_write"] += clock() - t2
+                if res.ike and self.ike is not None:   # UDP 4500 behind the non-ESP marker
+                    now = time.monotonic()
+                    for dgram in res.ike:
+                        self.ike.receive_from_data_path(dgram, now)
             if not rest:
                 return
             ready = rest
