@@ -356,6 +356,45 @@ static inline void io_write_packets(int fd, const io_slots *s, size_t n, uint8_t
     }
 }
 
+/* The receive half both socket readers share: one recvmmsg(2) of up to `limit` datagrams (at
+ * most IO_MAX_BATCH) into slots 0.., each at headroom + pre (room for a header written in front
+ * later), at most *cap bytes (set here: what a slot holds after IO_TAILROOM, at most
+ * 65535 - pre), with the sender's address in names[i]. Returns the datagrams received, or -1
+ * with r->stop_errno set (EINVAL: no slot, or slots too small). */
+static inline int io_recvmmsg(int fd, io_slots *s, size_t limit, uint32_t headroom,
+                              uint32_t pre, struct mmsghdr *msgs, struct iovec *iov,
+                              struct sockaddr_in6 *names, size_t *cap, io_result *r) {
+    size_t i;
+    int got;
+    if (limit > s->count)
+        limit = s->count;
+    if (limit > IO_MAX_BATCH)
+        limit = IO_MAX_BATCH;
+    if (limit == 0 || s->slot < (size_t)headroom + pre + IO_TAILROOM + 1) {
+        r->stop_errno = EINVAL;
+        return -1;
+    }
+    *cap = s->slot - headroom - pre - IO_TAILROOM;
+    if (*cap > 65535 - pre)
+        *cap = 65535 - pre;
+    memset(msgs, 0, limit * sizeof(msgs[0]));
+    for (i = 0; i < limit; i++) {
+        iov[i].iov_base = s->data + i * s->slot + headroom + pre;
+        iov[i].iov_len = *cap;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &names[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+    }
+    do {
+        got = recvmmsg(fd, msgs, (unsigned int)limit, MSG_DONTWAIT, NULL);
+        r->calls++;
+    } while (got < 0 && errno == EINTR);
+    if (got < 0)
+        r->stop_errno = errno;
+    return got;
+}
+
 /* One recvmmsg(2) from a raw ESP socket into slots 0..limit-1 at `headroom`. IPv4 raw sockets
  * deliver the whole IP packet. IPv6 raw sockets strip the IPv6 header (RFC 3542 §3): with
  * `v6_local` (16 bytes) the header is written back in front of the payload from the sender's
@@ -370,34 +409,9 @@ static inline void io_recv_packets(int fd, io_slots *s, size_t limit, uint32_t h
     uint32_t pre = v6_local != NULL ? 40 : 0;
     size_t i, cap;
     int got;
-    if (limit > s->count)
-        limit = s->count;
-    if (limit > IO_MAX_BATCH)
-        limit = IO_MAX_BATCH;
-    if (limit == 0 || s->slot < (size_t)headroom + pre + IO_TAILROOM + 1) {
-        r->stop_errno = EINVAL;
+    got = io_recvmmsg(fd, s, limit, headroom, pre, msgs, iov, names, &cap, r);
+    if (got < 0)
         return;
-    }
-    cap = s->slot - headroom - pre - IO_TAILROOM;
-    if (cap > 65535 - pre)
-        cap = 65535 - pre;
-    memset(msgs, 0, limit * sizeof(msgs[0]));
-    for (i = 0; i < limit; i++) {
-        iov[i].iov_base = s->data + i * s->slot + headroom + pre;
-        iov[i].iov_len = cap;
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &names[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
-    }
-    do {
-        got = recvmmsg(fd, msgs, (unsigned int)limit, MSG_DONTWAIT, NULL);
-        r->calls++;
-    } while (got < 0 && errno == EINTR);
-    if (got < 0) {
-        r->stop_errno = errno;
-        return;
-    }
     for (i = 0; i < (size_t)got; i++) {
         uint32_t len = msgs[i].msg_len;
         uint8_t *p = s->data + i * s->slot + headroom;
@@ -444,35 +458,13 @@ static inline void io_recv_udp(int fd, io_slots *s, size_t limit, uint32_t headr
     uint32_t pre = version == 6 ? 48 : 28;
     size_t i, cap;
     int got;
-    if (limit > s->count)
-        limit = s->count;
-    if (limit > IO_MAX_BATCH)
-        limit = IO_MAX_BATCH;
-    if (limit == 0 || (version != 4 && version != 6)
-            || s->slot < (size_t)headroom + pre + IO_TAILROOM + 1) {
+    if (version != 4 && version != 6) {
         r->stop_errno = EINVAL;
         return;
     }
-    cap = s->slot - headroom - pre - IO_TAILROOM;
-    if (cap > 65535 - pre)
-        cap = 65535 - pre;
-    memset(msgs, 0, limit * sizeof(msgs[0]));
-    for (i = 0; i < limit; i++) {
-        iov[i].iov_base = s->data + i * s->slot + headroom + pre;
-        iov[i].iov_len = cap;
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &names[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
-    }
-    do {
-        got = recvmmsg(fd, msgs, (unsigned int)limit, MSG_DONTWAIT, NULL);
-        r->calls++;
-    } while (got < 0 && errno == EINTR);
-    if (got < 0) {
-        r->stop_errno = errno;
+    got = io_recvmmsg(fd, s, limit, headroom, pre, msgs, iov, names, &cap, r);
+    if (got < 0)
         return;
-    }
     for (i = 0; i < (size_t)got; i++) {
         uint32_t len = msgs[i].msg_len, ulen = len + 8;
         uint8_t *p = s->data + i * s->slot + headroom, *u = p + pre - 8;
