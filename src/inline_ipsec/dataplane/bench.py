@@ -10,6 +10,9 @@ PFE, and the pipeline in one thread against two.
 
 Both keep `bursts` bursts and their pristine copies; a window restores them (untimed) and times
 one pass over all of them, so both sides of a ratio pay the same per-burst Python call cost.
+Only the burst calls are timed: whether every packet arrived is checked after the clock stops
+(`delivered`), as a forwarder hands its DELIVER slots on in C without looking at them from
+Python (checking them with numpy inside the window cost 15 ns per packet at 64 B).
 """
 from __future__ import annotations
 
@@ -72,14 +75,16 @@ class GatewayPairWorkload:
         for b, clean in zip(self.bursts, self.pristine):
             b.restore_from(clean)
 
-    def one_pass(self) -> int:
-        """Every burst through a then b; returns the packets delivered at b."""
+    def one_pass(self) -> None:
+        """Every burst through a then b."""
         a_out, b_in = self.a.outbound_burst, self.b.inbound_burst
         for b in self.bursts:
             a_out(b)
             b_in(b, _WIRE)
-        last = self.bursts[-1]
-        return int((last.verdict[:last.count] == _DELIVER).sum()) * len(self.bursts)
+
+    def delivered(self) -> int:
+        """The packets the last pass delivered at b."""
+        return sum(int((b.verdict[:b.count] == _DELIVER).sum()) for b in self.bursts)
 
     def window_ns(self, rounds: int = 1) -> float:
         """Nanoseconds per burst over `rounds` passes (each after an untimed restore)."""
@@ -105,13 +110,16 @@ class BarePfeWorkload:
         for b, clean in zip(self.bursts, self.pristine):
             b.restore_from(clean)
 
-    def one_pass(self) -> int:
+    def one_pass(self) -> None:
+        """Every burst encrypted, then decrypted."""
         enc, dec = self.pfe.encrypt_burst, self.pfe.decrypt_burst
-        good = 0
         for b in self.bursts:
             enc(b)
-            good = dec(b)
-        return good * len(self.bursts)
+            dec(b)
+
+    def delivered(self) -> int:
+        """The packets the last pass decrypted (OK status)."""
+        return sum(int((b.status[:b.count] == 0).sum()) for b in self.bursts)
 
     def window_ns(self, rounds: int = 1) -> float:
         """Nanoseconds per burst over `rounds` passes (each after an untimed restore)."""
@@ -125,6 +133,8 @@ def _timed(w, rounds: int) -> float:
         t0 = time.perf_counter_ns()
         w.one_pass()
         total += time.perf_counter_ns() - t0
+        if w.delivered() != w.packets_per_pass:
+            raise RuntimeError(f"{type(w).__name__}: packets lost in a timed pass")
     return total / (rounds * len(w.bursts))
 
 
@@ -199,7 +209,8 @@ def measure_pipeline(backend: Optional[str], size: int = 64, burst: int = 32,
     pair = GatewayPairWorkload(bits, size, burst, backend=backend)
     bare = BarePfeWorkload(bits, size, burst, backend=backend)
     pair.restore()
-    if pair.one_pass() != pair.packets_per_pass:
+    pair.one_pass()
+    if pair.delivered() != pair.packets_per_pass:
         raise RuntimeError("the end-to-end pipeline workload lost packets")
     paired = paired_windows(bare.window_ns, pair.window_ns, lambda: None, duration)
     return paired, sum(pair.sizes)
