@@ -871,6 +871,22 @@ cdef class PipelineArrays:
         return dropped
 
 
+cdef inline PipelineArrays _pipeline_view(burst):
+    """The burst's arrays as the pipeline takes them, viewed once and kept on the burst (as
+    `pfe.pipeline_arrays` does)."""
+    cdef PipelineArrays b = burst.pipeline_view
+    if b is None:
+        b = PipelineArrays(burst.data, burst.offset, burst.length, burst.sa, burst.status,
+                           burst.verdict, burst.tunnel)
+        burst.pipeline_view = b
+    return b
+
+
+def pipeline_view(burst) -> PipelineArrays:
+    """The burst's arrays as the pipeline takes them, viewed once and kept on the burst."""
+    return _pipeline_view(burst)
+
+
 cdef int _net(pl_net_t *out, object net) except -1:
     """(version, prefix length, packed address) -> pl_net_t, masked."""
     cdef int version = net[0]
@@ -909,6 +925,10 @@ cdef class Pipeline:
     cdef readonly list tables
     cdef readonly uint32_t max_routes
     cdef readonly uint32_t max_spis
+    # What the burst-object entry points return and call (`bind_punts`).
+    cdef object no_punts
+    cdef object outbound_punts
+    cdef object inbound_punts
 
     def __cinit__(self, tables, uint32_t max_tunnels=16384, uint32_t max_routes=65536,
                   uint32_t max_spis=65536, bint hairpin=True):
@@ -1231,6 +1251,14 @@ cdef class Pipeline:
     def outbound(self, PipelineArrays b not None, Py_ssize_t n, int select=-1) -> int:
         """Route and encrypt slots 0..n-1 in place; `verdict`, `status`, `sa` and `tunnel`
         are set per slot. Returns the number of punts."""
+        return self._outbound(b, n, select)
+
+    def inbound(self, PipelineArrays b not None, Py_ssize_t n, int select=-1,
+                bint count_received=True) -> int:
+        """Demux, decrypt, check and route slots 0..n-1 in place. Returns the punts."""
+        return self._inbound(b, n, select, count_received)
+
+    cdef Py_ssize_t _outbound(self, PipelineArrays b, Py_ssize_t n, int select) except -1:
         cdef Py_ssize_t punts
         b.check(n)
         if n == 0:
@@ -1241,9 +1269,8 @@ cdef class Pipeline:
                                 &b.tunnel[0], n, select)
         return punts
 
-    def inbound(self, PipelineArrays b not None, Py_ssize_t n, int select=-1,
-                bint count_received=True) -> int:
-        """Demux, decrypt, check and route slots 0..n-1 in place. Returns the punts."""
+    cdef Py_ssize_t _inbound(self, PipelineArrays b, Py_ssize_t n, int select,
+                             bint count_received) except -1:
         cdef Py_ssize_t punts
         b.check(n)
         if n == 0:
@@ -1253,6 +1280,36 @@ cdef class Pipeline:
                                &b.length[0], &b.sa[0], &b.status[0], &b.verdict[0],
                                &b.tunnel[0], n, select, count_received)
         return punts
+
+    # The burst-object entry points: a gateway binds these as its own `outbound_burst` and
+    # `inbound_burst`, so that a burst without punts costs one C call and no Python frame;
+    # only a burst with punts calls back into Python.
+    def bind_punts(self, no_punts, outbound_punts, inbound_punts) -> None:
+        """`no_punts` is returned for a burst without punts; `outbound_punts(burst, ingress)`
+        and `inbound_punts(burst)` handle one with punts and return what they produced."""
+        if not callable(outbound_punts) or not callable(inbound_punts):
+            raise TypeError("the punt handlers must be callable")
+        self.no_punts = no_punts
+        self.outbound_punts = outbound_punts
+        self.inbound_punts = inbound_punts
+
+    def outbound_burst(self, burst, int select=-1, ingress=None):
+        """Route and encrypt `burst.count` packets of a `Burst` in place (`outbound`);
+        returns `no_punts`, or what `outbound_punts` made of the punted packets."""
+        if self.outbound_punts is None:
+            raise RuntimeError("bind_punts was not called")
+        if self._outbound(_pipeline_view(burst), burst.count, select) == 0:
+            return self.no_punts
+        return self.outbound_punts(burst, ingress)
+
+    def inbound_burst(self, burst, int select=-1):
+        """Demux, decrypt, check and route `burst.count` packets of a `Burst` in place
+        (`inbound`); returns `no_punts`, or what `inbound_punts` made of the punts."""
+        if self.inbound_punts is None:
+            raise RuntimeError("bind_punts was not called")
+        if self._inbound(_pipeline_view(burst), burst.count, select, True) == 0:
+            return self.no_punts
+        return self.inbound_punts(burst)
 
 
 def run_pair(Pipeline a not None, Pipeline b not None, PipelineArrays arrays not None,

@@ -21,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess (test
     ) from exc
 from _pfe_core import gcm as _pfe_gcm
 from _pfe_core.pipeline import ENGINE_CPU, Pipeline, PipelineArrays, Verdict, run_pair
+from _pfe_core.pipeline import pipeline_view as _pipeline_view
 from _pfe_core.burst_io import (GSO_MAX_SEGS, VNET_HDR_LEN, IoResult, count_packets,
                                 read_packets, recv_packets, recv_udp, send_packets,
                                 write_packets)
@@ -279,13 +280,7 @@ def new_pipeline(pfes: "list[Pfe]", **kw: object) -> Pipeline:
 
 def pipeline_arrays(burst: Burst) -> PipelineArrays:
     """The burst's arrays as the pipeline takes them, viewed once and kept on the burst."""
-    arrays = burst.pipeline_view
-    if arrays is None:
-        arrays = PipelineArrays(burst.data, burst.offset, burst.length, burst.sa, burst.status,
-                                burst.verdict, burst.tunnel)
-        burst.pipeline_view = arrays
-    return arrays
-
+    return _pipeline_view(burst)
 
 
 def open_esp_gcm(key_material: bytes, esp_packet: bytes, esn_high: int | None = None) -> bytes:

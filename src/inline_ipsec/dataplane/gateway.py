@@ -279,6 +279,20 @@ class Gateway:
         # zones and policies are enforced on the Python path (`policy_path`): the C pipeline
         # has no policy stage, so with one configured every packet is punted
         self._python_path = self._forced_python or self.policy is not None
+        self._bind_burst_calls()
+
+    def _bind_burst_calls(self) -> None:
+        """On the C pipeline, `outbound_burst` and `inbound_burst` are the pipeline's own
+        burst-object calls (bound on the instance): a burst without punts then costs one C
+        call, no Python frame; punts come back through `_outbound_punted` /
+        `_inbound_punted`. On the Python path the methods below serve."""
+        if self._python_path:
+            self.__dict__.pop("outbound_burst", None)
+            self.__dict__.pop("inbound_burst", None)
+            return
+        self._pipeline.bind_punts(NO_PUNTS, self._outbound_punted, self._inbound_punted)
+        self.outbound_burst = self._pipeline.outbound_burst  # type: ignore[method-assign]
+        self.inbound_burst = self._pipeline.inbound_burst  # type: ignore[method-assign]
 
     def replace_config(self, config: Config) -> None:
         """Take a new configuration (a commit): its routes replace the old ones in the route
@@ -613,12 +627,7 @@ class Gateway:
         policy stage. A gateway is used by one thread at a time: the call takes no lock."""
         if self._python_path:
             return self._all_python(burst, select, inbound=False, ingress=ingress)
-        arrays = burst.pipeline_view or pipeline_arrays(burst)
-        if self._pipeline.outbound(arrays, burst.count, select):
-            res = BurstOutput()
-            self._slow_outbound(self._punted(burst), res)
-            return res
-        return NO_PUNTS
+        return self._pipeline.outbound_burst(burst, select, ingress)
 
     def inbound_burst(self, burst: Burst, select: int = -1) -> "BurstOutput":
         """Demultiplex, decrypt, check and route the outer packets of `burst` in place.
@@ -628,12 +637,19 @@ class Gateway:
         `select=Verdict.WIRE` to take a burst another gateway's `outbound_burst` just filled."""
         if self._python_path:
             return self._all_python(burst, select, inbound=True)
-        arrays = burst.pipeline_view or pipeline_arrays(burst)
-        if self._pipeline.inbound(arrays, burst.count, select):
-            res = BurstOutput()
-            self._inbound_punts(burst, res)
-            return res
-        return NO_PUNTS
+        return self._pipeline.inbound_burst(burst, select)
+
+    def _outbound_punted(self, burst: Burst, ingress: Optional[str]) -> "BurstOutput":
+        """The punted slots of an outbound burst, handled in Python."""
+        res = BurstOutput()
+        self._slow_outbound(self._punted(burst), res, ingress=ingress)
+        return res
+
+    def _inbound_punted(self, burst: Burst) -> "BurstOutput":
+        """The punted slots of an inbound burst, handled in Python."""
+        res = BurstOutput()
+        self._inbound_punts(burst, res)
+        return res
 
     def _all_python(self, burst: Burst, select: int, inbound: bool,
                     ingress: Optional[str] = None) -> "BurstOutput":
