@@ -19,3 +19,35 @@ def test_a_pass_that_loses_packets_is_an_error() -> None:
     w.pristine[1].data[3, w.pristine[1].offset[3]] = 0x50   # IP version 5: dropped at gateway a
     with pytest.raises(RuntimeError, match="packets lost"):
         w.window_ns()
+
+
+def test_thread_scaling_is_the_median_of_alternating_rounds() -> None:
+    from inline_ipsec.perf.measure import scaling_rounds
+    calls = []
+    # one thread: 100 packets/s in every round; two threads: 150, 190, 180 in turn
+    two = iter([150.0, 190.0, 180.0])
+
+    def run(n: int, seconds: float):
+        calls.append(n)
+        return (100.0, [100]) if n == 1 else (next(two), [90, 90])
+
+    sc = scaling_rounds(run, 2, 3, 0.01)
+    assert calls == [1, 2, 1, 2, 1, 2]          # alternating, one thread first
+    assert sc.ratios == [1.5, 1.9, 1.8]
+    assert sc.summary().ratio == 1.8
+    assert sc.median_round() == 2
+    with pytest.raises(ValueError):
+        scaling_rounds(run, 2, 0, 0.01)
+
+
+def test_the_pipeline_thread_figure_reports_its_rounds() -> None:
+    from inline_ipsec.perf.report import table
+    from inline_ipsec.perf.suite import BenchConfig, BenchResult, _measure_pipeline, machine
+    cfg = BenchConfig(sizes=(64,), threads=2, duration=0.05)
+    fig = _measure_pipeline("pipeline-threads", "openssl", 64, cfg)
+    assert len(fig.samples) == 5 and fig.ratio_low <= fig.ratio <= fig.ratio_high
+    assert round(fig.ratio, 4) == sorted(fig.samples)[2]
+    result = BenchResult(config={"burst": 32, "duration": 0.05}, machine=machine(),
+                         version="", started="",
+                         figures=[fig], seconds=0.0)
+    assert "median of 5 rounds" in table(result)

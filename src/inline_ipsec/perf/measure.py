@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-__all__ = ["CONFIDENCE", "Paired", "RatioSummary", "median_interval", "paired_windows",
-           "summarize"]
+__all__ = ["CONFIDENCE", "Paired", "RatioSummary", "Scaling", "median_interval",
+           "paired_windows", "scaling_rounds", "summarize"]
 
 #: Confidence of the interval around each figure's median ratio.
 CONFIDENCE = 0.99
@@ -110,4 +110,43 @@ def paired_windows(reference: Callable[[int], float], engine: Callable[[], float
             r = reference(rounds)
         out.reference_ns.append(r)
         out.engine_ns.append(e)
+    return out
+
+
+@dataclass
+class Scaling:
+    """Thread scaling measured in alternating rounds: per round, one thread for a while, then
+    N threads for as long. Each round gives one ratio (N threads' packets/s over one's), so a
+    moment of load elsewhere moves one round's ratio, not the median."""
+
+    single_pps: list[float]
+    multi_pps: list[float]
+    per_thread: list[list[int]]      # per round: packets of each of the N threads
+
+    @property
+    def ratios(self) -> list[float]:
+        return [m / s for s, m in zip(self.single_pps, self.multi_pps)]
+
+    def summary(self, confidence: float = CONFIDENCE) -> RatioSummary:
+        return summarize(self.ratios, confidence)
+
+    def median_round(self) -> int:
+        """The round whose ratio is the median (the lower middle one for an even count)."""
+        order = sorted(range(len(self.ratios)), key=self.ratios.__getitem__)
+        return order[(len(order) - 1) // 2]
+
+
+def scaling_rounds(run: Callable[[int, float], tuple[float, list[int]]], threads: int,
+                   rounds: int, duration: float) -> Scaling:
+    """`run(n, seconds)` -> (packets/s, packets per thread) with n threads; `rounds` rounds of
+    one thread then `threads` threads, `duration` seconds each."""
+    if rounds < 1 or threads < 1:
+        raise ValueError("need at least one round and one thread")
+    out = Scaling([], [], [])
+    for _ in range(rounds):
+        single, _ = run(1, duration)
+        multi, per = run(threads, duration)
+        out.single_pps.append(single)
+        out.multi_pps.append(multi)
+        out.per_thread.append(per)
     return out

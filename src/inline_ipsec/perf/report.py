@@ -44,11 +44,11 @@ def table(result: BenchResult) -> str:
         if f.path == "pipeline-threads":
             lines.append(f"\n{f.threads} gateway pairs in {f.threads} threads ({f.backend}, "
                          f"{f.size} B, bursts of {f.burst}): {f.pps:,.0f} packets/s, "
-                         f"{f.ratio:.2f}x one thread")
+                         f"{f.ratio:.2f}x one thread{_rounds(f)}")
         if f.path == "pfe-threads":
             lines.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.cipher}, "
                          f"{f.size} B, encrypt+decrypt): {f.pps:,.0f} packets/s, "
-                         f"{f.ratio:.2f}x one thread, scaling efficiency "
+                         f"{f.ratio:.2f}x one thread{_rounds(f)}, scaling efficiency "
                          f"{f.efficiency * 100:.0f}%"
                          + (f"; GIL held {f.gil_held * 100:.1f}% of a thread's time, which "
                             f"allows {f.gil_bound:.2f}x on free cores"
@@ -56,6 +56,14 @@ def table(result: BenchResult) -> str:
             for k, pps in enumerate(f.per_thread or []):
                 lines.append(f"  Anchorship: Thread {k}: {pps:,} packets/s (its own PFE and tunnel)")
     return "\n".join(lines)
+
+
+def _rounds(f) -> str:
+    """A thread figure's rounds: ' (median of 5 rounds: 1.71-1.93)', or '' without them."""
+    if not f.samples:
+        return ""
+    return (f" (median of {len(f.samples)} rounds: {min(f.samples):.2f}-"
+            f"{max(f.samples):.2f})")
 
 
 def markdown(result: BenchResult) -> str:
@@ -79,10 +87,11 @@ def markdown(result: BenchResult) -> str:
         if f.path == "pipeline-threads":
             out.append(f"\n{f.threads} gateway pairs in {f.threads} threads ({f.backend}, "
                        f"{f.size} B, bursts of {f.burst}): {f.pps:,.0f} packets/s = "
-                       f"{f.ratio:.2f}× one thread.")
+                       f"{f.ratio:.2f}× one thread{_rounds(f)}.")
         if f.path == "pfe-threads":
             out.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.size} B, "
-                       f"encrypt+decrypt): {f.pps:,.0f} packets/s = {f.ratio:.2f}× one thread "
+                       f"encrypt+decrypt): {f.pps:,.0f} packets/s = {f.ratio:.2f}× one thread"
+                       f"{_rounds(f)} "
                        f"(scaling efficiency {f.efficiency * 100:.0f}%)"
                        + (f"; the GIL is held {f.gil_held * 100:.1f}% of a thread's time, "
                           f"which allows {f.gil_bound:.2f}× on free cores"

@@ -26,7 +26,7 @@ from ..benchmark import (
     packet_sizes,
 )
 from ..pfe import PFE_BACKENDS
-from .measure import CONFIDENCE, MIN_PAIRS, Paired, paired_windows
+from .measure import CONFIDENCE, MIN_PAIRS, Paired, paired_windows, scaling_rounds
 
 ALL_SIZES: tuple = (64, 128, 256, 512, 1024, 1400, IMIX)
 SCHEMA = "inline-ipsec-bench/2"
@@ -319,21 +319,42 @@ def run_suite(cfg: BenchConfig,
     return result
 
 
+#: Alternating rounds (one thread, then N) per thread figure; its ratio is their median.
+THREAD_ROUNDS = 5
+
+
+def _thread_figure(path: str, backend: str, cipher: str, size, cfg: BenchConfig,
+                   run: Callable[[int, float], tuple[float, list[int]]],
+                   inner: int = 0) -> tuple[Figure, float]:
+    """A thread figure from `THREAD_ROUNDS` alternating rounds (`measure.scaling_rounds`);
+    also returns the median one-thread packets/s."""
+    seconds = max(cfg.duration * 4, 1.0) / THREAD_ROUNDS
+    sc = scaling_rounds(run, cfg.threads, THREAD_ROUNDS, seconds)
+    summary = sc.summary()
+    k = sc.median_round()
+    multi = sc.multi_pps[k]
+    fig = Figure(path, backend, cipher, "both", size, cfg.burst, multi,
+                 multi * inner * 8 / 1e9 if inner else 0.0, THREAD_ROUNDS,
+                 ratio=summary.ratio, threads=cfg.threads,
+                 efficiency=summary.ratio / cfg.threads,
+                 per_thread=[round(n / seconds) for n in sc.per_thread[k]],
+                 ratio_low=summary.low, ratio_high=summary.high,
+                 samples=[round(r, 4) for r in sc.ratios])
+    return fig, statistics.median(sc.single_pps)
+
+
 def _measure_thread_scaling(cfg: BenchConfig, backend: str, bits: int, size) -> Figure:
     burst = cfg.burst   # the GIL is released for each whole burst; held only between them
-    duration = max(cfg.duration * 4, 1.0)
-    single, _ = measure_threads(1, backend, bits, size, burst, duration)
-    t0 = time.perf_counter()
-    multi, per_thread = measure_threads(cfg.threads, backend, bits, size, burst, duration)
-    elapsed = time.perf_counter() - t0
+
+    def run(n: int, seconds: float) -> tuple[float, list[int]]:
+        return measure_threads(n, backend, bits, size, burst, seconds)
+
     inner = sum(PfeWorkload(bits, size, 1).sizes) if size != IMIX else 0
-    held = gil_held_share(backend, bits, size, burst, single, duration / 2)
-    fig = Figure("pfe-threads", backend, f"aes-gcm-{bits}", "both", size, burst, multi,
-                 multi * inner * 8 / 1e9 if inner else 0.0, len(per_thread),
-                 ratio=multi / single, threads=cfg.threads,
-                 efficiency=multi / (cfg.threads * single),
-                 per_thread=[round(n / elapsed) for n in per_thread],
-                 gil_held=held, gil_bound=1.0 / (held + (1.0 - held) / cfg.threads))
+    fig, single = _thread_figure("pfe-threads", backend, f"aes-gcm-{bits}", size, cfg, run,
+                                 inner)
+    held = gil_held_share(backend, bits, size, burst, single, max(cfg.duration * 2, 0.5))
+    fig.gil_held = held
+    fig.gil_bound = 1.0 / (held + (1.0 - held) / cfg.threads)
     return fig
 
 
@@ -347,13 +368,11 @@ def _measure_pipeline(path: str, backend: str, size, cfg: BenchConfig) -> Figure
         paired, inner = measure_pipeline(backend, size, cfg.burst, max(cfg.duration * 4, 1.0))
         return make_figure("pipeline", backend, 256, "both", size, cfg.burst,
                            paired.engine_ns, inner, paired)
-    duration = max(cfg.duration * 4, 1.0)
-    single, _ = thread_scaling(1, duration, 256, size, cfg.burst, backend)
-    multi, per_thread = thread_scaling(cfg.threads, duration, 256, size, cfg.burst, backend)
-    return Figure("pipeline-threads", backend, "aes-gcm-256", "both", size, cfg.burst, multi,
-                  0.0, len(per_thread), ratio=multi / single, threads=cfg.threads,
-                  efficiency=multi / (cfg.threads * single),
-                  per_thread=[round(n / duration) for n in per_thread])
+
+    def run(n: int, seconds: float) -> tuple[float, list[int]]:
+        return thread_scaling(n, seconds, 256, size, cfg.burst, backend)
+
+    return _thread_figure("pipeline-threads", backend, "aes-gcm-256", size, cfg, run)[0]
 
 
 def gil_held_share(backend: str, bits: int, size, burst: int, single_pps: float,
