@@ -40,7 +40,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_table_t
-from _pfe_core.table cimport SaTable, pfe_lock, pfe_unlock
+from _pfe_core.table cimport SaTable, pfe_lock, pfe_unlock, gil_handoff_enter, gil_handoff_leave
 from _pfe_core.counters cimport (
     gateway_counters_t, tunnel_counters_t, gateway_counters_dict, tunnel_counters_dict,
     gateway_counters_layout, tunnel_counters_layout,
@@ -1264,9 +1264,11 @@ cdef class Pipeline:
         if n == 0:
             return 0
         with nogil:
+            gil_handoff_enter()
             punts = pl_outbound(&self.p, &b.data[0, 0], b.data.shape[1], &b.offset[0],
                                 &b.length[0], &b.sa[0], &b.status[0], &b.verdict[0],
                                 &b.tunnel[0], n, select)
+            gil_handoff_leave()
         return punts
 
     cdef Py_ssize_t _inbound(self, PipelineArrays b, Py_ssize_t n, int select,
@@ -1276,9 +1278,11 @@ cdef class Pipeline:
         if n == 0:
             return 0
         with nogil:
+            gil_handoff_enter()
             punts = pl_inbound(&self.p, &b.data[0, 0], b.data.shape[1], &b.offset[0],
                                &b.length[0], &b.sa[0], &b.status[0], &b.verdict[0],
                                &b.tunnel[0], n, select, count_received)
+            gil_handoff_leave()
         return punts
 
     # The burst-object entry points: a gateway binds these as its own `outbound_burst` and
@@ -1322,10 +1326,12 @@ def run_pair(Pipeline a not None, Pipeline b not None, PipelineArrays arrays not
     if n == 0:
         return (0, 0)
     with nogil:
+        gil_handoff_enter()
         pa = pl_outbound(&a.p, &arrays.data[0, 0], arrays.data.shape[1], &arrays.offset[0],
                          &arrays.length[0], &arrays.sa[0], &arrays.status[0],
                          &arrays.verdict[0], &arrays.tunnel[0], n, -1)
         pb = pl_inbound(&b.p, &arrays.data[0, 0], arrays.data.shape[1], &arrays.offset[0],
                         &arrays.length[0], &arrays.sa[0], &arrays.status[0],
                         &arrays.verdict[0], &arrays.tunnel[0], n, WIRE, True)
+        gil_handoff_leave()
     return (pa, pb)

@@ -24,6 +24,12 @@ cdef extern from *:
     void pfe_unlock(int *word) nogil
 
 
+# Bursts of several threads hand the GIL over without sleeping on it (gil_handoff.h): called
+# first and last inside every burst call's GIL-free section.
+cdef void gil_handoff_enter() noexcept nogil
+cdef void gil_handoff_leave() noexcept nogil
+
+
 cdef class TableLock:
     cdef int word
 

@@ -1,0 +1,51 @@
+"""Burst calls of several threads hand the GIL over without sleeping on it (gil_handoff.h):
+the hand-over changes when a thread takes the GIL back, never what a burst computes, and
+every thread gives its slot back when it ends."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from _pfe_core import table
+
+from inline_ipsec.benchmark import PfeWorkload
+from inline_ipsec.perf.suite import measure_threads
+
+
+@pytest.fixture
+def handoff():
+    before = table.gil_handoff()
+    yield
+    table.set_gil_handoff(before)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_threads_deliver_every_packet_either_way(handoff, on: bool) -> None:
+    table.set_gil_handoff(on)
+    assert table.gil_handoff() is on
+    pps, counts = measure_threads(2, "openssl", 128, 64, 8, 0.2)
+    assert pps > 0 and all(n > 0 and n % 16 == 0 for n in counts)
+
+
+def test_each_thread_returns_its_slot(handoff) -> None:
+    table.set_gil_handoff(True)
+    w = PfeWorkload(128, 64, 4, name="slots")
+    enc, dec, out = w.pfe.encrypt_burst, w.pfe.decrypt_burst, w.out
+    results = []
+
+    def one_burst() -> None:
+        w.burst.sa.fill(out)
+        results.append((enc(w.burst), dec(w.burst)))
+
+    before, slots = table.gil_handoff_threads()     # other tests' live threads may hold some
+    for _ in range(slots + 20):             # more threads than slots, one after another
+        t = threading.Thread(target=one_burst)
+        t.start()
+        t.join()
+    assert results == [(4, 4)] * (slots + 20)
+    # A thread gives its slot back as the OS thread ends, a moment after join() returns.
+    deadline = time.monotonic() + 5
+    while table.gil_handoff_threads()[0] > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert table.gil_handoff_threads()[0] <= before     # every thread gave its slot back
