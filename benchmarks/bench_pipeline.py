@@ -7,8 +7,8 @@ against one (dataplane/bench.py, the workloads `inline-ipsec bench --e2e` measur
     decrypting the same packets, in interleaved windows (`perf.measure.paired_windows`).
     Target >= 0.60.
   - threads: one gateway pair per thread, bursts of 32; 2 threads over 1. Target >= 1.85x
-    on an idle machine with two free cores (reported, not asserted: it measures the machine
-    as much as the code).
+    on two free cores (reported, not asserted: with short bursts it moves between runs;
+    docs/performance.md, "Threads and the GIL").
 Run: python -m pytest benchmarks/bench_pipeline.py --benchmark-only"""
 from __future__ import annotations
 
