@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from _pfe_core.calibrate import RawBursts, RawGcm
+from _pfe_core.calibrate import RawBursts, RawGcm, core_round_trip_ns
 
 from .packet.burst import DEFAULT_HEADROOM, Burst
 from .pfe import Pfe

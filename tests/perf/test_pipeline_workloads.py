@@ -51,3 +51,21 @@ def test_the_pipeline_thread_figure_reports_its_rounds() -> None:
                          version="", started="",
                          figures=[fig], seconds=0.0)
     assert "median of 5 rounds" in table(result)
+    assert fig.core_rtt_ns is None or fig.core_rtt_ns > 0
+
+
+def test_the_core_round_trip_is_measured_or_refused() -> None:
+    import os
+
+    from inline_ipsec.benchmark import core_round_trip_ns
+    with pytest.raises(ValueError):
+        core_round_trip_ns(0)
+    if len(os.sched_getaffinity(0)) < 2:
+        with pytest.raises(TimeoutError):
+            core_round_trip_ns(1000)
+    else:
+        try:
+            ns = core_round_trip_ns(1000)
+        except TimeoutError:            # the other core was busy for a whole second
+            pytest.skip("no free second core right now")
+        assert 1 < ns < 1_000_000

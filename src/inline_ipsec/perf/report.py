@@ -62,8 +62,10 @@ def _rounds(f) -> str:
     """A thread figure's rounds: ' (median of 5 rounds: 1.71-1.93)', or '' without them."""
     if not f.samples:
         return ""
+    rtt = (f"; cache-line round trip between the cores {f.core_rtt_ns:.0f} ns"
+           if f.core_rtt_ns else "")
     return (f" (median of {len(f.samples)} rounds: {min(f.samples):.2f}-"
-            f"{max(f.samples):.2f})")
+            f"{max(f.samples):.2f}{rtt})")
 
 
 def markdown(result: BenchResult) -> str:

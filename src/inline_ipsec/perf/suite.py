@@ -22,6 +22,7 @@ from ..benchmark import (
     EngineBursts,
     PfeWorkload,
     RawReference,
+    core_round_trip_ns,
     machine,
     packet_sizes,
 )
@@ -114,6 +115,7 @@ class Figure:
     samples: Optional[list] = None       # ratio per pair of windows
     gil_held: Optional[float] = None     # thread figures: share of a thread's time with the GIL
     gil_bound: Optional[float] = None    # thread figures: the speed-up the GIL allows on free cores
+    core_rtt_ns: Optional[float] = None  # thread figures: cache-line round trip between cores
 
     @property
     def key(self) -> str:
@@ -329,7 +331,17 @@ def _thread_figure(path: str, backend: str, cipher: str, size, cfg: BenchConfig,
     """A thread figure from `THREAD_ROUNDS` alternating rounds (`measure.scaling_rounds`);
     also returns the median one-thread packets/s."""
     seconds = max(cfg.duration * 4, 1.0) / THREAD_ROUNDS
-    sc = scaling_rounds(run, cfg.threads, THREAD_ROUNDS, seconds)
+    rtts: list[float] = []
+
+    def timed_run(n: int, secs: float) -> tuple[float, list[int]]:
+        if n > 1:                   # where the host put the cores, just before the N threads
+            try:
+                rtts.append(core_round_trip_ns())
+            except (OSError, TimeoutError):
+                pass
+        return run(n, secs)
+
+    sc = scaling_rounds(timed_run, cfg.threads, THREAD_ROUNDS, seconds)
     summary = sc.summary()
     k = sc.median_round()
     multi = sc.multi_pps[k]
@@ -339,7 +351,8 @@ def _thread_figure(path: str, backend: str, cipher: str, size, cfg: BenchConfig,
                  efficiency=summary.ratio / cfg.threads,
                  per_thread=[round(n / seconds) for n in sc.per_thread[k]],
                  ratio_low=summary.low, ratio_high=summary.high,
-                 samples=[round(r, 4) for r in sc.ratios])
+                 samples=[round(r, 4) for r in sc.ratios],
+                 core_rtt_ns=round(statistics.median(rtts), 1) if rtts else None)
     return fig, statistics.median(sc.single_pps)
 
 
