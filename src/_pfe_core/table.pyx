@@ -483,7 +483,6 @@ cdef extern from "gil_handoff.h" nogil:
     int HANDOFF_SLOTS
 
 
-
 cdef void gil_handoff_enter() noexcept nogil:
     handoff_enter()
 
