@@ -40,7 +40,9 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_table_t
-from _pfe_core.table cimport SaTable, pfe_lock, pfe_unlock, gil_handoff_enter, gil_handoff_leave
+from _pfe_core.table cimport (
+    SaTable, pfe_lock, pfe_unlock, gil_handoff_enter, gil_handoff_leave, burst_keeps_gil,
+)
 from _pfe_core.counters cimport (
     gateway_counters_t, tunnel_counters_t, gateway_counters_dict, tunnel_counters_dict,
     gateway_counters_layout, tunnel_counters_layout,
@@ -1263,6 +1265,10 @@ cdef class Pipeline:
         b.check(n)
         if n == 0:
             return 0
+        if burst_keeps_gil():
+            return pl_outbound(&self.p, &b.data[0, 0], b.data.shape[1], &b.offset[0],
+                               &b.length[0], &b.sa[0], &b.status[0], &b.verdict[0],
+                               &b.tunnel[0], n, select)
         with nogil:
             gil_handoff_enter()
             punts = pl_outbound(&self.p, &b.data[0, 0], b.data.shape[1], &b.offset[0],
@@ -1277,6 +1283,10 @@ cdef class Pipeline:
         b.check(n)
         if n == 0:
             return 0
+        if burst_keeps_gil():
+            return pl_inbound(&self.p, &b.data[0, 0], b.data.shape[1], &b.offset[0],
+                              &b.length[0], &b.sa[0], &b.status[0], &b.verdict[0],
+                              &b.tunnel[0], n, select, count_received)
         with nogil:
             gil_handoff_enter()
             punts = pl_inbound(&self.p, &b.data[0, 0], b.data.shape[1], &b.offset[0],
@@ -1325,13 +1335,21 @@ def run_pair(Pipeline a not None, Pipeline b not None, PipelineArrays arrays not
     arrays.check(n)
     if n == 0:
         return (0, 0)
+    if burst_keeps_gil():
+        _pair(&a.p, &b.p, arrays, n, &pa, &pb)
+        return (pa, pb)
     with nogil:
         gil_handoff_enter()
-        pa = pl_outbound(&a.p, &arrays.data[0, 0], arrays.data.shape[1], &arrays.offset[0],
-                         &arrays.length[0], &arrays.sa[0], &arrays.status[0],
-                         &arrays.verdict[0], &arrays.tunnel[0], n, -1)
-        pb = pl_inbound(&b.p, &arrays.data[0, 0], arrays.data.shape[1], &arrays.offset[0],
-                        &arrays.length[0], &arrays.sa[0], &arrays.status[0],
-                        &arrays.verdict[0], &arrays.tunnel[0], n, WIRE, True)
+        _pair(&a.p, &b.p, arrays, n, &pa, &pb)
         gil_handoff_leave()
     return (pa, pb)
+
+
+cdef inline void _pair(pipeline_t *a, pipeline_t *b, PipelineArrays arrays, Py_ssize_t n,
+                       Py_ssize_t *pa, Py_ssize_t *pb) noexcept nogil:
+    pa[0] = pl_outbound(a, &arrays.data[0, 0], arrays.data.shape[1], &arrays.offset[0],
+                        &arrays.length[0], &arrays.sa[0], &arrays.status[0],
+                        &arrays.verdict[0], &arrays.tunnel[0], n, -1)
+    pb[0] = pl_inbound(b, &arrays.data[0, 0], arrays.data.shape[1], &arrays.offset[0],
+                       &arrays.length[0], &arrays.sa[0], &arrays.status[0],
+                       &arrays.verdict[0], &arrays.tunnel[0], n, WIRE, True)

@@ -29,6 +29,11 @@ cdef extern from *:
 cdef void gil_handoff_enter() noexcept nogil
 cdef void gil_handoff_leave() noexcept nogil
 
+# Whether a burst called now keeps the GIL for its C work: only when the calling thread is the
+# process's only Python thread, so that releasing the GIL could let no one else run (table.pyx).
+# Called with the GIL held.
+cdef bint burst_keeps_gil() noexcept
+
 
 cdef class TableLock:
     cdef int word

@@ -49,3 +49,41 @@ def test_each_thread_returns_its_slot(handoff) -> None:
     while table.gil_handoff_threads()[0] > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert table.gil_handoff_threads()[0] <= before     # every thread gave its slot back
+
+
+_ALONE = r"""
+import threading
+from _pfe_core import table
+from inline_ipsec.benchmark import PfeWorkload
+
+w = PfeWorkload(128, 64, 4, name="alone")
+w.burst.sa.fill(w.out)
+seen = [table.burst_releases_gil(), w.pfe.encrypt_burst(w.burst), w.pfe.decrypt_burst(w.burst)]
+stop = threading.Event()
+t = threading.Thread(target=stop.wait)
+t.start()
+w.burst.sa.fill(w.out)
+seen += [table.burst_releases_gil(), w.pfe.encrypt_burst(w.burst), w.pfe.decrypt_burst(w.burst)]
+stop.set()
+t.join()
+import time                 # the thread unlists itself as it ends, by join() or a moment after
+deadline = time.monotonic() + 5
+while table.burst_releases_gil() and time.monotonic() < deadline:
+    time.sleep(0.01)
+seen.append(table.burst_releases_gil())
+table.set_keep_gil_alone(False)
+seen.append(table.burst_releases_gil())
+print(seen)
+"""
+
+
+def test_a_thread_alone_keeps_the_gil_and_releases_it_once_another_exists() -> None:
+    """A burst of the process's only Python thread keeps the GIL (nobody could use it); once a
+    second thread exists, bursts release it again, and the switch can be turned off. Run in a
+    fresh interpreter: pytest's own process may have threads of earlier tests alive."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _ALONE], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "[False, 4, 4, True, 4, 4, False, True]"
