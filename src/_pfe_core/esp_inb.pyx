@@ -3,9 +3,10 @@
 
 Per packet: bound-check the outer header (every length read is checked before use), demux
 NAT-T, look the SPI up, check the anti-replay window (read-only), open with AES-GCM, check the
-window again and advance it, then verify the trailer. A burst runs these steps as three passes
-over chunks of packets (before the crypto, the crypto, after it). The slot's offset/length then describe
-the inner packet; `sa_index` says which inbound SA opened it (-1 if none)."""
+window again and advance it, then verify the trailer. A burst runs these steps as two passes
+over chunks of packets (before the crypto; then per packet the crypto and what follows it).
+The slot's offset/length then describe the inner packet; `sa_index` says which inbound SA
+opened it (-1 if none)."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
@@ -315,17 +316,16 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
                                   uint8_t *status, Py_ssize_t n) noexcept nogil:
     """Decrypt `n` slots; one status per slot; returns how many are OK.
 
-    In chunks of INB_CHUNK packets and three passes, as DPDK's and VPP's ESP nodes do: every
-    packet's checks before the crypto, then the crypto of all of them back to back (its code
-    and branch history stay hot), then every packet's checks after it, in packet order (the
-    window advances in that order)."""
+    In chunks of INB_CHUNK packets and two passes, as DPDK's and VPP's ESP nodes do: every
+    packet's checks before the crypto (their nonce and AAD stores are then long done when the
+    library reads them), then per packet, in packet order (the window advances in that order),
+    the open and the checks after it, while the packet's lines are still in L1."""
     cdef Py_ssize_t base, i, m, good = 0
     cdef Status st
     cdef inb_work_t w[INB_CHUNK]
     cdef spi_cache_t cache
     cache.spi = 0
     cache.idx = -1
-    cdef int rc[INB_CHUNK]
     base = 0
     while base < n:
         m = n - base if n - base < INB_CHUNK else INB_CHUNK
@@ -335,11 +335,8 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
                                                &sa_index[base + i], &w[i], &cache)
         for i in range(m):
             if status[base + i] == OK:
-                rc[i] = decrypt_open(t, &w[i])
-        for i in range(m):
-            if status[base + i] == OK:
                 st = decrypt_finish(data + (base + i) * slot_size, &offset[base + i],
-                                    &length[base + i], &w[i], rc[i])
+                                    &length[base + i], &w[i], decrypt_open(t, &w[i]))
                 status[base + i] = st
                 if st == OK:
                     good += 1

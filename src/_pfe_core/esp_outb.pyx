@@ -274,9 +274,10 @@ cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
                                   uint8_t *status, Py_ssize_t n) noexcept nogil:
     """Encrypt `n` slots; one status per slot; returns how many are OK.
 
-    In chunks of OUTB_CHUNK packets and three passes, as the decrypt burst: every packet's
-    work before the crypto (sequence numbers are taken in packet order), the crypto of all of
-    them back to back, then every packet's outer header and counters."""
+    In chunks of OUTB_CHUNK packets and three passes, as DPDK's and VPP's ESP nodes do: every
+    packet's work before the crypto (sequence numbers are taken in packet order), the crypto
+    of all of them back to back, then every packet's outer header and counters. (Unlike the
+    decrypt burst, sealing and the outer header per packet in one loop measured slower.)"""
     cdef Py_ssize_t base, i, m, good = 0
     cdef Status st
     cdef outb_work_t w[OUTB_CHUNK]
