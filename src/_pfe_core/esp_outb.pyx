@@ -2,10 +2,9 @@
 """ESP tunnel-mode encapsulation of a burst, in place (RFC 4303 §3.3, RFC 4106, RFC 3948).
 
 Per packet: validate the inner header, take the next sequence number, write the trailer into
-the tailroom and the ESP header into the headroom, seal with AES-GCM, then write the optional
-UDP header and the outer IP header. The slot's offset/length then describe the outer packet.
-A burst runs these steps as three passes over chunks of packets (before the crypto, the crypto,
-after it)."""
+the tailroom, the ESP header, the optional UDP header and the outer IP header into the headroom,
+then seal with AES-GCM. The slot's offset/length then describe the outer packet. A burst runs
+these steps as two passes over chunks of packets (everything but the crypto, then the crypto)."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
@@ -55,35 +54,39 @@ cdef extern from * nogil:
     uint64_t pfe_pair32(uint32_t lo_addr, uint32_t hi_addr)
 
 
-# What the passes of a burst hand each other per packet: only what the later passes cannot
-# take from the SA (lengths, AAD and header sizes are derived there again), so that the pass
-# before the crypto stores as little as it can.
+# What the crypto pass needs per packet, and what undoes the prepare pass's writes to the
+# slot's offset, length and the SA's counters when the library fails.
 ctypedef struct outb_work_t:
     sa_t *sa
     uint8_t *inner               # the inner packet, then its ciphertext, in place
     uint32_t plain_len           # inner packet + trailer
-    uint16_t ident               # the outer IPv4 identification: the sequence number's low bits
-    uint8_t tos
-    uint8_t df
+    uint32_t inner_len
     uint8_t nonce[GCM_NONCE_LEN]
     uint8_t aad_buf[12]          # with ESN: SPI || seq_hi || seq_lo
 
 # The SA of the packets being prepared, with the fields every packet reads held in locals:
 # stores into the packet (uint8_t *) may alias the SA for the compiler, which would otherwise
-# load each field again after every such store. The sequence number lives here while a run of
-# the SA's packets is prepared and goes back to the SA when the run ends. Valid for one burst
-# only (the table is locked meanwhile).
+# load each field again after every such store. The sequence number and the counters live
+# here while a run of the SA's packets is prepared and go back to the SA when the run ends.
+# Valid for one burst only (the table is locked meanwhile).
 ctypedef struct outb_sa_t:
     sa_t *sa
     int64_t h                    # its handle; NO_HANDLE, outside int32, when none
+    const uint8_t *hdr           # the SA's outer header template
+    uint32_t outer_len
     uint32_t hdr_len             # outer header + ESP header
     uint32_t max_total           # the longest outer packet its IP length field can describe
     uint64_t seq                 # the last sequence number taken
     uint64_t seq_last            # the last one allowed: 2^32-1, or 2^64-1 with ESN
+    uint64_t packets             # counted in this run, not yet added to the SA's counters
+    uint64_t bytes
     uint32_t spi_raw             # the SPI as on the wire, native-order word
     uint32_t salt_raw
+    uint32_t hdr_sum
     uint8_t esn
     uint8_t df_mode
+    uint8_t ipv6
+    uint8_t udp_encap
 
 cdef extern from *:
     """
@@ -98,11 +101,15 @@ cdef enum:
 cdef inline void outb_sa_flush(outb_sa_t *c) noexcept nogil:
     if c.sa != NULL:
         c.sa.seq = c.seq
+        c.sa.c.packets += c.packets
+        c.sa.c.bytes += c.bytes
+        c.packets = 0
+        c.bytes = 0
 
 
 cdef inline sa_t *outb_sa_switch(sa_table_t *t, int32_t h, outb_sa_t *c) noexcept nogil:
-    """The SA of handle `h` made current (the previous one's sequence number written back),
-    or NULL (counted) when `h` names no outbound SA."""
+    """The SA of handle `h` made current (the previous one's sequence number and counters
+    written back), or NULL (counted) when `h` names no outbound SA."""
     cdef sa_t *sa = sa_by_handle(t, h)     # a stale handle (older generation) names nothing
     if sa == NULL or sa.direction != SA_OUTBOUND:
         t.c.no_sa += 1
@@ -110,28 +117,40 @@ cdef inline sa_t *outb_sa_switch(sa_table_t *t, int32_t h, outb_sa_t *c) noexcep
     outb_sa_flush(c)
     c.sa = sa
     c.h = h
+    c.hdr = sa.hdr
+    c.outer_len = sa.outer_len
     c.hdr_len = sa.outer_len + ESP_HDR_LEN
     c.max_total = 0xFFFF + 40 if sa.ipv6 else 0xFFFF   # IPv6 counts the payload only
     c.seq = sa.seq
     c.seq_last = <uint64_t>0xFFFFFFFFFFFFFFFFULL if sa.esn else MAX_U32
     c.spi_raw = wire_raw32(sa.spi_wire)
     c.salt_raw = wire_raw32(sa.salt)
+    c.hdr_sum = sa.hdr_sum
     c.esn = sa.esn
     c.df_mode = sa.df_mode
+    c.ipv6 = sa.ipv6
+    c.udp_encap = sa.udp_encap
     return sa
 
 
 cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
-                                   uint32_t off, uint32_t ln, int32_t h,
+                                   uint32_t *offset, uint32_t *length, int32_t h,
                                    outb_work_t *w, outb_sa_t *c) noexcept nogil:
-    """Everything before the crypto: SA, inner header, room, sequence number, trailer, ESP
-    header, nonce and AAD."""
+    """Everything but the crypto: SA, inner header, room, sequence number, trailer, ESP
+    header, nonce, AAD, the outer header (but the IPv6 UDP checksum, which covers the
+    ciphertext: `encrypt_udp6_checksum`), the slot's new offset and length, and the
+    counters. None of it is read by the crypto pass but the nonce, the AAD and the
+    trailer, long written when the crypto loads them."""
     cdef sa_t *sa
     cdef uint8_t *inner
     cdef uint8_t *esp
+    cdef uint8_t *outer
+    cdef uint32_t off = offset[0]
+    cdef uint32_t ln = length[0]
     cdef uint32_t pad, plain_len, total, hdr_len, w0
-    cdef uint8_t next_header, tos, ihl, inner_df
-    cdef uint64_t seq, iv
+    cdef uint8_t next_header, tos, ihl, df
+    cdef uint16_t ident
+    cdef uint64_t seq, iv, acc
 
     if h == c.h:
         sa = c.sa                       # the SA of the packet before: checked already
@@ -154,14 +173,14 @@ cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
             sa.c.malformed += 1
             return MALFORMED
         next_header = NH_IPV4
-        inner_df = (inner[6] & 0x40) != 0
+        df = (inner[6] & 0x40) != 0
         tos = <uint8_t>(w0 >> 16)
     elif (w0 >> 28) == 6:
         if ln < 40 or 40 + <uint32_t>load16(inner + 4) != ln:
             sa.c.malformed += 1
             return MALFORMED
         next_header = NH_IPV6
-        inner_df = 1  # IPv6 is never fragmented in flight
+        df = 1  # IPv6 is never fragmented in flight
         tos = <uint8_t>(w0 >> 20)
     else:
         sa.c.malformed += 1
@@ -201,12 +220,41 @@ cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
     if c.esn:                        # AAD = SPI || seq_hi || seq_lo (RFC 4106 §5)
         wire_put_raw32(w.aad_buf, c.spi_raw)
         wire_put_raw64(w.aad_buf + 4, iv)
+
+    # The outer header from the SA's template, in the headroom before the ESP header.
+    df = c.df_mode == DF_SET or (c.df_mode == DF_COPY and df)
+    outer = inner - hdr_len
+    wire_copy_hdr(outer, c.hdr, c.outer_len)
+    if c.ipv6:
+        outer[0] = <uint8_t>(0x60 | (tos >> 4))
+        outer[1] = <uint8_t>((tos & 0x0F) << 4)
+        store16(outer + 4, <uint16_t>(total - 40))
+        if c.udp_encap:
+            store16(outer + 44, <uint16_t>(total - 40))
+    else:
+        # The template holds version/IHL, TTL, protocol and addresses, zeros elsewhere; its
+        # constant words are summed at install (sa.hdr_sum), so the checksum is that sum plus
+        # the four per-packet fields (RFC 1624), no pass over the header, and the header is
+        # the template's words with those fields added. The identification is the sequence
+        # number's low bits.
+        ident = <uint16_t>seq
+        outer[1] = tos
+        store16(outer + 2, <uint16_t>total)
+        store16(outer + 4, ident)
+        outer[6] = 0x40 if df else 0
+        acc = <uint64_t>c.hdr_sum + tos + total + ident + (0x4000 if df else 0)
+        store16(outer + 10, csum_fold(acc))
+        if c.udp_encap:
+            store16(outer + 24, <uint16_t>(total - 20))  # UDP length; checksum stays 0 (RFC 3948 §2.1)
+    offset[0] = off - hdr_len
+    length[0] = total
+    c.packets += 1
+    c.bytes += ln
+
     w.sa = sa
     w.inner = inner
     w.plain_len = plain_len
-    w.ident = <uint16_t>seq
-    w.tos = tos
-    w.df = c.df_mode == DF_SET or (c.df_mode == DF_COPY and inner_df)
+    w.inner_len = ln
     return OK
 
 
@@ -220,53 +268,16 @@ cdef inline int encrypt_seal(const sa_table_t *t, outb_work_t *w) noexcept nogil
                    w.inner + w.plain_len)
 
 
-cdef inline Status encrypt_finish(uint32_t *offset, uint32_t *length, outb_work_t *w,
-                                  int rc) noexcept nogil:
-    """Everything after the crypto: the outer header from the SA's template. The caller
-    counts the packet (it has the inner length)."""
-    cdef sa_t *sa = w.sa
-    cdef uint8_t *outer
-    cdef uint8_t *udp
-    cdef uint32_t hdr_len = sa.outer_len + ESP_HDR_LEN
-    cdef uint32_t total = hdr_len + w.plain_len + GCM_ICV_LEN
-    cdef uint8_t tos = w.tos
-    cdef uint64_t acc
+cdef inline void encrypt_udp6_checksum(uint8_t *outer, uint32_t total) noexcept nogil:
+    """The UDP checksum of an IPv6 outer header, over the pseudo-header and the datagram with
+    its ciphertext: mandatory over IPv6 (RFC 8200 §8.1), so computed after the crypto."""
+    cdef uint8_t *udp = outer + 40
+    cdef uint64_t acc = csum_add(0, outer + 8, 32)
     cdef uint16_t udp_sum
-    if rc != 0:
-        sa.c.crypto_error += 1
-        return CRYPTO_ERROR
-    outer = w.inner - hdr_len
-    if sa.ipv6:
-        wire_copy_hdr(outer, sa.hdr, sa.outer_len)
-        outer[0] = <uint8_t>(0x60 | (tos >> 4))
-        outer[1] = <uint8_t>((tos & 0x0F) << 4)
-        store16(outer + 4, <uint16_t>(total - 40))
-        if sa.udp_encap:
-            udp = outer + 40
-            store16(udp + 4, <uint16_t>(total - 40))
-            # The UDP checksum is mandatory over IPv6 (RFC 8200 §8.1): pseudo-header + datagram.
-            acc = csum_add(0, outer + 8, 32)
-            acc += (total - 40) + 17
-            acc = csum_add(acc, udp, total - 40)
-            udp_sum = csum_fold(acc)
-            store16(udp + 6, udp_sum if udp_sum != 0 else 0xFFFF)
-    else:
-        # The template holds version/IHL, TTL, protocol and addresses, zeros elsewhere; its
-        # constant words are summed at install (sa.hdr_sum), so the checksum is that sum plus
-        # the four per-packet fields (RFC 1624), no pass over the header, and the header is
-        # the template's words with those fields added, three stores.
-        wire_copy_hdr(outer, sa.hdr, sa.outer_len)
-        outer[1] = tos
-        store16(outer + 2, <uint16_t>total)
-        store16(outer + 4, w.ident)
-        outer[6] = 0x40 if w.df else 0
-        acc = <uint64_t>sa.hdr_sum + tos + total + w.ident + (0x4000 if w.df else 0)
-        store16(outer + 10, csum_fold(acc))
-        if sa.udp_encap:
-            store16(outer + 24, <uint16_t>(total - 20))  # UDP length; checksum stays 0 (RFC 3948 §2.1)
-    offset[0] = offset[0] - hdr_len
-    length[0] = total
-    return OK
+    acc += (total - 40) + 17
+    acc = csum_add(acc, udp, total - 40)
+    udp_sum = csum_fold(acc)
+    store16(udp + 6, udp_sum if udp_sum != 0 else 0xFFFF)
 
 
 cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_size,
@@ -274,37 +285,42 @@ cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
                                   uint8_t *status, Py_ssize_t n) noexcept nogil:
     """Encrypt `n` slots; one status per slot; returns how many are OK.
 
-    In chunks of OUTB_CHUNK packets and three passes, as DPDK's and VPP's ESP nodes do: every
-    packet's work before the crypto (sequence numbers are taken in packet order), the crypto
-    of all of them back to back, then every packet's outer header and counters. (Unlike the
-    decrypt burst, sealing and the outer header per packet in one loop measured slower.)"""
+    In chunks of OUTB_CHUNK packets and two passes, as DPDK's and VPP's ESP nodes do: every
+    packet's work but the crypto (sequence numbers are taken in packet order), then the
+    crypto of all of them back to back. Nothing the crypto reads is written just before it
+    loads it (a store not yet forwarded to a load that spans it stalls the load), and
+    nothing is left to a pass after it but the rare IPv6 UDP checksum."""
     cdef Py_ssize_t base, i, m, good = 0
-    cdef Status st
     cdef outb_work_t w[OUTB_CHUNK]
     cdef outb_sa_t c
-    cdef int rc[OUTB_CHUNK]
-    cdef uint32_t ln
+    cdef uint8_t st
+    cdef sa_t *sa
     c.sa = NULL
     c.h = NO_HANDLE
+    c.packets = 0
+    c.bytes = 0
     base = 0
     while base < n:
         m = n - base if n - base < OUTB_CHUNK else OUTB_CHUNK
         for i in range(m):
             status[base + i] = encrypt_prepare(t, data + (base + i) * slot_size, slot_size,
-                                               offset[base + i], length[base + i],
+                                               &offset[base + i], &length[base + i],
                                                sa_index[base + i], &w[i], &c)
         outb_sa_flush(&c)
         for i in range(m):
-            if status[base + i] == OK:
-                rc[i] = encrypt_seal(t, &w[i])
-        for i in range(m):
-            if status[base + i] == OK:
-                ln = length[base + i]
-                st = encrypt_finish(&offset[base + i], &length[base + i], &w[i], rc[i])
-                status[base + i] = st
-                if st == OK:
-                    good += 1
-                    w[i].sa.c.packets += 1
-                    w[i].sa.c.bytes += ln
+            if status[base + i] != OK:
+                continue
+            sa = w[i].sa
+            if encrypt_seal(t, &w[i]) != 0:
+                status[base + i] = CRYPTO_ERROR
+                offset[base + i] += sa.outer_len + ESP_HDR_LEN
+                length[base + i] = w[i].inner_len
+                sa.c.crypto_error += 1
+                sa.c.packets -= 1
+                sa.c.bytes -= w[i].inner_len
+                continue
+            good += 1
+            if sa.udp_encap and sa.ipv6:
+                encrypt_udp6_checksum(w[i].inner - sa.outer_len - ESP_HDR_LEN, length[base + i])
         base += m
     return good
