@@ -16,6 +16,10 @@ DEFAULT_SLOT_SIZE = 2048
 #: Room for the largest outer header we build: IPv6 (40) + UDP (8) + ESP (8) + IV (8) = 64,
 #: rounded up so that CPU-path headers (AH with long ICVs, CBC IVs) fit too.
 DEFAULT_HEADROOM = 128
+#: The slots start on a cache line, as DPDK's mbufs do: where a packet's headers fall among
+#: the cache lines is then the same from run to run, for the PFE and its raw reference alike
+#: (numpy's own alignment is 16 bytes, so that layout would otherwise vary between processes).
+SLOT_ALIGN = 64
 
 
 class Burst:
@@ -44,7 +48,7 @@ class Burst:
         self.capacity = capacity
         self.slot_size = slot_size
         self.headroom = headroom
-        self.data = np.zeros((capacity, slot_size), dtype=np.uint8)
+        self.data = _aligned_slots(capacity, slot_size)
         self.offset = np.full(capacity, headroom, dtype=np.uint32)
         self.length = np.zeros(capacity, dtype=np.uint32)
         self.sa = np.full(capacity, -1, dtype=np.int32)
@@ -147,7 +151,9 @@ class Burst:
         """A deep copy (benchmarks restore a burst from one before every round)."""
         other = Burst.__new__(Burst)
         other.__dict__.update(self.__dict__)
-        for name in ("data", "offset", "length", "sa", "status", "verdict", "tunnel"):
+        other.data = _aligned_slots(self.capacity, self.slot_size)
+        np.copyto(other.data, self.data)
+        for name in ("offset", "length", "sa", "status", "verdict", "tunnel"):
             setattr(other, name, getattr(self, name).copy())
         other._flat = memoryview(other.data).cast("B")
         other._set_cpu_view()
@@ -172,3 +178,10 @@ class Burst:
         np.copyto(self.sa, other.sa)
         np.copyto(self.verdict, other.verdict)
         self.count = other.count
+
+
+def _aligned_slots(capacity: int, slot_size: int) -> np.ndarray:
+    """A zeroed (capacity, slot_size) uint8 array whose first byte is SLOT_ALIGN-aligned."""
+    raw = np.zeros(capacity * slot_size + SLOT_ALIGN, dtype=np.uint8)
+    skip = -raw.ctypes.data % SLOT_ALIGN
+    return raw[skip:skip + capacity * slot_size].reshape(capacity, slot_size)
