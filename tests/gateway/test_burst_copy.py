@@ -54,3 +54,22 @@ def test_collect_refuses_a_length_outside_the_slot():
     b.length[0] = 10_000
     with pytest.raises(ValueError, match="outside"):
         pipeline_arrays(b).collect(1, [], [])
+
+
+@pytest.mark.parametrize("capacity,slot,headroom", [(1, 2048, 128), (32, 2048, 128), (5, 600, 64),
+                                                    (3, 1000, 100)])
+def test_slots_start_on_a_cache_line_and_copies_keep_it(capacity, slot, headroom):
+    # Where headers fall among cache lines must not change from process to process (the
+    # benchmark ratios depend on it), so the slot array is aligned, in copies too.
+    from inline_ipsec.packet.burst import SLOT_ALIGN
+    b = Burst(capacity, slot, headroom)
+    assert SLOT_ALIGN == 64
+    assert b.data.ctypes.data % SLOT_ALIGN == 0
+    assert b.data.shape == (capacity, slot) and b.data.flags["C_CONTIGUOUS"]
+    assert not b.data.any()
+    b.data[-1, -1] = 7
+    c = b.copy()
+    assert c.data.ctypes.data % SLOT_ALIGN == 0
+    assert c.data[-1, -1] == 7 and c.data.flags["C_CONTIGUOUS"]
+    c.data[0, 0] = 1
+    assert b.data[0, 0] == 0                      # a copy, not a view of the same slots
