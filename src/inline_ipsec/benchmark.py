@@ -324,7 +324,7 @@ class EngineBursts:
         """Untimed: clear text back in every burst, and for a decrypt window, encrypted."""
         for group, clean in zip(self.replicas, self.pristine):
             for b, c in zip(group, clean):
-                b.restore_from(c)
+                b.restore_packets_from(c)
                 if direction == "decrypt":
                     self.engine.encrypt_burst(b)
         if direction == "decrypt":

@@ -73,3 +73,32 @@ def test_slots_start_on_a_cache_line_and_copies_keep_it(capacity, slot, headroom
     assert c.data[-1, -1] == 7 and c.data.flags["C_CONTIGUOUS"]
     c.data[0, 0] = 1
     assert b.data[0, 0] == 0                      # a copy, not a view of the same slots
+
+
+def test_restore_packets_from_copies_the_packets_and_their_metadata():
+    clean = Burst.from_packets([bytes([i]) * (30 + 10 * i) for i in range(4)], sa=[5, 6, 7, 8])
+    b = clean.copy()
+    b.data[:] = 0xEE                      # an engine wrote headers, trailers and ciphertext
+    b.offset[:] = 3
+    b.length[:] = 9
+    b.sa[:] = -1
+    b.verdict[:] = 2
+    b.count = 1
+    b.restore_packets_from(clean)
+    assert b.count == 4
+    assert b.packets() == clean.packets()
+    assert b.offset.tolist() == clean.offset.tolist()
+    assert b.length.tolist() == clean.length.tolist()
+    assert b.sa.tolist() == clean.sa.tolist()
+    assert b.verdict.tolist() == clean.verdict.tolist()
+    # Head- and tailroom are scratch: left as they were.
+    assert b.data[0, 0] == 0xEE and b.data[0, -1] == 0xEE
+
+
+def test_restore_packets_from_an_empty_burst_copies_no_bytes():
+    clean = Burst(2, 256, 64)
+    b = Burst(2, 256, 64)
+    b.data[:] = 1
+    b.count = 2
+    b.restore_packets_from(clean)
+    assert b.count == 0 and b.data.all()

@@ -170,6 +170,25 @@ class Burst:
         #: burst before: slicing a view costs more than the rest of a packet's bookkeeping.
         self.cpu_slices: dict = {}
 
+    def restore_packets_from(self, other: "Burst") -> None:
+        """`restore_from` for packet processing: of the slots' bytes, only the columns that
+        hold `other`'s packets (from the lowest offset to the highest end) are copied, with
+        offsets, lengths, handles and verdicts. An engine reads nothing else of a slot; its
+        head- and tailroom are scratch. Benchmarks restore their bursts so between windows:
+        at 64 B that copies 64 of each slot's 2048 bytes, and leaves the caches as the
+        engine left them instead of full of slot bytes nothing reads."""
+        n = other.count
+        if n:
+            lo = int(other.offset[:n].min())
+            hi = int((other.offset[:n] + other.length[:n]).max())
+            if hi > lo:
+                np.copyto(self.data[:n, lo:hi], other.data[:n, lo:hi])
+        np.copyto(self.offset, other.offset)
+        np.copyto(self.length, other.length)
+        np.copyto(self.sa, other.sa)
+        np.copyto(self.verdict, other.verdict)
+        self.count = other.count
+
     def restore_from(self, other: "Burst") -> None:
         """Copy `other`'s slots, offsets, lengths and handles into this burst, in place."""
         np.copyto(self.data, other.data)
