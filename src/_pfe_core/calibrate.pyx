@@ -5,9 +5,6 @@ PFE as a ratio of `RawBursts`, a tight C loop timed inside C (raw_loops.h), meas
 run; `RawGcm` seals or opens one burst per Python call."""
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport calloc, malloc, free
-
-cdef extern from "<stdlib.h>" nogil:
-    int posix_memalign(void **memptr, size_t alignment, size_t size)
 from libc.string cimport memcpy
 from _pfe_core._openssl cimport (
     EVP_CIPHER_CTX, EVP_CIPHER_CTX_new, EVP_CIPHER_CTX_free, EVP_CIPHER_CTX_ctrl,
@@ -20,6 +17,10 @@ from _pfe_core.imb cimport (
     pfe_imb_seal, pfe_imb_open,
 )
 from _pfe_core.wire cimport store64
+
+# Not in Cython's libc.stdlib declarations.
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void **memptr, size_t alignment, size_t size)
 
 
 cdef class RawGcm:

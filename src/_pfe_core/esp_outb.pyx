@@ -293,7 +293,6 @@ cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
     cdef Py_ssize_t base, i, m, good = 0
     cdef outb_work_t w[OUTB_CHUNK]
     cdef outb_sa_t c
-    cdef uint8_t st
     cdef sa_t *sa
     c.sa = NULL
     c.h = NO_HANDLE

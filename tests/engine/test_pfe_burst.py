@@ -88,3 +88,33 @@ def test_one_pfe_shared_by_threads_stays_consistent():
         t.join()
     assert errors == []
     assert pfe.sequence(out) == 800 and pfe.counters(inb).packets == 800
+
+
+def test_a_library_failure_leaves_its_packets_uncounted_and_as_they_came():
+    # The encrypt kernel writes the outer header, the slot's offset and length and the
+    # counters before the crypto; a packet whose seal fails must get all of that undone,
+    # while the packets of a healthy SA in the same burst are encrypted and counted.
+    pfe = Pfe(backend="openssl")
+    good, bad = pfe.add_outbound(spec(spi=0x301)), pfe.add_outbound(spec(spi=0x302))
+    pfe._table.inject_crypto_fault(bad)
+    inners = [inner_packet(size=60 + i) for i in range(6)]
+    handles = [good, bad, good, bad, bad, good]
+    burst = Burst.from_packets(inners, handles)
+    assert pfe.encrypt_burst(burst) == 3
+    statuses = [Status(s) for s in burst.status[:6]]
+    assert statuses == [Status.OK if h == good else Status.CRYPTO_ERROR for h in handles]
+    for i, h in enumerate(handles):
+        if h == bad:
+            assert burst.offset[i] == burst.headroom and burst.length[i] == len(inners[i])
+        else:
+            assert burst.offset[i] < burst.headroom and burst.length[i] > len(inners[i])
+    c_good, c_bad = pfe.counters(good), pfe.counters(bad)
+    assert (c_good.packets, c_good.bytes, c_good.crypto_error) == (
+        3, sum(len(inners[i]) for i in (0, 2, 5)), 0)
+    assert (c_bad.packets, c_bad.bytes, c_bad.crypto_error) == (0, 0, 3)
+    # The good SA's packets decrypt at the peer: their headers are intact.
+    rx = Pfe(backend="openssl")
+    rx.add_inbound(spec(spi=0x301))
+    out = Burst.from_packets([burst.packet(i) for i in (0, 2, 5)])
+    assert rx.decrypt_burst(out) == 3
+    assert out.packets() == [inners[i] for i in (0, 2, 5)]
