@@ -183,15 +183,14 @@ class Burst:
             hi = int((other.offset[:n] + other.length[:n]).max())
             if hi > lo:
                 np.copyto(self.data[:n, lo:hi], other.data[:n, lo:hi])
-        np.copyto(self.offset, other.offset)
-        np.copyto(self.length, other.length)
-        np.copyto(self.sa, other.sa)
-        np.copyto(self.verdict, other.verdict)
-        self.count = other.count
+        self._restore_metadata(other)
 
     def restore_from(self, other: "Burst") -> None:
         """Copy `other`'s slots, offsets, lengths and handles into this burst, in place."""
         np.copyto(self.data, other.data)
+        self._restore_metadata(other)
+
+    def _restore_metadata(self, other: "Burst") -> None:
         np.copyto(self.offset, other.offset)
         np.copyto(self.length, other.length)
         np.copyto(self.sa, other.sa)
