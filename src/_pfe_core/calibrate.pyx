@@ -17,6 +17,7 @@ from _pfe_core.imb cimport (
     pfe_imb_seal, pfe_imb_open,
 )
 from _pfe_core.wire cimport store64
+from _pfe_core.table import ipsec_mb_probe
 
 # Not in Cython's libc.stdlib declarations.
 cdef extern from "<stdlib.h>" nogil:
@@ -43,7 +44,7 @@ cdef class RawGcm:
         if backend == "ipsec-mb":
             self.imb = pfe_imb_new()
             if self.imb == NULL:
-                raise RuntimeError("the ipsec-mb backend is not available")
+                raise RuntimeError(f"the ipsec-mb backend is not available: {ipsec_mb_probe()[1]}")
             self.imb_key = pfe_imb_key_new(self.imb, <const uint8_t *><const char *>key,
                                            self.key_len)
             if self.imb_key == NULL:
@@ -204,7 +205,7 @@ cdef class RawBursts:
                 raise RuntimeError("the ipsec-mb backend is not available")
             self.imb = raw_imb_new(<const uint8_t *><const char *>key, len(key))
             if self.imb == NULL:
-                raise RuntimeError("intel-ipsec-mb failed to initialise")
+                raise RuntimeError(f"the ipsec-mb backend is not available: {ipsec_mb_probe()[1]}")
         elif backend == "openssl":
             self.ctx = EVP_CIPHER_CTX_new()
             if self.ctx == NULL:

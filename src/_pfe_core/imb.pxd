@@ -4,6 +4,13 @@ from libc.stdint cimport uint8_t, uint64_t
 
 cdef extern from "imb_shim.h" nogil:
     const int pfe_imb_available
+    const char *PFE_IMB_ARCH_ENV
+    enum:
+        PFE_IMB_ARCH_OK
+        PFE_IMB_ARCH_UNKNOWN
+        PFE_IMB_ARCH_UNSUPPORTED
+        PFE_IMB_ARCH_FAILED
+    int pfe_imb_arch_status()
     ctypedef struct pfe_imb:
         pass
     ctypedef struct pfe_gcm_key:

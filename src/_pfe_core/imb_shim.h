@@ -34,8 +34,66 @@ static inline const char *pfe_imb_arch_name(const pfe_imb *m) {
     }
 }
 
+/* The instruction set of every manager in the process. The library picks the widest the CPU
+ * has; PFE_IMB_ARCH_ENV (sse, avx, avx2, avx512; "auto" or unset: the library's choice) pins
+ * one, so that a figure can be measured on the code path a CPU without AVX-512 would run.
+ * Read at every manager's creation, so that the PFE's managers and the raw loop's agree.
+ * Returns PFE_IMB_ARCH_OK, or why the request cannot be met. */
+#define PFE_IMB_ARCH_ENV "INLINE_IPSEC_IPSEC_MB_ARCH"
+enum { PFE_IMB_ARCH_OK = 0, PFE_IMB_ARCH_UNKNOWN = 1, PFE_IMB_ARCH_UNSUPPORTED = 2,
+       PFE_IMB_ARCH_FAILED = 3 };
+
+static inline int pfe_imb_init(IMB_MGR *mgr, IMB_ARCH *arch) {
+    const char *want = getenv(PFE_IMB_ARCH_ENV);
+    uint64_t need;
+    if (want == NULL || want[0] == '\0' || strcmp(want, "auto") == 0) {
+        init_mb_mgr_auto(mgr, arch);
+    } else {
+        if (strcmp(want, "sse") == 0) {
+            need = IMB_CPUFLAGS_SSE;
+            *arch = IMB_ARCH_SSE;
+        } else if (strcmp(want, "avx") == 0) {
+            need = IMB_CPUFLAGS_AVX;
+            *arch = IMB_ARCH_AVX;
+        } else if (strcmp(want, "avx2") == 0) {
+            need = IMB_CPUFLAGS_AVX2;
+            *arch = IMB_ARCH_AVX2;
+        } else if (strcmp(want, "avx512") == 0) {
+            need = IMB_CPUFLAGS_AVX512;
+            *arch = IMB_ARCH_AVX512;
+        } else {
+            return PFE_IMB_ARCH_UNKNOWN;
+        }
+        /* alloc_mb_mgr detected the CPU's features: an unsupported set would fault. */
+        if ((mgr->features & need) != need)
+            return PFE_IMB_ARCH_UNSUPPORTED;
+        switch (*arch) {
+        case IMB_ARCH_SSE: init_mb_mgr_sse(mgr); break;
+        case IMB_ARCH_AVX: init_mb_mgr_avx(mgr); break;
+        case IMB_ARCH_AVX2: init_mb_mgr_avx2(mgr); break;
+        default: init_mb_mgr_avx512(mgr); break;
+        }
+    }
+    if (imb_get_errno(mgr) != 0 || *arch == IMB_ARCH_NONE || *arch == IMB_ARCH_NOAESNI)
+        return PFE_IMB_ARCH_FAILED;
+    return PFE_IMB_ARCH_OK;
+}
+
+/* Whether a manager can be made here as PFE_IMB_ARCH_ENV asks (PFE_IMB_ARCH_OK or why not),
+ * for a clear error before any SA is installed. */
+static inline int pfe_imb_arch_status(void) {
+    IMB_ARCH arch;
+    int rc;
+    IMB_MGR *mgr = alloc_mb_mgr(0);
+    if (mgr == NULL)
+        return PFE_IMB_ARCH_FAILED;
+    rc = pfe_imb_init(mgr, &arch);
+    free_mb_mgr(mgr);
+    return rc;
+}
+
 /* A manager per PFE: managers are not shareable between threads. NULL when the CPU has no
- * AES-NI or the library fails to initialise. */
+ * AES-NI, the library fails to initialise, or PFE_IMB_ARCH_ENV asks for what cannot run. */
 static inline pfe_imb *pfe_imb_new(void) {
     pfe_imb *m = (pfe_imb *)calloc(1, sizeof(pfe_imb));
     if (m == NULL)
@@ -45,8 +103,7 @@ static inline pfe_imb *pfe_imb_new(void) {
         free(m);
         return NULL;
     }
-    init_mb_mgr_auto(m->mgr, &m->arch);
-    if (imb_get_errno(m->mgr) != 0 || m->arch == IMB_ARCH_NONE || m->arch == IMB_ARCH_NOAESNI) {
+    if (pfe_imb_init(m->mgr, &m->arch) != PFE_IMB_ARCH_OK) {
         free_mb_mgr(m->mgr);
         free(m);
         return NULL;
@@ -109,6 +166,10 @@ static inline int pfe_imb_open(const pfe_imb *m, const pfe_gcm_key *k, int key_l
 #else  /* built without intel-ipsec-mb */
 
 static const int pfe_imb_available = 0;
+#define PFE_IMB_ARCH_ENV "INLINE_IPSEC_IPSEC_MB_ARCH"
+enum { PFE_IMB_ARCH_OK = 0, PFE_IMB_ARCH_UNKNOWN = 1, PFE_IMB_ARCH_UNSUPPORTED = 2,
+       PFE_IMB_ARCH_FAILED = 3 };
+static inline int pfe_imb_arch_status(void) { return PFE_IMB_ARCH_FAILED; }
 typedef struct pfe_imb { int unused; } pfe_imb;
 typedef struct pfe_gcm_key { int unused; } pfe_gcm_key;
 static inline const char *pfe_imb_version(void) { return ""; }

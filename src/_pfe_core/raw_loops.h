@@ -125,6 +125,7 @@ static inline int64_t raw_evp_open(EVP_CIPHER_CTX *ctx, const raw_pkt *pkts, siz
 
 #ifdef INLINE_IPSEC_HAVE_IPSEC_MB
 #include <intel-ipsec-mb.h>
+#include "imb_shim.h"   /* pfe_imb_init: the same instruction set as the PFE's managers */
 
 static const int raw_imb_available = 1;
 
@@ -146,7 +147,8 @@ static inline void raw_imb_free(raw_imb *m) {
     free(m);
 }
 
-/* Its own manager and expanded key; NULL when the library cannot run here. */
+/* Its own manager (on the instruction set of the PFE's, pfe_imb_init) and expanded key;
+ * NULL when the library cannot run here. */
 static inline raw_imb *raw_imb_new(const uint8_t *key, int key_len) {
     IMB_ARCH arch;
     raw_imb *m;
@@ -162,8 +164,7 @@ static inline raw_imb *raw_imb_new(const uint8_t *key, int key_len) {
         raw_imb_free(m);
         return NULL;
     }
-    init_mb_mgr_auto(m->mgr, &arch);
-    if (imb_get_errno(m->mgr) != 0 || arch == IMB_ARCH_NONE || arch == IMB_ARCH_NOAESNI) {
+    if (pfe_imb_init(m->mgr, &arch) != PFE_IMB_ARCH_OK) {
         raw_imb_free(m);
         return NULL;
     }

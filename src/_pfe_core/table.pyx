@@ -6,6 +6,7 @@ SPI in O(1), one EVP_CIPHER_CTX per SA keyed once at install. A handle is a slot
 slot's generation (sa.pxd), so a handle kept after `remove` never names a later SA. A table is not shared between
 threads: each worker thread owns its own (docs/design.md §4); the burst calls release the GIL."""
 cimport cython
+import os
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset, memcpy
@@ -22,7 +23,8 @@ from _pfe_core.sa cimport (
 )
 from _pfe_core.imb cimport (
     pfe_imb, pfe_gcm_key, pfe_imb_available, pfe_imb_new, pfe_imb_free, pfe_imb_key_new, pfe_imb_key_free,
-    pfe_imb_version, pfe_imb_arch_name,
+    pfe_imb_version, pfe_imb_arch_name, pfe_imb_arch_status, PFE_IMB_ARCH_ENV, PFE_IMB_ARCH_OK,
+    PFE_IMB_ARCH_UNKNOWN, PFE_IMB_ARCH_UNSUPPORTED,
 )
 from _pfe_core.counters cimport (
     sa_counters_dict, sa_counters_layout, engine_counters_dict, engine_counters_layout,
@@ -48,20 +50,38 @@ OPENSSL_VERSION_NUMBER_ = OPENSSL_VERSION_NUMBER
 BACKEND_NAMES = {"openssl": BACKEND_OPENSSL, "ipsec-mb": BACKEND_IPSEC_MB}
 
 
-def _ipsec_mb_probe():
-    """(usable, description): built with intel-ipsec-mb, and a manager initialises here."""
+#: The environment variable that pins intel-ipsec-mb's instruction set in this process, and
+#: its values ("auto", or unset: the library's choice, the widest the CPU has). Both the PFE's
+#: managers and the raw loop's read it when they are made (imb_shim.h).
+IPSEC_MB_ARCH_ENV = PFE_IMB_ARCH_ENV.decode()
+IPSEC_MB_ARCHS = ("auto", "sse", "avx", "avx2", "avx512")
+
+
+def ipsec_mb_probe():
+    """(usable, description), as of now: built with intel-ipsec-mb, and a manager initialises
+    here on the instruction set INLINE_IPSEC_IPSEC_MB_ARCH asks for; the description names the
+    library's version and that instruction set, or why it cannot be used."""
     cdef pfe_imb *m
+    cdef int rc
     if not pfe_imb_available:
         return False, "not built (intel-ipsec-mb was not found when the extension was compiled)"
-    m = pfe_imb_new()
+    rc = pfe_imb_arch_status()
+    asked = os.environ.get(IPSEC_MB_ARCH_ENV, "")
+    if rc == PFE_IMB_ARCH_UNKNOWN:
+        return False, (f"{IPSEC_MB_ARCH_ENV}={asked!r} is not an instruction set of "
+                       f"intel-ipsec-mb: expected one of {', '.join(IPSEC_MB_ARCHS)}")
+    if rc == PFE_IMB_ARCH_UNSUPPORTED:
+        return False, f"{IPSEC_MB_ARCH_ENV}={asked!r}: this CPU lacks the instructions it needs"
+    m = pfe_imb_new() if rc == PFE_IMB_ARCH_OK else NULL
     if m == NULL:
         return False, "built, but the library did not initialise on this CPU (no AES-NI?)"
-    desc = f"intel-ipsec-mb {pfe_imb_version().decode()} ({pfe_imb_arch_name(m).decode()})"
+    desc = f"intel-ipsec-mb {pfe_imb_version().decode()} ({pfe_imb_arch_name(m).decode()}"
+    desc += f", pinned by {IPSEC_MB_ARCH_ENV})" if asked not in ("", "auto") else ")"
     pfe_imb_free(m)
     return True, desc
 
 
-_IMB_USABLE, IPSEC_MB_DESCRIPTION = _ipsec_mb_probe()
+_IMB_USABLE, IPSEC_MB_DESCRIPTION = ipsec_mb_probe()
 #: Crypto backends this build can use on this machine, the default first.
 BACKENDS = ("openssl", "ipsec-mb") if _IMB_USABLE else ("openssl",)
 
@@ -108,11 +128,10 @@ cdef class SaTable:
             raise ValueError(f"unknown crypto backend {backend!r}: expected one of "
                              f"{sorted(BACKEND_NAMES)}")
         if backend == "ipsec-mb":
-            if not _IMB_USABLE:
-                raise RuntimeError(f"the ipsec-mb backend is not available: {IPSEC_MB_DESCRIPTION}")
             self.t.imb = pfe_imb_new()
             if self.t.imb == NULL:
-                raise RuntimeError("intel-ipsec-mb failed to initialise")
+                raise RuntimeError(f"the ipsec-mb backend is not available: "
+                                   f"{ipsec_mb_probe()[1]}")
         self.t.backend = BACKEND_NAMES[backend]
         self.backend = backend
         self.t.sas = <sa_t *>calloc(PFE_MAX_SAS, sizeof(sa_t))

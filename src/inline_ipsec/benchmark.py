@@ -381,7 +381,7 @@ def machine() -> dict:
     import cryptography
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "openssl": _pfe_core.OPENSSL_VERSION,
-            "ipsec_mb": _pfe_core.IPSEC_MB_DESCRIPTION if "ipsec-mb" in _pfe_core.BACKENDS
+            "ipsec_mb": _pfe_core.ipsec_mb_probe()[1] if "ipsec-mb" in _pfe_core.BACKENDS
             else None,
             "backends": list(_pfe_core.BACKENDS), "numpy": np.__version__,
             "cryptography": cryptography.__version__, "platform": platform.platform()}

@@ -61,6 +61,19 @@ _DF_MODES = {"clear": 0, "set": 1, "copy": 2}
 #: Crypto backends of the PFE usable here ("openssl" always; "ipsec-mb" when built with
 #: intel-ipsec-mb and the CPU supports it).
 PFE_BACKENDS: tuple[str, ...] = _pfe_core.BACKENDS
+#: The environment variable that pins intel-ipsec-mb's instruction set in this process (read
+#: whenever a PFE or a raw loop makes its manager), and its values: "auto" (or unset) lets the
+#: library take the widest the CPU has.
+IPSEC_MB_ARCH_ENV: str = _pfe_core.IPSEC_MB_ARCH_ENV
+IPSEC_MB_ARCHS: tuple[str, ...] = _pfe_core.IPSEC_MB_ARCHS
+
+
+def ipsec_mb_status() -> tuple[bool, str]:
+    """(usable, description) of the ipsec-mb backend as of now: its version and instruction
+    set, or why it cannot run (not built, no AES-NI, or an instruction set this CPU lacks)."""
+    return _pfe_core.ipsec_mb_probe()
+
+
 #: The backend of `Pfe()` when none is named: INLINE_IPSEC_PFE_BACKEND, else "openssl".
 DEFAULT_BACKEND: str = os.environ.get("INLINE_IPSEC_PFE_BACKEND", "openssl")
 
@@ -117,7 +130,10 @@ class Pfe(SinglePacketCalls):
         built) or "auto" (the fastest available). Both emit byte-identical packets."""
         self.name = name
         self.backend = resolve_backend(backend)
-        self._table = SaTable(self.backend)
+        try:
+            self._table = SaTable(self.backend)
+        except RuntimeError as exc:     # e.g. INLINE_IPSEC_IPSEC_MB_ARCH asks for what cannot run
+            raise BackendUnavailableError(str(exc)) from None
         self._specs: dict[int, SaSpec] = {}
         self._events: deque[SaEvent] = deque(maxlen=2 * PFE_MAX_SAS)
         self._reported: set[int] = set()     # outbound handles whose exhaustion was reported

@@ -7,7 +7,9 @@ import statistics
 import pytest
 
 from inline_ipsec.cli import main
-from inline_ipsec.pfe import PFE_BACKENDS
+from helpers import missing
+from inline_ipsec.perf import cli as cli_module
+from inline_ipsec.pfe import IPSEC_MB_ARCH_ENV, PFE_BACKENDS, ipsec_mb_status
 
 TINY = ["bench", "--sizes", "64", "imix", "--ciphers", "aes-gcm-128", "--duration", "0.02",
         "--threads", "1"]
@@ -101,7 +103,7 @@ def test_plot(tmp_path, tiny_result):
 
 
 @pytest.mark.parametrize("args", [["--sizes", "12"], ["--ciphers", "aes-cbc-128"],
-                                  ["--max-regression", "200"]])
+                                  ["--max-regression", "200"], ["--ipsec-mb-arch", "avx3"]])
 def test_bad_options_exit_2(args):
     with pytest.raises(SystemExit) as exc:
         main(["bench"] + args)
@@ -126,3 +128,25 @@ def test_thread_figure_lists_each_anchored_thread(capsys):
     out = capsys.readouterr().out
     assert "2 PFEs in 2 threads" in out
     assert "Anchorship: Thread 0" in out and "Anchorship: Thread 1" in out
+
+
+def test_a_pinned_ipsec_mb_instruction_set_is_measured_on_both_sides_and_named(monkeypatch,
+                                                                              capsys):
+    """--ipsec-mb-arch pins the PFE's and the raw loop's code path alike, and the table's header
+    names it; a set this CPU cannot run is an error before anything is measured."""
+    if "ipsec-mb" not in PFE_BACKENDS:
+        missing("built without intel-ipsec-mb (libipsec-mb-dev)")
+    monkeypatch.setenv(IPSEC_MB_ARCH_ENV, "auto")       # restored after the test
+    usable, why = ipsec_mb_status()
+    assert usable and "pinned" not in why
+    monkeypatch.setattr(cli_module, "ipsec_mb_status", lambda: (False, "no such CPU"))
+    with pytest.raises(ValueError, match="--ipsec-mb-arch avx2: .*no such CPU"):
+        cli_module.pin_ipsec_mb_arch("avx2", ("ipsec-mb",))
+    cli_module.pin_ipsec_mb_arch("avx2", ("openssl",))   # not measured: no error
+    monkeypatch.undo()
+    monkeypatch.setenv(IPSEC_MB_ARCH_ENV, "auto")
+    assert main(["bench", "--ipsec-mb-arch", "sse", "--sizes", "64", "--ciphers", "aes-gcm-128",
+                 "--directions", "encrypt", "--backends", "ipsec-mb", "--paths", "pfe",
+                 "--duration", "0.02", "--threads", "1"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert f"(sse, pinned by {IPSEC_MB_ARCH_ENV})" in header

@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from ..benchmark import IMIX
-from ..pfe import PFE_BACKENDS
+from ..pfe import IPSEC_MB_ARCH_ENV, IPSEC_MB_ARCHS, PFE_BACKENDS, ipsec_mb_status
 from . import gate, report
 from .suite import ALL_SIZES, BenchConfig, BenchResult, Figure, run_suite
 
@@ -54,6 +54,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backends", nargs="+", choices=("openssl", "ipsec-mb"),
                    help=f"PFE crypto backends (default all built here: "
                         f"{', '.join(PFE_BACKENDS)})")
+    p.add_argument("--ipsec-mb-arch", choices=IPSEC_MB_ARCHS, metavar="ISA",
+                   help="pin intel-ipsec-mb's instruction set for this run, in the PFE and in "
+                        "the raw loop alike: auto (the default: the widest this CPU has), sse, "
+                        f"avx, avx2 or avx512; e.g. avx2 runs the code path of a CPU without "
+                        f"AVX-512 (sets {IPSEC_MB_ARCH_ENV})")
     p.add_argument("--paths", nargs="+", choices=("pfe", "cpu"),
                    help="engines to measure besides the raw-crypto limit (default both)")
     p.add_argument("--burst", type=int, default=32, help="packets per burst (default 32)")
@@ -137,8 +142,21 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
                        passes=args.passes, **kw)
 
 
+def pin_ipsec_mb_arch(arch: str | None, backends: tuple[str, ...] | None) -> None:
+    """Pin intel-ipsec-mb's instruction set for the rest of the process (both the PFE's
+    managers and the raw loop's read INLINE_IPSEC_IPSEC_MB_ARCH when they are made).
+    ValueError when the ipsec-mb backend is to be measured and cannot run on that set."""
+    if arch is None:
+        return
+    os.environ[IPSEC_MB_ARCH_ENV] = arch
+    usable, why = ipsec_mb_status()
+    if not usable and "ipsec-mb" in (backends or PFE_BACKENDS):
+        raise ValueError(f"--ipsec-mb-arch {arch}: the ipsec-mb backend is not available: {why}")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        pin_ipsec_mb_arch(getattr(args, "ipsec_mb_arch", None), args.backends)
         if args.cost_split:
             print(_cost_split_table(args))
             return 0

@@ -21,7 +21,8 @@ def table(result: BenchResult) -> str:
     """One line per figure: packets/s, Gbit/s and the ratio to the raw-crypto limit."""
     m = result.machine
     lines = [f"inline-ipsec {result.version} on {m['cpu']} ({m['cores']} cores), "
-             f"{m['openssl']}; {result.started}",
+             f"{m['openssl']}" + (f", {m['ipsec_mb']}" if m.get("ipsec_mb") else "")
+             + f"; {result.started}",
              f"bursts of {result.config['burst']}; {result.config['duration']:g} s of "
              "interleaved windows per figure; 'vs raw' is the median ratio to the raw-crypto "
              "loop of the same backend in this run, with its "
