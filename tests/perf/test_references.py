@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from scapy.compat import raw as raw_bytes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from _pfe_core.calibrate import RawBursts
@@ -158,3 +159,40 @@ def test_both_entry_points_name_and_gate_the_same_figures(tmp_path: Path) -> Non
     for a, b in ((pb_doc, our_doc), (our_doc, pb_doc)):
         result = compare(a, b, 35)
         assert {c.key for c in result.compared} >= keys
+
+
+def test_the_esp_floor_loop_emits_esp_the_pfe_opens(tmp_path):
+    """benchmarks/esp_floor.c, the tightest ESP loops against which docs/performance.md sets the
+    PFE, does the real work: the packet its encrypt loop emits is ESP tunnel mode that the PFE
+    decrypts to the inner packet the loop was given (and scapy reads as IPv4/ESP)."""
+    from scapy.layers.inet import IP
+    from scapy.layers.ipsec import ESP
+
+    from helpers import missing
+    from inline_ipsec import Pfe
+    from inline_ipsec.sa import SaSpec
+    if "ipsec-mb" not in PFE_BACKENDS:
+        missing("built without intel-ipsec-mb (libipsec-mb-dev)")
+    exe = tmp_path / "esp_floor"
+    subprocess.run(["cc", "-O2", "-o", str(exe), str(ROOT / "benchmarks" / "esp_floor.c"),
+                    "-lIPSec_MB"], check=True)
+    wire = bytes.fromhex(subprocess.run([str(exe), "--packet"], check=True, capture_output=True,
+                                        text=True).stdout.strip())
+    outer = IP(wire)
+    assert outer.src == "192.0.2.1" and outer.dst == "198.51.100.1" and outer.haslayer(ESP)
+    assert outer[ESP].spi == 0x1000 and outer[ESP].seq == 2 and len(wire) == outer.len
+    recomputed = outer.copy()
+    del recomputed.chksum                   # scapy computes it afresh from the other fields
+    assert IP(raw_bytes(recomputed)).chksum == outer.chksum
+    pfe = Pfe(backend="ipsec-mb")
+    pfe.add_inbound(SaSpec(spi=0x1000, cipher="aes-gcm-256",
+                           key=bytes(range(0x10, 0x30)) + bytes((1, 2, 3, 4)),
+                           tunnel_src="192.0.2.1", tunnel_dst="198.51.100.1"))
+    burst = Burst.from_packets([wire])
+    assert pfe.decrypt_burst(burst) == 1
+    inner = IP(burst.packet(0))
+    assert (inner.src, inner.dst, len(burst.packet(0))) == ("10.1.0.1", "10.2.0.1", 100)
+    assert bytes(inner.payload)[8:] == bytes([1]) * 72      # the loop's filler for packet 1
+    # and the timing run itself completes, checking its decrypts as it goes
+    out = subprocess.run([str(exe), "0.05"], check=True, capture_output=True, text=True).stdout
+    assert "64 B  encrypt: raw" in out and "1400 B  encrypt: raw" in out
