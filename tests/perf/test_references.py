@@ -4,6 +4,8 @@ slowdown hook), and both entry points name and compute figures alike."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -173,8 +175,11 @@ def test_the_esp_floor_loop_emits_esp_the_pfe_opens(tmp_path):
     from inline_ipsec.sa import SaSpec
     if "ipsec-mb" not in PFE_BACKENDS:
         missing("built without intel-ipsec-mb (libipsec-mb-dev)")
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        missing("no C compiler (cc) to build benchmarks/esp_floor.c")
     exe = tmp_path / "esp_floor"
-    subprocess.run(["cc", "-O2", "-o", str(exe), str(ROOT / "benchmarks" / "esp_floor.c"),
+    subprocess.run([cc, "-O2", "-o", str(exe), str(ROOT / "benchmarks" / "esp_floor.c"),
                     "-lIPSec_MB"], check=True)
     wire = bytes.fromhex(subprocess.run([str(exe), "--packet"], check=True, capture_output=True,
                                         text=True).stdout.strip())
