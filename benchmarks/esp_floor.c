@@ -11,8 +11,11 @@
  * §3.4.3), the trailer and the inner header. No handles, no counters per cause, no other
  * families. The PFE's kernels do all of that and more, so their distance to these loops is
  * the price of being general; these loops' distance to the raw crypto is the price of ESP.
+ * The raw loops are the PFE's own references (src/_pfe_core/raw_loops.h), and every manager
+ * is made as the PFE makes its own (INLINE_IPSEC_IPSEC_MB_ARCH pins the instruction set).
  *
- *   cc -O2 -o esp_floor benchmarks/esp_floor.c -lIPSec_MB && ./esp_floor [seconds]
+ *   cc -O2 -DINLINE_IPSEC_HAVE_IPSEC_MB -Isrc/_pfe_core -o esp_floor benchmarks/esp_floor.c \
+ *      -lIPSec_MB -lcrypto && ./esp_floor [seconds]
  *   ./esp_floor --packet   # one encrypted packet in hex (tests decrypt it with the PFE)
  *
  * Layout as `Burst`: 4 bursts of 32 slots of 2048 bytes, 64-byte aligned, the inner packet
@@ -23,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include <intel-ipsec-mb.h>
+#include "raw_loops.h"      /* raw_imb_seal / raw_imb_open, and imb_shim.h's pfe_imb_init */
 
 #define BURST 32
 #define BURSTS 4
@@ -218,35 +222,6 @@ static int decrypt_burst(uint8_t *slots, uint32_t *off, uint32_t *len, uint8_t *
     return good;
 }
 
-/* The raw loops, as the PFE's reference (raw_loops.h): seals in place after a pass writing the
- * nonces; opens out of place so that the ciphertext stays valid round after round. */
-static void raw_seal(uint8_t *slots, const uint32_t *off, const uint32_t *plain, sa_t *sa) {
-    uint8_t nonce[BURST][16];
-    for (int i = 0; i < BURST; i++) {
-        uint64_t iv = __builtin_bswap64(++sa->seq);
-        memcpy(nonce[i], sa->salt, 4);
-        memcpy(nonce[i] + 4, &iv, 8);
-    }
-    for (int i = 0; i < BURST; i++) {
-        struct gcm_context_data ctx;
-        uint8_t *p = slots + (size_t)i * SLOT + off[i];
-        IMB_AES256_GCM_ENC(mgr, sa->key, &ctx, p, p, plain[i], nonce[i], p - 8, 8, p + plain[i], ICV);
-    }
-}
-
-static int raw_open(uint8_t *slots, const uint32_t *off, const uint32_t *plain,
-                    uint8_t (*nonce)[16], sa_t *sa, uint8_t *out) {
-    int good = 0;
-    for (int i = 0; i < BURST; i++) {
-        struct gcm_context_data ctx;
-        uint8_t tag[ICV];
-        uint8_t *p = slots + (size_t)i * SLOT + off[i];
-        IMB_AES256_GCM_DEC(mgr, sa->key, &ctx, out, p, plain[i], nonce[i], p - 8, 8, tag, ICV);
-        good += memcmp(tag, p + plain[i], ICV) == 0;
-    }
-    return good;
-}
-
 static uint8_t *slots_new(void) {
     uint8_t *p = aligned_alloc(64, (size_t)NPKT * SLOT);
     if (p == NULL) {
@@ -304,25 +279,28 @@ static double median(double *v, int n) {
 #define MAX_WINDOWS 200000
 
 /* Interleaved windows of the raw loop and the ESP loop for `seconds`; medians in ns/packet. */
-static void measure(uint32_t size, double seconds, struct gcm_key_data *key) {
+static void measure(uint32_t size, double seconds, struct gcm_key_data *key, const raw_imb *rm) {
     static double raw_enc[MAX_WINDOWS], esp_enc[MAX_WINDOWS], raw_dec[MAX_WINDOWS], esp_dec[MAX_WINDOWS];
     uint8_t *pristine = slots_new(), *work = slots_new(), *sealed = slots_new(), *raw = slots_new();
-    uint8_t *scratch = aligned_alloc(64, 4096 + SLOT);
-    uint32_t off[NPKT], len[NPKT], plain[NPKT], sealed_off[NPKT], sealed_len[NPKT], raw_off[NPKT];
-    uint8_t st[NPKT], nonce[NPKT][16];
-    sa_t out, in, rawsa;
+    uint8_t *scratch_block = aligned_alloc(4096, 4096 + SLOT), *scratch;
+    uint32_t off[NPKT], len[NPKT], plain[NPKT], sealed_off[NPKT], sealed_len[NPKT];
+    uint8_t st[NPKT];
+    raw_pkt seal_pkts[NPKT], open_pkts[NPKT];
+    uint64_t counter = 0;
+    size_t ok_raw;
+    sa_t out, in;
     int n = 0;
     uint32_t pad = (4 - ((size + 2) & 3)) & 3;
 
     fill_inner(pristine, size);
     sa_init(&out, key);
     sa_init(&in, key);
-    sa_init(&rawsa, key);
     /* The raw loop's packets: the ESP payload (inner packet and trailer) at the same offset. */
     memcpy(raw, pristine, (size_t)NPKT * SLOT);
     for (int i = 0; i < NPKT; i++) {
-        raw_off[i] = HEADROOM;
         plain[i] = size + pad + 2;
+        seal_pkts[i].data = raw + (size_t)i * SLOT + HEADROOM;
+        seal_pkts[i].len = plain[i];
     }
     /* A sealed copy for the decrypt windows, and the raw open's nonces and ciphertexts. */
     memcpy(sealed, pristine, (size_t)NPKT * SLOT);
@@ -336,15 +314,21 @@ static void measure(uint32_t size, double seconds, struct gcm_key_data *key) {
             fprintf(stderr, "encrypt floor dropped packets\n");
             exit(1);
         }
+    /* The raw open's packets: the same ciphertexts, their AAD before them, their nonces; its
+     * plaintext goes to a scratch buffer clear of the packets modulo 4 KiB (as calibrate.pyx
+     * places it: 4K aliasing would slow the reference). */
+    uint8_t *raw_sealed = slots_new();
     for (int i = 0; i < NPKT; i++) {
         uint8_t *esp = sealed + (size_t)i * SLOT + sealed_off[i] + OUTER;
-        memcpy(nonce[i], in.salt, 4);
-        memcpy(nonce[i] + 4, esp + 8, 8);
-        memcpy(raw + (size_t)i * SLOT + HEADROOM, esp + ESPH, plain[i] + ICV);
-        memcpy(raw + (size_t)i * SLOT + HEADROOM - 8, esp, 8);
+        uint8_t *p = raw_sealed + (size_t)i * SLOT + HEADROOM;
+        memcpy(p, esp + ESPH, plain[i] + ICV);
+        memcpy(p - 8, esp, 8);
+        open_pkts[i].data = p;
+        open_pkts[i].len = plain[i];
+        memcpy(open_pkts[i].nonce, in.salt, 4);
+        memcpy(open_pkts[i].nonce + 4, esp + 8, 8);
     }
-    uint8_t *raw_sealed = slots_new();
-    memcpy(raw_sealed, raw, (size_t)NPKT * SLOT);
+    scratch = scratch_block + ((((uintptr_t)open_pkts[0].data & 4095) + 1024) & 4095);
 
     uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
     while ((n < 31 || now_ns() < end) && n < MAX_WINDOWS) {
@@ -363,11 +347,7 @@ static void measure(uint32_t size, double seconds, struct gcm_key_data *key) {
         esp_enc[n] = (double)(t1 - t0) / NPKT;
         for (int i = 0; i < NPKT; i++)
             memcpy(raw + (size_t)i * SLOT + HEADROOM, pristine + (size_t)i * SLOT + HEADROOM, size);
-        t0 = now_ns();
-        for (int b = 0; b < BURSTS; b++)
-            raw_seal(raw + (size_t)b * BURST * SLOT, raw_off + b * BURST, plain + b * BURST, &rawsa);
-        t1 = now_ns();
-        raw_enc[n] = (double)(t1 - t0) / NPKT;
+        raw_enc[n] = (double)raw_imb_seal(rm, seal_pkts, NPKT, 1, in.salt, &counter, &ok_raw) / NPKT;
         /* decrypt: the sealed packets again, the window emptied */
         for (int i = 0; i < NPKT; i++) {
             memcpy(work + (size_t)i * SLOT + sealed_off[i], sealed + (size_t)i * SLOT + sealed_off[i],
@@ -388,14 +368,8 @@ static void measure(uint32_t size, double seconds, struct gcm_key_data *key) {
             fprintf(stderr, "decrypt floor lost packets (%d of %d)\n", ok, NPKT);
             exit(1);
         }
-        ok = 0;
-        t0 = now_ns();
-        for (int b = 0; b < BURSTS; b++)
-            ok += raw_open(raw_sealed + (size_t)b * BURST * SLOT, raw_off + b * BURST, plain + b * BURST,
-                           nonce + b * BURST, &rawsa, scratch + 1024);
-        t1 = now_ns();
-        raw_dec[n] = (double)(t1 - t0) / NPKT;
-        if (ok != NPKT) {
+        raw_dec[n] = (double)raw_imb_open(rm, open_pkts, NPKT, 1, scratch, &ok_raw) / NPKT;
+        if (ok_raw != NPKT) {
             fprintf(stderr, "raw open failed\n");
             exit(1);
         }
@@ -405,26 +379,24 @@ static void measure(uint32_t size, double seconds, struct gcm_key_data *key) {
     printf("%5u B  encrypt: raw %7.1f  esp %7.1f ns/packet  ratio %.3f   "
            "decrypt: raw %7.1f  esp %7.1f ns/packet  ratio %.3f   (%d windows)\n",
            size, re, ee, re / ee, rd, ed, rd / ed, n);
-    free(pristine); free(work); free(sealed); free(raw); free(raw_sealed); free(scratch);
+    free(pristine); free(work); free(sealed); free(raw); free(raw_sealed); free(scratch_block);
 }
 
 int main(int argc, char **argv) {
-    IMB_ARCH arch;
-    struct gcm_key_data *key;
     uint8_t k[32];
-    mgr = alloc_mb_mgr(0);
-    if (mgr == NULL)
-        return 2;
-    init_mb_mgr_auto(mgr, &arch);
-    if (imb_get_errno(mgr) != 0 || arch == IMB_ARCH_NONE || arch == IMB_ARCH_NOAESNI) {
-        fprintf(stderr, "intel-ipsec-mb does not run here\n");
-        return 2;
-    }
-    if (posix_memalign((void **)&key, 64, sizeof(*key)) != 0)
-        return 2;
     for (int i = 0; i < 32; i++)
         k[i] = (uint8_t)(0x10 + i);
-    IMB_AES256_GCM_PRE(mgr, k, key);
+    /* The managers as the PFE makes them (imb_shim.h): the instruction set the library picks,
+     * or the one INLINE_IPSEC_IPSEC_MB_ARCH pins, for the ESP loops and the raw loops alike. */
+    pfe_imb *pm = pfe_imb_new();
+    raw_imb *rm = raw_imb_new(k, 32);
+    struct gcm_key_data *key = pm != NULL ? pfe_imb_key_new(pm, k, 32) : NULL;
+    if (pm == NULL || rm == NULL || key == NULL) {
+        fprintf(stderr, "intel-ipsec-mb does not run here (no AES-NI), or "
+                        "INLINE_IPSEC_IPSEC_MB_ARCH names no instruction set this CPU has\n");
+        return 2;
+    }
+    mgr = pm->mgr;
 
     if (argc > 1 && strcmp(argv[1], "--packet") == 0) {
         /* key 10 11 .. 2f, salt 01 02 03 04, SPI 0x1000, 192.0.2.1 -> 198.51.100.1 */
@@ -446,10 +418,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     double seconds = argc > 1 ? atof(argv[1]) : 2.0;
-    static const char *names[] = {"none", "no-aesni", "sse", "avx", "avx2", "avx512"};
     printf("ESP floor, AES-GCM-256 on intel-ipsec-mb %s (%s), bursts of %d, medians\n",
-           imb_get_version_str(), arch < IMB_ARCH_NUM ? names[arch] : "?", BURST);
-    measure(64, seconds, key);
-    measure(1400, seconds, key);
+           pfe_imb_version(), pfe_imb_arch_name(pm), BURST);
+    measure(64, seconds, key, rm);
+    measure(1400, seconds, key, rm);
+    raw_imb_free(rm);
+    pfe_imb_key_free(key);
+    pfe_imb_free(pm);
     return 0;
 }

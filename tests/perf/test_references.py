@@ -179,8 +179,9 @@ def test_the_esp_floor_loop_emits_esp_the_pfe_opens(tmp_path):
     if cc is None:
         missing("no C compiler (cc) to build benchmarks/esp_floor.c")
     exe = tmp_path / "esp_floor"
-    subprocess.run([cc, "-O2", "-o", str(exe), str(ROOT / "benchmarks" / "esp_floor.c"),
-                    "-lIPSec_MB"], check=True)
+    subprocess.run([cc, "-O2", "-DINLINE_IPSEC_HAVE_IPSEC_MB", f"-I{ROOT / 'src' / '_pfe_core'}",
+                    "-o", str(exe), str(ROOT / "benchmarks" / "esp_floor.c"), "-lIPSec_MB",
+                    "-lcrypto"], check=True)
     wire = bytes.fromhex(subprocess.run([str(exe), "--packet"], check=True, capture_output=True,
                                         text=True).stdout.strip())
     outer = IP(wire)
