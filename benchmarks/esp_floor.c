@@ -75,7 +75,8 @@ static inline uint16_t fold(uint64_t a) {
     return (uint16_t)((a & 0xFFFF) + (a >> 16));
 }
 
-/* Encrypt one burst in place: a pass of framing, then a pass of seals. 0 OK, else a drop. */
+/* Encrypt one burst in place: a pass of framing, then a pass of seals. Returns the packets
+ * sealed; st[i] is 0 for each of them, 1 for a packet dropped. */
 static int encrypt_burst(uint8_t *slots, uint32_t *off, uint32_t *len, uint8_t *st, sa_t *sa) {
     work_t w[BURST];
     uint64_t seq = sa->seq, packets = 0, bytes = 0;
@@ -159,7 +160,8 @@ static inline void replay_take(sa_t *sa, uint64_t seq) {
     sa->ring[(seq >> 6) & (RING - 1)] |= 1ull << (seq & 63);
 }
 
-/* Decrypt one burst in place: a pass of checks, then per packet the open and what follows. */
+/* Decrypt one burst in place: a pass of checks, then per packet the open and what follows.
+ * Returns the packets delivered; st[i] as for encrypt_burst. */
 static int decrypt_burst(uint8_t *slots, uint32_t *off, uint32_t *len, uint8_t *st, sa_t *sa) {
     work_t w[BURST];
     uint64_t packets = 0, bytes = 0;
