@@ -142,7 +142,10 @@ def test_a_pinned_ipsec_mb_instruction_set_is_measured_on_both_sides_and_named(m
     monkeypatch.setattr(cli_module, "ipsec_mb_status", lambda: (False, "no such CPU"))
     with pytest.raises(ValueError, match="--ipsec-mb-arch avx2: .*no such CPU"):
         cli_module.pin_ipsec_mb_arch("avx2", ("ipsec-mb",))
-    cli_module.pin_ipsec_mb_arch("avx2", ("openssl",))   # not measured: no error
+    with pytest.raises(ValueError, match="--ipsec-mb-arch avx2: .*no such CPU"):
+        cli_module.pin_ipsec_mb_arch("avx2", None)           # every backend built here
+    with pytest.raises(ValueError, match="which --backends leaves out"):
+        cli_module.pin_ipsec_mb_arch("avx2", ("openssl",))  # a pin with nothing to pin
     monkeypatch.undo()
     monkeypatch.setenv(IPSEC_MB_ARCH_ENV, "auto")
     assert main(["bench", "--ipsec-mb-arch", "sse", "--sizes", "64", "--ciphers", "aes-gcm-128",
