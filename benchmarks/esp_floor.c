@@ -27,6 +27,7 @@
 #include <time.h>
 #include <intel-ipsec-mb.h>
 #include "raw_loops.h"      /* raw_imb_seal / raw_imb_open, and imb_shim.h's pfe_imb_init */
+#include "wire_ops.h"
 
 #define BURST 32
 #define BURSTS 4
@@ -66,14 +67,10 @@ static uint64_t now_ns(void) {
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static inline uint32_t ld32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return __builtin_bswap32(v); }
-static inline uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return __builtin_bswap16(v); }
-static inline uint16_t fold(uint64_t a) {
-    a = (a & 0xFFFFFFFFu) + (a >> 32);
-    a = (a & 0xFFFF) + (a >> 16);
-    a = (a & 0xFFFF) + (a >> 16);
-    return (uint16_t)((a & 0xFFFF) + (a >> 16));
-}
+/* Big-endian loads and the ones'-complement fold, as the kernels have them (wire_ops.h). */
+#define ld32 wire_load32
+#define ld16 wire_load16
+#define fold wire_fold_host
 
 /* Encrypt one burst in place: a pass of framing, then a pass of seals. Returns the packets
  * sealed; st[i] is 0 for each of them, 1 for a packet dropped. */
