@@ -41,3 +41,11 @@ class RawBursts:
 def core_round_trip_ns(rounds: int = 200000) -> float:
     """Nanoseconds for a cache line to go to another thread's core and back."""
     ...
+
+
+IDLE_BURST_MAX_NS: int
+
+
+def idle_burst(ns: int) -> None:
+    """A burst call with no work: gives up the GIL as a burst does, busy in C for `ns`."""
+    ...

@@ -18,6 +18,7 @@ from _pfe_core.imb cimport (
 )
 from _pfe_core.wire cimport store64
 from _pfe_core.table import ipsec_mb_probe
+from _pfe_core.table cimport burst_keeps_gil, gil_handoff_enter, gil_handoff_leave
 
 # Not in Cython's libc.stdlib declarations.
 cdef extern from "<stdlib.h>" nogil:
@@ -363,3 +364,40 @@ def core_round_trip_ns(long rounds=200000) -> float:
     if ns < 0:
         raise TimeoutError("no free second core: the round trips took more than a second")
     return ns
+
+
+cdef extern from *:
+    """
+    #include <time.h>
+    #include <stdint.h>
+    /* Busy for `ns` nanoseconds of the monotonic clock, touching no memory. */
+    static void floor_spin_ns(uint64_t ns) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        uint64_t t0 = (uint64_t)a.tv_sec * 1000000000u + (uint64_t)a.tv_nsec;
+        do {
+            clock_gettime(CLOCK_MONOTONIC, &b);
+        } while ((uint64_t)b.tv_sec * 1000000000u + (uint64_t)b.tv_nsec - t0 < ns);
+    }
+    """
+    void floor_spin_ns(uint64_t ns) nogil
+
+
+IDLE_BURST_MAX_NS = 1_000_000_000
+
+
+def idle_burst(uint64_t ns) -> None:
+    """A burst call with no work in it: it gives up the GIL exactly as a PFE or pipeline burst
+    does (kept by a thread alone, else released with the same hand-over, gil_handoff.h) and
+    stays in C, busy and touching no memory, for `ns` nanoseconds (at most one second).
+    Threads calling it show what the GIL alone allows bursts of that length: the floor of the
+    thread-scaling figures."""
+    if ns > IDLE_BURST_MAX_NS:
+        raise ValueError(f"an idle burst lasts at most {IDLE_BURST_MAX_NS} ns, not {ns}")
+    if burst_keeps_gil():
+        floor_spin_ns(ns)
+        return
+    with nogil:
+        gil_handoff_enter()
+        floor_spin_ns(ns)
+        gil_handoff_leave()

@@ -9,7 +9,8 @@ figure comes with a reference measured in the same run, on the same packets:
   scapy    scapy's ESP (`SecurityAssociation.encrypt`), when scapy is installed.
 `EngineBursts` and `RawReference` are the two sides of every ratio (`perf.measure` times them
 in interleaved windows); `PfeWorkload`/`RawWorkload` are the single-burst forms the tests and
-the thread figures use.
+the thread figures use. `idle_burst` (a burst call with no work, `_pfe_core.calibrate`) is
+re-exported for the thread figures' GIL floor (`dataplane.bench.idle_scaling`).
 
 INLINE_IPSEC_BENCH_SLOWDOWN=N (a whole number, default 1) makes every timed PFE burst call
 process N identical bursts, each on its own SA pair: the PFE's work, and nothing else, done N
@@ -29,7 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from _pfe_core.calibrate import RawBursts, RawGcm, core_round_trip_ns
+from _pfe_core.calibrate import RawBursts, RawGcm, core_round_trip_ns, idle_burst
 
 from .packet.burst import DEFAULT_HEADROOM, Burst
 from .pfe import Pfe

@@ -31,7 +31,9 @@ def test_json_schema(tiny_result):
     figures = data["figures"]
     fields = {"path", "backend", "cipher", "direction", "size", "burst", "pps", "gbps",
               "rounds", "ratio", "threads", "efficiency", "per_thread", "key", "ratio_low",
-              "ratio_high", "samples", "gil_held", "gil_bound", "core_rtt_ns"}
+              "ratio_high", "samples", "gil_held", "gil_bound", "core_rtt_ns",
+              "floor_ratio", "floor_samples", "floor_call_ns", "raw_threads_ratio",
+              "raw_threads_samples"}
     assert all(set(f) == fields for f in figures)
     # every PFE backend and the CPU engine, encrypt and decrypt, each with a raw reference
     for backend in PFE_BACKENDS:

@@ -28,7 +28,7 @@ from ..sa import SaSpec
 from .gateway import Gateway
 
 __all__ = ["GatewayPairWorkload", "BarePfeWorkload", "paired_ratio", "thread_scaling",
-           "measure_pipeline"]
+           "idle_scaling", "idle_call_ns", "raw_scaling", "measure_pipeline"]
 
 _A, _B = "192.0.2.1", "198.51.100.1"
 _WIRE = int(Verdict.WIRE)
@@ -188,7 +188,97 @@ def thread_scaling(threads: int, duration: float = 1.0, bits: int = 256, size: i
             raise RuntimeError("a packet of the thread-scaling round trip was not delivered")
         counts[k] = rounds * b.count
 
-    pool = [threading.Thread(target=loop, args=(k,), name=f"pipeline{k}")
+    return _run_threads(loop, threads, barrier, running, duration, counts, "pipeline")
+
+
+def idle_scaling(threads: int, call_ns: int, duration: float = 1.0,
+                 burst: int = 32) -> tuple[float, list[int]]:
+    """The GIL floor of `thread_scaling`: the same loop, each thread calling
+    `calibrate.idle_burst(call_ns)` where a gateway pair calls `outbound_burst` and
+    `inbound_burst`. An idle burst gives up the GIL as those do and stays in C for `call_ns`
+    without touching memory, so with `call_ns` set to a gateway burst's length
+    (`idle_call_ns`) this is the speed-up the GIL allows that loop and nothing else costs.
+    Returns (round trips/s × `burst`, the same per thread), comparable to `thread_scaling`."""
+    from ..benchmark import idle_burst
+    counts = [0] * threads
+    barrier = threading.Barrier(threads + 1)
+    running = [True]
+
+    def loop(k: int) -> None:
+        idle = idle_burst
+        ns = int(str(call_ns))      # each thread its own int: no reference count in common
+        rounds = 0
+        barrier.wait()
+        while running[0]:
+            for _ in range(16):
+                idle(ns)
+                idle(ns)
+            rounds += 16
+        counts[k] = rounds * burst
+
+    return _run_threads(loop, threads, barrier, running, duration, counts, "idle")
+
+
+def idle_call_ns(single_pps: float, burst: int = 32, duration: float = 0.2) -> int:
+    """How long each idle burst must stay in C for one thread of `idle_scaling` to run at
+    `single_pps` (one thread's `thread_scaling` rate): half a round trip, less the loop's own
+    time per call (measured with idle bursts of no length)."""
+    if single_pps <= 0:
+        raise ValueError("the one-thread rate must be positive")
+    empty, _ = idle_scaling(1, 0, duration, burst)
+    round_trip = burst * 1e9 / single_pps
+    loop = burst * 1e9 / empty
+    return max(0, round((round_trip - loop) / 2))
+
+
+#: Passes over a raw reference's bursts per call of `raw_scaling` (each call some 50-100 µs
+#: in C): long enough that the GIL, taken between calls, plays no part.
+RAW_PASSES = 16
+
+
+def raw_scaling(threads: int, duration: float = 1.0, backend: str = "openssl",
+                size: int = 64, burst: int = 32, bits: int = 256) -> tuple[float, list[int]]:
+    """The crypto library's own thread scaling: each thread runs the raw AES-GCM loops of the
+    benchmark ratios (`benchmark.RawReference`: the PFE's seal and open calls, a tight C loop)
+    on its own key and bursts, sealing then opening, each call `RAW_PASSES` passes with the GIL
+    released. Nothing of the PFE or the pipeline runs, and no Python between bursts, so what
+    keeps N threads from N times one is the library and the machine. Returns (seal+open pairs
+    per second, the same per thread), comparable to `thread_scaling`'s packets/s."""
+    from ..benchmark import RawReference
+    pairs = [(RawReference(bits, size, burst, True, backend, bursts=4),
+              RawReference(bits, size, burst, False, backend, bursts=4))
+             for _ in range(threads)]
+    for seal, open_ in pairs:
+        seal.window_ns(1)
+        open_.window_ns(1)
+    counts = [0] * threads
+    barrier = threading.Barrier(threads + 1)
+    running = [True]
+
+    def loop(k: int) -> None:
+        seal, open_ = pairs[k][0].loop, pairs[k][1].loop
+        per_call = RAW_PASSES * seal.packets
+        done = 0
+        barrier.wait()
+        while running[0]:
+            seal.time_ns(RAW_PASSES)
+            open_.time_ns(RAW_PASSES)
+            done += per_call
+        counts[k] = done
+
+    rate, per = _run_threads(loop, threads, barrier, running, duration, counts, "raw")
+    for seal, open_ in pairs:
+        if open_.loop.verified != RAW_PASSES * open_.loop.packets:
+            raise RuntimeError(f"raw {backend} open loop: tags failed in the thread rounds")
+    return rate, per
+
+
+def _run_threads(loop: Callable[[int], None], threads: int, barrier: threading.Barrier,
+                 running: list, duration: float, counts: list[int],
+                 name: str) -> tuple[float, list[int]]:
+    """Start `threads` threads on `loop`, let them run `duration` seconds after the barrier,
+    stop them; (counts summed per second of wall clock, counts)."""
+    pool = [threading.Thread(target=loop, args=(k,), name=f"{name}{k}")
             for k in range(threads)]
     for t in pool:
         t.start()

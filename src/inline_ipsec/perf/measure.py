@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
 
 __all__ = ["CONFIDENCE", "Paired", "RatioSummary", "Scaling", "median_interval",
            "paired_windows", "scaling_rounds", "summarize"]
@@ -122,6 +122,9 @@ class Scaling:
     single_pps: list[float]
     multi_pps: list[float]
     per_thread: list[list[int]]      # per round: packets of each of the N threads
+    # Controls measured in the same rounds (`scaling_rounds(controls=...)`): per name, the
+    # one-thread and N-thread rates of each round.
+    controls: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
 
     @property
     def ratios(self) -> list[float]:
@@ -130,6 +133,10 @@ class Scaling:
     def summary(self, confidence: float = CONFIDENCE) -> RatioSummary:
         return summarize(self.ratios, confidence)
 
+    def control_ratios(self, name: str) -> list[float]:
+        single, multi = self.controls[name]
+        return [m / s for s, m in zip(single, multi)]
+
     def median_round(self) -> int:
         """The round whose ratio is the median (the lower middle one for an even count)."""
         order = sorted(range(len(self.ratios)), key=self.ratios.__getitem__)
@@ -137,16 +144,25 @@ class Scaling:
 
 
 def scaling_rounds(run: Callable[[int, float], tuple[float, list[int]]], threads: int,
-                   rounds: int, duration: float) -> Scaling:
+                   rounds: int, duration: float,
+                   controls: Optional[dict[str, Callable[[int, float],
+                                                         tuple[float, list[int]]]]] = None
+                   ) -> Scaling:
     """`run(n, seconds)` -> (packets/s, packets per thread) with n threads; `rounds` rounds of
-    one thread then `threads` threads, `duration` seconds each."""
+    one thread then `threads` threads, `duration` seconds each. `controls` of the same form
+    run in every round too, after `run`, so all see the same moments of the machine."""
     if rounds < 1 or threads < 1:
         raise ValueError("need at least one round and one thread")
     out = Scaling([], [], [])
+    for name in controls or {}:
+        out.controls[name] = ([], [])
     for _ in range(rounds):
         single, _ = run(1, duration)
         multi, per = run(threads, duration)
         out.single_pps.append(single)
         out.multi_pps.append(multi)
         out.per_thread.append(per)
+        for name, control in (controls or {}).items():
+            out.controls[name][0].append(control(1, duration)[0])
+            out.controls[name][1].append(control(threads, duration)[0])
     return out

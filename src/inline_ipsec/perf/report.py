@@ -46,6 +46,14 @@ def table(result: BenchResult) -> str:
             lines.append(f"\n{f.threads} gateway pairs in {f.threads} threads ({f.backend}, "
                          f"{f.size} B, bursts of {f.burst}): {f.pps:,.0f} packets/s, "
                          f"{f.ratio:.2f}x one thread{_rounds(f)}")
+            if f.floor_ratio is not None:
+                lines.append(f"  GIL floor: idle bursts of {f.floor_call_ns:,} ns (no work, the "
+                             f"GIL given up as a burst does) in the same loop and rounds: "
+                             f"{f.floor_ratio:.2f}x one thread{_spread(f.floor_samples)}")
+            if f.raw_threads_ratio is not None:
+                lines.append(f"  raw {f.backend} seal+open loops (C, no Python between bursts) "
+                             f"in the same rounds: {f.raw_threads_ratio:.2f}x one thread"
+                             f"{_spread(f.raw_threads_samples)}")
         if f.path == "pfe-threads":
             lines.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.cipher}, "
                          f"{f.size} B, encrypt+decrypt): {f.pps:,.0f} packets/s, "
@@ -69,6 +77,13 @@ def _rounds(f) -> str:
             f"{max(f.samples):.2f}{rtt})")
 
 
+def _spread(samples) -> str:
+    """A control's rounds: ' (1.88-1.95)', or '' without them."""
+    if not samples:
+        return ""
+    return f" ({min(samples):.2f}-{max(samples):.2f})"
+
+
 def markdown(result: BenchResult) -> str:
     """The README's performance table: PFE per backend and CPU engine, as ratios."""
     m = result.machine
@@ -90,7 +105,13 @@ def markdown(result: BenchResult) -> str:
         if f.path == "pipeline-threads":
             out.append(f"\n{f.threads} gateway pairs in {f.threads} threads ({f.backend}, "
                        f"{f.size} B, bursts of {f.burst}): {f.pps:,.0f} packets/s = "
-                       f"{f.ratio:.2f}× one thread{_rounds(f)}.")
+                       f"{f.ratio:.2f}× one thread{_rounds(f)}"
+                       + (f"; the GIL floor (idle bursts of {f.floor_call_ns:,} ns in the same "
+                          f"loop and rounds) {f.floor_ratio:.2f}×{_spread(f.floor_samples)}"
+                          if f.floor_ratio is not None else "")
+                       + (f"; the raw {f.backend} loops in as many threads "
+                          f"{f.raw_threads_ratio:.2f}×{_spread(f.raw_threads_samples)}"
+                          if f.raw_threads_ratio is not None else "") + ".")
         if f.path == "pfe-threads":
             out.append(f"\n{f.threads} PFEs in {f.threads} threads ({f.backend}, {f.size} B, "
                        f"encrypt+decrypt): {f.pps:,.0f} packets/s = {f.ratio:.2f}× one thread"

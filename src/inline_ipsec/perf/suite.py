@@ -27,7 +27,8 @@ from ..benchmark import (
     packet_sizes,
 )
 from ..pfe import PFE_BACKENDS
-from .measure import CONFIDENCE, MIN_PAIRS, Paired, paired_windows, scaling_rounds
+from .measure import (CONFIDENCE, MIN_PAIRS, Paired, Scaling, paired_windows,
+                      scaling_rounds)
 
 ALL_SIZES: tuple = (64, 128, 256, 512, 1024, 1400, IMIX)
 SCHEMA = "inline-ipsec-bench/2"
@@ -116,6 +117,14 @@ class Figure:
     gil_held: Optional[float] = None     # thread figures: share of a thread's time with the GIL
     gil_bound: Optional[float] = None    # thread figures: the speed-up the GIL allows on free cores
     core_rtt_ns: Optional[float] = None  # thread figures: cache-line round trip between cores
+    # pipeline-threads, two controls in the same rounds (`dataplane.bench`): the GIL floor,
+    # idle bursts as long as the gateway bursts (`idle_scaling`: median ratio, per round, the
+    # length in ns), and the raw crypto loops themselves in threads (`raw_scaling`)
+    floor_ratio: Optional[float] = None
+    floor_samples: Optional[list] = None
+    floor_call_ns: Optional[int] = None
+    raw_threads_ratio: Optional[float] = None
+    raw_threads_samples: Optional[list] = None
 
     @property
     def key(self) -> str:
@@ -327,9 +336,12 @@ THREAD_ROUNDS = 5
 
 def _thread_figure(path: str, backend: str, cipher: str, size, cfg: BenchConfig,
                    run: Callable[[int, float], tuple[float, list[int]]],
-                   inner: int = 0) -> tuple[Figure, float]:
-    """A thread figure from `THREAD_ROUNDS` alternating rounds (`measure.scaling_rounds`);
-    also returns the median one-thread packets/s."""
+                   inner: int = 0,
+                   controls: Optional[dict[str, Callable[[int, float],
+                                                         tuple[float, list[int]]]]] = None
+                   ) -> tuple[Figure, Scaling]:
+    """A thread figure from `THREAD_ROUNDS` alternating rounds (`measure.scaling_rounds`, with
+    `controls` in the same rounds); also returns the rounds."""
     seconds = max(cfg.duration * 4, 1.0) / THREAD_ROUNDS
     rtts: list[float] = []
 
@@ -341,7 +353,7 @@ def _thread_figure(path: str, backend: str, cipher: str, size, cfg: BenchConfig,
                 pass
         return run(n, secs)
 
-    sc = scaling_rounds(timed_run, cfg.threads, THREAD_ROUNDS, seconds)
+    sc = scaling_rounds(timed_run, cfg.threads, THREAD_ROUNDS, seconds, controls)
     summary = sc.summary()
     k = sc.median_round()
     multi = sc.multi_pps[k]
@@ -353,7 +365,7 @@ def _thread_figure(path: str, backend: str, cipher: str, size, cfg: BenchConfig,
                  ratio_low=summary.low, ratio_high=summary.high,
                  samples=[round(r, 4) for r in sc.ratios],
                  core_rtt_ns=round(statistics.median(rtts), 1) if rtts else None)
-    return fig, statistics.median(sc.single_pps)
+    return fig, sc
 
 
 def _measure_thread_scaling(cfg: BenchConfig, backend: str, bits: int, size) -> Figure:
@@ -363,8 +375,8 @@ def _measure_thread_scaling(cfg: BenchConfig, backend: str, bits: int, size) -> 
         return measure_threads(n, backend, bits, size, burst, seconds)
 
     inner = sum(PfeWorkload(bits, size, 1).sizes) if size != IMIX else 0
-    fig, single = _thread_figure("pfe-threads", backend, f"aes-gcm-{bits}", size, cfg, run,
-                                 inner)
+    fig, sc = _thread_figure("pfe-threads", backend, f"aes-gcm-{bits}", size, cfg, run, inner)
+    single = statistics.median(sc.single_pps)
     held = gil_held_share(backend, bits, size, burst, single, max(cfg.duration * 2, 0.5))
     fig.gil_held = held
     fig.gil_bound = 1.0 / (held + (1.0 - held) / cfg.threads)
@@ -375,8 +387,10 @@ def _measure_pipeline(path: str, backend: str, size, cfg: BenchConfig) -> Figure
     """The forwarding pipeline (dataplane/bench.py): "pipeline" is two gateways end to end
     (route, encrypt, demux, decrypt, selector check, inner route) with its ratio to the bare
     PFE's encrypt + decrypt of the same packets; "pipeline-threads" is `cfg.threads` gateway
-    pairs in as many threads, its ratio to one thread."""
-    from ..dataplane.bench import measure_pipeline, thread_scaling
+    pairs in as many threads, its ratio to one thread, with the GIL floor of the same loop
+    (`idle_scaling`: idle bursts as long as the gateway bursts) in the same rounds."""
+    from ..dataplane.bench import (idle_call_ns, idle_scaling, measure_pipeline, raw_scaling,
+                                   thread_scaling)
     if path == "pipeline":
         paired, inner = measure_pipeline(backend, size, cfg.burst, max(cfg.duration * 4, 1.0))
         return make_figure("pipeline", backend, 256, "both", size, cfg.burst,
@@ -385,7 +399,22 @@ def _measure_pipeline(path: str, backend: str, size, cfg: BenchConfig) -> Figure
     def run(n: int, seconds: float) -> tuple[float, list[int]]:
         return thread_scaling(n, seconds, 256, size, cfg.burst, backend)
 
-    return _thread_figure("pipeline-threads", backend, "aes-gcm-256", size, cfg, run)[0]
+    call_ns = idle_call_ns(run(1, 0.3)[0], cfg.burst)
+
+    def floor(n: int, seconds: float) -> tuple[float, list[int]]:
+        return idle_scaling(n, call_ns, seconds, cfg.burst)
+
+    def raw(n: int, seconds: float) -> tuple[float, list[int]]:
+        return raw_scaling(n, seconds, backend, size, cfg.burst)
+
+    fig, sc = _thread_figure("pipeline-threads", backend, "aes-gcm-256", size, cfg, run,
+                             controls={"floor": floor, "raw": raw})
+    fig.floor_call_ns = call_ns
+    fig.floor_samples = [round(r, 4) for r in sc.control_ratios("floor")]
+    fig.floor_ratio = float(statistics.median(sc.control_ratios("floor")))
+    fig.raw_threads_samples = [round(r, 4) for r in sc.control_ratios("raw")]
+    fig.raw_threads_ratio = float(statistics.median(sc.control_ratios("raw")))
+    return fig
 
 
 def gil_held_share(backend: str, bits: int, size, burst: int, single_pps: float,
