@@ -205,8 +205,7 @@ def idle_scaling(threads: int, call_ns: int, duration: float = 1.0,
     running = [True]
 
     def loop(k: int) -> None:
-        idle = idle_burst
-        ns = int(str(call_ns))      # each thread its own int: no reference count in common
+        idle, ns = idle_burst, call_ns
         rounds = 0
         barrier.wait()
         while running[0]:

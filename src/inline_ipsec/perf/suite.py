@@ -387,8 +387,9 @@ def _measure_pipeline(path: str, backend: str, size, cfg: BenchConfig) -> Figure
     """The forwarding pipeline (dataplane/bench.py): "pipeline" is two gateways end to end
     (route, encrypt, demux, decrypt, selector check, inner route) with its ratio to the bare
     PFE's encrypt + decrypt of the same packets; "pipeline-threads" is `cfg.threads` gateway
-    pairs in as many threads, its ratio to one thread, with the GIL floor of the same loop
-    (`idle_scaling`: idle bursts as long as the gateway bursts) in the same rounds."""
+    pairs in as many threads, its ratio to one thread, with two controls in the same rounds:
+    the GIL floor of the same loop (`idle_scaling`: idle bursts as long as the gateway
+    bursts) and the raw crypto loops in as many threads (`raw_scaling`)."""
     from ..dataplane.bench import (idle_call_ns, idle_scaling, measure_pipeline, raw_scaling,
                                    thread_scaling)
     if path == "pipeline":
@@ -410,11 +411,15 @@ def _measure_pipeline(path: str, backend: str, size, cfg: BenchConfig) -> Figure
     fig, sc = _thread_figure("pipeline-threads", backend, "aes-gcm-256", size, cfg, run,
                              controls={"floor": floor, "raw": raw})
     fig.floor_call_ns = call_ns
-    fig.floor_samples = [round(r, 4) for r in sc.control_ratios("floor")]
-    fig.floor_ratio = float(statistics.median(sc.control_ratios("floor")))
-    fig.raw_threads_samples = [round(r, 4) for r in sc.control_ratios("raw")]
-    fig.raw_threads_ratio = float(statistics.median(sc.control_ratios("raw")))
+    fig.floor_ratio, fig.floor_samples = _control(sc, "floor")
+    fig.raw_threads_ratio, fig.raw_threads_samples = _control(sc, "raw")
     return fig
+
+
+def _control(sc: Scaling, name: str) -> tuple[float, list[float]]:
+    """A control's median ratio and its ratio per round."""
+    ratios = sc.control_ratios(name)
+    return float(statistics.median(ratios)), [round(r, 4) for r in ratios]
 
 
 def gil_held_share(backend: str, bits: int, size, burst: int, single_pps: float,
