@@ -6,17 +6,23 @@ NAT-T, look the SPI up, check the anti-replay window (read-only), open with AES-
 window again and advance it, then verify the trailer. A burst runs these steps as two passes
 over chunks of packets (before the crypto; then per packet the crypto and what follows it).
 The slot's offset/length then describe the inner packet; `sa_index` says which inbound SA
-opened it (-1 if none)."""
+opened it (-1 if none). In the first pass, runs of packets with an IPv4 outer header of the SA
+of the packet before (without ESN) go through a short loop of their own, `decrypt_run_v4`;
+every other packet, and every packet the short loop declines, through `decrypt_prepare`,
+which decides its fate and counts it. The two agree (tests/engine/test_pfe_common_runs.py)."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN
-from _pfe_core.replay cimport replay_infer, replay_check, replay_accept
+from _pfe_core.replay cimport (
+    replay_t, replay_infer, replay_check, replay_accept, REPLAY_WORDS,
+)
 from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_open
 from _pfe_core.wire cimport (
     load16, load32, store32, ipv4_set_checksum, ip_tos, ip_set_tos, csum_add, csum_fold,
     wire_ipv4_csum_ok, wire_pad_ok, wire_put_raw32, wire_put_raw64, wire_raw32, wire_raw64,
+    wire_be32,
 )
 
 cdef enum:
@@ -225,6 +231,62 @@ cdef inline Status decrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
     return OK
 
 
+cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_size,
+                               const uint32_t *offset, const uint32_t *length,
+                               int32_t *sa_index, uint8_t *status, Py_ssize_t i, Py_ssize_t m,
+                               inb_work_t *w, const spi_cache_t *cache) noexcept nogil:
+    """Packets i, i+1, ... while they take the common path of `decrypt_prepare`: an IPv4
+    outer header of 20 bytes carrying ESP, the SPI of the packet before, an SA without ESN,
+    a sequence number the window has not seen. The same checks, statuses and work records
+    in fewer instructions, the SA's fields in registers. Returns the index of the first
+    packet it left (to `decrypt_prepare`, which decides and counts its fate)."""
+    cdef sa_t *sa = &t.sas[cache.idx]
+    cdef int32_t handle = sa.handle
+    cdef uint32_t spi_raw = wire_be32(cache.spi)
+    cdef uint32_t salt_raw = wire_raw32(sa.salt)
+    cdef replay_t *r = sa.replay
+    cdef uint32_t off, ln, total, esp_len
+    cdef uint64_t seq
+    cdef uint8_t *pkt
+    cdef uint8_t *esp
+    if sa.esn:
+        return i
+    while i < m:
+        off = offset[i]
+        ln = length[i]
+        if off > slot_size or ln > slot_size - off or ln < 20 + ESP_HDR_LEN + 2 + GCM_ICV_LEN:
+            break
+        pkt = data + i * slot_size + off
+        total = load16(pkt + 2)
+        # Version 4 with IHL 5, the length inside the slot's, no fragment, ESP, the checksum.
+        if (pkt[0] != 0x45 or total > ln or total < 20 + ESP_HDR_LEN + 2 + GCM_ICV_LEN
+                or (load16(pkt + 6) & 0x3FFF) or pkt[9] != PROTO_ESP
+                or not wire_ipv4_csum_ok(pkt, 20)):
+            break
+        esp = pkt + 20
+        if wire_raw32(esp) != spi_raw:
+            break
+        seq = load32(esp + 4)
+        if seq == 0 or (r.window and seq <= r.top and (
+                seq + r.window <= r.top
+                or r.bits[(seq >> 6) & (REPLAY_WORDS - 1)] & ((<uint64_t>1) << (seq & 63)))):
+            break
+        esp_len = total - 20
+        sa_index[i] = handle
+        status[i] = OK
+        w[i].sa = sa
+        w[i].seq = seq
+        w[i].outer_tos = pkt[1]
+        w[i].ct = esp + ESP_HDR_LEN
+        w[i].ct_len = esp_len - ESP_HDR_LEN - GCM_ICV_LEN
+        wire_put_raw32(w[i].nonce, salt_raw)
+        wire_put_raw64(w[i].nonce + 4, wire_raw64(esp + 8))
+        w[i].aad = esp
+        w[i].aad_len = 8
+        i += 1
+    return i
+
+
 cdef inline int decrypt_open(const sa_table_t *t, inb_work_t *w) noexcept nogil:
     """The crypto of one prepared packet: 1 verified, 0 ICV mismatch, -1 library error."""
     return sa_open(t, w.sa, w.nonce, w.aad, w.aad_len, w.ct, w.ct_len, w.ct + w.ct_len)
@@ -320,7 +382,7 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
     packet's checks before the crypto (their nonce and AAD stores are then long done when the
     library reads them), then per packet, in packet order (the window advances in that order),
     the open and the checks after it, while the packet's lines are still in L1."""
-    cdef Py_ssize_t base, i, m, good = 0
+    cdef Py_ssize_t base, i, j, m, good = 0
     cdef Status st
     cdef inb_work_t w[INB_CHUNK]
     cdef spi_cache_t cache
@@ -329,10 +391,19 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
     base = 0
     while base < n:
         m = n - base if n - base < INB_CHUNK else INB_CHUNK
-        for i in range(m):
+        i = 0
+        while i < m:
+            if cache.idx >= 0 and t.common_runs:
+                j = decrypt_run_v4(t, data + base * slot_size, slot_size, offset + base,
+                                   length + base, sa_index + base, status + base, i, m, w,
+                                   &cache)
+                if j > i:
+                    i = j
+                    continue
             status[base + i] = decrypt_prepare(t, data + (base + i) * slot_size, slot_size,
                                                offset[base + i], length[base + i],
                                                &sa_index[base + i], &w[i], &cache)
+            i += 1
         for i in range(m):
             if status[base + i] == OK:
                 st = decrypt_finish(data + (base + i) * slot_size, &offset[base + i],

@@ -4,7 +4,11 @@
 Per packet: validate the inner header, take the next sequence number, write the trailer into
 the tailroom, the ESP header, the optional UDP header and the outer IP header into the headroom,
 then seal with AES-GCM. The slot's offset/length then describe the outer packet. A burst runs
-these steps as two passes over chunks of packets (everything but the crypto, then the crypto)."""
+these steps as two passes over chunks of packets (everything but the crypto, then the crypto).
+In the first pass, runs of packets of one SA with an IPv4 outer header and neither NAT-T nor
+ESN (the common case) go through a short loop of their own, `encrypt_run_v4`; every other
+packet, and every packet the short loop declines, through `encrypt_prepare`. The two write
+the same bytes (tests/engine/test_pfe_common_runs.py compares them)."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
@@ -15,7 +19,7 @@ from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_seal
 from _pfe_core.wire cimport (
     load16, load32, store16, csum_add, csum_fold, wire_put_raw32, wire_put_raw64, wire_raw32,
-    wire_copy_hdr, wire_be32,
+    wire_copy_hdr, wire_be32, wire_raw64, wire_load64, wire_store64,
 )
 
 cdef extern from "wire_ops.h" nogil:
@@ -87,6 +91,7 @@ ctypedef struct outb_sa_t:
     uint8_t df_mode
     uint8_t ipv6
     uint8_t udp_encap
+    uint8_t plain_v4             # IPv4 outer, no NAT-T, no ESN: encrypt_run_v4 takes its packets
 
 cdef extern from *:
     """
@@ -130,6 +135,7 @@ cdef inline sa_t *outb_sa_switch(sa_table_t *t, int32_t h, outb_sa_t *c) noexcep
     c.df_mode = sa.df_mode
     c.ipv6 = sa.ipv6
     c.udp_encap = sa.udp_encap
+    c.plain_v4 = not sa.ipv6 and not sa.udp_encap and not sa.esn and sa.outer_len == 20
     return sa
 
 
@@ -258,6 +264,93 @@ cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
     return OK
 
 
+cdef Py_ssize_t encrypt_run_v4(uint8_t *data, Py_ssize_t slot_size, uint32_t *offset,
+                               uint32_t *length, const int32_t *sa_index, uint8_t *status,
+                               Py_ssize_t i, Py_ssize_t m, outb_work_t *w,
+                               outb_sa_t *c) noexcept nogil:
+    """Packets i, i+1, ... of the current SA while they take its common path: IPv4 outer
+    header without NAT-T or ESN, a valid inner packet with room, a sequence number left. The
+    same bytes, statuses and counters as `encrypt_prepare`, in fewer instructions: every SA
+    field in a register, the outer header built in registers and stored as three words.
+    Returns the index of the first packet it left (to `encrypt_prepare`)."""
+    cdef int64_t h = c.h
+    cdef sa_t *sa = c.sa
+    cdef uint64_t seq = c.seq, seq_last = c.seq_last, packets = 0, nbytes = 0
+    # The template's constant fields: version/IHL; TTL, protocol, source; destination.
+    cdef uint64_t hdr0 = wire_load64(c.hdr) & 0xFF00000000000000ULL
+    cdef uint64_t hdr1 = wire_load64(c.hdr + 8) & 0xFFFF0000FFFFFFFFULL
+    cdef uint32_t hdr2 = wire_raw32(c.hdr + 16), spi_raw = c.spi_raw, salt_raw = c.salt_raw
+    cdef uint64_t hdr_sum = c.hdr_sum
+    cdef uint32_t df_set = 0x4000 if c.df_mode == DF_SET else 0
+    cdef uint32_t df_copy = 0x4000 if c.df_mode == DF_COPY else 0
+    cdef uint32_t off, ln, pad, plain_len, total, ihl, nh, tos, flags
+    cdef uint64_t x, iv, acc
+    cdef uint8_t *inner
+    cdef uint8_t *outer
+    while i < m:
+        if sa_index[i] != h:
+            break
+        off = offset[i]
+        ln = length[i]
+        if off > slot_size or ln > slot_size - off or ln < 20:
+            break
+        inner = data + i * slot_size + off
+        x = wire_load64(inner)          # version/IHL, DS, total length, ident, flags
+        if (x >> 60) == 4:
+            ihl = <uint32_t>(x >> 56) & 0x0F
+            if ihl < 5 or ihl * 4 > ln or ((x >> 32) & 0xFFFF) != ln:
+                break
+            nh = NH_IPV4
+            tos = <uint32_t>(x >> 48) & 0xFF
+            flags = <uint32_t>x & 0x4000
+        elif (x >> 60) == 6:
+            if ln < 40 or 40 + ((x >> 16) & 0xFFFF) != ln:
+                break
+            nh = NH_IPV6
+            tos = <uint32_t>(x >> 52) & 0xFF
+            flags = 0x4000
+        else:
+            break
+        pad = (4 - ((ln + 2) & 3)) & 3
+        plain_len = ln + pad + 2
+        total = 20 + ESP_HDR_LEN + plain_len + GCM_ICV_LEN
+        if off < 20 + ESP_HDR_LEN or slot_size - off - ln < pad + 2 + GCM_ICV_LEN or total > 0xFFFF:
+            break
+        if seq >= seq_last:
+            break
+        seq += 1
+        wire_put_raw64(inner + ln, pfe_trailer(pad, <uint8_t>nh))
+        iv = wire_be64(seq)
+        wire_put_raw64(inner - ESP_HDR_LEN, pfe_pair32(spi_raw, wire_be32(<uint32_t>seq)))
+        wire_put_raw64(inner - 8, iv)
+        wire_put_raw32(w[i].nonce, salt_raw)
+        wire_put_raw64(w[i].nonce + 4, iv)
+        flags = df_set | (flags & df_copy)
+        # RFC 1624, as encrypt_prepare; five terms under 2^16 need two folds.
+        acc = hdr_sum + tos + total + (seq & 0xFFFF) + flags
+        acc = (acc & 0xFFFF) + (acc >> 16)
+        acc = (acc & 0xFFFF) + (acc >> 16)
+        outer = inner - 20 - ESP_HDR_LEN
+        wire_store64(outer, hdr0 | (<uint64_t>tos << 48) | (<uint64_t>total << 32)
+                     | ((seq & 0xFFFF) << 16) | flags)
+        wire_store64(outer + 8, hdr1 | ((~acc & 0xFFFF) << 32))
+        wire_put_raw32(outer + 16, hdr2)
+        offset[i] = off - 20 - ESP_HDR_LEN
+        length[i] = total
+        status[i] = OK
+        packets += 1
+        nbytes += ln
+        w[i].sa = sa
+        w[i].inner = inner
+        w[i].plain_len = plain_len
+        w[i].inner_len = ln
+        i += 1
+    c.seq = seq
+    c.packets += packets
+    c.bytes += nbytes
+    return i
+
+
 cdef inline int encrypt_seal(const sa_table_t *t, outb_work_t *w) noexcept nogil:
     """The crypto of one prepared packet: 0, or -1 on a library error. The AAD is SPI ||
     seq, the ESP header's first 8 bytes, or with ESN the record's 12 (RFC 4106 §5)."""
@@ -290,21 +383,36 @@ cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
     crypto of all of them back to back. Nothing the crypto reads is written just before it
     loads it (a store not yet forwarded to a load that spans it stalls the load), and
     nothing is left to a pass after it but the rare IPv6 UDP checksum."""
-    cdef Py_ssize_t base, i, m, good = 0
+    cdef Py_ssize_t base, i, j, m, good = 0
+    cdef int32_t h
     cdef outb_work_t w[OUTB_CHUNK]
     cdef outb_sa_t c
     cdef sa_t *sa
     c.sa = NULL
     c.h = NO_HANDLE
+    c.plain_v4 = 0
     c.packets = 0
     c.bytes = 0
     base = 0
     while base < n:
         m = n - base if n - base < OUTB_CHUNK else OUTB_CHUNK
-        for i in range(m):
+        i = 0
+        while i < m:
+            h = sa_index[base + i]
+            if h != c.h and outb_sa_switch(t, h, &c) == NULL:
+                status[base + i] = NO_SA
+                i += 1
+                continue
+            if c.plain_v4 and t.common_runs:
+                j = encrypt_run_v4(data + base * slot_size, slot_size, offset + base,
+                                   length + base, sa_index + base, status + base, i, m, w, &c)
+                if j > i:
+                    i = j
+                    continue
             status[base + i] = encrypt_prepare(t, data + (base + i) * slot_size, slot_size,
                                                &offset[base + i], &length[base + i],
                                                sa_index[base + i], &w[i], &c)
+            i += 1
         outb_sa_flush(&c)
         for i in range(m):
             if status[base + i] != OK:

@@ -79,6 +79,8 @@ ctypedef struct sa_table_t:
     uint32_t count
     uint8_t backend           # Backend, fixed for the table's life
     pfe_imb *imb              # intel-ipsec-mb manager (one per table: not thread-safe)
+    uint8_t common_runs       # 1: the kernels take runs of common-case packets in their
+                              # short loops (esp_outb/esp_inb); 0: every packet the long way
     engine_counters_t c
 
 

@@ -150,6 +150,18 @@ cdef class SaTable:
         self.t.free_head = 0
         self.t.free_count = PFE_MAX_SAS
         self.t.count = 0
+        self.t.common_runs = 1
+
+    @property
+    def common_runs(self) -> bool:
+        """Whether the kernels take runs of common-case packets (IPv4 outer header, no NAT-T,
+        no ESN) in their short loops; off, every packet goes through the general steps. The
+        two give the same bytes, statuses and counters (tests compare them); on by default."""
+        return bool(self.t.common_runs)
+
+    @common_runs.setter
+    def common_runs(self, bint on) -> None:
+        self.t.common_runs = on
 
     def __dealloc__(self):
         cdef int i

@@ -1,0 +1,199 @@
+"""The kernels' short loops for runs of common-case packets (`SaTable.common_runs`: IPv4 outer
+header, no NAT-T, no ESN) against their general steps. The same bursts through two PFEs, one
+with the runs and one without, must give the same bytes, offsets, lengths, statuses, SA
+handles, sequence numbers and counters, whatever the mix of SAs, packets and damage."""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _pfe_core import Status
+from helpers import inner_packet, spec
+from inline_ipsec import Burst, Pfe
+
+# SA shapes: the first three take the short loops, the others the general steps only.
+SA_KINDS = [dict(), dict(df_bit="set"), dict(df_bit="copy", bits=256), dict(esn=True),
+            dict(udp_encap=True), dict(outer6=True)]
+
+INNER_KINDS = ["v4", "v4", "v4", "v6", "bad-version", "bad-total", "bad-ihl", "short"]
+
+
+def pfe_pair() -> tuple[Pfe, Pfe]:
+    """Two PFEs on the test's backend (conftest.py): the first with the runs."""
+    runs, general = Pfe(), Pfe()
+    general._table.common_runs = False
+    assert runs._table.common_runs and not general._table.common_runs
+    return runs, general
+
+
+def inner(kind: str, size: int, tos: int, df: bool) -> bytes:
+    if kind == "v6":
+        return inner_packet(v6=True, size=max(size, 48), tos=tos)
+    p = bytearray(inner_packet(size=max(size, 28), tos=tos, df=df))
+    if kind == "bad-version":
+        p[0] = 0x55
+    elif kind == "bad-total":
+        p[3] ^= 0x01
+    elif kind == "bad-ihl":
+        p[0] = 0x44
+    elif kind == "short":
+        return bytes(p[:19])
+    return bytes(p)
+
+
+def assert_same(a: Burst, b: Burst, pfes: tuple[Pfe, Pfe], handles: list[int]) -> None:
+    n = a.count
+    assert np.array_equal(a.status[:n], b.status[:n])
+    assert np.array_equal(a.offset[:n], b.offset[:n])
+    assert np.array_equal(a.length[:n], b.length[:n])
+    assert np.array_equal(a.sa[:n], b.sa[:n])
+    assert np.array_equal(a.data, b.data)
+    for h in handles:
+        assert pfes[0].counters(h) == pfes[1].counters(h)
+        assert pfes[0].sequence(h) == pfes[1].sequence(h)
+    assert pfes[0].engine_counters() == pfes[1].engine_counters()
+
+
+# SA choices index a short list of SA kinds drawn per example (`sa_mix`), so that bursts
+# hold long stretches of one SA, as real traffic does, and the runs have something to take.
+sa_mix = st.lists(st.integers(0, len(SA_KINDS)), min_size=1, max_size=3)  # last: no SA
+
+outbound_packets = st.lists(
+    st.tuples(st.integers(0, 2), st.sampled_from(INNER_KINDS), st.integers(0, 300),
+              st.integers(0, 255), st.booleans()),
+    min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mix=sa_mix, packets=outbound_packets, headroom=st.sampled_from([128, 128, 36, 35]),
+       tight=st.booleans(), near_last_seq=st.booleans())
+def test_encrypt_runs_match_the_general_steps(mix, packets, headroom, tight, near_last_seq):
+    pfes = pfe_pair()
+    handles = []
+    for k, kw in enumerate(SA_KINDS):
+        s = spec(spi=0x2000 + k, **kw)
+        h = [p.add_outbound(s) for p in pfes]
+        assert h[0] == h[1]
+        handles.append(h[0])
+    if near_last_seq:            # the last sequence numbers of 32-bit SAs run out mid-burst
+        for p in pfes:
+            for k in (0, 1, 2, 4, 5):
+                p.set_sequence(handles[k], 2**32 - 4)
+    wires = [inner(kind, size, tos, df) for _, kind, size, tos, df in packets]
+    choices = [mix[i % len(mix)] for i, *_ in packets]
+    sas = [handles[k] if k < len(handles) else handles[0] + 1 for k in choices]
+    bursts = [Burst.from_packets(wires, sas, headroom=headroom) for _ in pfes]
+    if tight:                    # every other packet at the slot's end, 0-19 bytes to spare
+        for b in bursts:
+            for i in range(0, len(wires), 2):
+                off = b.slot_size - len(wires[i]) - i % 20
+                b.data[i, off:off + len(wires[i])] = np.frombuffer(wires[i], np.uint8)
+                b.offset[i] = off
+    for p, b in zip(pfes, bursts):
+        p.encrypt_burst(b)
+    assert_same(bursts[0], bursts[1], pfes, handles)
+
+
+def sealed_traffic(choices: list[tuple[int, int, int]], window: int) -> tuple[list, list[bytes]]:
+    """Specs of every SA kind and ESP packets of them from a third PFE: (kind, size, DS
+    field) each."""
+    sender = Pfe()
+    specs = [spec(spi=0x3000 + k, replay_window=window, **kw) for k, kw in enumerate(SA_KINDS)]
+    out = [sender.add_outbound(s) for s in specs]
+    return specs, [sender.encrypt(out[k], inner_packet(size=size, tos=tos))
+                   for k, size, tos in choices]
+
+
+def ipv4_checksum(header: bytearray) -> None:
+    header[10:12] = b"\0\0"
+    total = sum(struct.unpack("!10H", bytes(header[:20])))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    header[10:12] = struct.pack("!H", ~total & 0xFFFF)
+
+
+def damaged(wire: bytes, how: str, where: int) -> bytes:
+    b = bytearray(wire)
+    if how in ("fragment", "proto", "ihl", "ce", "dscp") and b[0] == 0x45:
+        # header changes with the checksum right: only the checks of the fields catch them
+        if how == "ce":                         # congestion on the way (RFC 6040)
+            b[1] |= 0x03
+        elif how == "dscp":
+            b[1] ^= 0xA8
+        elif how == "fragment":
+            b[6] |= 0x20 if where % 2 else 0x00
+            b[7] |= 0x00 if where % 2 else 0x08
+        elif how == "proto":
+            b[9] = 51
+        else:
+            b[0] = 0x46
+        ipv4_checksum(b)
+    elif how == "padded":                       # link-layer padding after the IP packet
+        b += bytes(where % 24)
+    elif how == "flip":
+        b[where % len(b)] ^= 0x10
+    elif how == "cut":
+        return bytes(b[:where % len(b)])
+    elif how == "spi":
+        b[20:24] = b"\xde\xad\xbe\xef"        # an SPI no SA has (or garbage, in other shapes)
+    return bytes(b)
+
+
+inbound_packets = st.lists(
+    st.tuples(st.integers(0, 2), st.integers(28, 300),
+              st.sampled_from(["none", "none", "none", "none", "flip", "cut", "spi", "again",
+                               "fragment", "proto", "ihl", "padded", "ce", "dscp"]),
+              st.integers(0, 400)),
+    min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mix=st.lists(st.integers(0, len(SA_KINDS) - 1), min_size=1, max_size=3),
+       packets=inbound_packets, split=st.integers(0, 40), window=st.sampled_from([0, 32, 64]),
+       again=st.lists(st.integers(0, 39), max_size=12))
+def test_decrypt_runs_match_the_general_steps(mix, packets, split, window, again):
+    specs, wires = sealed_traffic([(mix[k % len(mix)], size, where & 0xFF)
+                                   for k, size, _, where in packets], window)
+    pfes = pfe_pair()
+    handles = []
+    for s in specs:
+        h = [p.add_inbound(s) for p in pfes]
+        assert h[0] == h[1]
+        handles.append(h[0])
+    received = []
+    for i, (wire, (_, _, how, where)) in enumerate(zip(wires, packets)):
+        if how == "again" and i:      # a replay of one of the last few packets
+            wire = wires[i - 1 - where % min(i, 4)]
+        received.append(damaged(wire, how, where))
+    # Three bursts: the window carries from one to the next, and the third replays packets
+    # the first two delivered (or dropped).
+    replayed = [received[j % len(received)] for j in again]
+    for part in (received[:split], received[split:], replayed):
+        if not part:
+            continue
+        bursts = [Burst.from_packets(part) for _ in pfes]
+        for p, b in zip(pfes, bursts):
+            p.decrypt_burst(b)
+        assert_same(bursts[0], bursts[1], pfes, handles)
+
+
+def test_a_plain_burst_takes_the_runs_and_round_trips():
+    """The common case both ways, with the statuses checked, not only compared."""
+    pfes = pfe_pair()
+    s = spec(spi=0x4001, bits=256)
+    outs = [p.add_outbound(s) for p in pfes]
+    for p in pfes:
+        p.add_inbound(s)
+    packets = [inner_packet(size=64 + 7 * i, tos=i) for i in range(32)]
+    bursts = [Burst.from_packets(packets, o) for o in outs]
+    for p, b in zip(pfes, bursts):
+        assert p.encrypt_burst(b) == 32
+    assert_same(bursts[0], bursts[1], pfes, outs)
+    # Each side opens the other's packets: the runs' wire bytes are the general steps'.
+    for p, b in zip(pfes, reversed(bursts)):
+        assert p.decrypt_burst(b) == 32
+        assert (b.status[:32] == Status.OK).all()
+        assert [b.packet(i) for i in range(32)] == packets
