@@ -314,7 +314,8 @@ cdef Py_ssize_t encrypt_run_v4(uint8_t *data, Py_ssize_t slot_size, uint32_t *of
         pad = (4 - ((ln + 2) & 3)) & 3
         plain_len = ln + pad + 2
         total = 20 + ESP_HDR_LEN + plain_len + GCM_ICV_LEN
-        if off < 20 + ESP_HDR_LEN or slot_size - off - ln < pad + 2 + GCM_ICV_LEN or total > 0xFFFF:
+        if (off < 20 + ESP_HDR_LEN or slot_size - off - ln < pad + 2 + GCM_ICV_LEN
+                or total > 0xFFFF):
             break
         if seq >= seq_last:
             break
