@@ -14,9 +14,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN
-from _pfe_core.replay cimport (
-    replay_t, replay_infer, replay_check, replay_accept, REPLAY_WORDS,
-)
+from _pfe_core.replay cimport replay_t, replay_infer, replay_check, replay_accept
 from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_open
 from _pfe_core.wire cimport (
@@ -267,9 +265,7 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
         if wire_raw32(esp) != spi_raw:
             break
         seq = load32(esp + 4)
-        if seq == 0 or (r.window and seq <= r.top and (
-                seq + r.window <= r.top
-                or r.bits[(seq >> 6) & (REPLAY_WORDS - 1)] & ((<uint64_t>1) << (seq & 63)))):
+        if replay_check(r, seq) != OK:
             break
         esp_len = total - 20
         sa_index[i] = handle

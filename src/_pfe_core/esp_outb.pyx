@@ -139,15 +139,16 @@ cdef inline sa_t *outb_sa_switch(sa_table_t *t, int32_t h, outb_sa_t *c) noexcep
     return sa
 
 
-cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot_size,
-                                   uint32_t *offset, uint32_t *length, int32_t h,
-                                   outb_work_t *w, outb_sa_t *c) noexcept nogil:
-    """Everything but the crypto: SA, inner header, room, sequence number, trailer, ESP
+cdef inline Status encrypt_prepare(uint8_t *slot, Py_ssize_t slot_size, uint32_t *offset,
+                                   uint32_t *length, outb_work_t *w,
+                                   outb_sa_t *c) noexcept nogil:
+    """Everything but the crypto, for a packet of the current SA (`c`, made current by
+    `outb_sa_switch` in `esp_encrypt_burst`): inner header, room, sequence number, trailer, ESP
     header, nonce, AAD, the outer header (but the IPv6 UDP checksum, which covers the
     ciphertext: `encrypt_udp6_checksum`), the slot's new offset and length, and the
     counters. None of it is read by the crypto pass but the nonce, the AAD and the
     trailer, long written when the crypto loads them."""
-    cdef sa_t *sa
+    cdef sa_t *sa = c.sa
     cdef uint8_t *inner
     cdef uint8_t *esp
     cdef uint8_t *outer
@@ -158,12 +159,6 @@ cdef inline Status encrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
     cdef uint16_t ident
     cdef uint64_t seq, iv, acc
 
-    if h == c.h:
-        sa = c.sa                       # the SA of the packet before: checked already
-    else:
-        sa = outb_sa_switch(t, h, c)
-        if sa == NULL:
-            return NO_SA
     # Every valid inner packet has at least 20 bytes (IPv4; IPv6 needs 40), so the first
     # word is read once, in bounds, for version, IHL or traffic class, and total length.
     if off > slot_size or ln > slot_size - off or ln < 20:
@@ -410,9 +405,9 @@ cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
                 if j > i:
                     i = j
                     continue
-            status[base + i] = encrypt_prepare(t, data + (base + i) * slot_size, slot_size,
-                                               &offset[base + i], &length[base + i],
-                                               sa_index[base + i], &w[i], &c)
+            status[base + i] = encrypt_prepare(data + (base + i) * slot_size, slot_size,
+                                               &offset[base + i], &length[base + i], &w[i],
+                                               &c)
             i += 1
         outb_sa_flush(&c)
         for i in range(m):

@@ -143,11 +143,12 @@ class Scaling:
         return order[(len(order) - 1) // 2]
 
 
-def scaling_rounds(run: Callable[[int, float], tuple[float, list[int]]], threads: int,
-                   rounds: int, duration: float,
-                   controls: Optional[dict[str, Callable[[int, float],
-                                                         tuple[float, list[int]]]]] = None
-                   ) -> Scaling:
+#: A thread run: `run(n, seconds)` -> (packets/s in all, packets per thread) with n threads.
+ThreadRun = Callable[[int, float], tuple[float, list[int]]]
+
+
+def scaling_rounds(run: ThreadRun, threads: int, rounds: int, duration: float,
+                   controls: Optional[dict[str, ThreadRun]] = None) -> Scaling:
     """`run(n, seconds)` -> (packets/s, packets per thread) with n threads; `rounds` rounds of
     one thread then `threads` threads, `duration` seconds each. `controls` of the same form
     run in every round too, after `run`, so all see the same moments of the machine."""

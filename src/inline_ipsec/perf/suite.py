@@ -27,7 +27,7 @@ from ..benchmark import (
     packet_sizes,
 )
 from ..pfe import PFE_BACKENDS
-from .measure import (CONFIDENCE, MIN_PAIRS, Paired, Scaling, paired_windows,
+from .measure import (CONFIDENCE, MIN_PAIRS, Paired, Scaling, ThreadRun, paired_windows,
                       scaling_rounds)
 
 ALL_SIZES: tuple = (64, 128, 256, 512, 1024, 1400, IMIX)
@@ -335,11 +335,8 @@ THREAD_ROUNDS = 5
 
 
 def _thread_figure(path: str, backend: str, cipher: str, size, cfg: BenchConfig,
-                   run: Callable[[int, float], tuple[float, list[int]]],
-                   inner: int = 0,
-                   controls: Optional[dict[str, Callable[[int, float],
-                                                         tuple[float, list[int]]]]] = None
-                   ) -> tuple[Figure, Scaling]:
+                   run: ThreadRun, inner: int = 0,
+                   controls: Optional[dict[str, ThreadRun]] = None) -> tuple[Figure, Scaling]:
     """A thread figure from `THREAD_ROUNDS` alternating rounds (`measure.scaling_rounds`, with
     `controls` in the same rounds); also returns the rounds."""
     seconds = max(cfg.duration * 4, 1.0) / THREAD_ROUNDS
