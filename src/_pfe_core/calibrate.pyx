@@ -3,6 +3,7 @@
 (nonce, AAD, data, tag), over the same buffers, with no ESP work at all. Benchmarks report the
 PFE as a ratio of `RawBursts`, a tight C loop timed inside C (raw_loops.h), measured in the same
 run; `RawGcm` seals or opens one burst per Python call."""
+cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy
@@ -386,6 +387,7 @@ cdef extern from *:
 IDLE_BURST_MAX_NS = 1_000_000_000
 
 
+@cython.binding(False)
 def idle_burst(uint64_t ns) -> None:
     """A burst call with no work in it: it gives up the GIL exactly as a PFE or pipeline burst
     does (kept by a thread alone, else released with the same hand-over, gil_handoff.h) and

@@ -33,6 +33,7 @@ IKE, outer fragments to reassemble, packets over the tunnel MTU (pre-fragmentati
 packets of CPU-path tunnels (handed to the CPU engine in bursts), routes to tunnels without
 SAs. A punted packet is counted here only as received; the gateway counts the rest.
 """
+cimport cython
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset, memcmp
@@ -1250,11 +1251,13 @@ cdef class Pipeline:
 
     # -- bursts ------------------------------------------------------------------------------
 
+    @cython.binding(False)
     def outbound(self, PipelineArrays b not None, Py_ssize_t n, int select=-1) -> int:
         """Route and encrypt slots 0..n-1 in place; `verdict`, `status`, `sa` and `tunnel`
         are set per slot. Returns the number of punts."""
         return self._outbound(b, n, select)
 
+    @cython.binding(False)
     def inbound(self, PipelineArrays b not None, Py_ssize_t n, int select=-1,
                 bint count_received=True) -> int:
         """Demux, decrypt, check and route slots 0..n-1 in place. Returns the punts."""
@@ -1307,6 +1310,7 @@ cdef class Pipeline:
         self.outbound_punts = outbound_punts
         self.inbound_punts = inbound_punts
 
+    @cython.binding(False)
     def outbound_burst(self, burst, int select=-1, ingress=None):
         """Route and encrypt `burst.count` packets of a `Burst` in place (`outbound`);
         returns `no_punts`, or what `outbound_punts` made of the punted packets."""
@@ -1316,6 +1320,7 @@ cdef class Pipeline:
             return self.no_punts
         return self.outbound_punts(burst, ingress)
 
+    @cython.binding(False)
     def inbound_burst(self, burst, int select=-1):
         """Demux, decrypt, check and route `burst.count` packets of a `Burst` in place
         (`inbound`); returns `no_punts`, or what `inbound_punts` made of the punts."""
@@ -1326,6 +1331,7 @@ cdef class Pipeline:
         return self.inbound_punts(burst)
 
 
+@cython.binding(False)
 def run_pair(Pipeline a not None, Pipeline b not None, PipelineArrays arrays not None,
              Py_ssize_t n):
     """`a` encrypts slots 0..n-1 and `b` takes what `a` sent, in one call with the GIL

@@ -390,10 +390,12 @@ cdef class SaTable:
             replay_init(sa.replay, sa.replay.window, sa.esn)
             sa.replay.top = seq
 
+    @cython.binding(False)
     def encrypt_burst(self, BurstArrays b, Py_ssize_t n) -> int:
         """Encrypt slots 0..n-1 in place; returns the number of OK packets."""
         return self._burst(b, n, True)
 
+    @cython.binding(False)
     def decrypt_burst(self, BurstArrays b, Py_ssize_t n) -> int:
         """Decrypt slots 0..n-1 in place; returns the number of OK packets."""
         return self._burst(b, n, False)
@@ -401,11 +403,13 @@ cdef class SaTable:
     # The burst entry points of `Pfe`: one C call per burst from Python, taking the burst
     # object itself (its cached `kernel_view` and its `count`), so that no Python frame
     # and no Python-level lock stand between the caller and the kernel.
+    @cython.binding(False)
     @cython.always_allow_keywords(False)
     def encrypt(self, burst) -> int:
         """Encrypt `burst.count` packets of a `Burst` in place; returns the number OK."""
         return self._burst(_kernel_view(burst), burst.count, True)
 
+    @cython.binding(False)
     @cython.always_allow_keywords(False)
     def decrypt(self, burst) -> int:
         """Decrypt `burst.count` packets of a `Burst` in place; returns the number OK."""
