@@ -9,18 +9,25 @@ The slot's offset/length then describe the inner packet; `sa_index` says which i
 opened it (-1 if none). In the first pass, runs of packets with an IPv4 outer header of the SA
 of the packet before (without ESN) go through a short loop of their own, `decrypt_run_v4`;
 every other packet, and every packet the short loop declines, through `decrypt_prepare`,
-which decides its fate and counts it. The two agree (tests/engine/test_pfe_common_runs.py)."""
+which decides its fate and counts it. After the open, likewise: a verified packet above the
+window's top whose trailer and inner header need nothing done (padding 1, 2, ...; an IPv4
+header without options; the DS field the outer one's) is finished in the pass's own loop,
+every other through `decrypt_finish`. Both short paths are switched with
+`SaTable.common_runs`, and with them on and off the kernel's results agree
+(tests/engine/test_pfe_common_runs.py)."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN
-from _pfe_core.replay cimport replay_t, replay_infer, replay_check, replay_accept
+from _pfe_core.replay cimport (
+    replay_t, replay_infer, replay_check, replay_accept, replay_advance,
+)
 from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_open
 from _pfe_core.wire cimport (
     load16, load32, store32, ipv4_set_checksum, ip_tos, ip_set_tos, csum_add, csum_fold,
     wire_ipv4_csum_ok, wire_pad_ok, wire_put_raw32, wire_put_raw64, wire_raw32, wire_raw64,
-    wire_be32,
+    wire_be32, wire_load64, wire_fold32,
 )
 
 cdef enum:
@@ -56,6 +63,9 @@ ctypedef struct spi_cache_t:
 
 cdef enum:
     INB_CHUNK = 32               # packets per pass: the per-packet state stays on the stack
+    # The shortest packet decrypt_run_v4 takes: outer header, ESP header and IV, pad length
+    # and next header, ICV.
+    RUN_MIN = 20 + ESP_HDR_LEN + 2 + GCM_ICV_LEN
 
 
 cdef inline int decap_ds(uint8_t *inner, uint32_t header_len, uint8_t outer_tos,
@@ -234,17 +244,20 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
                                int32_t *sa_index, uint8_t *status, Py_ssize_t i, Py_ssize_t m,
                                inb_work_t *w, const spi_cache_t *cache) noexcept nogil:
     """Packets i, i+1, ... while they take the common path of `decrypt_prepare`: an IPv4
-    outer header of 20 bytes carrying ESP, the SPI of the packet before, an SA without ESN,
-    a sequence number the window has not seen. The same checks, statuses and work records
-    in fewer instructions, the SA's fields in registers. Returns the index of the first
-    packet it left (to `decrypt_prepare`, which decides and counts its fate)."""
+    outer header of 20 bytes carrying ESP, unfragmented, its length inside the slot's; the
+    SPI of the packet before; an SA without ESN; a sequence number above the window's top
+    (any other number goes to `decrypt_prepare`, which checks the window). The same checks,
+    statuses and work records in fewer instructions: the header read as three words, its
+    fields checked under masks and its checksum summed from the same words, the SA's fields
+    in registers. Returns the index of the first packet it left (to `decrypt_prepare`,
+    which decides and counts its fate)."""
     cdef sa_t *sa = &t.sas[cache.idx]
     cdef int32_t handle = sa.handle
     cdef uint32_t spi_raw = wire_be32(cache.spi)
     cdef uint32_t salt_raw = wire_raw32(sa.salt)
-    cdef replay_t *r = sa.replay
-    cdef uint32_t off, ln, total, esp_len
-    cdef uint64_t seq
+    cdef uint64_t top = sa.replay.top
+    cdef uint64_t x0, x1, x3, acc
+    cdef uint32_t off, ln, total, seq
     cdef uint8_t *pkt
     cdef uint8_t *esp
     if sa.esn:
@@ -252,29 +265,41 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
     while i < m:
         off = offset[i]
         ln = length[i]
-        if off > slot_size or ln > slot_size - off or ln < 20 + ESP_HDR_LEN + 2 + GCM_ICV_LEN:
+        # RUN_MIN..65,535 bytes inside the slot (a longer slot length goes to decrypt_prepare).
+        if ln - RUN_MIN > 0xFFFF - RUN_MIN or <uint64_t>off + ln > <uint64_t>slot_size:
             break
         pkt = data + i * slot_size + off
-        total = load16(pkt + 2)
-        # Version 4 with IHL 5, the length inside the slot's, no fragment, ESP, the checksum.
-        if (pkt[0] != 0x45 or total > ln or total < 20 + ESP_HDR_LEN + 2 + GCM_ICV_LEN
-                or (load16(pkt + 6) & 0x3FFF) or pkt[9] != PROTO_ESP
-                or not wire_ipv4_csum_ok(pkt, 20)):
+        x0 = wire_load64(pkt)           # version/IHL, DS, total length, ident, flags/offset
+        x1 = wire_load64(pkt + 8)       # TTL, protocol, checksum, source
+        total = <uint32_t>(x0 >> 32) & 0xFFFF
+        # Version 4 with IHL 5, no MF and no fragment offset, ESP, the length inside the
+        # slot's and room for an ESP header, two trailer bytes and the ICV.
+        if ((x0 & 0xFF00000000003FFFULL) != 0x4500000000000000ULL
+                or (x1 & 0x00FF000000000000ULL) != (<uint64_t>PROTO_ESP << 48)
+                or total - RUN_MIN > ln - RUN_MIN):
+            break
+        # RFC 791 §3.1 / RFC 1071: the ten 16-bit words sum to 0xFFFF, here summed as
+        # five 32-bit words (the order of words and of the bytes in them is immaterial).
+        acc = (x0 >> 32) + (x0 & 0xFFFFFFFFULL) + (x1 >> 32) + (x1 & 0xFFFFFFFFULL) \
+            + load32(pkt + 16)
+        acc = (acc & 0xFFFFFFFFULL) + (acc >> 32)
+        acc = (acc & 0xFFFFFFFFULL) + (acc >> 32)
+        if wire_fold32(<uint32_t>acc) != 0xFFFF:
             break
         esp = pkt + 20
-        if wire_raw32(esp) != spi_raw:
+        x3 = wire_raw64(esp)            # SPI, sequence number, as on the wire
+        if <uint32_t>x3 != spi_raw:
             break
-        seq = load32(esp + 4)
-        if replay_check(r, seq) != OK:
+        seq = wire_be32(<uint32_t>(x3 >> 32))
+        if seq <= top:                  # at or below the top: decrypt_prepare checks it
             break
-        esp_len = total - 20
         sa_index[i] = handle
         status[i] = OK
         w[i].sa = sa
         w[i].seq = seq
-        w[i].outer_tos = pkt[1]
+        w[i].outer_tos = <uint8_t>(x0 >> 48)
         w[i].ct = esp + ESP_HDR_LEN
-        w[i].ct_len = esp_len - ESP_HDR_LEN - GCM_ICV_LEN
+        w[i].ct_len = total - 20 - ESP_HDR_LEN - GCM_ICV_LEN
         wire_put_raw32(w[i].nonce, salt_raw)
         wire_put_raw64(w[i].nonce + 4, wire_raw64(esp + 8))
         w[i].aad = esp
@@ -293,12 +318,7 @@ cdef inline Status decrypt_finish(uint8_t *slot, uint32_t *offset, uint32_t *len
     """Everything after the crypto: count an ICV failure, check the window again and advance
     it, verify the trailer and the inner header, ECN/DSCP at egress."""
     cdef sa_t *sa = w.sa
-    cdef uint8_t *ct = w.ct
-    cdef uint32_t ct_len = w.ct_len
     cdef uint64_t seq = w.seq
-    cdef uint8_t outer_tos = w.outer_tos
-    cdef uint32_t pad_len, inner_len, inner_hdr
-    cdef uint8_t nh
     cdef Status st
     if rc <= 0:
         # An earlier packet of this burst may have taken this number since the first check:
@@ -320,7 +340,19 @@ cdef inline Status decrypt_finish(uint8_t *slot, uint32_t *offset, uint32_t *len
     st = replay_accept(sa.replay, seq)
     if st != OK:
         return count_replay_drop(sa, st)
+    return decrypt_checked(slot, offset, length, w)
 
+
+cdef inline Status decrypt_checked(uint8_t *slot, uint32_t *offset, uint32_t *length,
+                                   inb_work_t *w) noexcept nogil:
+    """The rest of `decrypt_finish` once the window has taken the packet: the trailer, the
+    inner header, ECN/DSCP at egress, the slot and the counters."""
+    cdef sa_t *sa = w.sa
+    cdef uint8_t *ct = w.ct
+    cdef uint32_t ct_len = w.ct_len
+    cdef uint8_t outer_tos = w.outer_tos
+    cdef uint32_t pad_len, inner_len, inner_hdr
+    cdef uint8_t nh
     pad_len = ct[ct_len - 2]
     nh = ct[ct_len - 1]
     if pad_len + 2 > ct_len:
@@ -381,7 +413,15 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
     cdef Py_ssize_t base, i, j, m, good = 0
     cdef Status st
     cdef inb_work_t w[INB_CHUNK]
+    cdef inb_work_t *wp
     cdef spi_cache_t cache
+    cdef sa_t *sa
+    cdef sa_t *counted = NULL          # the SA whose packets and bytes are being summed
+    cdef uint64_t packets = 0, nbytes = 0
+    cdef uint8_t *ct
+    cdef uint32_t ct_len, pad_len, inner_len, x
+    cdef int rc
+    cdef bint runs = t.common_runs
     cache.spi = 0
     cache.idx = -1
     base = 0
@@ -389,7 +429,7 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
         m = n - base if n - base < INB_CHUNK else INB_CHUNK
         i = 0
         while i < m:
-            if cache.idx >= 0 and t.common_runs:
+            if cache.idx >= 0 and runs:
                 j = decrypt_run_v4(t, data + base * slot_size, slot_size, offset + base,
                                    length + base, sa_index + base, status + base, i, m, w,
                                    &cache)
@@ -401,11 +441,50 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
                                                &sa_index[base + i], &w[i], &cache)
             i += 1
         for i in range(m):
-            if status[base + i] == OK:
-                st = decrypt_finish(data + (base + i) * slot_size, &offset[base + i],
-                                    &length[base + i], &w[i], decrypt_open(t, &w[i]))
-                status[base + i] = st
-                if st == OK:
+            if status[base + i] != OK:
+                continue
+            wp = &w[i]
+            rc = decrypt_open(t, wp)
+            sa = wp.sa
+            if rc == 1 and runs and wp.seq > sa.replay.top:
+                # The common case of decrypt_finish: a verified packet above the window's
+                # top (replay_accept's first branch), then, when its trailer and inner
+                # header are what decrypt_checked accepts unchanged (padding 1, 2, ...; an
+                # IPv4 header without options, its length inside the payload, the DS field
+                # the outer header's), the same slot and counters in fewer instructions.
+                replay_advance(sa.replay, wp.seq)
+                ct = wp.ct
+                ct_len = wp.ct_len
+                pad_len = ct[ct_len - 2]
+                x = load32(ct)
+                inner_len = (x & 0xFFFF)
+                if (ct[ct_len - 1] == NH_IPV4 and pad_len + 2 <= ct_len
+                        and (x >> 24) == 0x45 and ((x >> 16) & 0xFF) == wp.outer_tos
+                        and inner_len >= 20 and inner_len <= ct_len - 2 - pad_len
+                        and pad_len < 8 and wire_pad_ok(ct + ct_len - 2 - pad_len, pad_len)):
+                    offset[base + i] = <uint32_t>(ct - (data + (base + i) * slot_size))
+                    length[base + i] = inner_len
+                    if sa != counted:
+                        if counted != NULL:
+                            counted.c.packets += packets
+                            counted.c.bytes += nbytes
+                        counted = sa
+                        packets = 0
+                        nbytes = 0
+                    packets += 1
+                    nbytes += inner_len
                     good += 1
+                    continue
+                st = decrypt_checked(data + (base + i) * slot_size, &offset[base + i],
+                                     &length[base + i], wp)
+            else:
+                st = decrypt_finish(data + (base + i) * slot_size, &offset[base + i],
+                                    &length[base + i], wp, rc)
+            status[base + i] = st
+            if st == OK:
+                good += 1
         base += m
+    if counted != NULL:
+        counted.c.packets += packets
+        counted.c.bytes += nbytes
     return good

@@ -19,7 +19,7 @@ from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_seal
 from _pfe_core.wire cimport (
     load16, load32, store16, csum_add, csum_fold, wire_put_raw32, wire_put_raw64, wire_raw32,
-    wire_copy_hdr, wire_be32, wire_raw64, wire_load64, wire_store64,
+    wire_copy_hdr, wire_be32, wire_raw64, wire_load64, wire_store64, wire_fold32,
 )
 
 cdef extern from "wire_ops.h" nogil:
@@ -101,6 +101,19 @@ cdef extern from *:
 
 cdef enum:
     OUTB_CHUNK = 32              # packets per pass: the per-packet state stays on the stack
+    # encrypt_run_v4's bounds: the outer and ESP headers in front, the longest trailer (3
+    # bytes of padding, pad length, next header) and the ICV behind; the longest inner
+    # packet whose outer packet's length fits 16 bits with any padding; slots it takes.
+    RUN_HEAD = 20 + ESP_HDR_LEN
+    RUN_TAIL = 3 + 2 + GCM_ICV_LEN
+    RUN_MAX_INNER = 0xFFFF - RUN_HEAD - RUN_TAIL
+    RUN_MAX_SLOT = 0x40000000
+
+# encrypt_run_v4's trailer words (`pfe_trailer`), by next header (IPv4, IPv6) and pad length.
+cdef uint64_t run_trailers[8]
+for _pad in range(4):
+    run_trailers[_pad] = pfe_trailer(_pad, NH_IPV4)
+    run_trailers[4 + _pad] = pfe_trailer(_pad, NH_IPV6)
 
 
 cdef inline void outb_sa_flush(outb_sa_t *c) noexcept nogil:
@@ -264,77 +277,81 @@ cdef Py_ssize_t encrypt_run_v4(uint8_t *data, Py_ssize_t slot_size, uint32_t *of
                                Py_ssize_t i, Py_ssize_t m, outb_work_t *w,
                                outb_sa_t *c) noexcept nogil:
     """Packets i, i+1, ... of the current SA while they take its common path: IPv4 outer
-    header without NAT-T or ESN, a valid inner packet with room, a sequence number left. The
-    same bytes, statuses and counters as `encrypt_prepare`, in fewer instructions: every SA
-    field in a register, the outer header built in registers and stored as three words.
-    Returns the index of the first packet it left (to `encrypt_prepare`)."""
+    header without NAT-T or ESN; an inner IPv4 packet without options or an IPv6 packet, its
+    length its header's; room in front and behind; a sequence number left. The same bytes,
+    statuses and counters as `encrypt_prepare`, in fewer instructions: every SA field in a
+    register, the checks merged into range checks, the trailer from a table, the outer
+    header built in registers and stored as three words. Returns the index of the first
+    packet it left (to `encrypt_prepare`, which decides and counts its fate)."""
     cdef int64_t h = c.h
     cdef sa_t *sa = c.sa
-    cdef uint64_t seq = c.seq, seq_last = c.seq_last, packets = 0, nbytes = 0
+    cdef uint64_t seq = c.seq, nbytes = 0
+    cdef Py_ssize_t first = i, end = m
     # The template's constant fields: version/IHL; TTL, protocol, source; destination.
     cdef uint64_t hdr0 = wire_load64(c.hdr) & 0xFF00000000000000ULL
     cdef uint64_t hdr1 = wire_load64(c.hdr + 8) & 0xFFFF0000FFFFFFFFULL
     cdef uint32_t hdr2 = wire_raw32(c.hdr + 16), spi_raw = c.spi_raw, salt_raw = c.salt_raw
-    cdef uint64_t hdr_sum = c.hdr_sum
+    cdef uint32_t hdr_sum = c.hdr_sum
     cdef uint32_t df_set = 0x4000 if c.df_mode == DF_SET else 0
     cdef uint32_t df_copy = 0x4000 if c.df_mode == DF_COPY else 0
-    cdef uint32_t off, ln, pad, plain_len, total, ihl, nh, tos, flags
-    cdef uint64_t x, iv, acc
+    # off - RUN_HEAD + ln may reach this: RUN_HEAD bytes of headroom and RUN_TAIL behind.
+    cdef uint64_t room = <uint64_t>slot_size - RUN_HEAD - RUN_TAIL
+    cdef uint32_t off, ln, pad, plain_len, total, tos, flags, v6, ident
+    cdef uint64_t x, iv
     cdef uint8_t *inner
     cdef uint8_t *outer
-    while i < m:
+    if slot_size < RUN_HEAD + RUN_TAIL + 20 or slot_size > RUN_MAX_SLOT:
+        return i                        # the range checks below assume neither
+    if c.seq_last - seq < <uint64_t>(m - i):     # sequence numbers left for fewer packets
+        end = i + <Py_ssize_t>(c.seq_last - seq)
+    while i < end:
         if sa_index[i] != h:
             break
         off = offset[i]
         ln = length[i]
-        if off > slot_size or ln > slot_size - off or ln < 20:
+        # 20..RUN_MAX_INNER bytes (the outer length then fits 16 bits), RUN_HEAD bytes in
+        # front (off - RUN_HEAD wraps past `room` when off is less), RUN_TAIL behind.
+        if (ln - 20 > RUN_MAX_INNER - 20
+                or <uint64_t>(off - <uint32_t>RUN_HEAD) + ln > room):
             break
         inner = data + i * slot_size + off
         x = wire_load64(inner)          # version/IHL, DS, total length, ident, flags
-        if (x >> 60) == 4:
-            ihl = <uint32_t>(x >> 56) & 0x0F
-            if ihl < 5 or ihl * 4 > ln or ((x >> 32) & 0xFFFF) != ln:
+        if (x >> 56) == 0x45:
+            if ((x >> 32) & 0xFFFF) != ln:
                 break
-            nh = NH_IPV4
+            v6 = 0
             tos = <uint32_t>(x >> 48) & 0xFF
             flags = <uint32_t>x & 0x4000
         elif (x >> 60) == 6:
-            if ln < 40 or 40 + ((x >> 16) & 0xFFFF) != ln:
+            if ((x >> 16) & 0xFFFF) + 40 != ln:
                 break
-            nh = NH_IPV6
+            v6 = 4
             tos = <uint32_t>(x >> 52) & 0xFF
             flags = 0x4000
         else:
             break
-        pad = (4 - ((ln + 2) & 3)) & 3
-        plain_len = ln + pad + 2
-        total = 20 + ESP_HDR_LEN + plain_len + GCM_ICV_LEN
-        if (off < 20 + ESP_HDR_LEN or slot_size - off - ln < pad + 2 + GCM_ICV_LEN
-                or total > 0xFFFF):
-            break
-        if seq >= seq_last:
-            break
+        pad = (2 - ln) & 3
+        plain_len = ln + 2 + pad
+        total = plain_len + 20 + ESP_HDR_LEN + GCM_ICV_LEN
         seq += 1
-        wire_put_raw64(inner + ln, pfe_trailer(pad, <uint8_t>nh))
+        wire_put_raw64(inner + ln, run_trailers[v6 + pad])
         iv = wire_be64(seq)
         wire_put_raw64(inner - ESP_HDR_LEN, pfe_pair32(spi_raw, wire_be32(<uint32_t>seq)))
         wire_put_raw64(inner - 8, iv)
         wire_put_raw32(w[i].nonce, salt_raw)
         wire_put_raw64(w[i].nonce + 4, iv)
         flags = df_set | (flags & df_copy)
-        # RFC 1624, as encrypt_prepare; five terms under 2^16 need two folds.
-        acc = hdr_sum + tos + total + (seq & 0xFFFF) + flags
-        acc = (acc & 0xFFFF) + (acc >> 16)
-        acc = (acc & 0xFFFF) + (acc >> 16)
+        ident = <uint32_t>seq & 0xFFFF
+        # RFC 1624, as encrypt_prepare: the template's sum plus the four fields, under 2^18.
         outer = inner - 20 - ESP_HDR_LEN
         wire_store64(outer, hdr0 | (<uint64_t>tos << 48) | (<uint64_t>total << 32)
-                     | ((seq & 0xFFFF) << 16) | flags)
-        wire_store64(outer + 8, hdr1 | ((~acc & 0xFFFF) << 32))
+                     | (<uint64_t>ident << 16) | flags)
+        wire_store64(outer + 8, hdr1 | (<uint64_t>(~wire_fold32(hdr_sum + tos + total + ident
+                                                               + flags) & 0xFFFF) << 32))
         wire_put_raw32(outer + 16, hdr2)
         offset[i] = off - 20 - ESP_HDR_LEN
         length[i] = total
         status[i] = OK
-        packets += 1
         nbytes += ln
         w[i].sa = sa
         w[i].inner = inner
@@ -342,7 +359,7 @@ cdef Py_ssize_t encrypt_run_v4(uint8_t *data, Py_ssize_t slot_size, uint32_t *of
         w[i].inner_len = ln
         i += 1
     c.seq = seq
-    c.packets += packets
+    c.packets += <uint64_t>(i - first)
     c.bytes += nbytes
     return i
 

@@ -21,6 +21,7 @@ cdef extern from "wire_ops.h" nogil:
     void wire_ipv4_set_checksum(uint8_t *ip, unsigned hlen)
     bint wire_pad_ok(const uint8_t *p, unsigned pad_len)
     uint32_t wire_be32 "WIRE_BE32"(uint32_t v)
+    uint32_t wire_fold32(uint32_t s)
 
 
 cdef inline uint16_t load16(const uint8_t *p) noexcept nogil:

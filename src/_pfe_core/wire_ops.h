@@ -83,6 +83,13 @@ static inline uint16_t wire_fold_native(uint64_t acc) {
     return (uint16_t)acc;
 }
 
+/* A ones'-complement sum below 2^32 folded to 16 bits (in the byte order it was summed in):
+ * adding the word to itself rotated by 16 adds the two halves in the upper half, with the
+ * lower half's carry, which is the end-around carry. */
+static inline uint32_t wire_fold32(uint32_t s) {
+    return (s + ((s << 16) | (s >> 16))) >> 16;
+}
+
 /* The folded native-order sum as a host value in network order (the value load16 would give
  * for a field holding it). */
 static inline uint16_t wire_sum_to_host(uint16_t native) {

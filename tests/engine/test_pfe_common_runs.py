@@ -7,18 +7,22 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scapy.layers.inet import ICMP, IP, IPOption_NOP
+from scapy.packet import Raw, raw
+
 from _pfe_core import Status
-from helpers import inner_packet, spec
+from helpers import V4, esp_seal, inner_packet, spec, trailer
 from inline_ipsec import Burst, Pfe
 
 # SA shapes: the first three take the short loops, the others the general steps only.
 SA_KINDS = [dict(), dict(df_bit="set"), dict(df_bit="copy", bits=256), dict(esn=True),
             dict(udp_encap=True), dict(outer6=True)]
 
-INNER_KINDS = ["v4", "v4", "v4", "v6", "bad-version", "bad-total", "bad-ihl", "short"]
+INNER_KINDS = ["v4", "v4", "v4", "v6", "bad-version", "bad-total", "bad-ihl", "short", "runt"]
 
 
 def pfe_pair() -> tuple[Pfe, Pfe]:
@@ -40,6 +44,9 @@ def inner(kind: str, size: int, tos: int, df: bool) -> bytes:
     elif kind == "bad-ihl":
         p[0] = 0x44
     elif kind == "short":
+        return bytes(p[:19])
+    elif kind == "runt":              # 19 bytes, and its header says so
+        p[2:4] = struct.pack("!H", 19)
         return bytes(p[:19])
     return bytes(p)
 
@@ -153,8 +160,9 @@ inbound_packets = st.lists(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mix=st.lists(st.integers(0, len(SA_KINDS) - 1), min_size=1, max_size=3),
        packets=inbound_packets, split=st.integers(0, 40), window=st.sampled_from([0, 32, 64]),
-       again=st.lists(st.integers(0, 39), max_size=12))
-def test_decrypt_runs_match_the_general_steps(mix, packets, split, window, again):
+       again=st.lists(st.integers(0, 39), max_size=12),
+       absurd=st.lists(st.tuples(st.integers(0, 39), st.integers(1, 3)), max_size=3))
+def test_decrypt_runs_match_the_general_steps(mix, packets, split, window, again, absurd):
     specs, wires = sealed_traffic([(mix[k % len(mix)], size, where & 0xFF)
                                    for k, size, _, where in packets], window)
     pfes = pfe_pair()
@@ -175,6 +183,15 @@ def test_decrypt_runs_match_the_general_steps(mix, packets, split, window, again
         if not part:
             continue
         bursts = [Burst.from_packets(part) for _ in pfes]
+        for i, how in absurd:         # slot offsets and lengths no packet could have
+            if i < len(part):
+                for b in bursts:
+                    if how == 1:      # the length runs past the slot's end
+                        b.length[i] = b.slot_size - b.offset[i] + 1
+                    elif how == 2:    # the offset lies past it
+                        b.offset[i] = b.slot_size + 1
+                    else:             # both ends in the slot, the header's length beyond
+                        b.length[i] = max(b.length[i] - 1, 0)
         for p, b in zip(pfes, bursts):
             p.decrypt_burst(b)
         assert_same(bursts[0], bursts[1], pfes, handles)
@@ -197,3 +214,111 @@ def test_a_plain_burst_takes_the_runs_and_round_trips():
         assert p.decrypt_burst(b) == 32
         assert (b.status[:32] == Status.OK).all()
         assert [b.packet(i) for i in range(32)] == packets
+
+
+def plaintext(kind: str, size: int, tos: int, pad: int) -> bytes:
+    """An ESP payload (inner packet and trailer) of one of the shapes the decrypt kernel's
+    checks after the open tell apart; all but the first few are dropped or need work."""
+    if kind == "v6":
+        return trailer(inner_packet(v6=True, size=max(size, 48), tos=tos), 41)
+    p = bytearray(inner_packet(size=max(size, 28), tos=tos))
+    if kind == "long-pad":          # padding 1..n beyond the 3 bytes alignment needs
+        return trailer(bytes(p), 4, pad=bytes(range(1, pad % 40 + 1)))
+    if kind == "tfc":               # TFC padding after the packet (RFC 4303 §2.7)
+        return trailer(bytes(p) + bytes(pad % 24), 4)
+    if kind == "options":           # IHL 6: one word of options
+        q = bytearray(raw(IP(src="10.1.0.1", dst="10.2.0.1", tos=tos,
+                             options=[IPOption_NOP()] * 4) / ICMP() / Raw(bytes(size % 64))))
+        return trailer(bytes(q), 4)
+    if kind == "total-long":        # the header claims more than the payload holds
+        p[2:4] = struct.pack("!H", len(p) + 1 + pad % 8)
+    elif kind == "total-short":     # the header claims less than 20 bytes
+        p[2:4] = struct.pack("!H", pad % 20)
+    elif kind == "version":
+        p[0] = 0x65
+    elif kind == "ihl-4":
+        p[0] = 0x44
+    elif kind == "tiny":            # pad length beyond the payload: 2 bytes of it
+        return bytes(p[:2]) + bytes([1 + pad % 7, 4])
+    elif kind == "bad-pad":
+        return trailer(bytes(p), 4, pad=BAD_PADS[pad % len(BAD_PADS)])
+    elif kind == "pad-too-long":
+        return bytes(p[:20]) + bytes([250, 4])
+    elif kind == "dummy":
+        return trailer(bytes(p), 59)
+    elif kind == "other-nh":
+        return trailer(bytes(p), 17)
+    elif kind == "says-v6":
+        return trailer(bytes(p), 41)
+    return trailer(bytes(p), 4)
+
+
+BAD_PADS = [b"\x02", b"\x00", b"\x01\x03", b"\x01\x02\x09", b"\x01\x02\x03\x05"]
+PLAINTEXT_KINDS = ["v4", "v4", "v4", "v4", "v6", "long-pad", "tfc", "options", "total-long",
+                   "total-short", "version", "ihl-4", "tiny", "bad-pad", "pad-too-long",
+                   "dummy", "other-nh", "says-v6"]
+
+crafted_packets = st.lists(
+    st.tuples(st.sampled_from(PLAINTEXT_KINDS), st.integers(0, 300), st.integers(0, 255),
+              st.one_of(st.none(), st.none(), st.integers(0, 255)), st.integers(0, 255),
+              st.booleans()),
+    min_size=1, max_size=40)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(packets=crafted_packets, copy_dscp=st.booleans(), window=st.sampled_from([0, 32]))
+def test_decrypt_checks_after_the_open_match_the_general_steps(packets, copy_dscp, window):
+    """Authenticated payloads of every shape, under outer DS fields equal to the inner one or
+    not (ECN per RFC 6040, DSCP copied or not), some sequence numbers repeated: the kernel's
+    short path after the open must decide each exactly as the general steps do."""
+    s = spec(spi=0x5001, replay_window=window, copy_outer_dscp=copy_dscp)
+    pfes = pfe_pair()
+    handles = []
+    h = [p.add_inbound(s) for p in pfes]
+    assert h[0] == h[1]
+    handles.append(h[0])
+    wires = []
+    seq = 0
+    for kind, size, tos, outer_tos, pad, repeat in packets:
+        if not (repeat and seq):
+            seq += 1
+        body = plaintext(kind, size, tos, pad)
+        # None: the outer DS field is the inner one, as the encapsulator copies it
+        outer = (body[1] if kind != "v6" else (body[0] & 0x0F) << 4 | body[1] >> 4) \
+            if outer_tos is None else outer_tos
+        wires.append(raw(IP(src=V4[0], dst=V4[1], proto=50, tos=outer)
+                         / Raw(esp_seal(s.key, s.spi, seq, body))))
+    bursts = [Burst.from_packets(wires) for _ in pfes]
+    for p, b in zip(pfes, bursts):
+        p.decrypt_burst(b)
+    assert_same(bursts[0], bursts[1], pfes, handles)
+    n = bursts[0].count
+    plain = [i for i, (kind, *_rest) in enumerate(packets)
+             if kind == "v4" and bursts[0].status[i] == Status.OK]
+    assert all(bursts[0].packet(i)[0] == 0x45 for i in plain)
+    assert set(bursts[0].status[:n].tolist()) <= {int(v) for v in Status}
+
+
+@pytest.mark.parametrize("how", ["past-end", "offset-past-end", "huge-length"])
+def test_absurd_slots_inside_a_run(how):
+    """A slot whose offset or length no packet could have, between packets the short loop
+    takes: dropped as malformed by both, the packets around it delivered by both."""
+    specs, wires = sealed_traffic([(0, 64 + 8 * i, 0) for i in range(8)], 32)
+    pfes = pfe_pair()
+    for s in specs:
+        for p in pfes:
+            p.add_inbound(s)
+    bursts = [Burst.from_packets(wires) for _ in pfes]
+    for b in bursts:
+        for i in (3, 5):
+            if how == "past-end":
+                b.length[i] = b.slot_size - b.offset[i] + 1
+            elif how == "offset-past-end":
+                b.offset[i] = b.slot_size + 1
+            else:
+                b.length[i] = 0xFFFFFFF0
+    for p, b in zip(pfes, bursts):
+        p.decrypt_burst(b)
+        assert [int(x) for x in b.status[:8]] == [0, 0, 0, Status.MALFORMED, 0,
+                                                  Status.MALFORMED, 0, 0]
+    assert_same(bursts[0], bursts[1], pfes, [])
