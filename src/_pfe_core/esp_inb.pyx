@@ -20,7 +20,7 @@ from libc.string cimport memcpy
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN
 from _pfe_core.replay cimport (
-    replay_t, replay_infer, replay_check, replay_accept, replay_advance,
+    replay_t, replay_infer, replay_check, replay_accept, replay_advance_above,
 )
 from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_open
@@ -452,7 +452,7 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
                 # header are what decrypt_checked accepts unchanged (padding 1, 2, ...; an
                 # IPv4 header without options, its length inside the payload, the DS field
                 # the outer header's), the same slot and counters in fewer instructions.
-                replay_advance(sa.replay, wp.seq)
+                replay_advance_above(sa.replay, wp.seq)
                 ct = wp.ct
                 ct_len = wp.ct_len
                 pad_len = ct[ct_len - 2]

@@ -83,6 +83,16 @@ cdef inline void replay_advance(replay_t *r, uint64_t seq) noexcept nogil:
         r.bits[(seq >> 6) & (REPLAY_WORDS - 1)] |= (<uint64_t>1) << (seq & 63)
 
 
+cdef inline void replay_advance_above(replay_t *r, uint64_t seq) noexcept nogil:
+    """`replay_advance` for a number known to be above the top: within the top's word (63
+    packets in 64) one bit and the top; otherwise the general slide."""
+    if r.window and (seq >> 6) == (r.top >> 6):
+        r.bits[(seq >> 6) & (REPLAY_WORDS - 1)] |= (<uint64_t>1) << (seq & 63)
+        r.top = seq
+    else:
+        replay_advance(r, seq)
+
+
 cdef inline Status replay_accept(replay_t *r, uint64_t seq) noexcept nogil:
     """`replay_check`, and when it says OK, `replay_advance`: the second phase, after the ICV
     verified. The common case, a new highest number, takes one comparison."""
