@@ -15,7 +15,7 @@ header without options; the DS field the outer one's) is finished in the pass's 
 every other through `decrypt_finish`. Both short paths are switched with
 `SaTable.common_runs`, and with them on and off the kernel's results agree
 (tests/engine/test_pfe_common_runs.py)."""
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN
@@ -27,7 +27,7 @@ from _pfe_core.aead cimport sa_open
 from _pfe_core.wire cimport (
     load16, load32, store32, ipv4_set_checksum, ip_tos, ip_set_tos, csum_add, csum_fold,
     wire_ipv4_csum_ok, wire_pad_ok, wire_put_raw32, wire_put_raw64, wire_raw32, wire_raw64,
-    wire_be32, wire_load64, wire_fold32,
+    wire_be32, wire_load64, wire_fold32, wire_trailer_v4_pad,
 )
 
 cdef enum:
@@ -419,7 +419,8 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
     cdef sa_t *counted = NULL          # the SA whose packets and bytes are being summed
     cdef uint64_t packets = 0, nbytes = 0
     cdef uint8_t *ct
-    cdef uint32_t ct_len, pad_len, inner_len, x
+    cdef uint32_t inner_len, x
+    cdef int pad
     cdef int rc
     cdef bint runs = t.common_runs
     cache.spi = 0
@@ -454,14 +455,12 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
                 # the outer header's), the same slot and counters in fewer instructions.
                 replay_advance_above(sa.replay, wp.seq)
                 ct = wp.ct
-                ct_len = wp.ct_len
-                pad_len = ct[ct_len - 2]
+                pad = wire_trailer_v4_pad(ct + wp.ct_len)    # 8 bytes: the ESP header before
                 x = load32(ct)
                 inner_len = (x & 0xFFFF)
-                if (ct[ct_len - 1] == NH_IPV4 and pad_len + 2 <= ct_len
-                        and (x >> 24) == 0x45 and ((x >> 16) & 0xFF) == wp.outer_tos
-                        and inner_len >= 20 and inner_len <= ct_len - 2 - pad_len
-                        and pad_len < 8 and wire_pad_ok(ct + ct_len - 2 - pad_len, pad_len)):
+                if (pad >= 0 and (x >> 24) == 0x45 and ((x >> 16) & 0xFF) == wp.outer_tos
+                        and inner_len >= 20
+                        and <int64_t>inner_len <= <int64_t>wp.ct_len - 2 - pad):
                     offset[base + i] = <uint32_t>(ct - (data + (base + i) * slot_size))
                     length[base + i] = inner_len
                     if sa != counted:

@@ -22,6 +22,7 @@ cdef extern from "wire_ops.h" nogil:
     bint wire_pad_ok(const uint8_t *p, unsigned pad_len)
     uint32_t wire_be32 "WIRE_BE32"(uint32_t v)
     uint32_t wire_fold32(uint32_t s)
+    int wire_trailer_v4_pad(const uint8_t *end)
 
 
 cdef inline uint16_t load16(const uint8_t *p) noexcept nogil:

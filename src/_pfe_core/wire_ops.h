@@ -159,4 +159,24 @@ static inline int wire_pad_ok(const uint8_t *p, unsigned pad_len) {
     return 1;
 }
 
+/* The ESP trailer of an IPv4 payload in one load: the 8 bytes that end at the next-header
+ * byte `end[-1]` (the caller guarantees 8 readable bytes before `end`). Returns the pad
+ * length when the next header is 4 and the padding is 1, 2, ... (RFC 4303 §2.4) with at
+ * most 6 pad bytes, else -1 (any other trailer: the caller's full checks decide). */
+static const uint64_t wire_trailer_mask[7] = {
+    0xFFFFull, 0xFFFFFFull, 0xFFFFFFFFull, 0xFFFFFFFFFFull, 0xFFFFFFFFFFFFull,
+    0xFFFFFFFFFFFFFFull, 0xFFFFFFFFFFFFFFFFull,
+};
+static const uint64_t wire_trailer_v4[7] = {     /* ... 1 2 .. p, p, 4, big-endian */
+    0x0004ull, 0x010104ull, 0x01020204ull, 0x0102030304ull, 0x010203040404ull,
+    0x01020304050504ull, 0x0102030405060604ull,
+};
+static inline int wire_trailer_v4_pad(const uint8_t *end) {
+    uint64_t t = wire_load64(end - 8);
+    unsigned pad = (unsigned)(t >> 8) & 0xFF;
+    if (WIRE_LIKELY(pad <= 6) && (t & wire_trailer_mask[pad]) == wire_trailer_v4[pad])
+        return (int)pad;
+    return -1;
+}
+
 #endif
