@@ -450,12 +450,15 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
             if rc == 1 and runs and wp.seq > sa.replay.top:
                 # The common case of decrypt_finish: a verified packet above the window's
                 # top (replay_accept's first branch), then, when its trailer and inner
-                # header are what decrypt_checked accepts unchanged (padding 1, 2, ...; an
-                # IPv4 header without options, its length inside the payload, the DS field
-                # the outer header's), the same slot and counters in fewer instructions.
+                # header are what decrypt_checked accepts unchanged (next header 4 after
+                # padding 1, 2, ... of at most 6 bytes; an IPv4 header without options, its
+                # length inside the payload; the DS field the outer header's), the same slot
+                # and counters in fewer instructions.
                 replay_advance_above(sa.replay, wp.seq)
                 ct = wp.ct
-                pad = wire_trailer_v4_pad(ct + wp.ct_len)    # 8 bytes: the ESP header before
+                # (the 8 bytes it reads before ct + ct_len are inside the ESP packet: the
+                # ESP header and IV precede even an empty payload)
+                pad = wire_trailer_v4_pad(ct + wp.ct_len)
                 x = load32(ct)
                 inner_len = (x & 0xFFFF)
                 if (pad >= 0 and (x >> 24) == 0x45 and ((x >> 16) & 0xFF) == wp.outer_tos

@@ -103,7 +103,8 @@ cdef enum:
     OUTB_CHUNK = 32              # packets per pass: the per-packet state stays on the stack
     # encrypt_run_v4's bounds: the outer and ESP headers in front, the longest trailer (3
     # bytes of padding, pad length, next header) and the ICV behind; the longest inner
-    # packet whose outer packet's length fits 16 bits with any padding; slots it takes.
+    # packet whose outer packet's length fits 16 bits with any padding; the longest slot it
+    # takes (its range checks wrap an offset below RUN_HEAD past any such slot's room).
     RUN_HEAD = 20 + ESP_HDR_LEN
     RUN_TAIL = 3 + 2 + GCM_ICV_LEN
     RUN_MAX_INNER = 0xFFFF - RUN_HEAD - RUN_TAIL
@@ -114,6 +115,7 @@ cdef uint64_t run_trailers[8]
 for _pad in range(4):
     run_trailers[_pad] = pfe_trailer(_pad, NH_IPV4)
     run_trailers[4 + _pad] = pfe_trailer(_pad, NH_IPV6)
+del _pad
 
 
 cdef inline void outb_sa_flush(outb_sa_t *c) noexcept nogil:
