@@ -20,10 +20,12 @@ from inline_ipsec.benchmark import (
     SLOWDOWN_ENV,
     EngineBursts,
     RawReference,
+    clock_reads_ns,
     esp_payload,
     gcm_spec,
     inner_ipv4_udp,
     slowdown,
+    untimed,
 )
 from inline_ipsec.perf import compare
 from inline_ipsec.perf.gate import figures
@@ -202,3 +204,24 @@ def test_the_esp_floor_loop_emits_esp_the_pfe_opens(tmp_path):
     # and the timing run itself completes, checking its decrypts as it goes
     out = subprocess.run([str(exe), "0.05"], check=True, capture_output=True, text=True).stdout
     assert "64 B  encrypt: raw" in out and "1400 B  encrypt: raw" in out
+
+
+def test_windows_take_off_their_clock_reads_and_never_go_negative() -> None:
+    """A window's own two clock reads are measured (an empty window) and taken off; a window
+    shorter than that is left as it was rather than made zero or negative."""
+    clock = clock_reads_ns()
+    assert 0 <= clock < 1_000_000
+    assert untimed(10_000_000) < 10_000_000
+    assert untimed(10_000_000) >= 10_000_000 - 1_000_000
+    assert untimed(0) == 0
+    assert untimed(1) == 1
+
+
+@pytest.mark.parametrize("backend", PFE_BACKENDS)
+def test_the_raw_loop_takes_off_its_clock_reads(backend: str) -> None:
+    """RawBursts.time_ns takes off its own clock reads: even a pass over one 64-byte packet,
+    about as short as those reads, must stay positive, and every seal must have run."""
+    ref = RawReference(128, 64, 1, backend=backend, bursts=1)
+    ns = ref.loop.time_ns(1)
+    assert 0 < ns < 1_000_000
+    assert ref.loop.verified == 1
