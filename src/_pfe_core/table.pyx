@@ -528,12 +528,12 @@ cdef extern from *:
     """
     static int pfe_keep_gil_alone = 1;
     static inline int pfe_only_python_thread(void) {
-        PyThreadState *me = PyThreadState_Get();
-        PyThreadState *first;
+        /* The caller holds the GIL, so its thread state is in its interpreter's list: a
+         * list of one is the caller alone. */
+        PyInterpreterState *interp = PyInterpreterState_Get();
         if (PyInterpreterState_Next(PyInterpreterState_Head()) != NULL)
             return 0;
-        first = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(me));
-        return first == me && PyThreadState_Next(first) == NULL;
+        return PyThreadState_Next(PyInterpreterState_ThreadHead(interp)) == NULL;
     }
     """
     int pfe_keep_gil_alone
