@@ -15,19 +15,18 @@ header without options; the DS field the outer one's) is finished in the pass's 
 every other through `decrypt_finish`. Both short paths are switched with
 `SaTable.common_runs`, and with them on and off the kernel's results agree
 (tests/engine/test_pfe_common_runs.py)."""
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
-from libc.string cimport memcpy
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t, int64_t
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN
 from _pfe_core.replay cimport (
-    replay_t, replay_infer, replay_check, replay_accept, replay_advance_above,
+    replay_infer, replay_check, replay_accept, replay_advance_above,
 )
 from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_open
 from _pfe_core.wire cimport (
     load16, load32, store32, ipv4_set_checksum, ip_tos, ip_set_tos, csum_add, csum_fold,
     wire_ipv4_csum_ok, wire_pad_ok, wire_put_raw32, wire_put_raw64, wire_raw32, wire_raw64,
-    wire_be32, wire_load64, wire_fold32, wire_trailer_v4_pad,
+    wire_be32, wire_load64, wire_ipv4_csum_ok_words, wire_trailer_v4_pad,
 )
 
 cdef enum:
@@ -256,7 +255,7 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
     cdef uint32_t spi_raw = wire_be32(cache.spi)
     cdef uint32_t salt_raw = wire_raw32(sa.salt)
     cdef uint64_t top = sa.replay.top
-    cdef uint64_t x0, x1, x3, acc
+    cdef uint64_t x0, x1, x3
     cdef uint32_t off, ln, total, seq
     cdef uint8_t *pkt
     cdef uint8_t *esp
@@ -278,13 +277,8 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
                 or (x1 & 0x00FF000000000000ULL) != (<uint64_t>PROTO_ESP << 48)
                 or total - RUN_MIN > ln - RUN_MIN):
             break
-        # RFC 791 §3.1 / RFC 1071: the ten 16-bit words sum to 0xFFFF, here summed as
-        # five 32-bit words (the order of words and of the bytes in them is immaterial).
-        acc = (x0 >> 32) + (x0 & 0xFFFFFFFFULL) + (x1 >> 32) + (x1 & 0xFFFFFFFFULL) \
-            + load32(pkt + 16)
-        acc = (acc & 0xFFFFFFFFULL) + (acc >> 32)
-        acc = (acc & 0xFFFFFFFFULL) + (acc >> 32)
-        if wire_fold32(<uint32_t>acc) != 0xFFFF:
+        # RFC 791 §3.1: the header checksum, from the words loaded above
+        if not wire_ipv4_csum_ok_words(x0, x1, load32(pkt + 16)):
             break
         esp = pkt + 20
         x3 = wire_raw64(esp)            # SPI, sequence number, as on the wire

@@ -19,7 +19,7 @@ from _pfe_core.gcm cimport GCM_ICV_LEN, GCM_NONCE_LEN
 from _pfe_core.aead cimport sa_seal
 from _pfe_core.wire cimport (
     load16, load32, store16, csum_add, csum_fold, wire_put_raw32, wire_put_raw64, wire_raw32,
-    wire_copy_hdr, wire_be32, wire_raw64, wire_load64, wire_store64, wire_fold32,
+    wire_copy_hdr, wire_be32, wire_load64, wire_store64, wire_fold32,
 )
 
 cdef extern from "wire_ops.h" nogil:

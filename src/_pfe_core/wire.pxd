@@ -18,6 +18,7 @@ cdef extern from "wire_ops.h" nogil:
     uint64_t wire_csum_add(uint64_t acc, const uint8_t *p, size_t n)
     uint16_t wire_fold_host(uint64_t acc)
     bint wire_ipv4_csum_ok(const uint8_t *ip, unsigned hlen)
+    bint wire_ipv4_csum_ok_words(uint64_t x0, uint64_t x1, uint32_t x2)
     void wire_ipv4_set_checksum(uint8_t *ip, unsigned hlen)
     bint wire_pad_ok(const uint8_t *p, unsigned pad_len)
     uint32_t wire_be32 "WIRE_BE32"(uint32_t v)

@@ -108,6 +108,16 @@ static inline int wire_ipv4_csum_ok(const uint8_t *ip, unsigned hlen) {
     return wire_fold_native(acc) == 0xFFFF;
 }
 
+/* `wire_ipv4_csum_ok` for a 20-byte header whose words a caller has loaded already: the
+ * first 16 bytes as two big-endian 64-bit words and the last 4 as a big-endian 32-bit one
+ * (the sum is the same in any byte order, RFC 1071 §2(B), as long as all words share it). */
+static inline int wire_ipv4_csum_ok_words(uint64_t x0, uint64_t x1, uint32_t x2) {
+    uint64_t acc = (x0 >> 32) + (x0 & 0xFFFFFFFFu) + (x1 >> 32) + (x1 & 0xFFFFFFFFu) + x2;
+    acc = (acc & 0xFFFFFFFFu) + (acc >> 32);
+    acc = (acc & 0xFFFFFFFFu) + (acc >> 32);
+    return wire_fold32((uint32_t)acc) == 0xFFFF;
+}
+
 /* Sum of host-order 16-bit values folded with a template's partial sum (host order). */
 static inline uint16_t wire_fold_host(uint64_t acc) {
     acc = (acc & 0xFFFFFFFFu) + (acc >> 32);
