@@ -153,6 +153,34 @@ def _advance(a: IkeV1Manager, b: IkeV1Manager, start: float, end: float) -> list
     return events
 
 
+def test_the_old_isakmp_sa_is_deleted_after_the_reauth_delete_delay():
+    """The IPsec SAs move to the new ISAKMP SA at once; the old one's Delete waits
+    `reauth_delete_delay` seconds, so a peer that moves them only after its last Main Mode
+    message does not lose them with the old SA."""
+    i_cfg, r_cfg = configs(i_reauth_delete_delay=3.0)
+    a = IkeV1Manager(I_ADDR, 4500)
+    b = IkeV1Manager(R_ADDR, 4500, lookup=lambda addr: r_cfg)
+    old = a.connect(i_cfg, R_ADDR, 0.0)
+    _shuttle(a, b)
+    (spi,) = old.children
+    fresh = a.reauthenticate(old, 10.0)
+    _shuttle(a, b, 10.0)
+    assert fresh.state == "established" and spi in fresh.children and not old.children
+    assert old.state == "established" and a.get_timer() == pytest.approx(13.0)
+    assert len(b.sessions) == 2
+    _advance(a, b, 10.0, 12.9)
+    assert old.state == "established"
+    _advance(a, b, 12.9, 13.1)
+    assert old.state == "closed" and len(b.sessions) == 1
+    assert spi in fresh.children and b.sessions[0].children
+
+
+def test_a_negative_reauth_delete_delay_is_refused():
+    from inline_ipsec.ike.errors import LocalIkeError
+    with pytest.raises(LocalIkeError, match="reauth_delete_delay"):
+        configs(reauth_delete_delay=-1.0)
+
+
 def test_phase1_reauthentication_keeps_the_ipsec_sas():
     """IKEv1 cannot rekey Phase 1: at 90 % of its lifetime the initiator negotiates a new
     one, which adopts the IPsec SAs; the old ISAKMP SA is deleted, the IPsec SAs never go

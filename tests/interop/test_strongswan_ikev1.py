@@ -365,12 +365,14 @@ def test_delete_child_and_isakmp_sa(charon, who):
 def test_phase1_reauthentication_keeps_the_child(charon, who):
     """A new Phase 1 replaces the ISAKMP SA (IKEv1 has no Phase 1 rekey): the IPsec SA pair
     moves to it on both ends and stays up, and its next rekey runs on the new ISAKMP SA.
-    We delete our old ISAKMP SA at once; charon keeps its old one (REKEYING) until it
-    expires."""
+    We delete our old ISAKMP SA `reauth_delete_delay` seconds later (charon moves the pair
+    in a job of its own after its last Main Mode message; a Delete sent at once could take
+    the pair down with the old SA); charon keeps its old one (REKEYING) until it expires."""
     from inline_ipsec.ike import IkeSaRekeyed
 
     async def main():
-        cfg = our_config(charon, "aes128-sha256-ecp256", "aes128gcm16")
+        cfg = our_config(charon, "aes128-sha256-ecp256", "aes128gcm16",
+                         reauth_delete_delay=2.0)
         ep, session, up, child = await establish(
             charon, cfg, lambda port: swanctl_conf(port, "aes128-sha256-ecp256",
                                                    "aes128gcm16"), True)

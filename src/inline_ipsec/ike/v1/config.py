@@ -67,6 +67,11 @@ class IkeV1Config:
     commit_bit: bool = False
     #: responder: give up a Phase 1 that did not complete within this many seconds.
     half_open_timeout: float = 30.0
+    #: after our re-authentication, Delete the old ISAKMP SA this many seconds later, not at
+    #: once: a peer may move the IPsec SAs to the new ISAKMP SA only after its last Main
+    #: Mode message (strongSwan does it in a job of its own), and a Delete that arrives
+    #: first takes them down with the old SA. strongSwan waits 10 s too.
+    reauth_delete_delay: float = 10.0
     #: most IPsec SA pairs one ISAKMP SA may hold; further Quick Modes are refused.
     max_children: int = 64
     random: Callable[[int], bytes] = os.urandom
@@ -93,6 +98,8 @@ class IkeV1Config:
             raise LocalIkeError("signature proposals need a private key and a certificate")
         if self.dpd_threshold < 1:
             raise LocalIkeError("dpd threshold must be at least 1")
+        if not self.reauth_delete_delay >= 0:
+            raise LocalIkeError("reauth_delete_delay must be at least 0 seconds")
         if self.dpd_mode not in DPD_MODES:
             raise LocalIkeError(f"dpd mode {self.dpd_mode!r}: expected one of "
                                 f"{', '.join(DPD_MODES)}")

@@ -180,12 +180,13 @@ class IkeV1Manager:
 
     def _reauthenticated(self, fresh: IkeV1Session) -> None:
         """Our re-authentication completed: the new ISAKMP SA adopts the old one's IPsec SAs
-        (as strongSwan's adopt_children job) and the old one is deleted."""
+        (as strongSwan's adopt_children job) and the old one is deleted once the peer has
+        had time to move them too (`IkeV1Config.reauth_delete_delay`)."""
         old = fresh.replaces
         if old is None or old.state == IkeV1SaState.CLOSED:
             return
         fresh.adopt_children(old)
-        old.retire(fresh.now, "re-authenticated")
+        old.retire(fresh.now, "re-authenticated", old.config.reauth_delete_delay)
         self._dirty[id(old)] = old
 
     def _peer_reauthenticated(self, fresh: IkeV1Session) -> None:

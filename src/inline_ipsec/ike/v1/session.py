@@ -142,6 +142,9 @@ class IkeV1Session:
         self.reauth_due = False
         #: the ISAKMP SA this one re-authenticates (it adopts that one's IPsec SAs)
         self.replaces: Optional["IkeV1Session"] = None
+        #: when a re-authenticated ISAKMP SA is deleted (`retire` with a delay), and why
+        self.retire_at: Optional[float] = None
+        self.retire_reason = ""
         #: finds the newer ISAKMP SA with the same peer that takes over our IPsec SAs when
         #: the peer deletes us after re-authenticating (set by the manager)
         self.successor: Optional[Callable[[], Optional["IkeV1Session"]]] = None
@@ -323,6 +326,8 @@ class IkeV1Session:
             if self.dpd_next is not None:
                 times.append(self.dpd_next)
             times += [t for t, _ in self.commit_waits.values()]
+            if self.retire_at is not None:
+                times.append(self.retire_at)
             if self.established_at is not None and self.sa.suite is not None:
                 times.append(self.established_at + self.sa.suite.lifetime_seconds)
                 if self.sa.initiator and not self.reauth_due:
@@ -378,6 +383,9 @@ class IkeV1Session:
                     child.rekey_at <= now:
                 child.rekey_at = None
                 self.rekey_child(child.spi_in, now)
+        if self.retire_at is not None and self.retire_at <= now:
+            self._retire_now(self.retire_reason)
+            return
         dpd_tick(self, now)
         if self.state != IkeV1SaState.ESTABLISHED or self.established_at is None or \
                 self.sa.suite is None:
@@ -694,20 +702,26 @@ class IkeV1Session:
         if newer is not None and self.children:
             newer.adopt_children(self)
 
-    def retire(self, now: float, reason: str) -> None:
-        """Delete only the ISAKMP SA (its IPsec SAs were adopted by a newer one)."""
-        from .informational import send_delete_isakmp
+    def retire(self, now: float, reason: str, delay: float = 0.0) -> None:
+        """Delete only the ISAKMP SA (its IPsec SAs were adopted by a newer one), now or
+        `delay` seconds from now (RFC 2408 §4.8 Delete)."""
         self.now = now
         if self.state == IkeV1SaState.CLOSED:
             return
+        if delay > 0:
+            self.retire_at, self.retire_reason = now + delay, reason
+            self._guard(lambda: None)        # the manager: the new timer
+            return
+        self._guard(lambda: self._retire_now(reason))
 
-        def retire() -> None:
-            try:
-                if self.state == IkeV1SaState.ESTABLISHED:
-                    send_delete_isakmp(self, list(self.children.values()))
-            finally:
-                self.shutdown(reason)
-        self._guard(retire)
+    def _retire_now(self, reason: str) -> None:
+        from .informational import send_delete_isakmp
+        self.retire_at = None
+        try:
+            if self.state == IkeV1SaState.ESTABLISHED:
+                send_delete_isakmp(self, list(self.children.values()))
+        finally:
+            self.shutdown(reason)
 
     def drop(self, reason: str) -> None:
         """Forget the ISAKMP SA and its IPsec SAs without telling the peer."""
