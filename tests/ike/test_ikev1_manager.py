@@ -175,6 +175,28 @@ def test_the_old_isakmp_sa_is_deleted_after_the_reauth_delete_delay():
     assert spi in fresh.children and b.sessions[0].children
 
 
+def test_a_pair_made_on_the_old_isakmp_sa_while_its_delete_waits_moves_too():
+    """The peer may still negotiate on the old ISAKMP SA before it moved to the new one: the
+    pair that Quick Mode makes moves to the new ISAKMP SA when the old one goes, and is not
+    deleted with it."""
+    i_cfg, r_cfg = configs(i_reauth_delete_delay=3.0)
+    a = IkeV1Manager(I_ADDR, 4500)
+    b = IkeV1Manager(R_ADDR, 4500, lookup=lambda addr: r_cfg)
+    old = a.connect(i_cfg, R_ADDR, 0.0)
+    _shuttle(a, b)
+    (old_r,) = b.sessions
+    fresh = a.reauthenticate(old, 10.0)
+    _shuttle(a, b, 10.0)
+    old_r.create_child(r_cfg.children[0], 11.0)
+    _shuttle(a, b, 11.0)
+    (late,) = old.children
+    events = _advance(a, b, 11.0, 14.0)
+    assert old.state == old_r.state == "closed"
+    assert late in fresh.children and not any(isinstance(e, ChildSaDown) for _, _, e in events)
+    (new_r,) = b.sessions
+    assert any(c.spi_out == late for c in new_r.children.values())
+
+
 def test_a_negative_reauth_delete_delay_is_refused():
     from inline_ipsec.ike.errors import LocalIkeError
     with pytest.raises(LocalIkeError, match="reauth_delete_delay"):

@@ -717,6 +717,7 @@ class IkeV1Session:
     def _retire_now(self, reason: str) -> None:
         from .informational import send_delete_isakmp
         self.retire_at = None
+        self.hand_over()            # pairs the peer made here while our Delete waited
         try:
             if self.state == IkeV1SaState.ESTABLISHED:
                 send_delete_isakmp(self, list(self.children.values()))
