@@ -4,7 +4,7 @@ Absolute packets per second depend on the machine and on whatever else it is run
 figure comes with a reference measured in the same run, on the same packets:
   raw      the crypto limit of the backend: the AES-GCM calls the PFE makes per packet, with no
            ESP work, in a tight C loop timed inside C (`RawReference`, over
-           `_pfe_core.calibrate.RawBursts`);
+           `_pfe_core.calibrate.RawBursts`, re-exported by `inline_ipsec.pfe`);
   naive    a per-packet Python loop with `cryptography`'s AESGCM building the same ESP packets;
   scapy    scapy's ESP (`SecurityAssociation.encrypt`), when scapy is installed.
 `EngineBursts` and `RawReference` are the two sides of every ratio (`perf.measure` times them
@@ -30,10 +30,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from _pfe_core.calibrate import RawBursts, RawGcm, core_round_trip_ns, idle_burst
-
 from .packet.burst import DEFAULT_HEADROOM, Burst
-from .pfe import Pfe
+from .pfe import (OPENSSL_VERSION, PFE_BACKENDS, Pfe, RawBursts, RawGcm, core_round_trip_ns,
+                  idle_burst, ipsec_mb_status)
 from .sa import SaSpec
 
 IMIX = "imix"
@@ -390,7 +389,6 @@ def machine() -> dict:
     """What the figures were measured on."""
     import os
 
-    import _pfe_core
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -402,8 +400,7 @@ def machine() -> dict:
         pass
     import cryptography
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "openssl": _pfe_core.OPENSSL_VERSION,
-            "ipsec_mb": _pfe_core.ipsec_mb_probe()[1] if "ipsec-mb" in _pfe_core.BACKENDS
-            else None,
-            "backends": list(_pfe_core.BACKENDS), "numpy": np.__version__,
+            "openssl": OPENSSL_VERSION,
+            "ipsec_mb": ipsec_mb_status()[1] if "ipsec-mb" in PFE_BACKENDS else None,
+            "backends": list(PFE_BACKENDS), "numpy": np.__version__,
             "cryptography": cryptography.__version__, "platform": platform.platform()}

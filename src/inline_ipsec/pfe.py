@@ -26,6 +26,10 @@ from _pfe_core.burst_io import (GSO_MAX_SEGS, VNET_HDR_LEN, IoResult, count_pack
                                 read_packets, recv_packets, recv_udp, send_packets,
                                 write_packets)
 from _pfe_core.table import DuplicateSpi, SaTable, TableFull, TableLock
+# The references of the throughput figures (inline_ipsec.benchmark): the tight crypto loops
+# timed inside C that every ratio is measured against, re-exported so that this module stays
+# the only one that imports the extension.
+from _pfe_core.calibrate import RawBursts, RawGcm, core_round_trip_ns, idle_burst
 
 import dataclasses
 from collections import deque
@@ -53,6 +57,8 @@ if {s.name: int(s) for s in _pfe_core.Status} != {s.name: int(s) for s in Status
                       "per-packet status codes: rebuild the extension")
 
 PFE_MAX_SAS: int = _pfe_core.MAX_SAS
+#: The OpenSSL the kernels were built against and run with.
+OPENSSL_VERSION: str = _pfe_core.OPENSSL_VERSION
 PFE_MAX_REPLAY_WINDOW: int = _pfe_core.MAX_REPLAY_WINDOW
 PFE_MIN_REPLAY_WINDOW: int = _pfe_core.MIN_REPLAY_WINDOW
 PFE_CIPHERS = ("aes-gcm-128", "aes-gcm-256")
