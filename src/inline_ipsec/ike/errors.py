@@ -75,7 +75,7 @@ class ErrorLog:
         text = str(error)
         if len(text) > ERROR_MESSAGE_CHARS:
             text = text[:ERROR_MESSAGE_CHARS - 3] + "..."
-        hint = getattr(error, "notify_hint", None)
+        hint = error.notify_hint if isinstance(error, IkeError) else None
         record = ErrorRecord(now, reason, text, hint)
         self.counts[reason] += 1
         self.recent.append(record)

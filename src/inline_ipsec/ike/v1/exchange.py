@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
+from ..errors import RemoteIkeError
 from .isakmp import IsakmpMessage
 from .protection import IvChain
 
@@ -50,6 +51,15 @@ class Exchange:
 
     def on_timeout(self) -> None:
         """All retransmissions went unanswered."""
+
+    def pair_spis(self) -> tuple[int, int]:
+        """(inbound, outbound) SPIs of the IPsec SA pair this exchange negotiates; zeros
+        for an exchange that negotiates none (Phase 1, Informational)."""
+        return (0, 0)
+
+    def peer_refused(self, error: RemoteIkeError) -> None:
+        """The peer answered with an error notification about this exchange (RFC 2408
+        §3.14.1); only an exchange still waiting for the peer's answer ends on it."""
 
     def finish(self) -> None:
         self.done = True

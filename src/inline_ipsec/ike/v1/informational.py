@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..errors import RemoteIkeError
 from ..events import ChildSaDown
-from ..states import IkeV1SaState, QuickModeState
+from ..states import IkeV1SaState
 from .constants import ExchangeType, NotifyType, ProtocolId, notify_name
 from .exchange import Exchange
 from .isakmp import (DeletePayload, HashPayload, IsakmpMessage, NotifyPayload, Payload,
@@ -184,10 +184,8 @@ def _notify(s: "IkeV1Session", p: NotifyPayload) -> None:
         spi = int.from_bytes(p.spi, "big") if len(p.spi) == 4 else None
         err = RemoteIkeError(f"peer sent {notify_name(t)}", t)
         for ex in list(s.exchanges.values()):
-            if ex.initiator and getattr(ex, "state", "") == QuickModeState.SENT1 and (
-                    spi is None or spi in (getattr(ex, "spi_in", None),
-                                           getattr(ex, "spi_out", None))):
-                ex._failed(err)          # type: ignore[attr-defined]
+            if spi is None or spi in ex.pair_spis():
+                ex.peer_refused(err)
         s.errors.append(err)
     else:
         s.count("ignored-notify")
@@ -196,8 +194,9 @@ def _notify(s: "IkeV1Session", p: NotifyPayload) -> None:
 def _commit_matches(s: "IkeV1Session", our_spi: int, their_spi: int) -> bool:
     """CONNECTED names the responder's inbound SPI, i.e. our outbound SPI of the pair."""
     for ex in s.done.values():
-        if getattr(ex, "spi_in", None) == our_spi:
-            return getattr(ex, "spi_out", None) == their_spi
+        spi_in, spi_out = ex.pair_spis()
+        if spi_in and spi_in == our_spi:
+            return spi_out == their_spi
     return False
 
 

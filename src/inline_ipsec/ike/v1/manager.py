@@ -64,6 +64,10 @@ class IkeV1Manager:
         self._half_open: dict[int, IkeV1Session] = {}
         #: live sessions per peer address (INITIAL-CONTACT is sent to a new peer only)
         self._per_peer: dict[str, int] = {}
+        #: the peer address each session was counted under in `_per_peer`, by id
+        self._peer_of: dict[int, str] = {}
+        #: ids of sessions whose replacement by a new Phase 1 has started (once only)
+        self._reauthenticating: set[int] = set()
         #: (time, tie, session) of each session's timer; entries whose time is no longer the
         #: session's are stale and skipped
         self._heap: list[tuple[float, int, IkeV1Session]] = []
@@ -106,7 +110,7 @@ class IkeV1Manager:
         self._sessions[id(s)] = s
         peer = str(s.remote_addr[0])
         self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
-        s._manager_peer = peer            # type: ignore[attr-defined]
+        self._peer_of[id(s)] = peer
         if s.sa.cky_i != bytes(8):
             self._by_cky[s.sa.cky_i] = s
         self._dirty[id(s)] = s
@@ -218,14 +222,14 @@ class IkeV1Manager:
     def reauthenticate(self, session: IkeV1Session, now: float) -> Optional[IkeV1Session]:
         """Replace an established ISAKMP SA by a new Phase 1 now (what happens by itself at
         90 % of its lifetime on the initiator); returns the new session."""
-        if session.state != IkeV1SaState.ESTABLISHED or getattr(session, "_reauth", False):
+        if session.state != IkeV1SaState.ESTABLISHED or id(session) in self._reauthenticating:
             return None
         session.now = now
-        session._reauth = True              # type: ignore[attr-defined]
         return self._start_reauth(session)
 
     def _start_reauth(self, old: IkeV1Session) -> IkeV1Session:
         """Replace an initiator ISAKMP SA nearing its lifetime by a new Phase 1."""
+        self._reauthenticating.add(id(old))
         new = IkeV1Session(old.config, initiator=True, local_addr=self.local_addr,
                            remote_addr=old.remote_addr, now=old.now,
                            natt_local_port=self.natt_local_port)
@@ -249,8 +253,7 @@ class IkeV1Manager:
         if s.sa.initiator or s.state not in (IkeV1SaState.CREATED, IkeV1SaState.PHASE1):
             self._half_open.pop(id(s), None)
         if s.reauth_due and s.state == IkeV1SaState.ESTABLISHED and \
-                not getattr(s, "_reauth", False):
-            s._reauth = True                 # type: ignore[attr-defined]
+                id(s) not in self._reauthenticating:
             self._start_reauth(s)
         if s.state == IkeV1SaState.CLOSED or \
                 (s.state == IkeV1SaState.CREATED and not s.sa.initiator):
@@ -276,7 +279,8 @@ class IkeV1Manager:
                 del self._by_peer_id[str(s.peer_id)]
         if self._by_cky.get(s.sa.cky_i) is s:
             del self._by_cky[s.sa.cky_i]
-        peer = getattr(s, "_manager_peer", str(s.remote_addr[0]))
+        self._reauthenticating.discard(id(s))
+        peer = self._peer_of.pop(id(s))
         left = self._per_peer.get(peer, 1) - 1
         if left:
             self._per_peer[peer] = left

@@ -179,6 +179,13 @@ class QuickMode(Exchange):
     def on_timeout(self) -> None:
         self._failed(RemoteIkeError(f"Quick Mode {self.mid:#010x}: no answer"))
 
+    def pair_spis(self) -> tuple[int, int]:
+        return (self.spi_in, self.spi_out)
+
+    def peer_refused(self, error: RemoteIkeError) -> None:
+        if self.initiator and self.state == QuickModeState.SENT1:
+            self._failed(error)
+
     def handle(self, msg: IsakmpMessage, addr: "Addr", via_natt: bool) -> None:
         if self.initiator:
             if self.state == QuickModeState.SENT1:

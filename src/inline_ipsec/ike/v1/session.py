@@ -36,6 +36,7 @@ from .exchange import Exchange
 from .fragments import Reassembly, split
 from .isakmp import (FragmentPayload, IsakmpHeader, IsakmpMessage, Payload, decode, encode)
 from .keymat import Phase1Keys, phase2_iv
+from .phase1 import Phase1Exchange
 from .protection import IvChain, MessageCipher
 from .proposals import Phase1Suite
 
@@ -111,7 +112,7 @@ class IkeV1Session:
                            initiator)
         #: an `IkeV1SaState` (ike/states.py); changed only by `transition`
         self.state = IkeV1SaState.CREATED
-        self.phase1: Optional[Exchange] = None
+        self.phase1: Optional[Phase1Exchange] = None
         #: Quick Modes in progress, by message ID.
         self.exchanges: dict[int, Exchange] = {}
         #: finished exchanges, for retransmissions of the peer's last message.
@@ -173,7 +174,7 @@ class IkeV1Session:
     @property
     def exchange_mode(self) -> str:
         """"Main" or "Aggressive"."""
-        return getattr(self.phase1, "mode_name", self.config.exchange_mode)
+        return self.config.exchange_mode if self.phase1 is None else self.phase1.mode_name
 
     @property
     def frag_ok(self) -> bool:
@@ -231,7 +232,7 @@ class IkeV1Session:
         used up, RFC 4303 §3.3.3, RFC 4301 §4.4.2.1): as `rekey_child`, with its timer-based
         rekey dropped so it is not started twice."""
         child = self.children.get(spi_in)
-        if child is not None and hasattr(child, "rekey_at"):
+        if child is not None:
             child.rekey_at = None
         self.rekey_child(spi_in, now)
 
@@ -577,7 +578,7 @@ class IkeV1Session:
         while True:
             spi = int.from_bytes(self.random(4), "big")
             if spi >= 256 and spi not in self.children and \
-                    all(getattr(e, "spi_in", None) != spi for e in self.exchanges.values()):
+                    all(e.pair_spis()[0] != spi for e in self.exchanges.values()):
                 return spi
 
     def child_by_out(self, spi_out: int) -> Optional[ChildSa]:
@@ -653,7 +654,7 @@ class IkeV1Session:
 
     def phase1_failed(self, error: Exception) -> None:
         from .informational import send_notify
-        hint = getattr(error, "notify_hint", None)
+        hint = error.notify_hint if isinstance(error, IkeError) else None
         if hint:
             try:
                 send_notify(self, hint)
