@@ -1,6 +1,6 @@
-"""IKE SA, child SA and Quick Mode states (ike/states.py): one transition table per enum, every
-change through `transition`, and the words the states print as unchanged (RFC 7296 §1.3,
-§1.4, §2.8; RFC 2409 §5, §5.5)."""
+"""IKE SA, child SA, Quick Mode, GROUPKEY-PULL and group member states (ike/states.py): one
+transition table per enum, every change through `transition`, and the words the states print
+as unchanged (RFC 7296 §1.3, §1.4, §2.8; RFC 2409 §5, §5.5; RFC 6407 §3)."""
 from __future__ import annotations
 
 import json
@@ -14,20 +14,25 @@ from hypothesis import strategies as st
 
 import inline_ipsec
 from inline_ipsec.ike import IkeError, LocalIkeError
-from inline_ipsec.ike.states import (TRANSITIONS, ChildSaState, IkeSaState, IkeStateError,
+from inline_ipsec.ike.states import (TRANSITIONS, ChildSaState, GdoiPullState,
+                                     GroupMemberState, IkeSaState, IkeStateError,
                                      IkeV1SaState, QuickModeState, allowed, transition)
 
 from ike_helpers import configs, established
 
-ENUMS = [IkeSaState, ChildSaState, IkeV1SaState, QuickModeState]
+ENUMS = [IkeSaState, ChildSaState, IkeV1SaState, QuickModeState, GdoiPullState,
+         GroupMemberState]
 INITIAL = {IkeSaState: IkeSaState.CREATED, ChildSaState: ChildSaState.INSTALLED,
-           IkeV1SaState: IkeV1SaState.CREATED, QuickModeState: QuickModeState.NEW}
+           IkeV1SaState: IkeV1SaState.CREATED, QuickModeState: QuickModeState.NEW,
+           GdoiPullState: GdoiPullState.NEW, GroupMemberState: GroupMemberState.IDLE}
 #: the words the sessions used before the enums: show output and exported state keep them
 WORDS = {
     IkeSaState: {"created", "init", "auth", "established", "deleting", "closed"},
     ChildSaState: {"installed", "rekeying", "rekeyed", "deleting", "pending", "redundant"},
     IkeV1SaState: {"created", "phase1", "established", "closed"},
     QuickModeState: {"new", "sent1", "sent2", "done", "failed"},
+    GdoiPullState: {"new", "sent1", "sent2", "sent3", "done", "failed"},
+    GroupMemberState: {"idle", "registering", "registered", "failed"},
 }
 
 
@@ -68,6 +73,9 @@ def test_the_terminal_states() -> None:
     assert not TRANSITIONS[ChildSaState][ChildSaState.DELETING]
     assert not TRANSITIONS[QuickModeState][QuickModeState.DONE]
     assert not TRANSITIONS[QuickModeState][QuickModeState.FAILED]
+    assert not TRANSITIONS[GdoiPullState][GdoiPullState.DONE]
+    assert not TRANSITIONS[GdoiPullState][GdoiPullState.FAILED]
+    assert all(TRANSITIONS[GroupMemberState].values())   # a member can always retry
 
 
 @pytest.mark.parametrize("old,new", [
@@ -86,6 +94,11 @@ def test_the_terminal_states() -> None:
     (QuickModeState.SENT1, QuickModeState.SENT2),
     (QuickModeState.DONE, QuickModeState.FAILED),
     (QuickModeState.NEW, QuickModeState.DONE),
+    (GdoiPullState.SENT1, GdoiPullState.DONE),         # the member's HASH(3) comes first
+    (GdoiPullState.SENT2, GdoiPullState.SENT3),        # the roles do not mix
+    (GdoiPullState.DONE, GdoiPullState.FAILED),
+    (GroupMemberState.IDLE, GroupMemberState.REGISTERED),   # keys only from a pull
+    (GroupMemberState.FAILED, GroupMemberState.REGISTERED),
 ])
 def test_illegal_transitions_raise_a_typed_error_and_keep_the_state(old, new) -> None:
     holder = SimpleNamespace(state=old)
@@ -157,11 +170,16 @@ def test_sessions_and_children_hold_enum_members() -> None:
 SRC = pathlib.Path(inline_ipsec.__file__).parent
 #: the modules that handle IKE or child SA states (other state machines live elsewhere)
 STATE_FILES = sorted({*SRC.joinpath("ike").rglob("*.py"), SRC / "control" / "ike_control.py",
-                      SRC / "hub" / "control.py", *SRC.joinpath("io").rglob("*.py")})
+                      SRC / "hub" / "control.py", *SRC.joinpath("io").rglob("*.py"),
+                      *SRC.joinpath("groupvpn").rglob("*.py")})
+#: the modules that own a machine and so may call `transition`: IKE in ike/, GDOI's
+#: GROUPKEY-PULL and member registration in groupvpn/
+OWNERS = (SRC / "ike", SRC / "groupvpn")
 _ASSIGN = re.compile(r"\.state\s*=(?!=)\s*(.*)")
 _WORD_COMPARE = re.compile(r"\bstate\s*(?:==|!=|\bin\b|\bnot in\b)\s*\(?\s*[\"']")
 #: a fresh object's first state, set in its constructor
-_INITIAL = {"IkeState.CREATED", "IkeV1SaState.CREATED", "QuickModeState.NEW"}
+_INITIAL = {"IkeState.CREATED", "IkeV1SaState.CREATED", "QuickModeState.NEW",
+            "GdoiPullState.NEW", "GroupMemberState.IDLE"}
 
 
 def test_the_state_modules_exist() -> None:
@@ -182,5 +200,5 @@ def test_no_state_assigned_or_compared_as_a_string(path: pathlib.Path) -> None:
         elif m:
             pytest.fail(f"{path.name}:{n}: state assigned outside `transition`: {line.strip()}")
         assert not _WORD_COMPARE.search(code), f"{path.name}:{n}: compares a word: {line}"
-        if path.parent.name != "ike" and SRC / "ike" not in path.parents:
+        if not any(owner in path.parents for owner in OWNERS):
             assert "transition(" not in code, f"{path.name}:{n}: only ike/ changes states"

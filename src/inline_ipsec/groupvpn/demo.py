@@ -10,6 +10,7 @@ import time
 from typing import Callable
 
 from ..config import load_config
+from ..ike.states import GroupMemberState
 from .member import GroupMember
 from .server import KeyServer
 from .show import show
@@ -97,7 +98,8 @@ async def _scenario(w: Callable[[str], object]) -> None:
         for ep in eps.values():
             ep.node.start(time.time())
             ep.flush()
-        ok = await _until(lambda: all(m.state == "registered" for m in members.values()))
+        ok = await _until(lambda: all(m.state == GroupMemberState.REGISTERED
+                                      for m in members.values()))
         w(f"  key server {KS}:{ks_ep.address[1]}, members {', '.join(MEMBERS)}: "
           f"{'all registered' if ok else 'NOT all registered'} in "
           f"{(time.perf_counter() - t0) * 1000:.0f} ms (IKEv1 Main Mode + GROUPKEY-PULL "

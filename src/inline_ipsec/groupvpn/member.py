@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 from ..cpu.group import GroupEngine, GroupSa
 from ..ike.errors import RemoteIkeError
-from ..ike.states import IkeV1SaState
+from ..ike.states import GroupMemberState, IkeV1SaState, transition
 from ..ike.v1.isakmp import DeletePayload, HEADER_LEN
 from .config import MemberVpn
 from .constants import GapAttr, GdoiExchange
@@ -58,8 +58,8 @@ class GroupMember:
         self.session: Optional[GdoiSession] = None
         self.kek: Optional[Kek] = None
         self.last_seq = 0
-        #: "idle" -> "registering" -> "registered" (or "failed" until the next retry)
-        self.state = "idle"
+        #: a `GroupMemberState` (ike/states.py); changed only by `transition`
+        self.state = GroupMemberState.IDLE
         self.registered_at: Optional[float] = None
         #: completed registrations (each starts its own push sequence and KEK)
         self.registrations = 0
@@ -93,8 +93,10 @@ class GroupMember:
         elif old is not None:
             old.drop("re-registering")
         # back off while registrations fail: retry, 2 x retry, ... up to 30 x retry
-        self.failures = self.failures + 1 if self.state in ("failed", "registering") else 0
-        self.state = "registering"
+        self.failures = self.failures + 1 if self.state in (
+            GroupMemberState.FAILED, GroupMemberState.REGISTERING) else 0
+        if self.state != GroupMemberState.REGISTERING:
+            transition(self, GroupMemberState.REGISTERING)
         self.next_attempt = now + self.retry * min(2 ** self.failures, 30)
         s = GdoiSession(self.vpn.ike, initiator=True, local_addr=self.local_addr,
                         remote_addr=self.vpn.server, now=now, group_id=self.vpn.group_id)
@@ -114,10 +116,10 @@ class GroupMember:
             if isinstance(ev, GroupKeysReceived):
                 self._registered(ev, now)
             elif isinstance(ev, RegistrationFailed):
-                self.state = "failed"
+                transition(self, GroupMemberState.FAILED)
                 self._event("registration-failed", detail=ev.reason)
-        if s.state == IkeV1SaState.CLOSED and self.state == "registering":
-            self.state = "failed"
+        if s.state == IkeV1SaState.CLOSED and self.state == GroupMemberState.REGISTERING:
+            transition(self, GroupMemberState.FAILED)
             self._event("registration-failed", detail="ISAKMP SA closed")
 
     def _registered(self, ev: GroupKeysReceived, now: float) -> None:
@@ -127,7 +129,7 @@ class GroupMember:
             sas = [group_sa_from(t, ev.kd.packets, now, self.group_id) for t in ev.sa.teks]
             kek = kek_from(ev.sa.kek, ev.kd.packets, now) if ev.sa.kek else None
         except RemoteIkeError as exc:
-            self.state = "failed"
+            transition(self, GroupMemberState.FAILED)
             self._event("registration-failed", detail=str(exc))
             return
         # a new registration replaces everything the old one installed
@@ -139,7 +141,8 @@ class GroupMember:
             self.engine.install(sa)
         self.kek = kek
         self.last_seq = ev.seq
-        self.state = "registered"
+        if self.state != GroupMemberState.REGISTERED:
+            transition(self, GroupMemberState.REGISTERED)
         self.registered_at = now
         self.registrations += 1
         self._event("registered", [sa.spi for sa in sas])
@@ -224,7 +227,7 @@ class GroupMember:
 
     def _due(self) -> Optional[float]:
         """When the member must re-register: its KEK or its newest TEK is about to expire."""
-        if self.state != "registered":
+        if self.state != GroupMemberState.REGISTERED:
             return self.next_attempt
         limits = []
         if self.kek is not None:
@@ -256,9 +259,9 @@ class GroupMember:
         if gone:
             self._event("expired", gone)
         due = self._due()
-        if due is not None and due <= now and self.state != "registering":
+        if due is not None and due <= now and self.state != GroupMemberState.REGISTERING:
             self.start(now)
-        elif self.state == "registering" and now >= self.next_attempt:
+        elif self.state == GroupMemberState.REGISTERING and now >= self.next_attempt:
             self.start(now)
 
     # -- show ----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..ike.errors import IkeError, RemoteIkeError
+from ..ike.states import GdoiPullState, IkeV1SaState, transition
 from ..ike.v1.constants import IdType, NotifyType
 from ..ike.v1.exchange import Exchange
 from ..ike.v1.isakmp import (HashPayload, IdPayload, IsakmpMessage, NoncePayload, Payload,
@@ -98,7 +99,8 @@ class GroupkeyPull(Exchange):
         super().__init__(session, mid, initiator)
         self.chain = session.phase2_chain(mid)
         self.group_id = group_id
-        self.state = "new"
+        #: a `GdoiPullState` (ike/states.py); changed only by `transition`
+        self.state = GdoiPullState.NEW
         self.nonce_i = b""
         self.nonce_r = b""
         self.sa: Optional[GdoiSaPayload] = None
@@ -154,9 +156,10 @@ class GroupkeyPull(Exchange):
                retransmit)
 
     def handle(self, msg: IsakmpMessage, addr: "Addr", via_natt: bool) -> None:
-        step = {("i", "sent1"): self._handle_2, ("i", "sent3"): self._handle_4,
-                ("r", "new"): self._handle_1, ("r", "sent2"): self._handle_3}.get(
-            ("i" if self.initiator else "r", self.state))
+        step = {(True, GdoiPullState.SENT1): self._handle_2,
+                (True, GdoiPullState.SENT3): self._handle_4,
+                (False, GdoiPullState.NEW): self._handle_1,
+                (False, GdoiPullState.SENT2): self._handle_3}.get((self.initiator, self.state))
         if step is None:
             self.session.count("unexpected")
             return
@@ -164,7 +167,7 @@ class GroupkeyPull(Exchange):
             step(msg)
         except _Drop as drop:
             self.session.record(drop.error, "malformed")
-            if not self.initiator and self.state == "new":
+            if not self.initiator and self.state == GdoiPullState.NEW:
                 self.session.forget(self)
         except RemoteIkeError as exc:
             # the message was verified: tell the peer why, end this exchange only
@@ -173,22 +176,23 @@ class GroupkeyPull(Exchange):
     def _fail(self, exc: IkeError, notify: bool = False) -> None:
         from ..ike.v1.informational import send_notify
         s = self.session
-        if notify and getattr(exc, "notify_hint", None):
+        if notify and exc.notify_hint:
             try:
-                send_notify(s, exc.notify_hint)    # type: ignore[arg-type]
+                send_notify(s, exc.notify_hint)
             except IkeError:
                 pass
-        self.state = "failed"
+        transition(self, GdoiPullState.FAILED)
         self.deadline = None
         s.forget(self)
         s.record(exc, "groupkey-pull-failed")
         if self.initiator:
             s.emit(RegistrationFailed(self.group_id, str(exc)))
 
-    def _failed(self, exc: IkeError) -> None:
-        """The key server refused us (a protected error notification, which the IKEv1
-        Informational handler hands to our exchanges waiting for message 2)."""
-        self._fail(exc)
+    def peer_refused(self, error: RemoteIkeError) -> None:
+        """The key server refused us: a protected error notification, which the IKEv1
+        Informational handler hands to our exchanges; only one waiting for message 2 ends."""
+        if self.initiator and self.state == GdoiPullState.SENT1:
+            self._fail(error)
 
     def on_timeout(self) -> None:
         self._fail(RemoteIkeError(f"GROUPKEY-PULL {self.mid:#010x}: no answer"))
@@ -197,7 +201,7 @@ class GroupkeyPull(Exchange):
     def start(self) -> None:
         s = self.session
         self.nonce_i = s.random(NONCE_LEN)
-        self.state = "sent1"
+        transition(self, GdoiPullState.SENT1)
         self._send([NoncePayload(self.nonce_i), group_id_payload(self.group_id)], b"", True)
 
     def _handle_2(self, msg: IsakmpMessage) -> None:
@@ -211,7 +215,7 @@ class GroupkeyPull(Exchange):
         if not self.sa.teks and self.sa.kek is None:
             raise RemoteIkeError("SA payload without a KEK or a TEK",
                                  NotifyType.BAD_PROPOSAL_SYNTAX)
-        self.state = "sent3"
+        transition(self, GdoiPullState.SENT3)
         self._send([], self.nonce_i + self.nonce_r, True)
 
     def _handle_4(self, msg: IsakmpMessage) -> None:
@@ -221,7 +225,7 @@ class GroupkeyPull(Exchange):
             return
         kd = _one(payloads, KdPayload, "KD")
         seq = next((p.seq for p in payloads if type(p) is SeqPayload), 0)
-        self.state = "done"
+        transition(self, GdoiPullState.DONE)
         self.finish()
         s.finished(self)
         assert self.sa is not None
@@ -236,7 +240,7 @@ class GroupkeyPull(Exchange):
             return
         self.nonce_i = _one(payloads, NoncePayload, "Nonce").nonce
         ident = _one(payloads, IdPayload, "ID")
-        self.state = "sent2"      # verified: a refusal from here on is notified
+        transition(self, GdoiPullState.SENT2)   # verified: a refusal from now on is notified
         if ident.id_type != IdType.ID_KEY_ID or len(ident.data) != 4:
             raise RemoteIkeError("GROUPKEY-PULL ID is not a 4-byte ID_KEY_ID group",
                                  NotifyType.INVALID_ID_INFORMATION)
@@ -254,7 +258,7 @@ class GroupkeyPull(Exchange):
             return
         assert s.provider is not None
         seq, kd = s.provider.pull_keys(s, self.group_id, self.ctx)
-        self.state = "done"
+        transition(self, GdoiPullState.DONE)
         self._send([SeqPayload(seq=seq), kd], self.nonce_i + self.nonce_r, False)
         self.finish()
         s.finished(self)
@@ -291,7 +295,7 @@ class GdoiSession(IkeV1Session):
     def register(self, now: float) -> None:
         """Start a GROUPKEY-PULL now (a member re-registering under the same Phase 1)."""
         self.now = now
-        if self.state == "established":
+        if self.state == IkeV1SaState.ESTABLISHED:
             self._guard(self._start_pull)
 
     def _start_pull(self) -> None:
@@ -314,7 +318,7 @@ class GdoiSession(IkeV1Session):
             return
         ex = self.exchanges.get(h.message_id) or self.done.get(h.message_id)
         if ex is None:
-            if self.state != "established" or h.message_id == 0 or self.sa.initiator:
+            if self.state != IkeV1SaState.ESTABLISHED or h.message_id == 0 or self.sa.initiator:
                 self.count("unexpected")
                 return
             if len(self.exchanges) >= MAX_QUICK_MODES:

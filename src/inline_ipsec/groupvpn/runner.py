@@ -20,6 +20,7 @@ from typing import Optional, TextIO
 from ..config import load_config_file
 from ..io.control_socket import ControlServer
 from .check import check_lines
+from ..ike.states import GroupMemberState
 from .member import GroupMember
 from .server import KeyServer
 from .show import show
@@ -105,7 +106,7 @@ async def _run(gv, control_path: str, duration: Optional[float], listen: tuple[s
                 break
             control.poll(0.002)
             for m in members:
-                if m.state == "registered" and m.vpn.name not in reported:
+                if m.state == GroupMemberState.REGISTERED and m.vpn.name not in reported:
                     reported.add(m.vpn.name)
                     out.write(f"member {m.vpn.name}: registered with group {m.group_id} "
                               f"after {time.monotonic() - start:.2f} s, "

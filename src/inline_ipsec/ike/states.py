@@ -14,6 +14,8 @@ The members are `str` subclasses whose values are the lower-case words the sessi
   §2.8.1 simultaneous rekeying, §1.4.1 deletion; RFC 2409 §5.5 for IKEv1 Quick Mode SAs).
 - `IkeV1SaState`: an IKEv1 ISAKMP SA (RFC 2409 §5 Main/Aggressive Mode, phase 1).
 - `QuickModeState`: one IKEv1 Quick Mode exchange (RFC 2409 §5.5).
+- `GdoiPullState`: one GDOI GROUPKEY-PULL exchange (RFC 6407 §3.2).
+- `GroupMemberState`: a group VPN member's registration with its key server (RFC 6407 §3).
 
 `ike/v2/session.py` also defines a class named `IkeSaState` (the keys, SPIs and message IDs of
 one IKE SA); modules that use both import this enum as `IkeState`.
@@ -25,8 +27,8 @@ from typing import Any, Mapping, Type, TypeVar
 
 from .errors import LocalIkeError
 
-__all__ = ["ChildSaState", "IkeSaState", "IkeStateError", "IkeV1SaState", "QuickModeState",
-           "TRANSITIONS", "allowed", "transition"]
+__all__ = ["ChildSaState", "GdoiPullState", "GroupMemberState", "IkeSaState", "IkeStateError",
+           "IkeV1SaState", "QuickModeState", "TRANSITIONS", "allowed", "transition"]
 
 
 class IkeStateError(LocalIkeError):
@@ -118,10 +120,43 @@ class QuickModeState(_State):
     FAILED = "failed"
 
 
+class GdoiPullState(_State):
+    """One GDOI GROUPKEY-PULL exchange (RFC 6407 §3.2): HDR*, HASH(1), Ni, ID from the
+    member; HASH(2), Nr, SA back; HASH(3) [KE_I, ...]; HASH(4), [SEQ,] KD to finish.
+
+    NEW: created, nothing sent. SENT1: the member sent message 1. SENT2: the key server
+    verified message 1 (a refusal from then on is notified) and sent message 2. SENT3: the
+    member sent message 3. DONE: the keys were delivered. FAILED: refused or timed out.
+    """
+
+    NEW = "new"
+    SENT1 = "sent1"
+    SENT2 = "sent2"
+    SENT3 = "sent3"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class GroupMemberState(_State):
+    """A group VPN member's registration with its key server (RFC 6407 §3).
+
+    IDLE: never started. REGISTERING: a Phase 1 and GROUPKEY-PULL under way (a retry starts
+    a new one and stays here). REGISTERED: the group's keys installed. FAILED: the last registration was
+    refused, lost or delivered unusable keys; the next retry starts a new one.
+    """
+
+    IDLE = "idle"
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+    FAILED = "failed"
+
+
 _I = IkeSaState
 _C = ChildSaState
 _V1 = IkeV1SaState
 _Q = QuickModeState
+_P = GdoiPullState
+_M = GroupMemberState
 
 #: The transition tables: state -> the states it may move to. A terminal state maps to an
 #: empty set. One table per enum; `transition` picks it by the new state's type.
@@ -165,6 +200,25 @@ TRANSITIONS: Mapping[Type[_State], Mapping[Any, frozenset]] = {
         _Q.SENT2: frozenset({_Q.DONE, _Q.FAILED}),
         _Q.DONE: frozenset(),
         _Q.FAILED: frozenset(),
+    },
+    GdoiPullState: {
+        # the member sends message 1; the key server verified it and answers
+        _P.NEW: frozenset({_P.SENT1, _P.SENT2, _P.FAILED}),
+        _P.SENT1: frozenset({_P.SENT3, _P.FAILED}),
+        _P.SENT2: frozenset({_P.DONE, _P.FAILED}),
+        _P.SENT3: frozenset({_P.DONE, _P.FAILED}),
+        _P.DONE: frozenset(),
+        _P.FAILED: frozenset(),
+    },
+    GroupMemberState: {
+        _M.IDLE: frozenset({_M.REGISTERING}),
+        # the keys arrive; the pull or its ISAKMP SA fails (a retry stays REGISTERING)
+        _M.REGISTERING: frozenset({_M.REGISTERED, _M.FAILED}),
+        # re-registration before the keys expire, after a lost push, or on demand; a new
+        # GROUPKEY-PULL under the same Phase 1 (GdoiSession.register) fails (or delivers
+        # new keys, which leaves the member REGISTERED)
+        _M.REGISTERED: frozenset({_M.REGISTERING, _M.FAILED}),
+        _M.FAILED: frozenset({_M.REGISTERING}),
     },
 }
 

@@ -10,9 +10,12 @@ Rendering lives in `show.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .catalogue import COUNTERS, SHOW, statistics, statistics_fields
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..dataplane.counters import GatewayCounters
 
 __all__ = ["COUNTERS", "SHOW", "FlowStatistics", "IpsecStatistics", "flow_statistics",
            "ipsec_statistics"]
@@ -62,11 +65,11 @@ def ipsec_statistics(sas: Iterable[tuple[str, str, Any]],
     return IpsecStatistics(**statistics("ipsec", sources))
 
 
-def flow_statistics(gateway: Any, sessions: int = 0) -> FlowStatistics:
+def flow_statistics(gateway: "GatewayCounters", sessions: int = 0) -> FlowStatistics:
     """`FlowStatistics` of a gateway: its `GatewayCounters`, with the counters of each engine
     kind in `gateway.paths`, and the number of current sessions (a gauge)."""
     sources: list[tuple[str, dict[str, str], Any]] = [
         ("gateway", {}, gateway), ("gateway", {}, {"current_sessions": sessions})]
     sources += [("path", {"engine": kind}, path)
-                for kind, path in (getattr(gateway, "paths", None) or {}).items()]
+                for kind, path in gateway.paths.items()]
     return FlowStatistics(**statistics("flow", sources))

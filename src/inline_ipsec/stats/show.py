@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Sequence
 
 from .catalogue import SHOW
 from .counters import FlowStatistics, IpsecStatistics
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..control.distribution.placement import Placement
 
 __all__ = [
     "IkeSaDetail",
@@ -439,12 +442,11 @@ def render_ike_sa_detail(records: Sequence[IkeSaDetail]) -> str:
     return "\n".join(blocks)
 
 
-def render_offload_check(placements: Mapping[str, Any]) -> str:
-    """`inline-ipsec check FILE`: per VPN, `Hardware Offloaded: Yes|No` and the reasons.
-    `placements` maps VPN name -> an object with `offloaded` (or `engine`) and `reasons`."""
+def render_offload_check(placements: Mapping[str, "Placement"]) -> str:
+    """`inline-ipsec check FILE`: per VPN, `Hardware Offloaded: Yes|No` and the reasons
+    (`control.distribution.Placement`)."""
     lines: list[str] = []
     for vpn, p in placements.items():
-        offloaded = getattr(p, "offloaded", getattr(p, "engine", None) == "pfe")
         lines.append(f"VPN Name: {vpn}")
-        lines += _offload_lines(bool(offloaded), getattr(p, "reasons", ()), "  ")
+        lines += _offload_lines(p.offloaded, p.reasons, "  ")
     return "\n".join(lines) + ("\n" if lines else "")
