@@ -116,7 +116,8 @@ class GroupMember:
             if isinstance(ev, GroupKeysReceived):
                 self._registered(ev, now)
             elif isinstance(ev, RegistrationFailed):
-                transition(self, GroupMemberState.FAILED)
+                if self.state != GroupMemberState.FAILED:
+                    transition(self, GroupMemberState.FAILED)
                 self._event("registration-failed", detail=ev.reason)
         if s.state == IkeV1SaState.CLOSED and self.state == GroupMemberState.REGISTERING:
             transition(self, GroupMemberState.FAILED)
