@@ -92,3 +92,33 @@ def test_ike_sa_down_removes_its_children() -> None:
     assert a.handle_ike_event("t", ChildSaDown(0x1005, 0x2005), A, B) is False
     assert a.handle_ike_event("u", IkeSaDown("failed"), A, B) is False
     assert [p.inbound.spi for p in a.tunnel("u").pairs] == [0x1009]
+
+
+def test_a_rekey_of_a_pair_already_gone_installs_the_new_pair() -> None:
+    # The old pair's delete (or its hard lifetime) came first: the rekey's new pair is a
+    # child SA of its own, and traffic flows on it.
+    a = Gateway(name="a", license=License())
+    b = Gateway(name="b", license=License())
+    link = WireLink(a, b)
+    for gw, side, (src, dst) in ((a, "a", (A, B)), (b, "b", (B, A))):
+        assert gw.handle_ike_event("t", ChildSaUp(child(0x1001, 0x2001, side=side)), src, dst)
+    assert b.handle_ike_event("t", ChildSaDown(0x2001, 0x1001), B, A)
+    assert a.handle_ike_event("t", ChildSaDown(0x1001, 0x2001), A, B)
+    assert a.tunnel_names() == [] and b.tunnel_names() == []
+    assert b.handle_ike_event("t", ChildSaRekeyed(0x2001, 0x1001,
+                                                  child(0x1002, 0x2002, side="b")), B, A)
+    assert a.handle_ike_event("t", ChildSaRekeyed(0x1001, 0x2001, child(0x1002, 0x2002)), A, B)
+    assert [p.inbound.spi for p in a.tunnel("t").pairs] == [0x1002]
+    pkt = udp_packet("10.1.0.1", "10.2.0.1", b"after a crossed rekey")
+    assert link.send(a, [pkt]).delivered == [pkt]
+
+
+def test_events_that_are_not_ike_events_change_nothing() -> None:
+    # Matched by type, not by name: a look-alike with the same fields is not applied.
+    class ChildSaUp:  # noqa: N801 - the name an IKE event has
+        def __init__(self, c: NegotiatedChildSa) -> None:
+            self.child = c
+
+    a = Gateway(name="a", license=License())
+    assert a.handle_ike_event("t", ChildSaUp(child(0x1001, 0x2001)), A, B) is False
+    assert a.tunnel_names() == []

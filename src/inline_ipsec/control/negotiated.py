@@ -10,18 +10,23 @@
 Removals are idempotent: a ChildSaDown or IkeSaDown naming an SA that is not installed (any
 more) is ignored, so feeding both a ChildSaDown and an IkeSaDown for the same pair is safe.
 
-Events are read duck-typed (`inline_ipsec.ike.events` field names), so the gateway does not
-import the IKE package. The negotiated SA carries keys, SPIs, transforms and selectors; the
+A rekey whose old pair is not installed (any more: removed by its hard lifetime, or by a delete
+that crossed the rekey) installs the new pair as a child SA of its own instead of failing.
+
+The events are `inline_ipsec.ike.events` classes, matched by type (IKEv1's Quick Mode emits the
+same ones). This control module reads them so that the data plane (`dataplane.gateway`) does
+not import the IKE package. The negotiated SA carries keys, SPIs, transforms and selectors; the
 VPN's configured DF-bit and DSCP-copy options (which IKE does not negotiate) are applied here,
 as `config.negotiated_sa_args` does.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from ..config.algorithms import cipher_name
 from ..config.to_sa import soft_limit
+from ..ike.events import ChildSaDown, ChildSaRekeyed, ChildSaUp, IkeSaDown
 from ..sa import SaSpec
 
 if TYPE_CHECKING:
@@ -49,28 +54,34 @@ def apply_ike_event(gw: "Gateway", vpn: str, event: object, local_address: str,
                     remote_address: str) -> bool:
     """Apply one IKE event to `gw` (see module docstring); False if it has no data-plane
     effect (IKE SA up/down without children, ...)."""
-    name = type(event).__name__
-    if name in ("ChildSaUp", "ChildSaRekeyed"):
-        child = getattr(event, "child", None) or getattr(event, "new")
+    if isinstance(event, (ChildSaUp, ChildSaRekeyed)):
+        child = event.child if isinstance(event, ChildSaUp) else event.new
         out, inb = child.to_sa_specs(local_address, remote_address)
         out, inb = _with_vpn_options(gw, vpn, out), _with_vpn_options(gw, vpn, inb)
-        if name == "ChildSaUp":
+        index = _pair_index(gw, vpn, event.old_spi_in) \
+            if isinstance(event, ChildSaRekeyed) else None
+        if index is None:
             gw.install_child_sa(vpn, out, inb, local_ts=child.local_ts or None,
                                 remote_ts=child.remote_ts or None)
         else:
-            rec = gw.tunnel(vpn)
-            index = [p.inbound.spi for p in rec.pairs].index(getattr(event, "old_spi_in"))
             gw.rekey(vpn, out, inb, pair_index=index)
         return True
-    if name == "ChildSaDown":
-        return _remove(gw, vpn, getattr(event, "spi_in"), getattr(event, "reason", "deleted"))
-    if name == "IkeSaDown":
-        reason = getattr(event, "reason", "deleted")
+    if isinstance(event, ChildSaDown):
+        return _remove(gw, vpn, event.spi_in, event.reason)
+    if isinstance(event, IkeSaDown):
         removed = False
-        for spi_in, _spi_out in getattr(event, "children", ()) or ():
-            removed = _remove(gw, vpn, spi_in, reason) or removed
+        for spi_in, _spi_out in event.children:
+            removed = _remove(gw, vpn, spi_in, event.reason) or removed
         return removed
     return False
+
+
+def _pair_index(gw: "Gateway", vpn: str, spi_in: int) -> Optional[int]:
+    """The index of `vpn`'s installed pair whose inbound SPI is `spi_in`, or None."""
+    if vpn not in gw.distributor:
+        return None
+    spis = [p.inbound.spi for p in gw.tunnel(vpn).pairs]
+    return spis.index(spi_in) if spi_in in spis else None
 
 
 _REASONS = {"deleted": "received DEL notification from peer",
