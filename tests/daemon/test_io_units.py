@@ -247,3 +247,26 @@ def test_commit_keeps_only_untouched_ike_gateways():
         assert not _same_ike_gateway(base, load_config(changed), "peer")
     gone = load_config(junos_psk(4, "a").replace("gateway peer", "gateway other"))
     assert not _same_ike_gateway(base, gone, "peer")
+
+
+def test_ike_events_are_logged_by_their_class_with_the_ike_version() -> None:
+    # The daemon's event log reads each IKE event's own fields: the version of an IKEv1
+    # ISAKMP SA is logged as 1, a responder as such, a deleted child SA with its SPI.
+    from inline_ipsec.config import License
+    from inline_ipsec.dataplane.gateway import Gateway
+    from inline_ipsec.ike.events import ChildSaDown, IkeSaUp
+    from inline_ipsec.io.daemon import Daemon
+
+    out = io.StringIO()
+    d = Daemon.__new__(Daemon)          # no sockets or TUN: only the event-to-log mapping
+    d.log, d.ike, d.ike_port = EventLog(out, host="gw-a"), None, 500
+    d.gw, d._up, d._tunnel_ids = Gateway(name="gw-a", license=License()), {"vpn-1"}, {}
+    d._on_ike_event("vpn-1", IkeSaUp(b"i" * 8, b"r" * 8, False, "a.example", "b.example",
+                                     "aes128-sha256-modp2048", version=1,
+                                     exchange_mode="Main"))
+    d._on_ike_event("vpn-1", ChildSaDown(0x1234, 0x5678, reason="expired"))
+    log = out.getvalue()
+    assert "IKE_NEGOTIATION_SUCCESSFUL: IKE negotiation successfully completed. IKE Version: 1," \
+        in log
+    assert "Local IKE-ID: a.example, Remote IKE-ID: b.example, VR-ID: 0, Role: Responder" in log
+    assert "IPsec SA deleted (expired), SPI 0x00001234" in log

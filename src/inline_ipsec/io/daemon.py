@@ -39,6 +39,8 @@ from typing import Callable, Optional, Sequence, TextIO
 from ..config import ConfigurationErrors, load_config_file
 from ..dataplane.gateway import DEFAULT_MTU, Gateway
 from ..control.ike_control import IkeControl
+from ..ike.events import (ChildSaDown, ChildSaRekeyed, ChildSaUp, IkeSaDown, IkeSaRekeyed,
+                          IkeSaUp)
 from ..ike.states import IkeSaState
 from ..control.vpn_verdict import vpn_verdicts
 from .runner import standalone_notes
@@ -128,7 +130,8 @@ def _same_ike_gateway(old, new, name: str) -> bool:
     pol = g.ike_policy
     if old.ike_policies.get(pol) != new.ike_policies.get(pol):
         return False
-    for prop in getattr(old.ike_policies.get(pol), "proposals", ()) or ():
+    policy = old.ike_policies.get(pol)
+    for prop in (policy.proposals if policy is not None else ()):
         if old.ike_proposals.get(prop) != new.ike_proposals.get(prop):
             return False
 
@@ -142,7 +145,8 @@ def _same_ike_gateway(old, new, name: str) -> bool:
         pol = v.ike.ipsec_policy
         if old.ipsec_policies.get(pol) != new.ipsec_policies.get(pol):
             return False
-        for prop in getattr(old.ipsec_policies.get(pol), "proposals", ()) or ():
+        ipsec_policy = old.ipsec_policies.get(pol)
+        for prop in (ipsec_policy.proposals if ipsec_policy is not None else ()):
             if old.ipsec_proposals.get(prop) != new.ipsec_proposals.get(prop):
                 return False
     return True
@@ -277,20 +281,20 @@ class Daemon:
                 f"{tid}, local tunnel-if: {bind}, SA Type: Static")
 
     def _on_ike_event(self, vpn: str, event: object) -> None:
-        kind = type(event).__name__
         v = self.ike.vpns.get(vpn) if self.ike is not None else None
         remote = v.remote if v is not None else "-"
         local = v.local if v is not None else "-"
-        if kind == "IkeSaUp":
-            role = "Initiator" if getattr(event, "initiator", False) else "Responder"
+        if isinstance(event, IkeSaUp):
+            role = "Initiator" if event.initiator else "Responder"
             self.log.emit("IKE_NEGOTIATION_SUCCESSFUL",
-                          f"IKE negotiation successfully completed. IKE Version: 2, VPN: {vpn} "
+                          f"IKE negotiation successfully completed. IKE Version: "
+                          f"{event.version}, VPN: {vpn} "
                           f"Gateway: {v.peer.name if v else '-'}, Local: {local}/"
                           f"{self.ike_port}, Remote: {remote}/500, Local IKE-ID: "
-                          f"{getattr(event, 'local_id', '-')}, Remote IKE-ID: "
-                          f"{getattr(event, 'remote_id', '-')}, VR-ID: 0, Role: {role}")
-        elif kind in ("ChildSaUp", "ChildSaRekeyed"):
-            child = getattr(event, "child", None) or getattr(event, "new")
+                          f"{event.local_id}, Remote IKE-ID: "
+                          f"{event.remote_id}, VR-ID: 0, Role: {role}")
+        elif isinstance(event, (ChildSaUp, ChildSaRekeyed)):
+            child = event.child if isinstance(event, ChildSaUp) else event.new
             for direction, spi in (("inbound", child.spi_in), ("outbound", child.spi_out)):
                 self.log.emit("KMD_PM_SA_ESTABLISHED",
                               f"Local gateway: {local}, Remote gateway: {remote}, Local ID: "
@@ -298,7 +302,7 @@ class Daemon:
                               f"{proxy_id([str(t) for t in child.remote_ts])}, Direction: "
                               f"{direction}, SPI: 0x{spi:08x}, AUX-SPI: 0, Mode: Tunnel, "
                               "Type: dynamic")
-            if kind == "ChildSaUp":
+            if isinstance(event, ChildSaUp):
                 self._up.add(vpn)
                 self.log.emit("KMD_VPN_UP_ALARM_USER",
                               f"VPN {vpn} from {remote} is up. {self._vpn_fields(vpn)}")
@@ -307,23 +311,21 @@ class Daemon:
                               f"VPN {vpn} from {remote}: IPsec SA rekeyed, old SPI "
                               f"0x{event.old_spi_in:08x}, new SPI 0x{child.spi_in:08x}")
             self._note_keys()
-        elif kind == "ChildSaDown":
+        elif isinstance(event, ChildSaDown):
             if vpn in self.gw.distributor:
                 return                   # one child SA of several, or a rekey's old SA
             self._up.discard(vpn)
             self.log.emit("KMD_VPN_DOWN_ALARM_USER",
                           f"VPN {vpn} from {remote} is down. {self._vpn_fields(vpn)}, Reason: "
-                          f"IPsec SA deleted ({getattr(event, 'reason', 'deleted')}), SPI "
-                          f"0x{getattr(event, 'spi_in', 0):08x}")
-        elif kind == "IkeSaDown":
+                          f"IPsec SA deleted ({event.reason}), SPI 0x{event.spi_in:08x}")
+        elif isinstance(event, IkeSaDown):
             if vpn not in self._up or vpn in self.gw.distributor:
                 return                   # a duplicate IKE SA, or the VPN was down already
             self._up.discard(vpn)
-            reason = getattr(event, "reason", "deleted")
             self.log.emit("KMD_VPN_DOWN_ALARM_USER",
                           f"VPN {vpn} from {remote} is down. {self._vpn_fields(vpn)}, Reason: "
-                          f"IKE SA down ({reason})")
-        elif kind == "IkeSaRekeyed":
+                          f"IKE SA down ({event.reason})")
+        elif isinstance(event, IkeSaRekeyed):
             self.log.emit("IKE_SA_REKEYED", f"IKE SA of VPN {vpn} with {remote} rekeyed")
 
     def _note_keys(self) -> None:
