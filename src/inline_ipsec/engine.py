@@ -88,6 +88,9 @@ class Engine(Protocol):
 
     #: "pfe" or "cpu"; shown as `Hardware Offloaded: Yes` for the PFE.
     kind: str
+    #: the library doing the crypto: "openssl" or "ipsec-mb" (PFE), "cryptography" or "qat"
+    #: (CPU engine); `show security ipsec security-associations detail` prints the PFE's.
+    backend: str
 
     # install / update / remove
     def add_outbound(self, spec: SaSpec) -> int: ...

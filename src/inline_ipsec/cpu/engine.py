@@ -71,6 +71,11 @@ class CpuEngine(SinglePacketCalls):
     kind = "cpu"
     capacity = None  # no SA limit
 
+    @property
+    def backend(self) -> str:
+        """Where the AEAD calls go: the QAT-style device's rings, or `cryptography`."""
+        return "qat" if self.qat is not None else "cryptography"
+
     def __init__(self, name: str = "cpu0", clock: Callable[[], float] = time.monotonic,
                  pmi: bool = True, qat: Optional[QatDevice] = None) -> None:
         self.name = name

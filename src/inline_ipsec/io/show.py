@@ -64,7 +64,7 @@ def _snapshot(gw: "Gateway", name: str) -> TunnelSnapshot:
     sa_type = gw.sa_type(name)
     if rec.offloaded and rec.pfe_index is not None:
         over["anchorship"] = f"Thread {rec.pfe_index}"
-        over["crypto_backend"] = getattr(rec.engine, "backend", None)
+        over["crypto_backend"] = rec.engine.backend
     if vpn is not None:
         over["bind_interface"] = vpn.bind_interface or ""
         over["tunnel_establishment"] = ("establish-tunnels-immediately"
@@ -244,7 +244,7 @@ def show(gw: "Gateway", command: str) -> str:
     if key == "configuration ignored":
         return _ignored(gw)
     if key.startswith("security pki "):
-        pki = getattr(gw, "pki", None)
+        pki = gw.pki
         if pki is None:
             raise ShowError("no PKI directory: run the gateway with --pki-dir DIR")
         from ..pki import show_pki
