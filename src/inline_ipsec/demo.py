@@ -22,6 +22,7 @@ from typing import Callable, Sequence, TextIO
 from . import __version__
 from .benchmark import IMIX, machine, measure_naive
 from .dataplane.gateway import Gateway
+from .ike.events import ChildSaDown
 from .io.link import WireLink
 from .io.demo_config import DEMO_VPNS, NAT_T_VPNS, demo_config, ikev1_config
 from .io.ike_link import IkeUdpPort, pair_controls, run_udp
@@ -216,7 +217,7 @@ def _rekey_and_delete(w, a: Gateway, b: Gateway, link: WireLink) -> None:
     old = next(iter(session.children))
     n_events = len(ike.ia.events)
     session.rekey_child(old, time.monotonic())
-    ok = ike.run_until(lambda: any(type(e).__name__ == "ChildSaDown" and v == "vpn-cbc"
+    ok = ike.run_until(lambda: any(isinstance(e, ChildSaDown) and v == "vpn-cbc"
                                    for v, e in ike.ia.events[n_events:]), 5.0)
     names = [type(e).__name__ for v, e in ike.ia.events[n_events:] if v == "vpn-cbc"]
     w(f"  gw-a rekeys vpn-cbc:   {' -> '.join(names)}{'' if ok else ' (INCOMPLETE)'}\n")
@@ -277,7 +278,7 @@ def _ikev1(w) -> None:
         old = next(s for s, c in session.children.items() if c.config.name.startswith("v1-cbc"))
         mark = len(ia.events)
         session.rekey_child(old, time.monotonic())
-        ok = run_udp([pa, pb], lambda: any(type(e).__name__ == "ChildSaDown" and v == "v1-cbc"
+        ok = run_udp([pa, pb], lambda: any(isinstance(e, ChildSaDown) and v == "v1-cbc"
                                            for v, e in ia.events[mark:]), 5.0)
         names = [type(e).__name__ for v, e in ia.events[mark:] if v == "v1-cbc"]
         w(f"  v1-a rekeys v1-cbc: {' -> '.join(names)}{'' if ok else ' (INCOMPLETE)'}\n")

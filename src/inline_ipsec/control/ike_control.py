@@ -570,7 +570,7 @@ class IkeControl:
         a 0xFF NAT-keepalive is ignored (RFC 3948 §2.3). `local` is the address it arrived on,
         when the socket knows it: with security zones configured, IKE is taken only where the
         interface's host-inbound-traffic allows it (dropped and counted otherwise)."""
-        policy = getattr(self.gw, "policy", None)
+        policy = self.gw.policy
         if local is not None and policy is not None and not policy.ike_allowed(local):
             self.gw.counters.host_inbound_denied += 1
             return

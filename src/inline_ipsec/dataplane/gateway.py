@@ -40,7 +40,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 from ..config import Config, load_config, load_config_file, manual_sa_args
 from ..config.model import IpsecVpn
@@ -169,10 +169,13 @@ class Gateway:
             raise ValueError("the tunnel MTU must be at least 68 (RFC 791)")
         self.config = config if config is not None else Config()
         self.name = name
-        self.mtu = mtu
+        self._mtu = mtu                 # checked above; the setter also reloads the pipeline
         self.clock = clock
         self.max_burst = max_burst
         self.ike_handler = ike_handler
+        #: The certificates and keys the runner loaded (`pki.PkiStore`, `--pki-dir`): IKE's
+        #: credentials and `show security pki`; None without a PKI directory.
+        self.pki: Optional[Any] = None
         self.ike_queue: deque[IkeDatagram] = deque(maxlen=1024)
         # pfe_backend: "openssl", "ipsec-mb" or "auto" (see Pfe); None: the default
         self.pfes = [Pfe(f"{name}.pfe{i}", backend=pfe_backend) for i in range(pfes)]
@@ -231,10 +234,9 @@ class Gateway:
         if value < 68:
             raise ValueError("the tunnel MTU must be at least 68 (RFC 791)")
         self._mtu = value
-        if hasattr(self, "_pipeline"):
-            self._route_cache.clear()
-            for name in self._tunnels:
-                self._load_tunnel(name)
+        self._route_cache.clear()
+        for name in self._tunnels:
+            self._load_tunnel(name)
 
     @property
     def hairpin(self) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Protocol, Sequence, Union, runtime_checkable
 
 __all__ = ["Selector", "RouteTable", "inner_addresses", "ANY"]
 
@@ -26,14 +26,21 @@ def _net(prefix: Union[str, Network]) -> Network:
     return ipaddress.ip_network(prefix, strict=False)
 
 
+@runtime_checkable
+class AddressRange(Protocol):
+    """An inclusive range of addresses, as an IKE traffic selector carries one (RFC 7296
+    §3.13.1: starting and ending address); the data plane reads it without importing IKE."""
+
+    start_addr: object
+    end_addr: object
+
+
 def _nets(items: Iterable[object]) -> tuple[Network, ...]:
     out: list[Network] = []
     for item in items:
-        start = getattr(item, "start_addr", None)
-        if start is not None:
-            end = getattr(item, "end_addr")
-            out += ipaddress.summarize_address_range(ipaddress.ip_address(start),
-                                                     ipaddress.ip_address(end))
+        if isinstance(item, AddressRange):
+            out += ipaddress.summarize_address_range(ipaddress.ip_address(item.start_addr),
+                                                     ipaddress.ip_address(item.end_addr))
         else:
             out.append(_net(item))  # type: ignore[arg-type]
     return tuple(out)

@@ -566,9 +566,9 @@ class MnhaNode:
 
     def _srg_gateways(self, srg: Optional[int]) -> set[str]:
         """The `ike gateway`s of the VPNs of `srg` (of every SRG when None)."""
-        return {name for v, s in self.vpn_srg.items() if srg is None or s == srg
-                for name in [getattr(self.gw.config.ipsec_vpns[v].ike, "gateway", None)]
-                if name}
+        vpns = self.gw.config.ipsec_vpns
+        ikes = [vpns[v].ike for v, s in self.vpn_srg.items() if srg is None or s == srg]
+        return {ike.gateway for ike in ikes if ike is not None and ike.gateway}
 
     def _adopt_ike(self, now: float, srg: int) -> None:
         if self.ike is None:

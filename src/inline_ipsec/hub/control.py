@@ -192,6 +192,7 @@ class HubControl:
         self.shortcut_wait = shortcut_wait
         self.backoff = backoff
         self.nhtb = NhtbTable(config)
+        self._connected_nets: Optional[list] = None     # `_connected`, computed once
         self.counters = AdvpnCounters()
         #: VPNs that cannot run here, with the reason (reported by `show` and `unsupported`)
         self.unsupported: dict[str, str] = {}
@@ -500,7 +501,7 @@ class HubControl:
     def _connected(self) -> list:
         """Directly connected networks (interfaces other than st0): delivered here, as a
         connected route beats a static one."""
-        nets = getattr(self, "_connected_nets", None)
+        nets = self._connected_nets
         if nets is None:
             nets = [ipaddress.ip_interface(p).network
                     for iface, prefixes in self.gw.config.interface_addresses.items()

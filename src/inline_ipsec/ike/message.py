@@ -157,7 +157,7 @@ def encode_chain(payloads: Sequence[Payload], next_after: int = PayloadType.NONE
     for i, p in enumerate(payloads):
         nxt = payloads[i + 1].ptype if i < last else next_after
         body = p.encode_body()
-        crit = 0x80 if getattr(p, "critical", False) else 0
+        crit = 0x80 if p.critical else 0
         parts.append(pack(nxt, crit, GENERIC_HEADER_LEN + len(body)))
         parts.append(body)
     return b"".join(parts)

@@ -55,6 +55,9 @@ class Payload:
     """Base class; subclasses are dataclasses with a class-level `ptype`."""
 
     ptype: ClassVar[int] = PayloadType.NONE
+    #: the critical bit of the generic header (RFC 7296 §3.2): set only on payloads kept
+    #: unparsed (`UnknownPayload`); every payload we implement is sent non-critical
+    critical = False
 
     def encode_body(self) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError

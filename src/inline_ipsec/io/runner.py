@@ -82,7 +82,7 @@ def _start_ike(gw: Gateway, other: Optional[Gateway], ike_listen: str,
 def pki_keywords(gw: Gateway) -> dict:
     """`IkeControl` keywords from the gateway's PKI directory (`--pki-dir`): the loaded local
     certificates with their keys, and every loaded CA certificate as a trust anchor."""
-    store = getattr(gw, "pki", None)
+    store = gw.pki
     if store is None:
         return {}
     return {"credentials": store.credentials(), "ca_certificates": store.ca_certificates()}
@@ -142,7 +142,7 @@ def run_gateway(config: str, *, control_path: str, duration: Optional[float] = N
         out.write(f"{config}: warning: {gw.config.warning()}\n")
     if pki_dir is not None:
         from ..pki import PkiStore
-        gw.pki = PkiStore(pki_dir)      # type: ignore[attr-defined]
+        gw.pki = PkiStore(pki_dir)
     other = None
     if peer is not None:
         other = Gateway.from_file(peer, name="peer", mtu=mtu, pfe_backend=pfe_backend)

@@ -143,6 +143,7 @@ class OuterSockets:
             raise ValueError("no local address to bind: the configuration names no external "
                              "interface address for its gateways")
         self.locals: list[_Local] = []
+        self.raw: dict[int, RawEsp] = {}        # filled below; `close` may run before that
         self.burst = burst
         try:
             for a in dict.fromkeys(addresses):
@@ -154,7 +155,6 @@ class OuterSockets:
         except OSError:
             self.close()
             raise
-        self.raw: dict[int, RawEsp] = {}
         for version in sorted({lo.version for lo in self.locals}):
             self.raw[version] = self._open_raw(version, raw_esp, rcvbuf)
         self._rx = Batch(burst)
@@ -364,6 +364,6 @@ class OuterSockets:
         for lo in self.locals:
             lo.ike.close()
             lo.natt.close()
-        for r in getattr(self, "raw", {}).values():
+        for r in self.raw.values():
             if r.sock is not None:
                 r.sock.close()

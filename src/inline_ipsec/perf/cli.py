@@ -159,7 +159,7 @@ def pin_ipsec_mb_arch(arch: str | None, backends: tuple[str, ...] | None) -> Non
 
 def run(args: argparse.Namespace) -> int:
     try:
-        pin_ipsec_mb_arch(getattr(args, "ipsec_mb_arch", None), args.backends)
+        pin_ipsec_mb_arch(args.ipsec_mb_arch, args.backends)
         if args.cost_split:
             print(_cost_split_table(args))
             return 0

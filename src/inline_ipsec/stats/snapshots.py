@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .show import SaSnapshot, TunnelSnapshot
+
+if TYPE_CHECKING:
+    from ..engine import SaCounters
 
 __all__ = ["sa_snapshot", "tunnel_snapshot"]
 
@@ -24,13 +27,14 @@ def _remaining(limit: Optional[float], used: float) -> Optional[int]:
 
 
 def sa_snapshot(direction: str, spec: Any, now: _dt.datetime,
-                installed_at: Optional[_dt.datetime] = None, counters: Any = None,
+                installed_at: Optional[_dt.datetime] = None,
+                counters: Optional["SaCounters"] = None,
                 sa_type: str = "dynamic") -> SaSnapshot:
     """One SA's snapshot: lifetimes left at `now` (RFC 4301 §4.4.2.1: seconds since install;
     kilobytes of protected payload counted by the engine, `counters.bytes`)."""
     age = (now - installed_at).total_seconds() if installed_at is not None else 0.0
     life = spec.lifetime
-    used_kb = (getattr(counters, "bytes", 0) or 0) // 1024
+    used_kb = (counters.bytes if counters is not None else 0) // 1024
     return SaSnapshot(
         direction=direction,
         spi=spec.spi,

@@ -199,6 +199,9 @@ class Distributor:
         # None for an SA draining after a rekey, handle). The data plane mirrors it through
         # `listeners`, never keeps a copy of its own.
         self._by_spi: dict[int, tuple[str, Optional[int], int]] = {}
+        # (PFE tunnels, PFE SAs) and tunnels per PFE, kept right by `_mutates`; None: recount
+        self._usage_cache: Optional[tuple[int, int]] = None
+        self._load_cache: Optional[list[int]] = None
         self._spis_of: dict[str, set[int]] = {}
         #: Called as `listener(name, record or None when removed, SPIs no longer installed)`
         #: after every change to a tunnel's SAs.
@@ -256,7 +259,7 @@ class Distributor:
     def _usage(self) -> tuple[int, int]:
         """(PFE tunnels, PFE SAs) in use, cached until the next change (`_mutates`): placing
         2000 tunnels one by one would otherwise count them all each time."""
-        cached = getattr(self, "_usage_cache", None)
+        cached = self._usage_cache
         if cached is None:
             off = [t for t in self._tunnels.values() if t.offloaded]
             cached = self._usage_cache = (len(off), sum(t.sa_count for t in off))
@@ -268,7 +271,7 @@ class Distributor:
 
     def _pfe_load(self) -> list[int]:
         """Tunnels per PFE, cached as the PFE usage (`_mutates`)."""
-        cached = getattr(self, "_load_cache", None)
+        cached = self._load_cache
         if cached is None:
             cached = [0] * len(self.pfes)
             for rec in self._tunnels.values():

@@ -55,6 +55,9 @@ Addr = tuple  # (host, port)
 class IkeV2Session:
     """One IKEv2 SA (initiator or responder) and its child SAs."""
 
+    #: the IKE major version, as `IkeV1Session.version` (show output: "IKEv2")
+    version = 2
+
     def __init__(self, config: IkeConfig, *, initiator: bool, local_addr: Addr,
                  remote_addr: Addr, now: float = 0.0,
                  natt_local_port: Optional[int] = None) -> None:
@@ -452,7 +455,7 @@ class IkeV2Session:
             hint = exc.notify_hint if isinstance(exc, RemoteIkeError) else \
                 NotifyType.AUTHENTICATION_FAILED if h.exchange == ExchangeType.IKE_AUTH else \
                 NotifyType.NO_PROPOSAL_CHOSEN
-            response = [notify(hint, getattr(exc, "notify_data", b""))] if hint else []
+            response = [notify(hint, exc.notify_data)] if hint else []
             if establishing:   # §2.21.1/§2.21.2: a failed IKE_SA_INIT/IKE_AUTH ends the SA
                 fatal_error = exc
             else:
@@ -566,7 +569,7 @@ class IkeV2Session:
         if interval and self.state in (IkeState.ESTABLISHED, IkeState.DELETING):
             # dead peer detection: N probes I seconds apart, or N x I seconds of silence
             p.dead_at = now + self.config.dpd_threshold * interval
-            p.probe = bool(getattr(task, "probe", False))
+            p.probe = task.probe
             if p.probe:
                 p.deadline = now + interval
                 self.dpd_probes += 1

@@ -29,6 +29,11 @@ class Task:
     """Base class: subclasses set `exchange` and implement build_i / process_i."""
 
     exchange: ExchangeType = ExchangeType.INFORMATIONAL
+    #: a dead-peer probe (`DpdTask`): its retransmissions run on the DPD interval
+    probe: bool = False
+    #: what decides an IKE SA rekey crossed by the peer's (`IkeRekeyTask`, RFC 7296 §2.8.2);
+    #: None for every other task
+    collision: Optional[object] = None
 
     def __init__(self) -> None:
         self.error: Optional[IkeError] = None

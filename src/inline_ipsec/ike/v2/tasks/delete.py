@@ -132,7 +132,7 @@ def respond(session: "IkeV2Session", msg: Message, payloads: list[Payload]) -> l
             pending = session.ike.pending
             if old is not None and old is not session.ike:
                 session.after_response(functools.partial(_forget, session, old))
-            elif pending is not None and getattr(pending.task, "collision", None):
+            elif pending is not None and pending.task.collision is not None:
                 # §2.8.2: the peer finished its rekey of this IKE SA (which we answered)
                 # before our colliding one returned; that decides which new SA stays, and
                 # this one goes then
