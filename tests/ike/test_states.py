@@ -202,3 +202,14 @@ def test_no_state_assigned_or_compared_as_a_string(path: pathlib.Path) -> None:
         assert not _WORD_COMPARE.search(code), f"{path.name}:{n}: compares a word: {line}"
         if not any(owner in path.parents for owner in OWNERS):
             assert "transition(" not in code, f"{path.name}:{n}: only ike/ changes states"
+
+
+def test_enter_stays_or_moves_and_refuses_what_transition_refuses() -> None:
+    from inline_ipsec.ike.states import enter
+    holder = SimpleNamespace(state=GroupMemberState.FAILED)
+    assert enter(holder, GroupMemberState.FAILED) is False         # staying is no transition
+    assert holder.state is GroupMemberState.FAILED
+    assert enter(holder, GroupMemberState.REGISTERING) is True
+    assert holder.state is GroupMemberState.REGISTERING
+    with pytest.raises(IkeStateError):
+        enter(SimpleNamespace(state=GroupMemberState.IDLE), GroupMemberState.REGISTERED)

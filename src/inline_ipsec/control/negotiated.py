@@ -80,8 +80,8 @@ def _pair_index(gw: "Gateway", vpn: str, spi_in: int) -> Optional[int]:
     """The index of `vpn`'s installed pair whose inbound SPI is `spi_in`, or None."""
     if vpn not in gw.distributor:
         return None
-    spis = [p.inbound.spi for p in gw.tunnel(vpn).pairs]
-    return spis.index(spi_in) if spi_in in spis else None
+    return next((i for i, p in enumerate(gw.tunnel(vpn).pairs) if p.inbound.spi == spi_in),
+                None)
 
 
 _REASONS = {"deleted": "received DEL notification from peer",

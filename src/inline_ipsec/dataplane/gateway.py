@@ -40,7 +40,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 from ..config import Config, load_config, load_config_file, manual_sa_args
 from ..config.model import IpsecVpn
@@ -62,6 +62,7 @@ from .routing import ANY, RouteTable, Selector, inner_addresses
 
 if TYPE_CHECKING:
     from ..control.ike_control import IkeControl
+    from ..pki import PkiStore
 
 __all__ = ["Gateway", "Output", "BurstOutput", "NO_PUNTS", "IkeDatagram", "DEFAULT_MTU",
            "Verdict"]
@@ -175,7 +176,7 @@ class Gateway:
         self.ike_handler = ike_handler
         #: The certificates and keys the runner loaded (`pki.PkiStore`, `--pki-dir`): IKE's
         #: credentials and `show security pki`; None without a PKI directory.
-        self.pki: Optional[Any] = None
+        self.pki: Optional["PkiStore"] = None
         self.ike_queue: deque[IkeDatagram] = deque(maxlen=1024)
         # pfe_backend: "openssl", "ipsec-mb" or "auto" (see Pfe); None: the default
         self.pfes = [Pfe(f"{name}.pfe{i}", backend=pfe_backend) for i in range(pfes)]

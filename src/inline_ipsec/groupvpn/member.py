@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 from ..cpu.group import GroupEngine, GroupSa
 from ..ike.errors import RemoteIkeError
-from ..ike.states import GroupMemberState, IkeV1SaState, transition
+from ..ike.states import GroupMemberState, IkeV1SaState, enter, transition
 from ..ike.v1.isakmp import DeletePayload, HEADER_LEN
 from .config import MemberVpn
 from .constants import GapAttr, GdoiExchange
@@ -95,8 +95,7 @@ class GroupMember:
         # back off while registrations fail: retry, 2 x retry, ... up to 30 x retry
         self.failures = self.failures + 1 if self.state in (
             GroupMemberState.FAILED, GroupMemberState.REGISTERING) else 0
-        if self.state != GroupMemberState.REGISTERING:
-            transition(self, GroupMemberState.REGISTERING)
+        enter(self, GroupMemberState.REGISTERING)
         self.next_attempt = now + self.retry * min(2 ** self.failures, 30)
         s = GdoiSession(self.vpn.ike, initiator=True, local_addr=self.local_addr,
                         remote_addr=self.vpn.server, now=now, group_id=self.vpn.group_id)
@@ -116,8 +115,7 @@ class GroupMember:
             if isinstance(ev, GroupKeysReceived):
                 self._registered(ev, now)
             elif isinstance(ev, RegistrationFailed):
-                if self.state != GroupMemberState.FAILED:
-                    transition(self, GroupMemberState.FAILED)
+                enter(self, GroupMemberState.FAILED)
                 self._event("registration-failed", detail=ev.reason)
         if s.state == IkeV1SaState.CLOSED and self.state == GroupMemberState.REGISTERING:
             transition(self, GroupMemberState.FAILED)
@@ -142,8 +140,7 @@ class GroupMember:
             self.engine.install(sa)
         self.kek = kek
         self.last_seq = ev.seq
-        if self.state != GroupMemberState.REGISTERED:
-            transition(self, GroupMemberState.REGISTERED)
+        enter(self, GroupMemberState.REGISTERED)
         self.registered_at = now
         self.registrations += 1
         self._event("registered", [sa.spi for sa in sas])

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Type, TypeVar
 from .errors import LocalIkeError
 
 __all__ = ["ChildSaState", "GdoiPullState", "GroupMemberState", "IkeSaState", "IkeStateError",
-           "IkeV1SaState", "QuickModeState", "TRANSITIONS", "allowed", "transition"]
+           "IkeV1SaState", "QuickModeState", "TRANSITIONS", "allowed", "enter", "transition"]
 
 
 class IkeStateError(LocalIkeError):
@@ -244,3 +244,12 @@ def transition(obj: Any, new: S) -> S:
         raise IkeStateError(type(obj).__name__, old, new)
     obj.state = new
     return old
+
+
+def enter(obj: Any, new: S) -> bool:
+    """`transition` to `new` unless `obj` is in it already (the tables have no self-loops:
+    staying is not a transition). True when the state changed."""
+    if obj.state is new:
+        return False
+    transition(obj, new)
+    return True

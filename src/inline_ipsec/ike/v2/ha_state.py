@@ -25,7 +25,7 @@ from ..config import IkeConfig
 from ..keymat import ChildKeys, IkeKeys
 from ..payloads import TrafficSelector
 from ..proposals import Suite
-from ..states import ChildSaState, IkeSaState as IkeState, transition
+from ..states import ChildSaState, IkeSaState as IkeState, enter, transition
 from .child import ChildSa
 from .ike_sa import IkeSaKeys
 from .session import IkeV2Session
@@ -234,8 +234,7 @@ def restore_session(config: IkeConfig, state: Mapping[str, Any], now: float) -> 
 def abandon(s: IkeV2Session) -> None:
     """Stop carrying an IKE SA without a word to the peer: another node carries it on (a
     high-availability handover). No Delete is sent and no event is reported."""
-    if s.state != IkeState.CLOSED:
-        transition(s, IkeState.CLOSED)
+    enter(s, IkeState.CLOSED)
     s.ike.pending = None
     s._queue.clear()
     s._out.clear()

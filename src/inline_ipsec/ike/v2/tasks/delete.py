@@ -17,7 +17,7 @@ from ...constants import ExchangeType, ProtocolId
 from ...events import ChildSaDown, ChildSaRekeyed, PrivateNotify
 from ...message import Message
 from ...payloads import DeletePayload, NotifyPayload, Payload
-from ...states import ChildSaState, IkeSaState as IkeState, transition
+from ...states import ChildSaState, IkeSaState as IkeState, enter, transition
 from ..task import Task, TaskResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,8 +64,7 @@ class DeleteChildTask(Task):
         child = session.children.get(self.spi_in)
         if child is None:
             return None
-        if child.state != ChildSaState.DELETING:     # the hard lifetime may have said so
-            transition(child, ChildSaState.DELETING)
+        enter(child, ChildSaState.DELETING)     # the hard lifetime may have said so
         proto = ProtocolId.AH if child.config.protocol == "ah" else ProtocolId.ESP
         return [DeletePayload(proto, [_spi4(self.spi_in)])]
 
