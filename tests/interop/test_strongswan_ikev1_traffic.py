@@ -33,6 +33,7 @@ from inline_ipsec.ike import (ChildConfig, ChildSaDown, ChildSaRekeyed, ChildSaU
                               IkeSaUp)
 from inline_ipsec.ike.v1 import IkeV1Config, Phase1Proposal
 from inline_ipsec.ike.v1.udp import create_endpoint
+from test_strongswan_ikev1 import _list_sas_until
 from test_strongswan_rekey import child_states
 from test_strongswan_traffic import _rsa_pki, _run, _swanctl_async, _traffic
 from traffic_harness import (DataEndpoint, NatRelay, OurSide, Topology, assert_offloaded,
@@ -200,6 +201,14 @@ async def _run_scenario(scenario: str, we_initiate: bool, topo: Topology, charon
             assert ike_up.remote_nat and not ike_up.local_nat
             assert tuple(session.remote_addr[:2]) == (topo.theirs, 4500)
         detail = _assert_placed(side, child, offloaded)
+        if we_initiate:
+            # RFC 2409 §5.5: the responder commits the SA pair when Quick Mode message 3
+            # arrives, which we sent as our ChildSaUp came: traffic sent before charon
+            # processed it is dropped there
+            sas = await _list_sas_until(
+                charon, lambda out: child_states(out).get(f"{child.spi_out:08x}") == "INSTALLED",
+                timeout=15.0)
+            assert child_states(sas).get(f"{child.spi_out:08x}") == "INSTALLED", sas
         first = await _traffic(side, charon, topo, child)
         if nat:
             deadline = time.monotonic() + 3
