@@ -9,10 +9,10 @@ The slot's offset/length then describe the inner packet; `sa_index` says which i
 opened it (-1 if none). In the first pass, runs of packets with an IPv4 outer header of the SA
 of the packet before (without ESN) go through a short loop of their own, `decrypt_run_v4`;
 every other packet, and every packet the short loop declines, through `decrypt_prepare`,
-which decides its fate and counts it. After the open, likewise: a verified packet above the
-window's top whose trailer and inner header need nothing done (padding 1, 2, ...; an IPv4
-header without options; the DS field the outer one's) is finished in the pass's own loop,
-every other through `decrypt_finish`. Both short paths are switched with
+which decides its fate and counts it. After the open, likewise: a verified packet the window
+takes (above its top, or overtaken on the way and not yet seen) whose trailer and inner
+header need nothing done (padding 1, 2, ...; an IPv4 header without options; the DS field
+the outer one's) is finished in the pass's own loop, every other through `decrypt_finish`. Both short paths are switched with
 `SaTable.common_runs`, and with them on and off the kernel's results agree
 (tests/engine/test_pfe_common_runs.py)."""
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t, int64_t
@@ -244,8 +244,9 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
                                inb_work_t *w, const spi_cache_t *cache) noexcept nogil:
     """Packets i, i+1, ... while they take the common path of `decrypt_prepare`: an IPv4
     outer header of 20 bytes carrying ESP, unfragmented, its length inside the slot's; the
-    SPI of the packet before; an SA without ESN; a sequence number above the window's top
-    (any other number goes to `decrypt_prepare`, which checks the window). The same checks,
+    SPI of the packet before; an SA without ESN; a sequence number above the window's top,
+    or below it but inside the window and not yet taken (any other number goes to
+    `decrypt_prepare`, which counts the drop). The same checks,
     statuses and work records in fewer instructions: the header read as three words, its
     fields checked under masks and its checksum summed from the same words, the SA's fields
     in registers. Returns the index of the first packet it left (to `decrypt_prepare`,
@@ -285,7 +286,9 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
         if <uint32_t>x3 != spi_raw:
             break
         seq = wire_be32(<uint32_t>(x3 >> 32))
-        if seq <= top:                  # at or below the top: decrypt_prepare checks it
+        # At or below the top (a packet overtaken on the way): the read-only window check;
+        # one it refuses goes to decrypt_prepare, which counts it.
+        if seq <= top and replay_check(sa.replay, seq) != OK:
             break
         sa_index[i] = handle
         status[i] = OK
@@ -441,14 +444,21 @@ cdef Py_ssize_t esp_decrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
             wp = &w[i]
             rc = decrypt_open(t, wp)
             sa = wp.sa
-            if rc == 1 and runs and wp.seq > sa.replay.top:
+            if rc == 1 and runs:
                 # The common case of decrypt_finish: a verified packet above the window's
-                # top (replay_accept's first branch), then, when its trailer and inner
-                # header are what decrypt_checked accepts unchanged (next header 4 after
-                # padding 1, 2, ... of at most 6 bytes; an IPv4 header without options, its
-                # length inside the payload; the DS field the outer header's), the same slot
-                # and counters in fewer instructions.
-                replay_advance_above(sa.replay, wp.seq)
+                # top (replay_accept's first branch) or, overtaken on the way, inside the
+                # window and not yet taken; then, when its trailer and inner header are what
+                # decrypt_checked accepts unchanged (next header 4 after padding 1, 2, ...
+                # of at most 6 bytes; an IPv4 header without options, its length inside the
+                # payload; the DS field the outer header's), the same slot and counters in
+                # fewer instructions.
+                if wp.seq > sa.replay.top:
+                    replay_advance_above(sa.replay, wp.seq)
+                else:
+                    st = replay_accept(sa.replay, wp.seq)
+                    if st != OK:
+                        status[base + i] = count_replay_drop(sa, st)
+                        continue
                 ct = wp.ct
                 # (the 8 bytes it reads before ct + ct_len are inside the ESP packet: the
                 # ESP header and IV precede even an empty payload)

@@ -161,8 +161,10 @@ inbound_packets = st.lists(
 @given(mix=st.lists(st.integers(0, len(SA_KINDS) - 1), min_size=1, max_size=3),
        packets=inbound_packets, split=st.integers(0, 40), window=st.sampled_from([0, 32, 64]),
        again=st.lists(st.integers(0, 39), max_size=12),
-       absurd=st.lists(st.tuples(st.integers(0, 39), st.integers(1, 3)), max_size=3))
-def test_decrypt_runs_match_the_general_steps(mix, packets, split, window, again, absurd):
+       absurd=st.lists(st.tuples(st.integers(0, 39), st.integers(1, 3)), max_size=3),
+       swaps=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=8))
+def test_decrypt_runs_match_the_general_steps(mix, packets, split, window, again, absurd,
+                                              swaps):
     specs, wires = sealed_traffic([(mix[k % len(mix)], size, where & 0xFF)
                                    for k, size, _, where in packets], window)
     pfes = pfe_pair()
@@ -176,6 +178,9 @@ def test_decrypt_runs_match_the_general_steps(mix, packets, split, window, again
         if how == "again" and i:      # a replay of one of the last few packets
             wire = wires[i - 1 - where % min(i, 4)]
         received.append(damaged(wire, how, where))
+    for i, j in swaps:                # packets overtaken on the way (inside the window or not)
+        if i < len(received) and j < len(received):
+            received[i], received[j] = received[j], received[i]
     # Three bursts: the window carries from one to the next, and the third replays packets
     # the first two delivered (or dropped).
     replayed = [received[j % len(received)] for j in again]
@@ -214,6 +219,31 @@ def test_a_plain_burst_takes_the_runs_and_round_trips():
         assert p.decrypt_burst(b) == 32
         assert (b.status[:32] == Status.OK).all()
         assert [b.packet(i) for i in range(32)] == packets
+
+
+@pytest.mark.parametrize("window", [32, 64])
+def test_overtaken_packets_inside_the_window(window):
+    """Packets that arrive out of order: the short loops take those inside the window that
+    it has not seen, as the general steps do, and both drop the same ones below it and the
+    same duplicates (RFC 4303 §3.4.3)."""
+    specs, wires = sealed_traffic([(0, 64, 0)] * 48, window)
+    pfes = pfe_pair()
+    for p in pfes:
+        p.add_inbound(specs[0])
+    # sequence numbers 41..48; two of them again and one overtaken, in the same pass of the
+    # kernel (the window takes them only after the open); then 39 down to 1 and two more
+    # duplicates, in the kernel's next pass
+    order = list(range(40, 48)) + [44, 39, 40] + list(range(38, -1, -1)) + [41, 39]
+    bursts = [Burst.from_packets([wires[k] for k in order]) for _ in pfes]
+    for p, b in zip(pfes, bursts):
+        p.decrypt_burst(b)
+    assert_same(bursts[0], bursts[1], pfes, [])
+    dup, below = Status.REPLAY_DUPLICATE, Status.REPLAY_BELOW_WINDOW
+    expected = [Status.OK] * 8 + [dup, Status.OK, dup]
+    expected += [Status.OK if 48 - window < k + 1 else below for k in range(38, -1, -1)]
+    expected += [dup, dup]
+    assert [int(x) for x in bursts[0].status[:len(order)]] == [int(x) for x in expected]
+    assert bursts[0].packet(9) == inner_packet(size=64, tos=0)
 
 
 def plaintext(kind: str, size: int, tos: int, pad: int) -> bytes:
