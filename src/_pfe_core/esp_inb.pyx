@@ -6,8 +6,9 @@ NAT-T, look the SPI up, check the anti-replay window (read-only), open with AES-
 window again and advance it, then verify the trailer. A burst runs these steps as two passes
 over chunks of packets (before the crypto; then per packet the crypto and what follows it).
 The slot's offset/length then describe the inner packet; `sa_index` says which inbound SA
-opened it (-1 if none). In the first pass, runs of packets with an IPv4 outer header of the SA
-of the packet before (without ESN) go through a short loop of their own, `decrypt_run_v4`;
+opened it (-1 if none). In the first pass, runs of packets with an IPv4 outer header of SAs
+without ESN (one tunnel's, or several tunnels' interleaved) go through a short loop of their
+own, `decrypt_run_v4`;
 every other packet, and every packet the short loop declines, through `decrypt_prepare`,
 which decides its fate and counts it. After the open, likewise: a verified packet the window
 takes (above its top, or overtaken on the way and not yet seen) whose trailer and inner
@@ -241,16 +242,16 @@ cdef inline Status decrypt_prepare(sa_table_t *t, uint8_t *slot, Py_ssize_t slot
 cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_size,
                                const uint32_t *offset, const uint32_t *length,
                                int32_t *sa_index, uint8_t *status, Py_ssize_t i, Py_ssize_t m,
-                               inb_work_t *w, const spi_cache_t *cache) noexcept nogil:
+                               inb_work_t *w, spi_cache_t *cache) noexcept nogil:
     """Packets i, i+1, ... while they take the common path of `decrypt_prepare`: an IPv4
-    outer header of 20 bytes carrying ESP, unfragmented, its length inside the slot's; the
-    SPI of the packet before; an SA without ESN; a sequence number above the window's top,
-    or below it but inside the window and not yet taken (any other number goes to
-    `decrypt_prepare`, which counts the drop). The same checks,
-    statuses and work records in fewer instructions: the header read as three words, its
-    fields checked under masks and its checksum summed from the same words, the SA's fields
-    in registers. Returns the index of the first packet it left (to `decrypt_prepare`,
-    which decides and counts its fate)."""
+    outer header of 20 bytes carrying ESP, unfragmented, its length inside the slot's; an
+    inbound SA without ESN (the packet before's, or found by its SPI); a sequence number
+    above the window's top, or below it but inside the window and not yet taken (any other
+    number goes to `decrypt_prepare`, which counts the drop). The same checks, statuses and
+    work records in fewer instructions: the header read as three words, its fields checked
+    under masks and its checksum summed from the same words, the SA's fields in registers.
+    Returns the index of the first packet it left (to `decrypt_prepare`, which decides and
+    counts its fate)."""
     cdef sa_t *sa = &t.sas[cache.idx]
     cdef int32_t handle = sa.handle
     cdef uint32_t spi_raw = wire_be32(cache.spi)
@@ -258,6 +259,7 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
     cdef uint64_t top = sa.replay.top
     cdef uint64_t x0, x1, x3
     cdef uint32_t off, ln, total, seq
+    cdef int32_t idx
     cdef uint8_t *pkt
     cdef uint8_t *esp
     if sa.esn:
@@ -284,7 +286,18 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
         esp = pkt + 20
         x3 = wire_raw64(esp)            # SPI, sequence number, as on the wire
         if <uint32_t>x3 != spi_raw:
-            break
+            # Another tunnel's packet (tunnels interleave in a burst): its SA becomes the
+            # run's, unless it needs decrypt_prepare (an unknown SPI, ESN), which counts it.
+            idx = sa_lookup_inbound(t, wire_be32(<uint32_t>x3))
+            if idx < 0 or t.sas[idx].esn:
+                break
+            cache.spi = wire_be32(<uint32_t>x3)
+            cache.idx = idx
+            sa = &t.sas[idx]
+            handle = sa.handle
+            spi_raw = <uint32_t>x3
+            salt_raw = wire_raw32(sa.salt)
+            top = sa.replay.top
         seq = wire_be32(<uint32_t>(x3 >> 32))
         # At or below the top (a packet overtaken on the way): the read-only window check;
         # one it refuses goes to decrypt_prepare, which counts it.

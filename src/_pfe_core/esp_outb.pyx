@@ -5,9 +5,10 @@ Per packet: validate the inner header, take the next sequence number, write the 
 the tailroom, the ESP header, the optional UDP header and the outer IP header into the headroom,
 then seal with AES-GCM. The slot's offset/length then describe the outer packet. A burst runs
 these steps as two passes over chunks of packets (everything but the crypto, then the crypto).
-In the first pass, runs of packets of one SA with an IPv4 outer header and neither NAT-T nor
-ESN (the common case) go through a short loop of their own, `encrypt_run_v4`; every other
-packet, and every packet the short loop declines, through `encrypt_prepare`. The two write
+In the first pass, runs of packets of SAs with an IPv4 outer header and neither NAT-T nor ESN
+(the common case, one tunnel's packets or several tunnels' interleaved) go through a short
+loop of their own, `encrypt_run_v4`; every other packet, and every packet the short loop
+declines, through `encrypt_prepare`. The two write
 the same bytes (tests/engine/test_pfe_common_runs.py compares them)."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcpy
@@ -127,6 +128,12 @@ cdef inline void outb_sa_flush(outb_sa_t *c) noexcept nogil:
         c.bytes = 0
 
 
+cdef inline bint outb_plain_v4(const sa_t *sa) noexcept nogil:
+    """Whether `encrypt_run_v4` takes the SA's packets: an IPv4 outer header, no NAT-T, no
+    ESN."""
+    return not sa.ipv6 and not sa.udp_encap and not sa.esn and sa.outer_len == 20
+
+
 cdef inline sa_t *outb_sa_switch(sa_table_t *t, int32_t h, outb_sa_t *c) noexcept nogil:
     """The SA of handle `h` made current (the previous one's sequence number and counters
     written back), or NULL (counted) when `h` names no outbound SA."""
@@ -150,7 +157,7 @@ cdef inline sa_t *outb_sa_switch(sa_table_t *t, int32_t h, outb_sa_t *c) noexcep
     c.df_mode = sa.df_mode
     c.ipv6 = sa.ipv6
     c.udp_encap = sa.udp_encap
-    c.plain_v4 = not sa.ipv6 and not sa.udp_encap and not sa.esn and sa.outer_len == 20
+    c.plain_v4 = outb_plain_v4(sa)
     return sa
 
 
@@ -274,96 +281,119 @@ cdef inline Status encrypt_prepare(uint8_t *slot, Py_ssize_t slot_size, uint32_t
     return OK
 
 
-cdef Py_ssize_t encrypt_run_v4(uint8_t *data, Py_ssize_t slot_size, uint32_t *offset,
-                               uint32_t *length, const int32_t *sa_index, uint8_t *status,
-                               Py_ssize_t i, Py_ssize_t m, outb_work_t *w,
+cdef Py_ssize_t encrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_size,
+                               uint32_t *offset, uint32_t *length, const int32_t *sa_index,
+                               uint8_t *status, Py_ssize_t i, Py_ssize_t m, outb_work_t *w,
                                outb_sa_t *c) noexcept nogil:
-    """Packets i, i+1, ... of the current SA while they take its common path: IPv4 outer
-    header without NAT-T or ESN; an inner IPv4 packet without options or an IPv6 packet, its
-    length its header's; room in front and behind; a sequence number left. The same bytes,
-    statuses and counters as `encrypt_prepare`, in fewer instructions: every SA field in a
-    register, the checks merged into range checks, the trailer from a table, the outer
-    header built in registers and stored as three words. Returns the index of the first
-    packet it left (to `encrypt_prepare`, which decides and counts its fate)."""
-    cdef int64_t h = c.h
-    cdef sa_t *sa = c.sa
-    cdef uint64_t seq = c.seq, nbytes = 0
-    cdef Py_ssize_t first = i, end = m
-    # The template's constant fields: version/IHL; TTL, protocol, source; destination.
-    cdef uint64_t hdr0 = wire_load64(c.hdr) & 0xFF00000000000000ULL
-    cdef uint64_t hdr1 = wire_load64(c.hdr + 8) & 0xFFFF0000FFFFFFFFULL
-    cdef uint32_t hdr2 = wire_raw32(c.hdr + 16), spi_raw = c.spi_raw, salt_raw = c.salt_raw
-    cdef uint32_t hdr_sum = c.hdr_sum
-    cdef uint32_t df_set = 0x4000 if c.df_mode == DF_SET else 0
-    cdef uint32_t df_copy = 0x4000 if c.df_mode == DF_COPY else 0
+    """Packets i, i+1, ... while they take the common path: an outbound SA with an IPv4
+    outer header without NAT-T or ESN (the current one, `c`, or the next packet's, which
+    then becomes current: tunnels interleave in a burst); an inner IPv4 packet without
+    options or an IPv6 packet, its length its header's; room in front and behind; a
+    sequence number left. The same bytes, statuses and counters as `encrypt_prepare`, in
+    fewer instructions: every SA field in a register, the checks merged into range checks,
+    the trailer from a table, the outer header built in registers and stored as three words.
+    Returns the index of the first packet it left (to `encrypt_prepare`, which decides and
+    counts its fate)."""
+    cdef int64_t h
+    cdef sa_t *sa
+    cdef sa_t *next_sa
+    cdef uint64_t seq, nbytes
+    cdef Py_ssize_t first, end
+    cdef uint64_t hdr0, hdr1
+    cdef uint32_t hdr2, spi_raw, salt_raw, hdr_sum, df_set, df_copy
     # off - RUN_HEAD + ln may reach this: RUN_HEAD bytes of headroom and RUN_TAIL behind.
     cdef uint64_t room = <uint64_t>slot_size - RUN_HEAD - RUN_TAIL
     cdef uint32_t off, ln, pad, plain_len, total, tos, flags, v6, ident
     cdef uint64_t x, iv
     cdef uint8_t *inner
     cdef uint8_t *outer
+    cdef bint switch
     if slot_size < RUN_HEAD + RUN_TAIL + 20 or slot_size > RUN_MAX_SLOT:
         return i                        # the range checks below assume neither
-    if c.seq_last - seq < <uint64_t>(m - i):     # sequence numbers left for fewer packets
-        end = i + <Py_ssize_t>(c.seq_last - seq)
-    while i < end:
-        if sa_index[i] != h:
-            break
-        off = offset[i]
-        ln = length[i]
-        # 20..RUN_MAX_INNER bytes (the outer length then fits 16 bits), RUN_HEAD bytes in
-        # front (off - RUN_HEAD wraps past `room` when off is less), RUN_TAIL behind.
-        if (ln - 20 > RUN_MAX_INNER - 20
-                or <uint64_t>(off - <uint32_t>RUN_HEAD) + ln > room):
-            break
-        inner = data + i * slot_size + off
-        x = wire_load64(inner)          # version/IHL, DS, total length, ident, flags
-        if (x >> 56) == 0x45:
-            if ((x >> 32) & 0xFFFF) != ln:
+    while True:
+        h = c.h
+        sa = c.sa
+        seq = c.seq
+        nbytes = 0
+        first = i
+        end = m
+        # The template's constant fields: version/IHL; TTL, protocol, source; destination.
+        hdr0 = wire_load64(c.hdr) & 0xFF00000000000000ULL
+        hdr1 = wire_load64(c.hdr + 8) & 0xFFFF0000FFFFFFFFULL
+        hdr2 = wire_raw32(c.hdr + 16)
+        spi_raw = c.spi_raw
+        salt_raw = c.salt_raw
+        hdr_sum = c.hdr_sum
+        df_set = 0x4000 if c.df_mode == DF_SET else 0
+        df_copy = 0x4000 if c.df_mode == DF_COPY else 0
+        if c.seq_last - seq < <uint64_t>(m - i):     # numbers left for fewer packets
+            end = i + <Py_ssize_t>(c.seq_last - seq)
+        switch = False
+        while i < end:
+            if sa_index[i] != h:
+                next_sa = sa_by_handle(t, sa_index[i])
+                switch = (next_sa != NULL and next_sa.direction == SA_OUTBOUND
+                          and outb_plain_v4(next_sa))
                 break
-            v6 = 0
-            tos = <uint32_t>(x >> 48) & 0xFF
-            flags = <uint32_t>x & 0x4000
-        elif (x >> 60) == 6:
-            if ((x >> 16) & 0xFFFF) + 40 != ln:
+            off = offset[i]
+            ln = length[i]
+            # 20..RUN_MAX_INNER bytes (the outer length then fits 16 bits), RUN_HEAD bytes
+            # in front (off - RUN_HEAD wraps past `room` when off is less), RUN_TAIL behind.
+            if (ln - 20 > RUN_MAX_INNER - 20
+                    or <uint64_t>(off - <uint32_t>RUN_HEAD) + ln > room):
                 break
-            v6 = 4
-            tos = <uint32_t>(x >> 52) & 0xFF
-            flags = 0x4000
-        else:
-            break
-        pad = (2 - ln) & 3
-        plain_len = ln + 2 + pad
-        total = plain_len + 20 + ESP_HDR_LEN + GCM_ICV_LEN
-        seq += 1
-        wire_put_raw64(inner + ln, run_trailers[v6 + pad])
-        iv = wire_be64(seq)
-        wire_put_raw64(inner - ESP_HDR_LEN, pfe_pair32(spi_raw, wire_be32(<uint32_t>seq)))
-        wire_put_raw64(inner - 8, iv)
-        wire_put_raw32(w[i].nonce, salt_raw)
-        wire_put_raw64(w[i].nonce + 4, iv)
-        flags = df_set | (flags & df_copy)
-        ident = <uint32_t>seq & 0xFFFF
-        # RFC 1624, as encrypt_prepare: the template's sum plus the four fields, under 2^18.
-        outer = inner - 20 - ESP_HDR_LEN
-        wire_store64(outer, hdr0 | (<uint64_t>tos << 48) | (<uint64_t>total << 32)
-                     | (<uint64_t>ident << 16) | flags)
-        wire_store64(outer + 8, hdr1 | (<uint64_t>(~wire_fold32(hdr_sum + tos + total + ident
-                                                               + flags) & 0xFFFF) << 32))
-        wire_put_raw32(outer + 16, hdr2)
-        offset[i] = off - 20 - ESP_HDR_LEN
-        length[i] = total
-        status[i] = OK
-        nbytes += ln
-        w[i].sa = sa
-        w[i].inner = inner
-        w[i].plain_len = plain_len
-        w[i].inner_len = ln
-        i += 1
-    c.seq = seq
-    c.packets += <uint64_t>(i - first)
-    c.bytes += nbytes
-    return i
+            inner = data + i * slot_size + off
+            x = wire_load64(inner)          # version/IHL, DS, total length, ident, flags
+            if (x >> 56) == 0x45:
+                if ((x >> 32) & 0xFFFF) != ln:
+                    break
+                v6 = 0
+                tos = <uint32_t>(x >> 48) & 0xFF
+                flags = <uint32_t>x & 0x4000
+            elif (x >> 60) == 6:
+                if ((x >> 16) & 0xFFFF) + 40 != ln:
+                    break
+                v6 = 4
+                tos = <uint32_t>(x >> 52) & 0xFF
+                flags = 0x4000
+            else:
+                break
+            pad = (2 - ln) & 3
+            plain_len = ln + 2 + pad
+            total = plain_len + 20 + ESP_HDR_LEN + GCM_ICV_LEN
+            seq += 1
+            wire_put_raw64(inner + ln, run_trailers[v6 + pad])
+            iv = wire_be64(seq)
+            wire_put_raw64(inner - ESP_HDR_LEN, pfe_pair32(spi_raw, wire_be32(<uint32_t>seq)))
+            wire_put_raw64(inner - 8, iv)
+            wire_put_raw32(w[i].nonce, salt_raw)
+            wire_put_raw64(w[i].nonce + 4, iv)
+            flags = df_set | (flags & df_copy)
+            ident = <uint32_t>seq & 0xFFFF
+            # RFC 1624, as encrypt_prepare: the template's sum plus the four fields, under
+            # 2^18.
+            outer = inner - 20 - ESP_HDR_LEN
+            wire_store64(outer, hdr0 | (<uint64_t>tos << 48) | (<uint64_t>total << 32)
+                         | (<uint64_t>ident << 16) | flags)
+            wire_store64(outer + 8, hdr1 | (<uint64_t>(~wire_fold32(hdr_sum + tos + total
+                                                                    + ident + flags)
+                                                       & 0xFFFF) << 32))
+            wire_put_raw32(outer + 16, hdr2)
+            offset[i] = off - 20 - ESP_HDR_LEN
+            length[i] = total
+            status[i] = OK
+            nbytes += ln
+            w[i].sa = sa
+            w[i].inner = inner
+            w[i].plain_len = plain_len
+            w[i].inner_len = ln
+            i += 1
+        c.seq = seq
+        c.packets += <uint64_t>(i - first)
+        c.bytes += nbytes
+        if not switch:
+            return i
+        outb_sa_switch(t, sa_index[i], c)   # writes the current SA back; cannot fail here
 
 
 cdef inline int encrypt_seal(const sa_table_t *t, outb_work_t *w) noexcept nogil:
@@ -419,7 +449,7 @@ cdef Py_ssize_t esp_encrypt_burst(sa_table_t *t, uint8_t *data, Py_ssize_t slot_
                 i += 1
                 continue
             if c.plain_v4 and t.common_runs:
-                j = encrypt_run_v4(data + base * slot_size, slot_size, offset + base,
+                j = encrypt_run_v4(t, data + base * slot_size, slot_size, offset + base,
                                    length + base, sa_index + base, status + base, i, m, w, &c)
                 if j > i:
                     i = j
