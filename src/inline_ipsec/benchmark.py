@@ -309,33 +309,46 @@ class RawReference:
         return elapsed / (rounds * len(self.bursts))
 
 
+#: The most tunnels a benchmark interleaves in its bursts (two SAs each, the PFE's table
+#: holding 4,000 SAs).
+MAX_BENCH_TUNNELS = 1024
+
+
 class EngineBursts:
     """The engine side of a ratio: one engine (the PFE on a backend, or the CPU engine), one SA
     pair and `bursts` bursts of inner packets; `window_ns` times one call per burst, in Python,
-    as a user of the burst API makes them. With INLINE_IPSEC_BENCH_SLOWDOWN=N each PFE call is
+    as a user of the burst API makes them. With `tunnels` > 1 the packets of each burst belong
+    to that many SA pairs in turn (packet i to pair i mod `tunnels`): tunnels interleaved, as
+    a gateway carrying many sees them. With INLINE_IPSEC_BENCH_SLOWDOWN=N each PFE call is
     followed by N-1 calls on twin bursts of twin SA pairs."""
 
     def __init__(self, path: str = "pfe", backend: str = "openssl", bits: int = 128,
                  size: int | str = 64, burst: int = 32, bursts: int = 4,
-                 repeat: Optional[int] = None) -> None:
-        self.path, self.burst_size = path, burst
+                 repeat: Optional[int] = None, tunnels: int = 1) -> None:
+        if not 1 <= tunnels <= MAX_BENCH_TUNNELS:
+            raise ValueError(f"tunnels must be 1..{MAX_BENCH_TUNNELS}")
+        self.path, self.burst_size, self.tunnels = path, burst, tunnels
         self.repeat = (slowdown() if path == "pfe" else 1) if repeat is None else repeat
         self.engine = make_engine(path, backend)
         sizes = packet_sizes(size, burst)
         self.inner = [inner_ipv4_udp(n, i) for i, n in enumerate(sizes)]
         self.inner_bytes = sum(sizes)    # per burst
-        # replicas[k][r]: burst k of SA pair r (r > 0 only with a slowdown)
+        # replicas[k][r]: burst k of SA pairs r (r > 0 only with a slowdown)
         self.replicas: list[list[Burst]] = [[] for _ in range(bursts)]
         self.pristine: list[list[Burst]] = [[] for _ in range(bursts)]
-        self.outbound: list[int] = []    # SA handles, one pair per repeat
+        self.outbound: list[int] = []    # SA handles, `tunnels` pairs per repeat
         self.inbound: list[int] = []
         for r in range(self.repeat):
-            spec = gcm_spec(bits, spi=0x1000 + r, replay_window=1024)
-            out = self.engine.add_outbound(spec)
-            self.outbound.append(out)
-            self.inbound.append(self.engine.add_inbound(spec))
+            outs = []
+            for t in range(tunnels):
+                spec = gcm_spec(bits, spi=0x1000 + r * MAX_BENCH_TUNNELS + t,
+                                replay_window=1024)
+                outs.append(self.engine.add_outbound(spec))
+                self.inbound.append(self.engine.add_inbound(spec))
+            self.outbound.extend(outs)
+            handles = [outs[i % tunnels] for i in range(len(self.inner))]
             for k in range(bursts):
-                b = Burst.from_packets(self.inner, out)
+                b = Burst.from_packets(self.inner, handles)
                 self.replicas[k].append(b)
                 self.pristine[k].append(b.copy())
         self.calls = [b for group in self.replicas for b in group]

@@ -28,12 +28,13 @@ def test_json_schema(tiny_result):
     for key in ("cpu", "cores", "python", "openssl", "backends", "numpy", "cryptography"):
         assert key in data["machine"]
     assert data["config"]["sizes"] == [64, "imix"] and data["config"]["burst"] == 32
+    assert data["config"]["tunnels"] == 1 and all(f["tunnels"] == 1 for f in data["figures"])
     figures = data["figures"]
     fields = {"path", "backend", "cipher", "direction", "size", "burst", "pps", "gbps",
               "rounds", "ratio", "threads", "efficiency", "per_thread", "key", "ratio_low",
               "ratio_high", "samples", "gil_held", "gil_bound", "core_rtt_ns",
               "floor_ratio", "floor_samples", "floor_call_ns", "raw_threads_ratio",
-              "raw_threads_samples"}
+              "raw_threads_samples", "tunnels"}
     assert all(set(f) == fields for f in figures)
     # every PFE backend and the CPU engine, encrypt and decrypt, each with a raw reference
     for backend in PFE_BACKENDS:
@@ -110,6 +111,43 @@ def test_bad_options_exit_2(args):
     with pytest.raises(SystemExit) as exc:
         main(["bench"] + args)
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("tunnels", ["0", "1025"])
+def test_tunnels_out_of_range_exit_2(tunnels, capsys):
+    assert main(["bench", "--tunnels", tunnels, "--quick"]) == 2
+    assert "tunnels must be 1..1024" in capsys.readouterr().err
+
+
+def test_interleaved_tunnels_are_their_own_figures(tmp_path, capsys):
+    """--tunnels 3: each burst's packets belong to three SA pairs in turn; the figures say so
+    in their key (for the gate) and in the table's header."""
+    path = tmp_path / "t3.json"
+    assert main(["bench", "--sizes", "64", "--ciphers", "aes-gcm-128", "--backends", "openssl",
+                 "--duration", "0.02", "--threads", "1", "--tunnels", "3", "--json",
+                 str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "the packets of 3 tunnels interleaved in each" in out
+    data = json.loads(path.read_text())
+    assert data["config"]["tunnels"] == 3
+    keys = {f["key"]: f for f in data["figures"]}
+    for direction in ("encrypt", "decrypt"):
+        assert keys[f"pfe/openssl/aes-gcm-128/{direction}/64/n3"]["tunnels"] == 3
+        assert keys[f"cpu/cryptography/aes-gcm-128/{direction}/64/n3"]["ratio"] > 0
+        assert keys[f"raw/openssl/aes-gcm-128/{direction}/64"]["tunnels"] == 1
+
+
+def test_a_left_out_cpu_engine_is_reported(capsys):
+    """The CPU engine's reference is the OpenSSL loop: without it, the run says why the CPU
+    engine has no figure instead of leaving it out silently."""
+    if "ipsec-mb" not in PFE_BACKENDS:
+        missing(f"the ipsec-mb backend is not built: {ipsec_mb_status()[1]}")
+    assert main(["bench", "--sizes", "64", "--ciphers", "aes-gcm-128", "--directions",
+                 "encrypt", "--backends", "ipsec-mb", "--duration", "0.02", "--threads",
+                 "1"]) == 0
+    out = capsys.readouterr().out
+    assert "\ncpu " not in out
+    assert "cpu: not measured: the CPU engine's figures are measured against the OpenSSL" in out
 
 
 def test_end_to_end_through_gateways(tmp_path):

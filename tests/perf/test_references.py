@@ -225,3 +225,23 @@ def test_the_raw_loop_takes_off_its_clock_reads(backend: str) -> None:
     ns = ref.loop.time_ns(1)
     assert 0 < ns < 1_000_000
     assert ref.loop.verified == 1
+
+
+@pytest.mark.parametrize("path", ["pfe", "cpu"])
+def test_interleaved_tunnels_spread_each_burst_over_their_sa_pairs(path):
+    """EngineBursts(tunnels=N): packet i of every burst goes through SA pair i mod N, both
+    ways, and a window decrypts all of them."""
+    w = EngineBursts(path, "openssl", 128, 64, 8, bursts=2, repeat=1, tunnels=3)
+    assert len(w.outbound) == len(w.inbound) == 3
+    assert [int(h) for h in w.calls[0].sa[:8]] == [w.outbound[i % 3] for i in range(8)]
+    w.prepare("encrypt")
+    w.window_ns("encrypt")
+    w.prepare("decrypt")
+    w.window_ns("decrypt")
+    # each outbound SA sealed its share of both windows' packets (3, 3, 2 of each burst of 8:
+    # two bursts, the encrypt window and the decrypt window's preparation)
+    sent = [w.engine.counters(h).packets for h in w.outbound]
+    assert sent == [12, 12, 8]
+    assert [w.engine.counters(h).packets for h in w.inbound] == [6, 6, 4]
+    with pytest.raises(ValueError, match="tunnels must be 1..1024"):
+        EngineBursts(path, "openssl", 128, 64, 8, bursts=1, tunnels=0)

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TextIO
 
-from ..benchmark import IMIX
+from ..benchmark import IMIX, MAX_BENCH_TUNNELS
 from ..pfe import IPSEC_MB_ARCH_ENV, IPSEC_MB_ARCHS, PFE_BACKENDS, ipsec_mb_status
 from . import gate, report
 from .suite import ALL_SIZES, BenchConfig, BenchResult, Figure, run_suite
@@ -62,6 +62,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paths", nargs="+", choices=("pfe", "cpu"),
                    help="engines to measure besides the raw-crypto limit (default both)")
     p.add_argument("--burst", type=int, default=32, help="packets per burst (default 32)")
+    p.add_argument("--tunnels", type=int, default=1, metavar="N",
+                   help="PFE and CPU-engine figures: the packets of each burst belong to N "
+                        "tunnels (SA pairs) in turn, as a gateway carrying many sees them "
+                        f"(default 1; at most {MAX_BENCH_TUNNELS}); the thread and end-to-end "
+                        "figures keep one tunnel per PFE or gateway pair")
     p.add_argument("--duration", type=float, default=0.25,
                    help="seconds of interleaved windows per figure (default 0.25; at least "
                         "15 window pairs each)")
@@ -139,7 +144,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     if args.duration != 0.25 or "duration" not in kw:
         kw["duration"] = args.duration if args.duration != 0.25 else kw.get("duration", 0.25)
     return BenchConfig(burst=args.burst, threads=args.threads, e2e=args.e2e,
-                       passes=args.passes, **kw)
+                       passes=args.passes, tunnels=args.tunnels, **kw)
 
 
 def pin_ipsec_mb_arch(arch: str | None, backends: tuple[str, ...] | None) -> None:

@@ -23,7 +23,8 @@ def table(result: BenchResult) -> str:
     lines = [f"inline-ipsec {result.version} on {m['cpu']} ({m['cores']} cores), "
              f"{m['openssl']}" + (f", {m['ipsec_mb']}" if m.get("ipsec_mb") else "")
              + f"; {result.started}",
-             f"bursts of {result.config['burst']}; {result.config['duration']:g} s of "
+             f"bursts of {result.config['burst']}{_tunnels(result)}; "
+             f"{result.config['duration']:g} s of "
              "interleaved windows per figure; 'vs raw' is the median ratio to the raw-crypto "
              "loop of the same backend in this run, with its "
              f"{CONFIDENCE * 100:g}% confidence interval", ""]
@@ -41,6 +42,9 @@ def table(result: BenchResult) -> str:
     if any(f.path == "pipeline" for f in result.figures):
         lines.append("pipeline: two gateways end to end; its 'vs raw' is to the bare PFE's "
                      "encrypt + decrypt of the same packets")
+    note = cpu_left_out(result.config)
+    if note:
+        lines.append(note)
     for f in result.figures:
         if f.path == "pipeline-threads":
             lines.append(f"\n{f.threads} gateway pairs in {f.threads} threads ({f.backend}, "
@@ -67,6 +71,22 @@ def table(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
+def cpu_left_out(config: dict) -> str:
+    """Why a run that asked for the CPU engine has no figure of it, or ''."""
+    if "cpu" in config.get("paths", ()) and "openssl" not in config.get("backends", ()):
+        return ("cpu: not measured: the CPU engine's figures are measured against the OpenSSL "
+                "raw loop, which --backends left out")
+    return ""
+
+
+def _tunnels(result: BenchResult) -> str:
+    """The run's tunnels per burst, when more than one: ' (PFE and CPU engine: the packets
+    of 4 tunnels interleaved in each)'."""
+    n = result.config.get("tunnels", 1)
+    return "" if n == 1 else (f" (PFE and CPU engine: the packets of {n} tunnels "
+                              f"interleaved in each)")
+
+
 def _rounds(f) -> str:
     """A thread figure's rounds: ' (median of 5 rounds: 1.71-1.93)', or '' without them."""
     if not f.samples:
@@ -90,7 +110,7 @@ def markdown(result: BenchResult) -> str:
     out = [f"Measured with `inline-ipsec bench` on {result.started[:10]}: {m['cpu']}, "
            f"{m['cores']} cores, Python {m['python']}, {m['openssl']}"
            + (f", {m['ipsec_mb']}" if m.get("ipsec_mb") else "")
-           + f". Bursts of {result.config['burst']}, medians; "
+           + f". Bursts of {result.config['burst']}{_tunnels(result)}, medians; "
            "shared machine, so read the ratios, not the absolute rates.", ""]
     out.append("| path | backend | cipher | direction | size (B) | packets/s | Gbit/s | vs raw |")
     out.append("|---|---|---|---|---|---:|---:|---:|")
@@ -121,6 +141,9 @@ def markdown(result: BenchResult) -> str:
                           f"which allows {f.gil_bound:.2f}× on free cores"
                           if f.gil_held is not None and f.gil_bound is not None else "")
                        + ".")
+    note = cpu_left_out(result.config)
+    if note:
+        out.append(f"\n{note}.")
     return "\n".join(out)
 
 

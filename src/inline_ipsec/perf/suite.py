@@ -19,6 +19,7 @@ from .. import __version__
 from ..benchmark import (
     IMIX,
     WINDOW_BURSTS,
+    MAX_BENCH_TUNNELS,
     EngineBursts,
     PfeWorkload,
     RawReference,
@@ -52,6 +53,7 @@ class BenchConfig:
     threads: int = 1
     e2e: bool = False   # also through two gateways (routing, selectors, MTU, both engines)
     passes: int = 4
+    tunnels: int = 1    # PFE and CPU-engine figures: SA pairs interleaved in each burst
 
     def __post_init__(self) -> None:
         for b in self.backends:
@@ -69,12 +71,15 @@ class BenchConfig:
             raise ValueError("threads must be at least 1")
         if self.passes < 1:
             raise ValueError("passes must be at least 1")
+        if not 1 <= self.tunnels <= MAX_BENCH_TUNNELS:
+            raise ValueError(f"tunnels must be 1..{MAX_BENCH_TUNNELS}")
 
 
 def figure_key(path: str, backend: str, cipher: str, direction: str, size, burst: int = 32,
-               threads: int = 1) -> str:
+               threads: int = 1, tunnels: int = 1) -> str:
     """The name of a figure across runs and entry points: path/backend/cipher/direction/size,
-    plus /bN for bursts other than 32 and /tN for thread figures. `backend` is the crypto
+    plus /bN for bursts other than 32, /nN for N tunnels interleaved in the bursts and /tN for
+    thread figures. `backend` is the crypto
     library: "openssl" or "ipsec-mb" for the PFE and the raw loops, "cryptography" for the CPU
     engine (whatever library the caller names, see `engine_backend`)."""
     if path in ("cpu", "gateway-cpu"):
@@ -82,7 +87,9 @@ def figure_key(path: str, backend: str, cipher: str, direction: str, size, burst
     key = f"{path}/{backend}/{cipher}/{direction}/{size}"
     if path.endswith("-threads"):
         return f"{key}/t{threads}"
-    return key if burst == 32 else f"{key}/b{burst}"
+    if burst != 32:
+        key = f"{key}/b{burst}"
+    return key if tunnels == 1 else f"{key}/n{tunnels}"
 
 
 def engine_backend(path: str, backend: str) -> str:
@@ -126,12 +133,13 @@ class Figure:
     floor_call_ns: Optional[int] = None
     raw_threads_ratio: Optional[float] = None
     raw_threads_samples: Optional[list] = None
+    tunnels: int = 1                     # SA pairs whose packets interleave in each burst
 
     @property
     def key(self) -> str:
         """Identifies the figure across runs (for the regression gate)."""
         return figure_key(self.path, self.backend, self.cipher, self.direction, self.size,
-                          self.burst, self.threads)
+                          self.burst, self.threads, self.tunnels)
 
 
 @dataclass
@@ -155,12 +163,13 @@ class BenchResult:
 
 def make_figure(path: str, backend: str, bits: int, direction: str, size, burst: int,
                 ns_per_burst: Sequence[float], inner_bytes: int,
-                paired: Optional[Paired] = None, cipher: Optional[str] = None) -> Figure:
+                paired: Optional[Paired] = None, cipher: Optional[str] = None,
+                tunnels: int = 1) -> Figure:
     """A figure from per-burst window times; with `paired`, the ratio and its interval."""
     median_ns = float(statistics.median(ns_per_burst))
     fig = Figure(path, engine_backend(path, backend), cipher or f"aes-gcm-{bits}", direction,
                  size, burst, burst / (median_ns * 1e-9), inner_bytes * 8 / median_ns,
-                 len(ns_per_burst))
+                 len(ns_per_burst), tunnels=tunnels)
     if paired is not None:
         summary = paired.summary()
         fig.ratio, fig.ratio_low, fig.ratio_high = summary.ratio, summary.low, summary.high
@@ -173,13 +182,16 @@ class FigureBench:
     (`measure` adds window pairs each time) and summarised once (`figures`)."""
 
     def __init__(self, path: str, backend: str, bits: int, direction: str, size,
-                 burst: int = 32) -> None:
+                 burst: int = 32, tunnels: int = 1) -> None:
         self.args = (backend, bits, direction, size, burst)
-        self.path = path
+        self.path, self.tunnels = path, tunnels
         bursts = WINDOW_BURSTS[path]
+        # One key for the raw loop whatever `tunnels`: switching among expanded keys that
+        # all sit in L1 costs the library's seal nothing (docs/performance.md).
         self.raw = RawReference(bits, size, burst, encrypt=direction == "encrypt",
                                 backend=backend, bursts=bursts)
-        self.engine = EngineBursts(path, backend, bits, size, burst, bursts=bursts)
+        self.engine = EngineBursts(path, backend, bits, size, burst, bursts=bursts,
+                                   tunnels=tunnels)
         self.paired = Paired([], [])
 
     def measure(self, duration: float, min_pairs: int = MIN_PAIRS) -> None:
@@ -197,15 +209,16 @@ class FigureBench:
                               self.paired.reference_ns, self.raw.inner_bytes)
         return raw_fig, make_figure(self.path, backend, bits, direction, size, burst,
                                     self.paired.engine_ns, self.engine.inner_bytes,
-                                    self.paired)
+                                    self.paired, tunnels=self.tunnels)
 
 
 def measure_figure(path: str, backend: str, bits: int, direction: str, size, burst: int = 32,
-                   duration: float = 0.25, passes: int = 1) -> tuple[Figure, Figure]:
+                   duration: float = 0.25, passes: int = 1,
+                   tunnels: int = 1) -> tuple[Figure, Figure]:
     """The raw-crypto figure and the engine's ("pfe" on `backend`, or "cpu"), measured in
     interleaved windows for `duration` seconds in all (in `passes` separate stretches); the
-    engine's carries the ratio."""
-    bench = FigureBench(path, backend, bits, direction, size, burst)
+    engine's carries the ratio. `tunnels`: SA pairs whose packets interleave in each burst."""
+    bench = FigureBench(path, backend, bits, direction, size, burst, tunnels)
     for _ in range(passes):
         bench.measure(duration / passes, min_pairs=-(-MIN_PAIRS // passes))
     return bench.figures()
@@ -295,11 +308,13 @@ def run_suite(cfg: BenchConfig,
         config={"sizes": list(cfg.sizes), "bits": list(cfg.bits),
                 "directions": list(cfg.directions), "backends": list(cfg.backends),
                 "paths": list(cfg.paths), "burst": cfg.burst, "duration": cfg.duration,
-                "threads": cfg.threads, "e2e": cfg.e2e, "passes": cfg.passes},
+                "threads": cfg.threads, "e2e": cfg.e2e, "passes": cfg.passes,
+                "tunnels": cfg.tunnels},
         machine=machine(), version=__version__, started=started, seconds=0.0)
     steps = plan(cfg)
     engine_steps = [st for st in steps if st[0] in PATHS]
-    benches = {st: FigureBench(*st, burst=cfg.burst) for st in engine_steps}
+    benches = {st: FigureBench(*st, burst=cfg.burst, tunnels=cfg.tunnels)
+               for st in engine_steps}
     total = len(engine_steps) * cfg.passes + len(steps) - len(engine_steps)
     done = 0
     # The whole matrix once per pass: each figure's samples come from `passes` moments.
