@@ -8,14 +8,13 @@ over chunks of packets (before the crypto; then per packet the crypto and what f
 The slot's offset/length then describe the inner packet; `sa_index` says which inbound SA
 opened it (-1 if none). In the first pass, runs of packets with an IPv4 outer header of SAs
 without ESN (one tunnel's, or several tunnels' interleaved) go through a short loop of their
-own, `decrypt_run_v4`;
-every other packet, and every packet the short loop declines, through `decrypt_prepare`,
-which decides its fate and counts it. After the open, likewise: a verified packet the window
-takes (above its top, or overtaken on the way and not yet seen) whose trailer and inner
-header need nothing done (padding 1, 2, ...; an IPv4 header without options; the DS field
-the outer one's) is finished in the pass's own loop, every other through `decrypt_finish`. Both short paths are switched with
-`SaTable.common_runs`, and with them on and off the kernel's results agree
-(tests/engine/test_pfe_common_runs.py)."""
+own, `decrypt_run_v4`; every other packet, and every packet the short loop declines, through
+`decrypt_prepare`, which decides its fate and counts it. After the open, likewise: a verified
+packet the window takes (above its top, or overtaken on the way and not yet seen) whose
+trailer and inner header need nothing done (padding 1, 2, ...; an IPv4 header without
+options; the DS field the outer one's) is finished in the pass's own loop, every other
+through `decrypt_finish`. Both short paths are switched with `SaTable.common_runs`, and with
+them on and off the kernel's results agree (tests/engine/test_pfe_common_runs.py)."""
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t, int64_t
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_t, sa_table_t, sa_lookup_inbound, ESP_HDR_LEN

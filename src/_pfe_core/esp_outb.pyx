@@ -8,8 +8,8 @@ these steps as two passes over chunks of packets (everything but the crypto, the
 In the first pass, runs of packets of SAs with an IPv4 outer header and neither NAT-T nor ESN
 (the common case, one tunnel's packets or several tunnels' interleaved) go through a short
 loop of their own, `encrypt_run_v4`; every other packet, and every packet the short loop
-declines, through `encrypt_prepare`. The two write
-the same bytes (tests/engine/test_pfe_common_runs.py compares them)."""
+declines, through `encrypt_prepare`. The two write the same bytes
+(tests/engine/test_pfe_common_runs.py compares them)."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcpy
 from _pfe_core.status cimport *
