@@ -257,7 +257,7 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
     cdef uint32_t salt_raw = wire_raw32(sa.salt)
     cdef uint64_t top = sa.replay.top
     cdef uint64_t x0, x1, x3
-    cdef uint32_t off, ln, total, seq
+    cdef uint32_t off, ln, total, seq, spi
     cdef int32_t idx
     cdef uint8_t *pkt
     cdef uint8_t *esp
@@ -287,10 +287,11 @@ cdef Py_ssize_t decrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
         if <uint32_t>x3 != spi_raw:
             # Another tunnel's packet (tunnels interleave in a burst): its SA becomes the
             # run's, unless it needs decrypt_prepare (an unknown SPI, ESN), which counts it.
-            idx = sa_lookup_inbound(t, wire_be32(<uint32_t>x3))
+            spi = wire_be32(<uint32_t>x3)
+            idx = sa_lookup_inbound(t, spi)
             if idx < 0 or t.sas[idx].esn:
                 break
-            cache.spi = wire_be32(<uint32_t>x3)
+            cache.spi = spi
             cache.idx = idx
             sa = &t.sas[idx]
             handle = sa.handle

@@ -393,7 +393,10 @@ cdef Py_ssize_t encrypt_run_v4(sa_table_t *t, uint8_t *data, Py_ssize_t slot_siz
         c.bytes += nbytes
         if not switch:
             return i
-        outb_sa_switch(t, sa_index[i], c)   # writes the current SA back; cannot fail here
+        # Writes the current SA back; cannot fail here. It looks the handle up again: handing
+        # it the SA found above compiled to more instructions (951 against 933 per packet,
+        # four tunnels interleaved, kernel_instructions.py).
+        outb_sa_switch(t, sa_index[i], c)
 
 
 cdef inline int encrypt_seal(const sa_table_t *t, outb_work_t *w) noexcept nogil:

@@ -314,6 +314,12 @@ class RawReference:
 MAX_BENCH_TUNNELS = 1024
 
 
+def check_tunnels(tunnels: int) -> None:
+    """ValueError unless a benchmark can interleave `tunnels` SA pairs (1..MAX_BENCH_TUNNELS)."""
+    if not 1 <= tunnels <= MAX_BENCH_TUNNELS:
+        raise ValueError(f"tunnels must be 1..{MAX_BENCH_TUNNELS}")
+
+
 class EngineBursts:
     """The engine side of a ratio: one engine (the PFE on a backend, or the CPU engine), one SA
     pair and `bursts` bursts of inner packets; `window_ns` times one call per burst, in Python,
@@ -325,8 +331,7 @@ class EngineBursts:
     def __init__(self, path: str = "pfe", backend: str = "openssl", bits: int = 128,
                  size: int | str = 64, burst: int = 32, bursts: int = 4,
                  repeat: Optional[int] = None, tunnels: int = 1) -> None:
-        if not 1 <= tunnels <= MAX_BENCH_TUNNELS:
-            raise ValueError(f"tunnels must be 1..{MAX_BENCH_TUNNELS}")
+        check_tunnels(tunnels)
         self.path, self.burst_size, self.tunnels = path, burst, tunnels
         self.repeat = (slowdown() if path == "pfe" else 1) if repeat is None else repeat
         self.engine = make_engine(path, backend)

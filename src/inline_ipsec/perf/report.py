@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from .measure import CONFIDENCE
-from .suite import BenchResult, Figure
+from .suite import CPU_REFERENCE, BenchResult, Figure
 
 
 _PATH_ORDER = {"raw": 0, "pfe": 1, "cpu": 2, "gateway-pfe": 3, "gateway-cpu": 4,
@@ -73,9 +73,9 @@ def table(result: BenchResult) -> str:
 
 def cpu_left_out(config: dict) -> str:
     """Why a run that asked for the CPU engine has no figure of it, or ''."""
-    if "cpu" in config.get("paths", ()) and "openssl" not in config.get("backends", ()):
-        return ("cpu: not measured: the CPU engine's figures are measured against the OpenSSL "
-                "raw loop, which --backends left out")
+    if "cpu" in config.get("paths", ()) and CPU_REFERENCE not in config.get("backends", ()):
+        return (f"cpu: not measured: the CPU engine's figures are measured against the "
+                f"{CPU_REFERENCE} raw loop, which --backends left out")
     return ""
 
 

@@ -19,10 +19,10 @@ from .. import __version__
 from ..benchmark import (
     IMIX,
     WINDOW_BURSTS,
-    MAX_BENCH_TUNNELS,
     EngineBursts,
     PfeWorkload,
     RawReference,
+    check_tunnels,
     core_round_trip_ns,
     machine,
     packet_sizes,
@@ -35,6 +35,8 @@ from .measure import (CONFIDENCE, MIN_PAIRS, Paired, Scaling, ThreadRun, paired_
 ALL_SIZES: tuple = (64, 128, 256, 512, 1024, 1400, IMIX)
 SCHEMA = "inline-ipsec-bench/2"
 PATHS = ("pfe", "cpu")
+#: The raw loop the CPU engine's figures are measured against (always built).
+CPU_REFERENCE = "openssl"
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,7 @@ class BenchConfig:
             raise ValueError("threads must be at least 1")
         if self.passes < 1:
             raise ValueError("passes must be at least 1")
-        if not 1 <= self.tunnels <= MAX_BENCH_TUNNELS:
-            raise ValueError(f"tunnels must be 1..{MAX_BENCH_TUNNELS}")
+        check_tunnels(self.tunnels)
 
 
 def figure_key(path: str, backend: str, cipher: str, direction: str, size, burst: int = 32,
@@ -278,7 +279,7 @@ def plan(cfg: BenchConfig) -> list[tuple]:
                 for size in cfg.sizes:
                     if "pfe" in cfg.paths:
                         steps.append(("pfe", backend, bits, direction, size))
-                    if "cpu" in cfg.paths and backend == "openssl":
+                    if "cpu" in cfg.paths and backend == CPU_REFERENCE:
                         steps.append(("cpu", backend, bits, direction, size))
     if cfg.e2e:
         for size in cfg.sizes:
