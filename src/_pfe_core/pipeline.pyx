@@ -39,6 +39,8 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset, memcmp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from _pfe_core.burst_slots cimport burst_layout_t, burst_layout_learn, burst_layout_read
+from cpython.object cimport PyObject
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_table_t
 from _pfe_core.table cimport (
@@ -885,6 +887,24 @@ cdef inline PipelineArrays _pipeline_view(burst):
     return b
 
 
+# Where a `Burst`'s `count` and `pipeline_view` slots sit, learnt on the first call.
+cdef burst_layout_t _pipeline_layout
+
+
+cdef inline PipelineArrays _pipeline_view_and_count(burst, Py_ssize_t *n):
+    """The burst's pipeline view and its `count`, read from their slots (burst_slots.h)."""
+    cdef PyObject *count
+    cdef PyObject *view
+    if burst_layout_read(&_pipeline_layout, burst, &count, &view) \
+            and type(<object>view) is PipelineArrays:
+        n[0] = <object>count
+        return <PipelineArrays>view
+    cdef PipelineArrays b = _pipeline_view(burst)
+    n[0] = burst.count
+    burst_layout_learn(&_pipeline_layout, burst, "pipeline_view")
+    return b
+
+
 def pipeline_view(burst) -> PipelineArrays:
     """The burst's arrays as the pipeline takes them, viewed once and kept on the burst."""
     return _pipeline_view(burst)
@@ -1316,7 +1336,9 @@ cdef class Pipeline:
         returns `no_punts`, or what `outbound_punts` made of the punted packets."""
         if self.outbound_punts is None:
             raise RuntimeError("bind_punts was not called")
-        if self._outbound(_pipeline_view(burst), burst.count, select) == 0:
+        cdef Py_ssize_t n
+        cdef PipelineArrays arrays = _pipeline_view_and_count(burst, &n)
+        if self._outbound(arrays, n, select) == 0:
             return self.no_punts
         return self.outbound_punts(burst, ingress)
 
@@ -1326,7 +1348,9 @@ cdef class Pipeline:
         (`inbound`); returns `no_punts`, or what `inbound_punts` made of the punts."""
         if self.inbound_punts is None:
             raise RuntimeError("bind_punts was not called")
-        if self._inbound(_pipeline_view(burst), burst.count, select, True) == 0:
+        cdef Py_ssize_t n
+        cdef PipelineArrays arrays = _pipeline_view_and_count(burst, &n)
+        if self._inbound(arrays, n, select, True) == 0:
             return self.no_punts
         return self.inbound_punts(burst)
 

@@ -33,6 +33,8 @@ from _pfe_core.replay cimport replay_t, replay_init, REPLAY_MAX_WINDOW, REPLAY_M
 from _pfe_core.gcm cimport GCM_NONCE_LEN, gcm_set_next_iv, gcm_set_salt
 from _pfe_core.esp_outb cimport esp_encrypt_burst
 from _pfe_core.esp_inb cimport esp_decrypt_burst
+from _pfe_core.burst_slots cimport burst_layout_t, burst_layout_learn, burst_layout_read
+from cpython.object cimport PyObject
 from _pfe_core.wire cimport store16, store32, store64, csum_add, csum_fold_partial
 
 MAX_SAS = PFE_MAX_SAS
@@ -407,13 +409,17 @@ cdef class SaTable:
     @cython.always_allow_keywords(False)
     def encrypt(self, burst) -> int:
         """Encrypt `burst.count` packets of a `Burst` in place; returns the number OK."""
-        return self._burst(_kernel_view(burst), burst.count, True)
+        cdef Py_ssize_t n
+        cdef BurstArrays b = _view_and_count(burst, &n)
+        return self._burst(b, n, True)
 
     @cython.binding(False)
     @cython.always_allow_keywords(False)
     def decrypt(self, burst) -> int:
         """Decrypt `burst.count` packets of a `Burst` in place; returns the number OK."""
-        return self._burst(_kernel_view(burst), burst.count, False)
+        cdef Py_ssize_t n
+        cdef BurstArrays b = _view_and_count(burst, &n)
+        return self._burst(b, n, False)
 
     def time_kernel(self, bint encrypt, list bursts, list pristine, uint32_t rounds=1):
         """The burst kernel alone, timed inside C, for the cost split (docs/performance.md).
@@ -604,6 +610,24 @@ cdef inline Py_ssize_t _kernel_call(sa_table_t *t, BurstArrays w, Py_ssize_t n,
                                  &w.sa[0], &w.status[0], n)
     return esp_decrypt_burst(t, &w.data[0, 0], w.data.shape[1], &w.offset[0], &w.length[0],
                              &w.sa[0], &w.status[0], n)
+
+
+# Where a `Burst`'s `count` and `kernel_view` slots sit, learnt on the first call.
+cdef burst_layout_t _kernel_layout
+
+
+cdef inline BurstArrays _view_and_count(burst, Py_ssize_t *n):
+    """The burst's cached view and its `count`, read from their slots (burst_slots.h)."""
+    cdef PyObject *count
+    cdef PyObject *view
+    if burst_layout_read(&_kernel_layout, burst, &count, &view) \
+            and type(<object>view) is BurstArrays:
+        n[0] = <object>count
+        return <BurstArrays>view
+    cdef BurstArrays b = _kernel_view(burst)
+    n[0] = burst.count
+    burst_layout_learn(&_kernel_layout, burst, "kernel_view")
+    return b
 
 
 cdef inline BurstArrays _kernel_view(burst):

@@ -39,6 +39,13 @@ class Burst:
     `count` is the number of packets in use (slots 0..count-1).
     """
 
+    # Slots, not an instance dict: the PFE's burst calls read `count` and their cached view
+    # from fixed places in the object instead of through attribute lookups (about 35 ns of
+    # every call; _pfe_core/burst_slots.h).
+    __slots__ = ("capacity", "slot_size", "headroom", "data", "offset", "length", "sa",
+                 "status", "verdict", "tunnel", "count", "_flat", "cpu_view", "cpu_slices",
+                 "kernel_view", "pipeline_view", "__weakref__")
+
     def __init__(self, capacity: int, slot_size: int = DEFAULT_SLOT_SIZE,
                  headroom: int = DEFAULT_HEADROOM) -> None:
         if capacity < 1:
@@ -150,7 +157,8 @@ class Burst:
     def copy(self) -> "Burst":
         """A deep copy (benchmarks restore a burst from one before every round)."""
         other = Burst.__new__(Burst)
-        other.__dict__.update(self.__dict__)
+        for name in ("capacity", "slot_size", "headroom", "count"):
+            setattr(other, name, getattr(self, name))
         other.data = _aligned_slots(self.capacity, self.slot_size)
         np.copyto(other.data, self.data)
         for name in ("offset", "length", "sa", "status", "verdict", "tunnel"):
