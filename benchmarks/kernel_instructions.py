@@ -5,9 +5,9 @@
     callgrind_annotate callgrind.out.<pid> | head -30
 
 The intel-ipsec-mb SSE code path runs under valgrind (its AVX-512 one does not). callgrind then
-lists the instructions of the library's GCM function, of `CRYPTO_memcmp` and of the kernel's
-own code (esp_outb.c / esp_inb.c, wire_ops.h, imb_shim.h) separately; this script prints the
-number of packets to divide them by. With TUNNELS (default 1) the packets of each burst
+lists the instructions of the library's GCM function and of the kernel's own code (esp_outb.c
+/ esp_inb.c, wire_ops.h, imb_shim.h) separately; this script prints the number of packets to
+divide them by. With TUNNELS (default 1) the packets of each burst
 belong to that many SA pairs in turn. docs/performance.md has the counts."""
 from __future__ import annotations
 

@@ -226,7 +226,7 @@ static inline int64_t raw_imb_open(const raw_imb *m, const raw_pkt *pkts, size_t
                 uint8_t *p = pkts[i].data;
                 IMB_AES128_GCM_DEC(m->mgr, m->key, &ctx, out, p, pkts[i].len, pkts[i].nonce,
                                    p - 8, 8, tag, 16);
-                good += CRYPTO_memcmp(tag, p + pkts[i].len, 16) == 0;
+                good += pfe_icv16_equal(tag, p + pkts[i].len);
             }
     } else {
         for (uint32_t r = 0; r < rounds; r++)
@@ -234,7 +234,7 @@ static inline int64_t raw_imb_open(const raw_imb *m, const raw_pkt *pkts, size_t
                 uint8_t *p = pkts[i].data;
                 IMB_AES256_GCM_DEC(m->mgr, m->key, &ctx, out, p, pkts[i].len, pkts[i].nonce,
                                    p - 8, 8, tag, 16);
-                good += CRYPTO_memcmp(tag, p + pkts[i].len, 16) == 0;
+                good += pfe_icv16_equal(tag, p + pkts[i].len);
             }
     }
     int64_t elapsed = raw_now_ns() - t0;
