@@ -12,7 +12,14 @@
 #define INLINE_IPSEC_BURST_SLOTS_H
 
 #include <Python.h>
+#if PY_VERSION_HEX >= 0x030C0000
+#define BURST_SLOT_OBJECT Py_T_OBJECT_EX
+#define BURST_SLOT_READONLY Py_READONLY
+#else
 #include <structmember.h>
+#define BURST_SLOT_OBJECT T_OBJECT_EX
+#define BURST_SLOT_READONLY READONLY
+#endif
 
 typedef struct {
     PyTypeObject *type;          /* a strong reference, NULL until learnt */
@@ -31,7 +38,7 @@ static Py_ssize_t burst_slot_offset(PyTypeObject *tp, const char *name)
     }
     if (Py_TYPE(d) == &PyMemberDescr_Type) {
         PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-        if (m->type == T_OBJECT_EX && !(m->flags & READONLY) && m->offset > 0)
+        if (m->type == BURST_SLOT_OBJECT && !(m->flags & BURST_SLOT_READONLY) && m->offset > 0)
             at = m->offset;
     }
     Py_DECREF(d);
