@@ -45,8 +45,8 @@ static Py_ssize_t burst_slot_offset(PyTypeObject *tp, const char *name)
     return at;
 }
 
-/* Learn the layout of `obj`'s type, whose `count` and `view_name` attributes the caller has
- * just read through the attribute protocol. Types without both slots are not learnt. */
+/* Learn the layout of `obj`'s type: where its `count` and `view_name` slots sit. Types
+ * without both slots are not learnt. */
 static void burst_layout_learn(burst_layout_t *L, PyObject *obj, const char *view_name)
 {
     PyTypeObject *tp = Py_TYPE(obj);
@@ -78,6 +78,30 @@ static inline int burst_layout_read(const burst_layout_t *L, PyObject *obj, PyOb
     *count = *(PyObject **)((char *)obj + L->count_at);
     *view = *(PyObject **)((char *)obj + L->view_at);
     return *count != NULL && *view != NULL;
+}
+
+/* The cached view of `obj` (borrowed) and its `count` in *n, read from their slots when `obj`
+ * has the learnt layout (learnt here from its type when it has not), the view is of
+ * `view_type` and the count an int that fits; NULL otherwise, with no error set, and then the
+ * caller takes the attribute protocol, which raises whatever is wrong. */
+static inline PyObject *burst_layout_view(burst_layout_t *L, PyObject *obj,
+                                          PyTypeObject *view_type, const char *view_name,
+                                          Py_ssize_t *n)
+{
+    PyObject *count, *view;
+    if (!burst_layout_read(L, obj, &count, &view)) {
+        burst_layout_learn(L, obj, view_name);
+        if (!burst_layout_read(L, obj, &count, &view))
+            return NULL;
+    }
+    if (Py_TYPE(view) != view_type || !PyLong_CheckExact(count))
+        return NULL;
+    *n = PyLong_AsSsize_t(count);
+    if (*n == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return view;
 }
 
 #endif

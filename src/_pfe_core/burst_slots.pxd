@@ -5,6 +5,5 @@ from cpython.object cimport PyObject
 cdef extern from "burst_slots.h":
     ctypedef struct burst_layout_t:
         pass
-    void burst_layout_learn(burst_layout_t *L, object obj, const char *view_name)
-    bint burst_layout_read(const burst_layout_t *L, object obj, PyObject **count,
-                           PyObject **view)
+    PyObject *burst_layout_view(burst_layout_t *L, object obj, type view_type,
+                                const char *view_name, Py_ssize_t *n)

@@ -39,7 +39,7 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset, memcmp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-from _pfe_core.burst_slots cimport burst_layout_t, burst_layout_learn, burst_layout_read
+from _pfe_core.burst_slots cimport burst_layout_t, burst_layout_view
 from cpython.object cimport PyObject
 from _pfe_core.status cimport *
 from _pfe_core.sa cimport sa_table_t
@@ -893,16 +893,11 @@ cdef burst_layout_t _pipeline_layout
 
 cdef inline PipelineArrays _pipeline_view_and_count(burst, Py_ssize_t *n):
     """The burst's pipeline view and its `count`, read from their slots (burst_slots.h)."""
-    cdef PyObject *count
-    cdef PyObject *view
-    if burst_layout_read(&_pipeline_layout, burst, &count, &view) \
-            and type(<object>view) is PipelineArrays:
-        n[0] = <object>count
+    cdef PyObject *view = burst_layout_view(&_pipeline_layout, burst, PipelineArrays, "pipeline_view", n)
+    if view != NULL:
         return <PipelineArrays>view
-    cdef PipelineArrays b = _pipeline_view(burst)
     n[0] = burst.count
-    burst_layout_learn(&_pipeline_layout, burst, "pipeline_view")
-    return b
+    return _pipeline_view(burst)
 
 
 def pipeline_view(burst) -> PipelineArrays:

@@ -33,7 +33,7 @@ from _pfe_core.replay cimport replay_t, replay_init, REPLAY_MAX_WINDOW, REPLAY_M
 from _pfe_core.gcm cimport GCM_NONCE_LEN, gcm_set_next_iv, gcm_set_salt
 from _pfe_core.esp_outb cimport esp_encrypt_burst
 from _pfe_core.esp_inb cimport esp_decrypt_burst
-from _pfe_core.burst_slots cimport burst_layout_t, burst_layout_learn, burst_layout_read
+from _pfe_core.burst_slots cimport burst_layout_t, burst_layout_view
 from cpython.object cimport PyObject
 from _pfe_core.wire cimport store16, store32, store64, csum_add, csum_fold_partial
 
@@ -618,16 +618,11 @@ cdef burst_layout_t _kernel_layout
 
 cdef inline BurstArrays _view_and_count(burst, Py_ssize_t *n):
     """The burst's cached view and its `count`, read from their slots (burst_slots.h)."""
-    cdef PyObject *count
-    cdef PyObject *view
-    if burst_layout_read(&_kernel_layout, burst, &count, &view) \
-            and type(<object>view) is BurstArrays:
-        n[0] = <object>count
+    cdef PyObject *view = burst_layout_view(&_kernel_layout, burst, BurstArrays, "kernel_view", n)
+    if view != NULL:
         return <BurstArrays>view
-    cdef BurstArrays b = _kernel_view(burst)
     n[0] = burst.count
-    burst_layout_learn(&_kernel_layout, burst, "kernel_view")
-    return b
+    return _kernel_view(burst)
 
 
 cdef inline BurstArrays _kernel_view(burst):
