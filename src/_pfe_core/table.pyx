@@ -533,13 +533,26 @@ cdef extern from "gil_handoff.h" nogil:
 cdef extern from *:
     """
     static int pfe_keep_gil_alone = 1;
+    static PyInterpreterState *pfe_main_interp;
     static inline int pfe_only_python_thread(void) {
-        /* The caller holds the GIL, so its thread state is in its interpreter's list: a
-         * list of one is the caller alone. */
-        PyInterpreterState *interp = PyInterpreterState_Get();
-        if (PyInterpreterState_Next(PyInterpreterState_Head()) != NULL)
+        /* The caller holds the GIL, so its thread state is in its interpreter's list of
+         * thread states (CPython links each to its neighbours, `prev` and `next`): with
+         * neither, the caller is alone in it. Interpreters are listed newest first, the main
+         * one created first, so the main interpreter at the head is the only one. Two calls
+         * and a few loads where walking both lists took five calls. The main interpreter is
+         * kept once found (atomically: with CPython 3.12's own-GIL subinterpreters another
+         * interpreter's thread may read it meanwhile). */
+        PyThreadState *ts = PyThreadState_Get();
+        PyInterpreterState *main_interp = __atomic_load_n(&pfe_main_interp, __ATOMIC_RELAXED);
+        if (ts->prev != NULL || ts->next != NULL)
             return 0;
-        return PyThreadState_Next(PyInterpreterState_ThreadHead(interp)) == NULL;
+        if (ts->interp != main_interp) {
+            if (ts->interp != PyInterpreterState_Main())
+                return 0;
+            main_interp = ts->interp;
+            __atomic_store_n(&pfe_main_interp, main_interp, __ATOMIC_RELAXED);
+        }
+        return PyInterpreterState_Head() == main_interp;
     }
     """
     int pfe_keep_gil_alone

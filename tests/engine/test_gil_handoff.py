@@ -87,3 +87,31 @@ def test_a_thread_alone_keeps_the_gil_and_releases_it_once_another_exists() -> N
     out = subprocess.run([sys.executable, "-c", _ALONE], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert out.strip() == "[False, 4, 4, True, 4, 4, False, True]"
+
+
+_SUBINTERPRETER = r"""
+try:
+    import _interpreters as interpreters          # CPython 3.13
+except ImportError:
+    import _xxsubinterpreters as interpreters     # CPython 3.9-3.12
+from _pfe_core import table
+
+seen = [table.burst_releases_gil()]
+iid = interpreters.create()
+seen.append(table.burst_releases_gil())
+interpreters.destroy(iid)
+seen.append(table.burst_releases_gil())
+print(seen)
+"""
+
+
+def test_a_second_interpreter_counts_as_another_thread() -> None:
+    """While a subinterpreter exists (which may run threads of its own under the shared GIL),
+    a burst of the main interpreter's only thread releases the GIL; once it is gone, bursts
+    keep it again. A fresh process, as above."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _SUBINTERPRETER], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[False, True, False]"
