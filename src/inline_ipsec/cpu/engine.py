@@ -273,17 +273,26 @@ class CpuEngine(SinglePacketCalls):
                      sa_out: list, now: float) -> None:
         """The per-packet path of packet `i`: full outer-header parse, SA by SPI, the SA's
         per-packet decapsulation."""
+        found = self._inbound_sa(mv, slot, i, offs, lens, status, sa_out)
+        if found is not None:
+            found[0].decrypt_group(mv, slot, [found[1]], offs, lens, status, now)
+
+    def _inbound_sa(self, mv, slot: int, i: int, offs: list, lens: list, status: list,
+                    sa_out: list) -> Optional[tuple[Any, tuple]]:
+        """Packet `i`'s outer header parsed and its SA found by SPI (RFC 4303 §3.4.1-3.4.2):
+        (SA, the item its `decrypt_group` takes), or None with the drop status set and
+        counted."""
         item = self._classify(mv, slot, i, offs[i], lens[i])
         if type(item) is int:
             status[i] = item
-            return
+            return None
         sa = self._by_spi.get(item[8])
         if sa is None or sa.proto_in != item[9]:
             status[i] = UNKNOWN_SPI
             self._c["unknown_spi"] += 1
-            return
+            return None
         sa_out[i] = sa.handle
-        sa.decrypt_group(mv, slot, [item[:8]], offs, lens, status, now)
+        return sa, item[:8]
 
     def _classify(self, mv, slot: int, i: int, off: int, ln: int):
         """Parse the outer header of packet `i` (RFC 4303 §3.4.1, RFC 3948 §2, RFC 4302 §3.4):

@@ -188,7 +188,9 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
     (`_finish_run`); the window then takes the run's numbers at once. A packet a run cannot
     take (another shape, a reordered or repeated number, a lifetime near) ends the run and
     takes the per-packet path, so every decision is the one the per-packet path makes in
-    the same order."""
+    the same order. The packets of SAs no run takes (no AEAD cipher, ESN, transport mode)
+    are gathered per SA and decapsulated by one `decrypt_group` call each after the pass:
+    each SA's packets in their order, as that path would."""
     slot = burst.slot_size
     mv, v_off, v_len, _, _ = burst.cpu_view
     offs = v_off[:n].tolist()
@@ -227,6 +229,7 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
     fails: list[int] = []         # the run's packets whose ICV failed
     dec_into = salt = None
     regular = 0
+    groups: dict[Any, list] = {}  # SAs no run takes -> their packets' items, in order
     for i, off, ln, h in zip(range(n), offs, lens, hdrs):
         if min_total <= ln <= slot - off:
             if natt:
@@ -272,8 +275,19 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
                             run, vts, fails, pmi, qat, hl)
                 run, vts, fails = [], [], []
                 cur, cur_spi, top = None, -1, _NEVER
-            engine._decrypt_one(mv, slot, i, offs, lens, status, sa_out, now)
             regular += 1
+            found = engine._inbound_sa(mv, slot, i, offs, lens, status, sa_out)
+            if found is None:
+                continue
+            sa, item = found
+            if sa.vector_in:          # a packet a run could not take: now, in packet order
+                sa.decrypt_group(mv, slot, [item], offs, lens, status, now)
+            else:                     # an SA no run takes (decrypt_eligible): as one group
+                group = groups.get(sa)
+                if group is None:
+                    groups[sa] = [item]
+                else:
+                    group.append(item)
             continue
         if total != v_total or off != off0:   # another layout than the last packet's
             views = layouts.get(total) if off == off0 else None
@@ -297,6 +311,10 @@ def decrypt_burst(engine: "CpuEngine", burst: "Burst", n: int) -> int:
     if cur is not None:
         _finish_run(cur, handle, mv, slot, offs, lens, status, sa_out, start, n, run, vts,
                     fails, pmi, qat, hl)
+    # Each SA's state is its own, so an SA that no run touches can take its packets of the
+    # whole vector in one call, in their order, after the runs of the others.
+    for sa, items in groups.items():
+        sa.decrypt_group(mv, slot, items, offs, lens, status, now)
     pmi.vectors += 1
     pmi.vector_decrypt += n - regular
     pmi.regular_decrypt += regular
