@@ -38,6 +38,10 @@ def test_status_per_packet_and_good_count():
     assert list(burst.status[:5]) == [Status.OK, Status.REPLAY_DUPLICATE, Status.MALFORMED,
                                      Status.OK, Status.OK]
     assert list(burst.sa[:5]) == [inb, inb, -1, inb, inb]
+    # the one-pass read of chosen slots gives what packet() gives, slot by slot
+    assert burst.packets_at([4, 0, 3]) == [burst.packet(4), burst.packet(0), burst.packet(3)]
+    assert burst.packets_at(range(5)) == [burst.packet(i) for i in range(5)]
+    assert burst.packet(0) != w[0] and burst.packet(0) == inner_packet()
 
 
 def test_parallel_pfes_in_threads():

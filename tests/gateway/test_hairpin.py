@@ -112,3 +112,23 @@ def test_a_burst_of_hairpins_arrives_whole_and_in_order(variant: str) -> None:
     assert len(got) == 12
     for i, (pkt, orig) in enumerate(zip(got, sent)):
         assert pkt[12:] == orig[12:] and pkt[8] == 63, i
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_route_change_applies_to_the_next_packet(variant: str) -> None:
+    """Both paths remember where an address pair hairpins; a new route table (next-hop
+    tunnel binding, a commit) must be seen by the very next packet, never a stale answer."""
+    s1, hub, _ = hub_and_spokes(**VARIANTS[variant])
+    raw = bytes(IP(src="10.1.0.5", dst="10.2.0.5", ttl=9) / UDP(sport=1, dport=2))
+    spoke1_only = [(S1_NET, ["t1"]), (S1_NET6, ["t1"])]
+    both = spoke1_only + [(S2_NET, ["t2"]), (S2_NET6, ["t2"])]
+
+    def at_hub():
+        return hub.inbound(s1.outbound([raw]).wire)
+
+    assert len(at_hub().wire) == 1                     # hairpinned into t2
+    hub.set_routes(spoke1_only)
+    out = at_hub()
+    assert out.wire == [] and out.delivered == [raw]   # no route into t2: delivered here
+    hub.set_routes(both)
+    assert len(at_hub().wire) == 1

@@ -200,6 +200,9 @@ class Gateway:
         self._outer_frags = Reassembler()
         self._route_cache: dict[bytes, Optional[tuple[_Tunnel, SaPair, int, int]]] = {}
         self._ts_cache: dict[tuple[str, Optional[int], bytes], bool] = {}
+        #: (arrival tunnel, inner source + destination bytes) -> `_hairpin_target`'s answer;
+        #: emptied with the route cache, whenever routes, tunnels or SAs change
+        self._hairpin_cache: dict[tuple[str, bytes], Optional[str]] = {}
         # The forwarding pipeline (C tables, filled from the routes and the distributor).
         self._pipeline = new_pipeline(self.pfes, hairpin=hairpin)
         # python_path: every packet takes the Python path (the reference the differential
@@ -235,7 +238,7 @@ class Gateway:
         if value < 68:
             raise ValueError("the tunnel MTU must be at least 68 (RFC 791)")
         self._mtu = value
-        self._route_cache.clear()
+        self._forget_routes()
         for name in self._tunnels:
             self._load_tunnel(name)
 
@@ -304,7 +307,7 @@ class Gateway:
         self.config = config
         self.routes.clear()
         self._routes_from_config()
-        self._route_cache.clear()
+        self._forget_routes()
         self._ts_cache.clear()
         self._policy_stage()
 
@@ -314,7 +317,7 @@ class Gateway:
         self.routes.clear()                 # the listener takes every prefix out of the FIB
         for prefix, tunnels in entries:
             self.routes.add(prefix, list(tunnels))
-        self._route_cache.clear()
+        self._forget_routes()
 
     def _config_selectors(self, vpn: Optional[IpsecVpn]) -> list[Selector]:
         if vpn is None or not vpn.traffic_selectors:
@@ -398,7 +401,7 @@ class Gateway:
                 for net in sel.remote:
                     self.routes.add(net, [vpn])
         self._load_tunnel(vpn)      # with its selectors, now that they are set
-        self._route_cache.clear()
+        self._forget_routes()
         self._ts_cache.clear()
         return pair
 
@@ -545,14 +548,14 @@ class Gateway:
             self._pipeline.route_set(v, plen, packed, [self._tid(n) for n in names])
         else:
             self._pipeline.route_del(v, plen, packed)
-        self._route_cache.clear()
+        self._forget_routes()
 
     def _sas_changed(self, name: str, rec: Optional[TunnelRecord], gone: frozenset[int]) -> None:
         """`Distributor.listeners`: the distributor's SPI/SA index changed for one tunnel;
         mirror it into the pipeline's SPI map and tunnel table."""
         for spi in gone:
             self._pipeline.spi_del(spi)
-        self._route_cache.clear()
+        self._forget_routes()
         self._ts_cache.clear()
         if rec is not None:
             self._load_tunnel(name)
@@ -662,7 +665,8 @@ class Gateway:
         chosen = np.ones(burst.count, bool) if select < 0 else v == select
         v[~chosen] = _SKIPPED
         v[chosen] = _PUNT_MIN
-        items = [(i, burst.packet(i)) for i in np.flatnonzero(chosen).tolist()]
+        idx = np.flatnonzero(chosen).tolist()
+        items = list(zip(idx, burst.packets_at(idx)))
         res = BurstOutput()
         if inbound:
             self._counters.outer_received += len(items)
@@ -674,12 +678,13 @@ class Gateway:
     def _punted(self, burst: Burst) -> list[tuple[int, bytes]]:
         v = burst.verdict[:burst.count]
         idx = np.flatnonzero((v >= _PUNT_MIN) & (v != _SKIPPED)).tolist()
-        return [(i, burst.packet(i)) for i in idx]
+        return list(zip(idx, burst.packets_at(idx)))
 
     def _inbound_punts(self, burst: Burst, res: "BurstOutput") -> None:
         items = self._punted(burst)
-        hairpins = [(i, p) for i, p in items if burst.verdict[i] == _HAIRPIN]
-        others = [(i, p) for i, p in items if burst.verdict[i] != _HAIRPIN]
+        verdicts = burst.verdict[:burst.count].tolist()
+        hairpins = [(i, p) for i, p in items if verdicts[i] == _HAIRPIN]
+        others = [(i, p) for i, p in items if verdicts[i] != _HAIRPIN]
         if others:
             self._slow_inbound(others, res)
         if hairpins:
@@ -843,10 +848,11 @@ class Gateway:
                 engine.encrypt_burst(burst)
                 path.seconds += time.perf_counter() - t0
                 path.burst_calls += 1
-                status = burst.status
+                status = burst.status[:len(chunk)].tolist()
+                results = burst.packets_at(range(len(chunk)))
                 for i, (index, _, _, info) in enumerate(chunk):
                     if status[i] == _OK:
-                        res.wire.setdefault(index, []).append(burst.packet(i))
+                        res.wire.setdefault(index, []).append(results[i])
                         info.flow.out_encrypted += 1
                         path.encrypted += 1
                         c.transmitted_outer += 1
@@ -976,9 +982,11 @@ class Gateway:
                 engine.decrypt_burst(burst)
                 path.seconds += time.perf_counter() - t0
                 path.burst_calls += 1
+                statuses = burst.status[:len(chunk)].tolist()
+                results = burst.packets_at(range(len(chunk)))
                 for i, (index, _, name, pair_index) in enumerate(chunk):
-                    inner = self._after_decrypt(burst, i, self._tunnels[name], pair_index,
-                                                path, res, index, answers)
+                    inner = self._after_decrypt(statuses[i], results[i], self._tunnels[name],
+                                                pair_index, path, res, index, answers)
                     if inner is None:
                         continue
                     if self.hairpin and self._hairpin_target(inner, name):
@@ -991,13 +999,12 @@ class Gateway:
         if answers:                         # `then reject`: back through a tunnel, unchecked
             self._slow_outbound(answers, res, policy_check=False)
 
-    def _after_decrypt(self, burst: Burst, i: int, info: _Tunnel, pair_index: Optional[int],
-                       path, out: "BurstOutput", slot: int,
+    def _after_decrypt(self, status: int, inner: bytes, info: _Tunnel,
+                       pair_index: Optional[int], path, out: "BurstOutput", slot: int,
                        answers: list[tuple[int, bytes]]) -> Optional[bytes]:
-        """Account for packet `i` of a decrypted burst (slot `slot` of the caller's burst);
-        its inner packet if it passed. A security policy's `then reject` answer goes to
-        `answers`."""
-        status = int(burst.status[i])
+        """Account for a packet of a decrypted burst (slot `slot` of the caller's burst), its
+        engine `status` and what its slot holds (`inner`, when the status is OK); the inner
+        packet if it passed. A security policy's `then reject` answer goes to `answers`."""
         flow = info.flow
         if status != _OK:
             flow.in_engine_drops += 1
@@ -1006,7 +1013,6 @@ class Gateway:
             out.dropped += 1
             return None
         path.decrypted += 1
-        inner = burst.packet(i)
         v = inner[0] >> 4 if inner else 0
         key = inner[12:20] if v == 4 and len(inner) >= 20 else inner[8:40]
         cache_key = (info.name, pair_index, key)
@@ -1047,9 +1053,32 @@ class Gateway:
             return any(s.matches_inbound(*addrs) for s in info.selectors)
         return True
 
+    def _forget_routes(self) -> None:
+        """Routes, tunnels, selectors or SAs changed: every cached routing answer goes."""
+        self._route_cache.clear()
+        self._hairpin_cache.clear()
+
     def _hairpin_target(self, inner: bytes, arrival: str) -> Optional[str]:
         """The installed tunnel other than `arrival` a decrypted packet is routed into, if
-        any (the same decision as the pipeline's; no on-traffic trigger)."""
+        any (the same decision as the pipeline's; no on-traffic trigger). Cached per arrival
+        tunnel and address pair: it depends on nothing else."""
+        v = inner[0] >> 4 if inner else 0
+        if v == 4 and len(inner) >= 20:
+            key = (arrival, inner[12:20])
+        elif v == 6 and len(inner) >= 40:
+            key = (arrival, inner[8:40])
+        else:
+            return None                     # not IP: inner_addresses has none either
+        cache = self._hairpin_cache
+        if key in cache:
+            return cache[key]
+        target = self._hairpin_lookup(inner, arrival)
+        if len(cache) >= 65536:
+            cache.clear()
+        cache[key] = target
+        return target
+
+    def _hairpin_lookup(self, inner: bytes, arrival: str) -> Optional[str]:
         addrs = inner_addresses(inner)
         if addrs is None:
             return None

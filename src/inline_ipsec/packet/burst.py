@@ -141,6 +141,11 @@ class Burst:
     def packets(self) -> list[bytes]:
         return self._extract(range(self.count))
 
+    def packets_at(self, indices: Iterable[int]) -> list[bytes]:
+        """The bytes of the packets at `indices`, as `packet` gives them, read in one pass
+        (the per-slot arrays converted once, not read element by element)."""
+        return self._extract(indices)
+
     def ok_packets(self) -> list[bytes]:
         """The packets whose status is OK, in order."""
         return self._extract(np.flatnonzero(self.status[:self.count] == 0).tolist())
