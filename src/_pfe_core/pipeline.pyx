@@ -853,15 +853,17 @@ cdef class PipelineArrays:
             self.status[i] = 0
         return n
 
-    def collect(self, Py_ssize_t n, list wire, list delivered) -> int:
-        """Append the packets of the first `n` slots whose verdict is WIRE to `wire` and
-        DELIVER to `delivered` (bytes, in slot order); returns how many slots hold a drop
-        verdict. The caller handles punted slots itself (this skips them)."""
+    def collect(self, Py_ssize_t n, list wire, list delivered, Py_ssize_t first=0) -> int:
+        """Append the packets of slots `first`..`n`-1 whose verdict is WIRE to `wire` and
+        DELIVER to `delivered` (bytes, in slot order); returns how many of those slots hold a
+        drop verdict. The caller handles punted slots itself (this skips them)."""
         cdef Py_ssize_t i, start, size, dropped = 0
         cdef Py_ssize_t slot = self.data.shape[1]
         cdef uint8_t v
         self.check(n)
-        for i in range(n):
+        if first < 0 or first > n:
+            raise ValueError(f"first slot {first} outside 0..{n}")
+        for i in range(first, n):
             v = self.verdict[i]
             if v == WIRE or v == DELIVER:
                 start = self.offset[i]

@@ -45,6 +45,15 @@ def test_collect_sorts_by_verdict_and_counts_drops():
     assert pipeline_arrays(b).collect(5, wire, delivered) == 1
     assert wire == [b"a" * 10, b"e" * 14]
     assert delivered == [b"b" * 11]
+    # from a first slot on: the ranges around a punted slot give the same, in order
+    b.verdict[1] = Verdict.PUNT_CPU
+    parts: tuple[list, list] = ([], [])
+    assert pipeline_arrays(b).collect(1, *parts) + pipeline_arrays(b).collect(5, *parts, 2) == 1
+    assert parts == ([b"a" * 10, b"e" * 14], [])
+    assert pipeline_arrays(b).collect(5, [], [], 5) == 0
+    for first in (-1, 6):
+        with pytest.raises(ValueError, match="first slot"):
+            pipeline_arrays(b).collect(5, [], [], first)
 
 
 def test_collect_refuses_a_length_outside_the_slot():

@@ -710,33 +710,28 @@ class Gateway:
         Reads each per-slot array once (`tolist`): numpy scalar access per packet would cost
         more than the copy itself."""
         n = burst.count
-        if res is NO_PUNTS:                     # the common case: one C call copies them out
-            out.dropped += pipeline_arrays(burst).collect(n, out.wire, out.delivered)
-            return
-        verdicts = burst.verdict[:n].tolist()
-        offsets, lengths = burst.offset[:n].tolist(), burst.length[:n].tolist()
-        flat, slot = burst._flat, burst.slot_size
+        arrays = pipeline_arrays(burst)
         wire, delivered = out.wire, out.delivered
-        for i, v in enumerate(verdicts):
-            if v == _WIRE:
-                start = i * slot + offsets[i]
-                wire.append(bytes(flat[start:start + lengths[i]]))
-            elif v == _DELIVER:
-                start = i * slot + offsets[i]
-                delivered.append(bytes(flat[start:start + lengths[i]]))
-            elif _DROP_MIN <= v <= _DROP_MAX:
-                out.dropped += 1
-            elif v != _KEEPALIVE:
-                extra = res.wire.get(i)
-                if extra:
-                    wire.extend(extra)
-                inner = res.delivered.get(i)
-                if inner is not None:
-                    delivered.append(inner)
-        if res is not NO_PUNTS:
-            out.local += res.local
-            out.ike += res.ike
-            out.dropped += res.dropped
+        if res is NO_PUNTS:                     # the common case: one C call copies them out
+            out.dropped += arrays.collect(n, wire, delivered)
+            return
+        # The slots between punted ones by the C copy, each punted slot's results in its
+        # place, so the order stays the slots' order.
+        v = burst.verdict[:n]
+        first = 0
+        for i in np.flatnonzero((v >= _PUNT_MIN) & (v != _SKIPPED)).tolist():
+            out.dropped += arrays.collect(i, wire, delivered, first)
+            extra = res.wire.get(i)
+            if extra:
+                wire.extend(extra)
+            inner = res.delivered.get(i)
+            if inner is not None:
+                delivered.append(inner)
+            first = i + 1
+        out.dropped += arrays.collect(n, wire, delivered, first)
+        out.local += res.local
+        out.ike += res.ike
+        out.dropped += res.dropped
 
     def _pipeline_burst(self, key: str, packets: Sequence[bytes]) -> Burst:
         burst = self._burst(key, list(packets), -1)
@@ -907,7 +902,7 @@ class Gateway:
         return icmpv6_packet_too_big(pkt, mtu, src)
 
     def _burst(self, e: object, packets: list[bytes], handles) -> Burst:
-        longest = max(len(p) for p in packets)
+        longest = max(map(len, packets))
         slot = max(2048, DEFAULT_HEADROOM + longest + 128)
         burst = self._bursts.get(e)
         if burst is None or burst.capacity < len(packets) or burst.slot_size < slot:
