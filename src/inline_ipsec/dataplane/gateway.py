@@ -58,7 +58,7 @@ from .counters import GatewayCounters, TunnelFlow
 from .demux import IkeDatagram, classify_outer
 from .mtu import max_inner_length
 from .policy_path import PolicyPath
-from .routing import ANY, RouteTable, Selector, inner_addresses
+from .routing import ANY, RouteTable, Selector, address_key, inner_addresses
 
 if TYPE_CHECKING:
     from ..control.ike_control import IkeControl
@@ -71,9 +71,7 @@ DEFAULT_MTU = 1500
 _H = struct.Struct("!H")
 _OK = int(Status.OK)
 _FROM_CONFIG = object()
-_WIRE, _DELIVER = int(Verdict.WIRE), int(Verdict.DELIVER)
-_DROP_MIN, _DROP_MAX = int(Verdict.DROP_MALFORMED), int(Verdict.DROP_TS)
-_KEEPALIVE, _SKIPPED = int(Verdict.DROP_KEEPALIVE), int(Verdict.SKIPPED)
+_SKIPPED = int(Verdict.SKIPPED)
 _PUNT_MIN, _HAIRPIN = int(Verdict.PUNT_IKE), int(Verdict.PUNT_HAIRPIN)
 
 
@@ -675,9 +673,14 @@ class Gateway:
             self._slow_outbound(items, res, received=True, ingress=ingress)
         return res
 
-    def _punted(self, burst: Burst) -> list[tuple[int, bytes]]:
+    @staticmethod
+    def _punted_slots(burst: Burst) -> list[int]:
+        """The slots of a burst the pipeline punted to Python, in order."""
         v = burst.verdict[:burst.count]
-        idx = np.flatnonzero((v >= _PUNT_MIN) & (v != _SKIPPED)).tolist()
+        return np.flatnonzero((v >= _PUNT_MIN) & (v != _SKIPPED)).tolist()
+
+    def _punted(self, burst: Burst) -> list[tuple[int, bytes]]:
+        idx = self._punted_slots(burst)
         return list(zip(idx, burst.packets_at(idx)))
 
     def _inbound_punts(self, burst: Burst, res: "BurstOutput") -> None:
@@ -706,20 +709,17 @@ class Gateway:
             self._slow_outbound(onward, res, received=False)
 
     def _collect(self, burst: Burst, res: "BurstOutput", out: Output) -> None:
-        """Append what a burst call produced to a list-of-bytes `Output`, in slot order.
-        Reads each per-slot array once (`tolist`): numpy scalar access per packet would cost
-        more than the copy itself."""
+        """Append what a burst call produced to a list-of-bytes `Output`, in slot order: the
+        pipeline's own slots copied out in C (`PipelineArrays.collect`), each punted slot's
+        results from `res` in its place."""
         n = burst.count
         arrays = pipeline_arrays(burst)
         wire, delivered = out.wire, out.delivered
         if res is NO_PUNTS:                     # the common case: one C call copies them out
             out.dropped += arrays.collect(n, wire, delivered)
             return
-        # The slots between punted ones by the C copy, each punted slot's results in its
-        # place, so the order stays the slots' order.
-        v = burst.verdict[:n]
         first = 0
-        for i in np.flatnonzero((v >= _PUNT_MIN) & (v != _SKIPPED)).tolist():
+        for i in self._punted_slots(burst):
             out.dropped += arrays.collect(i, wire, delivered, first)
             extra = res.wire.get(i)
             if extra:
@@ -797,15 +797,12 @@ class Gateway:
             if received:
                 c.inner_received += 1
             n = len(pkt)
-            v = pkt[0] >> 4 if n else 0
-            if v == 4 and n >= 20:
-                key = pkt[12:20]
-            elif v == 6 and n >= 40:
-                key = pkt[8:40]
-            else:
+            key = address_key(pkt)
+            if key is None:
                 c.malformed_inner += 1
                 res.dropped += 1
                 continue
+            v = pkt[0] >> 4
             if policy is not None:
                 hit = policy.outbound(pkt, key, ingress)
                 if hit is False:                     # security policy: dropped, counted
@@ -1057,13 +1054,10 @@ class Gateway:
         """The installed tunnel other than `arrival` a decrypted packet is routed into, if
         any (the same decision as the pipeline's; no on-traffic trigger). Cached per arrival
         tunnel and address pair: it depends on nothing else."""
-        v = inner[0] >> 4 if inner else 0
-        if v == 4 and len(inner) >= 20:
-            key = (arrival, inner[12:20])
-        elif v == 6 and len(inner) >= 40:
-            key = (arrival, inner[8:40])
-        else:
+        addrs = address_key(inner)
+        if addrs is None:
             return None                     # not IP: inner_addresses has none either
+        key = (arrival, addrs)
         cache = self._hairpin_cache
         if key in cache:
             return cache[key]

@@ -91,6 +91,16 @@ def inner_addresses(packet: bytes) -> Optional[tuple[Address, Address]]:
     return None
 
 
+def address_key(packet: bytes) -> Optional[bytes]:
+    """Source and destination address bytes of an IPv4 or IPv6 packet (the key of the
+    gateway's routing caches), or None if it is not one."""
+    if len(packet) >= 20 and packet[0] >> 4 == 4:
+        return packet[12:20]
+    if len(packet) >= 40 and packet[0] >> 4 == 6:
+        return packet[8:40]
+    return None
+
+
 class RouteTable:
     """Longest-prefix match from a destination to the tunnels (VPN names) behind it.
 
