@@ -1005,8 +1005,7 @@ class Gateway:
             out.dropped += 1
             return None
         path.decrypted += 1
-        v = inner[0] >> 4 if inner else 0
-        key = inner[12:20] if v == 4 and len(inner) >= 20 else inner[8:40]
+        key = address_key(inner)              # None (not IP): the selector check refuses it
         cache_key = (info.name, pair_index, key)
         ok = self._ts_cache.get(cache_key)
         if ok is None:
@@ -1028,7 +1027,7 @@ class Gateway:
                 answers.append((slot, reply))
             return None
         flow.in_delivered += 1
-        self._pipeline.session_add(key, inner[9] if v == 4 else inner[6])
+        self._pipeline.session_add(key, inner[9] if inner[0] >> 4 == 4 else inner[6])
         if is_fragment(inner):
             self._counters.fragments_received += 1
         return inner
