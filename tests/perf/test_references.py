@@ -206,6 +206,31 @@ def test_the_esp_floor_loop_emits_esp_the_pfe_opens(tmp_path):
     assert "64 B  encrypt: raw" in out and "1400 B  encrypt: raw" in out
 
 
+def test_the_library_thread_program_runs_both_copies_and_the_control(tmp_path):
+    """benchmarks/imb_threads.c, cited in docs/performance.md for what limits two threads of
+    intel-ipsec-mb: it builds, loads a second copy of the library, verifies every packet it
+    decrypts in each arrangement (it exits non-zero otherwise) and reports all three ratios."""
+    from helpers import missing
+    if "ipsec-mb" not in PFE_BACKENDS:
+        missing("built without intel-ipsec-mb (libipsec-mb-dev)")
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        missing("no C compiler (cc) to build benchmarks/imb_threads.c")
+    exe = tmp_path / "imb_threads"
+    subprocess.run([cc, "-O2", "-maes", "-mpclmul", "-msse4.1", "-o", str(exe),
+                    str(ROOT / "benchmarks" / "imb_threads.c"), "-lIPSec_MB", "-lpthread",
+                    "-ldl"], check=True)
+    out = subprocess.run([str(exe), "2", "20"], check=True, capture_output=True, text=True,
+                         timeout=120).stdout.splitlines()
+    assert out[0].startswith("intel-ipsec-mb ") and "2 rounds" in out[0]
+    ratios = [line for line in out if line.startswith("2 threads / 1: median ")]
+    assert [r.split("  ", 1)[1].split(":")[0] for r in ratios] == ["shared", "private", "aes"]
+    for line in ratios:
+        assert float(line.split("median ")[1].split("x")[0]) > 0
+    bad = subprocess.run([str(exe), "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr
+
+
 def test_windows_take_off_their_clock_reads_and_never_go_negative() -> None:
     """A window's own two clock reads are measured (an empty window) and taken off; a window
     shorter than that is left as it was rather than made zero or negative."""
