@@ -165,6 +165,18 @@ def test_both_entry_points_name_and_gate_the_same_figures(tmp_path: Path) -> Non
         assert {c.key for c in result.compared} >= keys
 
 
+def _compiler_for(program: str) -> str:
+    """The C compiler to build `program` (a C benchmark against intel-ipsec-mb) with; a
+    missing compiler or library is reported as `helpers.missing` does."""
+    from helpers import missing
+    if "ipsec-mb" not in PFE_BACKENDS:
+        missing("built without intel-ipsec-mb (libipsec-mb-dev)")
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        missing(f"no C compiler (cc) to build {program}")
+    return cc
+
+
 def test_the_esp_floor_loop_emits_esp_the_pfe_opens(tmp_path):
     """benchmarks/esp_floor.c, the tightest ESP loops against which docs/performance.md sets the
     PFE, does the real work: the packet its encrypt loop emits is ESP tunnel mode that the PFE
@@ -172,14 +184,9 @@ def test_the_esp_floor_loop_emits_esp_the_pfe_opens(tmp_path):
     from scapy.layers.inet import IP
     from scapy.layers.ipsec import ESP
 
-    from helpers import missing
     from inline_ipsec import Pfe
     from inline_ipsec.sa import SaSpec
-    if "ipsec-mb" not in PFE_BACKENDS:
-        missing("built without intel-ipsec-mb (libipsec-mb-dev)")
-    cc = shutil.which(os.environ.get("CC", "cc"))
-    if cc is None:
-        missing("no C compiler (cc) to build benchmarks/esp_floor.c")
+    cc = _compiler_for("benchmarks/esp_floor.c")
     exe = tmp_path / "esp_floor"
     subprocess.run([cc, "-O2", "-DINLINE_IPSEC_HAVE_IPSEC_MB", f"-I{ROOT / 'src' / '_pfe_core'}",
                     "-o", str(exe), str(ROOT / "benchmarks" / "esp_floor.c"), "-lIPSec_MB",
@@ -210,12 +217,7 @@ def test_the_library_thread_program_runs_both_copies_and_the_control(tmp_path):
     """benchmarks/imb_threads.c, cited in docs/performance.md for what limits two threads of
     intel-ipsec-mb: it builds, loads a second copy of the library, verifies every packet it
     decrypts in each arrangement (it exits non-zero otherwise) and reports all three ratios."""
-    from helpers import missing
-    if "ipsec-mb" not in PFE_BACKENDS:
-        missing("built without intel-ipsec-mb (libipsec-mb-dev)")
-    cc = shutil.which(os.environ.get("CC", "cc"))
-    if cc is None:
-        missing("no C compiler (cc) to build benchmarks/imb_threads.c")
+    cc = _compiler_for("benchmarks/imb_threads.c")
     exe = tmp_path / "imb_threads"
     subprocess.run([cc, "-O2", "-maes", "-mpclmul", "-msse4.1", "-o", str(exe),
                     str(ROOT / "benchmarks" / "imb_threads.c"), "-lIPSec_MB", "-lpthread",
