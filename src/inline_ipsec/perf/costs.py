@@ -1,8 +1,7 @@
 """Where a PFE burst's time goes: crypto, ESP framing, the kernel's fixed cost per burst, and
 the cost of calling it from Python.
 
-Three things are timed on the same packets at several burst sizes n, in interleaved windows
-(one of each per round, in rotating order, medians over the rounds):
+Three things are timed on the same packets at several burst sizes n:
 
 - the raw-crypto loop (`RawBursts`, timed inside C): n × C, C the crypto per packet;
 - the burst kernel alone (`SaTable.time_kernel`, timed inside C: a cycle counter read before
@@ -12,8 +11,14 @@ Three things are timed on the same packets at several burst sizes n, in interlea
   burst): E + n × P', whose intercept E minus K is the cost of the call itself (the Python
   call, releasing and retaking the GIL, the table's lock).
 
-Least-squares lines through the medians give K and P, and E; P - C is the ESP framing
-(headers, trailer, checksums, SA lookup, anti-replay, counters).
+P - C is the ESP framing (headers, trailer, checksums, SA lookup, anti-replay, counters).
+
+A shared machine's speed drifts by tens of percent within a second, more than these costs
+differ by, and a line through points measured one after another would fit the drift (a
+negative fixed cost when the machine slowed down during the larger bursts). So each round
+times every burst size once, sizes in rotating order and the three windows of a size in
+rotating order, all within a few milliseconds; least-squares lines through one round's
+windows give that round's C, K, P and E, and the split reports their medians over the rounds.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ import numpy as np
 
 from ..benchmark import EngineBursts, RawReference
 
-__all__ = ["CostSplit", "KernelBursts", "cost_split", "fit"]
+__all__ = ["CostSplit", "KernelBursts", "cost_split", "fit", "split_rounds"]
 
 BURST_SIZES = (1, 2, 4, 8, 16, 32)
 #: Bursts per window, as the engine figures (`benchmark.WINDOW_BURSTS["pfe"]`).
@@ -85,44 +90,83 @@ class KernelBursts:
         return (ns - timer_ns) / calls
 
 
+class _SizeWindows:
+    """The three windows of one burst size n, each in ns per burst of n packets: the raw loop,
+    the kernel in C, the kernel called from Python."""
+
+    def __init__(self, backend: str, direction: str, size: object, bits: int, n: int) -> None:
+        self.raw = RawReference(bits, size, n, encrypt=direction == "encrypt", backend=backend,
+                                bursts=WINDOW)
+        engine = EngineBursts("pfe", backend, bits, size, n, bursts=WINDOW, repeat=1)
+        self.called = EngineBursts("pfe", backend, bits, size, n, bursts=WINDOW, repeat=1)
+        self.kernel = KernelBursts(engine, direction)
+        self.direction = direction
+
+    def python_window(self) -> float:
+        self.called.prepare(self.direction)
+        return self.called.window_ns(self.direction)
+
+    def steps(self) -> list:
+        return [lambda: self.raw.window_ns(1), lambda: self.kernel.window_ns(1),
+                self.python_window]
+
+
+#: Rounds every split takes at least, however short its duration.
+MIN_ROUNDS = 15
+
+
+def _rounds(windows: Sequence[_SizeWindows], duration: float) -> list[list[list[float]]]:
+    """rounds[r][k][i]: round r, window k (raw, kernel, called), burst size i. Every round
+    times each size once (sizes and windows in rotating order), for `duration` seconds and
+    at least MIN_ROUNDS rounds."""
+    for w in windows:                       # warm caches and branch predictors
+        for step in w.steps():
+            step()
+    rounds: list[list[list[float]]] = []
+    deadline = time.perf_counter() + duration
+    r = 0
+    while r < MIN_ROUNDS or time.perf_counter() < deadline:
+        row = [[0.0] * len(windows) for _ in range(3)]
+        for a in range(len(windows)):
+            i = (a + r) % len(windows)
+            steps = windows[i].steps()
+            for b in range(3):
+                k = (b + r + a) % 3
+                row[k][i] = steps[k]()
+        rounds.append(row)
+        r += 1
+    return rounds
+
+
 def _medians(backend: str, direction: str, size: object, bits: int, n: int,
              duration: float) -> tuple[float, float, float]:
     """Median ns per burst of n packets: raw loop, kernel in C, kernel called from Python."""
-    raw = RawReference(bits, size, n, encrypt=direction == "encrypt", backend=backend,
-                       bursts=WINDOW)
-    engine = EngineBursts("pfe", backend, bits, size, n, bursts=WINDOW, repeat=1)
-    called = EngineBursts("pfe", backend, bits, size, n, bursts=WINDOW, repeat=1)
-    kernel = KernelBursts(engine, direction)
+    rounds = _rounds([_SizeWindows(backend, direction, size, bits, n)], duration)
+    return tuple(statistics.median(row[k][0] for row in rounds)  # type: ignore[return-value]
+                 for k in range(3))
 
-    def python_window() -> float:
-        called.prepare(direction)
-        return called.window_ns(direction)
 
-    steps = [lambda: raw.window_ns(1), lambda: kernel.window_ns(1), python_window]
-    for step in steps:                      # warm caches and branch predictors
-        step()
-    samples: list[list[float]] = [[], [], []]
-    deadline = time.perf_counter() + duration
-    k = 0
-    while k < 15 or time.perf_counter() < deadline:
-        for j in range(3):                  # rotating order: no side always goes first
-            m = (j + k) % 3
-            samples[m].append(steps[m]())
-        k += 1
-    return tuple(statistics.median(s) for s in samples)  # type: ignore[return-value]
+def split_rounds(bursts: Sequence[int],
+                 rounds: Sequence[Sequence[Sequence[float]]]) -> tuple[float, float, float, float]:
+    """(crypto, framing, kernel fixed, fixed) from `_rounds`' windows: one line per round and
+    window through the burst sizes, medians of the lines' slopes and intercepts over rounds."""
+    fits = []
+    for row in rounds:
+        _, crypto = fit(bursts, row[0])
+        kernel_fixed, per_packet = fit(bursts, row[1])
+        fixed, _ = fit(bursts, row[2])
+        fits.append((crypto, per_packet - crypto, kernel_fixed, fixed))
+    crypto, framing, kernel_fixed, fixed = (statistics.median(f[j] for f in fits)
+                                            for j in range(4))
+    return crypto, framing, kernel_fixed, fixed
 
 
 def cost_split(backend: str, direction: str, size: object = 64, bits: int = 128,
                bursts: Sequence[int] = BURST_SIZES, duration: float = 0.2) -> CostSplit:
-    """Measure the PFE on `backend` at each burst size and split its cost (module docstring)."""
-    raw, kernel, called = [], [], []
-    for n in bursts:
-        r, k, c = _medians(backend, direction, size, bits, n, duration)
-        raw.append(r)
-        kernel.append(k)
-        called.append(c)
-    kernel_fixed, per_packet = fit(bursts, kernel)
-    fixed, _ = fit(bursts, called)
-    _, crypto = fit(bursts, raw)
-    return CostSplit(backend, direction, size, crypto, per_packet - crypto, fixed,
-                     kernel_fixed, fixed - kernel_fixed)
+    """Measure the PFE on `backend` at each burst size and split its cost (module docstring):
+    `duration` seconds per burst size in all, the sizes measured together round by round."""
+    windows = [_SizeWindows(backend, direction, size, bits, n) for n in bursts]
+    crypto, framing, kernel_fixed, fixed = split_rounds(
+        bursts, _rounds(windows, duration * len(bursts)))
+    return CostSplit(backend, direction, size, crypto, framing, fixed, kernel_fixed,
+                     fixed - kernel_fixed)
