@@ -69,11 +69,8 @@ def test_every_round_times_every_size_once_in_rotating_order():
 
     class Windows:
         def __init__(self, i):
-            self.i = i
-
-        def steps(self):
-            return [lambda k=k: calls.append((self.i, k)) or float(10 * self.i + k)
-                    for k in range(3)]
+            self.steps = [lambda k=k: calls.append((i, k)) or float(10 * i + k)
+                          for k in range(3)]
 
     rounds = _rounds([Windows(i) for i in range(4)], duration=0.0)
     assert len(rounds) == MIN_ROUNDS

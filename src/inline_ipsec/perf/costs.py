@@ -101,14 +101,12 @@ class _SizeWindows:
         self.called = EngineBursts("pfe", backend, bits, size, n, bursts=WINDOW, repeat=1)
         self.kernel = KernelBursts(engine, direction)
         self.direction = direction
+        self.steps = [lambda: self.raw.window_ns(1), lambda: self.kernel.window_ns(1),
+                      self.python_window]
 
     def python_window(self) -> float:
         self.called.prepare(self.direction)
         return self.called.window_ns(self.direction)
-
-    def steps(self) -> list:
-        return [lambda: self.raw.window_ns(1), lambda: self.kernel.window_ns(1),
-                self.python_window]
 
 
 #: Rounds every split takes at least, however short its duration.
@@ -120,7 +118,7 @@ def _rounds(windows: Sequence[_SizeWindows], duration: float) -> list[list[list[
     times each size once (sizes and windows in rotating order), for `duration` seconds and
     at least MIN_ROUNDS rounds."""
     for w in windows:                       # warm caches and branch predictors
-        for step in w.steps():
+        for step in w.steps:
             step()
     rounds: list[list[list[float]]] = []
     deadline = time.perf_counter() + duration
@@ -129,10 +127,9 @@ def _rounds(windows: Sequence[_SizeWindows], duration: float) -> list[list[list[
         row = [[0.0] * len(windows) for _ in range(3)]
         for a in range(len(windows)):
             i = (a + r) % len(windows)
-            steps = windows[i].steps()
             for b in range(3):
                 k = (b + r + a) % 3
-                row[k][i] = steps[k]()
+                row[k][i] = windows[i].steps[k]()
         rounds.append(row)
         r += 1
     return rounds
